@@ -1,0 +1,352 @@
+//! `Content`: a state interned into dense integer ids, every table sorted. This is what a signed
+//! snapshot carries and what the [`crate::Index`] is built from. `check` re-validates it, because a
+//! decoder must never trust its input to be well formed, signed or not.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, ModelErrorKind as K};
+use crate::id::{is_group, is_valid_action_name, is_valid_id};
+use crate::state::{shorten, AssignmentKey, Freshness, State};
+use crate::wire::Limits;
+use crate::Tier;
+
+/// Marks "no parent" in dense parent arrays.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// The interned tables of one state. Ids are positions in the sorted name tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Content {
+    /// `(name, tier)`, sorted by name. Tier: 0 low, 1 standard, 2 high.
+    pub actions: Vec<(String, u8)>,
+    /// `(name, action ids ascending)`, sorted by name.
+    pub roles: Vec<(String, Vec<u32>)>,
+    /// `(id, parent resource)`, sorted by id.
+    pub resources: Vec<(String, Option<u32>)>,
+    /// Every subject that a membership, assignment or suspension names, sorted.
+    pub subjects: Vec<String>,
+    /// `(member, group)` subject ids, sorted.
+    pub memberships: Vec<(u32, u32)>,
+    /// `(resource, principal subject, role, expires_at)`, sorted.
+    pub assignments: Vec<(u32, u32, u32, Option<u64>)>,
+    /// Suspended subject ids, sorted.
+    pub suspended: Vec<u32>,
+    /// Freshness bounds in ms: low, standard, high.
+    pub freshness: [u64; 3],
+}
+
+fn position(table: &[String], name: &str) -> Option<u32> {
+    table.binary_search_by(|s| s.as_str().cmp(name)).ok().and_then(|i| u32::try_from(i).ok())
+}
+
+fn missing(what: &str, name: &str) -> ModelError {
+    ModelError::new(K::InvalidValue, name, format!("{what} `{}` is not declared", shorten(name)))
+}
+
+fn id32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(NONE)
+}
+
+fn is_strictly_sorted<T: Ord>(v: &[T]) -> bool {
+    v.windows(2).all(|w| matches!(w, [a, b] if a < b))
+}
+
+/// Compressed sparse rows: `start[i]..start[i + 1]` indexes the neighbours of node `i`.
+pub(crate) fn csr(n: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; n + 1];
+    for (from, _) in edges.clone() {
+        if let Some(c) = start.get_mut(from as usize + 1) {
+            *c += 1;
+        }
+    }
+    for i in 1..start.len() {
+        let prev = start.get(i - 1).copied().unwrap_or(0);
+        if let Some(c) = start.get_mut(i) {
+            *c += prev;
+        }
+    }
+    let mut fill = start.clone();
+    let mut out = vec![0u32; start.last().copied().unwrap_or(0) as usize];
+    for (from, to) in edges {
+        if let Some(pos) = fill.get_mut(from as usize) {
+            if let Some(slot) = out.get_mut(*pos as usize) {
+                *slot = to;
+            }
+            *pos += 1;
+        }
+    }
+    (start, out)
+}
+
+pub(crate) fn row<'a>(start: &[u32], items: &'a [u32], i: u32) -> &'a [u32] {
+    let lo = start.get(i as usize).copied().unwrap_or(0) as usize;
+    let hi = start.get(i as usize + 1).copied().unwrap_or(0) as usize;
+    items.get(lo..hi).unwrap_or(&[])
+}
+
+/// Finds a cycle in a directed graph given as CSR; returns its nodes, first node repeated last.
+fn find_cycle(n: usize, start: &[u32], adj: &[u32]) -> Option<Vec<u32>> {
+    // 0 unvisited, 1 on the stack, 2 done
+    let mut color = vec![0u8; n];
+    for root in 0..n {
+        if color.get(root).copied() != Some(0) {
+            continue;
+        }
+        let mut stack: Vec<(u32, usize)> = vec![(id32(root), 0)];
+        if let Some(c) = color.get_mut(root) {
+            *c = 1;
+        }
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let nbrs = row(start, adj, node);
+            if let Some(&to) = nbrs.get(*next) {
+                *next += 1;
+                match color.get(to as usize).copied() {
+                    Some(0) => {
+                        if let Some(c) = color.get_mut(to as usize) {
+                            *c = 1;
+                        }
+                        stack.push((to, 0));
+                    }
+                    Some(1) => {
+                        let from = stack.iter().position(|(v, _)| *v == to).unwrap_or(0);
+                        let mut cycle: Vec<u32> = stack.get(from..).unwrap_or(&[]).iter().map(|(v, _)| *v).collect();
+                        cycle.push(to);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                if let Some(c) = color.get_mut(node as usize) {
+                    *c = 2;
+                }
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+impl Content {
+    /// Interns a state. Fails only if the state references something it does not declare.
+    pub fn from_state(state: &State) -> Result<Content, ModelError> {
+        let action_names: Vec<String> = state.actions.keys().cloned().collect();
+        let resource_names: Vec<String> = state.resources.keys().cloned().collect();
+        let role_names: Vec<String> = state.roles.keys().cloned().collect();
+        let mut subjects = BTreeSet::new();
+        for (m, g) in &state.memberships {
+            subjects.insert(m.as_str());
+            subjects.insert(g.as_str());
+        }
+        for k in state.assignments.keys() {
+            subjects.insert(k.principal.as_str());
+        }
+        for s in &state.suspended {
+            subjects.insert(s.as_str());
+        }
+        let subjects: Vec<String> = subjects.into_iter().map(str::to_string).collect();
+        let subj = |s: &str| position(&subjects, s).ok_or_else(|| missing("subject", s));
+        let res = |s: &str| position(&resource_names, s).ok_or_else(|| missing("resource", s));
+
+        let actions = state.actions.iter().map(|(n, t)| (n.clone(), t.to_u8())).collect();
+        let mut roles = Vec::with_capacity(state.roles.len());
+        for (name, acts) in &state.roles {
+            let ids = acts.iter().map(|a| position(&action_names, a).ok_or_else(|| missing("action", a))).collect::<Result<Vec<_>, _>>()?;
+            roles.push((name.clone(), ids));
+        }
+        let mut resources = Vec::with_capacity(state.resources.len());
+        for (id, parent) in &state.resources {
+            let p = match parent {
+                Some(p) => Some(res(p)?),
+                None => None,
+            };
+            resources.push((id.clone(), p));
+        }
+        let mut memberships = Vec::with_capacity(state.memberships.len());
+        for (m, g) in &state.memberships {
+            memberships.push((subj(m)?, subj(g)?));
+        }
+        let mut assignments = Vec::with_capacity(state.assignments.len());
+        for (k, exp) in &state.assignments {
+            let role = position(&role_names, &k.role).ok_or_else(|| missing("role", &k.role))?;
+            assignments.push((res(&k.resource)?, subj(&k.principal)?, role, *exp));
+        }
+        let suspended = state.suspended.iter().map(|s| subj(s)).collect::<Result<Vec<_>, _>>()?;
+        // BTree order of names equals order of ids, so every table is already sorted.
+        Ok(Content { actions, roles, resources, subjects, memberships, assignments, suspended, freshness: state.freshness.to_array() })
+    }
+
+    /// Turns ids back into names. Call only on checked content.
+    pub fn to_state(&self, tenant: &str) -> State {
+        let name = |t: &[String], i: u32| t.get(i as usize).cloned().unwrap_or_default();
+        let action_names: Vec<String> = self.actions.iter().map(|(n, _)| n.clone()).collect();
+        let role_names: Vec<String> = self.roles.iter().map(|(n, _)| n.clone()).collect();
+        let resource_names: Vec<String> = self.resources.iter().map(|(n, _)| n.clone()).collect();
+        State {
+            tenant: tenant.to_string(),
+            actions: self.actions.iter().map(|(n, t)| (n.clone(), Tier::from_u8(*t).unwrap_or(Tier::High))).collect(),
+            roles: self.roles.iter().map(|(n, ids)| (n.clone(), ids.iter().map(|a| name(&action_names, *a)).collect())).collect(),
+            resources: self.resources.iter().map(|(n, p)| (n.clone(), p.map(|p| name(&resource_names, p)))).collect(),
+            memberships: self.memberships.iter().map(|(m, g)| (name(&self.subjects, *m), name(&self.subjects, *g))).collect(),
+            assignments: self
+                .assignments
+                .iter()
+                .map(|(r, p, role, e)| {
+                    (AssignmentKey { resource: name(&resource_names, *r), principal: name(&self.subjects, *p), role: name(&role_names, *role) }, *e)
+                })
+                .collect::<BTreeMap<_, _>>(),
+            suspended: self.suspended.iter().map(|s| name(&self.subjects, *s)).collect(),
+            freshness: Freshness::from_array(self.freshness),
+        }
+    }
+
+    /// Full structural validation: limits, sort order, id syntax, ranges, cycles, depth.
+    pub fn check(&self, limits: &Limits) -> Result<(), ModelError> {
+        let limit = |what: &str, count: usize, max: usize| {
+            if count > max {
+                Err(ModelError::new(K::LimitExceeded, what, format!("{count} {what}, over the limit of {max}")))
+            } else {
+                Ok(())
+            }
+        };
+        limit("actions", self.actions.len(), limits.max_actions)?;
+        limit("roles", self.roles.len(), limits.max_roles)?;
+        limit("resources", self.resources.len(), limits.max_entries)?;
+        limit("subjects", self.subjects.len(), limits.max_entries)?;
+        limit("memberships", self.memberships.len(), limits.max_entries)?;
+        limit("assignments", self.assignments.len(), limits.max_entries)?;
+        limit("suspended", self.suspended.len(), limits.max_entries)?;
+        let bad = |what: &str, msg: String| Err(ModelError::new(K::InvalidValue, what, msg));
+
+        if !is_strictly_sorted(&self.actions.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
+            return bad("actions", "actions are not sorted and unique".into());
+        }
+        for (n, t) in &self.actions {
+            if !is_valid_action_name(n) || Tier::from_u8(*t).is_none() {
+                return bad("actions", format!("action `{}` has a bad name or tier", shorten(n)));
+            }
+        }
+        let n_actions = self.actions.len();
+        if !is_strictly_sorted(&self.roles.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
+            return bad("roles", "roles are not sorted and unique".into());
+        }
+        for (n, ids) in &self.roles {
+            if !is_valid_action_name(n) || !is_strictly_sorted(ids) || ids.iter().any(|a| *a as usize >= n_actions) {
+                return bad("roles", format!("role `{}` has a bad name or action list", shorten(n)));
+            }
+        }
+        let n_res = self.resources.len();
+        if !is_strictly_sorted(&self.resources.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
+            return bad("resources", "resources are not sorted and unique".into());
+        }
+        for (i, (n, p)) in self.resources.iter().enumerate() {
+            if !is_valid_id(n) || p.is_some_and(|p| p as usize >= n_res || p as usize == i) {
+                if p.is_some_and(|p| p as usize == i) {
+                    return Err(ModelError::new(K::ResourceCycle, n.as_str(), format!("resource cycle: {n} -> {n}")));
+                }
+                return bad("resources", format!("resource `{}` has a bad id or parent", shorten(n)));
+            }
+        }
+        self.check_resource_depth(limits)?;
+
+        let n_subj = self.subjects.len();
+        if !is_strictly_sorted(&self.subjects) {
+            return bad("subjects", "subjects are not sorted and unique".into());
+        }
+        if let Some(s) = self.subjects.iter().find(|s| !is_valid_id(s)) {
+            return bad("subjects", format!("subject `{}` is not a valid id", shorten(s)));
+        }
+        if !is_strictly_sorted(&self.memberships) {
+            return bad("memberships", "memberships are not sorted and unique".into());
+        }
+        for (m, g) in &self.memberships {
+            let (Some(mn), Some(gn)) = (self.subjects.get(*m as usize), self.subjects.get(*g as usize)) else {
+                return bad("memberships", "a membership refers to a subject out of range".into());
+            };
+            if !is_group(gn) {
+                return Err(ModelError::new(K::NotAGroup, format!("memberships[{mn} in {gn}]"), format!("`{gn}` is not a group")));
+            }
+        }
+        let (start, adj) = csr(n_subj, self.memberships.iter().copied());
+        if let Some(cycle) = find_cycle(n_subj, &start, &adj) {
+            let names: Vec<&str> = cycle.iter().map(|i| self.subjects.get(*i as usize).map_or("?", String::as_str)).collect();
+            return Err(ModelError::new(K::GroupCycle, names.first().copied().unwrap_or(""), format!("group membership cycle: {}", names.join(" -> "))));
+        }
+        if !is_strictly_sorted(&self.assignments.iter().map(|(r, p, role, _)| (r, p, role)).collect::<Vec<_>>()) {
+            return bad("assignments", "assignments are not sorted and unique".into());
+        }
+        if self.assignments.iter().any(|(r, p, role, _)| *r as usize >= n_res || *p as usize >= n_subj || *role as usize >= self.roles.len()) {
+            return bad("assignments", "an assignment refers to an id out of range".into());
+        }
+        if !is_strictly_sorted(&self.suspended) || self.suspended.iter().any(|s| *s as usize >= n_subj) {
+            return bad("suspended", "suspended subjects are not sorted, unique and in range".into());
+        }
+        let mut referenced = vec![false; n_subj];
+        let mut mark = |i: u32| {
+            if let Some(r) = referenced.get_mut(i as usize) {
+                *r = true;
+            }
+        };
+        self.memberships.iter().for_each(|(m, g)| {
+            mark(*m);
+            mark(*g);
+        });
+        self.assignments.iter().for_each(|(_, p, _, _)| mark(*p));
+        self.suspended.iter().for_each(|s| mark(*s));
+        if referenced.iter().any(|r| !r) {
+            return bad("subjects", "the subject table lists a subject nothing refers to".into());
+        }
+        if self.freshness.contains(&0) {
+            return bad("freshness", "a freshness bound is zero".into());
+        }
+        Ok(())
+    }
+
+    fn check_resource_depth(&self, limits: &Limits) -> Result<(), ModelError> {
+        // depth[i]: 0 unknown, u32::MAX on the current walk, else depth + 1.
+        let mut depth = vec![0u32; self.resources.len()];
+        let parent = |i: u32| self.resources.get(i as usize).and_then(|(_, p)| *p);
+        let name = |i: u32| self.resources.get(i as usize).map_or("?", |(n, _)| n.as_str());
+        for i in 0..self.resources.len() {
+            let mut walk = Vec::new();
+            let mut cur = Some(id32(i));
+            let mut base = 0u32;
+            while let Some(c) = cur {
+                match depth.get(c as usize).copied() {
+                    Some(0) => {
+                        if let Some(d) = depth.get_mut(c as usize) {
+                            *d = u32::MAX;
+                        }
+                        walk.push(c);
+                        cur = parent(c);
+                    }
+                    Some(u32::MAX) => {
+                        let from = walk.iter().position(|w| *w == c).unwrap_or(0);
+                        let mut names: Vec<&str> = walk.get(from..).unwrap_or(&[]).iter().map(|w| name(*w)).collect();
+                        names.push(name(c));
+                        return Err(ModelError::new(K::ResourceCycle, name(c), format!("resource cycle: {}", names.join(" -> "))));
+                    }
+                    Some(d) => {
+                        base = d;
+                        cur = None;
+                    }
+                    None => break,
+                }
+            }
+            for (k, w) in walk.iter().rev().enumerate() {
+                let d = base + id32(k) + 1;
+                if d as usize > limits.max_depth {
+                    return Err(ModelError::new(K::LimitExceeded, name(*w), format!("resource `{}` is {d} levels deep, over the limit of {}", name(*w), limits.max_depth)));
+                }
+                if let Some(slot) = depth.get_mut(*w as usize) {
+                    *slot = d;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn freshness(&self) -> Freshness {
+        Freshness::from_array(self.freshness)
+    }
+}

@@ -1,0 +1,227 @@
+//! Deltas: the name-keyed operations that turn one state into the next, `diff` that computes them
+//! and says whether they revoke anything, and `apply_ops` that applies them strictly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{shorten, AssignmentKey, Freshness, State};
+use crate::{Error, Tier};
+
+/// The operations of one delta. Removals are checked to exist and additions not to, so a delta
+/// applies to exactly one state; the signed digests make that airtight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaOps {
+    /// Added or re-tiered actions: `(name, tier)`.
+    pub actions_set: Vec<(String, u8)>,
+    pub actions_del: Vec<String>,
+    /// Added or changed roles: `(name, actions)`.
+    pub roles_set: Vec<(String, Vec<String>)>,
+    pub roles_del: Vec<String>,
+    /// Added or moved resources: `(id, parent)`.
+    pub resources_set: Vec<(String, Option<String>)>,
+    pub resources_del: Vec<String>,
+    /// `(member, group)`.
+    pub memberships_add: Vec<(String, String)>,
+    pub memberships_del: Vec<(String, String)>,
+    /// Added assignments or changed expiries: `(resource, principal, role, expires_at)`.
+    pub assignments_set: Vec<(String, String, String, Option<u64>)>,
+    /// `(resource, principal, role)`.
+    pub assignments_del: Vec<(String, String, String)>,
+    pub suspended_add: Vec<String>,
+    pub suspended_del: Vec<String>,
+    /// New freshness bounds (low, standard, high), when they changed.
+    pub freshness: Option<[u64; 3]>,
+}
+
+impl DeltaOps {
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0 && self.freshness.is_none()
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts().values().sum()
+    }
+
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        [
+            ("actions_set", self.actions_set.len()),
+            ("actions_del", self.actions_del.len()),
+            ("roles_set", self.roles_set.len()),
+            ("roles_del", self.roles_del.len()),
+            ("resources_set", self.resources_set.len()),
+            ("resources_del", self.resources_del.len()),
+            ("memberships_add", self.memberships_add.len()),
+            ("memberships_del", self.memberships_del.len()),
+            ("assignments_set", self.assignments_set.len()),
+            ("assignments_del", self.assignments_del.len()),
+            ("suspended_add", self.suspended_add.len()),
+            ("suspended_del", self.suspended_del.len()),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// What `diff` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub ops: DeltaOps,
+    /// True when the change removes access in any way (see [`diff`]).
+    pub revokes: bool,
+}
+
+/// Whether an expiry moved earlier (`None` is "never").
+fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
+    match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a < b,
+    }
+}
+
+/// Compares two states of one tenant. `revokes` is true when anything that can deny a request
+/// that was allowed changes: a removed membership, assignment, resource, action or role; a role
+/// losing an action; a resource moved to another parent; a new suspension; an earlier expiry; a
+/// shorter freshness bound for any action (a stricter tier or a smaller bound).
+pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
+    if before.tenant != after.tenant {
+        return Err(Error::TenantMismatch { expected: before.tenant.clone(), found: after.tenant.clone() });
+    }
+    let mut ops = DeltaOps::default();
+    let mut revokes = false;
+
+    for (name, tier) in &after.actions {
+        match before.actions.get(name) {
+            Some(old) if old == tier => {}
+            old => {
+                if let Some(old) = old {
+                    revokes |= after.freshness.bound(*tier) < before.freshness.bound(*old);
+                }
+                ops.actions_set.push((name.clone(), tier.to_u8()));
+            }
+        }
+    }
+    for name in before.actions.keys().filter(|n| !after.actions.contains_key(*n)) {
+        ops.actions_del.push(name.clone());
+        revokes = true;
+    }
+    for (name, acts) in &after.roles {
+        match before.roles.get(name) {
+            Some(old) if old == acts => {}
+            old => {
+                if let Some(old) = old {
+                    revokes |= !old.is_subset(acts);
+                }
+                ops.roles_set.push((name.clone(), acts.iter().cloned().collect()));
+            }
+        }
+    }
+    for name in before.roles.keys().filter(|n| !after.roles.contains_key(*n)) {
+        ops.roles_del.push(name.clone());
+        revokes = true;
+    }
+    for (id, parent) in &after.resources {
+        match before.resources.get(id) {
+            Some(old) if old == parent => {}
+            old => {
+                revokes |= old.is_some();
+                ops.resources_set.push((id.clone(), parent.clone()));
+            }
+        }
+    }
+    for id in before.resources.keys().filter(|n| !after.resources.contains_key(*n)) {
+        ops.resources_del.push(id.clone());
+        revokes = true;
+    }
+    ops.memberships_add = after.memberships.difference(&before.memberships).cloned().collect();
+    ops.memberships_del = before.memberships.difference(&after.memberships).cloned().collect();
+    revokes |= !ops.memberships_del.is_empty();
+    for (k, exp) in &after.assignments {
+        match before.assignments.get(k) {
+            Some(old) if old == exp => {}
+            old => {
+                if let Some(old) = old {
+                    revokes |= earlier(*old, *exp);
+                }
+                ops.assignments_set.push((k.resource.clone(), k.principal.clone(), k.role.clone(), *exp));
+            }
+        }
+    }
+    for k in before.assignments.keys().filter(|k| !after.assignments.contains_key(*k)) {
+        ops.assignments_del.push((k.resource.clone(), k.principal.clone(), k.role.clone()));
+        revokes = true;
+    }
+    ops.suspended_add = after.suspended.difference(&before.suspended).cloned().collect();
+    ops.suspended_del = before.suspended.difference(&after.suspended).cloned().collect();
+    revokes |= !ops.suspended_add.is_empty();
+    if before.freshness != after.freshness {
+        ops.freshness = Some(after.freshness.to_array());
+        revokes |= Tier::ALL.iter().any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
+    }
+    Ok(Diff { ops, revokes })
+}
+
+fn bad(msg: String) -> Error {
+    Error::InvalidDelta(msg)
+}
+
+/// Applies operations to a state, strictly: every removal must find its entry and every addition
+/// must be new. References are not checked here; the caller validates the result as a whole.
+pub fn apply_ops(state: &mut State, ops: &DeltaOps) -> Result<(), Error> {
+    for name in &ops.actions_del {
+        state.actions.remove(name).ok_or_else(|| bad(format!("removes action `{}` that does not exist", shorten(name))))?;
+    }
+    for (name, tier) in &ops.actions_set {
+        let tier = Tier::from_u8(*tier).ok_or_else(|| bad(format!("action `{}` has an unknown tier {tier}", shorten(name))))?;
+        state.actions.insert(name.clone(), tier);
+    }
+    for name in &ops.roles_del {
+        state.roles.remove(name).ok_or_else(|| bad(format!("removes role `{}` that does not exist", shorten(name))))?;
+    }
+    for (name, acts) in &ops.roles_set {
+        let set: std::collections::BTreeSet<String> = acts.iter().cloned().collect();
+        if set.len() != acts.len() {
+            return Err(bad(format!("role `{}` lists an action twice", shorten(name))));
+        }
+        state.roles.insert(name.clone(), set);
+    }
+    for id in &ops.resources_del {
+        state.resources.remove(id).ok_or_else(|| bad(format!("removes resource `{}` that does not exist", shorten(id))))?;
+    }
+    for (id, parent) in &ops.resources_set {
+        state.resources.insert(id.clone(), parent.clone());
+    }
+    for pair in &ops.memberships_del {
+        if !state.memberships.remove(pair) {
+            return Err(bad(format!("removes membership `{}` in `{}` that does not exist", shorten(&pair.0), shorten(&pair.1))));
+        }
+    }
+    for pair in &ops.memberships_add {
+        if !state.memberships.insert(pair.clone()) {
+            return Err(bad(format!("adds membership `{}` in `{}` that already exists", shorten(&pair.0), shorten(&pair.1))));
+        }
+    }
+    for (resource, principal, role) in &ops.assignments_del {
+        let key = AssignmentKey { resource: resource.clone(), principal: principal.clone(), role: role.clone() };
+        state.assignments.remove(&key).ok_or_else(|| bad(format!("removes an assignment of `{}` that does not exist", shorten(principal))))?;
+    }
+    for (resource, principal, role, exp) in &ops.assignments_set {
+        let key = AssignmentKey { resource: resource.clone(), principal: principal.clone(), role: role.clone() };
+        state.assignments.insert(key, *exp);
+    }
+    for s in &ops.suspended_del {
+        if !state.suspended.remove(s) {
+            return Err(bad(format!("lifts suspension of `{}` that is not suspended", shorten(s))));
+        }
+    }
+    for s in &ops.suspended_add {
+        if !state.suspended.insert(s.clone()) {
+            return Err(bad(format!("suspends `{}` twice", shorten(s))));
+        }
+    }
+    if let Some(f) = ops.freshness {
+        state.freshness = Freshness::from_array(f);
+    }
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! The evaluator's state machine: what it holds (one indexed snapshot, the watermark,
+//! `confirmed_at`), how signed messages move it, and the decision gates 1 to 4 in front of the
+//! index's gates 5 to 9. Every method that can fail builds the new state aside and commits it only
+//! when nothing failed, so a rejected message leaves the evaluator exactly as it was.
+
+use serde::Serialize;
+
+use crate::content::Content;
+use crate::digest::hex;
+use crate::id::{is_valid_action_name, is_valid_id};
+use crate::index::Index;
+use crate::keys::PublicKey;
+use crate::state::{ById, Freshness};
+use crate::wire::{decode_exact, digest_bytes, parse, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload};
+use crate::{apply_ops, Decision, DecisionView, Error, Reason, State, Tier};
+
+/// A request: subject, action, resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub subject: &'a str,
+    pub action: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(subject: &'a str, action: &'a str, resource: &'a str) -> Self {
+        Request { subject, action, resource }
+    }
+}
+
+struct Loaded {
+    index: Index,
+    epoch: u64,
+}
+
+/// Table sizes of the loaded state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Counts {
+    pub actions: usize,
+    pub roles: usize,
+    pub resources: usize,
+    pub subjects: usize,
+    pub members: usize,
+    pub groups: usize,
+    pub memberships: usize,
+    pub assignments: usize,
+    pub suspended: usize,
+}
+
+/// What an evaluator holds, as the contract's `status()` object (plus digest, keys, bounds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub tenant: String,
+    pub epoch: Option<u64>,
+    pub watermark: u64,
+    pub confirmed_at: Option<u64>,
+    /// True when a snapshot is loaded and its epoch is below the watermark (gate 3 fails).
+    pub stale: bool,
+    pub preview: bool,
+    pub counts: Counts,
+    pub digest: Option<String>,
+    pub key_ids: Vec<String>,
+    pub freshness: Option<Freshness>,
+}
+
+/// What happened to a delta that rode on a watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    Applied,
+    AlreadyApplied,
+    /// Not applied (a gap, or the edge is ahead): the watermark still took effect, so the edge
+    /// refuses to answer until it catches up.
+    Skipped(Error),
+}
+
+/// The result of applying a watermark message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkApplied {
+    pub watermark: u64,
+    pub epoch: Option<u64>,
+    pub delta: Option<DeltaOutcome>,
+}
+
+/// The result of loading a snapshot or applying a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub epoch: u64,
+    /// False when the message was already applied (a replay: nothing changed).
+    pub applied: bool,
+}
+
+/// Holds one tenant's authorization state and answers checks against it.
+pub struct Evaluator {
+    tenant: String,
+    keys: Vec<PublicKey>,
+    preview: bool,
+    loaded: Option<Loaded>,
+    watermark: u64,
+    confirmed_at: Option<u64>,
+    limits: Limits,
+}
+
+enum Prepared {
+    Noop(u64),
+    New(Loaded, u64),
+}
+
+impl Evaluator {
+    /// A signed evaluator for `tenant` trusting the given base64 Ed25519 public keys.
+    pub fn new(tenant: &str, public_keys: &[&str]) -> Result<Evaluator, Error> {
+        let keys = public_keys.iter().map(|k| PublicKey::from_base64(k)).collect::<Result<Vec<_>, _>>()?;
+        Self::with_keys(tenant, keys)
+    }
+
+    pub fn with_keys(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
+        if !crate::id::is_valid_tenant(tenant) {
+            return Err(Error::InvalidArgument(format!("tenant `{}` is not a valid tenant name", crate::state::shorten(tenant))));
+        }
+        if keys.is_empty() {
+            return Err(Error::InvalidArgument("a signed evaluator needs at least one trusted public key".into()));
+        }
+        Ok(Evaluator { tenant: tenant.to_string(), keys, preview: false, loaded: None, watermark: 0, confirmed_at: None, limits: Limits::default() })
+    }
+
+    /// An unsigned preview evaluator over a compiled state (epoch 0; no watermark, no freshness).
+    pub fn preview(state: &State) -> Result<Evaluator, Error> {
+        let limits = Limits::default();
+        state.check_references(&ById)?;
+        let index = Index::build(Content::from_state(state)?, &limits)?;
+        Ok(Evaluator {
+            tenant: state.tenant.clone(),
+            keys: Vec::new(),
+            preview: true,
+            loaded: Some(Loaded { index, epoch: 0 }),
+            watermark: 0,
+            confirmed_at: None,
+            limits,
+        })
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn is_preview(&self) -> bool {
+        self.preview
+    }
+
+    pub fn epoch(&self) -> Option<u64> {
+        self.loaded.as_ref().map(|l| l.epoch)
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
+    pub fn confirmed_at(&self) -> Option<u64> {
+        self.confirmed_at
+    }
+
+    /// The loaded index, if any.
+    pub fn index(&self) -> Option<&Index> {
+        self.loaded.as_ref().map(|l| &l.index)
+    }
+
+    fn check_tenant(&self, tenant: &str) -> Result<(), Error> {
+        if tenant == self.tenant {
+            Ok(())
+        } else {
+            Err(Error::TenantMismatch { expected: self.tenant.clone(), found: crate::state::shorten(tenant) })
+        }
+    }
+
+    fn open<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], kind: MessageKind) -> Result<T, Error> {
+        if self.preview {
+            return Err(Error::PreviewMode);
+        }
+        let env = parse(bytes, &self.limits)?.expect(kind)?;
+        env.verify(&self.keys)?;
+        decode_exact(&env.payload, kind.as_str())
+    }
+
+    fn confirm(&mut self, issued_at: u64) {
+        self.confirmed_at = Some(self.confirmed_at.map_or(issued_at, |c| c.max(issued_at)));
+    }
+
+    fn build(&self, content: Content) -> Result<Index, Error> {
+        Index::build(content, &self.limits).map_err(|e| Error::InvalidSnapshot(e.to_string()))
+    }
+
+    /// Loads a signed snapshot. An older epoch is a rollback; the same epoch with the same content
+    /// is a no-op; the same epoch with other content is `epoch_conflict`.
+    pub fn load_snapshot(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        let p: SnapshotPayload = self.open(bytes, MessageKind::Snapshot)?;
+        self.check_tenant(&p.tenant)?;
+        if p.epoch == 0 {
+            return Err(Error::InvalidSnapshot("epoch 0 is reserved".into()));
+        }
+        if let Some(l) = &self.loaded {
+            if p.epoch < l.epoch {
+                return Err(Error::Rollback { incoming: p.epoch, held: l.epoch });
+            }
+            if p.epoch == l.epoch {
+                if crate::digest::digest(&p.content) != l.index.digest() {
+                    return Err(Error::EpochConflict(p.epoch));
+                }
+                self.confirm(p.issued_at);
+                return Ok(Applied { epoch: p.epoch, applied: false });
+            }
+        }
+        let index = self.build(p.content)?;
+        self.loaded = Some(Loaded { index, epoch: p.epoch });
+        self.confirm(p.issued_at);
+        Ok(Applied { epoch: p.epoch, applied: true })
+    }
+
+    fn prepare_delta(&self, p: &DeltaPayload) -> Result<Prepared, Error> {
+        self.check_tenant(&p.tenant)?;
+        if p.epoch <= p.base_epoch {
+            return Err(Error::InvalidDelta(format!("epoch {} is not after base epoch {}", p.epoch, p.base_epoch)));
+        }
+        let base_digest = digest_bytes(&p.base_digest, "delta")?;
+        let digest = digest_bytes(&p.digest, "delta")?;
+        let Some(l) = &self.loaded else {
+            return Err(Error::EpochGap { base: p.base_epoch, held: None });
+        };
+        if p.epoch < l.epoch {
+            return Err(Error::Rollback { incoming: p.epoch, held: l.epoch });
+        }
+        if p.epoch == l.epoch {
+            return if digest == l.index.digest() { Ok(Prepared::Noop(l.epoch)) } else { Err(Error::EpochConflict(p.epoch)) };
+        }
+        if p.base_epoch != l.epoch {
+            return Err(Error::EpochGap { base: p.base_epoch, held: Some(l.epoch) });
+        }
+        if base_digest != l.index.digest() {
+            return Err(Error::DigestMismatch("the delta's base is not the held state"));
+        }
+        if p.ops.total() > self.limits.max_entries {
+            return Err(Error::LimitExceeded { what: "delta", count: p.ops.total(), limit: self.limits.max_entries });
+        }
+        let mut state = l.index.content().to_state(&self.tenant);
+        apply_ops(&mut state, &p.ops)?;
+        state.check_references(&ById).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        let content = Content::from_state(&state).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        let index = Index::build(content, &self.limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        if index.digest() != digest {
+            return Err(Error::DigestMismatch("the delta's result differs from the signed digest"));
+        }
+        Ok(Prepared::New(Loaded { index, epoch: p.epoch }, p.epoch))
+    }
+
+    fn commit(&mut self, prepared: Prepared, issued_at: u64) -> Applied {
+        self.confirm(issued_at);
+        match prepared {
+            Prepared::Noop(epoch) => Applied { epoch, applied: false },
+            Prepared::New(loaded, epoch) => {
+                self.loaded = Some(loaded);
+                Applied { epoch, applied: true }
+            }
+        }
+    }
+
+    /// Applies a signed delta. Its `base_epoch` must be the held epoch (else `epoch_gap`); a delta
+    /// to the held epoch with the held content is a no-op; an older target is a `rollback`.
+    pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        let p: DeltaPayload = self.open(bytes, MessageKind::Delta)?;
+        let prepared = self.prepare_delta(&p)?;
+        Ok(self.commit(prepared, p.issued_at))
+    }
+
+    /// Applies a signed watermark message: the watermark only rises and `confirmed_at` moves to its
+    /// `issued_at`. A carried delta is applied when the evaluator is exactly at its base; otherwise
+    /// the watermark still takes effect (the edge fails closed until it catches up).
+    pub fn apply_watermark(&mut self, bytes: &[u8]) -> Result<WatermarkApplied, Error> {
+        let p: WatermarkPayload = self.open(bytes, MessageKind::Watermark)?;
+        self.check_tenant(&p.tenant)?;
+        let mut outcome = None;
+        let mut prepared = None;
+        if let Some(inner) = &p.delta {
+            let d: DeltaPayload = self.open(inner, MessageKind::Delta)?;
+            self.check_tenant(&d.tenant)?;
+            if d.epoch != p.watermark {
+                return Err(Error::InvalidDelta(format!("the carried delta reaches epoch {}, the watermark is {}", d.epoch, p.watermark)));
+            }
+            match self.prepare_delta(&d) {
+                Ok(pr) => prepared = Some((pr, d.issued_at)),
+                Err(e) => outcome = Some(DeltaOutcome::Skipped(e)),
+            }
+        }
+        if let Some((pr, issued_at)) = prepared {
+            let applied = self.commit(pr, issued_at);
+            outcome = Some(if applied.applied { DeltaOutcome::Applied } else { DeltaOutcome::AlreadyApplied });
+        }
+        self.watermark = self.watermark.max(p.watermark);
+        self.confirm(p.issued_at);
+        Ok(WatermarkApplied { watermark: self.watermark, epoch: self.epoch(), delta: outcome })
+    }
+
+    fn decision(&self, reason: Reason, epoch: Option<u64>, tier: Option<Tier>) -> Decision {
+        Decision { allowed: false, reason, epoch, watermark: self.watermark, tier, grant: None }
+    }
+
+    /// The decision for a request whose context could not be read: `no_snapshot` when nothing is
+    /// loaded (gate 1 comes first), else `invalid_request`.
+    pub fn reject_request(&self) -> Decision {
+        match &self.loaded {
+            None => self.decision(Reason::NoSnapshot, None, None),
+            Some(l) => self.decision(Reason::InvalidRequest, Some(l.epoch), None),
+        }
+    }
+
+    /// Gates 1 to 5 shared by checks and listings: the loaded index and the action's id and tier,
+    /// or the reason to refuse.
+    fn gates(&self, action: &str, now: u64, ids_valid: impl FnOnce(&Index) -> bool) -> Result<(&Loaded, Option<u32>, Option<Tier>), Decision> {
+        let Some(l) = &self.loaded else { return Err(self.decision(Reason::NoSnapshot, None, None)) };
+        let a = l.index.action(action);
+        let tier = a.map(|a| l.index.tier(a));
+        if (a.is_none() && !is_valid_action_name(action)) || !ids_valid(&l.index) {
+            return Err(self.decision(Reason::InvalidRequest, Some(l.epoch), tier));
+        }
+        if !self.preview {
+            if l.epoch < self.watermark {
+                return Err(self.decision(Reason::StaleSnapshot, Some(l.epoch), tier));
+            }
+            // An unknown action has no tier: hold it to the strictest bound.
+            let bound = l.index.freshness().bound(tier.unwrap_or(Tier::High));
+            if now.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
+                return Err(self.decision(Reason::FreshnessExceeded, Some(l.epoch), tier));
+            }
+        }
+        Ok((l, a, tier))
+    }
+
+    /// Decides one request at time `now` (Unix ms). Allocation-free.
+    pub fn check(&self, req: Request<'_>, now: u64) -> Decision {
+        let mut ids = (None, None);
+        let gated = self.gates(req.action, now, |ix| {
+            ids = (ix.subject(req.subject), ix.resource(req.resource));
+            (ids.0.is_some() || is_valid_id(req.subject)) && (ids.1.is_some() || is_valid_id(req.resource))
+        });
+        match gated {
+            Err(d) => d,
+            Ok((l, a, tier)) => {
+                let (reason, grant) = l.index.decide(ids.0, a, ids.1, now);
+                Decision { allowed: reason == Reason::Granted, reason, epoch: Some(l.epoch), watermark: self.watermark, tier, grant }
+            }
+        }
+    }
+
+    /// Decides many requests at one `now`, appending to `out`.
+    pub fn check_many(&self, requests: &[Request<'_>], now: u64, out: &mut Vec<Decision>) {
+        out.reserve(requests.len());
+        out.extend(requests.iter().map(|r| self.check(*r, now)));
+    }
+
+    /// A decision with names: the grant's principal, role, resource and group path.
+    pub fn explain(&self, d: &Decision) -> DecisionView<'_> {
+        let grant = match (&self.loaded, &d.grant) {
+            (Some(l), Some(g)) if Some(l.epoch) == d.epoch => l.index.explain(g),
+            _ => None,
+        };
+        DecisionView { allowed: d.allowed, reason: d.reason, epoch: d.epoch, watermark: d.watermark, tier: d.tier, grant }
+    }
+
+    fn refuse(d: Decision, what: &str) -> Error {
+        Error::Refused { reason: d.reason, message: format!("cannot list {what}: {}", d.reason.as_str().replace('_', " ")) }
+    }
+
+    /// Resources (optionally of one type) on which `subject` may do `action`, sorted. Fails with
+    /// the reason code when gates 1 to 5 refuse.
+    pub fn list_resources(&self, subject: &str, action: &str, type_filter: Option<&str>, now: u64) -> Result<Vec<String>, Error> {
+        let mut s = None;
+        let type_ok = type_filter.is_none_or(|t| is_valid_id(&format!("{t}:x")));
+        let (l, a, _) = self
+            .gates(action, now, |ix| {
+                s = ix.subject(subject);
+                (s.is_some() || is_valid_id(subject)) && type_ok
+            })
+            .map_err(|d| Self::refuse(d, "resources"))?;
+        let Some(a) = a else { return Err(Self::refuse(self.decision(Reason::UnknownAction, Some(l.epoch), None), "resources")) };
+        match s {
+            Some(s) if !l.index.is_suspended(s) => Ok(l.index.resources_for(s, a, type_filter, now).into_iter().map(str::to_string).collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Members (not groups), not suspended, who may do `action` on `resource`, sorted.
+    pub fn list_subjects(&self, resource: &str, action: &str, now: u64) -> Result<Vec<String>, Error> {
+        let mut r = None;
+        let (l, a, _) = self
+            .gates(action, now, |ix| {
+                r = ix.resource(resource);
+                r.is_some() || is_valid_id(resource)
+            })
+            .map_err(|d| Self::refuse(d, "subjects"))?;
+        let Some(a) = a else { return Err(Self::refuse(self.decision(Reason::UnknownAction, Some(l.epoch), None), "subjects")) };
+        match r {
+            Some(r) => Ok(l.index.subjects_for(r, a, now).into_iter().map(str::to_string).collect()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let counts = self.loaded.as_ref().map_or_else(Counts::default, |l| {
+            let c = l.index.content();
+            Counts {
+                actions: c.actions.len(),
+                roles: c.roles.len(),
+                resources: c.resources.len(),
+                subjects: c.subjects.len(),
+                members: l.index.members_count(),
+                groups: c.subjects.len() - l.index.members_count(),
+                memberships: c.memberships.len(),
+                assignments: c.assignments.len(),
+                suspended: c.suspended.len(),
+            }
+        });
+        Status {
+            tenant: self.tenant.clone(),
+            epoch: self.epoch(),
+            watermark: self.watermark,
+            confirmed_at: self.confirmed_at,
+            stale: self.loaded.as_ref().is_some_and(|l| !self.preview && l.epoch < self.watermark),
+            preview: self.preview,
+            counts,
+            digest: self.loaded.as_ref().map(|l| hex(&l.index.digest())),
+            key_ids: self.keys.iter().map(|k| k.id().to_string()).collect(),
+            freshness: self.loaded.as_ref().map(|l| l.index.freshness()),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! edge-authz: an authorization evaluator for the edge.
+//!
+//! The core in this crate is pure: it knows nothing of wasm-bindgen, Workers, HTTP, files or clocks.
+//! Time comes in as an argument (`now`, Unix milliseconds). See `ARCHITECTURE.md` for the map.
+//!
+//! ```
+//! use edge_authz::{Evaluator, Model, Request};
+//! let model = Model::from_json(r#"{
+//!   "version": 1, "tenant": "acme",
+//!   "actions": {"read": {"tier": "low"}},
+//!   "roles": {"viewer": ["read"]},
+//!   "resources": [{"id": "org:acme"}, {"id": "doc:plan", "parent": "org:acme"}],
+//!   "memberships": [{"member": "user:alice", "group": "group:staff"}],
+//!   "assignments": [{"principal": "group:staff", "role": "viewer", "resource": "org:acme"}]
+//! }"#).unwrap();
+//! let ev = Evaluator::preview(&model.compile().unwrap().state).unwrap();
+//! let d = ev.check(Request::new("user:alice", "read", "doc:plan"), 0);
+//! assert!(d.allowed);
+//! assert_eq!(ev.explain(&d).grant.unwrap().path, ["user:alice", "group:staff"]);
+//! ```
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
+mod content;
+mod decision;
+mod delta;
+mod digest;
+mod error;
+mod evaluator;
+mod id;
+mod index;
+mod keys;
+mod model;
+mod origin;
+mod state;
+mod wire;
+
+pub use content::Content;
+pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
+pub use delta::{apply_ops, diff, DeltaOps, Diff};
+pub use error::{Error, ModelError, ModelErrorKind};
+pub use evaluator::{Counts, Evaluator, Request, Status};
+pub use id::{is_valid_action_name, is_valid_id, is_valid_tenant, id_type};
+pub use index::Index;
+pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
+pub use model::{Compiled, Model};
+pub use origin::{compile_snapshot, diff_models, sign_watermark, DeltaOutput};
+pub use state::{Freshness, State, DEFAULT_FRESHNESS};
+pub use wire::{inspect, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

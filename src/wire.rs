@@ -1,0 +1,315 @@
+//! The three signed message kinds on the wire.
+//!
+//! Layout: 6 magic bytes `EDGEAZ`, one kind byte (`S` snapshot, `D` delta, `W` watermark), one
+//! format version byte, then a MessagePack array `[key_id, signature, payload]`. The Ed25519
+//! signature covers the 8-byte prefix followed by the payload bytes, so a message cannot be
+//! replayed as another kind or version. The payload is MessagePack (rmp-serde, structs as arrays).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::content::Content;
+use crate::delta::DeltaOps;
+use crate::digest::hex;
+use crate::keys::{PublicKey, SecretKey};
+use crate::Error;
+
+pub const MAGIC: &[u8; 6] = b"EDGEAZ";
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Size and count limits enforced on every input. See the limits table in the README.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest signed message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest model JSON accepted, in bytes.
+    pub max_model_bytes: usize,
+    /// Most entries in any one table (resources, subjects, memberships, assignments, ...).
+    pub max_entries: usize,
+    pub max_actions: usize,
+    pub max_roles: usize,
+    /// Deepest resource hierarchy (a root resource has depth 1).
+    pub max_depth: usize,
+    /// Most (subject, group) pairs in all group closures together.
+    pub max_closure_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 << 20,
+            max_model_bytes: 256 << 20,
+            max_entries: 4_000_000,
+            max_actions: 4096,
+            max_roles: 4096,
+            max_depth: 64,
+            max_closure_entries: 50_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Snapshot,
+    Delta,
+    Watermark,
+}
+
+impl MessageKind {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Snapshot => b'S',
+            Self::Delta => b'D',
+            Self::Watermark => b'W',
+        }
+    }
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            b'S' => Some(Self::Snapshot),
+            b'D' => Some(Self::Delta),
+            b'W' => Some(Self::Watermark),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Delta => "delta",
+            Self::Watermark => "watermark",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapshotPayload {
+    pub tenant: String,
+    pub epoch: u64,
+    pub issued_at: u64,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeltaPayload {
+    pub tenant: String,
+    pub base_epoch: u64,
+    pub epoch: u64,
+    pub issued_at: u64,
+    pub base_digest: ByteBuf,
+    pub digest: ByteBuf,
+    pub revokes: bool,
+    pub ops: DeltaOps,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WatermarkPayload {
+    pub tenant: String,
+    pub watermark: u64,
+    pub issued_at: u64,
+    /// A complete signed delta message (the revocation), or nothing for a heartbeat.
+    pub delta: Option<ByteBuf>,
+}
+
+const PREFIX_LEN: usize = 8;
+
+fn prefix(kind: MessageKind) -> [u8; PREFIX_LEN] {
+    let [a, b, c, d, e, f] = *MAGIC;
+    [a, b, c, d, e, f, kind.byte(), FORMAT_VERSION]
+}
+
+fn malformed(what: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Malformed { what, detail: e.to_string() }
+}
+
+/// Decodes MessagePack, refusing trailing bytes.
+pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, Error> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    let value = {
+        let mut de = rmp_serde::Deserializer::new(&mut cursor);
+        T::deserialize(&mut de).map_err(|e| malformed(what, e))?
+    };
+    if cursor.position() as usize != bytes.len() {
+        return Err(malformed(what, format!("{} trailing bytes", bytes.len() - cursor.position() as usize)));
+    }
+    Ok(value)
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding plain structs of strings, integers and byte buffers into a Vec cannot fail.
+    rmp_serde::to_vec(value).unwrap_or_default()
+}
+
+/// Signs a payload into a complete message.
+pub(crate) fn seal<T: Serialize>(kind: MessageKind, payload: &T, key: &SecretKey) -> Vec<u8> {
+    let payload = encode(payload);
+    let p = prefix(kind);
+    let mut signed = Vec::with_capacity(PREFIX_LEN + payload.len());
+    signed.extend_from_slice(&p);
+    signed.extend_from_slice(&payload);
+    let sig = key.sign(&signed);
+    let env = (key.public_key().id().to_string(), ByteBuf::from(sig.to_vec()), ByteBuf::from(payload));
+    let mut out = p.to_vec();
+    out.extend_from_slice(&encode(&env));
+    out
+}
+
+/// A message whose envelope parsed; its signature is not yet checked.
+pub(crate) struct Envelope {
+    pub kind: MessageKind,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+    pub payload: Vec<u8>,
+    prefix: [u8; PREFIX_LEN],
+}
+
+pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Envelope, Error> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_message_bytes });
+    }
+    let (Some(head), Some(rest)) = (bytes.get(..PREFIX_LEN), bytes.get(PREFIX_LEN..)) else {
+        return Err(if bytes.starts_with(MAGIC) || MAGIC.starts_with(bytes) && !bytes.is_empty() {
+            malformed("message", "truncated header")
+        } else {
+            Error::BadMagic
+        });
+    };
+    if !head.starts_with(MAGIC) {
+        return Err(Error::BadMagic);
+    }
+    let (kind_byte, version) = (head.get(6).copied().unwrap_or(0), head.get(7).copied().unwrap_or(0));
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+    }
+    let kind = MessageKind::from_byte(kind_byte).ok_or_else(|| malformed("message", format!("unknown message kind byte 0x{kind_byte:02x}")))?;
+    let (key_id, signature, payload): (String, ByteBuf, ByteBuf) = decode_exact(rest, "envelope")?;
+    let p = <[u8; PREFIX_LEN]>::try_from(head).map_err(|_| malformed("message", "truncated header"))?;
+    Ok(Envelope { kind, key_id, signature: signature.into_vec(), payload: payload.into_vec(), prefix: p })
+}
+
+impl Envelope {
+    pub fn expect(self, kind: MessageKind) -> Result<Self, Error> {
+        if self.kind == kind {
+            Ok(self)
+        } else {
+            Err(Error::WrongKind { expected: kind.as_str(), found: self.kind.as_str() })
+        }
+    }
+
+    /// Checks the signature against the trusted keys.
+    pub fn verify(&self, keys: &[PublicKey]) -> Result<(), Error> {
+        let key = keys.iter().find(|k| k.id() == self.key_id).ok_or_else(|| Error::UnknownKey(crate::state::shorten(&self.key_id)))?;
+        let mut signed = Vec::with_capacity(PREFIX_LEN + self.payload.len());
+        signed.extend_from_slice(&self.prefix);
+        signed.extend_from_slice(&self.payload);
+        if key.verify(&signed, &self.signature) {
+            Ok(())
+        } else {
+            Err(Error::BadSignature)
+        }
+    }
+}
+
+pub(crate) fn digest_bytes(b: &ByteBuf, what: &'static str) -> Result<[u8; 32], Error> {
+    <[u8; 32]>::try_from(b.as_slice()).map_err(|_| malformed(what, "a digest must be 32 bytes"))
+}
+
+/// Header and counts of a message, for `edge-authz inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    pub kind: MessageKind,
+    pub format_version: u8,
+    pub bytes: usize,
+    pub key_id: String,
+    /// `verified`, `bad_signature`, `unknown_key` or `not_checked` (no key given).
+    pub signature: &'static str,
+    pub tenant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_epoch: Option<u64>,
+    pub issued_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revokes: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_digest: Option<String>,
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Box<Inspection>>,
+}
+
+/// Decodes any message without trusting it. With keys, also says whether its signature verifies.
+pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Inspection, Error> {
+    let env = parse(bytes, limits)?;
+    let signature = if keys.is_empty() {
+        "not_checked"
+    } else {
+        match env.verify(keys) {
+            Ok(()) => "verified",
+            Err(e) => e.code(),
+        }
+    };
+    let mut out = Inspection {
+        kind: env.kind,
+        format_version: FORMAT_VERSION,
+        bytes: bytes.len(),
+        key_id: crate::state::shorten(&env.key_id),
+        signature,
+        tenant: String::new(),
+        epoch: None,
+        base_epoch: None,
+        issued_at: 0,
+        watermark: None,
+        revokes: None,
+        digest: None,
+        base_digest: None,
+        counts: Default::default(),
+        delta: None,
+    };
+    match env.kind {
+        MessageKind::Snapshot => {
+            let p: SnapshotPayload = decode_exact(&env.payload, "snapshot")?;
+            let c = &p.content;
+            out.tenant = p.tenant;
+            out.epoch = Some(p.epoch);
+            out.issued_at = p.issued_at;
+            out.digest = Some(hex(&crate::digest::digest(c)));
+            out.counts = [
+                ("actions", c.actions.len()),
+                ("roles", c.roles.len()),
+                ("resources", c.resources.len()),
+                ("subjects", c.subjects.len()),
+                ("memberships", c.memberships.len()),
+                ("assignments", c.assignments.len()),
+                ("suspended", c.suspended.len()),
+            ]
+            .into_iter()
+            .collect();
+        }
+        MessageKind::Delta => {
+            let p: DeltaPayload = decode_exact(&env.payload, "delta")?;
+            out.tenant = p.tenant;
+            out.epoch = Some(p.epoch);
+            out.base_epoch = Some(p.base_epoch);
+            out.issued_at = p.issued_at;
+            out.revokes = Some(p.revokes);
+            out.digest = Some(hex(&p.digest));
+            out.base_digest = Some(hex(&p.base_digest));
+            out.counts = p.ops.counts();
+        }
+        MessageKind::Watermark => {
+            let p: WatermarkPayload = decode_exact(&env.payload, "watermark")?;
+            out.tenant = p.tenant;
+            out.watermark = Some(p.watermark);
+            out.issued_at = p.issued_at;
+            if let Some(d) = p.delta {
+                out.delta = Some(Box::new(inspect(&d, keys, limits)?));
+            }
+        }
+    }
+    Ok(out)
+}
