@@ -21,6 +21,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod content;
+mod context;
 mod decision;
 mod delta;
 mod digest;
@@ -35,10 +36,11 @@ mod state;
 mod wire;
 
 pub use content::Content;
+pub use context::{context_now, MAX_NOW};
 pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
-pub use evaluator::{Counts, Evaluator, Request, Status};
+pub use evaluator::{Applied, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied};
 pub use id::{is_valid_action_name, is_valid_id, is_valid_tenant, id_type};
 pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};

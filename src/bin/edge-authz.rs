@@ -1,1 +1,382 @@
-fn main() {}
+//! The `edge-authz` command line: a thin shell over the core (files, clock, randomness, JSON lines).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::fs;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use edge_authz::{
+    compile_snapshot, context_now, diff_models, inspect, sign_watermark, DeltaOutcome, Error, Evaluator, KeyPair, Limits, Model, PublicKey, Request,
+    SecretKey, State,
+};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "edge-authz", version, about = "Compile, sign, inspect and evaluate edge-authz snapshots")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a new origin key pair: DIR/origin.key (secret) and DIR/origin.pub.
+    Keygen {
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate a model and print its counts and warnings.
+    Validate { model: PathBuf },
+    /// Compile a model into a signed snapshot.
+    Compile {
+        model: PathBuf,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        secret_key: PathBuf,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        #[arg(long)]
+        issued_at: Option<u64>,
+    },
+    /// Print the header and counts of a snapshot, delta or watermark message as JSON.
+    Inspect {
+        file: PathBuf,
+        /// Also verify the signature against these keys.
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
+    },
+    /// Decide one request, or a stream of JSON lines with --requests.
+    Check {
+        #[command(flatten)]
+        source: Source,
+        #[arg(long)]
+        now: Option<u64>,
+        /// A file of JSON lines (`-` for standard input): [subject, action, resource] or
+        /// {"subject", "action", "resource", "context"}.
+        #[arg(long, conflicts_with_all = ["subject", "action", "resource"])]
+        requests: Option<String>,
+        #[arg(required_unless_present = "requests")]
+        subject: Option<String>,
+        #[arg(required_unless_present = "requests")]
+        action: Option<String>,
+        #[arg(required_unless_present = "requests")]
+        resource: Option<String>,
+    },
+    /// List the resources a subject may do an action on.
+    ListResources {
+        #[command(flatten)]
+        source: Source,
+        #[arg(long)]
+        now: Option<u64>,
+        #[arg(long = "type")]
+        type_filter: Option<String>,
+        subject: String,
+        action: String,
+    },
+    /// List the members who may do an action on a resource.
+    ListSubjects {
+        #[command(flatten)]
+        source: Source,
+        #[arg(long)]
+        now: Option<u64>,
+        resource: String,
+        action: String,
+    },
+    /// Sign the delta from OLD to NEW.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long)]
+        base_epoch: u64,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        secret_key: PathBuf,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        #[arg(long)]
+        issued_at: Option<u64>,
+    },
+    /// Sign a watermark message (a heartbeat, or a revocation with --delta).
+    Watermark {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        watermark: u64,
+        #[arg(long)]
+        secret_key: PathBuf,
+        #[arg(long)]
+        delta: Option<PathBuf>,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        #[arg(long)]
+        issued_at: Option<u64>,
+    },
+}
+
+/// Where an evaluating command gets its state: a signed snapshot (plus deltas and watermarks,
+/// applied in the order given: deltas first, then watermarks), or an unsigned preview of a model.
+#[derive(Args)]
+struct Source {
+    #[arg(long, required_unless_present = "model")]
+    snapshot: Option<PathBuf>,
+    /// Trusted origin public key file (repeat for rotation).
+    #[arg(long, required_unless_present = "model")]
+    public_key: Vec<PathBuf>,
+    #[arg(long)]
+    delta: Vec<PathBuf>,
+    #[arg(long)]
+    watermark: Vec<PathBuf>,
+    /// Evaluate a model JSON unsigned (preview mode) instead of a snapshot.
+    #[arg(long, conflicts_with = "snapshot")]
+    model: Option<PathBuf>,
+}
+
+struct Fail(String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        match e.detail() {
+            Some(d) => Fail(format!("{e} [{}/{d}]", e.code())),
+            None => Fail(format!("{e} [{}]", e.code())),
+        }
+    }
+}
+
+impl From<edge_authz::ModelError> for Fail {
+    fn from(e: edge_authz::ModelError) -> Self {
+        Error::InvalidModel(e).into()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Fail> {
+    fs::read(path).map_err(|e| Fail(format!("cannot read `{}`: {e}", path.display())))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
+    fs::write(path, bytes).map_err(|e| Fail(format!("cannot write `{}`: {e}", path.display())))
+}
+
+fn read_text(path: &Path) -> Result<String, Fail> {
+    String::from_utf8(read(path)?).map_err(|_| Fail(format!("`{}` is not UTF-8", path.display())))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn load_model(path: &Path) -> Result<(State, Vec<String>), Fail> {
+    let text = read_text(path)?;
+    let model = Model::from_json(&text).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
+    let compiled = model.compile().map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    Ok((compiled.state, compiled.warnings))
+}
+
+fn secret_key(path: &Path) -> Result<SecretKey, Fail> {
+    SecretKey::from_base64(&read_text(path)?).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
+}
+
+fn public_key(path: &Path) -> Result<PublicKey, Fail> {
+    PublicKey::from_base64(&read_text(path)?).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Fail(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
+    if let Some(model) = &src.model {
+        let (state, _) = load_model(model)?;
+        return Ok(Evaluator::preview(&state)?);
+    }
+    let snapshot_path = src.snapshot.as_ref().ok_or_else(|| Fail("--snapshot or --model is required".into()))?;
+    let snapshot = read(snapshot_path)?;
+    let keys = src.public_key.iter().map(|p| public_key(p)).collect::<Result<Vec<_>, _>>()?;
+    let header = inspect(&snapshot, &[], &Limits::default()).map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
+    let mut ev = Evaluator::with_keys(&header.tenant, keys)?;
+    ev.load_snapshot(&snapshot).map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
+    for d in &src.delta {
+        ev.apply_delta(&read(d)?).map_err(|e| Fail(format!("{}: {}", d.display(), Fail::from(e).0)))?;
+    }
+    for w in &src.watermark {
+        let a = ev.apply_watermark(&read(w)?).map_err(|e| Fail(format!("{}: {}", w.display(), Fail::from(e).0)))?;
+        if let Some(DeltaOutcome::Skipped(e)) = a.delta {
+            eprintln!("warning: {}: the carried delta was not applied: {e}", w.display());
+        }
+    }
+    Ok(ev)
+}
+
+/// One request line: `[s, a, r]` or `{"subject", "action", "resource", "context"?}`.
+fn parse_line(line: &str) -> Option<(String, String, String, Option<Value>)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    match v {
+        Value::Array(items) => match items.as_slice() {
+            [Value::String(s), Value::String(a), Value::String(r)] => Some((s.clone(), a.clone(), r.clone(), None)),
+            _ => None,
+        },
+        Value::Object(mut m) => {
+            if m.keys().any(|k| !matches!(k.as_str(), "subject" | "action" | "resource" | "context")) {
+                return None;
+            }
+            let mut take = |k: &str| match m.remove(k) {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
+            let (s, a, r) = (take("subject")?, take("action")?, take("resource")?);
+            Some((s, a, r, m.remove("context")))
+        }
+        _ => None,
+    }
+}
+
+fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fail> {
+    let input: Box<dyn BufRead> = if source == "-" {
+        Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
+    } else {
+        let f = fs::File::open(source).map_err(|e| Fail(format!("cannot read `{source}`: {e}")))?;
+        Box::new(io::BufReader::with_capacity(1 << 16, f))
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let default_now = now.unwrap_or_else(now_ms);
+    let mut buf = String::new();
+    let mut reader = input;
+    loop {
+        buf.clear();
+        let n = reader.read_line(&mut buf).map_err(|e| Fail(format!("cannot read the requests: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let line = buf.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let decision = match parse_line(line) {
+            Some((s, a, r, ctx)) => match context_now(ctx.as_ref()) {
+                Ok(t) => ev.check(Request::new(&s, &a, &r), t.unwrap_or(default_now)),
+                Err(()) => ev.reject_request(),
+            },
+            None => ev.reject_request(),
+        };
+        let write_err = |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
+        serde_json::to_writer(&mut out, &ev.explain(&decision)).map_err(|e| write_err(&e))?;
+        out.write_all(b"\n").map_err(|e| write_err(&e))?;
+    }
+    out.flush().map_err(|e| Fail(format!("cannot write the decisions: {e}")))
+}
+
+fn write_key(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), Fail> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = secret;
+    let mut f = opts.open(path).map_err(|e| Fail(format!("cannot create `{}`: {e}{}", path.display(), if force { "" } else { " (use --force to overwrite)" })))?;
+    f.write_all(format!("{text}\n").as_bytes()).map_err(|e| Fail(format!("cannot write `{}`: {e}", path.display())))
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    match cli.command {
+        Command::Keygen { out_dir, force } => {
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| Fail(format!("no randomness available: {e}")))?;
+            let pair = KeyPair::from_seed(seed);
+            fs::create_dir_all(&out_dir).map_err(|e| Fail(format!("cannot create `{}`: {e}", out_dir.display())))?;
+            write_key(&out_dir.join("origin.key"), &pair.secret_key, true, force)?;
+            write_key(&out_dir.join("origin.pub"), &pair.public_key, false, force)?;
+            let id = PublicKey::from_base64(&pair.public_key)?.id().to_string();
+            print_json(&json!({"publicKey": pair.public_key, "keyId": id, "dir": out_dir}))
+        }
+        Command::Validate { model } => {
+            let (state, warnings) = load_model(&model)?;
+            let ev = Evaluator::preview(&state)?;
+            print_json(&json!({"tenant": state.tenant, "counts": ev.status().counts, "warnings": warnings}))
+        }
+        Command::Compile { model, epoch, secret_key: key, out, issued_at } => {
+            let (state, warnings) = load_model(&model)?;
+            let bytes = compile_snapshot(&state, epoch, issued_at.unwrap_or_else(now_ms), &secret_key(&key)?)?;
+            write(&out, &bytes)?;
+            let header = inspect(&bytes, &[], &Limits::default())?;
+            print_json(&json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}))
+        }
+        Command::Inspect { file, public_key: keys } => {
+            let keys = keys.iter().map(|p| public_key(p)).collect::<Result<Vec<_>, _>>()?;
+            let bytes = read(&file)?;
+            let info = inspect(&bytes, &keys, &Limits::default()).map_err(|e| Fail(format!("{}: {}", file.display(), Fail::from(e).0)))?;
+            print_json(&info)
+        }
+        Command::Check { source, now, requests, subject, action, resource } => {
+            let ev = evaluator(&source)?;
+            if let Some(src) = requests {
+                return check_batch(&ev, &src, now);
+            }
+            let (Some(s), Some(a), Some(r)) = (subject, action, resource) else {
+                return Err(Fail("SUBJECT ACTION RESOURCE or --requests is required".into()));
+            };
+            let d = ev.check(Request::new(&s, &a, &r), now.unwrap_or_else(now_ms));
+            let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
+            println!("{text}");
+            Ok(())
+        }
+        Command::ListResources { source, now, type_filter, subject, action } => {
+            let ev = evaluator(&source)?;
+            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), now.unwrap_or_else(now_ms))?;
+            print_json(&json!({"resources": list}))
+        }
+        Command::ListSubjects { source, now, resource, action } => {
+            let ev = evaluator(&source)?;
+            let list = ev.list_subjects(&resource, &action, now.unwrap_or_else(now_ms))?;
+            print_json(&json!({"subjects": list}))
+        }
+        Command::Diff { old, new, base_epoch, epoch, secret_key: key, out, issued_at } => {
+            let (before, _) = load_model(&old)?;
+            let (after, _) = load_model(&new)?;
+            let d = diff_models(&before, &after, base_epoch, epoch, issued_at.unwrap_or_else(now_ms), &secret_key(&key)?)?;
+            write(&out, &d.bytes)?;
+            print_json(&json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}))
+        }
+        Command::Watermark { tenant, watermark, secret_key: key, delta, out, issued_at } => {
+            let delta = delta.as_deref().map(read).transpose()?;
+            let bytes = sign_watermark(&tenant, watermark, issued_at.unwrap_or_else(now_ms), delta.as_deref(), &secret_key(&key)?)?;
+            write(&out, &bytes)?;
+            print_json(&json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
