@@ -47,4 +47,4 @@ pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{Compiled, Model};
 pub use origin::{compile_snapshot, diff_models, sign_watermark, DeltaOutput};
 pub use state::{Freshness, State, DEFAULT_FRESHNESS};
-pub use wire::{inspect, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};
+pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

@@ -142,16 +142,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Signs a payload into a complete message.
 pub(crate) fn seal<T: Serialize>(kind: MessageKind, payload: &T, key: &SecretKey) -> Vec<u8> {
-    let payload = encode(payload);
-    let p = prefix(kind);
-    let mut signed = Vec::with_capacity(PREFIX_LEN + payload.len());
-    signed.extend_from_slice(&p);
-    signed.extend_from_slice(&payload);
-    let sig = key.sign(&signed);
-    let env = (key.public_key().id().to_string(), ByteBuf::from(sig.to_vec()), ByteBuf::from(payload));
-    let mut out = p.to_vec();
-    out.extend_from_slice(&encode(&env));
-    out
+    sign_raw(kind, &encode(payload), key)
 }
 
 /// A message whose envelope parsed; its signature is not yet checked.
@@ -312,4 +303,18 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
         }
     }
     Ok(out)
+}
+
+/// Signs arbitrary payload bytes as a message of `kind`. For tests, fuzzers and tools that must
+/// produce signed but otherwise hostile messages; the origin functions never need it.
+#[doc(hidden)]
+pub fn sign_raw(kind: MessageKind, payload: &[u8], key: &SecretKey) -> Vec<u8> {
+    let p = prefix(kind);
+    let mut signed = p.to_vec();
+    signed.extend_from_slice(payload);
+    let sig = key.sign(&signed);
+    let env = (key.public_key().id().to_string(), ByteBuf::from(sig.to_vec()), ByteBuf::from(payload.to_vec()));
+    let mut out = p.to_vec();
+    out.extend_from_slice(&encode(&env));
+    out
 }
