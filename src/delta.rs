@@ -82,7 +82,8 @@ fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
 
 /// Compares two states of one tenant. `revokes` is true when anything that can deny a request
 /// that was allowed changes: a removed membership, assignment, resource, action or role; a role
-/// losing an action; a resource moved to another parent; a new suspension; an earlier expiry; a
+/// losing an action; a resource moved to another parent; a new suspension, or a new membership in a
+/// suspended group (suspension is inherited); an earlier expiry; a
 /// shorter freshness bound for any action (a stricter tier or a smaller bound).
 pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
     if before.tenant != after.tenant {
@@ -137,6 +138,12 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
     ops.memberships_add = after.memberships.difference(&before.memberships).cloned().collect();
     ops.memberships_del = before.memberships.difference(&after.memberships).cloned().collect();
     revokes |= !ops.memberships_del.is_empty();
+    // Suspension is inherited through groups: joining a group that is suspended, or that belongs
+    // to a suspended group, takes access away.
+    if !ops.memberships_add.is_empty() && !after.suspended.is_empty() {
+        let reaches = suspended_groups(after);
+        revokes |= ops.memberships_add.iter().any(|(_, g)| reaches.contains(g.as_str()));
+    }
     for (k, exp) in &after.assignments {
         match before.assignments.get(k) {
             Some(old) if old == exp => {}
@@ -160,6 +167,22 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
         revokes |= Tier::ALL.iter().any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
     }
     Ok(Diff { ops, revokes })
+}
+
+/// Groups that are suspended or belong, directly or through nested groups, to a suspended group.
+fn suspended_groups(state: &State) -> std::collections::BTreeSet<&str> {
+    let mut members_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (m, g) in &state.memberships {
+        members_of.entry(g.as_str()).or_default().push(m.as_str());
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack: Vec<&str> = state.suspended.iter().map(String::as_str).collect();
+    while let Some(g) = stack.pop() {
+        if out.insert(g) {
+            stack.extend(members_of.get(g).into_iter().flatten().copied());
+        }
+    }
+    out
 }
 
 fn bad(msg: String) -> Error {

@@ -103,7 +103,7 @@ pub struct Evaluator {
 
 enum Prepared {
     Noop(u64),
-    New(Loaded, u64),
+    New(Box<Loaded>, u64),
 }
 
 impl Evaluator {
@@ -256,7 +256,7 @@ impl Evaluator {
         if index.digest() != digest {
             return Err(Error::DigestMismatch("the delta's result differs from the signed digest"));
         }
-        Ok(Prepared::New(Loaded { index, epoch: p.epoch }, p.epoch))
+        Ok(Prepared::New(Box::new(Loaded { index, epoch: p.epoch }), p.epoch))
     }
 
     fn commit(&mut self, prepared: Prepared, issued_at: u64) -> Applied {
@@ -264,7 +264,7 @@ impl Evaluator {
         match prepared {
             Prepared::Noop(epoch) => Applied { epoch, applied: false },
             Prepared::New(loaded, epoch) => {
-                self.loaded = Some(loaded);
+                self.loaded = Some(*loaded);
                 Applied { epoch, applied: true }
             }
         }
@@ -317,6 +317,12 @@ impl Evaluator {
             None => self.decision(Reason::NoSnapshot, None, None),
             Some(l) => self.decision(Reason::InvalidRequest, Some(l.epoch), None),
         }
+    }
+
+    /// The error for a listing whose context could not be read: `no_snapshot` when nothing is
+    /// loaded (gate 1 comes first), else `invalid_request`.
+    pub fn reject_list(&self) -> Error {
+        Self::refuse(self.reject_request(), "anything")
     }
 
     /// Gates 1 to 5 shared by checks and listings: the loaded index and the action's id and tier,

@@ -28,7 +28,7 @@ struct Slot {
     expires: u64,
 }
 
-/// One group in a subject's transitive closure.
+/// One group in a subject's transitive closure (found by breadth-first search).
 #[derive(Debug, Clone, Copy)]
 struct Hop {
     group: u32,
@@ -38,9 +38,35 @@ struct Hop {
     next: u32,
 }
 
-/// Above this many assignments on one resource (relative to the subject's closure), a check
-/// probes the resource's assignment list per principal instead of scanning it.
-const SCAN_FACTOR: usize = 4;
+/// What a check needs of a subject, in one place: its closure's range and its suspension.
+#[derive(Debug, Clone, Copy)]
+struct SubjectRec {
+    closure_lo: u32,
+    closure_hi: u32,
+    suspended: bool,
+}
+
+/// What a check needs of a resource, in one place.
+#[derive(Debug, Clone, Copy)]
+struct ResourceRec {
+    parent: u32,
+    slot_lo: u32,
+    slot_hi: u32,
+    /// Dense resources have an open-addressing table of their principals; `table_mask` is its
+    /// size minus one, or 0 for a sparse resource (scanned instead).
+    table_lo: u32,
+    table_mask: u32,
+}
+
+/// A resource with more assignments than this gets a principal table.
+const DENSE: usize = 12;
+/// Marks an empty entry of a principal table.
+const EMPTY: u32 = u32::MAX;
+
+fn table_hash(p: u32) -> u32 {
+    let h = p.wrapping_mul(0x9E37_79B1);
+    h ^ (h >> 15)
+}
 
 #[derive(Debug)]
 pub struct Index {
@@ -53,18 +79,21 @@ pub struct Index {
     action_tier: Vec<Tier>,
     role_words: usize,
     role_bits: Vec<u64>,
-    res_parent: Vec<u32>,
-    res_slot_start: Vec<u32>,
+    res: Vec<ResourceRec>,
+    /// Principal tables of dense resources: `(principal, first slot offset)`.
+    table: Vec<(u32, u32)>,
     slots: Vec<Slot>,
     children_start: Vec<u32>,
     children: Vec<u32>,
-    closure_start: Vec<u32>,
-    closure: Vec<Hop>,
+    subj: Vec<SubjectRec>,
+    /// Every subject's closure groups, ascending, back to back (see `SubjectRec`).
+    closure_groups: Vec<u32>,
+    /// `(dist, next)` of each entry of `closure_groups`.
+    closure_meta: Vec<(u32, u32)>,
     members_start: Vec<u32>,
     members: Vec<u32>,
     principal_start: Vec<u32>,
     principal_slots: Vec<u32>,
-    suspended: Vec<bool>,
     members_count: usize,
 }
 
@@ -92,14 +121,43 @@ impl Index {
                 }
             }
         }
-        let res_parent: Vec<u32> = content.resources.iter().map(|(_, p)| p.unwrap_or(NONE)).collect();
         let (children_start, children) = csr(n_res, content.resources.iter().enumerate().filter_map(|(i, (_, p))| p.map(|p| (p, i as u32))));
         let (res_slot_start, _) = csr(n_res, content.assignments.iter().map(|(r, ..)| (*r, 0)));
-        let slots = content
+        let slots: Vec<Slot> = content
             .assignments
             .iter()
             .map(|(_, p, role, e)| Slot { principal: *p, role: *role, expires: e.unwrap_or(u64::MAX) })
             .collect();
+        let mut res = Vec::with_capacity(n_res);
+        let mut table: Vec<(u32, u32)> = Vec::new();
+        for (i, (_, parent)) in content.resources.iter().enumerate() {
+            let lo = res_slot_start.get(i).copied().unwrap_or(0);
+            let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
+            let here = slots.get(lo as usize..hi as usize).unwrap_or(&[]);
+            let mut rec = ResourceRec { parent: parent.unwrap_or(NONE), slot_lo: lo, slot_hi: hi, table_lo: 0, table_mask: 0 };
+            if here.len() > DENSE {
+                let size = (here.len() * 2).next_power_of_two();
+                let mask = u32::try_from(size - 1).unwrap_or(0);
+                let base = table.len();
+                table.resize(base + size, (EMPTY, 0));
+                for (k, slot) in here.iter().enumerate() {
+                    if k > 0 && here.get(k - 1).is_some_and(|prev| prev.principal == slot.principal) {
+                        continue;
+                    }
+                    let mut at = table_hash(slot.principal) & mask;
+                    while let Some(e) = table.get_mut(base + at as usize) {
+                        if e.0 == EMPTY {
+                            *e = (slot.principal, u32::try_from(k).unwrap_or(0));
+                            break;
+                        }
+                        at = (at + 1) & mask;
+                    }
+                }
+                rec.table_lo = u32::try_from(base).unwrap_or(0);
+                rec.table_mask = mask;
+            }
+            res.push(rec);
+        }
         let (principal_start, principal_slots) = csr(n_subj, content.assignments.iter().enumerate().map(|(i, (_, p, ..))| (*p, i as u32)));
         let (groups_start, groups) = csr(n_subj, content.memberships.iter().copied());
         let (members_start, members) = csr(n_subj, content.memberships.iter().map(|(m, g)| (*g, *m)));
@@ -148,21 +206,20 @@ impl Index {
         }
         closure_start.push(u32::try_from(closure.len()).unwrap_or(NONE));
 
-        let mut suspended = vec![false; n_subj];
+        let mut direct = vec![false; n_subj];
         for s in &content.suspended {
-            if let Some(x) = suspended.get_mut(*s as usize) {
+            if let Some(x) = direct.get_mut(*s as usize) {
                 *x = true;
             }
         }
-        let direct = suspended.clone();
-        for s in 0..n_subj {
-            let lo = closure_start.get(s).copied().unwrap_or(0) as usize;
-            let hi = closure_start.get(s + 1).copied().unwrap_or(0) as usize;
-            let inherited = closure.get(lo..hi).unwrap_or(&[]).iter().any(|h| direct.get(h.group as usize).copied().unwrap_or(false));
-            if let Some(x) = suspended.get_mut(s) {
-                *x |= inherited;
-            }
-        }
+        let subj = (0..n_subj)
+            .map(|s| {
+                let lo = closure_start.get(s).copied().unwrap_or(0);
+                let hi = closure_start.get(s + 1).copied().unwrap_or(0);
+                let inherited = closure.get(lo as usize..hi as usize).unwrap_or(&[]).iter().any(|h| direct.get(h.group as usize).copied().unwrap_or(false));
+                SubjectRec { closure_lo: lo, closure_hi: hi, suspended: inherited || direct.get(s).copied().unwrap_or(false) }
+            })
+            .collect();
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
         Ok(Index {
             digest: digest(&content),
@@ -173,18 +230,18 @@ impl Index {
             action_tier: content.actions.iter().map(|(_, t)| Tier::from_u8(*t).unwrap_or(Tier::High)).collect(),
             role_words,
             role_bits,
-            res_parent,
-            res_slot_start,
+            res,
+            table,
             slots,
             children_start,
             children,
-            closure_start,
-            closure,
+            subj,
+            closure_groups: closure.iter().map(|h| h.group).collect(),
+            closure_meta: closure.iter().map(|h| (h.dist, h.next)).collect(),
             members_start,
             members,
             principal_start,
             principal_slots,
-            suspended,
             members_count,
             content,
         })
@@ -220,39 +277,59 @@ impl Index {
 
     /// Whether the subject, or a group it belongs to, is suspended.
     pub fn is_suspended(&self, subject: u32) -> bool {
-        self.suspended.get(subject as usize).copied().unwrap_or(false)
+        self.subj.get(subject as usize).is_some_and(|r| r.suspended)
     }
 
+    #[inline]
     fn role_has(&self, role: u32, action: u32) -> bool {
         let w = self.role_bits.get(role as usize * self.role_words + action as usize / 64).copied().unwrap_or(0);
         w >> (action % 64) & 1 == 1
     }
 
-    fn closure_of(&self, s: u32) -> &[Hop] {
-        let lo = self.closure_start.get(s as usize).copied().unwrap_or(0) as usize;
-        let hi = self.closure_start.get(s as usize + 1).copied().unwrap_or(0) as usize;
-        self.closure.get(lo..hi).unwrap_or(&[])
+    /// The subject's closure: groups ascending, and their `(dist, next)`.
+    #[inline]
+    fn closure_of(&self, s: u32) -> (&[u32], &[(u32, u32)]) {
+        match self.subj.get(s as usize) {
+            Some(r) => {
+                let range = r.closure_lo as usize..r.closure_hi as usize;
+                (self.closure_groups.get(range.clone()).unwrap_or(&[]), self.closure_meta.get(range).unwrap_or(&[]))
+            }
+            None => (&[], &[]),
+        }
     }
 
-    fn slots_on(&self, r: u32) -> (usize, &[Slot]) {
-        let lo = self.res_slot_start.get(r as usize).copied().unwrap_or(0) as usize;
-        let hi = self.res_slot_start.get(r as usize + 1).copied().unwrap_or(0) as usize;
-        (lo, self.slots.get(lo..hi).unwrap_or(&[]))
-    }
-
+    #[inline]
     fn usable(&self, slot: &Slot, action: u32, now: u64) -> bool {
         now < slot.expires && self.role_has(slot.role, action)
+    }
+
+    /// In a dense resource's slots, the first usable slot of principal `p`.
+    #[inline]
+    fn probe(&self, rec: &ResourceRec, slots: &[Slot], p: u32, a: u32, now: u64) -> Option<usize> {
+        let mut at = table_hash(p) & rec.table_mask;
+        loop {
+            let (key, first) = *self.table.get(rec.table_lo as usize + at as usize)?;
+            if key == p {
+                let first = first as usize;
+                return slots.get(first..)?.iter().take_while(|x| x.principal == p).position(|x| self.usable(x, a, now)).map(|k| first + k);
+            }
+            if key == EMPTY {
+                return None;
+            }
+            at = (at + 1) & rec.table_mask;
+        }
     }
 
     /// Gate 8: the grant for a known subject, action and resource, if any. Nearest resource first,
     /// then the shortest group path, then principal and role in id order.
     pub fn find_grant(&self, s: u32, a: u32, r: u32, now: u64) -> Option<GrantRef> {
-        let closure = self.closure_of(s);
+        let (groups, meta) = self.closure_of(s);
         let mut y = r;
-        loop {
-            let (lo, slots) = self.slots_on(y);
+        while let Some(rec) = self.res.get(y as usize) {
+            let slots = self.slots.get(rec.slot_lo as usize..rec.slot_hi as usize).unwrap_or(&[]);
+            // (dist, slot offset) of the best usable assignment on this resource
             let mut best: Option<(u32, usize)> = None;
-            if slots.len() <= SCAN_FACTOR * (closure.len() + 1) {
+            if rec.table_mask == 0 {
                 for (i, slot) in slots.iter().enumerate() {
                     if !self.usable(slot, a, now) {
                         continue;
@@ -260,8 +337,8 @@ impl Index {
                     let d = if slot.principal == s {
                         0
                     } else {
-                        match closure.binary_search_by_key(&slot.principal, |h| h.group) {
-                            Ok(j) => closure.get(j).map_or(u32::MAX, |h| h.dist),
+                        match groups.binary_search(&slot.principal) {
+                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| m.0),
                             Err(_) => continue,
                         }
                     };
@@ -272,32 +349,24 @@ impl Index {
                         }
                     }
                 }
+            } else if let Some(k) = self.probe(rec, slots, s, a, now) {
+                best = Some((0, k));
             } else {
-                let probe = |p: u32| -> Option<usize> {
-                    let start = slots.partition_point(|x| x.principal < p);
-                    slots.get(start..)?.iter().take_while(|x| x.principal == p).position(|x| self.usable(x, a, now)).map(|k| start + k)
-                };
-                if let Some(k) = probe(s) {
-                    best = Some((0, k));
-                } else {
-                    for h in closure {
-                        if best.is_some_and(|(bd, _)| h.dist >= bd) {
-                            continue;
-                        }
-                        if let Some(k) = probe(h.group) {
-                            best = Some((h.dist, k));
-                        }
+                for (g, m) in groups.iter().zip(meta) {
+                    if best.is_some_and(|(bd, _)| m.0 >= bd) {
+                        continue;
+                    }
+                    if let Some(k) = self.probe(rec, slots, *g, a, now) {
+                        best = Some((m.0, k));
                     }
                 }
             }
             if let Some((_, i)) = best {
-                return Some(GrantRef { assignment: u32::try_from(lo + i).unwrap_or(NONE), subject: s });
+                return Some(GrantRef { assignment: u32::try_from(rec.slot_lo as usize + i).unwrap_or(NONE), subject: s });
             }
-            y = self.res_parent.get(y as usize).copied().unwrap_or(NONE);
-            if y == NONE {
-                return None;
-            }
+            y = rec.parent;
         }
+        None
     }
 
     /// Gates 5 to 9 for looked-up ids (gates 1 to 4 are the evaluator's).
@@ -323,9 +392,8 @@ impl Index {
         let mut path = vec![self.subject_name(g.subject)];
         let mut cur = g.subject;
         while cur != *p {
-            let c = self.closure_of(cur);
-            let hop = c.get(c.binary_search_by_key(p, |h| h.group).ok()?)?;
-            cur = hop.next;
+            let (groups, meta) = self.closure_of(cur);
+            cur = meta.get(groups.binary_search(p).ok()?)?.1;
             path.push(self.subject_name(cur));
         }
         Some(GrantView {
@@ -341,7 +409,7 @@ impl Index {
     pub fn resources_for(&self, s: u32, a: u32, type_filter: Option<&str>, now: u64) -> Vec<&str> {
         let mut marked = vec![false; self.content.resources.len()];
         let mut stack = Vec::new();
-        let principals = std::iter::once(s).chain(self.closure_of(s).iter().map(|h| h.group));
+        let principals = std::iter::once(s).chain(self.closure_of(s).0.iter().copied());
         for p in principals {
             for slot_id in row(&self.principal_start, &self.principal_slots, p) {
                 let usable = self.slots.get(*slot_id as usize).is_some_and(|x| self.usable(x, a, now));
@@ -371,10 +439,10 @@ impl Index {
         let mut marked = vec![false; self.content.subjects.len()];
         let mut stack = Vec::new();
         let mut y = r;
-        while y != NONE {
-            let (_, slots) = self.slots_on(y);
+        while let Some(rec) = self.res.get(y as usize) {
+            let slots = self.slots.get(rec.slot_lo as usize..rec.slot_hi as usize).unwrap_or(&[]);
             stack.extend(slots.iter().filter(|x| self.usable(x, a, now)).map(|x| x.principal));
-            y = self.res_parent.get(y as usize).copied().unwrap_or(NONE);
+            y = rec.parent;
         }
         while let Some(p) = stack.pop() {
             match marked.get_mut(p as usize) {

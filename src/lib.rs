@@ -34,6 +34,9 @@ mod model;
 mod origin;
 mod state;
 mod wire;
+#[cfg(feature = "workload")]
+#[allow(clippy::indexing_slicing)]
+pub mod workload;
 
 pub use content::Content;
 pub use context::{context_now, MAX_NOW};

@@ -103,6 +103,22 @@ enum Command {
         #[arg(long)]
         issued_at: Option<u64>,
     },
+    /// Print the generated benchmark workload's model JSON (the same for every host's benchmark).
+    Workload {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 500)]
+        groups: usize,
+        #[arg(long, default_value_t = 20_000)]
+        assignments: usize,
+        #[arg(long, default_value_t = 5_000)]
+        big_group: usize,
+        /// Documents per project (20 workspaces of 10 projects each).
+        #[arg(long, default_value_t = 50)]
+        docs_per_project: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Sign a watermark message (a heartbeat, or a revocation with --delta).
     Watermark {
         #[arg(long)]
@@ -354,6 +370,11 @@ fn run(cli: Cli) -> Result<(), Fail> {
             let d = diff_models(&before, &after, base_epoch, epoch, issued_at.unwrap_or_else(now_ms), &secret_key(&key)?)?;
             write(&out, &d.bytes)?;
             print_json(&json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}))
+        }
+        Command::Workload { users, groups, assignments, big_group, docs_per_project, seed } => {
+            let spec = edge_authz::workload::WorkloadSpec { users, groups, assignments, big_group, docs_per_project, seed, ..Default::default() };
+            println!("{}", edge_authz::workload::generate(&spec));
+            Ok(())
         }
         Command::Watermark { tenant, watermark, secret_key: key, delta, out, issued_at } => {
             let delta = delta.as_deref().map(read).transpose()?;

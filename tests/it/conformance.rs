@@ -92,11 +92,11 @@ impl Run {
         }
         if let Some(req) = step.get("list_resources") {
             let ty = step.get("type").and_then(Value::as_str);
-            let now = now_or_host(now).map_err(|()| Error::InvalidArgument("bad context".into()))?;
+            let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
             return Ok(json!(self.ev.list_resources(&s(req, 0), &s(req, 1), ty, now)?));
         }
         if let Some(req) = step.get("list_subjects") {
-            let now = now_or_host(now).map_err(|()| Error::InvalidArgument("bad context".into()))?;
+            let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
             return Ok(json!(self.ev.list_subjects(&s(req, 0), &s(req, 1), now)?));
         }
         if step.get("status").is_some() {

@@ -119,8 +119,7 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
     missing.memberships_del.push(("user:nobody".into(), "group:eng".into()));
     let mut dangling = edge_authz::DeltaOps::default();
     dangling.roles_del.push("viewer".into());
-    let mut too_many = edge_authz::DeltaOps::default();
-    too_many.suspended_add = (0..50).map(|i| format!("user:u{i}")).collect();
+    let too_many = edge_authz::DeltaOps { suspended_add: (0..50).map(|i| format!("user:u{i}")).collect(), ..Default::default() };
     let other_tenant_delta = diff_models(&with_tenant(revoked(), "other"), &with_tenant(example(), "other"), 2, 3, 1_300, &k).unwrap().bytes;
     let unknown_key_delta = diff_models(&revoked(), &example(), 2, 3, 1_300, &other_key()).unwrap().bytes;
     let wm_bad_inner = {
@@ -189,9 +188,7 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
 #[test]
 fn hostile_inputs_are_refused_and_change_nothing() {
     let mut ev = edge();
-    let mut limits = Limits::default();
-    limits.max_entries = 40;
-    ev.set_limits(limits.clone());
+    ev.set_limits(Limits { max_entries: 40, ..Limits::default() });
     let status = ev.status();
     let before = answers(&ev);
     let cases = catalogue(&ev);
@@ -215,9 +212,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
 fn oversized_messages_are_refused_before_decoding() {
     let mut ev = edge();
     let status = ev.status();
-    let mut limits = Limits::default();
-    limits.max_message_bytes = 100;
-    ev.set_limits(limits);
+    ev.set_limits(Limits { max_message_bytes: 100, ..Limits::default() });
     let big = compile_snapshot(&revoked(), 3, 1_300, &test_key()).unwrap();
     assert!(big.len() > 100);
     for e in [ev.load_snapshot(&big).unwrap_err(), ev.apply_delta(&big).unwrap_err(), ev.apply_watermark(&big).unwrap_err()] {

@@ -5,5 +5,6 @@
 mod common;
 mod cli;
 mod conformance;
+mod props;
 mod hostile;
 mod model_errors;
