@@ -49,5 +49,5 @@ pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{Compiled, Model};
 pub use origin::{compile_snapshot, diff_models, sign_watermark, DeltaOutput};
-pub use state::{Freshness, State, DEFAULT_FRESHNESS};
+pub use state::{AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

@@ -5,6 +5,7 @@
 mod common;
 mod cli;
 mod conformance;
+mod diff;
 mod props;
 mod hostile;
 mod model_errors;
