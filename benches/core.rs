@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
         "workload: {} members, {} groups, {} resources, {} memberships, {} assignments; model JSON {} bytes",
         st.counts.members, st.counts.groups, st.counts.resources, st.counts.memberships, st.counts.assignments, json.len()
     );
+    println!("evaluator heap: {:.1} MiB", st.heap_bytes as f64 / (1024.0 * 1024.0));
     println!("snapshot: {} bytes ({:.1} KiB); first compile {:?}, first decode+index {:?}", snapshot.len(), snapshot.len() as f64 / 1024.0, compile_once, load_once);
 
     let reqs = requests(&spec, 100_000, 7);

@@ -19,14 +19,18 @@ fn is_type(t: &str) -> bool {
 /// `type:name` with `type` matching `[a-z][a-z0-9_]*` and `name` 1 to 256 bytes of UTF-8
 /// with no whitespace and no control characters.
 pub fn is_valid_id(id: &str) -> bool {
-    match id.split_once(':') {
-        Some((t, name)) => {
-            is_type(t)
-                && !name.is_empty()
-                && name.len() <= MAX_NAME_LEN
-                && !name.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
+    let Some(colon) = id.bytes().position(|b| b == b':') else { return false };
+    let (Some(t), Some(name)) = (id.get(..colon), id.get(colon + 1..)) else { return false };
+    is_type(t) && !name.is_empty() && name.len() <= MAX_NAME_LEN && is_clean_name(name)
+}
+
+/// No whitespace and no control characters. ASCII (the common case) is checked byte by byte:
+/// its whitespace and control characters are exactly the bytes up to 0x20, and 0x7f.
+fn is_clean_name(name: &str) -> bool {
+    if name.is_ascii() {
+        name.bytes().all(|b| b > b' ' && b != 0x7f)
+    } else {
+        !name.chars().any(|c| c.is_whitespace() || c.is_control())
     }
 }
 
@@ -37,7 +41,7 @@ pub fn id_type(id: &str) -> &str {
 
 /// Whether the id names a group (its type is `group`).
 pub fn is_group(id: &str) -> bool {
-    id_type(id) == "group"
+    id.starts_with("group:")
 }
 
 /// Action and role names: `[a-z][a-z0-9_.-]*`, at most 128 bytes.

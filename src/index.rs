@@ -5,19 +5,16 @@
 //! each one it looks at the assignments stored on that resource and asks whether the principal is
 //! the subject or one of the groups in the subject's precomputed group closure.
 
-use std::collections::HashMap;
-
-use rustc_hash::FxBuildHasher;
+use std::sync::OnceLock;
 
 use crate::content::{csr, row, Content, NONE};
 use crate::digest::digest;
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{id_type, is_group};
+use crate::names::NameTable;
 use crate::state::Freshness;
 use crate::wire::Limits;
 use crate::{GrantRef, GrantView, Reason, Tier};
-
-type Names = HashMap<Box<str>, u32, FxBuildHasher>;
 
 /// One assignment as the hot path sees it.
 #[derive(Debug, Clone, Copy)]
@@ -71,11 +68,12 @@ fn table_hash(p: u32) -> u32 {
 #[derive(Debug)]
 pub struct Index {
     content: Content,
-    digest: [u8; 32],
+    /// Computed on first use: loading a snapshot does not need it, a delta does.
+    digest: OnceLock<[u8; 32]>,
     freshness: Freshness,
-    subject_ids: Names,
-    resource_ids: Names,
-    action_ids: Names,
+    subject_ids: NameTable,
+    resource_ids: NameTable,
+    action_ids: NameTable,
     action_tier: Vec<Tier>,
     role_words: usize,
     role_bits: Vec<u64>,
@@ -95,14 +93,6 @@ pub struct Index {
     principal_start: Vec<u32>,
     principal_slots: Vec<u32>,
     members_count: usize,
-}
-
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> Names {
-    let mut m = Names::with_capacity_and_hasher(it.size_hint().0, FxBuildHasher);
-    for (i, n) in it.enumerate() {
-        m.insert(n.into(), u32::try_from(i).unwrap_or(NONE));
-    }
-    m
 }
 
 impl Index {
@@ -222,11 +212,11 @@ impl Index {
             .collect();
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
         Ok(Index {
-            digest: digest(&content),
+            digest: OnceLock::new(),
             freshness: content.freshness(),
-            subject_ids: names(content.subjects.iter().map(String::as_str)),
-            resource_ids: names(content.resources.iter().map(|(n, _)| n.as_str())),
-            action_ids: names(content.actions.iter().map(|(n, _)| n.as_str())),
+            subject_ids: NameTable::build(content.subjects.iter().map(String::as_str)),
+            resource_ids: NameTable::build(content.resources.iter().map(|(n, _)| n.as_str())),
+            action_ids: NameTable::build(content.actions.iter().map(|(n, _)| n.as_str())),
             action_tier: content.actions.iter().map(|(_, t)| Tier::from_u8(*t).unwrap_or(Tier::High)).collect(),
             role_words,
             role_bits,
@@ -251,8 +241,9 @@ impl Index {
         &self.content
     }
 
+    /// The content digest (SHA-256 of the canonical content stream), computed once.
     pub fn digest(&self) -> [u8; 32] {
-        self.digest
+        *self.digest.get_or_init(|| digest(&self.content))
     }
 
     pub fn freshness(&self) -> Freshness {
@@ -260,15 +251,15 @@ impl Index {
     }
 
     pub fn subject(&self, id: &str) -> Option<u32> {
-        self.subject_ids.get(id).copied()
+        self.subject_ids.get(id)
     }
 
     pub fn resource(&self, id: &str) -> Option<u32> {
-        self.resource_ids.get(id).copied()
+        self.resource_ids.get(id)
     }
 
     pub fn action(&self, name: &str) -> Option<u32> {
-        self.action_ids.get(name).copied()
+        self.action_ids.get(name)
     }
 
     pub fn tier(&self, action: u32) -> Tier {
@@ -459,6 +450,43 @@ impl Index {
             .filter(|(i, (id, m))| *m && !is_group(id) && !self.is_suspended(*i as u32))
             .map(|(_, (id, _))| id.as_str())
             .collect()
+    }
+
+    /// Approximate heap bytes held by the content and the index.
+    pub fn heap_bytes(&self) -> usize {
+        fn v<T>(x: &Vec<T>) -> usize {
+            x.capacity() * std::mem::size_of::<T>()
+        }
+        let c = &self.content;
+        let strings = c.actions.iter().map(|(n, _)| n.capacity()).sum::<usize>()
+            + c.roles.iter().map(|(n, a)| n.capacity() + v(a)).sum::<usize>()
+            + c.resources.iter().map(|(n, _)| n.capacity()).sum::<usize>()
+            + c.subjects.iter().map(String::capacity).sum::<usize>();
+        strings
+            + v(&c.actions)
+            + v(&c.roles)
+            + v(&c.resources)
+            + v(&c.subjects)
+            + v(&c.memberships)
+            + v(&c.assignments)
+            + v(&c.suspended)
+            + self.subject_ids.heap_bytes()
+            + self.resource_ids.heap_bytes()
+            + self.action_ids.heap_bytes()
+            + v(&self.action_tier)
+            + v(&self.role_bits)
+            + v(&self.res)
+            + v(&self.table)
+            + v(&self.slots)
+            + v(&self.children_start)
+            + v(&self.children)
+            + v(&self.subj)
+            + v(&self.closure_groups)
+            + v(&self.closure_meta)
+            + v(&self.members_start)
+            + v(&self.members)
+            + v(&self.principal_start)
+            + v(&self.principal_slots)
     }
 
     /// Subjects that are not groups.

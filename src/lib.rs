@@ -31,6 +31,7 @@ mod id;
 mod index;
 mod keys;
 mod model;
+mod names;
 mod origin;
 mod state;
 mod wire;
