@@ -32,25 +32,54 @@ fn bench(c: &mut Criterion) {
         "workload: {} members, {} groups, {} resources, {} memberships, {} assignments; model JSON {} bytes",
         st.counts.members, st.counts.groups, st.counts.resources, st.counts.memberships, st.counts.assignments, json.len()
     );
-    println!("evaluator heap: {:.1} MiB", st.heap_bytes as f64 / (1024.0 * 1024.0));
-    println!("snapshot: {} bytes ({:.1} KiB); first compile {:?}, first decode+index {:?}", snapshot.len(), snapshot.len() as f64 / 1024.0, compile_once, load_once);
+    println!(
+        "evaluator heap: {:.1} MiB",
+        st.heap_bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "snapshot: {} bytes ({:.1} KiB); first compile {:?}, first decode+index {:?}",
+        snapshot.len(),
+        snapshot.len() as f64 / 1024.0,
+        compile_once,
+        load_once
+    );
 
     let reqs = requests(&spec, 100_000, 7);
     let refs: Vec<Request<'_>> = reqs.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
-    let granted = refs.iter().filter(|r| ev.check(**r, NOW).reason == Reason::Granted).count();
+    let granted = refs
+        .iter()
+        .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
+        .count();
     println!("requests: {} generated, {} granted", refs.len(), granted);
     // Members of the big group on the documents it holds assignments on.
-    let big: Vec<(String, String, String)> =
-        (0..10_000).map(|i| (format!("user:u{}", (i * 7) % spec.big_group), "read".to_string(), format!("doc:w0-p{}-d{}", (i / 50) % 10, i % 50))).collect();
+    let big: Vec<(String, String, String)> = (0..10_000)
+        .map(|i| {
+            (
+                format!("user:u{}", (i * 7) % spec.big_group),
+                "read".to_string(),
+                format!("doc:w0-p{}-d{}", (i / 50) % 10, i % 50),
+            )
+        })
+        .collect();
     let big_refs: Vec<Request<'_>> = big.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
-    let big_granted = big_refs.iter().filter(|r| ev.check(**r, NOW).reason == Reason::Granted).count();
-    println!("big-group requests: {} generated, {} granted", big_refs.len(), big_granted);
+    let big_granted = big_refs
+        .iter()
+        .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
+        .count();
+    println!(
+        "big-group requests: {} generated, {} granted",
+        big_refs.len(),
+        big_granted
+    );
 
     let mut g = c.benchmark_group("build");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     g.bench_function("compile_and_sign", |b| {
         b.iter(|| {
-            let c = Model::from_json(black_box(&json)).unwrap().compile().unwrap();
+            let c = Model::from_json(black_box(&json))
+                .unwrap()
+                .compile()
+                .unwrap();
             compile_snapshot(&c.state, 1, ISSUED_AT, &key).unwrap()
         })
     });

@@ -10,17 +10,28 @@ fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "cold".into());
     let spec = WorkloadSpec::default();
     let key = SecretKey::from_seed([1; 32]);
-    let state = Model::from_value(generate(&spec)).unwrap().compile().unwrap().state;
+    let state = Model::from_value(generate(&spec))
+        .unwrap()
+        .compile()
+        .unwrap()
+        .state;
     let snap = compile_snapshot(&state, 1, 0, &key).unwrap();
     let mut ev = Evaluator::with_keys("acme", vec![key.public_key()]).unwrap();
     ev.load_snapshot(&snap).unwrap();
     let n = if mode == "hot" { 1_000 } else { 100_000 };
     let reqs = requests(&spec, n, 7);
     let refs: Vec<Request<'_>> = reqs.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
-    let total: usize = std::env::var("TOTAL").ok().and_then(|t| t.parse().ok()).unwrap_or(5_000_000);
+    let total: usize = std::env::var("TOTAL")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(5_000_000);
     let rounds = (total / n).max(1);
     let mut out = Vec::with_capacity(n);
-    for round in 0..std::env::var("ROUNDS").ok().and_then(|t| t.parse().ok()).unwrap_or(3) {
+    for round in 0..std::env::var("ROUNDS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3)
+    {
         let t = Instant::now();
         let mut allowed = 0usize;
         for _ in 0..rounds {
@@ -42,12 +53,16 @@ fn main() {
         let mut found = 0usize;
         for _ in 0..rounds {
             for r in &refs {
-                found += usize::from(ix.subject(r.subject).is_some()) + usize::from(ix.resource(r.resource).is_some());
+                found += usize::from(ix.subject(r.subject).is_some())
+                    + usize::from(ix.resource(r.resource).is_some());
             }
         }
         let lookups = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
         assert!(found > 0);
         println!("{mode} round {round}: subject+resource lookups {lookups:.0} ns");
-        println!("{mode} round {round}: check {single:.0} ns, check_many {many:.0} ns ({:.2} M/s)", 1e3 / many);
+        println!(
+            "{mode} round {round}: check {single:.0} ns, check_many {many:.0} ns ({:.2} M/s)",
+            1e3 / many
+        );
     }
 }

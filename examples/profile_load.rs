@@ -5,7 +5,11 @@ use edge_authz::{compile_snapshot, Evaluator, Model, SecretKey};
 
 fn main() {
     let key = SecretKey::from_seed([1; 32]);
-    let state = Model::from_value(generate(&WorkloadSpec::default())).unwrap().compile().unwrap().state;
+    let state = Model::from_value(generate(&WorkloadSpec::default()))
+        .unwrap()
+        .compile()
+        .unwrap()
+        .state;
     let snap = compile_snapshot(&state, 1, 0, &key).unwrap();
     let t = std::time::Instant::now();
     for _ in 0..100 {

@@ -37,11 +37,18 @@ pub struct Content {
 }
 
 fn position(table: &[String], name: &str) -> Option<u32> {
-    table.binary_search_by(|s| s.as_str().cmp(name)).ok().and_then(|i| u32::try_from(i).ok())
+    table
+        .binary_search_by(|s| s.as_str().cmp(name))
+        .ok()
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 fn missing(what: &str, name: &str) -> ModelError {
-    ModelError::new(K::InvalidValue, name, format!("{what} `{}` is not declared", shorten(name)))
+    ModelError::new(
+        K::InvalidValue,
+        name,
+        format!("{what} `{}` is not declared", shorten(name)),
+    )
 }
 
 fn id32(i: usize) -> u32 {
@@ -53,7 +60,10 @@ fn is_strictly_sorted<T: Ord>(v: &[T]) -> bool {
 }
 
 /// Compressed sparse rows: `start[i]..start[i + 1]` indexes the neighbours of node `i`.
-pub(crate) fn csr(n: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn csr(
+    n: usize,
+    edges: impl Iterator<Item = (u32, u32)> + Clone,
+) -> (Vec<u32>, Vec<u32>) {
     let mut start = vec![0u32; n + 1];
     for (from, _) in edges.clone() {
         if let Some(c) = start.get_mut(from as usize + 1) {
@@ -110,7 +120,12 @@ fn find_cycle(n: usize, start: &[u32], adj: &[u32]) -> Option<Vec<u32>> {
                     }
                     Some(1) => {
                         let from = stack.iter().position(|(v, _)| *v == to).unwrap_or(0);
-                        let mut cycle: Vec<u32> = stack.get(from..).unwrap_or(&[]).iter().map(|(v, _)| *v).collect();
+                        let mut cycle: Vec<u32> = stack
+                            .get(from..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|(v, _)| *v)
+                            .collect();
                         cycle.push(to);
                         return Some(cycle);
                     }
@@ -148,10 +163,17 @@ impl Content {
         let subj = |s: &str| position(&subjects, s).ok_or_else(|| missing("subject", s));
         let res = |s: &str| position(&resource_names, s).ok_or_else(|| missing("resource", s));
 
-        let actions = state.actions.iter().map(|(n, t)| (n.clone(), t.to_u8())).collect();
+        let actions = state
+            .actions
+            .iter()
+            .map(|(n, t)| (n.clone(), t.to_u8()))
+            .collect();
         let mut roles = Vec::with_capacity(state.roles.len());
         for (name, acts) in &state.roles {
-            let ids = acts.iter().map(|a| position(&action_names, a).ok_or_else(|| missing("action", a))).collect::<Result<Vec<_>, _>>()?;
+            let ids = acts
+                .iter()
+                .map(|a| position(&action_names, a).ok_or_else(|| missing("action", a)))
+                .collect::<Result<Vec<_>, _>>()?;
             roles.push((name.clone(), ids));
         }
         let mut resources = Vec::with_capacity(state.resources.len());
@@ -171,9 +193,22 @@ impl Content {
             let role = position(&role_names, &k.role).ok_or_else(|| missing("role", &k.role))?;
             assignments.push((res(&k.resource)?, subj(&k.principal)?, role, *exp));
         }
-        let suspended = state.suspended.iter().map(|s| subj(s)).collect::<Result<Vec<_>, _>>()?;
+        let suspended = state
+            .suspended
+            .iter()
+            .map(|s| subj(s))
+            .collect::<Result<Vec<_>, _>>()?;
         // BTree order of names equals order of ids, so every table is already sorted.
-        Ok(Content { actions, roles, resources, subjects, memberships, assignments, suspended, freshness: state.freshness.to_array() })
+        Ok(Content {
+            actions,
+            roles,
+            resources,
+            subjects,
+            memberships,
+            assignments,
+            suspended,
+            freshness: state.freshness.to_array(),
+        })
     }
 
     /// Turns ids back into names. Call only on checked content.
@@ -184,18 +219,50 @@ impl Content {
         let resource_names: Vec<String> = self.resources.iter().map(|(n, _)| n.clone()).collect();
         State {
             tenant: tenant.to_string(),
-            actions: self.actions.iter().map(|(n, t)| (n.clone(), Tier::from_u8(*t).unwrap_or(Tier::High))).collect(),
-            roles: self.roles.iter().map(|(n, ids)| (n.clone(), ids.iter().map(|a| name(&action_names, *a)).collect())).collect(),
-            resources: self.resources.iter().map(|(n, p)| (n.clone(), p.map(|p| name(&resource_names, p)))).collect(),
-            memberships: self.memberships.iter().map(|(m, g)| (name(&self.subjects, *m), name(&self.subjects, *g))).collect(),
+            actions: self
+                .actions
+                .iter()
+                .map(|(n, t)| (n.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
+                .collect(),
+            roles: self
+                .roles
+                .iter()
+                .map(|(n, ids)| {
+                    (
+                        n.clone(),
+                        ids.iter().map(|a| name(&action_names, *a)).collect(),
+                    )
+                })
+                .collect(),
+            resources: self
+                .resources
+                .iter()
+                .map(|(n, p)| (n.clone(), p.map(|p| name(&resource_names, p))))
+                .collect(),
+            memberships: self
+                .memberships
+                .iter()
+                .map(|(m, g)| (name(&self.subjects, *m), name(&self.subjects, *g)))
+                .collect(),
             assignments: self
                 .assignments
                 .iter()
                 .map(|(r, p, role, e)| {
-                    (AssignmentKey { resource: name(&resource_names, *r), principal: name(&self.subjects, *p), role: name(&role_names, *role) }, *e)
+                    (
+                        AssignmentKey {
+                            resource: name(&resource_names, *r),
+                            principal: name(&self.subjects, *p),
+                            role: name(&role_names, *role),
+                        },
+                        *e,
+                    )
                 })
                 .collect::<BTreeMap<_, _>>(),
-            suspended: self.suspended.iter().map(|s| name(&self.subjects, *s)).collect(),
+            suspended: self
+                .suspended
+                .iter()
+                .map(|s| name(&self.subjects, *s))
+                .collect(),
             freshness: Freshness::from_array(self.freshness),
         }
     }
@@ -204,7 +271,11 @@ impl Content {
     pub fn check(&self, limits: &Limits) -> Result<(), ModelError> {
         let limit = |what: &str, count: usize, max: usize| {
             if count > max {
-                Err(ModelError::new(K::LimitExceeded, what, format!("{count} {what}, over the limit of {max}")))
+                Err(ModelError::new(
+                    K::LimitExceeded,
+                    what,
+                    format!("{count} {what}, over the limit of {max}"),
+                ))
             } else {
                 Ok(())
             }
@@ -223,7 +294,10 @@ impl Content {
         }
         for (n, t) in &self.actions {
             if !is_valid_action_name(n) || Tier::from_u8(*t).is_none() {
-                return bad("actions", format!("action `{}` has a bad name or tier", shorten(n)));
+                return bad(
+                    "actions",
+                    format!("action `{}` has a bad name or tier", shorten(n)),
+                );
             }
         }
         let n_actions = self.actions.len();
@@ -231,8 +305,14 @@ impl Content {
             return bad("roles", "roles are not sorted and unique".into());
         }
         for (n, ids) in &self.roles {
-            if !is_valid_action_name(n) || !is_strictly_sorted(ids) || ids.iter().any(|a| *a as usize >= n_actions) {
-                return bad("roles", format!("role `{}` has a bad name or action list", shorten(n)));
+            if !is_valid_action_name(n)
+                || !is_strictly_sorted(ids)
+                || ids.iter().any(|a| *a as usize >= n_actions)
+            {
+                return bad(
+                    "roles",
+                    format!("role `{}` has a bad name or action list", shorten(n)),
+                );
             }
         }
         let n_res = self.resources.len();
@@ -242,9 +322,16 @@ impl Content {
         for (i, (n, p)) in self.resources.iter().enumerate() {
             if !is_valid_id(n) || p.is_some_and(|p| p as usize >= n_res || p as usize == i) {
                 if p.is_some_and(|p| p as usize == i) {
-                    return Err(ModelError::new(K::ResourceCycle, n.as_str(), format!("resource cycle: {n} -> {n}")));
+                    return Err(ModelError::new(
+                        K::ResourceCycle,
+                        n.as_str(),
+                        format!("resource cycle: {n} -> {n}"),
+                    ));
                 }
-                return bad("resources", format!("resource `{}` has a bad id or parent", shorten(n)));
+                return bad(
+                    "resources",
+                    format!("resource `{}` has a bad id or parent", shorten(n)),
+                );
             }
         }
         self.check_resource_depth(limits)?;
@@ -254,32 +341,74 @@ impl Content {
             return bad("subjects", "subjects are not sorted and unique".into());
         }
         if let Some(s) = self.subjects.iter().find(|s| !is_valid_id(s)) {
-            return bad("subjects", format!("subject `{}` is not a valid id", shorten(s)));
+            return bad(
+                "subjects",
+                format!("subject `{}` is not a valid id", shorten(s)),
+            );
         }
         if !is_strictly_sorted(&self.memberships) {
-            return bad("memberships", "memberships are not sorted and unique".into());
+            return bad(
+                "memberships",
+                "memberships are not sorted and unique".into(),
+            );
         }
         for (m, g) in &self.memberships {
-            let (Some(mn), Some(gn)) = (self.subjects.get(*m as usize), self.subjects.get(*g as usize)) else {
-                return bad("memberships", "a membership refers to a subject out of range".into());
+            let (Some(mn), Some(gn)) = (
+                self.subjects.get(*m as usize),
+                self.subjects.get(*g as usize),
+            ) else {
+                return bad(
+                    "memberships",
+                    "a membership refers to a subject out of range".into(),
+                );
             };
             if !is_group(gn) {
-                return Err(ModelError::new(K::NotAGroup, format!("memberships[{mn} in {gn}]"), format!("`{gn}` is not a group")));
+                return Err(ModelError::new(
+                    K::NotAGroup,
+                    format!("memberships[{mn} in {gn}]"),
+                    format!("`{gn}` is not a group"),
+                ));
             }
         }
         let (start, adj) = csr(n_subj, self.memberships.iter().copied());
         if let Some(cycle) = find_cycle(n_subj, &start, &adj) {
-            let names: Vec<&str> = cycle.iter().map(|i| self.subjects.get(*i as usize).map_or("?", String::as_str)).collect();
-            return Err(ModelError::new(K::GroupCycle, names.first().copied().unwrap_or(""), format!("group membership cycle: {}", names.join(" -> "))));
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|i| self.subjects.get(*i as usize).map_or("?", String::as_str))
+                .collect();
+            return Err(ModelError::new(
+                K::GroupCycle,
+                names.first().copied().unwrap_or(""),
+                format!("group membership cycle: {}", names.join(" -> ")),
+            ));
         }
-        if !is_strictly_sorted(&self.assignments.iter().map(|(r, p, role, _)| (r, p, role)).collect::<Vec<_>>()) {
-            return bad("assignments", "assignments are not sorted and unique".into());
+        if !is_strictly_sorted(
+            &self
+                .assignments
+                .iter()
+                .map(|(r, p, role, _)| (r, p, role))
+                .collect::<Vec<_>>(),
+        ) {
+            return bad(
+                "assignments",
+                "assignments are not sorted and unique".into(),
+            );
         }
-        if self.assignments.iter().any(|(r, p, role, _)| *r as usize >= n_res || *p as usize >= n_subj || *role as usize >= self.roles.len()) {
-            return bad("assignments", "an assignment refers to an id out of range".into());
+        if self.assignments.iter().any(|(r, p, role, _)| {
+            *r as usize >= n_res || *p as usize >= n_subj || *role as usize >= self.roles.len()
+        }) {
+            return bad(
+                "assignments",
+                "an assignment refers to an id out of range".into(),
+            );
         }
-        if !is_strictly_sorted(&self.suspended) || self.suspended.iter().any(|s| *s as usize >= n_subj) {
-            return bad("suspended", "suspended subjects are not sorted, unique and in range".into());
+        if !is_strictly_sorted(&self.suspended)
+            || self.suspended.iter().any(|s| *s as usize >= n_subj)
+        {
+            return bad(
+                "suspended",
+                "suspended subjects are not sorted, unique and in range".into(),
+            );
         }
         let mut referenced = vec![false; n_subj];
         let mut mark = |i: u32| {
@@ -294,7 +423,10 @@ impl Content {
         self.assignments.iter().for_each(|(_, p, _, _)| mark(*p));
         self.suspended.iter().for_each(|s| mark(*s));
         if referenced.iter().any(|r| !r) {
-            return bad("subjects", "the subject table lists a subject nothing refers to".into());
+            return bad(
+                "subjects",
+                "the subject table lists a subject nothing refers to".into(),
+            );
         }
         if self.freshness.contains(&0) {
             return bad("freshness", "a freshness bound is zero".into());
@@ -306,7 +438,11 @@ impl Content {
         // depth[i]: 0 unknown, u32::MAX on the current walk, else depth + 1.
         let mut depth = vec![0u32; self.resources.len()];
         let parent = |i: u32| self.resources.get(i as usize).and_then(|(_, p)| *p);
-        let name = |i: u32| self.resources.get(i as usize).map_or("?", |(n, _)| n.as_str());
+        let name = |i: u32| {
+            self.resources
+                .get(i as usize)
+                .map_or("?", |(n, _)| n.as_str())
+        };
         for i in 0..self.resources.len() {
             let mut walk = Vec::new();
             let mut cur = Some(id32(i));
@@ -322,9 +458,18 @@ impl Content {
                     }
                     Some(u32::MAX) => {
                         let from = walk.iter().position(|w| *w == c).unwrap_or(0);
-                        let mut names: Vec<&str> = walk.get(from..).unwrap_or(&[]).iter().map(|w| name(*w)).collect();
+                        let mut names: Vec<&str> = walk
+                            .get(from..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|w| name(*w))
+                            .collect();
                         names.push(name(c));
-                        return Err(ModelError::new(K::ResourceCycle, name(c), format!("resource cycle: {}", names.join(" -> "))));
+                        return Err(ModelError::new(
+                            K::ResourceCycle,
+                            name(c),
+                            format!("resource cycle: {}", names.join(" -> ")),
+                        ));
                     }
                     Some(d) => {
                         base = d;
@@ -336,7 +481,15 @@ impl Content {
             for (k, w) in walk.iter().rev().enumerate() {
                 let d = base + id32(k) + 1;
                 if d as usize > limits.max_depth {
-                    return Err(ModelError::new(K::LimitExceeded, name(*w), format!("resource `{}` is {d} levels deep, over the limit of {}", name(*w), limits.max_depth)));
+                    return Err(ModelError::new(
+                        K::LimitExceeded,
+                        name(*w),
+                        format!(
+                            "resource `{}` is {d} levels deep, over the limit of {}",
+                            name(*w),
+                            limits.max_depth
+                        ),
+                    ));
                 }
                 if let Some(slot) = depth.get_mut(*w as usize) {
                     *slot = d;

@@ -87,7 +87,10 @@ fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
 /// shorter freshness bound for any action (a stricter tier or a smaller bound).
 pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
     if before.tenant != after.tenant {
-        return Err(Error::TenantMismatch { expected: before.tenant.clone(), found: after.tenant.clone() });
+        return Err(Error::TenantMismatch {
+            expected: before.tenant.clone(),
+            found: after.tenant.clone(),
+        });
     }
     let mut ops = DeltaOps::default();
     let mut revokes = false;
@@ -103,7 +106,11 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
             }
         }
     }
-    for name in before.actions.keys().filter(|n| !after.actions.contains_key(*n)) {
+    for name in before
+        .actions
+        .keys()
+        .filter(|n| !after.actions.contains_key(*n))
+    {
         ops.actions_del.push(name.clone());
         revokes = true;
     }
@@ -114,11 +121,16 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
                 if let Some(old) = old {
                     revokes |= !old.is_subset(acts);
                 }
-                ops.roles_set.push((name.clone(), acts.iter().cloned().collect()));
+                ops.roles_set
+                    .push((name.clone(), acts.iter().cloned().collect()));
             }
         }
     }
-    for name in before.roles.keys().filter(|n| !after.roles.contains_key(*n)) {
+    for name in before
+        .roles
+        .keys()
+        .filter(|n| !after.roles.contains_key(*n))
+    {
         ops.roles_del.push(name.clone());
         revokes = true;
     }
@@ -131,18 +143,33 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
             }
         }
     }
-    for id in before.resources.keys().filter(|n| !after.resources.contains_key(*n)) {
+    for id in before
+        .resources
+        .keys()
+        .filter(|n| !after.resources.contains_key(*n))
+    {
         ops.resources_del.push(id.clone());
         revokes = true;
     }
-    ops.memberships_add = after.memberships.difference(&before.memberships).cloned().collect();
-    ops.memberships_del = before.memberships.difference(&after.memberships).cloned().collect();
+    ops.memberships_add = after
+        .memberships
+        .difference(&before.memberships)
+        .cloned()
+        .collect();
+    ops.memberships_del = before
+        .memberships
+        .difference(&after.memberships)
+        .cloned()
+        .collect();
     revokes |= !ops.memberships_del.is_empty();
     // Suspension is inherited through groups: joining a group that is suspended, or that belongs
     // to a suspended group, takes access away.
     if !ops.memberships_add.is_empty() && !after.suspended.is_empty() {
         let reaches = suspended_groups(after);
-        revokes |= ops.memberships_add.iter().any(|(_, g)| reaches.contains(g.as_str()));
+        revokes |= ops
+            .memberships_add
+            .iter()
+            .any(|(_, g)| reaches.contains(g.as_str()));
     }
     for (k, exp) in &after.assignments {
         match before.assignments.get(k) {
@@ -151,20 +178,40 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
                 if let Some(old) = old {
                     revokes |= earlier(*old, *exp);
                 }
-                ops.assignments_set.push((k.resource.clone(), k.principal.clone(), k.role.clone(), *exp));
+                ops.assignments_set.push((
+                    k.resource.clone(),
+                    k.principal.clone(),
+                    k.role.clone(),
+                    *exp,
+                ));
             }
         }
     }
-    for k in before.assignments.keys().filter(|k| !after.assignments.contains_key(*k)) {
-        ops.assignments_del.push((k.resource.clone(), k.principal.clone(), k.role.clone()));
+    for k in before
+        .assignments
+        .keys()
+        .filter(|k| !after.assignments.contains_key(*k))
+    {
+        ops.assignments_del
+            .push((k.resource.clone(), k.principal.clone(), k.role.clone()));
         revokes = true;
     }
-    ops.suspended_add = after.suspended.difference(&before.suspended).cloned().collect();
-    ops.suspended_del = before.suspended.difference(&after.suspended).cloned().collect();
+    ops.suspended_add = after
+        .suspended
+        .difference(&before.suspended)
+        .cloned()
+        .collect();
+    ops.suspended_del = before
+        .suspended
+        .difference(&after.suspended)
+        .cloned()
+        .collect();
     revokes |= !ops.suspended_add.is_empty();
     if before.freshness != after.freshness {
         ops.freshness = Some(after.freshness.to_array());
-        revokes |= Tier::ALL.iter().any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
+        revokes |= Tier::ALL
+            .iter()
+            .any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
     }
     Ok(Diff { ops, revokes })
 }
@@ -193,49 +240,96 @@ fn bad(msg: String) -> Error {
 /// must be new. References are not checked here; the caller validates the result as a whole.
 pub fn apply_ops(state: &mut State, ops: &DeltaOps) -> Result<(), Error> {
     for name in &ops.actions_del {
-        state.actions.remove(name).ok_or_else(|| bad(format!("removes action `{}` that does not exist", shorten(name))))?;
+        state.actions.remove(name).ok_or_else(|| {
+            bad(format!(
+                "removes action `{}` that does not exist",
+                shorten(name)
+            ))
+        })?;
     }
     for (name, tier) in &ops.actions_set {
-        let tier = Tier::from_u8(*tier).ok_or_else(|| bad(format!("action `{}` has an unknown tier {tier}", shorten(name))))?;
+        let tier = Tier::from_u8(*tier).ok_or_else(|| {
+            bad(format!(
+                "action `{}` has an unknown tier {tier}",
+                shorten(name)
+            ))
+        })?;
         state.actions.insert(name.clone(), tier);
     }
     for name in &ops.roles_del {
-        state.roles.remove(name).ok_or_else(|| bad(format!("removes role `{}` that does not exist", shorten(name))))?;
+        state.roles.remove(name).ok_or_else(|| {
+            bad(format!(
+                "removes role `{}` that does not exist",
+                shorten(name)
+            ))
+        })?;
     }
     for (name, acts) in &ops.roles_set {
         let set: std::collections::BTreeSet<String> = acts.iter().cloned().collect();
         if set.len() != acts.len() {
-            return Err(bad(format!("role `{}` lists an action twice", shorten(name))));
+            return Err(bad(format!(
+                "role `{}` lists an action twice",
+                shorten(name)
+            )));
         }
         state.roles.insert(name.clone(), set);
     }
     for id in &ops.resources_del {
-        state.resources.remove(id).ok_or_else(|| bad(format!("removes resource `{}` that does not exist", shorten(id))))?;
+        state.resources.remove(id).ok_or_else(|| {
+            bad(format!(
+                "removes resource `{}` that does not exist",
+                shorten(id)
+            ))
+        })?;
     }
     for (id, parent) in &ops.resources_set {
         state.resources.insert(id.clone(), parent.clone());
     }
     for pair in &ops.memberships_del {
         if !state.memberships.remove(pair) {
-            return Err(bad(format!("removes membership `{}` in `{}` that does not exist", shorten(&pair.0), shorten(&pair.1))));
+            return Err(bad(format!(
+                "removes membership `{}` in `{}` that does not exist",
+                shorten(&pair.0),
+                shorten(&pair.1)
+            )));
         }
     }
     for pair in &ops.memberships_add {
         if !state.memberships.insert(pair.clone()) {
-            return Err(bad(format!("adds membership `{}` in `{}` that already exists", shorten(&pair.0), shorten(&pair.1))));
+            return Err(bad(format!(
+                "adds membership `{}` in `{}` that already exists",
+                shorten(&pair.0),
+                shorten(&pair.1)
+            )));
         }
     }
     for (resource, principal, role) in &ops.assignments_del {
-        let key = AssignmentKey { resource: resource.clone(), principal: principal.clone(), role: role.clone() };
-        state.assignments.remove(&key).ok_or_else(|| bad(format!("removes an assignment of `{}` that does not exist", shorten(principal))))?;
+        let key = AssignmentKey {
+            resource: resource.clone(),
+            principal: principal.clone(),
+            role: role.clone(),
+        };
+        state.assignments.remove(&key).ok_or_else(|| {
+            bad(format!(
+                "removes an assignment of `{}` that does not exist",
+                shorten(principal)
+            ))
+        })?;
     }
     for (resource, principal, role, exp) in &ops.assignments_set {
-        let key = AssignmentKey { resource: resource.clone(), principal: principal.clone(), role: role.clone() };
+        let key = AssignmentKey {
+            resource: resource.clone(),
+            principal: principal.clone(),
+            role: role.clone(),
+        };
         state.assignments.insert(key, *exp);
     }
     for s in &ops.suspended_del {
         if !state.suspended.remove(s) {
-            return Err(bad(format!("lifts suspension of `{}` that is not suspended", shorten(s))));
+            return Err(bad(format!(
+                "lifts suspension of `{}` that is not suspended",
+                shorten(s)
+            )));
         }
     }
     for s in &ops.suspended_add {

@@ -65,7 +65,11 @@ pub struct ModelError {
 
 impl ModelError {
     pub fn new(kind: ModelErrorKind, at: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, at: at.into(), message: message.into() }
+        Self {
+            kind,
+            at: at.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -90,14 +94,23 @@ pub enum Error {
     TooLarge { size: usize, limit: usize },
     #[error("not an edge-authz message: wrong magic bytes")]
     BadMagic,
-    #[error("message format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "message format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedVersion { found: u8, supported: u8 },
     #[error("expected a {expected} message, got a {found} message")]
-    WrongKind { expected: &'static str, found: &'static str },
+    WrongKind {
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
     #[error("{what} has {count} entries, over the limit of {limit}")]
-    LimitExceeded { what: &'static str, count: usize, limit: usize },
+    LimitExceeded {
+        what: &'static str,
+        count: usize,
+        limit: usize,
+    },
     #[error("the signature does not verify")]
     BadSignature,
     #[error("key `{0}` is not a trusted key")]
@@ -124,7 +137,10 @@ pub enum Error {
     InvalidArgument(String),
     /// A listing refused by one of the decision gates 1 to 5; the code is the gate's reason.
     #[error("{message}")]
-    Refused { reason: crate::Reason, message: String },
+    Refused {
+        reason: crate::Reason,
+        message: String,
+    },
 }
 
 impl Error {

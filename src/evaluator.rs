@@ -11,7 +11,10 @@ use crate::id::{is_valid_action_name, is_valid_id};
 use crate::index::Index;
 use crate::keys::PublicKey;
 use crate::state::{ById, Freshness};
-use crate::wire::{decode_exact, digest_bytes, parse, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload};
+use crate::wire::{
+    decode_exact, digest_bytes, parse, DeltaPayload, Limits, MessageKind, SnapshotPayload,
+    WatermarkPayload,
+};
 use crate::{apply_ops, Decision, DecisionView, Error, Reason, State, Tier};
 
 /// A request: subject, action, resource.
@@ -24,7 +27,11 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     pub fn new(subject: &'a str, action: &'a str, resource: &'a str) -> Self {
-        Request { subject, action, resource }
+        Request {
+            subject,
+            action,
+            resource,
+        }
     }
 }
 
@@ -111,18 +118,34 @@ enum Prepared {
 impl Evaluator {
     /// A signed evaluator for `tenant` trusting the given base64 Ed25519 public keys.
     pub fn new(tenant: &str, public_keys: &[&str]) -> Result<Evaluator, Error> {
-        let keys = public_keys.iter().map(|k| PublicKey::from_base64(k)).collect::<Result<Vec<_>, _>>()?;
+        let keys = public_keys
+            .iter()
+            .map(|k| PublicKey::from_base64(k))
+            .collect::<Result<Vec<_>, _>>()?;
         Self::with_keys(tenant, keys)
     }
 
     pub fn with_keys(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
         if !crate::id::is_valid_tenant(tenant) {
-            return Err(Error::InvalidArgument(format!("tenant `{}` is not a valid tenant name", crate::state::shorten(tenant))));
+            return Err(Error::InvalidArgument(format!(
+                "tenant `{}` is not a valid tenant name",
+                crate::state::shorten(tenant)
+            )));
         }
         if keys.is_empty() {
-            return Err(Error::InvalidArgument("a signed evaluator needs at least one trusted public key".into()));
+            return Err(Error::InvalidArgument(
+                "a signed evaluator needs at least one trusted public key".into(),
+            ));
         }
-        Ok(Evaluator { tenant: tenant.to_string(), keys, preview: false, loaded: None, watermark: 0, confirmed_at: None, limits: Limits::default() })
+        Ok(Evaluator {
+            tenant: tenant.to_string(),
+            keys,
+            preview: false,
+            loaded: None,
+            watermark: 0,
+            confirmed_at: None,
+            limits: Limits::default(),
+        })
     }
 
     /// An unsigned preview evaluator over a compiled state (epoch 0; no watermark, no freshness).
@@ -178,11 +201,18 @@ impl Evaluator {
         if tenant == self.tenant {
             Ok(())
         } else {
-            Err(Error::TenantMismatch { expected: self.tenant.clone(), found: crate::state::shorten(tenant) })
+            Err(Error::TenantMismatch {
+                expected: self.tenant.clone(),
+                found: crate::state::shorten(tenant),
+            })
         }
     }
 
-    fn open<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], kind: MessageKind) -> Result<T, Error> {
+    fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        kind: MessageKind,
+    ) -> Result<T, Error> {
         if self.preview {
             return Err(Error::PreviewMode);
         }
@@ -209,65 +239,117 @@ impl Evaluator {
         }
         if let Some(l) = &self.loaded {
             if p.epoch < l.epoch {
-                return Err(Error::Rollback { incoming: p.epoch, held: l.epoch });
+                return Err(Error::Rollback {
+                    incoming: p.epoch,
+                    held: l.epoch,
+                });
             }
             if p.epoch == l.epoch {
                 if crate::digest::digest(&p.content) != l.index.digest() {
                     return Err(Error::EpochConflict(p.epoch));
                 }
                 self.confirm(p.issued_at);
-                return Ok(Applied { epoch: p.epoch, applied: false });
+                return Ok(Applied {
+                    epoch: p.epoch,
+                    applied: false,
+                });
             }
         }
         let index = self.build(p.content)?;
-        self.loaded = Some(Loaded { index, epoch: p.epoch });
+        self.loaded = Some(Loaded {
+            index,
+            epoch: p.epoch,
+        });
         self.confirm(p.issued_at);
-        Ok(Applied { epoch: p.epoch, applied: true })
+        Ok(Applied {
+            epoch: p.epoch,
+            applied: true,
+        })
     }
 
     fn prepare_delta(&self, p: &DeltaPayload) -> Result<Prepared, Error> {
         self.check_tenant(&p.tenant)?;
         if p.epoch <= p.base_epoch {
-            return Err(Error::InvalidDelta(format!("epoch {} is not after base epoch {}", p.epoch, p.base_epoch)));
+            return Err(Error::InvalidDelta(format!(
+                "epoch {} is not after base epoch {}",
+                p.epoch, p.base_epoch
+            )));
         }
         let base_digest = digest_bytes(&p.base_digest, "delta")?;
         let digest = digest_bytes(&p.digest, "delta")?;
         let Some(l) = &self.loaded else {
-            return Err(Error::EpochGap { base: p.base_epoch, held: None });
+            return Err(Error::EpochGap {
+                base: p.base_epoch,
+                held: None,
+            });
         };
         if p.epoch < l.epoch {
-            return Err(Error::Rollback { incoming: p.epoch, held: l.epoch });
+            return Err(Error::Rollback {
+                incoming: p.epoch,
+                held: l.epoch,
+            });
         }
         if p.epoch == l.epoch {
-            return if digest == l.index.digest() { Ok(Prepared::Noop(l.epoch)) } else { Err(Error::EpochConflict(p.epoch)) };
+            return if digest == l.index.digest() {
+                Ok(Prepared::Noop(l.epoch))
+            } else {
+                Err(Error::EpochConflict(p.epoch))
+            };
         }
         if p.base_epoch != l.epoch {
-            return Err(Error::EpochGap { base: p.base_epoch, held: Some(l.epoch) });
+            return Err(Error::EpochGap {
+                base: p.base_epoch,
+                held: Some(l.epoch),
+            });
         }
         if base_digest != l.index.digest() {
-            return Err(Error::DigestMismatch("the delta's base is not the held state"));
+            return Err(Error::DigestMismatch(
+                "the delta's base is not the held state",
+            ));
         }
         if p.ops.total() > self.limits.max_entries {
-            return Err(Error::LimitExceeded { what: "delta", count: p.ops.total(), limit: self.limits.max_entries });
+            return Err(Error::LimitExceeded {
+                what: "delta",
+                count: p.ops.total(),
+                limit: self.limits.max_entries,
+            });
         }
         let mut state = l.index.content().to_state(&self.tenant);
         apply_ops(&mut state, &p.ops)?;
-        state.check_references(&ById).map_err(|e| Error::InvalidDelta(e.to_string()))?;
-        let content = Content::from_state(&state).map_err(|e| Error::InvalidDelta(e.to_string()))?;
-        let index = Index::build(content, &self.limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        state
+            .check_references(&ById)
+            .map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        let content =
+            Content::from_state(&state).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        let index =
+            Index::build(content, &self.limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
         if index.digest() != digest {
-            return Err(Error::DigestMismatch("the delta's result differs from the signed digest"));
+            return Err(Error::DigestMismatch(
+                "the delta's result differs from the signed digest",
+            ));
         }
-        Ok(Prepared::New(Box::new(Loaded { index, epoch: p.epoch }), p.epoch))
+        Ok(Prepared::New(
+            Box::new(Loaded {
+                index,
+                epoch: p.epoch,
+            }),
+            p.epoch,
+        ))
     }
 
     fn commit(&mut self, prepared: Prepared, issued_at: u64) -> Applied {
         self.confirm(issued_at);
         match prepared {
-            Prepared::Noop(epoch) => Applied { epoch, applied: false },
+            Prepared::Noop(epoch) => Applied {
+                epoch,
+                applied: false,
+            },
             Prepared::New(loaded, epoch) => {
                 self.loaded = Some(*loaded);
-                Applied { epoch, applied: true }
+                Applied {
+                    epoch,
+                    applied: true,
+                }
             }
         }
     }
@@ -292,7 +374,10 @@ impl Evaluator {
             let d: DeltaPayload = self.open(inner, MessageKind::Delta)?;
             self.check_tenant(&d.tenant)?;
             if d.epoch != p.watermark {
-                return Err(Error::InvalidDelta(format!("the carried delta reaches epoch {}, the watermark is {}", d.epoch, p.watermark)));
+                return Err(Error::InvalidDelta(format!(
+                    "the carried delta reaches epoch {}, the watermark is {}",
+                    d.epoch, p.watermark
+                )));
             }
             match self.prepare_delta(&d) {
                 Ok(pr) => prepared = Some((pr, d.issued_at)),
@@ -301,15 +386,30 @@ impl Evaluator {
         }
         if let Some((pr, issued_at)) = prepared {
             let applied = self.commit(pr, issued_at);
-            outcome = Some(if applied.applied { DeltaOutcome::Applied } else { DeltaOutcome::AlreadyApplied });
+            outcome = Some(if applied.applied {
+                DeltaOutcome::Applied
+            } else {
+                DeltaOutcome::AlreadyApplied
+            });
         }
         self.watermark = self.watermark.max(p.watermark);
         self.confirm(p.issued_at);
-        Ok(WatermarkApplied { watermark: self.watermark, epoch: self.epoch(), delta: outcome })
+        Ok(WatermarkApplied {
+            watermark: self.watermark,
+            epoch: self.epoch(),
+            delta: outcome,
+        })
     }
 
     fn decision(&self, reason: Reason, epoch: Option<u64>, tier: Option<Tier>) -> Decision {
-        Decision { allowed: false, reason, epoch, watermark: self.watermark, tier, grant: None }
+        Decision {
+            allowed: false,
+            reason,
+            epoch,
+            watermark: self.watermark,
+            tier,
+            grant: None,
+        }
     }
 
     /// The decision for a request whose context could not be read: `no_snapshot` when nothing is
@@ -328,7 +428,14 @@ impl Evaluator {
     }
 
     /// Gates 2 to 4 once the ids are looked up (`None`: not in the snapshot).
-    fn early_gates(&self, l: &Loaded, action_ok: bool, ids_ok: bool, tier: Option<Tier>, now: u64) -> Option<Reason> {
+    fn early_gates(
+        &self,
+        l: &Loaded,
+        action_ok: bool,
+        ids_ok: bool,
+        tier: Option<Tier>,
+        now: u64,
+    ) -> Option<Reason> {
         if !action_ok || !ids_ok {
             return Some(Reason::InvalidRequest);
         }
@@ -348,8 +455,15 @@ impl Evaluator {
 
     /// Gates 1 to 5 shared by the listings: the loaded index and the action's id, or the
     /// decision that refuses.
-    fn gates(&self, action: &str, now: u64, ids_ok: impl FnOnce(&Index) -> bool) -> Result<(&Loaded, u32), Decision> {
-        let Some(l) = &self.loaded else { return Err(self.decision(Reason::NoSnapshot, None, None)) };
+    fn gates(
+        &self,
+        action: &str,
+        now: u64,
+        ids_ok: impl FnOnce(&Index) -> bool,
+    ) -> Result<(&Loaded, u32), Decision> {
+        let Some(l) = &self.loaded else {
+            return Err(self.decision(Reason::NoSnapshot, None, None));
+        };
         let a = l.index.action(action);
         let tier = a.map(|a| l.index.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(action);
@@ -364,20 +478,38 @@ impl Evaluator {
 
     #[inline]
     fn lookup(ix: &Index, req: &Request<'_>) -> [Option<u32>; 3] {
-        [ix.subject(req.subject), ix.action(req.action), ix.resource(req.resource)]
+        [
+            ix.subject(req.subject),
+            ix.action(req.action),
+            ix.resource(req.resource),
+        ]
     }
 
     /// Every gate, for ids already looked up in `l`.
     #[inline]
-    fn decide(&self, l: &Loaded, req: &Request<'_>, [s, a, r]: [Option<u32>; 3], now: u64) -> Decision {
+    fn decide(
+        &self,
+        l: &Loaded,
+        req: &Request<'_>,
+        [s, a, r]: [Option<u32>; 3],
+        now: u64,
+    ) -> Decision {
         let tier = a.map(|a| l.index.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(req.action);
-        let ids_ok = (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
+        let ids_ok =
+            (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
         if let Some(reason) = self.early_gates(l, action_ok, ids_ok, tier, now) {
             return self.decision(reason, Some(l.epoch), tier);
         }
         let (reason, grant) = l.index.decide(s, a, r, now);
-        Decision { allowed: reason == Reason::Granted, reason, epoch: Some(l.epoch), watermark: self.watermark, tier, grant }
+        Decision {
+            allowed: reason == Reason::Granted,
+            reason,
+            epoch: Some(l.epoch),
+            watermark: self.watermark,
+            tier,
+            grant,
+        }
     }
 
     /// Decides one request at time `now` (Unix ms). Allocation-free.
@@ -392,8 +524,16 @@ impl Evaluator {
     pub fn check_many(&self, requests: &[Request<'_>], now: u64, out: &mut Vec<Decision>) {
         out.reserve(requests.len());
         match &self.loaded {
-            None => out.extend(requests.iter().map(|_| self.decision(Reason::NoSnapshot, None, None))),
-            Some(l) => out.extend(requests.iter().map(|req| self.decide(l, req, Self::lookup(&l.index, req), now))),
+            None => out.extend(
+                requests
+                    .iter()
+                    .map(|_| self.decision(Reason::NoSnapshot, None, None)),
+            ),
+            Some(l) => out.extend(
+                requests
+                    .iter()
+                    .map(|req| self.decide(l, req, Self::lookup(&l.index, req), now)),
+            ),
         }
     }
 
@@ -403,16 +543,35 @@ impl Evaluator {
             (Some(l), Some(g)) if Some(l.epoch) == d.epoch => l.index.explain(g),
             _ => None,
         };
-        DecisionView { allowed: d.allowed, reason: d.reason, epoch: d.epoch, watermark: d.watermark, tier: d.tier, grant }
+        DecisionView {
+            allowed: d.allowed,
+            reason: d.reason,
+            epoch: d.epoch,
+            watermark: d.watermark,
+            tier: d.tier,
+            grant,
+        }
     }
 
     fn refuse(d: Decision, what: &str) -> Error {
-        Error::Refused { reason: d.reason, message: format!("cannot list {what}: {}", d.reason.as_str().replace('_', " ")) }
+        Error::Refused {
+            reason: d.reason,
+            message: format!(
+                "cannot list {what}: {}",
+                d.reason.as_str().replace('_', " ")
+            ),
+        }
     }
 
     /// Resources (optionally of one type) on which `subject` may do `action`, sorted. Fails with
     /// the reason code when gates 1 to 5 refuse.
-    pub fn list_resources(&self, subject: &str, action: &str, type_filter: Option<&str>, now: u64) -> Result<Vec<String>, Error> {
+    pub fn list_resources(
+        &self,
+        subject: &str,
+        action: &str,
+        type_filter: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<String>, Error> {
         let mut s = None;
         let type_ok = type_filter.is_none_or(|t| is_valid_id(&format!("{t}:x")));
         let (l, a) = self
@@ -422,13 +581,23 @@ impl Evaluator {
             })
             .map_err(|d| Self::refuse(d, "resources"))?;
         match s {
-            Some(s) if !l.index.is_suspended(s) => Ok(l.index.resources_for(s, a, type_filter, now).into_iter().map(str::to_string).collect()),
+            Some(s) if !l.index.is_suspended(s) => Ok(l
+                .index
+                .resources_for(s, a, type_filter, now)
+                .into_iter()
+                .map(str::to_string)
+                .collect()),
             _ => Ok(Vec::new()),
         }
     }
 
     /// Members (not groups), not suspended, who may do `action` on `resource`, sorted.
-    pub fn list_subjects(&self, resource: &str, action: &str, now: u64) -> Result<Vec<String>, Error> {
+    pub fn list_subjects(
+        &self,
+        resource: &str,
+        action: &str,
+        now: u64,
+    ) -> Result<Vec<String>, Error> {
         let mut r = None;
         let (l, a) = self
             .gates(action, now, |ix| {
@@ -437,7 +606,12 @@ impl Evaluator {
             })
             .map_err(|d| Self::refuse(d, "subjects"))?;
         match r {
-            Some(r) => Ok(l.index.subjects_for(r, a, now).into_iter().map(str::to_string).collect()),
+            Some(r) => Ok(l
+                .index
+                .subjects_for(r, a, now)
+                .into_iter()
+                .map(str::to_string)
+                .collect()),
             None => Ok(Vec::new()),
         }
     }
@@ -462,7 +636,10 @@ impl Evaluator {
             epoch: self.epoch(),
             watermark: self.watermark,
             confirmed_at: self.confirmed_at,
-            stale: self.loaded.as_ref().is_some_and(|l| !self.preview && l.epoch < self.watermark),
+            stale: self
+                .loaded
+                .as_ref()
+                .is_some_and(|l| !self.preview && l.epoch < self.watermark),
             preview: self.preview,
             counts,
             digest: self.loaded.as_ref().map(|l| hex(&l.index.digest())),

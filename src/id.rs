@@ -19,8 +19,12 @@ fn is_type(t: &str) -> bool {
 /// `type:name` with `type` matching `[a-z][a-z0-9_]*` and `name` 1 to 256 bytes of UTF-8
 /// with no whitespace and no control characters.
 pub fn is_valid_id(id: &str) -> bool {
-    let Some(colon) = id.bytes().position(|b| b == b':') else { return false };
-    let (Some(t), Some(name)) = (id.get(..colon), id.get(colon + 1..)) else { return false };
+    let Some(colon) = id.bytes().position(|b| b == b':') else {
+        return false;
+    };
+    let (Some(t), Some(name)) = (id.get(..colon), id.get(colon + 1..)) else {
+        return false;
+    };
     is_type(t) && !name.is_empty() && name.len() <= MAX_NAME_LEN && is_clean_name(name)
 }
 
@@ -70,7 +74,17 @@ mod tests {
             assert!(is_valid_id(ok), "{ok}");
         }
         let long = format!("doc:{}", "x".repeat(257));
-        for bad in ["alice", "User:alice", "user:", ":alice", "user:al ice", "user:a\u{7}", "1x:a", "us-er:a", long.as_str()] {
+        for bad in [
+            "alice",
+            "User:alice",
+            "user:",
+            ":alice",
+            "user:al ice",
+            "user:a\u{7}",
+            "1x:a",
+            "us-er:a",
+            long.as_str(),
+        ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
         assert!(is_valid_id(&format!("doc:{}", "x".repeat(256))));

@@ -111,12 +111,23 @@ impl Index {
                 }
             }
         }
-        let (children_start, children) = csr(n_res, content.resources.iter().enumerate().filter_map(|(i, (_, p))| p.map(|p| (p, i as u32))));
+        let (children_start, children) = csr(
+            n_res,
+            content
+                .resources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, p))| p.map(|p| (p, i as u32))),
+        );
         let (res_slot_start, _) = csr(n_res, content.assignments.iter().map(|(r, ..)| (*r, 0)));
         let slots: Vec<Slot> = content
             .assignments
             .iter()
-            .map(|(_, p, role, e)| Slot { principal: *p, role: *role, expires: e.unwrap_or(u64::MAX) })
+            .map(|(_, p, role, e)| Slot {
+                principal: *p,
+                role: *role,
+                expires: e.unwrap_or(u64::MAX),
+            })
             .collect();
         let mut res = Vec::with_capacity(n_res);
         let mut table: Vec<(u32, u32)> = Vec::new();
@@ -124,14 +135,24 @@ impl Index {
             let lo = res_slot_start.get(i).copied().unwrap_or(0);
             let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
             let here = slots.get(lo as usize..hi as usize).unwrap_or(&[]);
-            let mut rec = ResourceRec { parent: parent.unwrap_or(NONE), slot_lo: lo, slot_hi: hi, table_lo: 0, table_mask: 0 };
+            let mut rec = ResourceRec {
+                parent: parent.unwrap_or(NONE),
+                slot_lo: lo,
+                slot_hi: hi,
+                table_lo: 0,
+                table_mask: 0,
+            };
             if here.len() > DENSE {
                 let size = (here.len() * 2).next_power_of_two();
                 let mask = u32::try_from(size - 1).unwrap_or(0);
                 let base = table.len();
                 table.resize(base + size, (EMPTY, 0));
                 for (k, slot) in here.iter().enumerate() {
-                    if k > 0 && here.get(k - 1).is_some_and(|prev| prev.principal == slot.principal) {
+                    if k > 0
+                        && here
+                            .get(k - 1)
+                            .is_some_and(|prev| prev.principal == slot.principal)
+                    {
                         continue;
                     }
                     let mut at = table_hash(slot.principal) & mask;
@@ -148,9 +169,17 @@ impl Index {
             }
             res.push(rec);
         }
-        let (principal_start, principal_slots) = csr(n_subj, content.assignments.iter().enumerate().map(|(i, (_, p, ..))| (*p, i as u32)));
+        let (principal_start, principal_slots) = csr(
+            n_subj,
+            content
+                .assignments
+                .iter()
+                .enumerate()
+                .map(|(i, (_, p, ..))| (*p, i as u32)),
+        );
         let (groups_start, groups) = csr(n_subj, content.memberships.iter().copied());
-        let (members_start, members) = csr(n_subj, content.memberships.iter().map(|(m, g)| (*g, *m)));
+        let (members_start, members) =
+            csr(n_subj, content.memberships.iter().map(|(m, g)| (*g, *m)));
 
         // Group closures by breadth-first search over sorted group lists: the first discovery of a
         // group is along the lexicographically smallest shortest path.
@@ -168,7 +197,11 @@ impl Index {
                 if let Some(x) = seen.get_mut(*g as usize) {
                     if *x != s {
                         *x = s;
-                        queue.push(Hop { group: *g, dist: 1, next: *g });
+                        queue.push(Hop {
+                            group: *g,
+                            dist: 1,
+                            next: *g,
+                        });
                     }
                 }
             }
@@ -179,7 +212,11 @@ impl Index {
                     if let Some(x) = seen.get_mut(*g as usize) {
                         if *x != s {
                             *x = s;
-                            queue.push(Hop { group: *g, dist: h.dist + 1, next: h.next });
+                            queue.push(Hop {
+                                group: *g,
+                                dist: h.dist + 1,
+                                next: h.next,
+                            });
                         }
                     }
                 }
@@ -188,7 +225,10 @@ impl Index {
                 return Err(ModelError::new(
                     K::LimitExceeded,
                     content.subjects.get(s as usize).map_or("", String::as_str),
-                    format!("group closures exceed {} entries: group nesting is too wide or deep", limits.max_closure_entries),
+                    format!(
+                        "group closures exceed {} entries: group nesting is too wide or deep",
+                        limits.max_closure_entries
+                    ),
                 ));
             }
             queue.sort_unstable_by_key(|h| h.group);
@@ -206,8 +246,16 @@ impl Index {
             .map(|s| {
                 let lo = closure_start.get(s).copied().unwrap_or(0);
                 let hi = closure_start.get(s + 1).copied().unwrap_or(0);
-                let inherited = closure.get(lo as usize..hi as usize).unwrap_or(&[]).iter().any(|h| direct.get(h.group as usize).copied().unwrap_or(false));
-                SubjectRec { closure_lo: lo, closure_hi: hi, suspended: inherited || direct.get(s).copied().unwrap_or(false) }
+                let inherited = closure
+                    .get(lo as usize..hi as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|h| direct.get(h.group as usize).copied().unwrap_or(false));
+                SubjectRec {
+                    closure_lo: lo,
+                    closure_hi: hi,
+                    suspended: inherited || direct.get(s).copied().unwrap_or(false),
+                }
             })
             .collect();
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
@@ -217,7 +265,11 @@ impl Index {
             subject_ids: NameTable::build(content.subjects.iter().map(String::as_str)),
             resource_ids: NameTable::build(content.resources.iter().map(|(n, _)| n.as_str())),
             action_ids: NameTable::build(content.actions.iter().map(|(n, _)| n.as_str())),
-            action_tier: content.actions.iter().map(|(_, t)| Tier::from_u8(*t).unwrap_or(Tier::High)).collect(),
+            action_tier: content
+                .actions
+                .iter()
+                .map(|(_, t)| Tier::from_u8(*t).unwrap_or(Tier::High))
+                .collect(),
             role_words,
             role_bits,
             res,
@@ -263,7 +315,10 @@ impl Index {
     }
 
     pub fn tier(&self, action: u32) -> Tier {
-        self.action_tier.get(action as usize).copied().unwrap_or(Tier::High)
+        self.action_tier
+            .get(action as usize)
+            .copied()
+            .unwrap_or(Tier::High)
     }
 
     /// Whether the subject, or a group it belongs to, is suspended.
@@ -273,7 +328,11 @@ impl Index {
 
     #[inline]
     fn role_has(&self, role: u32, action: u32) -> bool {
-        let w = self.role_bits.get(role as usize * self.role_words + action as usize / 64).copied().unwrap_or(0);
+        let w = self
+            .role_bits
+            .get(role as usize * self.role_words + action as usize / 64)
+            .copied()
+            .unwrap_or(0);
         w >> (action % 64) & 1 == 1
     }
 
@@ -283,7 +342,10 @@ impl Index {
         match self.subj.get(s as usize) {
             Some(r) => {
                 let range = r.closure_lo as usize..r.closure_hi as usize;
-                (self.closure_groups.get(range.clone()).unwrap_or(&[]), self.closure_meta.get(range).unwrap_or(&[]))
+                (
+                    self.closure_groups.get(range.clone()).unwrap_or(&[]),
+                    self.closure_meta.get(range).unwrap_or(&[]),
+                )
             }
             None => (&[], &[]),
         }
@@ -302,7 +364,12 @@ impl Index {
             let (key, first) = *self.table.get(rec.table_lo as usize + at as usize)?;
             if key == p {
                 let first = first as usize;
-                return slots.get(first..)?.iter().take_while(|x| x.principal == p).position(|x| self.usable(x, a, now)).map(|k| first + k);
+                return slots
+                    .get(first..)?
+                    .iter()
+                    .take_while(|x| x.principal == p)
+                    .position(|x| self.usable(x, a, now))
+                    .map(|k| first + k);
             }
             if key == EMPTY {
                 return None;
@@ -317,7 +384,10 @@ impl Index {
         let (groups, meta) = self.closure_of(s);
         let mut y = r;
         while let Some(rec) = self.res.get(y as usize) {
-            let slots = self.slots.get(rec.slot_lo as usize..rec.slot_hi as usize).unwrap_or(&[]);
+            let slots = self
+                .slots
+                .get(rec.slot_lo as usize..rec.slot_hi as usize)
+                .unwrap_or(&[]);
             // (dist, slot offset) of the best usable assignment on this resource
             let mut best: Option<(u32, usize)> = None;
             if rec.table_mask == 0 {
@@ -353,7 +423,10 @@ impl Index {
                 }
             }
             if let Some((_, i)) = best {
-                return Some(GrantRef { assignment: u32::try_from(rec.slot_lo as usize + i).unwrap_or(NONE), subject: s });
+                return Some(GrantRef {
+                    assignment: u32::try_from(rec.slot_lo as usize + i).unwrap_or(NONE),
+                    subject: s,
+                });
             }
             y = rec.parent;
         }
@@ -361,12 +434,22 @@ impl Index {
     }
 
     /// Gates 5 to 9 for looked-up ids (gates 1 to 4 are the evaluator's).
-    pub fn decide(&self, s: Option<u32>, a: Option<u32>, r: Option<u32>, now: u64) -> (Reason, Option<GrantRef>) {
-        let Some(a) = a else { return (Reason::UnknownAction, None) };
+    pub fn decide(
+        &self,
+        s: Option<u32>,
+        a: Option<u32>,
+        r: Option<u32>,
+        now: u64,
+    ) -> (Reason, Option<GrantRef>) {
+        let Some(a) = a else {
+            return (Reason::UnknownAction, None);
+        };
         if s.is_some_and(|s| self.is_suspended(s)) {
             return (Reason::Suspended, None);
         }
-        let Some(r) = r else { return (Reason::UnknownResource, None) };
+        let Some(r) = r else {
+            return (Reason::UnknownResource, None);
+        };
         match s.and_then(|s| self.find_grant(s, a, r, now)) {
             Some(g) => (Reason::Granted, Some(g)),
             None => (Reason::NoGrant, None),
@@ -374,7 +457,10 @@ impl Index {
     }
 
     fn subject_name(&self, s: u32) -> &str {
-        self.content.subjects.get(s as usize).map_or("", String::as_str)
+        self.content
+            .subjects
+            .get(s as usize)
+            .map_or("", String::as_str)
     }
 
     /// The names behind a grant, with the group path from the subject to the principal.
@@ -389,8 +475,16 @@ impl Index {
         }
         Some(GrantView {
             principal: self.subject_name(*p),
-            role: self.content.roles.get(*role as usize).map_or("", |(n, _)| n.as_str()),
-            resource: self.content.resources.get(*r as usize).map_or("", |(n, _)| n.as_str()),
+            role: self
+                .content
+                .roles
+                .get(*role as usize)
+                .map_or("", |(n, _)| n.as_str()),
+            resource: self
+                .content
+                .resources
+                .get(*r as usize)
+                .map_or("", |(n, _)| n.as_str()),
             path,
         })
     }
@@ -403,8 +497,13 @@ impl Index {
         let principals = std::iter::once(s).chain(self.closure_of(s).0.iter().copied());
         for p in principals {
             for slot_id in row(&self.principal_start, &self.principal_slots, p) {
-                let usable = self.slots.get(*slot_id as usize).is_some_and(|x| self.usable(x, a, now));
-                if let (true, Some((r, ..))) = (usable, self.content.assignments.get(*slot_id as usize)) {
+                let usable = self
+                    .slots
+                    .get(*slot_id as usize)
+                    .is_some_and(|x| self.usable(x, a, now));
+                if let (true, Some((r, ..))) =
+                    (usable, self.content.assignments.get(*slot_id as usize))
+                {
                     stack.push(*r);
                 }
             }
@@ -431,8 +530,16 @@ impl Index {
         let mut stack = Vec::new();
         let mut y = r;
         while let Some(rec) = self.res.get(y as usize) {
-            let slots = self.slots.get(rec.slot_lo as usize..rec.slot_hi as usize).unwrap_or(&[]);
-            stack.extend(slots.iter().filter(|x| self.usable(x, a, now)).map(|x| x.principal));
+            let slots = self
+                .slots
+                .get(rec.slot_lo as usize..rec.slot_hi as usize)
+                .unwrap_or(&[]);
+            stack.extend(
+                slots
+                    .iter()
+                    .filter(|x| self.usable(x, a, now))
+                    .map(|x| x.principal),
+            );
             y = rec.parent;
         }
         while let Some(p) = stack.pop() {
@@ -459,7 +566,10 @@ impl Index {
         }
         let c = &self.content;
         let strings = c.actions.iter().map(|(n, _)| n.capacity()).sum::<usize>()
-            + c.roles.iter().map(|(n, a)| n.capacity() + v(a)).sum::<usize>()
+            + c.roles
+                .iter()
+                .map(|(n, a)| n.capacity() + v(a))
+                .sum::<usize>()
             + c.resources.iter().map(|(n, _)| n.capacity()).sum::<usize>()
             + c.subjects.iter().map(String::capacity).sum::<usize>();
         strings

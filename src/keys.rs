@@ -29,8 +29,12 @@ pub struct KeyPair {
 
 fn decode32(text: &str, what: &str) -> Result<[u8; 32], Error> {
     let t = text.trim();
-    let bytes = STANDARD.decode(t).or_else(|_| STANDARD_NO_PAD.decode(t)).map_err(|_| Error::InvalidKey(format!("the {what} is not base64")))?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Error::InvalidKey(format!("the {what} must be 32 bytes, got {}", bytes.len())))
+    let bytes = STANDARD
+        .decode(t)
+        .or_else(|_| STANDARD_NO_PAD.decode(t))
+        .map_err(|_| Error::InvalidKey(format!("the {what} is not base64")))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| Error::InvalidKey(format!("the {what} must be 32 bytes, got {}", bytes.len())))
 }
 
 /// The id of a public key: the first 8 bytes of its SHA-256, in hex.
@@ -44,7 +48,10 @@ impl KeyPair {
     /// has no entropy source of its own).
     pub fn from_seed(seed: [u8; 32]) -> KeyPair {
         let sk = SecretKey::from_seed(seed);
-        KeyPair { public_key: sk.public_key().to_base64(), secret_key: sk.to_base64() }
+        KeyPair {
+            public_key: sk.public_key().to_base64(),
+            secret_key: sk.to_base64(),
+        }
     }
 }
 
@@ -84,7 +91,8 @@ impl PublicKey {
 
     pub fn from_base64(text: &str) -> Result<PublicKey, Error> {
         let bytes = decode32(text, "public key")?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| Error::InvalidKey("the public key is not a valid Ed25519 point".into()))?;
+        let key = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| Error::InvalidKey("the public key is not a valid Ed25519 point".into()))?;
         Ok(Self::from_verifying(key))
     }
 
@@ -98,7 +106,10 @@ impl PublicKey {
 
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match <[u8; 64]>::try_from(signature) {
-            Ok(sig) => self.key.verify_strict(message, &Signature::from_bytes(&sig)).is_ok(),
+            Ok(sig) => self
+                .key
+                .verify_strict(message, &Signature::from_bytes(&sig))
+                .is_ok(),
             Err(_) => false,
         }
     }

@@ -18,7 +18,15 @@
 //! assert!(d.allowed);
 //! assert_eq!(ev.explain(&d).grant.unwrap().path, ["user:alice", "group:staff"]);
 //! ```
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod content;
 mod context;
@@ -45,7 +53,7 @@ pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
 pub use evaluator::{Applied, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied};
-pub use id::{is_valid_action_name, is_valid_id, is_valid_tenant, id_type};
+pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{Compiled, Model};

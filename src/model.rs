@@ -137,7 +137,11 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ModelError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     let msg = inner.to_string();
-    let kind = if msg.starts_with("unknown field") { K::UnknownField } else { K::InvalidJson };
+    let kind = if msg.starts_with("unknown field") {
+        K::UnknownField
+    } else {
+        K::InvalidJson
+    };
     let at = if path == "." { String::new() } else { path };
     ModelError::new(kind, at, msg)
 }
@@ -153,13 +157,18 @@ struct DocLocator {
 
 impl Locate for DocLocator {
     fn at(&self, entry: Entry<'_>) -> String {
-        let find = |m: &BTreeMap<String, usize>, k: &str, field: &str| m.get(k).map(|i| format!("{field}[{i}]"));
+        let find = |m: &BTreeMap<String, usize>, k: &str, field: &str| {
+            m.get(k).map(|i| format!("{field}[{i}]"))
+        };
         match entry {
             Entry::Tenant => Some("tenant".to_string()),
             Entry::Action(a) => self.actions.get(a).map(|_| format!("actions.{a}")),
             Entry::Role(r) => Some(format!("roles.{r}")),
             Entry::Resource(r) => find(&self.resources, r, "resources"),
-            Entry::Membership(m, g) => self.memberships.get(&(m.to_string(), g.to_string())).map(|i| format!("memberships[{i}]")),
+            Entry::Membership(m, g) => self
+                .memberships
+                .get(&(m.to_string(), g.to_string()))
+                .map(|i| format!("memberships[{i}]")),
             Entry::Assignment(k) => self.assignments.get(k).map(|i| format!("assignments[{i}]")),
             Entry::Suspended(s) => find(&self.suspended, s, "suspended"),
         }
@@ -168,7 +177,11 @@ impl Locate for DocLocator {
 }
 
 fn duplicate(at: String, what: &str, id: &str) -> ModelError {
-    ModelError::new(K::DuplicateId, at, format!("duplicate {what} `{}`", shorten(id)))
+    ModelError::new(
+        K::DuplicateId,
+        at,
+        format!("duplicate {what} `{}`", shorten(id)),
+    )
 }
 
 impl Model {
@@ -179,7 +192,15 @@ impl Model {
 
     pub fn from_json_limited(text: &str, limits: &Limits) -> Result<Model, ModelError> {
         if text.len() > limits.max_model_bytes {
-            return Err(ModelError::new(K::LimitExceeded, "", format!("the model is {} bytes, over the limit of {}", text.len(), limits.max_model_bytes)));
+            return Err(ModelError::new(
+                K::LimitExceeded,
+                "",
+                format!(
+                    "the model is {} bytes, over the limit of {}",
+                    text.len(),
+                    limits.max_model_bytes
+                ),
+            ));
         }
         let de = &mut serde_json::Deserializer::from_str(text);
         let model: Model = serde_path_to_error::deserialize(de).map_err(json_error)?;
@@ -198,7 +219,14 @@ impl Model {
 
     pub fn compile_limited(&self, limits: &Limits) -> Result<Compiled, ModelError> {
         if self.version != MODEL_VERSION {
-            return Err(ModelError::new(K::UnsupportedVersion, "version", format!("model version {} is not supported (this build reads version {MODEL_VERSION})", self.version)));
+            return Err(ModelError::new(
+                K::UnsupportedVersion,
+                "version",
+                format!(
+                    "model version {} is not supported (this build reads version {MODEL_VERSION})",
+                    self.version
+                ),
+            ));
         }
         let mut loc = DocLocator {
             actions: BTreeMap::new(),
@@ -219,7 +247,11 @@ impl Model {
             let mut set = BTreeSet::new();
             for (j, a) in list.iter().enumerate() {
                 if !set.insert(a.clone()) {
-                    return Err(duplicate(format!("roles.{name}[{j}]"), "action in a role", a));
+                    return Err(duplicate(
+                        format!("roles.{name}[{j}]"),
+                        "action in a role",
+                        a,
+                    ));
                 }
             }
             if roles.insert(name.clone(), set).is_some() {
@@ -237,15 +269,27 @@ impl Model {
         for (i, m) in self.memberships.iter().enumerate() {
             let pair = (m.member.clone(), m.group.clone());
             if !memberships.insert(pair.clone()) {
-                return Err(duplicate(format!("memberships[{i}]"), "membership", &format!("{} in {}", m.member, m.group)));
+                return Err(duplicate(
+                    format!("memberships[{i}]"),
+                    "membership",
+                    &format!("{} in {}", m.member, m.group),
+                ));
             }
             loc.memberships.insert(pair, i);
         }
         let mut assignments = BTreeMap::new();
         for (i, a) in self.assignments.iter().enumerate() {
-            let key = AssignmentKey { resource: a.resource.clone(), principal: a.principal.clone(), role: a.role.clone() };
+            let key = AssignmentKey {
+                resource: a.resource.clone(),
+                principal: a.principal.clone(),
+                role: a.role.clone(),
+            };
             if assignments.insert(key.clone(), a.expires_at).is_some() {
-                return Err(duplicate(format!("assignments[{i}]"), "assignment", &format!("{} {} on {}", a.principal, a.role, a.resource)));
+                return Err(duplicate(
+                    format!("assignments[{i}]"),
+                    "assignment",
+                    &format!("{} {} on {}", a.principal, a.role, a.resource),
+                ));
             }
             loc.assignments.insert(key, i);
         }
@@ -264,7 +308,16 @@ impl Model {
                 high: f.high.unwrap_or(DEFAULT_FRESHNESS.high),
             },
         };
-        let state = State { tenant: self.tenant.clone(), actions, roles, resources, memberships, assignments, suspended, freshness };
+        let state = State {
+            tenant: self.tenant.clone(),
+            actions,
+            roles,
+            resources,
+            memberships,
+            assignments,
+            suspended,
+            freshness,
+        };
         state.check_references(&loc)?;
         let content = Content::from_state(&state)?;
         content.check(limits)?;
@@ -275,7 +328,11 @@ impl Model {
                 state.roles.len()
             ));
         }
-        Ok(Compiled { state, content, warnings })
+        Ok(Compiled {
+            state,
+            content,
+            warnings,
+        })
     }
 
     /// The model JSON of a state (canonical order), for exporting a state back to people.
@@ -283,17 +340,52 @@ impl Model {
         Model {
             version: MODEL_VERSION,
             tenant: state.tenant.clone(),
-            actions: Entries(state.actions.iter().map(|(k, t)| (k.clone(), ActionDef { tier: *t })).collect()),
-            roles: Entries(state.roles.iter().map(|(k, a)| (k.clone(), a.iter().cloned().collect())).collect()),
-            resources: state.resources.iter().map(|(id, parent)| ResourceDef { id: id.clone(), parent: parent.clone() }).collect(),
-            memberships: state.memberships.iter().map(|(m, g)| MembershipDef { member: m.clone(), group: g.clone() }).collect(),
+            actions: Entries(
+                state
+                    .actions
+                    .iter()
+                    .map(|(k, t)| (k.clone(), ActionDef { tier: *t }))
+                    .collect(),
+            ),
+            roles: Entries(
+                state
+                    .roles
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.iter().cloned().collect()))
+                    .collect(),
+            ),
+            resources: state
+                .resources
+                .iter()
+                .map(|(id, parent)| ResourceDef {
+                    id: id.clone(),
+                    parent: parent.clone(),
+                })
+                .collect(),
+            memberships: state
+                .memberships
+                .iter()
+                .map(|(m, g)| MembershipDef {
+                    member: m.clone(),
+                    group: g.clone(),
+                })
+                .collect(),
             assignments: state
                 .assignments
                 .iter()
-                .map(|(k, e)| AssignmentDef { principal: k.principal.clone(), role: k.role.clone(), resource: k.resource.clone(), expires_at: *e })
+                .map(|(k, e)| AssignmentDef {
+                    principal: k.principal.clone(),
+                    role: k.role.clone(),
+                    resource: k.resource.clone(),
+                    expires_at: *e,
+                })
                 .collect(),
             suspended: state.suspended.iter().cloned().collect(),
-            freshness: Some(FreshnessDef { low: Some(state.freshness.low), standard: Some(state.freshness.standard), high: Some(state.freshness.high) }),
+            freshness: Some(FreshnessDef {
+                low: Some(state.freshness.low),
+                standard: Some(state.freshness.standard),
+                high: Some(state.freshness.high),
+            }),
         }
     }
 }

@@ -14,7 +14,12 @@ struct Entry {
     len: u32,
 }
 
-const VACANT: Entry = Entry { tag: 0, id: 0, offset: 0, len: 0 };
+const VACANT: Entry = Entry {
+    tag: 0,
+    id: 0,
+    offset: 0,
+    len: 0,
+};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameTable {
@@ -37,7 +42,12 @@ impl NameTable {
         let mut entries = vec![VACANT; size];
         for (id, name) in names.enumerate() {
             let h = hash(name);
-            let e = Entry { tag: (h >> 32) as u32, id: id as u32, offset: arena.len() as u32, len: name.len() as u32 };
+            let e = Entry {
+                tag: (h >> 32) as u32,
+                id: id as u32,
+                offset: arena.len() as u32,
+                len: name.len() as u32,
+            };
             arena.push_str(name);
             let mut at = (h as usize) & mask;
             while let Some(slot) = entries.get_mut(at) {
@@ -48,7 +58,11 @@ impl NameTable {
                 at = (at + 1) & mask;
             }
         }
-        NameTable { entries, mask, arena }
+        NameTable {
+            entries,
+            mask,
+            arena,
+        }
     }
 
     #[inline]

@@ -7,7 +7,9 @@ use crate::content::Content;
 use crate::delta::{diff, DeltaOps};
 use crate::digest::digest;
 use crate::keys::SecretKey;
-use crate::wire::{decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload};
+use crate::wire::{
+    decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload,
+};
 use crate::{Error, State};
 
 /// A signed delta and what it does.
@@ -25,18 +27,41 @@ fn content_of(state: &State) -> Result<Content, Error> {
 }
 
 /// Signs a snapshot of `state` at `epoch` (at least 1).
-pub fn compile_snapshot(state: &State, epoch: u64, issued_at: u64, key: &SecretKey) -> Result<Vec<u8>, Error> {
+pub fn compile_snapshot(
+    state: &State,
+    epoch: u64,
+    issued_at: u64,
+    key: &SecretKey,
+) -> Result<Vec<u8>, Error> {
     if epoch == 0 {
         return Err(Error::InvalidArgument("epoch must be at least 1".into()));
     }
     let content = content_of(state)?;
-    Ok(seal(MessageKind::Snapshot, &SnapshotPayload { tenant: state.tenant.clone(), epoch, issued_at, content }, key))
+    Ok(seal(
+        MessageKind::Snapshot,
+        &SnapshotPayload {
+            tenant: state.tenant.clone(),
+            epoch,
+            issued_at,
+            content,
+        },
+        key,
+    ))
 }
 
 /// Signs the delta that turns `before` (held at `base_epoch`) into `after` (at `epoch`).
-pub fn diff_models(before: &State, after: &State, base_epoch: u64, epoch: u64, issued_at: u64, key: &SecretKey) -> Result<DeltaOutput, Error> {
+pub fn diff_models(
+    before: &State,
+    after: &State,
+    base_epoch: u64,
+    epoch: u64,
+    issued_at: u64,
+    key: &SecretKey,
+) -> Result<DeltaOutput, Error> {
     if epoch <= base_epoch {
-        return Err(Error::InvalidArgument(format!("the delta's epoch {epoch} must be greater than its base epoch {base_epoch}")));
+        return Err(Error::InvalidArgument(format!(
+            "the delta's epoch {epoch} must be greater than its base epoch {base_epoch}"
+        )));
     }
     let d = diff(before, after)?;
     let base_digest = digest(&content_of(before)?);
@@ -51,25 +76,49 @@ pub fn diff_models(before: &State, after: &State, base_epoch: u64, epoch: u64, i
         revokes: d.revokes,
         ops: d.ops.clone(),
     };
-    Ok(DeltaOutput { bytes: seal(MessageKind::Delta, &payload, key), revokes: d.revokes, ops: d.ops })
+    Ok(DeltaOutput {
+        bytes: seal(MessageKind::Delta, &payload, key),
+        revokes: d.revokes,
+        ops: d.ops,
+    })
 }
 
 /// Signs a watermark message; with `delta`, the revocation's delta rides along (it must be a
 /// delta of the same tenant whose epoch is the watermark).
-pub fn sign_watermark(tenant: &str, watermark: u64, issued_at: u64, delta: Option<&[u8]>, key: &SecretKey) -> Result<Vec<u8>, Error> {
+pub fn sign_watermark(
+    tenant: &str,
+    watermark: u64,
+    issued_at: u64,
+    delta: Option<&[u8]>,
+    key: &SecretKey,
+) -> Result<Vec<u8>, Error> {
     if !crate::id::is_valid_tenant(tenant) {
-        return Err(Error::InvalidArgument(format!("tenant `{}` is not a valid tenant name", crate::state::shorten(tenant))));
+        return Err(Error::InvalidArgument(format!(
+            "tenant `{}` is not a valid tenant name",
+            crate::state::shorten(tenant)
+        )));
     }
     if let Some(bytes) = delta {
         let env = parse(bytes, &Limits::default())?.expect(MessageKind::Delta)?;
         let p: DeltaPayload = decode_exact(&env.payload, "delta")?;
         if p.tenant != tenant {
-            return Err(Error::TenantMismatch { expected: tenant.to_string(), found: p.tenant });
+            return Err(Error::TenantMismatch {
+                expected: tenant.to_string(),
+                found: p.tenant,
+            });
         }
         if p.epoch != watermark {
-            return Err(Error::InvalidArgument(format!("the carried delta reaches epoch {}, the watermark is {watermark}", p.epoch)));
+            return Err(Error::InvalidArgument(format!(
+                "the carried delta reaches epoch {}, the watermark is {watermark}",
+                p.epoch
+            )));
         }
     }
-    let payload = WatermarkPayload { tenant: tenant.to_string(), watermark, issued_at, delta: delta.map(|d| ByteBuf::from(d.to_vec())) };
+    let payload = WatermarkPayload {
+        tenant: tenant.to_string(),
+        watermark,
+        issued_at,
+        delta: delta.map(|d| ByteBuf::from(d.to_vec())),
+    };
     Ok(seal(MessageKind::Watermark, &payload, key))
 }

@@ -18,7 +18,11 @@ pub struct Freshness {
 }
 
 /// The bounds used when a model gives none: 5 minutes, 30 seconds, 5 seconds.
-pub const DEFAULT_FRESHNESS: Freshness = Freshness { low: 300_000, standard: 30_000, high: 5_000 };
+pub const DEFAULT_FRESHNESS: Freshness = Freshness {
+    low: 300_000,
+    standard: 30_000,
+    high: 5_000,
+};
 
 impl Freshness {
     pub fn bound(&self, tier: Tier) -> u64 {
@@ -34,7 +38,11 @@ impl Freshness {
     }
 
     pub(crate) fn from_array([low, standard, high]: [u64; 3]) -> Self {
-        Self { low, standard, high }
+        Self {
+            low,
+            standard,
+            high,
+        }
     }
 }
 
@@ -89,7 +97,9 @@ impl Locate for ById {
             Entry::Role(r) => format!("roles.{r}"),
             Entry::Resource(r) => format!("resources[{r}]"),
             Entry::Membership(m, g) => format!("memberships[{m} in {g}]"),
-            Entry::Assignment(k) => format!("assignments[{} {} on {}]", k.principal, k.role, k.resource),
+            Entry::Assignment(k) => {
+                format!("assignments[{} {} on {}]", k.principal, k.role, k.resource)
+            }
             Entry::Suspended(s) => format!("suspended[{s}]"),
         }
     }
@@ -103,7 +113,11 @@ fn check_id(id: &str, what: &str, loc: &dyn Locate, entry: Entry<'_>) -> Result<
     if is_valid_id(id) {
         Ok(())
     } else {
-        Err(err(K::MalformedId, loc.at(entry), format!("{what} `{}` is not a valid `type:name` id", shorten(id))))
+        Err(err(
+            K::MalformedId,
+            loc.at(entry),
+            format!("{what} `{}` is not a valid `type:name` id", shorten(id)),
+        ))
     }
 }
 
@@ -127,32 +141,58 @@ impl State {
             return Err(err(
                 K::MalformedId,
                 loc.at(Entry::Tenant),
-                format!("tenant `{}` must match [a-z0-9][a-z0-9_-]* and be at most 64 bytes", shorten(&self.tenant)),
+                format!(
+                    "tenant `{}` must match [a-z0-9][a-z0-9_-]* and be at most 64 bytes",
+                    shorten(&self.tenant)
+                ),
             ));
         }
         for (tier, bound) in Tier::ALL.iter().map(|t| (t, self.freshness.bound(*t))) {
             if bound == 0 {
-                return Err(err(K::InvalidValue, format!("freshness.{}", tier.as_str()), "a freshness bound must be at least 1 ms".into()));
+                return Err(err(
+                    K::InvalidValue,
+                    format!("freshness.{}", tier.as_str()),
+                    "a freshness bound must be at least 1 ms".into(),
+                ));
             }
         }
         for name in self.actions.keys() {
             if !is_valid_action_name(name) {
-                return Err(err(K::MalformedId, loc.at(Entry::Action(name)), format!("action name `{}` must match [a-z][a-z0-9_.-]*", shorten(name))));
+                return Err(err(
+                    K::MalformedId,
+                    loc.at(Entry::Action(name)),
+                    format!(
+                        "action name `{}` must match [a-z][a-z0-9_.-]*",
+                        shorten(name)
+                    ),
+                ));
             }
         }
         for (role, actions) in &self.roles {
             if !is_valid_action_name(role) {
-                return Err(err(K::MalformedId, loc.at(Entry::Role(role)), format!("role name `{}` must match [a-z][a-z0-9_.-]*", shorten(role))));
+                return Err(err(
+                    K::MalformedId,
+                    loc.at(Entry::Role(role)),
+                    format!("role name `{}` must match [a-z][a-z0-9_.-]*", shorten(role)),
+                ));
             }
             if let Some(a) = actions.iter().find(|a| !self.actions.contains_key(*a)) {
-                return Err(err(K::UndeclaredAction, loc.at(Entry::Role(role)), format!("role `{role}` names undeclared action `{}`", shorten(a))));
+                return Err(err(
+                    K::UndeclaredAction,
+                    loc.at(Entry::Role(role)),
+                    format!("role `{role}` names undeclared action `{}`", shorten(a)),
+                ));
             }
         }
         for (id, parent) in &self.resources {
             check_id(id, "resource", loc, Entry::Resource(id))?;
             if let Some(p) = parent {
                 if !self.resources.contains_key(p) {
-                    return Err(err(K::UndeclaredResource, loc.at(Entry::Resource(id)), format!("resource `{id}` has undeclared parent `{}`", shorten(p))));
+                    return Err(err(
+                        K::UndeclaredResource,
+                        loc.at(Entry::Resource(id)),
+                        format!("resource `{id}` has undeclared parent `{}`", shorten(p)),
+                    ));
                 }
             }
         }
@@ -160,17 +200,32 @@ impl State {
             check_id(member, "member", loc, Entry::Membership(member, group))?;
             check_id(group, "group", loc, Entry::Membership(member, group))?;
             if !is_group(group) {
-                return Err(err(K::NotAGroup, loc.at(Entry::Membership(member, group)), format!("`{group}` is not a group (its type must be `group`)")));
+                return Err(err(
+                    K::NotAGroup,
+                    loc.at(Entry::Membership(member, group)),
+                    format!("`{group}` is not a group (its type must be `group`)"),
+                ));
             }
         }
         for key in self.assignments.keys() {
             check_id(&key.principal, "principal", loc, Entry::Assignment(key))?;
             check_id(&key.resource, "resource", loc, Entry::Assignment(key))?;
             if !self.roles.contains_key(&key.role) {
-                return Err(err(K::UndeclaredRole, loc.at(Entry::Assignment(key)), format!("assignment names undeclared role `{}`", shorten(&key.role))));
+                return Err(err(
+                    K::UndeclaredRole,
+                    loc.at(Entry::Assignment(key)),
+                    format!("assignment names undeclared role `{}`", shorten(&key.role)),
+                ));
             }
             if !self.resources.contains_key(&key.resource) {
-                return Err(err(K::UndeclaredResource, loc.at(Entry::Assignment(key)), format!("assignment names undeclared resource `{}`", shorten(&key.resource))));
+                return Err(err(
+                    K::UndeclaredResource,
+                    loc.at(Entry::Assignment(key)),
+                    format!(
+                        "assignment names undeclared resource `{}`",
+                        shorten(&key.resource)
+                    ),
+                ));
             }
         }
         for s in &self.suspended {

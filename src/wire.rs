@@ -119,18 +119,30 @@ fn prefix(kind: MessageKind) -> [u8; PREFIX_LEN] {
 }
 
 fn malformed(what: &'static str, e: impl std::fmt::Display) -> Error {
-    Error::Malformed { what, detail: e.to_string() }
+    Error::Malformed {
+        what,
+        detail: e.to_string(),
+    }
 }
 
 /// Decodes MessagePack, refusing trailing bytes.
-pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, Error> {
+pub(crate) fn decode_exact<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, Error> {
     let mut cursor = std::io::Cursor::new(bytes);
     let value = {
         let mut de = rmp_serde::Deserializer::new(&mut cursor);
         T::deserialize(&mut de).map_err(|e| malformed(what, e))?
     };
     if cursor.position() as usize != bytes.len() {
-        return Err(malformed(what, format!("{} trailing bytes", bytes.len() - cursor.position() as usize)));
+        return Err(malformed(
+            what,
+            format!(
+                "{} trailing bytes",
+                bytes.len() - cursor.position() as usize
+            ),
+        ));
     }
     Ok(value)
 }
@@ -156,26 +168,49 @@ pub(crate) struct Envelope {
 
 pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Envelope, Error> {
     if bytes.len() > limits.max_message_bytes {
-        return Err(Error::TooLarge { size: bytes.len(), limit: limits.max_message_bytes });
+        return Err(Error::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_message_bytes,
+        });
     }
     let (Some(head), Some(rest)) = (bytes.get(..PREFIX_LEN), bytes.get(PREFIX_LEN..)) else {
-        return Err(if bytes.starts_with(MAGIC) || MAGIC.starts_with(bytes) && !bytes.is_empty() {
-            malformed("message", "truncated header")
-        } else {
-            Error::BadMagic
-        });
+        return Err(
+            if bytes.starts_with(MAGIC) || MAGIC.starts_with(bytes) && !bytes.is_empty() {
+                malformed("message", "truncated header")
+            } else {
+                Error::BadMagic
+            },
+        );
     };
     if !head.starts_with(MAGIC) {
         return Err(Error::BadMagic);
     }
-    let (kind_byte, version) = (head.get(6).copied().unwrap_or(0), head.get(7).copied().unwrap_or(0));
+    let (kind_byte, version) = (
+        head.get(6).copied().unwrap_or(0),
+        head.get(7).copied().unwrap_or(0),
+    );
     if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
-    let kind = MessageKind::from_byte(kind_byte).ok_or_else(|| malformed("message", format!("unknown message kind byte 0x{kind_byte:02x}")))?;
+    let kind = MessageKind::from_byte(kind_byte).ok_or_else(|| {
+        malformed(
+            "message",
+            format!("unknown message kind byte 0x{kind_byte:02x}"),
+        )
+    })?;
     let (key_id, signature, payload): (String, ByteBuf, ByteBuf) = decode_exact(rest, "envelope")?;
-    let p = <[u8; PREFIX_LEN]>::try_from(head).map_err(|_| malformed("message", "truncated header"))?;
-    Ok(Envelope { kind, key_id, signature: signature.into_vec(), payload: payload.into_vec(), prefix: p })
+    let p =
+        <[u8; PREFIX_LEN]>::try_from(head).map_err(|_| malformed("message", "truncated header"))?;
+    Ok(Envelope {
+        kind,
+        key_id,
+        signature: signature.into_vec(),
+        payload: payload.into_vec(),
+        prefix: p,
+    })
 }
 
 impl Envelope {
@@ -183,13 +218,19 @@ impl Envelope {
         if self.kind == kind {
             Ok(self)
         } else {
-            Err(Error::WrongKind { expected: kind.as_str(), found: self.kind.as_str() })
+            Err(Error::WrongKind {
+                expected: kind.as_str(),
+                found: self.kind.as_str(),
+            })
         }
     }
 
     /// Checks the signature against the trusted keys.
     pub fn verify(&self, keys: &[PublicKey]) -> Result<(), Error> {
-        let key = keys.iter().find(|k| k.id() == self.key_id).ok_or_else(|| Error::UnknownKey(crate::state::shorten(&self.key_id)))?;
+        let key = keys
+            .iter()
+            .find(|k| k.id() == self.key_id)
+            .ok_or_else(|| Error::UnknownKey(crate::state::shorten(&self.key_id)))?;
         let mut signed = Vec::with_capacity(PREFIX_LEN + self.payload.len());
         signed.extend_from_slice(&self.prefix);
         signed.extend_from_slice(&self.payload);
@@ -313,7 +354,11 @@ pub fn sign_raw(kind: MessageKind, payload: &[u8], key: &SecretKey) -> Vec<u8> {
     let mut signed = p.to_vec();
     signed.extend_from_slice(payload);
     let sig = key.sign(&signed);
-    let env = (key.public_key().id().to_string(), ByteBuf::from(sig.to_vec()), ByteBuf::from(payload.to_vec()));
+    let env = (
+        key.public_key().id().to_string(),
+        ByteBuf::from(sig.to_vec()),
+        ByteBuf::from(payload.to_vec()),
+    );
     let mut out = p.to_vec();
     out.extend_from_slice(&encode(&env));
     out

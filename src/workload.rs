@@ -77,12 +77,26 @@ const ROLES: [(&str, &[&str]); 12] = [
     ("editor", &["read", "list", "comment", "write"]),
     ("publisher", &["read", "list", "write", "share"]),
     ("curator", &["read", "list", "write", "delete"]),
-    ("manager", &["read", "list", "write", "share", "delete", "manage"]),
+    (
+        "manager",
+        &["read", "list", "write", "share", "delete", "manage"],
+    ),
     ("exporter", &["read", "list", "export"]),
     ("billing", &["read", "pay"]),
     ("auditor", &["read", "list", "export"]),
-    ("owner", &["read", "list", "comment", "write", "share", "delete", "manage", "export"]),
-    ("admin", &["read", "list", "comment", "write", "share", "delete", "manage", "export", "pay", "admin"]),
+    (
+        "owner",
+        &[
+            "read", "list", "comment", "write", "share", "delete", "manage", "export",
+        ],
+    ),
+    (
+        "admin",
+        &[
+            "read", "list", "comment", "write", "share", "delete", "manage", "export", "pay",
+            "admin",
+        ],
+    ),
     ("guest", &["read"]),
 ];
 
@@ -94,13 +108,19 @@ pub fn resource_ids(spec: &WorkloadSpec) -> Vec<(String, Option<String>)> {
     }
     for w in 0..spec.workspaces {
         for p in 0..spec.projects_per_workspace {
-            out.push((format!("project:w{w}-p{p}"), Some(format!("workspace:w{w}"))));
+            out.push((
+                format!("project:w{w}-p{p}"),
+                Some(format!("workspace:w{w}")),
+            ));
         }
     }
     for w in 0..spec.workspaces {
         for p in 0..spec.projects_per_workspace {
             for d in 0..spec.docs_per_project {
-                out.push((format!("doc:w{w}-p{p}-d{d}"), Some(format!("project:w{w}-p{p}"))));
+                out.push((
+                    format!("doc:w{w}-p{p}-d{d}"),
+                    Some(format!("project:w{w}-p{p}")),
+                ));
             }
         }
     }
@@ -116,7 +136,11 @@ pub fn generate(spec: &WorkloadSpec) -> Value {
     let mut memberships = BTreeSet::new();
     for g in top..spec.groups {
         // Middle groups join a top group; bottom groups join a middle group: three levels.
-        let parent = if g < top + mid { rng.below(top) } else { top + rng.below(mid) };
+        let parent = if g < top + mid {
+            rng.below(top)
+        } else {
+            top + rng.below(mid)
+        };
         memberships.insert((group(g), group(parent)));
     }
     for u in 0..spec.users {
@@ -148,9 +172,14 @@ pub fn generate(spec: &WorkloadSpec) -> Value {
         } else {
             docs_start + rng.below(resources.len() - docs_start)
         };
-        let principal = if rng.below(10) < 6 { group(rng.below(spec.groups)) } else { format!("user:u{}", rng.below(spec.users)) };
+        let principal = if rng.below(10) < 6 {
+            group(rng.below(spec.groups))
+        } else {
+            format!("user:u{}", rng.below(spec.users))
+        };
         let role = ROLES[rng.below(ROLES.len())].0;
-        let expires = (rng.below(10) == 0).then(|| 1_700_000_000_000u64 + rng.below(200_000_000_000) as u64);
+        let expires =
+            (rng.below(10) == 0).then(|| 1_700_000_000_000u64 + rng.below(200_000_000_000) as u64);
         assignments.insert((principal, role, resources[r].0.clone()), expires);
     }
     let mut big_assigned = 0;
@@ -158,7 +187,9 @@ pub fn generate(spec: &WorkloadSpec) -> Value {
     while big_assigned < spec.big_group && k < resources.len() * ROLES.len() {
         let r = &resources[(docs_start + k) % resources.len()].0;
         let role = ROLES[(k / resources.len()) % ROLES.len()].0;
-        if let std::collections::btree_map::Entry::Vacant(v) = assignments.entry((big.to_string(), role, r.clone())) {
+        if let std::collections::btree_map::Entry::Vacant(v) =
+            assignments.entry((big.to_string(), role, r.clone()))
+        {
             v.insert(None);
             big_assigned += 1;
         }

@@ -8,13 +8,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edge_authz::{
-    compile_snapshot, context_now, diff_models, inspect, sign_watermark, DeltaOutcome, Error, Evaluator, KeyPair, Limits, Model, PublicKey, Request,
-    SecretKey, State,
+    compile_snapshot, context_now, diff_models, inspect, sign_watermark, DeltaOutcome, Error,
+    Evaluator, KeyPair, Limits, Model, PublicKey, Request, SecretKey, State,
 };
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "edge-authz", version, about = "Compile, sign, inspect and evaluate edge-authz snapshots")]
+#[command(
+    name = "edge-authz",
+    version,
+    about = "Compile, sign, inspect and evaluate edge-authz snapshots"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -184,13 +188,19 @@ fn read_text(path: &Path) -> Result<String, Fail> {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn load_model(path: &Path) -> Result<(State, Vec<String>), Fail> {
     let text = read_text(path)?;
-    let model = Model::from_json(&text).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
-    let compiled = model.compile().map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
+    let model = Model::from_json(&text)
+        .map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
+    let compiled = model
+        .compile()
+        .map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))?;
     for w in &compiled.warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
@@ -198,11 +208,13 @@ fn load_model(path: &Path) -> Result<(State, Vec<String>), Fail> {
 }
 
 fn secret_key(path: &Path) -> Result<SecretKey, Fail> {
-    SecretKey::from_base64(&read_text(path)?).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
+    SecretKey::from_base64(&read_text(path)?)
+        .map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
 }
 
 fn public_key(path: &Path) -> Result<PublicKey, Fail> {
-    PublicKey::from_base64(&read_text(path)?).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
+    PublicKey::from_base64(&read_text(path)?)
+        .map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
@@ -216,19 +228,34 @@ fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
         let (state, _) = load_model(model)?;
         return Ok(Evaluator::preview(&state)?);
     }
-    let snapshot_path = src.snapshot.as_ref().ok_or_else(|| Fail("--snapshot or --model is required".into()))?;
+    let snapshot_path = src
+        .snapshot
+        .as_ref()
+        .ok_or_else(|| Fail("--snapshot or --model is required".into()))?;
     let snapshot = read(snapshot_path)?;
-    let keys = src.public_key.iter().map(|p| public_key(p)).collect::<Result<Vec<_>, _>>()?;
-    let header = inspect(&snapshot, &[], &Limits::default()).map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
+    let keys = src
+        .public_key
+        .iter()
+        .map(|p| public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = inspect(&snapshot, &[], &Limits::default())
+        .map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
     let mut ev = Evaluator::with_keys(&header.tenant, keys)?;
-    ev.load_snapshot(&snapshot).map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
+    ev.load_snapshot(&snapshot)
+        .map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
     for d in &src.delta {
-        ev.apply_delta(&read(d)?).map_err(|e| Fail(format!("{}: {}", d.display(), Fail::from(e).0)))?;
+        ev.apply_delta(&read(d)?)
+            .map_err(|e| Fail(format!("{}: {}", d.display(), Fail::from(e).0)))?;
     }
     for w in &src.watermark {
-        let a = ev.apply_watermark(&read(w)?).map_err(|e| Fail(format!("{}: {}", w.display(), Fail::from(e).0)))?;
+        let a = ev
+            .apply_watermark(&read(w)?)
+            .map_err(|e| Fail(format!("{}: {}", w.display(), Fail::from(e).0)))?;
         if let Some(DeltaOutcome::Skipped(e)) = a.delta {
-            eprintln!("warning: {}: the carried delta was not applied: {e}", w.display());
+            eprintln!(
+                "warning: {}: the carried delta was not applied: {e}",
+                w.display()
+            );
         }
     }
     Ok(ev)
@@ -239,11 +266,15 @@ fn parse_line(line: &str) -> Option<(String, String, String, Option<Value>)> {
     let v: Value = serde_json::from_str(line).ok()?;
     match v {
         Value::Array(items) => match items.as_slice() {
-            [Value::String(s), Value::String(a), Value::String(r)] => Some((s.clone(), a.clone(), r.clone(), None)),
+            [Value::String(s), Value::String(a), Value::String(r)] => {
+                Some((s.clone(), a.clone(), r.clone(), None))
+            }
             _ => None,
         },
         Value::Object(mut m) => {
-            if m.keys().any(|k| !matches!(k.as_str(), "subject" | "action" | "resource" | "context")) {
+            if m.keys()
+                .any(|k| !matches!(k.as_str(), "subject" | "action" | "resource" | "context"))
+            {
                 return None;
             }
             let mut take = |k: &str| match m.remove(k) {
@@ -271,7 +302,9 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
     let mut reader = input;
     loop {
         buf.clear();
-        let n = reader.read_line(&mut buf).map_err(|e| Fail(format!("cannot read the requests: {e}")))?;
+        let n = reader
+            .read_line(&mut buf)
+            .map_err(|e| Fail(format!("cannot read the requests: {e}")))?;
         if n == 0 {
             break;
         }
@@ -286,11 +319,13 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
             },
             None => ev.reject_request(),
         };
-        let write_err = |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
+        let write_err =
+            |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
         serde_json::to_writer(&mut out, &ev.explain(&decision)).map_err(|e| write_err(&e))?;
         out.write_all(b"\n").map_err(|e| write_err(&e))?;
     }
-    out.flush().map_err(|e| Fail(format!("cannot write the decisions: {e}")))
+    out.flush()
+        .map_err(|e| Fail(format!("cannot write the decisions: {e}")))
 }
 
 fn write_key(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), Fail> {
@@ -307,17 +342,30 @@ fn write_key(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), F
         opts.mode(0o600);
     }
     let _ = secret;
-    let mut f = opts.open(path).map_err(|e| Fail(format!("cannot create `{}`: {e}{}", path.display(), if force { "" } else { " (use --force to overwrite)" })))?;
-    f.write_all(format!("{text}\n").as_bytes()).map_err(|e| Fail(format!("cannot write `{}`: {e}", path.display())))
+    let mut f = opts.open(path).map_err(|e| {
+        Fail(format!(
+            "cannot create `{}`: {e}{}",
+            path.display(),
+            if force {
+                ""
+            } else {
+                " (use --force to overwrite)"
+            }
+        ))
+    })?;
+    f.write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| Fail(format!("cannot write `{}`: {e}", path.display())))
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
         Command::Keygen { out_dir, force } => {
             let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed).map_err(|e| Fail(format!("no randomness available: {e}")))?;
+            getrandom::getrandom(&mut seed)
+                .map_err(|e| Fail(format!("no randomness available: {e}")))?;
             let pair = KeyPair::from_seed(seed);
-            fs::create_dir_all(&out_dir).map_err(|e| Fail(format!("cannot create `{}`: {e}", out_dir.display())))?;
+            fs::create_dir_all(&out_dir)
+                .map_err(|e| Fail(format!("cannot create `{}`: {e}", out_dir.display())))?;
             write_key(&out_dir.join("origin.key"), &pair.secret_key, true, force)?;
             write_key(&out_dir.join("origin.pub"), &pair.public_key, false, force)?;
             let id = PublicKey::from_base64(&pair.public_key)?.id().to_string();
@@ -326,61 +374,155 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Validate { model } => {
             let (state, warnings) = load_model(&model)?;
             let ev = Evaluator::preview(&state)?;
-            print_json(&json!({"tenant": state.tenant, "counts": ev.status().counts, "warnings": warnings}))
+            print_json(
+                &json!({"tenant": state.tenant, "counts": ev.status().counts, "warnings": warnings}),
+            )
         }
-        Command::Compile { model, epoch, secret_key: key, out, issued_at } => {
+        Command::Compile {
+            model,
+            epoch,
+            secret_key: key,
+            out,
+            issued_at,
+        } => {
             let (state, warnings) = load_model(&model)?;
-            let bytes = compile_snapshot(&state, epoch, issued_at.unwrap_or_else(now_ms), &secret_key(&key)?)?;
+            let bytes = compile_snapshot(
+                &state,
+                epoch,
+                issued_at.unwrap_or_else(now_ms),
+                &secret_key(&key)?,
+            )?;
             write(&out, &bytes)?;
             let header = inspect(&bytes, &[], &Limits::default())?;
-            print_json(&json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}))
+            print_json(
+                &json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}),
+            )
         }
-        Command::Inspect { file, public_key: keys } => {
-            let keys = keys.iter().map(|p| public_key(p)).collect::<Result<Vec<_>, _>>()?;
+        Command::Inspect {
+            file,
+            public_key: keys,
+        } => {
+            let keys = keys
+                .iter()
+                .map(|p| public_key(p))
+                .collect::<Result<Vec<_>, _>>()?;
             let bytes = read(&file)?;
-            let info = inspect(&bytes, &keys, &Limits::default()).map_err(|e| Fail(format!("{}: {}", file.display(), Fail::from(e).0)))?;
+            let info = inspect(&bytes, &keys, &Limits::default())
+                .map_err(|e| Fail(format!("{}: {}", file.display(), Fail::from(e).0)))?;
             print_json(&info)
         }
-        Command::Check { source, now, requests, subject, action, resource } => {
+        Command::Check {
+            source,
+            now,
+            requests,
+            subject,
+            action,
+            resource,
+        } => {
             let ev = evaluator(&source)?;
             if let Some(src) = requests {
                 return check_batch(&ev, &src, now);
             }
             let (Some(s), Some(a), Some(r)) = (subject, action, resource) else {
-                return Err(Fail("SUBJECT ACTION RESOURCE or --requests is required".into()));
+                return Err(Fail(
+                    "SUBJECT ACTION RESOURCE or --requests is required".into(),
+                ));
             };
             let d = ev.check(Request::new(&s, &a, &r), now.unwrap_or_else(now_ms));
             let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
             println!("{text}");
             Ok(())
         }
-        Command::ListResources { source, now, type_filter, subject, action } => {
+        Command::ListResources {
+            source,
+            now,
+            type_filter,
+            subject,
+            action,
+        } => {
             let ev = evaluator(&source)?;
-            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), now.unwrap_or_else(now_ms))?;
+            let list = ev.list_resources(
+                &subject,
+                &action,
+                type_filter.as_deref(),
+                now.unwrap_or_else(now_ms),
+            )?;
             print_json(&json!({"resources": list}))
         }
-        Command::ListSubjects { source, now, resource, action } => {
+        Command::ListSubjects {
+            source,
+            now,
+            resource,
+            action,
+        } => {
             let ev = evaluator(&source)?;
             let list = ev.list_subjects(&resource, &action, now.unwrap_or_else(now_ms))?;
             print_json(&json!({"subjects": list}))
         }
-        Command::Diff { old, new, base_epoch, epoch, secret_key: key, out, issued_at } => {
+        Command::Diff {
+            old,
+            new,
+            base_epoch,
+            epoch,
+            secret_key: key,
+            out,
+            issued_at,
+        } => {
             let (before, _) = load_model(&old)?;
             let (after, _) = load_model(&new)?;
-            let d = diff_models(&before, &after, base_epoch, epoch, issued_at.unwrap_or_else(now_ms), &secret_key(&key)?)?;
+            let d = diff_models(
+                &before,
+                &after,
+                base_epoch,
+                epoch,
+                issued_at.unwrap_or_else(now_ms),
+                &secret_key(&key)?,
+            )?;
             write(&out, &d.bytes)?;
-            print_json(&json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}))
+            print_json(
+                &json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}),
+            )
         }
-        Command::Workload { users, groups, assignments, big_group, docs_per_project, seed } => {
-            let spec = edge_authz::workload::WorkloadSpec { users, groups, assignments, big_group, docs_per_project, seed, ..Default::default() };
+        Command::Workload {
+            users,
+            groups,
+            assignments,
+            big_group,
+            docs_per_project,
+            seed,
+        } => {
+            let spec = edge_authz::workload::WorkloadSpec {
+                users,
+                groups,
+                assignments,
+                big_group,
+                docs_per_project,
+                seed,
+                ..Default::default()
+            };
             println!("{}", edge_authz::workload::generate(&spec));
             Ok(())
         }
-        Command::Watermark { tenant, watermark, secret_key: key, delta, out, issued_at } => {
+        Command::Watermark {
+            tenant,
+            watermark,
+            secret_key: key,
+            delta,
+            out,
+            issued_at,
+        } => {
             let delta = delta.as_deref().map(read).transpose()?;
-            let bytes = sign_watermark(&tenant, watermark, issued_at.unwrap_or_else(now_ms), delta.as_deref(), &secret_key(&key)?)?;
+            let bytes = sign_watermark(
+                &tenant,
+                watermark,
+                issued_at.unwrap_or_else(now_ms),
+                delta.as_deref(),
+                &secret_key(&key)?,
+            )?;
             write(&out, &bytes)?;
-            print_json(&json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}))
+            print_json(
+                &json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}),
+            )
         }
     }
 }
@@ -390,7 +532,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {

@@ -15,28 +15,57 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 
 fn ok(dir: &Path, args: &[&str]) -> Value {
     let out = run(dir, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn fails(dir: &Path, args: &[&str], needle: &str) {
     let out = run(dir, args);
     assert_eq!(out.status.code(), Some(1), "{args:?} should exit 1");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(needle), "{args:?}: stderr `{err}` lacks `{needle}`");
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr `{err}` lacks `{needle}`"
+    );
 }
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/models/example.json"), p.join("model.json")).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/conformance/models/example.json"
+        ),
+        p.join("model.json"),
+    )
+    .unwrap();
     let text = std::fs::read_to_string(p.join("model.json")).unwrap();
     // The revoked model: alice leaves group:eng.
     let revoked = text.replace(r#"{ "member": "user:alice", "group": "group:eng" },"#, "");
     assert_ne!(text, revoked);
     std::fs::write(p.join("revoked.json"), revoked).unwrap();
     ok(p, &["keygen", "--out-dir", "keys"]);
-    ok(p, &["compile", "model.json", "--epoch", "1", "--secret-key", "keys/origin.key", "-o", "snap.bin", "--issued-at", "1000"]);
+    ok(
+        p,
+        &[
+            "compile",
+            "model.json",
+            "--epoch",
+            "1",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "snap.bin",
+            "--issued-at",
+            "1000",
+        ],
+    );
     dir
 }
 
@@ -49,22 +78,70 @@ fn keygen_compile_inspect_check() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(p.join("keys/origin.key")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(p.join("keys/origin.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
     }
     fails(p, &["keygen", "--out-dir", "keys"], "--force");
-    let info = ok(p, &["inspect", "snap.bin", "--public-key", "keys/origin.pub"]);
+    let info = ok(
+        p,
+        &["inspect", "snap.bin", "--public-key", "keys/origin.pub"],
+    );
     assert_eq!(info["kind"], "snapshot");
     assert_eq!(info["epoch"], 1);
     assert_eq!(info["tenant"], "acme");
     assert_eq!(info["signature"], "verified");
     assert_eq!(info["counts"]["assignments"], 2);
-    let d = ok(p, &["check", "--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "2000", "user:alice", "read", "doc:roadmap"]);
+    let d = ok(
+        p,
+        &[
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "2000",
+            "user:alice",
+            "read",
+            "doc:roadmap",
+        ],
+    );
     assert_eq!(d["allowed"], true);
     assert_eq!(d["grant"]["resource"], "workspace:eng");
     // A denial still exits 0.
-    let d = ok(p, &["check", "--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "2000", "user:mallory", "read", "doc:roadmap"]);
+    let d = ok(
+        p,
+        &[
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "2000",
+            "user:mallory",
+            "read",
+            "doc:roadmap",
+        ],
+    );
     assert_eq!(d["reason"], "suspended");
-    let d = ok(p, &["check", "--model", "model.json", "user:alice", "read", "doc:roadmap"]);
+    let d = ok(
+        p,
+        &[
+            "check",
+            "--model",
+            "model.json",
+            "user:alice",
+            "read",
+            "doc:roadmap",
+        ],
+    );
     assert_eq!(d["epoch"], 0);
     assert_eq!(d["allowed"], true);
 }
@@ -84,20 +161,65 @@ fn batch_requests_stream_in_order() {
     ];
     let mut child = bin()
         .current_dir(p)
-        .args(["check", "--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "1500", "--requests", "-"])
+        .args([
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "1500",
+            "--requests",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.join("\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.join("\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let reasons: Vec<&str> = lines.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<&str> = lines
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
     // Line 2's own context moves `now` far past confirmed_at: the high tier is no longer fresh.
-    assert_eq!(reasons, ["granted", "freshness_exceeded", "invalid_request", "invalid_request", "invalid_request", "no_grant"]);
+    assert_eq!(
+        reasons,
+        [
+            "granted",
+            "freshness_exceeded",
+            "invalid_request",
+            "invalid_request",
+            "invalid_request",
+            "no_grant"
+        ]
+    );
     std::fs::write(p.join("reqs.jsonl"), input.join("\n")).unwrap();
-    let out = run(p, &["check", "--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "1500", "--requests", "reqs.jsonl"]);
+    let out = run(
+        p,
+        &[
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "1500",
+            "--requests",
+            "reqs.jsonl",
+        ],
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6);
 }
 
@@ -105,12 +227,52 @@ fn batch_requests_stream_in_order() {
 fn diff_and_watermark_carry_a_revocation() {
     let dir = setup();
     let p = dir.path();
-    let d = ok(p, &["diff", "model.json", "revoked.json", "--base-epoch", "1", "--epoch", "2", "--secret-key", "keys/origin.key", "-o", "d2.bin", "--issued-at", "1100"]);
+    let d = ok(
+        p,
+        &[
+            "diff",
+            "model.json",
+            "revoked.json",
+            "--base-epoch",
+            "1",
+            "--epoch",
+            "2",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "d2.bin",
+            "--issued-at",
+            "1100",
+        ],
+    );
     assert_eq!(d["revokes"], true);
     assert_eq!(d["counts"]["memberships_del"], 1);
-    let back = ok(p, &["diff", "revoked.json", "model.json", "--base-epoch", "2", "--epoch", "3", "--secret-key", "keys/origin.key", "-o", "d3.bin"]);
+    let back = ok(
+        p,
+        &[
+            "diff",
+            "revoked.json",
+            "model.json",
+            "--base-epoch",
+            "2",
+            "--epoch",
+            "3",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "d3.bin",
+        ],
+    );
     assert_eq!(back["revokes"], false);
-    let base = ["check", "--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "1500"];
+    let base = [
+        "check",
+        "--snapshot",
+        "snap.bin",
+        "--public-key",
+        "keys/origin.pub",
+        "--now",
+        "1500",
+    ];
     let with = |extra: &[&str]| {
         let mut args: Vec<&str> = base.to_vec();
         args.extend_from_slice(extra);
@@ -118,13 +280,51 @@ fn diff_and_watermark_carry_a_revocation() {
         ok(p, &args)
     };
     assert_eq!(with(&[])["reason"], "granted");
-    ok(p, &["watermark", "--tenant", "acme", "--watermark", "2", "--secret-key", "keys/origin.key", "-o", "w2.bin", "--issued-at", "1200"]);
+    ok(
+        p,
+        &[
+            "watermark",
+            "--tenant",
+            "acme",
+            "--watermark",
+            "2",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "w2.bin",
+            "--issued-at",
+            "1200",
+        ],
+    );
     assert_eq!(with(&["--watermark", "w2.bin"])["reason"], "stale_snapshot");
     let d = with(&["--delta", "d2.bin", "--watermark", "w2.bin"]);
-    assert_eq!((d["reason"].as_str(), d["epoch"].as_u64()), (Some("no_grant"), Some(2)));
-    ok(p, &["watermark", "--tenant", "acme", "--watermark", "2", "--delta", "d2.bin", "--secret-key", "keys/origin.key", "-o", "w2d.bin", "--issued-at", "1200"]);
+    assert_eq!(
+        (d["reason"].as_str(), d["epoch"].as_u64()),
+        (Some("no_grant"), Some(2))
+    );
+    ok(
+        p,
+        &[
+            "watermark",
+            "--tenant",
+            "acme",
+            "--watermark",
+            "2",
+            "--delta",
+            "d2.bin",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "w2d.bin",
+            "--issued-at",
+            "1200",
+        ],
+    );
     let d = with(&["--watermark", "w2d.bin"]);
-    assert_eq!((d["reason"].as_str(), d["watermark"].as_u64()), (Some("no_grant"), Some(2)));
+    assert_eq!(
+        (d["reason"].as_str(), d["watermark"].as_u64()),
+        (Some("no_grant"), Some(2))
+    );
     let info = ok(p, &["inspect", "w2d.bin"]);
     assert_eq!(info["delta"]["base_epoch"], 1);
     assert_eq!(info["delta"]["revokes"], true);
@@ -134,11 +334,21 @@ fn diff_and_watermark_carry_a_revocation() {
 fn lists() {
     let dir = setup();
     let p = dir.path();
-    let src = ["--snapshot", "snap.bin", "--public-key", "keys/origin.pub", "--now", "1500"];
+    let src = [
+        "--snapshot",
+        "snap.bin",
+        "--public-key",
+        "keys/origin.pub",
+        "--now",
+        "1500",
+    ];
     let mut args = vec!["list-resources"];
     args.extend_from_slice(&src);
     args.extend_from_slice(&["--type", "doc", "user:alice", "write"]);
-    assert_eq!(ok(p, &args)["resources"], serde_json::json!(["doc:roadmap"]));
+    assert_eq!(
+        ok(p, &args)["resources"],
+        serde_json::json!(["doc:roadmap"])
+    );
     let mut args = vec!["list-subjects"];
     args.extend_from_slice(&src);
     args.extend_from_slice(&["org:acme", "read"]);
@@ -151,16 +361,85 @@ fn errors_exit_1_with_a_message() {
     let p = dir.path();
     fails(p, &[], "Usage");
     fails(p, &["check", "--snapshot", "snap.bin"], "required");
-    fails(p, &["compile", "missing.json", "--epoch", "1", "--secret-key", "keys/origin.key", "-o", "x.bin"], "cannot read");
-    std::fs::write(p.join("bad.json"), r#"{"version": 1, "tenant": "acme", "roles": {"v": ["nope"]}}"#).unwrap();
-    fails(p, &["compile", "bad.json", "--epoch", "1", "--secret-key", "keys/origin.key", "-o", "x.bin"], "undeclared_action");
+    fails(
+        p,
+        &[
+            "compile",
+            "missing.json",
+            "--epoch",
+            "1",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "x.bin",
+        ],
+        "cannot read",
+    );
+    std::fs::write(
+        p.join("bad.json"),
+        r#"{"version": 1, "tenant": "acme", "roles": {"v": ["nope"]}}"#,
+    )
+    .unwrap();
+    fails(
+        p,
+        &[
+            "compile",
+            "bad.json",
+            "--epoch",
+            "1",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "x.bin",
+        ],
+        "undeclared_action",
+    );
     ok(p, &["keygen", "--out-dir", "other"]);
-    fails(p, &["check", "--snapshot", "snap.bin", "--public-key", "other/origin.pub", "user:a", "read", "doc:roadmap"], "unknown_key");
+    fails(
+        p,
+        &[
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "other/origin.pub",
+            "user:a",
+            "read",
+            "doc:roadmap",
+        ],
+        "unknown_key",
+    );
     std::fs::write(p.join("garbage.bin"), b"garbage").unwrap();
     fails(p, &["inspect", "garbage.bin"], "bad_magic");
-    fails(p, &["compile", "model.json", "--epoch", "0", "--secret-key", "keys/origin.key", "-o", "x.bin"], "invalid_argument");
+    fails(
+        p,
+        &[
+            "compile",
+            "model.json",
+            "--epoch",
+            "0",
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "x.bin",
+        ],
+        "invalid_argument",
+    );
     std::fs::write(p.join("bad.key"), "not base64!").unwrap();
-    fails(p, &["compile", "model.json", "--epoch", "1", "--secret-key", "bad.key", "-o", "x.bin"], "invalid_key");
+    fails(
+        p,
+        &[
+            "compile",
+            "model.json",
+            "--epoch",
+            "1",
+            "--secret-key",
+            "bad.key",
+            "-o",
+            "x.bin",
+        ],
+        "invalid_key",
+    );
     let out = run(p, &["--version"]);
     assert!(out.status.success());
 }

@@ -20,5 +20,9 @@ pub fn state_of_value(v: serde_json::Value) -> State {
 }
 
 pub fn example_json() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/models/example.json")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/models/example.json"
+    ))
+    .unwrap()
 }

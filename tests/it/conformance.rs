@@ -2,7 +2,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use edge_authz::{compile_snapshot, context_now, diff_models, sign_watermark, DeltaOutcome, Error, Evaluator, Request, State};
+use edge_authz::{
+    compile_snapshot, context_now, diff_models, sign_watermark, DeltaOutcome, Error, Evaluator,
+    Request, State,
+};
 use serde_json::{json, Value};
 
 use crate::common::{state_of_value, test_key};
@@ -12,15 +15,23 @@ fn dir() -> PathBuf {
 }
 
 fn host_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn u(step: &Value, key: &str) -> u64 {
-    step.get(key).and_then(Value::as_u64).unwrap_or_else(|| panic!("step needs `{key}`: {step}"))
+    step.get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("step needs `{key}`: {step}"))
 }
 
 fn s(v: &Value, i: usize) -> String {
-    v.get(i).and_then(Value::as_str).unwrap_or_else(|| panic!("expected a string at {i} of {v}")).to_string()
+    v.get(i)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("expected a string at {i} of {v}"))
+        .to_string()
 }
 
 /// Compares the keys listed in `expect` with `actual`; an absent key equals `null`.
@@ -45,13 +56,16 @@ struct Run {
 impl Run {
     fn model(&self, v: &Value) -> &State {
         let name = v.as_str().unwrap_or_else(|| panic!("a model name: {v}"));
-        self.models.get(name).unwrap_or_else(|| panic!("no model `{name}`"))
+        self.models
+            .get(name)
+            .unwrap_or_else(|| panic!("no model `{name}`"))
     }
 
     fn outcome(&mut self, step: &Value) -> Result<Value, Error> {
         let key = test_key();
         if let Some(m) = step.get("snapshot") {
-            let bytes = compile_snapshot(self.model(m), u(step, "epoch"), u(step, "issued_at"), &key)?;
+            let bytes =
+                compile_snapshot(self.model(m), u(step, "epoch"), u(step, "issued_at"), &key)?;
             let a = self.ev.load_snapshot(&bytes)?;
             return Ok(json!({"epoch": a.epoch, "applied": a.applied}));
         }
@@ -59,15 +73,35 @@ impl Run {
             self.ev = Evaluator::preview(self.model(m))?;
             return Ok(json!({}));
         }
-        if let Some(pair) = step.get("delta").filter(|_| step.get("watermark").is_none()) {
-            let out = diff_models(self.model(&pair[0]), self.model(&pair[1]), u(step, "base_epoch"), u(step, "epoch"), u(step, "issued_at"), &key)?;
+        if let Some(pair) = step
+            .get("delta")
+            .filter(|_| step.get("watermark").is_none())
+        {
+            let out = diff_models(
+                self.model(&pair[0]),
+                self.model(&pair[1]),
+                u(step, "base_epoch"),
+                u(step, "epoch"),
+                u(step, "issued_at"),
+                &key,
+            )?;
             let a = self.ev.apply_delta(&out.bytes)?;
             return Ok(json!({"epoch": a.epoch, "applied": a.applied, "revokes": out.revokes}));
         }
         if step.get("watermark").is_some() {
             let w = u(step, "watermark");
             let delta = match step.get("delta") {
-                Some(pair) => Some(diff_models(self.model(&pair[0]), self.model(&pair[1]), u(step, "base_epoch"), w, u(step, "issued_at"), &key)?.bytes),
+                Some(pair) => Some(
+                    diff_models(
+                        self.model(&pair[0]),
+                        self.model(&pair[1]),
+                        u(step, "base_epoch"),
+                        w,
+                        u(step, "issued_at"),
+                        &key,
+                    )?
+                    .bytes,
+                ),
                 None => None,
             };
             let tenant = self.ev.tenant().to_string();
@@ -93,7 +127,12 @@ impl Run {
         if let Some(req) = step.get("list_resources") {
             let ty = step.get("type").and_then(Value::as_str);
             let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
-            return Ok(json!(self.ev.list_resources(&s(req, 0), &s(req, 1), ty, now)?));
+            return Ok(json!(self.ev.list_resources(
+                &s(req, 0),
+                &s(req, 1),
+                ty,
+                now
+            )?));
         }
         if let Some(req) = step.get("list_subjects") {
             let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
@@ -109,12 +148,18 @@ impl Run {
 /// Runs one file; returns the number of cases and the failures.
 fn run_file(path: &Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut models = BTreeMap::new();
     let mut first_tenant = None;
-    for (name, m) in doc["models"].as_object().unwrap_or_else(|| panic!("{}: no models", path.display())) {
+    for (name, m) in doc["models"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{}: no models", path.display()))
+    {
         let v = match m {
-            Value::String(rel) => serde_json::from_str(&std::fs::read_to_string(dir().join(rel)).unwrap()).unwrap(),
+            Value::String(rel) => {
+                serde_json::from_str(&std::fs::read_to_string(dir().join(rel)).unwrap()).unwrap()
+            }
             other => other.clone(),
         };
         let st = state_of_value(v);
@@ -133,18 +178,28 @@ fn run_file(path: &Path) -> (usize, Vec<String>) {
         if expect.is_some() || expect_error.is_some() {
             cases += 1;
         }
-        let where_ = format!("{} step {i} {step}", path.file_name().unwrap().to_string_lossy());
+        let where_ = format!(
+            "{} step {i} {step}",
+            path.file_name().unwrap().to_string_lossy()
+        );
         match (got, expect_error) {
             (Err(e), Some(code)) => {
                 if e.code() != code {
-                    failures.push(format!("{where_}: expected error `{code}`, got `{}`: {e}", e.code()));
+                    failures.push(format!(
+                        "{where_}: expected error `{code}`, got `{}`: {e}",
+                        e.code()
+                    ));
                 }
                 if run.ev.status() != before {
                     failures.push(format!("{where_}: a rejected step changed the status"));
                 }
             }
-            (Err(e), None) => failures.push(format!("{where_}: unexpected error `{}`: {e}", e.code())),
-            (Ok(v), Some(code)) => failures.push(format!("{where_}: expected error `{code}`, got {v}")),
+            (Err(e), None) => {
+                failures.push(format!("{where_}: unexpected error `{}`: {e}", e.code()))
+            }
+            (Ok(v), Some(code)) => {
+                failures.push(format!("{where_}: expected error `{code}`, got {v}"))
+            }
             (Ok(v), None) => {
                 if let Some(m) = expect.and_then(|e| subset_mismatch(e, &v)) {
                     failures.push(format!("{where_}: {m}"));
@@ -157,7 +212,11 @@ fn run_file(path: &Path) -> (usize, Vec<String>) {
 
 #[test]
 fn conformance_suite() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     let (mut total, mut failures) = (0, Vec::new());
     for f in &files {
@@ -165,7 +224,19 @@ fn conformance_suite() {
         total += n;
         failures.append(&mut fails);
     }
-    println!("conformance: {} files, {total} cases, {} failures", files.len(), failures.len());
-    assert!(failures.is_empty(), "{} conformance failures:\n{}", failures.len(), failures.join("\n"));
-    assert!(total >= 60 || files.len() < 5, "only {total} conformance cases");
+    println!(
+        "conformance: {} files, {total} cases, {} failures",
+        files.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        total >= 60 || files.len() < 5,
+        "only {total} conformance cases"
+    );
 }

@@ -1,6 +1,9 @@
 //! The catalogue of malformed and hostile inputs. Each is refused with its stable code and leaves
 //! the evaluator's status, and its answers, exactly as they were.
-use edge_authz::{compile_snapshot, diff_models, sign_raw, sign_watermark, Content, Evaluator, Limits, MessageKind, Request, State};
+use edge_authz::{
+    compile_snapshot, diff_models, sign_raw, sign_watermark, Content, Evaluator, Limits,
+    MessageKind, Request, State,
+};
 use serde_bytes::ByteBuf;
 
 use crate::common::{example_json, other_key, state_of, test_key};
@@ -12,7 +15,8 @@ fn example() -> State {
 /// The example with alice removed from group:eng (a revocation).
 fn revoked() -> State {
     let mut s = example();
-    s.memberships.remove(&("user:alice".to_string(), "group:eng".to_string()));
+    s.memberships
+        .remove(&("user:alice".to_string(), "group:eng".to_string()));
     s
 }
 
@@ -25,15 +29,31 @@ fn with_tenant(mut s: State, t: &str) -> State {
 fn edge() -> Evaluator {
     let k = test_key();
     let mut ev = Evaluator::with_keys("acme", vec![k.public_key()]).unwrap();
-    ev.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap()).unwrap();
-    ev.apply_delta(&diff_models(&example(), &revoked(), 1, 2, 1_100, &k).unwrap().bytes).unwrap();
-    ev.apply_watermark(&sign_watermark("acme", 2, 1_200, None, &k).unwrap()).unwrap();
+    ev.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap())
+        .unwrap();
+    ev.apply_delta(
+        &diff_models(&example(), &revoked(), 1, 2, 1_100, &k)
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    ev.apply_watermark(&sign_watermark("acme", 2, 1_200, None, &k).unwrap())
+        .unwrap();
     ev
 }
 
 fn answers(ev: &Evaluator) -> Vec<String> {
-    let reqs = [("user:alice", "read", "doc:roadmap"), ("user:alice", "export", "workspace:eng"), ("user:bob", "read", "org:acme"), ("group:eng", "read", "org:acme")];
-    reqs.iter().map(|(s, a, r)| serde_json::to_string(&ev.explain(&ev.check(Request::new(s, a, r), 1_500))).unwrap()).collect()
+    let reqs = [
+        ("user:alice", "read", "doc:roadmap"),
+        ("user:alice", "export", "workspace:eng"),
+        ("user:bob", "read", "org:acme"),
+        ("group:eng", "read", "org:acme"),
+    ];
+    reqs.iter()
+        .map(|(s, a, r)| {
+            serde_json::to_string(&ev.explain(&ev.check(Request::new(s, a, r), 1_500))).unwrap()
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -54,8 +74,24 @@ fn content_of(s: &State) -> Content {
 }
 
 /// A signed delta payload from epoch 2 with arbitrary fields.
-fn raw_delta(base_epoch: u64, epoch: u64, base_digest: Vec<u8>, digest: Vec<u8>, ops: &edge_authz::DeltaOps) -> Vec<u8> {
-    let payload = rmp_serde::to_vec(&("acme", base_epoch, epoch, 1_300u64, ByteBuf::from(base_digest), ByteBuf::from(digest), true, ops)).unwrap();
+fn raw_delta(
+    base_epoch: u64,
+    epoch: u64,
+    base_digest: Vec<u8>,
+    digest: Vec<u8>,
+    ops: &edge_authz::DeltaOps,
+) -> Vec<u8> {
+    let payload = rmp_serde::to_vec(&(
+        "acme",
+        base_epoch,
+        epoch,
+        1_300u64,
+        ByteBuf::from(base_digest),
+        ByteBuf::from(digest),
+        true,
+        ops,
+    ))
+    .unwrap();
     sign_raw(MessageKind::Delta, &payload, &test_key())
 }
 
@@ -66,7 +102,9 @@ fn held_digest(ev: &Evaluator) -> Vec<u8> {
 fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)> {
     let k = test_key();
     let good_snap = compile_snapshot(&revoked(), 3, 1_300, &k).unwrap();
-    let good_delta = diff_models(&revoked(), &example(), 2, 3, 1_300, &k).unwrap().bytes;
+    let good_delta = diff_models(&revoked(), &example(), 2, 3, 1_300, &k)
+        .unwrap()
+        .bytes;
     let mut flipped_sig = good_snap.clone();
     // The signature sits inside the envelope; flip a byte near the start of the envelope body.
     flipped_sig[8 + 1 + 17 + 2 + 5] ^= 0x40;
@@ -86,11 +124,20 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
     nested.push(0x00);
     let mut huge_len = b"EDGEAZS\x01".to_vec();
     huge_len.extend_from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]);
-    let wrong_shape = sign_raw(MessageKind::Snapshot, &rmp_serde::to_vec(&("acme", "one", 3u64)).unwrap(), &k);
+    let wrong_shape = sign_raw(
+        MessageKind::Snapshot,
+        &rmp_serde::to_vec(&("acme", "one", 3u64)).unwrap(),
+        &k,
+    );
     let forged_kid = {
         // Signed by another key but claiming the trusted key's id.
-        let other = sign_raw(MessageKind::Snapshot, &rmp_serde::to_vec(&("acme", 3u64, 1_300u64, content_of(&revoked()))).unwrap(), &other_key());
-        let (_, sig, payload): (String, ByteBuf, ByteBuf) = rmp_serde::from_slice(&other[8..]).unwrap();
+        let other = sign_raw(
+            MessageKind::Snapshot,
+            &rmp_serde::to_vec(&("acme", 3u64, 1_300u64, content_of(&revoked()))).unwrap(),
+            &other_key(),
+        );
+        let (_, sig, payload): (String, ByteBuf, ByteBuf) =
+            rmp_serde::from_slice(&other[8..]).unwrap();
         let mut out = other[..8].to_vec();
         out.extend(rmp_serde::to_vec(&(k.public_key().id(), sig, payload)).unwrap());
         out
@@ -113,23 +160,48 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
     let mut bad_tier = content_of(&example());
     bad_tier.actions[0].1 = 7;
     let held = held_digest(ev);
-    let target_digest = Evaluator::preview(&example()).unwrap().index().unwrap().digest().to_vec();
+    let target_digest = Evaluator::preview(&example())
+        .unwrap()
+        .index()
+        .unwrap()
+        .digest()
+        .to_vec();
     let restore = edge_authz::diff(&revoked(), &example()).unwrap().ops;
     let mut missing = edge_authz::DeltaOps::default();
-    missing.memberships_del.push(("user:nobody".into(), "group:eng".into()));
+    missing
+        .memberships_del
+        .push(("user:nobody".into(), "group:eng".into()));
     let mut dangling = edge_authz::DeltaOps::default();
     dangling.roles_del.push("viewer".into());
-    let too_many = edge_authz::DeltaOps { suspended_add: (0..50).map(|i| format!("user:u{i}")).collect(), ..Default::default() };
-    let other_tenant_delta = diff_models(&with_tenant(revoked(), "other"), &with_tenant(example(), "other"), 2, 3, 1_300, &k).unwrap().bytes;
-    let unknown_key_delta = diff_models(&revoked(), &example(), 2, 3, 1_300, &other_key()).unwrap().bytes;
+    let too_many = edge_authz::DeltaOps {
+        suspended_add: (0..50).map(|i| format!("user:u{i}")).collect(),
+        ..Default::default()
+    };
+    let other_tenant_delta = diff_models(
+        &with_tenant(revoked(), "other"),
+        &with_tenant(example(), "other"),
+        2,
+        3,
+        1_300,
+        &k,
+    )
+    .unwrap()
+    .bytes;
+    let unknown_key_delta = diff_models(&revoked(), &example(), 2, 3, 1_300, &other_key())
+        .unwrap()
+        .bytes;
     let wm_bad_inner = {
         let inner = raw_delta(2, 4, held.clone(), target_digest.clone(), &restore);
-        let payload = rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
+        let payload =
+            rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
         sign_raw(MessageKind::Watermark, &payload, &k)
     };
     let wm_unknown_inner = {
-        let inner = diff_models(&revoked(), &example(), 2, 3, 1_300, &other_key()).unwrap().bytes;
-        let payload = rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
+        let inner = diff_models(&revoked(), &example(), 2, 3, 1_300, &other_key())
+            .unwrap()
+            .bytes;
+        let payload =
+            rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
         sign_raw(MessageKind::Watermark, &payload, &k)
     };
     let mut flipped_wm = sign_watermark("acme", 9, 1_300, None, &k).unwrap();
@@ -138,61 +210,281 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
 
     vec![
         ("empty input", Call::Snapshot, vec![], "bad_magic"),
-        ("random garbage", Call::Snapshot, b"\x93\x01\x02\x03garbage-that-is-not-a-message".to_vec(), "bad_magic"),
-        ("truncated header", Call::Snapshot, b"EDGE".to_vec(), "malformed"),
+        (
+            "random garbage",
+            Call::Snapshot,
+            b"\x93\x01\x02\x03garbage-that-is-not-a-message".to_vec(),
+            "bad_magic",
+        ),
+        (
+            "truncated header",
+            Call::Snapshot,
+            b"EDGE".to_vec(),
+            "malformed",
+        ),
         ("wrong magic", Call::Snapshot, wrong_magic, "bad_magic"),
-        ("future format version", Call::Snapshot, future, "unsupported_version"),
-        ("unknown kind byte", Call::Snapshot, unknown_kind, "malformed"),
-        ("delta given as a snapshot", Call::Snapshot, good_delta.clone(), "wrong_kind"),
-        ("snapshot given as a delta", Call::Delta, good_snap.clone(), "wrong_kind"),
-        ("truncated snapshot", Call::Snapshot, good_snap[..good_snap.len() / 2].to_vec(), "malformed"),
+        (
+            "future format version",
+            Call::Snapshot,
+            future,
+            "unsupported_version",
+        ),
+        (
+            "unknown kind byte",
+            Call::Snapshot,
+            unknown_kind,
+            "malformed",
+        ),
+        (
+            "delta given as a snapshot",
+            Call::Snapshot,
+            good_delta.clone(),
+            "wrong_kind",
+        ),
+        (
+            "snapshot given as a delta",
+            Call::Delta,
+            good_snap.clone(),
+            "wrong_kind",
+        ),
+        (
+            "truncated snapshot",
+            Call::Snapshot,
+            good_snap[..good_snap.len() / 2].to_vec(),
+            "malformed",
+        ),
         ("trailing bytes", Call::Snapshot, trailing, "malformed"),
         ("deeply nested arrays", Call::Snapshot, nested, "malformed"),
-        ("array claiming 4 billion items", Call::Snapshot, huge_len, "malformed"),
-        ("payload of the wrong shape", Call::Snapshot, wrong_shape, "malformed"),
-        ("flipped signature bit", Call::Snapshot, flipped_sig, "bad_signature"),
-        ("flipped payload bit", Call::Snapshot, flipped_payload, "bad_signature"),
-        ("signed by an unknown key", Call::Snapshot, compile_snapshot(&revoked(), 3, 1_300, &other_key()).unwrap(), "unknown_key"),
-        ("trusted key id, other key's signature", Call::Snapshot, forged_kid, "bad_signature"),
-        ("another tenant's snapshot", Call::Snapshot, compile_snapshot(&with_tenant(revoked(), "other"), 3, 1_300, &k).unwrap(), "tenant_mismatch"),
-        ("snapshot rollback", Call::Snapshot, compile_snapshot(&example(), 1, 1_300, &k).unwrap(), "rollback"),
-        ("same epoch, other content", Call::Snapshot, compile_snapshot(&example(), 2, 1_300, &k).unwrap(), "epoch_conflict"),
-        ("signed snapshot with a group cycle", Call::Snapshot, raw_snapshot("acme", 3, &cycle), "invalid_snapshot"),
-        ("signed snapshot with an id out of range", Call::Snapshot, raw_snapshot("acme", 3, &out_of_range), "invalid_snapshot"),
-        ("signed snapshot with unsorted subjects", Call::Snapshot, raw_snapshot("acme", 3, &unsorted), "invalid_snapshot"),
-        ("signed snapshot with a malformed id", Call::Snapshot, raw_snapshot("acme", 3, &bad_id), "invalid_snapshot"),
-        ("signed snapshot with a resource cycle", Call::Snapshot, raw_snapshot("acme", 3, &res_cycle), "invalid_snapshot"),
-        ("signed snapshot with an unknown tier", Call::Snapshot, raw_snapshot("acme", 3, &bad_tier), "invalid_snapshot"),
-        ("signed snapshot at epoch 0", Call::Snapshot, raw_snapshot("acme", 0, &content_of(&example())), "invalid_snapshot"),
-        ("delta with a gap", Call::Delta, diff_models(&revoked(), &example(), 5, 6, 1_300, &k).unwrap().bytes, "epoch_gap"),
-        ("delta rollback", Call::Delta, diff_models(&example(), &revoked(), 0, 1, 1_300, &k).unwrap().bytes, "rollback"),
-        ("delta to the held epoch, other content", Call::Delta, diff_models(&example(), &example(), 1, 2, 1_300, &k).unwrap().bytes, "epoch_conflict"),
-        ("delta from another base at the same epoch", Call::Delta, diff_models(&example(), &revoked(), 2, 3, 1_300, &k).unwrap().bytes, "digest_mismatch"),
-        ("another tenant's delta", Call::Delta, other_tenant_delta, "tenant_mismatch"),
-        ("delta signed by an unknown key", Call::Delta, unknown_key_delta, "unknown_key"),
-        ("delta removing what is not there", Call::Delta, raw_delta(2, 3, held.clone(), target_digest.clone(), &missing), "invalid_delta"),
-        ("delta leaving a dangling role", Call::Delta, raw_delta(2, 3, held.clone(), target_digest.clone(), &dangling), "invalid_delta"),
-        ("delta whose result is not its digest", Call::Delta, raw_delta(2, 3, held.clone(), vec![0; 32], &restore), "digest_mismatch"),
-        ("delta with a short digest", Call::Delta, raw_delta(2, 3, vec![1, 2, 3], target_digest.clone(), &restore), "malformed"),
-        ("delta not moving forward", Call::Delta, raw_delta(3, 3, held.clone(), target_digest.clone(), &restore), "invalid_delta"),
-        ("delta with too many operations", Call::Delta, raw_delta(2, 3, held.clone(), target_digest.clone(), &too_many), "limit_exceeded"),
-        ("another tenant's watermark", Call::Watermark, sign_watermark("other", 9, 1_300, None, &k).unwrap(), "tenant_mismatch"),
-        ("watermark signed by an unknown key", Call::Watermark, sign_watermark("acme", 9, 1_300, None, &other_key()).unwrap(), "unknown_key"),
-        ("watermark with a flipped bit", Call::Watermark, flipped_wm, "bad_signature"),
-        ("watermark carrying a delta to another epoch", Call::Watermark, wm_bad_inner, "invalid_delta"),
-        ("watermark carrying an unknown key's delta", Call::Watermark, wm_unknown_inner, "unknown_key"),
-        ("snapshot given as a watermark", Call::Watermark, good_snap, "wrong_kind"),
+        (
+            "array claiming 4 billion items",
+            Call::Snapshot,
+            huge_len,
+            "malformed",
+        ),
+        (
+            "payload of the wrong shape",
+            Call::Snapshot,
+            wrong_shape,
+            "malformed",
+        ),
+        (
+            "flipped signature bit",
+            Call::Snapshot,
+            flipped_sig,
+            "bad_signature",
+        ),
+        (
+            "flipped payload bit",
+            Call::Snapshot,
+            flipped_payload,
+            "bad_signature",
+        ),
+        (
+            "signed by an unknown key",
+            Call::Snapshot,
+            compile_snapshot(&revoked(), 3, 1_300, &other_key()).unwrap(),
+            "unknown_key",
+        ),
+        (
+            "trusted key id, other key's signature",
+            Call::Snapshot,
+            forged_kid,
+            "bad_signature",
+        ),
+        (
+            "another tenant's snapshot",
+            Call::Snapshot,
+            compile_snapshot(&with_tenant(revoked(), "other"), 3, 1_300, &k).unwrap(),
+            "tenant_mismatch",
+        ),
+        (
+            "snapshot rollback",
+            Call::Snapshot,
+            compile_snapshot(&example(), 1, 1_300, &k).unwrap(),
+            "rollback",
+        ),
+        (
+            "same epoch, other content",
+            Call::Snapshot,
+            compile_snapshot(&example(), 2, 1_300, &k).unwrap(),
+            "epoch_conflict",
+        ),
+        (
+            "signed snapshot with a group cycle",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &cycle),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot with an id out of range",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &out_of_range),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot with unsorted subjects",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &unsorted),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot with a malformed id",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &bad_id),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot with a resource cycle",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &res_cycle),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot with an unknown tier",
+            Call::Snapshot,
+            raw_snapshot("acme", 3, &bad_tier),
+            "invalid_snapshot",
+        ),
+        (
+            "signed snapshot at epoch 0",
+            Call::Snapshot,
+            raw_snapshot("acme", 0, &content_of(&example())),
+            "invalid_snapshot",
+        ),
+        (
+            "delta with a gap",
+            Call::Delta,
+            diff_models(&revoked(), &example(), 5, 6, 1_300, &k)
+                .unwrap()
+                .bytes,
+            "epoch_gap",
+        ),
+        (
+            "delta rollback",
+            Call::Delta,
+            diff_models(&example(), &revoked(), 0, 1, 1_300, &k)
+                .unwrap()
+                .bytes,
+            "rollback",
+        ),
+        (
+            "delta to the held epoch, other content",
+            Call::Delta,
+            diff_models(&example(), &example(), 1, 2, 1_300, &k)
+                .unwrap()
+                .bytes,
+            "epoch_conflict",
+        ),
+        (
+            "delta from another base at the same epoch",
+            Call::Delta,
+            diff_models(&example(), &revoked(), 2, 3, 1_300, &k)
+                .unwrap()
+                .bytes,
+            "digest_mismatch",
+        ),
+        (
+            "another tenant's delta",
+            Call::Delta,
+            other_tenant_delta,
+            "tenant_mismatch",
+        ),
+        (
+            "delta signed by an unknown key",
+            Call::Delta,
+            unknown_key_delta,
+            "unknown_key",
+        ),
+        (
+            "delta removing what is not there",
+            Call::Delta,
+            raw_delta(2, 3, held.clone(), target_digest.clone(), &missing),
+            "invalid_delta",
+        ),
+        (
+            "delta leaving a dangling role",
+            Call::Delta,
+            raw_delta(2, 3, held.clone(), target_digest.clone(), &dangling),
+            "invalid_delta",
+        ),
+        (
+            "delta whose result is not its digest",
+            Call::Delta,
+            raw_delta(2, 3, held.clone(), vec![0; 32], &restore),
+            "digest_mismatch",
+        ),
+        (
+            "delta with a short digest",
+            Call::Delta,
+            raw_delta(2, 3, vec![1, 2, 3], target_digest.clone(), &restore),
+            "malformed",
+        ),
+        (
+            "delta not moving forward",
+            Call::Delta,
+            raw_delta(3, 3, held.clone(), target_digest.clone(), &restore),
+            "invalid_delta",
+        ),
+        (
+            "delta with too many operations",
+            Call::Delta,
+            raw_delta(2, 3, held.clone(), target_digest.clone(), &too_many),
+            "limit_exceeded",
+        ),
+        (
+            "another tenant's watermark",
+            Call::Watermark,
+            sign_watermark("other", 9, 1_300, None, &k).unwrap(),
+            "tenant_mismatch",
+        ),
+        (
+            "watermark signed by an unknown key",
+            Call::Watermark,
+            sign_watermark("acme", 9, 1_300, None, &other_key()).unwrap(),
+            "unknown_key",
+        ),
+        (
+            "watermark with a flipped bit",
+            Call::Watermark,
+            flipped_wm,
+            "bad_signature",
+        ),
+        (
+            "watermark carrying a delta to another epoch",
+            Call::Watermark,
+            wm_bad_inner,
+            "invalid_delta",
+        ),
+        (
+            "watermark carrying an unknown key's delta",
+            Call::Watermark,
+            wm_unknown_inner,
+            "unknown_key",
+        ),
+        (
+            "snapshot given as a watermark",
+            Call::Watermark,
+            good_snap,
+            "wrong_kind",
+        ),
     ]
 }
 
 #[test]
 fn hostile_inputs_are_refused_and_change_nothing() {
     let mut ev = edge();
-    ev.set_limits(Limits { max_entries: 40, ..Limits::default() });
+    ev.set_limits(Limits {
+        max_entries: 40,
+        ..Limits::default()
+    });
     let status = ev.status();
     let before = answers(&ev);
     let cases = catalogue(&ev);
-    assert!(cases.len() >= 30, "the catalogue has {} entries", cases.len());
+    assert!(
+        cases.len() >= 30,
+        "the catalogue has {} entries",
+        cases.len()
+    );
     for (name, call, bytes, code) in &cases {
         let got = match call {
             Call::Snapshot => ev.load_snapshot(bytes).map(|_| ()),
@@ -205,17 +497,27 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         assert_eq!(ev.status(), status, "{name}: status changed");
         assert_eq!(answers(&ev), before, "{name}: answers changed");
     }
-    println!("hostile catalogue: {} inputs refused, state unchanged", cases.len());
+    println!(
+        "hostile catalogue: {} inputs refused, state unchanged",
+        cases.len()
+    );
 }
 
 #[test]
 fn oversized_messages_are_refused_before_decoding() {
     let mut ev = edge();
     let status = ev.status();
-    ev.set_limits(Limits { max_message_bytes: 100, ..Limits::default() });
+    ev.set_limits(Limits {
+        max_message_bytes: 100,
+        ..Limits::default()
+    });
     let big = compile_snapshot(&revoked(), 3, 1_300, &test_key()).unwrap();
     assert!(big.len() > 100);
-    for e in [ev.load_snapshot(&big).unwrap_err(), ev.apply_delta(&big).unwrap_err(), ev.apply_watermark(&big).unwrap_err()] {
+    for e in [
+        ev.load_snapshot(&big).unwrap_err(),
+        ev.apply_delta(&big).unwrap_err(),
+        ev.apply_watermark(&big).unwrap_err(),
+    ] {
         assert_eq!(e.code(), "too_large");
     }
     assert_eq!(ev.status(), status);
@@ -226,9 +528,28 @@ fn preview_evaluators_take_no_signed_messages() {
     let mut ev = Evaluator::preview(&example()).unwrap();
     let status = ev.status();
     let k = test_key();
-    assert_eq!(ev.load_snapshot(&compile_snapshot(&example(), 1, 0, &k).unwrap()).unwrap_err().code(), "preview_mode");
-    assert_eq!(ev.apply_delta(&diff_models(&example(), &revoked(), 0, 1, 0, &k).unwrap().bytes).unwrap_err().code(), "preview_mode");
-    assert_eq!(ev.apply_watermark(&sign_watermark("acme", 5, 0, None, &k).unwrap()).unwrap_err().code(), "preview_mode");
+    assert_eq!(
+        ev.load_snapshot(&compile_snapshot(&example(), 1, 0, &k).unwrap())
+            .unwrap_err()
+            .code(),
+        "preview_mode"
+    );
+    assert_eq!(
+        ev.apply_delta(
+            &diff_models(&example(), &revoked(), 0, 1, 0, &k)
+                .unwrap()
+                .bytes
+        )
+        .unwrap_err()
+        .code(),
+        "preview_mode"
+    );
+    assert_eq!(
+        ev.apply_watermark(&sign_watermark("acme", 5, 0, None, &k).unwrap())
+            .unwrap_err()
+            .code(),
+        "preview_mode"
+    );
     assert_eq!(ev.status(), status);
     assert!(status.preview);
 }
@@ -237,12 +558,19 @@ fn preview_evaluators_take_no_signed_messages() {
 fn a_carried_delta_that_cannot_apply_still_raises_the_watermark() {
     let k = test_key();
     let mut ev = Evaluator::with_keys("acme", vec![k.public_key()]).unwrap();
-    ev.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap()).unwrap();
+    ev.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap())
+        .unwrap();
     // The revocation is epoch 3, computed from epoch 2 which this edge never saw.
-    let delta = diff_models(&example(), &revoked(), 2, 3, 1_100, &k).unwrap().bytes;
-    let a = ev.apply_watermark(&sign_watermark("acme", 3, 1_100, Some(&delta), &k).unwrap()).unwrap();
+    let delta = diff_models(&example(), &revoked(), 2, 3, 1_100, &k)
+        .unwrap()
+        .bytes;
+    let a = ev
+        .apply_watermark(&sign_watermark("acme", 3, 1_100, Some(&delta), &k).unwrap())
+        .unwrap();
     assert_eq!(a.watermark, 3);
-    assert!(matches!(a.delta, Some(edge_authz::DeltaOutcome::Skipped(ref e)) if e.code() == "epoch_gap"));
+    assert!(
+        matches!(a.delta, Some(edge_authz::DeltaOutcome::Skipped(ref e)) if e.code() == "epoch_gap")
+    );
     let d = ev.check(Request::new("user:alice", "read", "doc:roadmap"), 1_200);
     assert_eq!(d.reason, edge_authz::Reason::StaleSnapshot);
     assert!(ev.status().stale);

@@ -32,7 +32,15 @@ fn the_base_model_compiles() {
 
 #[test]
 fn rejections_name_the_entry() {
-    let chain: Vec<Value> = (0..70).map(|i| if i == 0 { json!({"id": "r:0"}) } else { json!({"id": format!("r:{i}"), "parent": format!("r:{}", i - 1)}) }).collect();
+    let chain: Vec<Value> = (0..70)
+        .map(|i| {
+            if i == 0 {
+                json!({"id": "r:0"})
+            } else {
+                json!({"id": format!("r:{i}"), "parent": format!("r:{}", i - 1)})
+            }
+        })
+        .collect();
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("not JSON", "{\"version\": 1,".into(), "invalid_json", ""),
         ("unknown top-level field", with(|v| v["colour"] = json!("red")), "unknown_field", "colour"),
@@ -73,19 +81,43 @@ fn rejections_name_the_entry() {
         let err = compile(text).map(|_| ()).unwrap_err();
         assert_eq!(err.code(), "invalid_model", "{name}");
         assert_eq!(err.detail(), Some(*detail), "{name}: {err}");
-        let Error::InvalidModel(m) = &err else { unreachable!() };
-        assert!(m.at.contains(at), "{name}: `at` is `{}`, expected it to contain `{at}` ({err})", m.at);
+        let Error::InvalidModel(m) = &err else {
+            unreachable!()
+        };
+        assert!(
+            m.at.contains(at),
+            "{name}: `at` is `{}`, expected it to contain `{at}` ({err})",
+            m.at
+        );
     }
     println!("model rejections: {} cases", cases.len());
 }
 
 #[test]
 fn cycles_are_listed() {
-    let err = compile(&with(|v| v["memberships"].as_array_mut().unwrap().push(json!({"member": "group:staff", "group": "group:eng"})))).unwrap_err();
+    let err = compile(&with(|v| {
+        v["memberships"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"member": "group:staff", "group": "group:eng"}))
+    }))
+    .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("group:eng -> group:staff -> group:eng") || text.contains("group:staff -> group:eng -> group:staff"), "{text}");
-    let err = compile(&with(|v| v["resources"][0]["parent"] = json!("doc:a"))).unwrap_err().to_string();
-    assert!(err.contains("org:acme") && err.contains("workspace:eng") && err.contains("doc:a") && err.contains("->"), "{err}");
+    assert!(
+        text.contains("group:eng -> group:staff -> group:eng")
+            || text.contains("group:staff -> group:eng -> group:staff"),
+        "{text}"
+    );
+    let err = compile(&with(|v| v["resources"][0]["parent"] = json!("doc:a")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("org:acme")
+            && err.contains("workspace:eng")
+            && err.contains("doc:a")
+            && err.contains("->"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,5 +138,8 @@ fn model_json_round_trips() {
     let state = model.compile().unwrap().state;
     let again = Model::from_state(&state);
     let text = serde_json::to_string(&again).unwrap();
-    assert_eq!(Model::from_json(&text).unwrap().compile().unwrap().state, state);
+    assert_eq!(
+        Model::from_json(&text).unwrap().compile().unwrap().state,
+        state
+    );
 }

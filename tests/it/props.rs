@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use edge_authz::{
-    apply_ops, compile_snapshot, diff, diff_models, id_type, inspect, sign_watermark, Error, Evaluator, Limits, MessageKind, Model, Reason,
-    Request, State, Tier,
+    apply_ops, compile_snapshot, diff, diff_models, id_type, inspect, sign_watermark, Error,
+    Evaluator, Limits, MessageKind, Model, Reason, Request, State, Tier,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -28,9 +28,23 @@ use crate::common::{state_of_value, test_key};
 
 const TENANT: &str = "t";
 /// Members (any non-group type), in generation order; byte order is different on purpose.
-const USERS: [&str; 12] =
-    ["user:b", "user:a", "user:ab", "user:B", "agent:a", "user:a_", "service:z", "user:0", "user:Zed", "user:aa", "agent:b", "user:c"];
-const GROUPS: [&str; 8] = ["group:b", "group:a", "group:ab", "group:B", "group:a-", "group:c", "group:_x", "group:A"];
+const USERS: [&str; 12] = [
+    "user:b",
+    "user:a",
+    "user:ab",
+    "user:B",
+    "agent:a",
+    "user:a_",
+    "service:z",
+    "user:0",
+    "user:Zed",
+    "user:aa",
+    "agent:b",
+    "user:c",
+];
+const GROUPS: [&str; 8] = [
+    "group:b", "group:a", "group:ab", "group:B", "group:a-", "group:c", "group:_x", "group:A",
+];
 const ACTIONS: [&str; 6] = ["read", "write", "del", "x", "a.b", "a-b"];
 const ROLES: [&str; 5] = ["viewer", "editor", "b", "a", "ab"];
 const RES_TYPES: [&str; 3] = ["org", "ws", "doc"];
@@ -89,37 +103,75 @@ struct Raw {
 
 fn raw() -> impl Strategy<Value = Raw> {
     (
-        (1usize..=6, vec(0usize..3, 6), 1usize..=5, vec(any::<u8>(), 5)),
-        vec((proptest::option::weighted(0.85, 0usize..25), 0usize..3), 1..=25),
+        (
+            1usize..=6,
+            vec(0usize..3, 6),
+            1usize..=5,
+            vec(any::<u8>(), 5),
+        ),
+        vec(
+            (proptest::option::weighted(0.85, 0usize..25), 0usize..3),
+            1..=25,
+        ),
         (1usize..=12, 1usize..=8),
         vec((prop::bool::weighted(0.35), 0usize..12, 0usize..8), 0..=20),
-        vec((prop::bool::weighted(0.45), 0usize..12, 0usize..5, 0usize..25, proptest::option::of(0u64..20)), 0..=25),
+        vec(
+            (
+                prop::bool::weighted(0.45),
+                0usize..12,
+                0usize..5,
+                0usize..25,
+                proptest::option::of(0u64..20),
+            ),
+            0..=25,
+        ),
         vec((prop::bool::weighted(0.4), 0usize..12), 0..=4),
         proptest::option::of((5_000u64..400_000, 5_000u64..400_000, 5_000u64..400_000)),
     )
-        .prop_map(|((n_actions, tiers, n_roles, role_masks), resources, (n_users, n_groups), memberships, assignments, suspended, freshness)| Raw {
-            n_actions,
-            tiers,
-            n_roles,
-            role_masks,
-            resources,
-            n_users,
-            n_groups,
-            memberships,
-            assignments,
-            suspended,
-            freshness,
-        })
+        .prop_map(
+            |(
+                (n_actions, tiers, n_roles, role_masks),
+                resources,
+                (n_users, n_groups),
+                memberships,
+                assignments,
+                suspended,
+                freshness,
+            )| Raw {
+                n_actions,
+                tiers,
+                n_roles,
+                role_masks,
+                resources,
+                n_users,
+                n_groups,
+                memberships,
+                assignments,
+                suspended,
+                freshness,
+            },
+        )
 }
 
 impl Raw {
     fn spec(&self) -> Spec {
-        let users: Vec<String> = USERS[..self.n_users].iter().map(|s| s.to_string()).collect();
-        let groups: Vec<String> = GROUPS[..self.n_groups].iter().map(|s| s.to_string()).collect();
-        let actions: BTreeMap<String, Tier> = (0..self.n_actions).map(|i| (ACTIONS[i].to_string(), TIERS[self.tiers[i]])).collect();
+        let users: Vec<String> = USERS[..self.n_users]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let groups: Vec<String> = GROUPS[..self.n_groups]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let actions: BTreeMap<String, Tier> = (0..self.n_actions)
+            .map(|i| (ACTIONS[i].to_string(), TIERS[self.tiers[i]]))
+            .collect();
         let roles = (0..self.n_roles)
             .map(|r| {
-                let acts = (0..self.n_actions).filter(|j| self.role_masks[r] & (1 << j) != 0).map(|j| ACTIONS[j].to_string()).collect();
+                let acts = (0..self.n_actions)
+                    .filter(|j| self.role_masks[r] & (1 << j) != 0)
+                    .map(|j| ACTIONS[j].to_string())
+                    .collect();
                 (ROLES[r].to_string(), acts)
             })
             .collect();
@@ -151,15 +203,42 @@ impl Raw {
         }
         let mut assignments = BTreeMap::new();
         for &(is_group, p, r, res, exp) in &self.assignments {
-            let principal = if is_group { groups[p % self.n_groups].clone() } else { users[p % self.n_users].clone() };
-            assignments.insert((principal, ROLES[r % self.n_roles].to_string(), ids[res % ids.len()].clone()), exp);
+            let principal = if is_group {
+                groups[p % self.n_groups].clone()
+            } else {
+                users[p % self.n_users].clone()
+            };
+            assignments.insert(
+                (
+                    principal,
+                    ROLES[r % self.n_roles].to_string(),
+                    ids[res % ids.len()].clone(),
+                ),
+                exp,
+            );
         }
         let suspended = self
             .suspended
             .iter()
-            .map(|&(is_group, i)| if is_group { groups[i % self.n_groups].clone() } else { users[i % self.n_users].clone() })
+            .map(|&(is_group, i)| {
+                if is_group {
+                    groups[i % self.n_groups].clone()
+                } else {
+                    users[i % self.n_users].clone()
+                }
+            })
             .collect();
-        Spec { users, groups, actions, roles, resources, memberships, assignments, suspended, freshness: self.freshness }
+        Spec {
+            users,
+            groups,
+            actions,
+            roles,
+            resources,
+            memberships,
+            assignments,
+            suspended,
+            freshness: self.freshness,
+        }
     }
 }
 
@@ -188,8 +267,10 @@ impl Spec {
                 None => json!({ "id": id }),
             })
             .collect();
-        let memberships: Vec<Value> =
-            order(self.memberships.iter().collect(), reversed).into_iter().map(|(m, g)| json!({ "member": m, "group": g })).collect();
+        let memberships: Vec<Value> = order(self.memberships.iter().collect(), reversed)
+            .into_iter()
+            .map(|(m, g)| json!({ "member": m, "group": g }))
+            .collect();
         let assignments: Vec<Value> = order(self.assignments.iter().collect(), reversed)
             .into_iter()
             .map(|((p, r, res), exp)| match exp {
@@ -226,7 +307,12 @@ impl Spec {
                 return true;
             }
             if seen.insert(n.clone()) {
-                stack.extend(self.memberships.iter().filter(|(m, _)| *m == n).map(|(_, g)| g.clone()));
+                stack.extend(
+                    self.memberships
+                        .iter()
+                        .filter(|(m, _)| *m == n)
+                        .map(|(_, g)| g.clone()),
+                );
             }
         }
         false
@@ -241,7 +327,11 @@ impl Spec {
         match *m {
             Mutation::AddMembership(is_group, mi, gi) => {
                 let group = pick_s(&self.groups, gi);
-                let member = if is_group { pick_s(&self.groups, mi) } else { pick_s(&self.users, mi) };
+                let member = if is_group {
+                    pick_s(&self.groups, mi)
+                } else {
+                    pick_s(&self.users, mi)
+                };
                 // Skip edges that would close a cycle (or are self edges).
                 if !self.reaches(&group, &member) {
                     self.memberships.insert((member, group));
@@ -253,10 +343,15 @@ impl Spec {
                 }
             }
             Mutation::AddAssignment(is_group, p, r, res, exp) => {
-                let principal = if is_group { pick_s(&self.groups, p) } else { pick_s(&self.users, p) };
+                let principal = if is_group {
+                    pick_s(&self.groups, p)
+                } else {
+                    pick_s(&self.users, p)
+                };
                 let roles: Vec<String> = self.roles.keys().cloned().collect();
                 if !roles.is_empty() && !ids.is_empty() {
-                    self.assignments.insert((principal, pick_s(&roles, r), pick_s(&ids, res)), exp);
+                    self.assignments
+                        .insert((principal, pick_s(&roles, r), pick_s(&ids, res)), exp);
                 }
             }
             Mutation::RemoveAssignment(i) => {
@@ -270,7 +365,11 @@ impl Spec {
                 }
             }
             Mutation::Suspend(is_group, i) => {
-                let s = if is_group { pick_s(&self.groups, i) } else { pick_s(&self.users, i) };
+                let s = if is_group {
+                    pick_s(&self.groups, i)
+                } else {
+                    pick_s(&self.users, i)
+                };
                 self.suspended.insert(s);
             }
             Mutation::Unsuspend(i) => {
@@ -412,19 +511,25 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 /// Model `a` and model `b` of the same tenant: most of the time `b` is a few mutations of `a`,
 /// sometimes an independent model.
 fn model_pair() -> impl Strategy<Value = (Spec, Spec)> {
-    (raw(), vec(mutation(), 1..=4), prop::bool::weighted(0.2), raw()).prop_map(|(ra, muts, independent, rb)| {
-        let a = ra.spec();
-        let b = if independent {
-            rb.spec()
-        } else {
-            let mut b = a.clone();
-            for m in &muts {
-                b.apply(m);
-            }
-            b
-        };
-        (a, b)
-    })
+    (
+        raw(),
+        vec(mutation(), 1..=4),
+        prop::bool::weighted(0.2),
+        raw(),
+    )
+        .prop_map(|(ra, muts, independent, rb)| {
+            let a = ra.spec();
+            let b = if independent {
+                rb.spec()
+            } else {
+                let mut b = a.clone();
+                for m in &muts {
+                    b.apply(m);
+                }
+                b
+            };
+            (a, b)
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,7 +543,9 @@ type Outcome = (Reason, Option<GrantT>);
 /// comparing paths element by element in byte order.
 fn best_paths(state: &State, subject: &str) -> BTreeMap<String, Vec<String>> {
     fn walk(state: &State, path: &mut Vec<String>, best: &mut BTreeMap<String, Vec<String>>) {
-        let Some(node) = path.last().cloned() else { return };
+        let Some(node) = path.last().cloned() else {
+            return;
+        };
         let better = match best.get(&node) {
             None => true,
             Some(old) => (path.len(), path.as_slice()) < (old.len(), old.as_slice()),
@@ -446,7 +553,12 @@ fn best_paths(state: &State, subject: &str) -> BTreeMap<String, Vec<String>> {
         if better {
             best.insert(node.clone(), path.clone());
         }
-        let groups: Vec<String> = state.memberships.iter().filter(|(m, _)| *m == node).map(|(_, g)| g.clone()).collect();
+        let groups: Vec<String> = state
+            .memberships
+            .iter()
+            .filter(|(m, _)| *m == node)
+            .map(|(_, g)| g.clone())
+            .collect();
         for g in groups {
             if path.contains(&g) {
                 continue; // simple paths only
@@ -491,16 +603,34 @@ fn ref_check(state: &State, subject: &str, action: &str, resource: &str, now: u6
     let chain = ancestors(state, resource);
     let mut best: Option<(usize, usize, String, String, String, Vec<String>)> = None;
     for (k, exp) in &state.assignments {
-        let Some(&dist) = chain.get(&k.resource) else { continue };
-        let Some(path) = paths.get(&k.principal) else { continue };
-        if !state.roles.get(&k.role).is_some_and(|acts| acts.contains(action)) {
+        let Some(&dist) = chain.get(&k.resource) else {
+            continue;
+        };
+        let Some(path) = paths.get(&k.principal) else {
+            continue;
+        };
+        if !state
+            .roles
+            .get(&k.role)
+            .is_some_and(|acts| acts.contains(action))
+        {
             continue;
         }
         if exp.is_some_and(|e| now >= e) {
             continue;
         }
-        let cand = (dist, path.len(), k.principal.clone(), k.role.clone(), k.resource.clone(), path.clone());
-        if best.as_ref().is_none_or(|b| (cand.0, cand.1, &cand.2, &cand.3) < (b.0, b.1, &b.2, &b.3)) {
+        let cand = (
+            dist,
+            path.len(),
+            k.principal.clone(),
+            k.role.clone(),
+            k.resource.clone(),
+            path.clone(),
+        );
+        if best
+            .as_ref()
+            .is_none_or(|b| (cand.0, cand.1, &cand.2, &cand.3) < (b.0, b.1, &b.2, &b.3))
+        {
             best = Some(cand);
         }
     }
@@ -510,7 +640,13 @@ fn ref_check(state: &State, subject: &str, action: &str, resource: &str, now: u6
     }
 }
 
-fn ref_list_resources(state: &State, subject: &str, action: &str, ty: Option<&str>, now: u64) -> Result<Vec<String>, &'static str> {
+fn ref_list_resources(
+    state: &State,
+    subject: &str,
+    action: &str,
+    ty: Option<&str>,
+    now: u64,
+) -> Result<Vec<String>, &'static str> {
     if !state.actions.contains_key(action) {
         return Err("unknown_action");
     }
@@ -537,7 +673,12 @@ fn known_subjects(state: &State) -> BTreeSet<String> {
     out
 }
 
-fn ref_list_subjects(state: &State, resource: &str, action: &str, now: u64) -> Result<Vec<String>, &'static str> {
+fn ref_list_subjects(
+    state: &State,
+    resource: &str,
+    action: &str,
+    now: u64,
+) -> Result<Vec<String>, &'static str> {
     if !state.actions.contains_key(action) {
         return Err("unknown_action");
     }
@@ -553,9 +694,24 @@ fn ref_list_subjects(state: &State, resource: &str, action: &str, now: u64) -> R
 
 fn ev_check(ev: &Evaluator, subject: &str, action: &str, resource: &str, now: u64) -> Outcome {
     let d = ev.check(Request::new(subject, action, resource), now);
-    assert_eq!(d.allowed, d.reason == Reason::Granted, "allowed and reason disagree: {d:?}");
-    let grant = ev.explain(&d).grant.map(|g| (g.principal.to_string(), g.role.to_string(), g.resource.to_string(), g.path.iter().map(|s| s.to_string()).collect()));
-    assert_eq!(d.allowed, grant.is_some(), "a grant must come exactly with an allowed decision: {d:?}");
+    assert_eq!(
+        d.allowed,
+        d.reason == Reason::Granted,
+        "allowed and reason disagree: {d:?}"
+    );
+    let grant = ev.explain(&d).grant.map(|g| {
+        (
+            g.principal.to_string(),
+            g.role.to_string(),
+            g.resource.to_string(),
+            g.path.iter().map(|s| s.to_string()).collect(),
+        )
+    });
+    assert_eq!(
+        d.allowed,
+        grant.is_some(),
+        "a grant must come exactly with an allowed decision: {d:?}"
+    );
     (d.reason, grant)
 }
 
@@ -585,7 +741,11 @@ fn universe(specs: &[&Spec]) -> (Vec<String>, Vec<String>, Vec<String>) {
     subjects.insert(UNKNOWN_USER.to_string());
     actions.insert(UNKNOWN_ACTION.to_string());
     resources.insert(UNKNOWN_RESOURCE.to_string());
-    (subjects.into_iter().collect(), actions.into_iter().collect(), resources.into_iter().collect())
+    (
+        subjects.into_iter().collect(),
+        actions.into_iter().collect(),
+        resources.into_iter().collect(),
+    )
 }
 
 /// A short description of a model for failure messages.
@@ -614,7 +774,11 @@ fn nows() -> impl Strategy<Value = Vec<u64>> {
 /// (about 15 ms an operation), so they run fewer cases. No failure persistence: nothing is
 /// written next to the tests.
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -856,14 +1020,33 @@ fn joining_a_suspended_group_revokes() {
     };
     let cases = [
         (json!([]), json!([{"member": "user:b", "group": "group:c"}])),
-        (json!([{"member": "user:b", "group": "group:x"}]), json!([{"member": "user:b", "group": "group:x"}, {"member": "group:x", "group": "group:c"}])),
+        (
+            json!([{"member": "user:b", "group": "group:x"}]),
+            json!([{"member": "user:b", "group": "group:x"}, {"member": "group:x", "group": "group:c"}]),
+        ),
     ];
     for (before, after) in cases {
         let (a, b) = (model(before), model(after));
-        assert_eq!(ref_check(&a, "user:b", "read", "org:0", 0).0, Reason::Granted);
-        assert_eq!(ref_check(&b, "user:b", "read", "org:0", 0).0, Reason::Suspended);
-        assert_eq!(ev_check(&preview(&a), "user:b", "read", "org:0", 0).0, Reason::Granted);
-        assert_eq!(ev_check(&preview(&b), "user:b", "read", "org:0", 0).0, Reason::Suspended);
-        assert!(diff(&a, &b).unwrap().revokes, "user:b loses access, so diff must say revokes; ops: {:?}", diff(&a, &b).unwrap().ops);
+        assert_eq!(
+            ref_check(&a, "user:b", "read", "org:0", 0).0,
+            Reason::Granted
+        );
+        assert_eq!(
+            ref_check(&b, "user:b", "read", "org:0", 0).0,
+            Reason::Suspended
+        );
+        assert_eq!(
+            ev_check(&preview(&a), "user:b", "read", "org:0", 0).0,
+            Reason::Granted
+        );
+        assert_eq!(
+            ev_check(&preview(&b), "user:b", "read", "org:0", 0).0,
+            Reason::Suspended
+        );
+        assert!(
+            diff(&a, &b).unwrap().revokes,
+            "user:b loses access, so diff must say revokes; ops: {:?}",
+            diff(&a, &b).unwrap().ops
+        );
     }
 }
