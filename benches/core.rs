@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use edge_authz::workload::{generate, requests, WorkloadSpec};
+use edge_authz::workload::{generate, requests, RequestBatch, WorkloadSpec};
 use edge_authz::{compile_snapshot, Evaluator, Model, Reason, Request, SecretKey};
 
 const ISSUED_AT: u64 = 1_750_000_000_000;
@@ -45,7 +45,8 @@ fn bench(c: &mut Criterion) {
     );
 
     let reqs = requests(&spec, 100_000, 7);
-    let refs: Vec<Request<'_>> = reqs.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
+    let batch = RequestBatch::new(&reqs);
+    let refs: Vec<Request<'_>> = batch.requests();
     let granted = refs
         .iter()
         .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
@@ -61,7 +62,8 @@ fn bench(c: &mut Criterion) {
             )
         })
         .collect();
-    let big_refs: Vec<Request<'_>> = big.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
+    let big_batch = RequestBatch::new(&big);
+    let big_refs: Vec<Request<'_>> = big_batch.requests();
     let big_granted = big_refs
         .iter()
         .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)

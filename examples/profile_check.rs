@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use std::time::Instant;
 
-use edge_authz::workload::{generate, requests, WorkloadSpec};
+use edge_authz::workload::{generate, requests, RequestBatch, WorkloadSpec};
 use edge_authz::{compile_snapshot, Evaluator, Model, Request, SecretKey};
 
 fn main() {
@@ -20,7 +20,8 @@ fn main() {
     ev.load_snapshot(&snap).unwrap();
     let n = if mode == "hot" { 1_000 } else { 100_000 };
     let reqs = requests(&spec, n, 7);
-    let refs: Vec<Request<'_>> = reqs.iter().map(|(s, a, r)| Request::new(s, a, r)).collect();
+    let batch = RequestBatch::new(&reqs);
+    let refs: Vec<Request<'_>> = batch.requests();
     let total: usize = std::env::var("TOTAL")
         .ok()
         .and_then(|t| t.parse().ok())

@@ -226,3 +226,35 @@ pub fn requests(spec: &WorkloadSpec, n: usize, seed: u64) -> Vec<(String, String
         })
         .collect()
 }
+
+/// Requests laid out as a host receives a batch: all strings in one buffer.
+pub struct RequestBatch {
+    text: String,
+    /// Byte ranges of (subject, action, resource) in `text`.
+    spans: Vec<[(u32, u32); 3]>,
+}
+
+impl RequestBatch {
+    pub fn new(requests: &[(String, String, String)]) -> RequestBatch {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(requests.len());
+        let push = |t: &mut String, x: &str| {
+            let start = t.len() as u32;
+            t.push_str(x);
+            (start, t.len() as u32)
+        };
+        for (s, a, r) in requests {
+            let span = [push(&mut text, s), push(&mut text, a), push(&mut text, r)];
+            spans.push(span);
+        }
+        RequestBatch { text, spans }
+    }
+
+    pub fn requests(&self) -> Vec<crate::Request<'_>> {
+        let get = |(a, b): (u32, u32)| self.text.get(a as usize..b as usize).unwrap_or("");
+        self.spans
+            .iter()
+            .map(|[s, a, r]| crate::Request::new(get(*s), get(*a), get(*r)))
+            .collect()
+    }
+}
