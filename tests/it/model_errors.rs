@@ -143,3 +143,47 @@ fn model_json_round_trips() {
         state
     );
 }
+
+#[test]
+fn hostile_model_json() {
+    // Deep nesting is refused by the parser's depth limit, not by a stack overflow.
+    let deep = format!(
+        "{{\"version\": 1, \"tenant\": \"acme\", \"resources\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let err = compile(&deep).unwrap_err();
+    assert_eq!(err.detail(), Some("invalid_json"), "{err}");
+    // Oversized input is refused before parsing.
+    let limits = edge_authz::Limits {
+        max_model_bytes: 1_000,
+        ..Default::default()
+    };
+    let big = with(|v| {
+        v["suspended"] = json!((0..200).map(|i| format!("user:u{i}")).collect::<Vec<_>>())
+    });
+    let err = Model::from_json_limited(&big, &limits).unwrap_err();
+    assert_eq!(err.kind.code(), "limit_exceeded", "{err}");
+    // Not UTF-8 text, a number instead of an object, an empty document.
+    for text in ["", "42", "null", "[]", "\"model\""] {
+        assert_eq!(
+            compile(text).unwrap_err().detail(),
+            Some("invalid_json"),
+            "{text:?}"
+        );
+    }
+    // A 257-byte name and an id with a control character.
+    let long = format!("user:{}", "x".repeat(257));
+    assert_eq!(
+        compile(&with(|v| v["suspended"][0] = json!(long)))
+            .unwrap_err()
+            .detail(),
+        Some("malformed_id")
+    );
+    assert_eq!(
+        compile(&with(|v| v["suspended"][0] = json!("user:a\u{0}b")))
+            .unwrap_err()
+            .detail(),
+        Some("malformed_id")
+    );
+}
