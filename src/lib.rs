@@ -1,23 +1,4 @@
-//! edge-authz: an authorization evaluator for the edge.
-//!
-//! The core in this crate is pure: it knows nothing of wasm-bindgen, Workers, HTTP, files or clocks.
-//! Time comes in as an argument (`now`, Unix milliseconds). See `ARCHITECTURE.md` for the map.
-//!
-//! ```
-//! use edge_authz::{Evaluator, Model, Request};
-//! let model = Model::from_json(r#"{
-//!   "version": 1, "tenant": "acme",
-//!   "actions": {"read": {"tier": "low"}},
-//!   "roles": {"viewer": ["read"]},
-//!   "resources": [{"id": "org:acme"}, {"id": "doc:plan", "parent": "org:acme"}],
-//!   "memberships": [{"member": "user:alice", "group": "group:staff"}],
-//!   "assignments": [{"principal": "group:staff", "role": "viewer", "resource": "org:acme"}]
-//! }"#).unwrap();
-//! let ev = Evaluator::preview(&model.compile().unwrap().state).unwrap();
-//! let d = ev.check(Request::new("user:alice", "read", "doc:plan"), 0);
-//! assert!(d.allowed);
-//! assert_eq!(ev.explain(&d).grant.unwrap().path, ["user:alice", "group:staff"]);
-//! ```
+#![doc = include_str!("../README.md")]
 #![cfg_attr(
     test,
     allow(
