@@ -71,6 +71,27 @@ pub struct Diff {
     pub revokes: bool,
 }
 
+/// How one map changed: entries added or changed `(key, old value, new value)`, keys removed.
+struct Changes<'a, K, V> {
+    set: Vec<(&'a K, Option<&'a V>, &'a V)>,
+    removed: Vec<&'a K>,
+}
+
+fn changes<'a, K: Ord, V: PartialEq>(
+    before: &'a BTreeMap<K, V>,
+    after: &'a BTreeMap<K, V>,
+) -> Changes<'a, K, V> {
+    let set = after
+        .iter()
+        .filter_map(|(k, v)| match before.get(k) {
+            Some(old) if old == v => None,
+            old => Some((k, old, v)),
+        })
+        .collect();
+    let removed = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    Changes { set, removed }
+}
+
 /// Whether an expiry moved earlier (`None` is "never").
 fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
     match (before, after) {
@@ -95,62 +116,30 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
     let mut ops = DeltaOps::default();
     let mut revokes = false;
 
-    for (name, tier) in &after.actions {
-        match before.actions.get(name) {
-            Some(old) if old == tier => {}
-            old => {
-                if let Some(old) = old {
-                    revokes |= after.freshness.bound(*tier) < before.freshness.bound(*old);
-                }
-                ops.actions_set.push((name.clone(), tier.to_u8()));
-            }
-        }
+    let actions = changes(&before.actions, &after.actions);
+    for (name, old, tier) in actions.set {
+        revokes |=
+            old.is_some_and(|old| after.freshness.bound(*tier) < before.freshness.bound(*old));
+        ops.actions_set.push((name.clone(), tier.to_u8()));
     }
-    for name in before
-        .actions
-        .keys()
-        .filter(|n| !after.actions.contains_key(*n))
-    {
-        ops.actions_del.push(name.clone());
-        revokes = true;
+    let roles = changes(&before.roles, &after.roles);
+    for (name, old, acts) in roles.set {
+        revokes |= old.is_some_and(|old| !old.is_subset(acts));
+        ops.roles_set
+            .push((name.clone(), acts.iter().cloned().collect()));
     }
-    for (name, acts) in &after.roles {
-        match before.roles.get(name) {
-            Some(old) if old == acts => {}
-            old => {
-                if let Some(old) = old {
-                    revokes |= !old.is_subset(acts);
-                }
-                ops.roles_set
-                    .push((name.clone(), acts.iter().cloned().collect()));
-            }
-        }
+    let resources = changes(&before.resources, &after.resources);
+    for (id, old, parent) in resources.set {
+        // A moved resource loses what it inherited from its old ancestors.
+        revokes |= old.is_some();
+        ops.resources_set.push((id.clone(), parent.clone()));
     }
-    for name in before
-        .roles
-        .keys()
-        .filter(|n| !after.roles.contains_key(*n))
-    {
-        ops.roles_del.push(name.clone());
-        revokes = true;
-    }
-    for (id, parent) in &after.resources {
-        match before.resources.get(id) {
-            Some(old) if old == parent => {}
-            old => {
-                revokes |= old.is_some();
-                ops.resources_set.push((id.clone(), parent.clone()));
-            }
-        }
-    }
-    for id in before
-        .resources
-        .keys()
-        .filter(|n| !after.resources.contains_key(*n))
-    {
-        ops.resources_del.push(id.clone());
-        revokes = true;
-    }
+    // Removing an action, a role or a resource always takes something away.
+    revokes |=
+        !(actions.removed.is_empty() && roles.removed.is_empty() && resources.removed.is_empty());
+    ops.actions_del = actions.removed.into_iter().cloned().collect();
+    ops.roles_del = roles.removed.into_iter().cloned().collect();
+    ops.resources_del = resources.removed.into_iter().cloned().collect();
     ops.memberships_add = after
         .memberships
         .difference(&before.memberships)
@@ -171,31 +160,22 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
             .iter()
             .any(|(_, g)| reaches.contains(g.as_str()));
     }
-    for (k, exp) in &after.assignments {
-        match before.assignments.get(k) {
-            Some(old) if old == exp => {}
-            old => {
-                if let Some(old) = old {
-                    revokes |= earlier(*old, *exp);
-                }
-                ops.assignments_set.push((
-                    k.resource.clone(),
-                    k.principal.clone(),
-                    k.role.clone(),
-                    *exp,
-                ));
-            }
-        }
+    let assignments = changes(&before.assignments, &after.assignments);
+    for (k, old, exp) in assignments.set {
+        revokes |= old.is_some_and(|old| earlier(*old, *exp));
+        ops.assignments_set.push((
+            k.resource.clone(),
+            k.principal.clone(),
+            k.role.clone(),
+            *exp,
+        ));
     }
-    for k in before
-        .assignments
-        .keys()
-        .filter(|k| !after.assignments.contains_key(*k))
-    {
-        ops.assignments_del
-            .push((k.resource.clone(), k.principal.clone(), k.role.clone()));
-        revokes = true;
-    }
+    revokes |= !assignments.removed.is_empty();
+    ops.assignments_del = assignments
+        .removed
+        .into_iter()
+        .map(|k| (k.resource.clone(), k.principal.clone(), k.role.clone()))
+        .collect();
     ops.suspended_add = after
         .suspended
         .difference(&before.suspended)
