@@ -491,7 +491,12 @@ impl Index {
         let (r, p, role, _) = self.content.assignments.get(g.assignment as usize)?;
         let mut path = vec![self.subject_name(g.subject)];
         let mut cur = g.subject;
+        // Each hop is one step closer to the principal, so the walk ends; the bound makes sure.
+        let max_hops = self.closure_of(g.subject).0.len();
         while cur != *p {
+            if path.len() > max_hops {
+                return None;
+            }
             let (groups, meta) = self.closure_of(cur);
             cur = meta.get(groups.binary_search(p).ok()?)?.1;
             path.push(self.subject_name(cur));

@@ -339,6 +339,8 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
             out.watermark = Some(p.watermark);
             out.issued_at = p.issued_at;
             if let Some(d) = p.delta {
+                // What rides on a watermark must be a delta (never another watermark: no recursion).
+                parse(&d, limits)?.expect(MessageKind::Delta)?;
                 out.delta = Some(Box::new(inspect(&d, keys, limits)?));
             }
         }

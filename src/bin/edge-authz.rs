@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fs;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -158,6 +158,9 @@ struct Source {
     model: Option<PathBuf>,
 }
 
+/// The longest request line read; a longer one is an `invalid_request` decision.
+const MAX_LINE: usize = 1 << 20;
+
 struct Fail(String);
 
 impl From<Error> for Fail {
@@ -298,29 +301,46 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let default_now = now.unwrap_or_else(now_ms);
-    let mut buf = String::new();
+    let mut line = Vec::new();
     let mut reader = input;
+    let write_err = |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
+    let read_err = |e: io::Error| Fail(format!("cannot read the requests: {e}"));
     loop {
-        buf.clear();
-        let n = reader
-            .read_line(&mut buf)
-            .map_err(|e| Fail(format!("cannot read the requests: {e}")))?;
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(read_err)?;
         if n == 0 {
             break;
         }
-        let line = buf.trim();
-        if line.is_empty() {
+        let overlong = line.len() > MAX_LINE;
+        if overlong && !line.ends_with(b"\n") {
+            // Skip the rest of the line without holding it.
+            let mut rest = Vec::new();
+            while !rest.ends_with(b"\n") {
+                rest.clear();
+                if (&mut reader)
+                    .take(1 << 16)
+                    .read_until(b'\n', &mut rest)
+                    .map_err(read_err)?
+                    == 0
+                {
+                    break;
+                }
+            }
+        }
+        let text = std::str::from_utf8(&line).unwrap_or("\u{fffd}").trim();
+        if text.is_empty() {
             continue;
         }
-        let decision = match parse_line(line) {
+        let decision = match parse_line(text).filter(|_| !overlong) {
             Some((s, a, r, ctx)) => match context_now(ctx.as_ref()) {
                 Ok(t) => ev.check(Request::new(&s, &a, &r), t.unwrap_or(default_now)),
                 Err(()) => ev.reject_request(),
             },
             None => ev.reject_request(),
         };
-        let write_err =
-            |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
         serde_json::to_writer(&mut out, &ev.explain(&decision)).map_err(|e| write_err(&e))?;
         out.write_all(b"\n").map_err(|e| write_err(&e))?;
     }

@@ -443,3 +443,60 @@ fn errors_exit_1_with_a_message() {
     let out = run(p, &["--version"]);
     assert!(out.status.success());
 }
+
+#[test]
+fn batch_survives_overlong_and_non_utf8_lines() {
+    let dir = setup();
+    let p = dir.path();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"[\"user:alice\", \"read\", \"doc:roadmap\"]\n");
+    // A line of 3 MiB, one just over the 1 MiB limit with its newline at the limit, then bad UTF-8.
+    input.extend(std::iter::repeat_n(b'x', 3 << 20));
+    input.push(b'\n');
+    input.extend(std::iter::repeat_n(b'y', 1 << 20));
+    input.push(b'\n');
+    input.extend_from_slice(b"[\"user:\xff\", \"read\", \"doc:roadmap\"]\n");
+    input.extend_from_slice(b"[\"user:bob\", \"read\", \"doc:roadmap\"]");
+    let mut child = bin()
+        .current_dir(p)
+        .args([
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "1500",
+            "--requests",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    let reasons: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "granted",
+            "invalid_request",
+            "invalid_request",
+            "invalid_request",
+            "no_grant"
+        ]
+    );
+}

@@ -204,6 +204,12 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
             rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
         sign_raw(MessageKind::Watermark, &payload, &k)
     };
+    let wm_in_wm = {
+        let inner = sign_watermark("acme", 3, 1_300, None, &k).unwrap();
+        let payload =
+            rmp_serde::to_vec(&("acme", 3u64, 1_300u64, Some(ByteBuf::from(inner)))).unwrap();
+        sign_raw(MessageKind::Watermark, &payload, &k)
+    };
     let mut flipped_wm = sign_watermark("acme", 9, 1_300, None, &k).unwrap();
     let n = flipped_wm.len() - 2;
     flipped_wm[n] ^= 0x01;
@@ -574,4 +580,16 @@ fn a_carried_delta_that_cannot_apply_still_raises_the_watermark() {
     let d = ev.check(Request::new("user:alice", "read", "doc:roadmap"), 1_200);
     assert_eq!(d.reason, edge_authz::Reason::StaleSnapshot);
     assert!(ev.status().stale);
+}
+
+#[test]
+fn inspect_refuses_nested_watermarks() {
+    let k = test_key();
+    let mut msg = sign_watermark("acme", 1, 0, None, &k).unwrap();
+    for _ in 0..3 {
+        let payload = rmp_serde::to_vec(&("acme", 1u64, 0u64, Some(ByteBuf::from(msg)))).unwrap();
+        msg = sign_raw(MessageKind::Watermark, &payload, &k);
+    }
+    let err = edge_authz::inspect(&msg, &[], &Limits::default()).unwrap_err();
+    assert_eq!(err.code(), "wrong_kind");
 }
