@@ -473,6 +473,12 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
             good_snap,
             "wrong_kind",
         ),
+        (
+            "watermark carrying a watermark",
+            Call::Watermark,
+            wm_in_wm,
+            "wrong_kind",
+        ),
     ]
 }
 
