@@ -2,7 +2,12 @@
 //! snapshot carries and what the [`crate::Index`] is built from. `check` re-validates it, because a
 //! decoder must never trust its input to be well formed, signed or not.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxBuildHasher;
+
+type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
+type FxHashSet<K> = std::collections::HashSet<K, FxBuildHasher>;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,13 +39,6 @@ pub struct Content {
     pub suspended: Vec<u32>,
     /// Freshness bounds in ms: low, standard, high.
     pub freshness: [u64; 3],
-}
-
-fn position(table: &[String], name: &str) -> Option<u32> {
-    table
-        .binary_search_by(|s| s.as_str().cmp(name))
-        .ok()
-        .and_then(|i| u32::try_from(i).ok())
 }
 
 fn missing(what: &str, name: &str) -> ModelError {
@@ -145,23 +143,26 @@ fn find_cycle(n: usize, start: &[u32], adj: &[u32]) -> Option<Vec<u32>> {
 impl Content {
     /// Interns a state. Fails only if the state references something it does not declare.
     pub fn from_state(state: &State) -> Result<Content, ModelError> {
-        let action_names: Vec<String> = state.actions.keys().cloned().collect();
-        let resource_names: Vec<String> = state.resources.keys().cloned().collect();
-        let role_names: Vec<String> = state.roles.keys().cloned().collect();
-        let mut subjects = BTreeSet::new();
+        // Name -> id maps by hashing: interning looks up every reference once.
+        fn ids<'a>(names: impl Iterator<Item = &'a str>) -> FxHashMap<&'a str, u32> {
+            names.enumerate().map(|(i, n)| (n, id32(i))).collect()
+        }
+        let action_ids = ids(state.actions.keys().map(String::as_str));
+        let resource_ids = ids(state.resources.keys().map(String::as_str));
+        let role_ids = ids(state.roles.keys().map(String::as_str));
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
         for (m, g) in &state.memberships {
-            subjects.insert(m.as_str());
-            subjects.insert(g.as_str());
+            seen.insert(m.as_str());
+            seen.insert(g.as_str());
         }
-        for k in state.assignments.keys() {
-            subjects.insert(k.principal.as_str());
-        }
-        for s in &state.suspended {
-            subjects.insert(s.as_str());
-        }
-        let subjects: Vec<String> = subjects.into_iter().map(str::to_string).collect();
-        let subj = |s: &str| position(&subjects, s).ok_or_else(|| missing("subject", s));
-        let res = |s: &str| position(&resource_names, s).ok_or_else(|| missing("resource", s));
+        seen.extend(state.assignments.keys().map(|k| k.principal.as_str()));
+        seen.extend(state.suspended.iter().map(String::as_str));
+        let mut subject_names: Vec<&str> = seen.into_iter().collect();
+        subject_names.sort_unstable();
+        let subject_ids = ids(subject_names.iter().copied());
+        let find = |m: &FxHashMap<&str, u32>, what: &str, n: &str| {
+            m.get(n).copied().ok_or_else(|| missing(what, n))
+        };
 
         let actions = state
             .actions
@@ -170,40 +171,49 @@ impl Content {
             .collect();
         let mut roles = Vec::with_capacity(state.roles.len());
         for (name, acts) in &state.roles {
-            let ids = acts
+            let mut ids = acts
                 .iter()
-                .map(|a| position(&action_names, a).ok_or_else(|| missing("action", a)))
+                .map(|a| find(&action_ids, "action", a))
                 .collect::<Result<Vec<_>, _>>()?;
+            ids.sort_unstable();
             roles.push((name.clone(), ids));
         }
         let mut resources = Vec::with_capacity(state.resources.len());
         for (id, parent) in &state.resources {
             let p = match parent {
-                Some(p) => Some(res(p)?),
+                Some(p) => Some(find(&resource_ids, "resource", p)?),
                 None => None,
             };
             resources.push((id.clone(), p));
         }
         let mut memberships = Vec::with_capacity(state.memberships.len());
         for (m, g) in &state.memberships {
-            memberships.push((subj(m)?, subj(g)?));
+            memberships.push((
+                find(&subject_ids, "subject", m)?,
+                find(&subject_ids, "subject", g)?,
+            ));
         }
         let mut assignments = Vec::with_capacity(state.assignments.len());
         for (k, exp) in &state.assignments {
-            let role = position(&role_names, &k.role).ok_or_else(|| missing("role", &k.role))?;
-            assignments.push((res(&k.resource)?, subj(&k.principal)?, role, *exp));
+            assignments.push((
+                find(&resource_ids, "resource", &k.resource)?,
+                find(&subject_ids, "subject", &k.principal)?,
+                find(&role_ids, "role", &k.role)?,
+                *exp,
+            ));
         }
         let suspended = state
             .suspended
             .iter()
-            .map(|s| subj(s))
+            .map(|s| find(&subject_ids, "subject", s))
             .collect::<Result<Vec<_>, _>>()?;
-        // BTree order of names equals order of ids, so every table is already sorted.
+        // Ids follow name order, and the state's collections are ordered by name, so every
+        // table is already sorted.
         Ok(Content {
             actions,
             roles,
             resources,
-            subjects,
+            subjects: subject_names.into_iter().map(str::to_string).collect(),
             memberships,
             assignments,
             suspended,
