@@ -72,6 +72,12 @@ enum Command {
         #[arg(required_unless_present = "requests")]
         resource: Option<String>,
     },
+    /// Print the evaluator's status (epoch, watermark, confirmed_at, stale, counts) after loading
+    /// the source, as JSON.
+    Status {
+        #[command(flatten)]
+        source: Source,
+    },
     /// List the resources a subject may do an action on.
     ListResources {
         #[command(flatten)]
@@ -453,6 +459,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             println!("{text}");
             Ok(())
         }
+        Command::Status { source } => print_json(&evaluator(&source)?.status()),
         Command::ListResources {
             source,
             now,

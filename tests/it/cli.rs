@@ -325,6 +325,27 @@ fn diff_and_watermark_carry_a_revocation() {
         (d["reason"].as_str(), d["watermark"].as_u64()),
         (Some("no_grant"), Some(2))
     );
+    let st = ok(
+        p,
+        &[
+            "status",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--watermark",
+            "w2.bin",
+        ],
+    );
+    assert_eq!(
+        (
+            st["epoch"].as_u64(),
+            st["watermark"].as_u64(),
+            st["stale"].as_bool()
+        ),
+        (Some(1), Some(2), Some(true))
+    );
+    assert_eq!(st["confirmedAt"], 1200);
     let info = ok(p, &["inspect", "w2d.bin"]);
     assert_eq!(info["delta"]["base_epoch"], 1);
     assert_eq!(info["delta"]["revokes"], true);

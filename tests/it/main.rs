@@ -13,4 +13,5 @@ mod conformance;
 mod diff;
 mod hostile;
 mod model_errors;
+mod mutations;
 mod props;
