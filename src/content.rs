@@ -221,6 +221,13 @@ impl Content {
         })
     }
 
+    /// Applies a delta's operations to this content, in ids: the same result as applying them to
+    /// the `State` with [`crate::apply_ops`] and interning that, without leaving ids. The result
+    /// is not yet checked (an `Index::build` does that).
+    pub fn apply(&self, ops: &crate::DeltaOps) -> Result<Content, crate::Error> {
+        crate::patch::apply(self, ops)
+    }
+
     /// Turns ids back into names. Call only on checked content.
     pub fn to_state(&self, tenant: &str) -> State {
         let name = |t: &[String], i: u32| t.get(i as usize).cloned().unwrap_or_default();

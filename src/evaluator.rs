@@ -15,7 +15,7 @@ use crate::wire::{
     decode_exact, digest_bytes, parse, DeltaPayload, Limits, MessageKind, SnapshotPayload,
     WatermarkPayload,
 };
-use crate::{apply_ops, Decision, DecisionView, Error, Reason, State, Tier};
+use crate::{Decision, DecisionView, Error, Reason, State, Tier};
 
 /// A request: subject, action, resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,13 +314,7 @@ impl Evaluator {
                 limit: self.limits.max_entries,
             });
         }
-        let mut state = l.index.content().to_state(&self.tenant);
-        apply_ops(&mut state, &p.ops)?;
-        state
-            .check_references(&ById)
-            .map_err(|e| Error::InvalidDelta(e.to_string()))?;
-        let content =
-            Content::from_state(&state).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        let content = crate::patch::apply(l.index.content(), &p.ops)?;
         let index =
             Index::build(content, &self.limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
         if index.digest() != digest {

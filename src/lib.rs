@@ -22,6 +22,7 @@ mod keys;
 mod model;
 mod names;
 mod origin;
+mod patch;
 mod state;
 mod wire;
 #[cfg(feature = "workload")]

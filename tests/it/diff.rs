@@ -213,6 +213,41 @@ fn every_kind_of_change() {
             false,
         ),
         (
+            "remove a resource and move its child",
+            |s| {
+                s.resources.remove("workspace:eng");
+                s.resources
+                    .insert("doc:roadmap".into(), Some("org:acme".into()));
+                s.assignments
+                    .remove(&key("user:alice", "admin", "workspace:eng"));
+            },
+            true,
+        ),
+        (
+            "remove a role and a resource with their assignments",
+            |s| {
+                s.roles.remove("admin");
+                s.resources.remove("workspace:eng");
+                s.resources.insert("doc:roadmap".into(), None);
+                s.assignments
+                    .remove(&key("user:alice", "admin", "workspace:eng"));
+            },
+            true,
+        ),
+        (
+            "replace a subject: one leaves entirely, a new one arrives",
+            |s| {
+                s.memberships
+                    .remove(&("user:bob".into(), "group:contractors".into()));
+                s.memberships
+                    .insert(("user:zed".into(), "group:contractors".into()));
+                s.memberships
+                    .insert(("user:aaron".into(), "group:staff".into()));
+                s.suspended.insert("service:ci".into());
+            },
+            true,
+        ),
+        (
             "shorter freshness bound",
             |s| {
                 s.freshness = Freshness {
@@ -243,6 +278,15 @@ fn every_kind_of_change() {
         let mut applied = before.clone();
         edge_authz::apply_ops(&mut applied, &d.ops).unwrap();
         assert_eq!(applied, after, "{name}: applying the ops");
+        let in_ids = edge_authz::Content::from_state(&before)
+            .unwrap()
+            .apply(&d.ops)
+            .unwrap();
+        assert_eq!(
+            in_ids,
+            edge_authz::Content::from_state(&after).unwrap(),
+            "{name}: applying in ids"
+        );
     }
 }
 

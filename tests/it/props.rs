@@ -820,6 +820,9 @@ proptest! {
         let mut patched = a.clone();
         apply_ops(&mut patched, &d.ops).unwrap();
         prop_assert_eq!(&patched, &b, "apply_ops(diff(a, b)) != b; a = {}, b = {}", show(&sa), show(&sb));
+        // The evaluator applies deltas in ids (`Content::apply`): it must agree with `apply_ops`.
+        let in_ids = edge_authz::Content::from_state(&a).unwrap().apply(&d.ops);
+        prop_assert_eq!(in_ids.ok(), Some(edge_authz::Content::from_state(&b).unwrap()), "Content::apply; a = {}, b = {}", show(&sa), show(&sb));
         let same = diff(&a, &a).unwrap();
         prop_assert!(same.ops.is_empty() && !same.revokes);
         prop_assert_eq!(d.ops.is_empty(), a == b);

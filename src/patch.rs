@@ -1,0 +1,395 @@
+//! Applies a delta's operations directly to interned content, without going back to names.
+//!
+//! Old ids map to new ids through sorted merges, so every remap preserves order. Only the few
+//! names a delta mentions are looked up (by binary search in the old tables); everything else moves
+//! as integers. The result is checked in full by `Index::build`, and the caller compares its digest
+//! with the signed one, so this is an optimisation of `State`-level application (`apply_ops`), not
+//! a second definition of it: the tests hold the two to the same results.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::content::{Content, NONE};
+use crate::delta::DeltaOps;
+use crate::state::shorten;
+use crate::{Error, Tier};
+
+fn bad(msg: String) -> Error {
+    Error::InvalidDelta(msg)
+}
+
+fn find(table: &[String], name: &str) -> Option<u32> {
+    table
+        .binary_search_by(|s| s.as_str().cmp(name))
+        .ok()
+        .map(|i| i as u32)
+}
+
+/// Merges the kept old names (sorted) with added names (sorted, none among the old): the new
+/// table and the old-to-new id map (`NONE` for removed names).
+fn merge(old: &[String], removed: &[bool], added: &[&str]) -> (Vec<String>, Vec<u32>) {
+    let mut out = Vec::with_capacity(old.len() + added.len());
+    let mut map = vec![NONE; old.len()];
+    let mut add = added.iter().peekable();
+    for (i, name) in old.iter().enumerate() {
+        while let Some(a) = add.next_if(|a| **a < name.as_str()) {
+            out.push((*a).to_string());
+        }
+        if !removed.get(i).copied().unwrap_or(false) {
+            if let Some(m) = map.get_mut(i) {
+                *m = out.len() as u32;
+            }
+            out.push(name.clone());
+        }
+    }
+    out.extend(add.map(|a| (*a).to_string()));
+    (out, map)
+}
+
+fn remap(map: &[u32], id: u32) -> u32 {
+    map.get(id as usize).copied().unwrap_or(NONE)
+}
+
+/// A table of names with some removed and some added, by name.
+struct TableChange<'a> {
+    removed: Vec<bool>,
+    added: BTreeSet<&'a str>,
+}
+
+fn table_change<'a>(
+    old: &[String],
+    dels: impl Iterator<Item = &'a str>,
+    sets: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<TableChange<'a>, Error> {
+    let mut removed = vec![false; old.len()];
+    for d in dels {
+        let i = find(old, d).ok_or_else(|| {
+            bad(format!(
+                "removes {what} `{}` that does not exist",
+                shorten(d)
+            ))
+        })?;
+        if let Some(r) = removed.get_mut(i as usize) {
+            *r = true;
+        }
+    }
+    let mut added = BTreeSet::new();
+    for s in sets {
+        match find(old, s) {
+            Some(i) if !removed.get(i as usize).copied().unwrap_or(true) => {}
+            // Set after delete in the same delta, or new: either way it is (re)added by name.
+            Some(i) => {
+                if let Some(r) = removed.get_mut(i as usize) {
+                    *r = false;
+                }
+            }
+            None => {
+                added.insert(s);
+            }
+        }
+    }
+    Ok(TableChange { removed, added })
+}
+
+pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
+    // Actions and roles are small: edit them by name.
+    let mut actions: BTreeMap<String, u8> = c.actions.iter().cloned().collect();
+    for d in &ops.actions_del {
+        actions.remove(d).ok_or_else(|| {
+            bad(format!(
+                "removes action `{}` that does not exist",
+                shorten(d)
+            ))
+        })?;
+    }
+    for (n, t) in &ops.actions_set {
+        Tier::from_u8(*t)
+            .ok_or_else(|| bad(format!("action `{}` has an unknown tier {t}", shorten(n))))?;
+        actions.insert(n.clone(), *t);
+    }
+    let action_name = |i: u32| {
+        c.actions
+            .get(i as usize)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    };
+    let mut roles: BTreeMap<String, BTreeSet<String>> = c
+        .roles
+        .iter()
+        .map(|(n, ids)| (n.clone(), ids.iter().map(|a| action_name(*a)).collect()))
+        .collect();
+    for d in &ops.roles_del {
+        roles
+            .remove(d)
+            .ok_or_else(|| bad(format!("removes role `{}` that does not exist", shorten(d))))?;
+    }
+    for (n, acts) in &ops.roles_set {
+        let set: BTreeSet<String> = acts.iter().cloned().collect();
+        if set.len() != acts.len() {
+            return Err(bad(format!("role `{}` lists an action twice", shorten(n))));
+        }
+        roles.insert(n.clone(), set);
+    }
+    let action_names: Vec<String> = actions.keys().cloned().collect();
+    let mut new_roles = Vec::with_capacity(roles.len());
+    for (n, acts) in &roles {
+        let ids = acts
+            .iter()
+            .map(|a| {
+                find(&action_names, a).ok_or_else(|| {
+                    bad(format!(
+                        "role `{}` names undeclared action `{}`",
+                        shorten(n),
+                        shorten(a)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        new_roles.push((n.clone(), ids));
+    }
+    let old_roles: Vec<String> = c.roles.iter().map(|(n, _)| n.clone()).collect();
+    let role_names: Vec<String> = roles.keys().cloned().collect();
+    let role_map: Vec<u32> = old_roles
+        .iter()
+        .map(|n| find(&role_names, n).unwrap_or(NONE))
+        .collect();
+
+    // Resources.
+    let old_res: Vec<String> = c.resources.iter().map(|(n, _)| n.clone()).collect();
+    let rc = table_change(
+        &old_res,
+        ops.resources_del.iter().map(String::as_str),
+        ops.resources_set.iter().map(|(n, _)| n.as_str()),
+        "resource",
+    )?;
+    let added: Vec<&str> = rc.added.iter().copied().collect();
+    let (res_names, res_map) = merge(&old_res, &rc.removed, &added);
+    let set_parent: BTreeMap<&str, Option<&str>> = ops
+        .resources_set
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_deref()))
+        .collect();
+    let mut parents: Vec<Option<u32>> = vec![None; res_names.len()];
+    for (i, (name, p)) in c.resources.iter().enumerate() {
+        let new = remap(&res_map, i as u32);
+        if new == NONE || set_parent.contains_key(name.as_str()) {
+            continue;
+        }
+        let p = match p {
+            Some(p) => Some(
+                Some(remap(&res_map, *p))
+                    .filter(|p| *p != NONE)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "resource `{}` keeps a parent the delta removes",
+                            shorten(name)
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        if let Some(slot) = parents.get_mut(new as usize) {
+            *slot = p;
+        }
+    }
+    for (n, p) in &set_parent {
+        let id = find(&res_names, n)
+            .ok_or_else(|| bad(format!("resource `{}` is missing", shorten(n))))?;
+        let p = match p {
+            Some(p) => Some(find(&res_names, p).ok_or_else(|| {
+                bad(format!(
+                    "resource `{}` has undeclared parent `{}`",
+                    shorten(n),
+                    shorten(p)
+                ))
+            })?),
+            None => None,
+        };
+        if let Some(slot) = parents.get_mut(id as usize) {
+            *slot = p;
+        }
+    }
+
+    // Subjects: old ids, then new names as extra ids `old.len() + k` until the table is rebuilt.
+    let n_old = c.subjects.len() as u32;
+    let mut extra: BTreeMap<&str, u32> = BTreeMap::new();
+    for name in ops
+        .memberships_add
+        .iter()
+        .flat_map(|(m, g)| [m.as_str(), g.as_str()])
+        .chain(ops.assignments_set.iter().map(|(_, p, _, _)| p.as_str()))
+        .chain(ops.suspended_add.iter().map(String::as_str))
+    {
+        if find(&c.subjects, name).is_none() && !extra.contains_key(name) {
+            let k = extra.len() as u32;
+            extra.insert(name, n_old + k);
+        }
+    }
+
+    let subject = |name: &str| -> u32 {
+        find(&c.subjects, name)
+            .or_else(|| extra.get(name).copied())
+            .unwrap_or(NONE)
+    };
+    let mut memberships = c.memberships.clone();
+    let mut gone = vec![false; memberships.len()];
+    for (m, g) in &ops.memberships_del {
+        let key = (find(&c.subjects, m), find(&c.subjects, g));
+        let at = match key {
+            (Some(m), Some(g)) => memberships.binary_search(&(m, g)).ok(),
+            _ => None,
+        };
+        let at = at
+            .filter(|i| !gone.get(*i).copied().unwrap_or(true))
+            .ok_or_else(|| {
+                bad(format!(
+                    "removes membership `{}` in `{}` that does not exist",
+                    shorten(m),
+                    shorten(g)
+                ))
+            })?;
+        if let Some(x) = gone.get_mut(at) {
+            *x = true;
+        }
+    }
+    let mut kept: Vec<(u32, u32)> = memberships
+        .iter()
+        .zip(&gone)
+        .filter(|(_, g)| !**g)
+        .map(|(x, _)| *x)
+        .collect();
+    for (m, g) in &ops.memberships_add {
+        let pair = (subject(m), subject(g));
+        if pair.0 < n_old && pair.1 < n_old && kept.binary_search(&pair).is_ok() {
+            return Err(bad(format!(
+                "adds membership `{}` in `{}` that already exists",
+                shorten(m),
+                shorten(g)
+            )));
+        }
+        kept.push(pair);
+    }
+    memberships = kept;
+
+    // Assignments: removals by old ids, then the rest into new resource and role ids (a survivor
+    // on a removed resource or role is a dangling reference), then additions and new expiries.
+    let mut old: BTreeMap<(u32, u32, u32), Option<u64>> = c
+        .assignments
+        .iter()
+        .map(|(r, p, role, e)| ((*r, *p, *role), *e))
+        .collect();
+    for (res, p, role) in &ops.assignments_del {
+        let key = (
+            find(&old_res, res),
+            find(&c.subjects, p),
+            find(&old_roles, role),
+        );
+        let removed = match key {
+            (Some(r), Some(p), Some(ro)) => old.remove(&(r, p, ro)).is_some(),
+            _ => false,
+        };
+        if !removed {
+            return Err(bad(format!(
+                "removes an assignment of `{}` that does not exist",
+                shorten(p)
+            )));
+        }
+    }
+    let mut assignments: BTreeMap<(u32, u32, u32), Option<u64>> = BTreeMap::new();
+    for ((r, p, role), e) in old {
+        let (r2, role2) = (remap(&res_map, r), remap(&role_map, role));
+        if r2 == NONE || role2 == NONE {
+            let name =
+                |t: &[String], i: u32| shorten(t.get(i as usize).map_or("?", String::as_str));
+            return Err(bad(format!(
+                "the assignment of `{}` as `{}` on `{}` names a role or resource the delta removes",
+                name(&c.subjects, p),
+                name(&old_roles, role),
+                name(&old_res, r)
+            )));
+        }
+        assignments.insert((r2, p, role2), e);
+    }
+    for (res, p, role, e) in &ops.assignments_set {
+        let r = find(&res_names, res).ok_or_else(|| {
+            bad(format!(
+                "assignment names undeclared resource `{}`",
+                shorten(res)
+            ))
+        })?;
+        let ro = find(&role_names, role).ok_or_else(|| {
+            bad(format!(
+                "assignment names undeclared role `{}`",
+                shorten(role)
+            ))
+        })?;
+        assignments.insert((r, subject(p), ro), *e);
+    }
+
+    let mut suspended: BTreeSet<u32> = c.suspended.iter().copied().collect();
+    for s in &ops.suspended_del {
+        let id = find(&c.subjects, s).unwrap_or(NONE);
+        if !suspended.remove(&id) {
+            return Err(bad(format!(
+                "lifts suspension of `{}` that is not suspended",
+                shorten(s)
+            )));
+        }
+    }
+    for s in &ops.suspended_add {
+        if !suspended.insert(subject(s)) {
+            return Err(bad(format!("suspends `{}` twice", shorten(s))));
+        }
+    }
+
+    // Rebuild the subject table from what is referenced, in name order.
+    let total = n_old as usize + extra.len();
+    let mut referenced = vec![false; total];
+    let mut mark = |i: u32| {
+        if let Some(r) = referenced.get_mut(i as usize) {
+            *r = true;
+        }
+    };
+    memberships.iter().for_each(|(m, g)| {
+        mark(*m);
+        mark(*g);
+    });
+    assignments.keys().for_each(|(_, p, _)| mark(*p));
+    suspended.iter().for_each(|s| mark(*s));
+    let removed: Vec<bool> = referenced.iter().take(n_old as usize).map(|r| !r).collect();
+    let new_names: Vec<&str> = extra
+        .iter()
+        .filter(|(_, id)| referenced.get(**id as usize).copied().unwrap_or(false))
+        .map(|(n, _)| *n)
+        .collect();
+    let (subjects, old_map) = merge(&c.subjects, &removed, &new_names);
+    let mut subject_map = old_map;
+    subject_map.resize(total, NONE);
+    for (n, id) in &extra {
+        if let Some(slot) = subject_map.get_mut(*id as usize) {
+            *slot = find(&subjects, n).unwrap_or(NONE);
+        }
+    }
+    let s = |i: u32| remap(&subject_map, i);
+    let mut memberships: Vec<(u32, u32)> =
+        memberships.iter().map(|(m, g)| (s(*m), s(*g))).collect();
+    memberships.sort_unstable();
+    let mut assignments: Vec<(u32, u32, u32, Option<u64>)> = assignments
+        .into_iter()
+        .map(|((r, p, role), e)| (r, s(p), role, e))
+        .collect();
+    assignments.sort_unstable_by_key(|(r, p, role, _)| (*r, *p, *role));
+    let mut suspended: Vec<u32> = suspended.into_iter().map(s).collect();
+    suspended.sort_unstable();
+
+    Ok(Content {
+        actions: actions.into_iter().collect(),
+        roles: new_roles,
+        resources: res_names.into_iter().zip(parents).collect(),
+        subjects,
+        memberships,
+        assignments,
+        suspended,
+        freshness: ops.freshness.unwrap_or(c.freshness),
+    })
+}
