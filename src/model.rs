@@ -320,7 +320,9 @@ impl Model {
         };
         state.check_references(&loc)?;
         let content = Content::from_state(&state)?;
-        content.check(limits)?;
+        // Building the index checks everything an edge will check (including the closure limit),
+        // so a model that compiles is one every edge can load.
+        crate::Index::build(content.clone(), limits)?;
         let mut warnings = Vec::new();
         if state.roles.len() > ROLE_WARNING_THRESHOLD {
             warnings.push(format!(

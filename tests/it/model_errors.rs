@@ -187,3 +187,26 @@ fn hostile_model_json() {
         Some("malformed_id")
     );
 }
+
+#[test]
+fn closure_limit_is_enforced_when_compiling() {
+    // A chain of 40 nested groups with 40 members each: 40 * 40 * 20 closure entries on average.
+    let mut v = base();
+    let mut ms = Vec::new();
+    for g in 1..40 {
+        ms.push(json!({"member": format!("group:g{g}"), "group": format!("group:g{}", g - 1)}));
+        for u in 0..40 {
+            ms.push(json!({"member": format!("user:u{g}-{u}"), "group": format!("group:g{g}")}));
+        }
+    }
+    v["memberships"] = json!(ms);
+    let model = Model::from_json(&v.to_string()).unwrap();
+    assert!(model.compile().is_ok());
+    let limits = edge_authz::Limits {
+        max_closure_entries: 10_000,
+        ..Default::default()
+    };
+    let err = model.compile_limited(&limits).unwrap_err();
+    assert_eq!(err.kind.code(), "limit_exceeded", "{err}");
+    assert!(err.message.contains("closures"), "{err}");
+}
