@@ -53,12 +53,21 @@ struct ResourceRec {
     /// size minus one, or 0 for a sparse resource (scanned instead).
     table_lo: u32,
     table_mask: u32,
+    /// A one-hash bloom filter of the dense resource's principals (bits `bloom_lo * 64 ..`,
+    /// `bloom_mask + 1` of them): most principals that hold nothing here are ruled out by one bit
+    /// instead of a table probe.
+    bloom_lo: u32,
+    bloom_mask: u32,
 }
 
 /// A resource with more assignments than this gets a principal table.
 const DENSE: usize = 12;
 /// Marks an empty entry of a principal table.
 const EMPTY: u32 = u32::MAX;
+
+fn bloom_hash(p: u32) -> u32 {
+    p.wrapping_mul(0x85EB_CA6B).rotate_right(13)
+}
 
 fn table_hash(p: u32) -> u32 {
     let h = p.wrapping_mul(0x9E37_79B1);
@@ -80,6 +89,8 @@ pub struct Index {
     res: Vec<ResourceRec>,
     /// Principal tables of dense resources: `(principal, first slot offset)`.
     table: Vec<(u32, u32)>,
+    /// Bloom filter words of dense resources.
+    bloom: Vec<u64>,
     /// The assignments, resource by resource, as parallel arrays: a scan reads principals only
     /// and touches role and expiry for the principals that matter.
     slot_principal: Vec<u32>,
@@ -136,6 +147,7 @@ impl Index {
             .collect();
         let mut res = Vec::with_capacity(n_res);
         let mut table: Vec<(u32, u32)> = Vec::new();
+        let mut bloom: Vec<u64> = Vec::new();
         for (i, (_, parent)) in content.resources.iter().enumerate() {
             let lo = res_slot_start.get(i).copied().unwrap_or(0);
             let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
@@ -146,6 +158,8 @@ impl Index {
                 slot_hi: hi,
                 table_lo: 0,
                 table_mask: 0,
+                bloom_lo: 0,
+                bloom_mask: 0,
             };
             if here.len() > DENSE {
                 let size = (here.len() * 2).next_power_of_two();
@@ -171,6 +185,19 @@ impl Index {
                 }
                 rec.table_lo = u32::try_from(base).unwrap_or(0);
                 rec.table_mask = mask;
+                // About eight bits per principal: one in eight absent principals passes.
+                let bits = (here.len() * 8).next_power_of_two().max(64);
+                let bloom_mask = u32::try_from(bits - 1).unwrap_or(63);
+                let words = bloom.len();
+                bloom.resize(words + bits / 64, 0u64);
+                for slot in here {
+                    let bit = (bloom_hash(slot.principal) & bloom_mask) as usize;
+                    if let Some(w) = bloom.get_mut(words + bit / 64) {
+                        *w |= 1u64 << (bit % 64);
+                    }
+                }
+                rec.bloom_lo = u32::try_from(words).unwrap_or(0);
+                rec.bloom_mask = bloom_mask;
             }
             res.push(rec);
         }
@@ -279,6 +306,7 @@ impl Index {
             role_bits,
             res,
             table,
+            bloom,
             slot_principal: slots.iter().map(|x| x.principal).collect(),
             slot_role: slots.iter().map(|x| x.role).collect(),
             slot_expires: slots.iter().map(|x| x.expires).collect(),
@@ -385,6 +413,11 @@ impl Index {
         a: u32,
         now: u64,
     ) -> Option<usize> {
+        let bit = (bloom_hash(p) & rec.bloom_mask) as usize;
+        let word = self.bloom.get(rec.bloom_lo as usize + bit / 64).copied().unwrap_or(0);
+        if word >> (bit % 64) & 1 == 0 {
+            return None;
+        }
         let mut at = table_hash(p) & rec.table_mask;
         loop {
             let (key, first) = *self.table.get(rec.table_lo as usize + at as usize)?;
@@ -634,6 +667,7 @@ impl Index {
             + v(&self.role_bits)
             + v(&self.res)
             + v(&self.table)
+            + v(&self.bloom)
             + v(&self.slot_principal)
             + v(&self.slot_role)
             + v(&self.slot_expires)
