@@ -25,6 +25,14 @@ struct Slot {
     expires: u64,
 }
 
+/// What `usable` reads of an assignment slot.
+#[derive(Debug, Clone, Copy)]
+struct SlotMeta {
+    /// `u64::MAX` when the assignment never expires.
+    expires: u64,
+    role: u32,
+}
+
 /// One group in a subject's transitive closure (found by breadth-first search).
 #[derive(Debug, Clone, Copy)]
 struct Hop {
@@ -94,9 +102,8 @@ pub struct Index {
     /// The assignments, resource by resource, as parallel arrays: a scan reads principals only
     /// and touches role and expiry for the principals that matter.
     slot_principal: Vec<u32>,
-    slot_role: Vec<u32>,
-    /// `u64::MAX` when the assignment never expires.
-    slot_expires: Vec<u64>,
+    /// Role and expiry of each slot, together: a candidate costs one cache line.
+    slot_meta: Vec<SlotMeta>,
     children_start: Vec<u32>,
     children: Vec<u32>,
     subj: Vec<SubjectRec>,
@@ -308,8 +315,13 @@ impl Index {
             table,
             bloom,
             slot_principal: slots.iter().map(|x| x.principal).collect(),
-            slot_role: slots.iter().map(|x| x.role).collect(),
-            slot_expires: slots.iter().map(|x| x.expires).collect(),
+            slot_meta: slots
+                .iter()
+                .map(|x| SlotMeta {
+                    expires: x.expires,
+                    role: x.role,
+                })
+                .collect(),
             children_start,
             children,
             subj,
@@ -389,11 +401,9 @@ impl Index {
     /// Whether assignment slot `i` is unexpired at `now` and its role has the action.
     #[inline]
     fn usable(&self, i: usize, action: u32, now: u64) -> bool {
-        self.slot_expires.get(i).is_some_and(|e| now < *e)
-            && self
-                .slot_role
-                .get(i)
-                .is_some_and(|r| self.role_has(*r, action))
+        self.slot_meta
+            .get(i)
+            .is_some_and(|m| now < m.expires && self.role_has(m.role, action))
     }
 
     #[inline]
@@ -414,7 +424,11 @@ impl Index {
         now: u64,
     ) -> Option<usize> {
         let bit = (bloom_hash(p) & rec.bloom_mask) as usize;
-        let word = self.bloom.get(rec.bloom_lo as usize + bit / 64).copied().unwrap_or(0);
+        let word = self
+            .bloom
+            .get(rec.bloom_lo as usize + bit / 64)
+            .copied()
+            .unwrap_or(0);
         if word >> (bit % 64) & 1 == 0 {
             return None;
         }
@@ -669,8 +683,7 @@ impl Index {
             + v(&self.table)
             + v(&self.bloom)
             + v(&self.slot_principal)
-            + v(&self.slot_role)
-            + v(&self.slot_expires)
+            + v(&self.slot_meta)
             + v(&self.children_start)
             + v(&self.children)
             + v(&self.subj)

@@ -20,7 +20,12 @@ struct Entry {
     bytes: [u8; INLINE],
 }
 
-const VACANT: Entry = Entry { tag: 0, id: 0, len: 0, bytes: [0; INLINE] };
+const VACANT: Entry = Entry {
+    tag: 0,
+    id: 0,
+    len: 0,
+    bytes: [0; INLINE],
+};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameTable {
@@ -39,7 +44,8 @@ impl NameTable {
         let n = names.len();
         let size = (n + n / 2 + 1).next_power_of_two();
         let mask = size - 1;
-        let mut arena = String::with_capacity(names.clone().map(str::len).filter(|l| *l > INLINE).sum());
+        let mut arena =
+            String::with_capacity(names.clone().map(str::len).filter(|l| *l > INLINE).sum());
         let mut entries = vec![VACANT; size];
         for (id, name) in names.enumerate() {
             let h = hash(name);
@@ -47,10 +53,18 @@ impl NameTable {
             if name.len() <= INLINE {
                 bytes.iter_mut().zip(name.bytes()).for_each(|(b, x)| *b = x);
             } else {
-                bytes.iter_mut().zip((arena.len() as u32).to_le_bytes()).for_each(|(b, x)| *b = x);
+                bytes
+                    .iter_mut()
+                    .zip((arena.len() as u32).to_le_bytes())
+                    .for_each(|(b, x)| *b = x);
                 arena.push_str(name);
             }
-            let e = Entry { tag: (h >> 32) as u32, id: id as u32, len: name.len() as u32, bytes };
+            let e = Entry {
+                tag: (h >> 32) as u32,
+                id: id as u32,
+                len: name.len() as u32,
+                bytes,
+            };
             let mut at = (h as usize) & mask;
             while let Some(slot) = entries.get_mut(at) {
                 if slot.len == 0 {
@@ -60,7 +74,11 @@ impl NameTable {
                 at = (at + 1) & mask;
             }
         }
-        NameTable { entries, mask, arena }
+        NameTable {
+            entries,
+            mask,
+            arena,
+        }
     }
 
     #[inline]
@@ -113,7 +131,15 @@ mod tests {
             assert_eq!(t.get(n), Some(i as u32), "{n}");
         }
         let long_miss = format!("doc:{}-500", "long".repeat(8));
-        for miss in ["", "user:u5000", "user:u", "user:u1 ", "x", long_miss.as_str(), "doc:xxxxxxxxxxxxxxxy"] {
+        for miss in [
+            "",
+            "user:u5000",
+            "user:u",
+            "user:u1 ",
+            "x",
+            long_miss.as_str(),
+            "doc:xxxxxxxxxxxxxxxy",
+        ] {
             assert_eq!(t.get(miss), None, "{miss}");
         }
         assert_eq!(std::mem::size_of::<Entry>(), 32);
