@@ -1,30 +1,24 @@
-//! `NameTable`: maps names to dense ids with one open-addressing table. Names up to 20 bytes
-//! (most ids) live inside their 32-byte entry, so a lookup reads one cache line; longer names live
-//! in one shared arena.
+//! `NameTable`: maps names to dense ids with one allocation for all names (an arena) and one
+//! open-addressing table. A lookup touches the table entry and the name's bytes: two cache lines.
 
 use std::hash::BuildHasher;
 
 use rustc_hash::FxBuildHasher;
 
-/// Names up to this many bytes are stored in their entry.
-const INLINE: usize = 20;
-
 #[derive(Debug, Clone, Copy)]
-#[repr(align(32))]
 struct Entry {
     /// High half of the name's hash; `len == 0` marks an empty entry (names are never empty).
     tag: u32,
     id: u32,
+    offset: u32,
     len: u32,
-    /// The name itself when it fits, else its offset in the arena (first 4 bytes, little endian).
-    bytes: [u8; INLINE],
 }
 
 const VACANT: Entry = Entry {
     tag: 0,
     id: 0,
+    offset: 0,
     len: 0,
-    bytes: [0; INLINE],
 };
 
 #[derive(Debug, Clone, Default)]
@@ -44,27 +38,17 @@ impl NameTable {
         let n = names.len();
         let size = (n + n / 2 + 1).next_power_of_two();
         let mask = size - 1;
-        let mut arena =
-            String::with_capacity(names.clone().map(str::len).filter(|l| *l > INLINE).sum());
+        let mut arena = String::with_capacity(names.clone().map(str::len).sum());
         let mut entries = vec![VACANT; size];
         for (id, name) in names.enumerate() {
             let h = hash(name);
-            let mut bytes = [0u8; INLINE];
-            if name.len() <= INLINE {
-                bytes.iter_mut().zip(name.bytes()).for_each(|(b, x)| *b = x);
-            } else {
-                bytes
-                    .iter_mut()
-                    .zip((arena.len() as u32).to_le_bytes())
-                    .for_each(|(b, x)| *b = x);
-                arena.push_str(name);
-            }
             let e = Entry {
                 tag: (h >> 32) as u32,
                 id: id as u32,
+                offset: arena.len() as u32,
                 len: name.len() as u32,
-                bytes,
             };
+            arena.push_str(name);
             let mut at = (h as usize) & mask;
             while let Some(slot) = entries.get_mut(at) {
                 if slot.len == 0 {
@@ -95,14 +79,8 @@ impl NameTable {
                 return None;
             }
             if e.tag == tag && e.len as usize == name.len() {
-                let stored = if name.len() <= INLINE {
-                    e.bytes.get(..name.len())
-                } else {
-                    let [a, b, c, d, ..] = e.bytes;
-                    let start = u32::from_le_bytes([a, b, c, d]) as usize;
-                    self.arena.as_bytes().get(start..start + name.len())
-                };
-                if stored == Some(name.as_bytes()) {
+                let start = e.offset as usize;
+                if self.arena.as_bytes().get(start..start + name.len()) == Some(name.as_bytes()) {
                     return Some(e.id);
                 }
             }
@@ -122,28 +100,15 @@ mod tests {
 
     #[test]
     fn finds_every_name_and_nothing_else() {
-        let mut names: Vec<String> = (0..5_000).map(|i| format!("user:u{i}")).collect();
-        // Names longer than the inline part live in the arena.
-        names.extend((0..500).map(|i| format!("doc:{}-{i}", "long".repeat(8))));
-        names.push(format!("doc:{}", "x".repeat(16)));
+        let names: Vec<String> = (0..5_000).map(|i| format!("user:u{i}")).collect();
         let t = NameTable::build(names.iter().map(String::as_str));
         for (i, n) in names.iter().enumerate() {
-            assert_eq!(t.get(n), Some(i as u32), "{n}");
+            assert_eq!(t.get(n), Some(i as u32));
         }
-        let long_miss = format!("doc:{}-500", "long".repeat(8));
-        for miss in [
-            "",
-            "user:u5000",
-            "user:u",
-            "user:u1 ",
-            "x",
-            long_miss.as_str(),
-            "doc:xxxxxxxxxxxxxxxy",
-        ] {
+        for miss in ["", "user:u5000", "user:u", "user:u1 ", "x"] {
             assert_eq!(t.get(miss), None, "{miss}");
         }
-        assert_eq!(std::mem::size_of::<Entry>(), 32);
-        let empty = NameTable::build(Vec::<&str>::new().into_iter());
+        let empty = NameTable::build(std::iter::empty::<&str>().collect::<Vec<_>>().into_iter());
         assert_eq!(empty.get("a"), None);
     }
 }
