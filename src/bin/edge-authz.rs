@@ -41,12 +41,8 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         epoch: u64,
-        #[arg(long)]
-        secret_key: PathBuf,
-        #[arg(short = 'o', long = "out")]
-        out: PathBuf,
-        #[arg(long)]
-        issued_at: Option<u64>,
+        #[command(flatten)]
+        sign: Signing,
     },
     /// Print the header and counts of a snapshot, delta or watermark message as JSON.
     Inspect {
@@ -106,12 +102,8 @@ enum Command {
         base_epoch: u64,
         #[arg(long)]
         epoch: u64,
-        #[arg(long)]
-        secret_key: PathBuf,
-        #[arg(short = 'o', long = "out")]
-        out: PathBuf,
-        #[arg(long)]
-        issued_at: Option<u64>,
+        #[command(flatten)]
+        sign: Signing,
     },
     /// Print the generated benchmark workload's model JSON (the same for every host's benchmark).
     Workload {
@@ -135,15 +127,33 @@ enum Command {
         tenant: String,
         #[arg(long)]
         watermark: u64,
-        #[arg(long)]
-        secret_key: PathBuf,
+        /// A signed delta to carry (its epoch must be the watermark).
         #[arg(long)]
         delta: Option<PathBuf>,
-        #[arg(short = 'o', long = "out")]
-        out: PathBuf,
-        #[arg(long)]
-        issued_at: Option<u64>,
+        #[command(flatten)]
+        sign: Signing,
     },
+}
+
+/// What every signing command takes: the origin's key, the output file, the time of issue.
+#[derive(Args)]
+struct Signing {
+    #[arg(long)]
+    secret_key: PathBuf,
+    #[arg(short = 'o', long = "out")]
+    out: PathBuf,
+    /// Unix milliseconds (default: now).
+    #[arg(long)]
+    issued_at: Option<u64>,
+}
+
+impl Signing {
+    fn key(&self) -> Result<SecretKey, Fail> {
+        secret_key(&self.secret_key)
+    }
+    fn issued_at(&self) -> u64 {
+        self.issued_at.unwrap_or_else(now_ms)
+    }
 }
 
 /// Where an evaluating command gets its state: a signed snapshot (plus deltas and watermarks,
@@ -404,21 +414,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 &json!({"tenant": state.tenant, "counts": ev.status().counts, "warnings": warnings}),
             )
         }
-        Command::Compile {
-            model,
-            epoch,
-            secret_key: key,
-            out,
-            issued_at,
-        } => {
+        Command::Compile { model, epoch, sign } => {
             let (state, warnings) = load_model(&model)?;
-            let bytes = compile_snapshot(
-                &state,
-                epoch,
-                issued_at.unwrap_or_else(now_ms),
-                &secret_key(&key)?,
-            )?;
-            write(&out, &bytes)?;
+            let bytes = compile_snapshot(&state, epoch, sign.issued_at(), &sign.key()?)?;
+            write(&sign.out, &bytes)?;
             let header = inspect(&bytes, &[], &Limits::default())?;
             print_json(
                 &json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}),
@@ -491,9 +490,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             new,
             base_epoch,
             epoch,
-            secret_key: key,
-            out,
-            issued_at,
+            sign,
         } => {
             let (before, _) = load_model(&old)?;
             let (after, _) = load_model(&new)?;
@@ -502,10 +499,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 &after,
                 base_epoch,
                 epoch,
-                issued_at.unwrap_or_else(now_ms),
-                &secret_key(&key)?,
+                sign.issued_at(),
+                &sign.key()?,
             )?;
-            write(&out, &d.bytes)?;
+            write(&sign.out, &d.bytes)?;
             print_json(
                 &json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}),
             )
@@ -533,20 +530,18 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Watermark {
             tenant,
             watermark,
-            secret_key: key,
             delta,
-            out,
-            issued_at,
+            sign,
         } => {
             let delta = delta.as_deref().map(read).transpose()?;
             let bytes = sign_watermark(
                 &tenant,
                 watermark,
-                issued_at.unwrap_or_else(now_ms),
+                sign.issued_at(),
                 delta.as_deref(),
-                &secret_key(&key)?,
+                &sign.key()?,
             )?;
-            write(&out, &bytes)?;
+            write(&sign.out, &bytes)?;
             print_json(
                 &json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}),
             )

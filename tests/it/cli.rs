@@ -34,6 +34,33 @@ fn fails(dir: &Path, args: &[&str], needle: &str) {
     );
 }
 
+/// Runs `check --requests -` on the example snapshot with `input` on standard input (written from
+/// another thread, so a large input cannot deadlock against the output pipe).
+fn batch(dir: &Path, input: Vec<u8>) -> Output {
+    let mut child = bin()
+        .current_dir(dir)
+        .args([
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+            "--now",
+            "1500",
+            "--requests",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
@@ -159,30 +186,7 @@ fn batch_requests_stream_in_order() {
         r#"{"subject": "user:alice", "action": "read"}"#,
         r#"["user:bob", "read", "doc:roadmap"]"#,
     ];
-    let mut child = bin()
-        .current_dir(p)
-        .args([
-            "check",
-            "--snapshot",
-            "snap.bin",
-            "--public-key",
-            "keys/origin.pub",
-            "--now",
-            "1500",
-            "--requests",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.join("\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = batch(p, input.join("\n").into_bytes());
     assert!(out.status.success());
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -478,27 +482,7 @@ fn batch_survives_overlong_and_non_utf8_lines() {
     input.push(b'\n');
     input.extend_from_slice(b"[\"user:\xff\", \"read\", \"doc:roadmap\"]\n");
     input.extend_from_slice(b"[\"user:bob\", \"read\", \"doc:roadmap\"]");
-    let mut child = bin()
-        .current_dir(p)
-        .args([
-            "check",
-            "--snapshot",
-            "snap.bin",
-            "--public-key",
-            "keys/origin.pub",
-            "--now",
-            "1500",
-            "--requests",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = batch(p, input);
     assert!(out.status.success());
     let reasons: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()

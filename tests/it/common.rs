@@ -26,3 +26,16 @@ pub fn example_json() -> String {
     ))
     .unwrap()
 }
+
+/// The example model (tests/conformance/models/example.json) as a state.
+pub fn example() -> State {
+    state_of(&example_json())
+}
+
+/// The example with alice removed from group:eng (a revocation).
+pub fn revoked() -> State {
+    let mut s = example();
+    s.memberships
+        .remove(&("user:alice".to_string(), "group:eng".to_string()));
+    s
+}

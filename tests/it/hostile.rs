@@ -6,19 +6,7 @@ use edge_authz::{
 };
 use serde_bytes::ByteBuf;
 
-use crate::common::{example_json, other_key, state_of, test_key};
-
-fn example() -> State {
-    state_of(&example_json())
-}
-
-/// The example with alice removed from group:eng (a revocation).
-fn revoked() -> State {
-    let mut s = example();
-    s.memberships
-        .remove(&("user:alice".to_string(), "group:eng".to_string()));
-    s
-}
+use crate::common::{example, other_key, revoked, test_key};
 
 fn with_tenant(mut s: State, t: &str) -> State {
     s.tenant = t.into();

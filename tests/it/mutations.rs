@@ -1,20 +1,9 @@
 //! Random mutations of valid signed messages and of model JSON: nothing panics, and every
 //! refused message leaves the evaluator exactly as it was.
-use edge_authz::{compile_snapshot, diff_models, sign_watermark, Evaluator, Model, State};
+use edge_authz::{compile_snapshot, diff_models, sign_watermark, Evaluator, Model};
 use proptest::prelude::*;
 
-use crate::common::{example_json, state_of, test_key};
-
-fn example() -> State {
-    state_of(&example_json())
-}
-
-fn revoked() -> State {
-    let mut s = example();
-    s.memberships
-        .remove(&("user:alice".to_string(), "group:eng".to_string()));
-    s
-}
+use crate::common::{example, example_json, revoked, test_key};
 
 /// Three valid messages for an evaluator holding epoch 1: a snapshot at 2, a delta 1 -> 2, and
 /// a watermark carrying that delta.
