@@ -142,6 +142,9 @@ fn model_json_round_trips() {
         Model::from_json(&text).unwrap().compile().unwrap().state,
         state
     );
+    // Interned content turns back into the same state (how a loaded snapshot is exported).
+    let content = edge_authz::Content::from_state(&state).unwrap();
+    assert_eq!(content.to_state("acme"), state);
 }
 
 #[test]
