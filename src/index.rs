@@ -526,41 +526,72 @@ impl Index {
         }
     }
 
-    fn subject_name(&self, s: u32) -> &str {
+    /// A subject's id (`""` for an id out of range).
+    pub fn subject_name(&self, s: u32) -> &str {
         self.content
             .subjects
             .get(s as usize)
             .map_or("", String::as_str)
     }
 
-    /// The names behind a grant, with the group path from the subject to the principal.
-    pub fn explain(&self, g: &GrantRef) -> Option<GrantView<'_>> {
+    /// A role's name (`""` for an id out of range).
+    pub fn role_name(&self, role: u32) -> &str {
+        self.content
+            .roles
+            .get(role as usize)
+            .map_or("", |(n, _)| n.as_str())
+    }
+
+    /// A resource's id (`""` for an id out of range).
+    pub fn resource_name(&self, r: u32) -> &str {
+        self.content
+            .resources
+            .get(r as usize)
+            .map_or("", |(n, _)| n.as_str())
+    }
+
+    /// The dense ids behind a grant: `(principal, role, resource)`, with the group path from the
+    /// subject to the principal (subject ids) appended to `path`. Hosts that cache names by id
+    /// (the npm package) turn these into strings without copying any.
+    pub fn grant_ids(&self, g: &GrantRef, path: &mut Vec<u32>) -> Option<(u32, u32, u32)> {
         let (r, p, role, _) = self.content.assignments.get(g.assignment as usize)?;
-        let mut path = vec![self.subject_name(g.subject)];
+        let start = path.len();
+        path.push(g.subject);
         let mut cur = g.subject;
         // Each hop is one step closer to the principal, so the walk ends; the bound makes sure.
         let max_hops = self.closure_of(g.subject).0.len();
         while cur != *p {
-            if path.len() > max_hops {
+            if path.len() - start > max_hops {
+                path.truncate(start);
                 return None;
             }
             let (groups, meta) = self.closure_of(cur);
-            cur = meta.get(groups.binary_search(p).ok()?)?.1;
-            path.push(self.subject_name(cur));
+            let hop = groups
+                .binary_search(p)
+                .ok()
+                .and_then(|i| meta.get(i))
+                .map(|m| m.1);
+            match hop {
+                Some(next) => cur = next,
+                None => {
+                    path.truncate(start);
+                    return None;
+                }
+            }
+            path.push(cur);
         }
+        Some((*p, *role, *r))
+    }
+
+    /// The names behind a grant, with the group path from the subject to the principal.
+    pub fn explain(&self, g: &GrantRef) -> Option<GrantView<'_>> {
+        let mut ids = Vec::new();
+        let (p, role, r) = self.grant_ids(g, &mut ids)?;
         Some(GrantView {
-            principal: self.subject_name(*p),
-            role: self
-                .content
-                .roles
-                .get(*role as usize)
-                .map_or("", |(n, _)| n.as_str()),
-            resource: self
-                .content
-                .resources
-                .get(*r as usize)
-                .map_or("", |(n, _)| n.as_str()),
-            path,
+            principal: self.subject_name(p),
+            role: self.role_name(role),
+            resource: self.resource_name(r),
+            path: ids.into_iter().map(|s| self.subject_name(s)).collect(),
         })
     }
 

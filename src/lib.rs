@@ -24,6 +24,9 @@ mod names;
 mod origin;
 mod patch;
 mod state;
+#[cfg(feature = "wasm")]
+#[allow(unsafe_code)]
+pub mod wasm;
 mod wire;
 #[cfg(feature = "workload")]
 #[allow(clippy::indexing_slicing)]

@@ -1,0 +1,166 @@
+// Type declarations of the npm package `edge-authz` (contract section 5). The same declarations
+// serve `import` (index.d.ts) and `require` (index.d.cts, a copy made by scripts/build-pkg.sh).
+
+/** An action's risk tier; each tier has its own freshness bound. */
+export type Tier = 'low' | 'standard' | 'high';
+
+/** Why a decision came out as it did: the first failing gate (contract section 3), in gate order. */
+export type Reason =
+  | 'no_snapshot'
+  | 'invalid_request'
+  | 'stale_snapshot'
+  | 'freshness_exceeded'
+  | 'unknown_action'
+  | 'suspended'
+  | 'unknown_resource'
+  | 'granted'
+  | 'no_grant';
+
+/** The assignment that granted a decision; `path` runs from the subject to the principal. */
+export interface Grant {
+  principal: string;
+  role: string;
+  resource: string;
+  path: string[];
+}
+
+/** A decision. `grant` is present only when `allowed`. */
+export interface Decision {
+  allowed: boolean;
+  reason: Reason;
+  /** The held epoch (0 for a preview); null when nothing is loaded. */
+  epoch: number | null;
+  watermark: number;
+  /** The action's tier; null when the action is not declared or nothing is loaded. */
+  tier: Tier | null;
+  grant?: Grant;
+}
+
+/** `now`: Unix milliseconds, a whole number from 0 to 2^53 - 1; the host's clock when absent. */
+export interface Context {
+  now?: number | null;
+}
+
+/** Freshness bounds in milliseconds, per tier. */
+export type Freshness = Record<Tier, number>;
+
+export interface Status {
+  tenant: string;
+  epoch: number | null;
+  watermark: number;
+  /** The largest `issuedAt` among the signed messages applied. */
+  confirmedAt: number | null;
+  /** A snapshot is loaded and its epoch is below the watermark: checks answer `stale_snapshot`. */
+  stale: boolean;
+  preview: boolean;
+  counts: {
+    actions: number;
+    roles: number;
+    resources: number;
+    subjects: number;
+    members: number;
+    groups: number;
+    memberships: number;
+    assignments: number;
+    suspended: number;
+    [table: string]: number;
+  };
+  /** SHA-256 (hex) of the held content; null when nothing is loaded. */
+  digest: string | null;
+  /** Ids of the trusted public keys (first 8 bytes of their SHA-256, hex). */
+  keyIds: string[];
+  freshness: Freshness | null;
+  /** Approximate heap bytes of the held state. */
+  heapBytes: number;
+}
+
+/** What a carried delta did when its watermark was applied. */
+export interface CarriedDelta {
+  applied: boolean;
+  /** When it could not apply (`epoch_gap`, ...): the watermark still took effect. */
+  code?: ErrorCode;
+  message?: string;
+}
+
+/** Stable error codes (`Error.code`). Listing errors carry the refusing gate's reason instead. */
+export type ErrorCode =
+  | 'invalid_model'
+  | 'too_large'
+  | 'bad_magic'
+  | 'unsupported_version'
+  | 'wrong_kind'
+  | 'malformed'
+  | 'limit_exceeded'
+  | 'bad_signature'
+  | 'unknown_key'
+  | 'invalid_key'
+  | 'tenant_mismatch'
+  | 'rollback'
+  | 'epoch_gap'
+  | 'epoch_conflict'
+  | 'digest_mismatch'
+  | 'invalid_snapshot'
+  | 'invalid_delta'
+  | 'preview_mode'
+  | 'invalid_argument'
+  | Reason;
+
+/** Every error the package throws is an `Error` with a stable `code`. */
+export interface EdgeAuthzError extends Error {
+  code: ErrorCode;
+  /** For `invalid_model`: what is wrong (`group_cycle`, `unknown_field`, `malformed_id`, ...). */
+  detail?: string;
+}
+
+/** A model object (contract section 2) or its JSON text. */
+export type ModelInput = object | string;
+
+export declare class Evaluator {
+  /** A signed evaluator for one tenant, trusting base64 Ed25519 public keys (several for rotation). */
+  constructor(options: { tenant: string; publicKeys: string[] });
+  /** Unsigned; compiles the model in place. No watermark, no freshness gate; takes no signed messages. */
+  static preview(model: ModelInput): Evaluator;
+  /** Throws (state unchanged) on a bad signature, another tenant, a rollback, malformed input, ... */
+  loadSnapshot(bytes: Uint8Array): { epoch: number; applied: boolean };
+  /** `applied` is false for a replay of the held epoch (a no-op). */
+  applyDelta(bytes: Uint8Array): { epoch: number; applied: boolean };
+  applyWatermark(bytes: Uint8Array): { watermark: number; epoch: number | null; delta?: CarriedDelta };
+  /** Never throws: bad input answers `invalid_request`. */
+  check(subject: string, action: string, resource: string, context?: Context): Decision;
+  checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
+  /** Throws with the refusing gate's reason as `code` (gates 1 to 5). */
+  listResources(subject: string, action: string, options?: { type?: string; now?: number }): string[];
+  /** Members (not groups), not suspended, sorted. */
+  listSubjects(resource: string, action: string, options?: { now?: number }): string[];
+  status(): Status;
+  /** Releases the wasm memory now; the evaluator cannot be used afterwards. */
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+export declare function generateKeyPair(): { publicKey: string; secretKey: string };
+
+export declare function compileSnapshot(
+  model: ModelInput,
+  options: { epoch: number; secretKey: string; issuedAt?: number },
+): Uint8Array;
+
+export declare function diffModels(
+  before: ModelInput,
+  after: ModelInput,
+  options: { baseEpoch: number; epoch: number; secretKey: string; issuedAt?: number },
+): { delta: Uint8Array; revokes: boolean };
+
+export declare function signWatermark(options: {
+  tenant: string;
+  watermark: number;
+  secretKey: string;
+  issuedAt?: number;
+  delta?: Uint8Array;
+}): Uint8Array;
+
+/** Throws `invalid_model` (with `detail`) when the model does not compile; else its warnings. */
+export declare function validateModel(model: ModelInput): { warnings: string[] };
+
+/** A message's header and counts; `signature` says whether it verifies when keys are given. */
+export declare function inspect(bytes: Uint8Array, options?: { publicKeys?: string[] }): Record<string, unknown>;

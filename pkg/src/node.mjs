@@ -1,0 +1,13 @@
+// Node.js entry (ESM): the CommonJS build, re-exported, so that `import` and `require` in one
+// process share one wasm instance and one `Evaluator` class.
+import api from '../dist/node.cjs';
+
+export const {
+  Evaluator,
+  generateKeyPair,
+  compileSnapshot,
+  diffModels,
+  signWatermark,
+  validateModel,
+  inspect,
+} = api;

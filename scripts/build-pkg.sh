@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the npm package's generated files into pkg/dist/: the core compiled to wasm32 with the
+# size-tuned profile, wasm-bindgen's glue (target `web`, one glue for every host), the wasm shrunk
+# with `wasm-opt -Oz`, the CommonJS build of the JavaScript API (esbuild), and the CommonJS copy of
+# the type declarations. Needs the tools of scripts/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=pkg/dist
+TMP=target/pkg-build
+rm -rf "$TMP"
+mkdir -p "$TMP" "$OUT"
+
+cargo rustc --quiet --lib --target wasm32-unknown-unknown --profile wasm-release \
+  --no-default-features --features wasm --crate-type cdylib
+wasm-bindgen --target web --no-typescript --out-dir "$TMP" --out-name edge_authz \
+  target/wasm32-unknown-unknown/wasm-release/edge_authz.wasm
+# The features rustc's wasm32 target enables by default (Rust 1.95), so that wasm-opt keeps them.
+node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-reference-types --enable-multivalue \
+  "$TMP/edge_authz_bg.wasm" -o "$OUT/edge_authz_bg.wasm"
+cp "$TMP/edge_authz.js" "$OUT/edge_authz.js"
+# Node's CommonJS entry: the same API and glue, bundled into one CommonJS file.
+node_modules/.bin/esbuild pkg/src/node-cjs.js --bundle --platform=node --format=cjs \
+  --target=node18 --log-level=warning --log-override:empty-import-meta=silent --outfile="$OUT/node.cjs"
+cp pkg/index.d.ts pkg/index.d.cts
+printf 'wasm: %s bytes (%s gzipped)\n' "$(wc -c < "$OUT/edge_authz_bg.wasm")" \
+  "$(gzip -9 -c "$OUT/edge_authz_bg.wasm" | wc -c)"
