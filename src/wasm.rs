@@ -74,8 +74,8 @@ fn json(v: &impl serde::Serialize) -> String {
 // The answer word of a check: bit 0 allowed, bits 1-4 the reason's position in `Reason::ALL`,
 // bits 5-6 the tier (0 none, 1 low, 2 standard, 3 high), bit 7 grant ids written to `out`,
 // bit 8 `out` moved (the caller must ask for its new address).
-const HAS_GRANT: u32 = 1 << 7;
-const OUT_MOVED: u32 = 1 << 8;
+pub const HAS_GRANT: u32 = 1 << 7;
+pub const OUT_MOVED: u32 = 1 << 8;
 
 fn reason_index(r: Reason) -> u32 {
     Reason::ALL.iter().position(|x| *x == r).unwrap_or(0) as u32
@@ -91,7 +91,7 @@ fn tier_index(t: Option<Tier>) -> u32 {
 }
 
 /// Marks a request whose field was not a string on the JavaScript side.
-const NOT_A_STRING: u32 = u32::MAX;
+pub const NOT_A_STRING: u32 = u32::MAX;
 
 /// One tenant's evaluator, as the package's JavaScript drives it.
 #[wasm_bindgen]
@@ -151,6 +151,43 @@ impl RawEvaluator {
 
     fn now(now: f64) -> Option<u64> {
         (now >= 0.0 && now <= MAX_NOW as f64).then_some(now as u64)
+    }
+}
+
+impl RawEvaluator {
+    /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
+    /// the bindings from Rust).
+    #[doc(hidden)]
+    pub fn check_str(&mut self, s: &str, a: &str, r: &str, now: f64) -> (u32, Vec<u32>) {
+        let lens = self.write(&[[s, a, r]]);
+        let word = self.check(lens[0], lens[1], lens[2], now);
+        (word, self.out.clone())
+    }
+
+    /// Writes requests into `input` and `lens`, then `check_many` (for tests of the bindings).
+    #[doc(hidden)]
+    pub fn check_many_str(&mut self, requests: &[[&str; 3]], now: f64) -> Vec<u32> {
+        self.write(requests);
+        self.check_many(requests.len(), now);
+        self.out.clone()
+    }
+
+    fn write(&mut self, requests: &[[&str; 3]]) -> Vec<u32> {
+        let bytes: usize = requests.iter().flatten().map(|f| f.len()).sum();
+        self.reserve(bytes, requests.len());
+        let mut at = 0;
+        let mut lens = Vec::new();
+        for field in requests.iter().flatten() {
+            if let Some(dst) = self.input.get_mut(at..at + field.len()) {
+                dst.copy_from_slice(field.as_bytes());
+            }
+            at += field.len();
+            lens.push(field.len() as u32);
+        }
+        if let Some(dst) = self.lens.get_mut(..lens.len()) {
+            dst.copy_from_slice(&lens);
+        }
+        lens
     }
 }
 

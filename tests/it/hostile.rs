@@ -13,31 +13,55 @@ fn with_tenant(mut s: State, t: &str) -> State {
     s
 }
 
+/// The messages that build `edge()`, in order: snapshot 1, the delta to 2, watermark 2.
+fn edge_setup() -> Vec<(Call, Vec<u8>)> {
+    let k = test_key();
+    vec![
+        (
+            Call::Snapshot,
+            compile_snapshot(&example(), 1, 1_000, &k).unwrap(),
+        ),
+        (
+            Call::Delta,
+            diff_models(&example(), &revoked(), 1, 2, 1_100, &k)
+                .unwrap()
+                .bytes,
+        ),
+        (
+            Call::Watermark,
+            sign_watermark("acme", 2, 1_200, None, &k).unwrap(),
+        ),
+    ]
+}
+
+fn apply(ev: &mut Evaluator, call: Call, bytes: &[u8]) -> Result<(), edge_authz::Error> {
+    match call {
+        Call::Snapshot => ev.load_snapshot(bytes).map(|_| ()),
+        Call::Delta => ev.apply_delta(bytes).map(|_| ()),
+        Call::Watermark => ev.apply_watermark(bytes).map(|_| ()),
+    }
+}
+
 /// An evaluator at epoch 2 (snapshot 1 plus a delta) with watermark 2.
 fn edge() -> Evaluator {
-    let k = test_key();
-    let mut ev = Evaluator::with_keys("acme", vec![k.public_key()]).unwrap();
-    ev.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap())
-        .unwrap();
-    ev.apply_delta(
-        &diff_models(&example(), &revoked(), 1, 2, 1_100, &k)
-            .unwrap()
-            .bytes,
-    )
-    .unwrap();
-    ev.apply_watermark(&sign_watermark("acme", 2, 1_200, None, &k).unwrap())
-        .unwrap();
+    let mut ev = Evaluator::with_keys("acme", vec![test_key().public_key()]).unwrap();
+    for (call, bytes) in edge_setup() {
+        apply(&mut ev, call, &bytes).unwrap();
+    }
     ev
 }
 
+/// The checks whose answers must not change (at `now` 1 500).
+const CHECKS: [(&str, &str, &str); 4] = [
+    ("user:alice", "read", "doc:roadmap"),
+    ("user:alice", "export", "workspace:eng"),
+    ("user:bob", "read", "org:acme"),
+    ("group:eng", "read", "org:acme"),
+];
+
 fn answers(ev: &Evaluator) -> Vec<String> {
-    let reqs = [
-        ("user:alice", "read", "doc:roadmap"),
-        ("user:alice", "export", "workspace:eng"),
-        ("user:bob", "read", "org:acme"),
-        ("group:eng", "read", "org:acme"),
-    ];
-    reqs.iter()
+    CHECKS
+        .iter()
         .map(|(s, a, r)| {
             serde_json::to_string(&ev.explain(&ev.check(Request::new(s, a, r), 1_500))).unwrap()
         })
@@ -486,12 +510,9 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         cases.len()
     );
     for (name, call, bytes, code) in &cases {
-        let got = match call {
-            Call::Snapshot => ev.load_snapshot(bytes).map(|_| ()),
-            Call::Delta => ev.apply_delta(bytes).map(|_| ()),
-            Call::Watermark => ev.apply_watermark(bytes).map(|_| ()),
-        };
-        let err = got.err().unwrap_or_else(|| panic!("{name}: accepted"));
+        let err = apply(&mut ev, *call, bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: accepted"));
         assert_eq!(err.code(), *code, "{name}: {err}");
         assert!(!err.to_string().is_empty());
         assert_eq!(ev.status(), status, "{name}: status changed");
@@ -586,4 +607,49 @@ fn inspect_refuses_nested_watermarks() {
     }
     let err = edge_authz::inspect(&msg, &[], &Limits::default()).unwrap_err();
     assert_eq!(err.code(), "wrong_kind");
+}
+
+/// Writes the catalogue as JSON (target/tmp/hostile-catalogue.json) for the npm package's tests
+/// (tests/js/hostile.test.*), which replay it through the JavaScript API.
+#[test]
+fn export_the_catalogue_for_the_js_tests() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let call = |c: Call| format!("{c:?}").to_lowercase();
+    let setup: Vec<_> = edge_setup()
+        .iter()
+        .map(|(c, b)| serde_json::json!({"call": call(*c), "bytes": b64(b)}))
+        .collect();
+    // The package's evaluators have the default limits, not the `max_entries: 40` of the test
+    // above: each entry also says what an evaluator with the default limits answers.
+    let mut plain = edge();
+    let entries: Vec<_> = catalogue(&plain)
+        .iter()
+        .map(|(name, c, b, code)| {
+            let default = apply(&mut plain, *c, b)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: accepted with the default limits"));
+            serde_json::json!({"name": name, "call": call(*c), "bytes": b64(b), "code": code,
+                               "code_default_limits": default.code()})
+        })
+        .collect();
+    let checks: Vec<_> = CHECKS
+        .iter()
+        .zip(answers(&edge()))
+        .map(|((s, a, r), d)| {
+            let decision: serde_json::Value = serde_json::from_str(&d).unwrap();
+            serde_json::json!({"request": [s, a, r], "now": 1_500, "decision": decision})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "tenant": "acme",
+        "public_key": test_key().public_key().to_base64(),
+        "setup": setup,
+        "checks": checks,
+        "limits": {"max_entries": 40},
+        "entries": entries,
+    });
+    let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/hostile-catalogue.json");
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    println!("wrote {path}: {} entries", entries.len());
 }
