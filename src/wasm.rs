@@ -159,8 +159,9 @@ impl RawEvaluator {
     /// the bindings from Rust).
     #[doc(hidden)]
     pub fn check_str(&mut self, s: &str, a: &str, r: &str, now: f64) -> (u32, Vec<u32>) {
-        let lens = self.write(&[[s, a, r]]);
-        let word = self.check(lens[0], lens[1], lens[2], now);
+        self.write(&[[s, a, r]]);
+        let len = |x: &str| x.len() as u32;
+        let word = self.check(len(s), len(a), len(r), now);
         (word, self.out.clone())
     }
 
@@ -172,7 +173,7 @@ impl RawEvaluator {
         self.out.clone()
     }
 
-    fn write(&mut self, requests: &[[&str; 3]]) -> Vec<u32> {
+    fn write(&mut self, requests: &[[&str; 3]]) {
         let bytes: usize = requests.iter().flatten().map(|f| f.len()).sum();
         self.reserve(bytes, requests.len());
         let mut at = 0;
@@ -187,7 +188,6 @@ impl RawEvaluator {
         if let Some(dst) = self.lens.get_mut(..lens.len()) {
             dst.copy_from_slice(&lens);
         }
-        lens
     }
 }
 
