@@ -6,13 +6,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# BOUNDARY=1 builds, instead, the variant with the alternative crossings that bench/boundary.mjs
+# measures, into target/pkg-boundary/ (dist/ and a copy of pkg/src/).
+FEATURES=wasm
 OUT=pkg/dist
 TMP=target/pkg-build
+if [ "${BOUNDARY:-0}" = 1 ]; then
+  FEATURES=bench-boundary
+  OUT=target/pkg-boundary/dist
+  TMP=target/pkg-boundary/build
+  rm -rf target/pkg-boundary
+  mkdir -p target/pkg-boundary
+  cp -r pkg/src target/pkg-boundary/src
+fi
 rm -rf "$TMP"
 mkdir -p "$TMP" "$OUT"
 
 cargo rustc --quiet --lib --target wasm32-unknown-unknown --profile wasm-release \
-  --no-default-features --features wasm --crate-type cdylib
+  --no-default-features --features "$FEATURES" --crate-type cdylib
 wasm-bindgen --target web --no-typescript --out-dir "$TMP" --out-name edge_authz \
   target/wasm32-unknown-unknown/wasm-release/edge_authz.wasm
 # The features rustc's wasm32 target enables by default (Rust 1.95), so that wasm-opt keeps them.
@@ -21,6 +32,9 @@ node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
   --enable-sign-ext --enable-reference-types --enable-multivalue \
   "$TMP/edge_authz_bg.wasm" -o "$OUT/edge_authz_bg.wasm"
 cp "$TMP/edge_authz.js" "$OUT/edge_authz.js"
+if [ "${BOUNDARY:-0}" = 1 ]; then
+  exit 0
+fi
 # Node's CommonJS entry: the same API and glue, bundled into one CommonJS file.
 node_modules/.bin/esbuild pkg/src/node-cjs.js --bundle --platform=node --format=cjs \
   --target=node18 --log-level=warning --log-override:empty-import-meta=silent --outfile="$OUT/node.cjs"

@@ -34,3 +34,39 @@ fi
 
 say "fetching crates"
 cargo fetch --quiet
+
+# wasm-bindgen's command line must be the version of the wasm-bindgen crate in Cargo.lock.
+WB_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $WB_VERSION" ]; then
+  say "wasm-bindgen $WB_VERSION: present"
+else
+  say "installing wasm-bindgen-cli $WB_VERSION (about 3 minutes)"
+  # Not --locked: its lock file wants a crate version the registry mirror lacks (TOOLCHAIN.md).
+  cargo install --quiet wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: Node.js and npm are needed (Node 20 or newer)" >&2
+  exit 1
+fi
+# npm tools (wasm-opt, esbuild, TypeScript, playwright-core, Miniflare, wrangler, the benchmark's
+# peers), reinstalled only when package-lock.json changed since the last install.
+LOCK_SUM=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ -f node_modules/.edge-authz-lock ] && [ "$(cat node_modules/.edge-authz-lock)" = "$LOCK_SUM" ]; then
+  say "npm tools: present"
+else
+  say "installing npm tools (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$LOCK_SUM" > node_modules/.edge-authz-lock
+fi
+
+# Headless Chromium and its driver for the browser tests, from Debian's packages.
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  say "chromium: present"
+else
+  say "installing chromium and chromium-driver (apt)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs every test: formatting, lints, unit and integration tests
 # (conformance suite, hostile inputs, property tests, command line), doctests, the benchmark once
-# as a test, and the core's build for wasm32 with its purity check.
+# as a test, the core's build for wasm32 with its purity check; then the npm package: its build,
+# wasm-bindgen tests in Node and headless Chromium, the node --test suites (conformance and hostile
+# inputs through the package, the packed package by require, import, TypeScript, in Chromium and
+# in workerd, its size budget), and the npm benchmark once on a small workload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -13,6 +16,8 @@ cargo fmt --all -- --check
 
 say "lints (clippy, warnings are errors)"
 cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --no-default-features --features wasm --lib --test wasm \
+  -- -D warnings
 
 say "tests"
 cargo test --all-features
@@ -30,4 +35,20 @@ if grep -rnE 'std::(fs|net|time|thread|process|env)\b|SystemTime|Instant::|getra
   exit 1
 fi
 echo "ok"
+
+say "the npm package (pkg/): build"
+./scripts/build-pkg.sh
+
+say "wasm-bindgen tests in Node"
+cargo test --target wasm32-unknown-unknown --no-default-features --features wasm --test wasm
+say "wasm-bindgen tests in headless Chromium"
+WASM_BINDGEN_USE_BROWSER=1 \
+  cargo test --target wasm32-unknown-unknown --no-default-features --features wasm --test wasm
+
+say "node --test: the package from Node, Chromium and workerd; the benchmark's own tests"
+node --test tests/js/ bench/test/
+
+say "the npm benchmark once, on a small workload (every answer checked)"
+node bench/run.mjs --quick > /dev/null
+
 say "all tests passed"

@@ -336,6 +336,20 @@ impl RawEvaluator {
         }
     }
 
+    /// The sizes of the name tables `[subjects, roles, resources]` (for the caller's caches).
+    pub fn table_sizes(&self) -> Vec<u32> {
+        self.ev.index().map_or_else(
+            || vec![0, 0, 0],
+            |ix| {
+                let c = ix.content();
+                [c.subjects.len(), c.roles.len(), c.resources.len()]
+                    .iter()
+                    .map(|n| *n as u32)
+                    .collect()
+            },
+        )
+    }
+
     /// A name by dense id: kind 0 subject, 1 role, 2 resource.
     pub fn name(&self, kind: u32, id: u32) -> String {
         let Some(ix) = self.ev.index() else {
@@ -487,4 +501,41 @@ pub fn inspect_raw(bytes: &[u8], public_keys: Vec<String>) -> Result<String, JsV
     inspect(bytes, &keys, &Limits::default())
         .map(|i| json(&i))
         .map_err(|e| throw(&e))
+}
+
+/// The alternatives to the scratch-buffer crossing, measured by bench/boundary.mjs.
+#[cfg(feature = "bench-boundary")]
+#[wasm_bindgen]
+impl RawEvaluator {
+    /// wasm-bindgen's own string passing: three strings copied in per call.
+    pub fn check_strs(&mut self, s: &str, a: &str, r: &str, now: f64) -> u32 {
+        self.out.clear();
+        let d = match Self::now(now) {
+            Some(now) => self.ev.check(Request::new(s, a, r), now),
+            None => self.ev.reject_request(),
+        };
+        Self::encode(&self.ev, &d, &mut self.out)
+    }
+
+    /// A JSON round trip: the request as JSON in, the explained decision as JSON out.
+    pub fn check_json(&self, request: &str) -> String {
+        #[derive(serde::Deserialize)]
+        struct Req {
+            subject: String,
+            action: String,
+            resource: String,
+            context: Option<serde_json::Value>,
+        }
+        let d = match serde_json::from_str::<Req>(request) {
+            Ok(q) => match context_now(q.context.as_ref()) {
+                Ok(now) => self.ev.check(
+                    Request::new(&q.subject, &q.action, &q.resource),
+                    now.unwrap_or(0),
+                ),
+                Err(()) => self.ev.reject_request(),
+            },
+            Err(_) => self.ev.reject_request(),
+        };
+        json(&self.ev.explain(&d))
+    }
 }

@@ -8,9 +8,11 @@
 // - Suspension without a custom function: each `suspended` entry gets a `g` link to the reserved
 //   role `__suspended__`, so `g(r.sub, "__suspended__")` is true for a listed subject and for every
 //   member, direct or nested, of a listed group.
-// - Matcher, ordered so that casbin's short-circuiting `&&` rejects a row as cheaply as possible:
-//   the resource test first (few ancestors, rejects almost every row), then role -> action, then the
-//   subject's groups, then expiry; the suspension test last (it only runs on a row that would grant):
+// - Matcher (casbin's synchronous evaluator short-circuits `&&`): the resource test first (few
+//   ancestors, rejects almost every row), then role -> action, then the subject's groups, then
+//   expiry; the suspension test last, so it only runs on a row that would grant. (Measured on the
+//   default workload: other orders are within noise, 13-17 checks/s either way; the fixed cost per
+//   row, a fresh parameter object and an Object.assign with the functions, dominates.)
 //     g2(r.obj, p.obj) && g3(p.role, r.act) && g(r.sub, p.sub)
 //       && (p.exp == "" || r.now < p.exp) && !g(r.sub, "__suspended__")
 //   (`r.now < p.exp` compares a number with the row's numeric string: JavaScript converts the string).

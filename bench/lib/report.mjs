@@ -92,6 +92,7 @@ export function renderMarkdown(out) {
 
   L.push('### Notes');
   L.push('');
+  if (edge && peers.length) L.push('- "edge-authz vs X": how many times better edge-authz is (faster, higher throughput, smaller); below 1× it is worse.');
   L.push(`- One Node process, engines one after another (${rs.map((r) => r.engine).join(', ')}); every answer of every engine compared with the plain JS reference (\`bench/lib/reference.mjs\`); ${out.mismatches} mismatches. Run time ${fix(out.totalSeconds, 1)} s.`);
   L.push(`- Load: edge-authz = \`new Evaluator\` + \`loadSnapshot\` (compileSnapshot, the origin's work, not timed); cedar-wasm = preparsePolicySet + entity parse + per-request entity slices; casbin = newEnforcer(model, StringAdapter(policy CSV)). Translating the model into each peer's input (policy text, CSV) is not timed either.`);
   for (const r of rs) {
