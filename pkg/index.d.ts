@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" />
 // Type declarations of the npm package `edge-authz` (contract section 5). The same declarations
 // serve `import` (index.d.ts) and `require` (index.d.cts, a copy made by scripts/build-pkg.sh).
 
@@ -103,6 +104,8 @@ export type ErrorCode =
   | 'invalid_delta'
   | 'preview_mode'
   | 'invalid_argument'
+  /** A call on an evaluator after `free()`. */
+  | 'freed'
   | Reason;
 
 /** Every error the package throws is an `Error` with a stable `code`. */
@@ -128,10 +131,15 @@ export declare class Evaluator {
   /** Never throws: bad input answers `invalid_request`. */
   check(subject: string, action: string, resource: string, context?: Context): Decision;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
-  /** Throws with the refusing gate's reason as `code` (gates 1 to 5). */
-  listResources(subject: string, action: string, options?: { type?: string; now?: number }): string[];
+  /** Throws with the refusing gate's reason as `code` (gates 1 to 5). `context` (as for check)
+   * or its shorthand `now` sets the time; the host's clock otherwise. */
+  listResources(
+    subject: string,
+    action: string,
+    options?: { type?: string; now?: number; context?: Context },
+  ): string[];
   /** Members (not groups), not suspended, sorted. */
-  listSubjects(resource: string, action: string, options?: { now?: number }): string[];
+  listSubjects(resource: string, action: string, options?: { now?: number; context?: Context }): string[];
   status(): Status;
   /** Releases the wasm memory now; the evaluator cannot be used afterwards. */
   free(): void;

@@ -83,6 +83,17 @@ function strLen(s) {
   return typeof s === 'string' ? s.length : 0;
 }
 
+// A name for the listings: not a string, or not well-formed, becomes '' (invalid_request).
+function nameArg(s) {
+  return typeof s === 'string' && wellFormed(s) ? s : '';
+}
+
+// `now` of a listing's options: `context` (as check takes it) when given, else `now`.
+function listNow(o) {
+  if (o.context !== undefined) return contextNow(o.context);
+  return contextNow(o.now === undefined ? undefined : { now: o.now });
+}
+
 // `now` of a context (contract section 3; tests/conformance/README.md): the host's clock when
 // absent, -1 when malformed (the core then answers invalid_request).
 function contextNow(context) {
@@ -193,6 +204,7 @@ export class Evaluator {
 
   // After any change of the held state: epoch and watermark for decisions, empty name caches.
   #sync() {
+    if (this.#raw === null) return;
     const e = this.#raw.epoch();
     this.#epoch = e < 0 ? null : e;
     this.#watermark = this.#raw.watermark();
@@ -247,10 +259,16 @@ export class Evaluator {
   }
   #next = 0;
 
+  // The raw evaluator, or a coded error once freed (its memory may belong to another one now).
+  #live() {
+    if (this.#raw === null) throw fail('freed', 'the evaluator was freed');
+    return this.#raw;
+  }
+
   /** Loads a signed snapshot. */
   loadSnapshot(bytes) {
     try {
-      const [epoch, applied] = this.#raw.load_snapshot(bytesOf(bytes, 'the snapshot'));
+      const [epoch, applied] = this.#live().load_snapshot(bytesOf(bytes, 'the snapshot'));
       return { epoch, applied: applied === 1 };
     } finally {
       this.#sync();
@@ -260,7 +278,7 @@ export class Evaluator {
   /** Applies a signed delta on top of the held epoch. */
   applyDelta(bytes) {
     try {
-      const [epoch, applied] = this.#raw.apply_delta(bytesOf(bytes, 'the delta'));
+      const [epoch, applied] = this.#live().apply_delta(bytesOf(bytes, 'the delta'));
       return { epoch, applied: applied === 1 };
     } finally {
       this.#sync();
@@ -270,7 +288,7 @@ export class Evaluator {
   /** Applies a signed watermark (or heartbeat), with the delta it may carry. */
   applyWatermark(bytes) {
     try {
-      return JSON.parse(this.#raw.apply_watermark(bytesOf(bytes, 'the watermark')));
+      return JSON.parse(this.#live().apply_watermark(bytesOf(bytes, 'the watermark')));
     } finally {
       this.#sync();
     }
@@ -278,6 +296,7 @@ export class Evaluator {
 
   /** Decides one request. Never throws for bad input: it answers `invalid_request`. */
   check(subject, action, resource, context) {
+    const raw = this.#live();
     const now = contextNow(context);
     const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
     if (need > this.#inLen) this.#reserve(need, 1);
@@ -288,14 +307,15 @@ export class Evaluator {
     const la = put(p, action);
     if (la !== NOT_A_STRING) p += la;
     const lr = put(p, resource);
-    const w = this.#raw.check(ls, la, lr, now);
-    if (w & OUT_MOVED) this.#outPtr = this.#raw.out_ptr();
+    const w = raw.check(ls, la, lr, now);
+    if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
     if (w & HAS_GRANT) views();
     return this.#decision(w, this.#outPtr >>> 2);
   }
 
   /** Decides many requests `[subject, action, resource]` at one time, in order. */
   checkMany(requests, context) {
+    const raw = this.#live();
     if (!Array.isArray(requests)) {
       throw fail('invalid_argument', 'checkMany takes an array of [subject, action, resource]');
     }
@@ -327,8 +347,8 @@ export class Evaluator {
           u32[l++] = NOT_A_STRING;
         }
       }
-      this.#raw.check_many(end - start, now);
-      this.#outPtr = this.#raw.out_ptr();
+      raw.check_many(end - start, now);
+      this.#outPtr = raw.out_ptr();
       views();
       const words = this.#outPtr >>> 2;
       let at = words + (end - start);
@@ -342,34 +362,33 @@ export class Evaluator {
 
   /** Resources (optionally of one type) on which `subject` may do `action`, sorted. */
   listResources(subject, action, options) {
+    const raw = this.#live();
     const o = optionsOf(options, 'the options');
-    const type = o.type === undefined || o.type === null ? undefined : o.type;
-    return this.#raw.list_resources(
-      typeof subject === 'string' ? subject : '',
-      typeof action === 'string' ? action : '',
-      type === undefined ? undefined : typeof type === 'string' ? type : '',
-      contextNow(o.now === undefined ? undefined : { now: o.now }),
-    );
+    const type = o.type === undefined || o.type === null ? undefined : nameArg(o.type);
+    return raw.list_resources(nameArg(subject), nameArg(action), type, listNow(o));
   }
 
   /** Members (not groups), not suspended, who may do `action` on `resource`, sorted. */
   listSubjects(resource, action, options) {
+    const raw = this.#live();
     const o = optionsOf(options, 'the options');
-    return this.#raw.list_subjects(
-      typeof resource === 'string' ? resource : '',
-      typeof action === 'string' ? action : '',
-      contextNow(o.now === undefined ? undefined : { now: o.now }),
-    );
+    return raw.list_subjects(nameArg(resource), nameArg(action), listNow(o));
   }
 
   /** What the evaluator holds (contract section 5, plus digest, keyIds, freshness, heapBytes). */
   status() {
-    return JSON.parse(this.#raw.status());
+    return JSON.parse(this.#live().status());
   }
 
-  /** Releases the evaluator's wasm memory now rather than at garbage collection. */
+  /** Releases the evaluator's wasm memory now rather than at garbage collection. Calls after
+   * this throw `freed`; freeing again does nothing. */
   free() {
-    this.#raw.free();
+    const raw = this.#raw;
+    if (raw === null) return;
+    this.#raw = null;
+    this.#inPtr = this.#inLen = this.#lensPtr = this.#outPtr = 0;
+    this.#names = [[], [], []];
+    raw.free();
   }
 
   [Symbol.dispose]() {

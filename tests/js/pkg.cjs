@@ -6,7 +6,8 @@
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 
-const PKG_DIR = path.resolve(__dirname, '../../pkg');
+// EDGE_AUTHZ_PKG_DIR: test another build of the package (a copy of pkg/ with its dist/).
+const PKG_DIR = path.resolve(process.env.EDGE_AUTHZ_PKG_DIR || path.join(__dirname, '../../pkg'));
 const REPO_DIR = path.resolve(__dirname, '../..');
 
 /** The file the `exports` map of the package in `dir` selects for `conditions`. */

@@ -1,0 +1,134 @@
+// The installed package (fresh.mjs) in workerd, through Miniflare. The Worker (fixtures/worker.mjs)
+// is bundled the way wrangler bundles a Worker: esbuild with the conditions
+// ['workerd', 'worker', 'browser'] (so `edge-authz` resolves to its workerd entry), ESM output,
+// target es2024, and every imported `.wasm` left external, renamed `./<sha1>-<name>.wasm` and
+// uploaded as a CompiledWasm module (wrangler's default rule), which workerd hands to the
+// importer as a `WebAssembly.Module`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+import { EXPECTED } from './fixtures/roundtrip.mjs';
+import { freshInstall } from './fresh.mjs';
+import { importPackage } from './pkg.mjs';
+
+const FIXTURE = new URL('./fixtures/worker.mjs', import.meta.url);
+const MODEL = JSON.parse(readFileSync(new URL('../conformance/models/example.json', import.meta.url), 'utf8'));
+
+/** Wrangler's module collector, for .wasm: external, content-hashed, collected as CompiledWasm. */
+function wasmModules(outdir, collected) {
+  return {
+    name: 'wasm-modules',
+    setup(b) {
+      b.onResolve({ filter: /\.wasm(\?module)?$/ }, (args) => {
+        const file = path.resolve(args.resolveDir, args.path.replace(/\?module$/, ''));
+        const hash = createHash('sha1').update(readFileSync(file)).digest('hex');
+        const name = `${hash}-${path.basename(file)}`;
+        copyFileSync(file, path.join(outdir, name));
+        collected.push({ name, source: file });
+        return { path: `./${name}`, external: true };
+      });
+    },
+  };
+}
+
+let mf;
+let keys;
+let wasm;
+
+before(async () => {
+  const { consumer } = freshInstall();
+  const entry = path.join(consumer, 'worker.mjs');
+  copyFileSync(FIXTURE, entry);
+  const outdir = path.join(consumer, 'worker-dist');
+  mkdirSync(outdir, { recursive: true });
+  const collected = [];
+  await build({
+    entryPoints: [entry],
+    absWorkingDir: consumer,
+    bundle: true,
+    format: 'esm',
+    target: 'es2024',
+    conditions: ['workerd', 'worker', 'browser'],
+    outfile: path.join(outdir, 'index.js'),
+    logLevel: 'error',
+    plugins: [wasmModules(outdir, collected)],
+  });
+  assert.equal(collected.length, 1, JSON.stringify(collected));
+  wasm = collected[0];
+
+  // The origin side, in Node: a key pair and a signed snapshot handed to the Worker as bindings.
+  const { generateKeyPair, compileSnapshot } = await importPackage();
+  keys = generateKeyPair();
+  const snapshot = compileSnapshot(MODEL, { epoch: 7, secretKey: keys.secretKey, issuedAt: Date.now() });
+
+  mf = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    modules: [
+      { type: 'ESModule', path: path.join(outdir, 'index.js') },
+      { type: 'CompiledWasm', path: path.join(outdir, wasm.name) },
+    ],
+    modulesRoot: outdir,
+    compatibilityDate: '2026-04-01',
+    bindings: { PUBLIC_KEY: keys.publicKey, SNAPSHOT: Buffer.from(snapshot).toString('base64') },
+  });
+  await mf.ready;
+});
+
+after(async () => {
+  await mf?.dispose();
+});
+
+test('the bundle resolved edge-authz to its workerd entry and the wasm to a CompiledWasm module', () => {
+  assert.equal(wasm.source, path.join(freshInstall().consumer, 'node_modules/edge-authz/dist/edge_authz_bg.wasm'));
+  const bundle = readFileSync(path.join(freshInstall().consumer, 'worker-dist/index.js'), 'utf8');
+  assert.match(bundle, new RegExp(`from "\\./${wasm.name}"`));
+  assert.match(bundle, /src\/workerd\.mjs/, 'the workerd entry is in the bundle');
+  assert.doesNotMatch(bundle, /src\/web\.mjs|node:fs/, 'neither the browser nor the Node entry');
+});
+
+test('a Worker answers a check from a signed snapshot', async () => {
+  const ask = async (subject, action, resource, context) => {
+    const res = await mf.dispatchFetch('http://edge.test/check', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject, action, resource, context }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body;
+  };
+  assert.deepEqual(await ask('user:alice', 'read', 'doc:roadmap'), {
+    allowed: true,
+    reason: 'granted',
+    epoch: 7,
+    watermark: 0,
+    tier: 'low',
+    grant: { principal: 'user:alice', role: 'admin', resource: 'workspace:eng', path: ['user:alice'] },
+  });
+  assert.deepEqual(await ask('user:mallory', 'read', 'org:acme'), {
+    allowed: false,
+    reason: 'suspended',
+    epoch: 7,
+    watermark: 0,
+    tier: 'low',
+  });
+  // Far past the freshness bound of the snapshot's issuedAt.
+  assert.equal((await ask('group:eng', 'read', 'org:acme', { now: Date.now() + 400_000 })).reason, 'freshness_exceeded');
+  assert.equal((await ask('user:alice', 'read', 'doc:roadmap', { now: -1 })).reason, 'invalid_request');
+  // The evaluator persists across requests.
+  const status = await (await mf.dispatchFetch('http://edge.test/status')).json();
+  assert.equal(status.epoch, 7);
+  assert.equal(status.tenant, 'acme');
+});
+
+test('the full round trip inside workerd', async () => {
+  const res = await mf.dispatchFetch('http://edge.test/roundtrip');
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.deepEqual(body, EXPECTED);
+});
