@@ -1,10 +1,6 @@
 //! `NameTable`: maps names to dense ids with one allocation for all names (an arena) and one
 //! open-addressing table. A lookup touches the table entry and the name's bytes: two cache lines.
 
-use std::hash::BuildHasher;
-
-use rustc_hash::FxBuildHasher;
-
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     /// High half of the name's hash; `len == 0` marks an empty entry (names are never empty).
@@ -28,8 +24,33 @@ pub(crate) struct NameTable {
     arena: String,
 }
 
+/// A 64-bit hash on every target: multiply-xor over 8-byte words (FxHash's step), then murmur3's
+/// finalizer so that both halves are mixed (the low half picks the slot, the high half is the
+/// tag). rustc-hash's hasher is `usize`-wide, so on wasm32 its high half was always zero and
+/// every probe compared bytes; wasm has native 64-bit arithmetic, so this costs nothing there.
 fn hash(name: &str) -> u64 {
-    FxBuildHasher.hash_one(name)
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let bytes = name.as_bytes();
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut word = [0u8; 8];
+    for c in &mut chunks {
+        word.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        word = [0; 8];
+        if let Some(w) = word.get_mut(..rest.len()) {
+            w.copy_from_slice(rest);
+        }
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl NameTable {
