@@ -18,6 +18,7 @@ if [ "${BOUNDARY:-0}" = 1 ]; then
   rm -rf target/pkg-boundary
   mkdir -p target/pkg-boundary
   cp -r pkg/src target/pkg-boundary/src
+  echo '{"type": "module"}' > target/pkg-boundary/package.json
 fi
 rm -rf "$TMP"
 mkdir -p "$TMP" "$OUT"

@@ -373,7 +373,7 @@ impl Index {
         self.subj.get(subject as usize).is_some_and(|r| r.suspended)
     }
 
-    #[inline]
+    #[inline(always)]
     fn role_has(&self, role: u32, action: u32) -> bool {
         let w = self
             .role_bits
@@ -384,7 +384,7 @@ impl Index {
     }
 
     /// The subject's closure: groups ascending, and their `(dist, next)`.
-    #[inline]
+    #[inline(always)]
     fn closure_of(&self, s: u32) -> (&[u32], &[(u32, u32)]) {
         match self.subj.get(s as usize) {
             Some(r) => {
@@ -399,14 +399,14 @@ impl Index {
     }
 
     /// Whether assignment slot `i` is unexpired at `now` and its role has the action.
-    #[inline]
+    #[inline(always)]
     fn usable(&self, i: usize, action: u32, now: u64) -> bool {
         self.slot_meta
             .get(i)
             .is_some_and(|m| now < m.expires && self.role_has(m.role, action))
     }
 
-    #[inline]
+    #[inline(always)]
     fn principals_on(&self, rec: &ResourceRec) -> &[u32] {
         self.slot_principal
             .get(rec.slot_lo as usize..rec.slot_hi as usize)
@@ -414,7 +414,7 @@ impl Index {
     }
 
     /// In a dense resource, the offset of the first usable slot of principal `p`.
-    #[inline]
+    #[inline(always)]
     fn probe(
         &self,
         rec: &ResourceRec,
