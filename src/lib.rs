@@ -25,7 +25,6 @@ mod origin;
 mod patch;
 mod state;
 #[cfg(feature = "wasm")]
-#[allow(unsafe_code)]
 pub mod wasm;
 mod wire;
 #[cfg(feature = "workload")]
