@@ -241,14 +241,20 @@ export class Evaluator {
       tier: TIERS[(w >>> 5) & 3],
     };
     if (w & HAS_GRANT) {
+      // Every id is read before any name is looked up: a name lookup that misses the cache calls
+      // into wasm, which may grow the memory and detach the views.
       const u32 = U32;
+      const principal = u32[at];
+      const role = u32[at + 1];
+      const resource = u32[at + 2];
       const hops = u32[at + 3];
       const path = new Array(hops);
-      for (let i = 0; i < hops; i++) path[i] = this.#name(0, u32[at + 4 + i]);
+      for (let i = 0; i < hops; i++) path[i] = u32[at + 4 + i];
+      for (let i = 0; i < hops; i++) path[i] = this.#name(0, path[i]);
       d.grant = {
-        principal: this.#name(0, u32[at]),
-        role: this.#name(1, u32[at + 1]),
-        resource: this.#name(2, u32[at + 2]),
+        principal: this.#name(0, principal),
+        role: this.#name(1, role),
+        resource: this.#name(2, resource),
         path,
       };
       this.#next = at + 4 + hops;
@@ -353,6 +359,7 @@ export class Evaluator {
       const words = this.#outPtr >>> 2;
       let at = words + (end - start);
       for (let i = start; i < end; i++) {
+        views(); // the previous decision's name lookups may have grown the memory
         out[i] = this.#decision(U32[words + i - start], at);
         at = this.#next;
       }
