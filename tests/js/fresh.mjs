@@ -1,6 +1,6 @@
 // A fresh consumer of the package, made once per process: `npm pack` of pkg/ into a temporary
 // folder, then `npm init -y` and `npm install <tarball>` (offline: the package has no
-// dependencies) in another. Shared by package.test.mjs, browser.test.mjs and workerd.test.mjs;
+// dependencies) in another. Shared by package.test.mjs, browser.test.mjs, workerd.test.mjs and readme.test.mjs;
 // the temporary folder is removed when the process exits (or by `removeFresh()`).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';

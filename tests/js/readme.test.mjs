@@ -1,0 +1,504 @@
+// Every code example of the package's README (pkg/README.md), run in its own host against the
+// installed package (fresh.mjs). The examples are taken from the README text at run time, so the
+// README cannot drift from what is tested:
+// - "Node.js (CommonJS)" and "Node.js (ESM)": each block is written verbatim into the consumer
+//   folder as .cjs / .mjs and run by node; a preloaded recorder (`--require`) keeps what each
+//   `console.log` printed, which must equal the value its `// ...` comment claims (the leading
+//   JavaScript literal of the comment; the rest of the comment is prose).
+// - "Browsers": the html block is the body of index.html in a folder next to the consumer's
+//   node_modules, with model.json the model of the CommonJS example; headless Chromium opens it
+//   and the page's body must be the decision, with no console errors or failed requests.
+// - "Cloudflare Workers": the block is bundled as wrangler bundles a Worker (as workerd.test.mjs
+//   does) and run in Miniflare with a KV namespace SNAPSHOTS holding a signed snapshot under
+//   'acme' and the var ORIGIN_PUBLIC_KEYS; a changed KV value is not seen by the same isolate
+//   (the evaluator is kept in module scope) but is by a new one.
+// - "Errors": a fragment (`edge` and `deltaFromTheFuture` are not defined); it is run unchanged
+//   between a prelude that defines them and a check of what it caught and of the evaluator.
+// Any other fenced block in the README fails the first test: an example nobody runs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import vm from 'node:vm';
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+import { chromium } from 'playwright-core';
+import { freshInstall } from './fresh.mjs';
+import { PKG_DIR, importPackage } from './pkg.mjs';
+
+const README_PATH = path.join(PKG_DIR, 'README.md');
+const README = readFileSync(README_PATH, 'utf8');
+
+// ---------------------------------------------------------------------------------------------
+// The README's sections and their fenced blocks.
+
+/** `[{heading, blocks: [{lang, code, line}]}]`, one entry per `## ` section (the intro is ''). */
+function sections(text) {
+  const out = [{ heading: '', blocks: [] }];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const h = /^## (.*)$/.exec(lines[i]);
+    if (h) {
+      out.push({ heading: h[1].trim(), blocks: [] });
+      continue;
+    }
+    const fence = /^(`{3,})([\w-]*)\s*$/.exec(lines[i]);
+    if (fence) {
+      const start = i + 1;
+      let end = start;
+      while (end < lines.length && lines[end].trimEnd() !== fence[1]) end++;
+      assert.ok(end < lines.length, `pkg/README.md:${i + 1}: unclosed code fence`);
+      out.at(-1).blocks.push({ lang: fence[2], code: lines.slice(start, end).join('\n') + '\n', line: i + 1 });
+      i = end;
+    }
+  }
+  return out;
+}
+
+const SECTIONS = sections(README);
+
+// Where each example lives: a heading prefix and the fence's language.
+const EXAMPLES = {
+  cjs: { heading: 'Node.js (CommonJS)', lang: 'js' },
+  esm: { heading: 'Node.js (ESM)', lang: 'js' },
+  browser: { heading: 'Browsers', lang: 'html' },
+  worker: { heading: 'Cloudflare Workers', lang: 'js' },
+  errors: { heading: 'Errors', lang: 'js' },
+};
+
+/** The one block of `lang` in the section whose heading starts with `heading`. */
+function example(name) {
+  const { heading, lang } = EXAMPLES[name];
+  const found = SECTIONS.filter((s) => s.heading.startsWith(heading));
+  assert.equal(found.length, 1, `pkg/README.md: one section "${heading}..." (found ${found.length})`);
+  const blocks = found[0].blocks.filter((b) => b.lang === lang);
+  assert.equal(blocks.length, 1, `pkg/README.md, "${found[0].heading}": one \`\`\`${lang} block`);
+  return blocks[0];
+}
+
+/**
+ * A JavaScript expression's value, evaluated with nothing in scope (and cloned out of the vm's
+ * realm, so that deepStrictEqual sees plain objects and arrays); throws if it is not one.
+ */
+function literal(source) {
+  return structuredClone(vm.runInNewContext(`(${source}\n)`, Object.create(null), { timeout: 1000 }));
+}
+
+/**
+ * The values the block's `// ...` comments claim its `console.log` calls print, in order: the
+ * comment on the call's line, continued by `//` lines right below it. The claim is the longest
+ * leading part of the comment that is a JavaScript expression with a value ('no_grant' in
+ * `'no_grant', at epoch 2`); the rest is returned as prose.
+ */
+function claims(block) {
+  const lines = block.code.split('\n');
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const log = /console\.log\((.*)\);\s*(?:\/\/ ?(.*))?$/.exec(lines[i]);
+    if (!log) continue;
+    const comment = log[2] === undefined ? [] : [log[2]];
+    for (let j = i + 1; j < lines.length && /^\s*\/\//.test(lines[j]); j++) {
+      comment.push(lines[j].replace(/^\s*\/\/ ?/, ''));
+    }
+    const text = comment.join('\n').trim();
+    const where = `pkg/README.md:${block.line + 1 + i}`;
+    assert.ok(text !== '', `${where}: console.log(${log[1]}) without a comment saying what it prints`);
+    let claim;
+    for (let n = text.length; n > 0 && claim === undefined; n--) {
+      try {
+        claim = { value: literal(text.slice(0, n)), prose: text.slice(n).replace(/^[\s,:;]+/, '') };
+      } catch {
+        // not an expression yet (or not one with a value): shorter
+      }
+    }
+    assert.ok(claim, `${where}: the comment "${text}" does not start with a value`);
+    out.push({ where, printed: log[1], ...claim });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node: a block run by node in the consumer folder, its console.log arguments recorded.
+
+// Preloaded with --require (before CommonJS and ESM alike): records console.log's arguments as
+// JSON (one array per call) into the file named by README_RECORD, and still prints them.
+const RECORDER = `'use strict';
+const { writeFileSync } = require('node:fs');
+const calls = [];
+const log = console.log;
+console.log = function (...args) {
+  calls.push(JSON.parse(JSON.stringify(args)));
+  return log.apply(this, args);
+};
+process.on('exit', () => writeFileSync(process.env.README_RECORD, JSON.stringify(calls)));
+`;
+
+/** Runs `code` as `file` in the consumer folder: `{calls, stdout, stderr}` (asserts exit 0). */
+function runNode(file, code) {
+  const { consumer } = freshInstall();
+  writeFileSync(path.join(consumer, 'readme-record.cjs'), RECORDER);
+  writeFileSync(path.join(consumer, file), code);
+  const record = path.join(consumer, `${file}.calls.json`);
+  const r = spawnSync(process.execPath, ['--require', './readme-record.cjs', file], {
+    cwd: consumer,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, README_RECORD: record, NODE_OPTIONS: '' },
+  });
+  assert.equal(r.status, 0, `node ${file} exited with ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
+  assert.equal(r.stderr, '', `node ${file} wrote to stderr`);
+  return { calls: JSON.parse(readFileSync(record, 'utf8')), stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Each console.log printed one value, the one its comment claims. */
+function assertClaims(block, calls) {
+  const expected = claims(block);
+  assert.equal(calls.length, expected.length, `console.log calls: ${JSON.stringify(calls)}`);
+  expected.forEach((c, i) => {
+    assert.equal(calls[i].length, 1, `${c.where}: one value printed`);
+    assert.deepEqual(calls[i][0], c.value, `${c.where}: console.log(${c.printed}) printed what the comment says`);
+  });
+  return expected;
+}
+
+/** The CommonJS example's `const model = {...};`, as a value. */
+function readmeModel() {
+  const m = /^const model = (\{[\s\S]*?^\});$/m.exec(example('cjs').code);
+  assert.ok(m, 'pkg/README.md: the CommonJS example defines `const model = {...};`');
+  return literal(m[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers and browsers, started once, stopped in after().
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+};
+
+let server;
+let browser;
+let mf;
+
+after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
+  await mf?.dispose();
+});
+
+before(() => {
+  freshInstall();
+});
+
+// ---------------------------------------------------------------------------------------------
+
+test('every code block of pkg/README.md is one of the examples run here', () => {
+  const tested = new Set(Object.keys(EXAMPLES).map(example));
+  const untested = SECTIONS.flatMap((s) =>
+    s.blocks.filter((b) => !tested.has(b)).map((b) => `pkg/README.md:${b.line} (${s.heading || 'intro'}, ${b.lang})`),
+  );
+  assert.deepEqual(untested, [], 'code blocks no test runs');
+});
+
+test('README "Node.js (CommonJS)": require, sign, load, check, as its comments say', () => {
+  const block = example('cjs');
+  const { calls } = runNode('readme-commonjs.cjs', block.code);
+  const expected = assertClaims(block, calls);
+  // The comments' key facts, spelled out (the claims were parsed from the README).
+  assert.equal(expected.length, 2);
+  assert.equal(calls[0][0].reason, 'granted');
+  assert.deepEqual(calls[0][0].grant.path, ['user:alice', 'group:eng']);
+  assert.equal(calls[1][0], 'no_grant');
+});
+
+test('README "Node.js (ESM)": a revocation on a watermark, and a lagging edge refusing', () => {
+  const block = example('esm');
+  // After the README's code, unchanged: what the comments say without printing it
+  // ("'no_grant', at epoch 2"; the lagging edge still holds epoch 1 under watermark 2).
+  const trailer = `
+process.stdout.write('\\n#readme-trailer ' + JSON.stringify({
+  edge: edge.check('user:alice', 'read', 'doc:plan'),
+  lagging: lagging.check('user:alice', 'read', 'doc:plan'),
+}) + '\\n');
+`;
+  const { calls, stdout } = runNode('readme-esm.mjs', block.code + trailer);
+  const expected = assertClaims(block, calls);
+  assert.deepEqual(
+    expected.map((c) => c.value),
+    [true, 'no_grant', 'stale_snapshot'],
+  );
+  const extra = JSON.parse(/^#readme-trailer (.*)$/m.exec(stdout)[1]);
+  const epoch = /at epoch (\d+)/.exec(expected[1].prose);
+  assert.ok(epoch, `the comment on the revoked check names its epoch: "${expected[1].prose}"`);
+  assert.deepEqual(
+    extra.edge,
+    { allowed: false, reason: 'no_grant', epoch: Number(epoch[1]), watermark: 2, tier: 'low' },
+    `${expected[1].where}: the revoked check, "${expected[1].prose}"`,
+  );
+  assert.deepEqual(
+    extra.lagging,
+    { allowed: false, reason: 'stale_snapshot', epoch: 1, watermark: 2, tier: 'low' },
+    `${expected[2].where}: the lagging edge holds epoch 1 under watermark 2`,
+  );
+});
+
+test('README "Errors": the fragment, wrapped, catches epoch_gap and leaves the evaluator as it was', () => {
+  const block = example('errors');
+  // A fragment: `edge` and `deltaFromTheFuture` come from the README's surrounding prose. The
+  // prelude defines them (an evaluator at epoch 1; a delta from epoch 2 to 3) and records what
+  // applyDelta threw, since the fragment's branch only holds a comment.
+  const prelude = `import { Evaluator, generateKeyPair, compileSnapshot, diffModels } from 'edge-authz';
+const model = ${JSON.stringify(readmeModel())};
+const { publicKey, secretKey } = generateKeyPair();
+const real = new Evaluator({ tenant: 'acme', publicKeys: [publicKey] });
+real.loadSnapshot(compileSnapshot(model, { epoch: 1, secretKey }));
+const later = { ...model, memberships: [] };
+const { delta: deltaFromTheFuture } = diffModels(model, later, { baseEpoch: 2, epoch: 3, secretKey });
+const before = real.status();
+const thrown = [];
+const edge = {
+  applyDelta(bytes) {
+    try {
+      return real.applyDelta(bytes);
+    } catch (e) {
+      thrown.push(e);
+      throw e;
+    }
+  },
+};
+// ---- pkg/README.md, "Errors", unchanged ----
+`;
+  const trailer = `// ---- end of the README's fragment ----
+const after = real.status();
+process.stdout.write(JSON.stringify({
+  thrown: thrown.map((e) => ({ isError: e instanceof Error, code: e.code, message: e.message })),
+  same: JSON.stringify(before) === JSON.stringify(after),
+  epoch: after.epoch,
+  check: real.check('user:alice', 'read', 'doc:plan').reason,
+}));
+`;
+  const { stdout } = runNode('readme-errors.mjs', prelude + block.code + trailer);
+  const out = JSON.parse(stdout);
+  assert.equal(out.thrown.length, 1, 'applyDelta threw once, and the fragment caught it');
+  assert.equal(out.thrown[0].isError, true);
+  // The fragment's branch is for epoch_gap: the error it catches must have that code.
+  const branch = /e\.code === '(\w+)'/.exec(block.code);
+  assert.ok(branch, 'the fragment tests e.code');
+  assert.equal(out.thrown[0].code, branch[1], out.thrown[0].message);
+  assert.equal(out.same, true, 'a call that throws leaves the evaluator exactly as it was');
+  assert.equal(out.epoch, 1);
+  assert.equal(out.check, 'granted');
+});
+
+test('README "Browsers": the html block as a page in Chromium shows the decision', async () => {
+  const block = example('browser');
+  const { root, consumer } = freshInstall();
+  // A site folder: index.html (the block, as the body), model.json, the consumer's node_modules.
+  const site = path.join(root, 'readme-site');
+  mkdirSync(site);
+  symlinkSync(path.join(consumer, 'node_modules'), path.join(site, 'node_modules'), 'dir');
+  writeFileSync(
+    path.join(site, 'index.html'),
+    `<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>pkg/README.md, Browsers</title><link rel="icon" href="data:,"></head>
+<body>
+${block.code}</body>
+</html>
+`,
+  );
+  const model = readmeModel();
+  writeFileSync(path.join(site, 'model.json'), JSON.stringify(model));
+
+  const served = [];
+  server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const file = path.join(site, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
+    if (!file.startsWith(site + path.sep)) {
+      res.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+      served.push([url.pathname, type]);
+      res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
+    } catch {
+      served.push([url.pathname, 404]);
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  await page.goto(`${base}/`);
+  // The block replaces the body's content (its own scripts included) with the decision.
+  try {
+    await page.waitForFunction(() => document.body.querySelector('script') === null, null, { timeout: 20_000 });
+  } catch (e) {
+    assert.fail(`the page never wrote its answer: ${e.message}\n${problems.join('\n')}`);
+  }
+  const text = await page.evaluate(() => document.body.textContent);
+  await page.close();
+  assert.deepEqual(problems, []);
+  assert.deepEqual(JSON.parse(text), {
+    allowed: true,
+    reason: 'granted',
+    epoch: 0, // a preview: epoch 0, no watermark (README, API table)
+    watermark: 0,
+    tier: 'low',
+    grant: { principal: 'group:eng', role: 'viewer', resource: 'org:acme', path: ['user:alice', 'group:eng'] },
+  });
+  assert.ok(served.some(([p]) => p === '/model.json'), JSON.stringify(served));
+  assert.ok(
+    served.some(([p, t]) => p === '/node_modules/edge-authz/dist/edge_authz_bg.wasm' && t === 'application/wasm'),
+    JSON.stringify(served),
+  );
+  assert.deepEqual(served.filter(([, t]) => t === 404), []);
+});
+
+/** Wrangler's module collector, for .wasm: external, content-hashed, collected as CompiledWasm. */
+function wasmModules(outdir, collected) {
+  return {
+    name: 'wasm-modules',
+    setup(b) {
+      b.onResolve({ filter: /\.wasm(\?module)?$/ }, (args) => {
+        const file = path.resolve(args.resolveDir, args.path.replace(/\?module$/, ''));
+        const hash = createHash('sha1').update(readFileSync(file)).digest('hex');
+        const name = `${hash}-${path.basename(file)}`;
+        copyFileSync(file, path.join(outdir, name));
+        collected.push({ name, source: file });
+        return { path: `./${name}`, external: true };
+      });
+    },
+  };
+}
+
+test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers from KV and keeps its evaluator', async () => {
+  const block = example('worker');
+  const { root, consumer } = freshInstall();
+  const entry = path.join(consumer, 'readme-worker.mjs');
+  writeFileSync(entry, block.code);
+  const outdir = path.join(consumer, 'readme-worker-dist');
+  mkdirSync(outdir, { recursive: true });
+  const collected = [];
+  await build({
+    entryPoints: [entry],
+    absWorkingDir: consumer,
+    bundle: true,
+    format: 'esm',
+    target: 'es2024',
+    conditions: ['workerd', 'worker', 'browser'],
+    outfile: path.join(outdir, 'index.js'),
+    logLevel: 'error',
+    plugins: [wasmModules(outdir, collected)],
+  });
+  assert.equal(collected.length, 1, JSON.stringify(collected));
+  assert.equal(collected[0].source, path.join(consumer, 'node_modules/edge-authz/dist/edge_authz_bg.wasm'));
+  assert.match(readFileSync(path.join(outdir, 'index.js'), 'utf8'), /src\/workerd\.mjs/, 'the workerd entry');
+
+  // The origin, in Node: the README's CommonJS model signed at epoch 1; a rotated-out key first
+  // in ORIGIN_PUBLIC_KEYS, so the Worker's split(',') matters.
+  const { generateKeyPair, compileSnapshot, inspect } = await importPackage();
+  const model = readmeModel();
+  const old = generateKeyPair();
+  const keys = generateKeyPair();
+  const options = {
+    host: '127.0.0.1',
+    port: 0,
+    modules: [
+      { type: 'ESModule', path: path.join(outdir, 'index.js') },
+      { type: 'CompiledWasm', path: path.join(outdir, collected[0].name) },
+    ],
+    modulesRoot: outdir,
+    compatibilityDate: '2026-04-01',
+    kvNamespaces: ['SNAPSHOTS'],
+    kvPersist: path.join(root, 'readme-kv'),
+    bindings: { ORIGIN_PUBLIC_KEYS: `${old.publicKey},${keys.publicKey}` },
+  };
+  mf = new Miniflare(options);
+  await mf.ready;
+  let kv = await mf.getKVNamespace('SNAPSHOTS');
+  // Nothing published yet: the load throws (an error response), and the Worker must not keep
+  // the empty evaluator (it would answer no_snapshot for the isolate's whole life).
+  const early = await mf.dispatchFetch('http://edge.test/', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ subject: 'user:alice', action: 'read', resource: 'doc:plan' }),
+  });
+  await early.text();
+  assert.notEqual(early.status, 200, 'a Worker with no snapshot in KV does not answer');
+  await kv.put('acme', compileSnapshot(model, { epoch: 1, secretKey: keys.secretKey }));
+
+  const ask = async (subject, action, resource) => {
+    const res = await mf.dispatchFetch('http://edge.test/', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject, action, resource }),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    return JSON.parse(text);
+  };
+  const granted = {
+    allowed: true,
+    reason: 'granted',
+    epoch: 1,
+    watermark: 0,
+    tier: 'low',
+    grant: { principal: 'group:eng', role: 'viewer', resource: 'org:acme', path: ['user:alice', 'group:eng'] },
+  };
+  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), granted);
+  assert.deepEqual(await ask('user:alice', 'export', 'doc:plan'), {
+    allowed: false,
+    reason: 'no_grant',
+    epoch: 1,
+    watermark: 0,
+    tier: 'high',
+  });
+
+  // The origin publishes epoch 2 (alice left group:eng). The isolate decoded the snapshot once
+  // and keeps answering from it: still epoch 1.
+  const next = compileSnapshot({ ...model, memberships: [] }, { epoch: 2, secretKey: keys.secretKey });
+  await kv.put('acme', next);
+  const stored = await kv.get('acme', 'arrayBuffer');
+  assert.equal(inspect(new Uint8Array(stored), { publicKeys: [keys.publicKey] }).epoch, 2, 'KV holds epoch 2');
+  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), granted);
+
+  // A new isolate (workerd restarted, same persisted KV) reads the new snapshot.
+  await mf.setOptions(options);
+  kv = await mf.getKVNamespace('SNAPSHOTS');
+  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), {
+    allowed: false,
+    reason: 'no_grant',
+    epoch: 2,
+    watermark: 0,
+    tier: 'low',
+  });
+});
