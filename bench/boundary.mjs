@@ -45,19 +45,10 @@ ev.loadSnapshot(snapshot);
 const raw = new glue.RawEvaluator(model.tenant, [publicKey]);
 raw.load_snapshot(snapshot);
 
-// Seeded requests: users x actions x resources.
-let seed = 42;
-const rnd = (n) => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed % n;
-};
-const actions = Object.keys(model.actions);
-const resources = model.resources.map((r) => r.id);
-const requests = Array.from({ length: 100000 }, () => [
-  `user:u${rnd(users)}`,
-  actions[rnd(actions.length)],
-  resources[rnd(resources.length)],
-]);
+// The npm benchmark's requests (bench/lib/requests.mjs): seeded, a quarter derived from
+// assignments so that nested groups, deep resources and grants are exercised.
+const { generateRequests } = await import('./lib/requests.mjs');
+const requests = generateRequests(model, 100000, { seed: 7, targeted: 0.25 });
 const ctx = { now: NOW };
 
 // The raw input-buffer crossing, without building a decision object.
@@ -66,12 +57,15 @@ let U8 = new Uint8Array(wasmMemory.buffer);
 const memory = () => (U8.byteLength === 0 ? (U8 = new Uint8Array(wasmMemory.buffer)) : U8);
 raw.reserve(4096, 1);
 const inPtr = raw.input_ptr();
-function rawBuffer([s, a, r]) {
+function rawBuffer(q) {
   const u8 = memory();
   let p = inPtr;
-  for (const x of [s, a, r]) {
-    for (let i = 0; i < x.length; i++) u8[p++] = x.charCodeAt(i);
-  }
+  const s = q[0];
+  const a = q[1];
+  const r = q[2];
+  for (let i = 0; i < s.length; i++) u8[p++] = s.charCodeAt(i);
+  for (let i = 0; i < a.length; i++) u8[p++] = a.charCodeAt(i);
+  for (let i = 0; i < r.length; i++) u8[p++] = r.charCodeAt(i);
   return raw.check(s.length, a.length, r.length, NOW);
 }
 
@@ -100,39 +94,35 @@ for (const q of requests.slice(0, 20000)) {
   }
 }
 
-function time(fn, reqs, rounds = 5) {
-  const per = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < reqs.length; i++) fn(reqs[i]);
-    per.push(Number(process.hrtime.bigint() - t0) / reqs.length);
-  }
-  per.sort((a, b) => a - b);
-  return per[Math.floor(rounds / 2)];
-}
-
+// One round times every variant once over a request set; rounds alternate the variants so that
+// the machine's drift (large on these VMs) hits them alike. Medians over the rounds.
+const ROUNDS = Number(arg('--rounds', 11));
 const warm = requests.slice(0, 1000);
-const rows = [];
-for (const [name, fn] of variants) {
-  time(fn, warm, 3);
-  rows.push([name, time(fn, warm), time(fn, requests, 3)]);
-}
-// checkMany: the whole batch per crossing.
 const many = (reqs) => () => ev.checkMany(reqs, ctx);
-const batchNs = (reqs) => {
-  const per = [];
-  for (let r = 0; r < 5; r++) {
-    const t0 = process.hrtime.bigint();
-    many(reqs)();
-    per.push(Number(process.hrtime.bigint() - t0) / reqs.length);
-  }
-  return per.sort((a, b) => a - b)[2];
-};
-many(warm)();
-rows.push(['package checkMany()', batchNs(warm), batchNs(requests)]);
+const all = [
+  ...variants.map(([name, fn]) => [name, (reqs) => { for (let i = 0; i < reqs.length; i++) fn(reqs[i]); }]),
+  ['package checkMany()', (reqs) => many(reqs)()],
+];
+function perCheck(run, reqs, repeat) {
+  const t0 = process.hrtime.bigint();
+  for (let k = 0; k < repeat; k++) run(reqs);
+  return Number(process.hrtime.bigint() - t0) / (reqs.length * repeat);
+}
+const figures = all.map(() => ({ warm: [], cold: [] }));
+for (const [, run] of all) perCheck(run, warm, 5); // JIT warm-up
+for (let round = 0; round < ROUNDS; round++) {
+  all.forEach(([name, run], k) => {
+    const slow = name === 'JSON round trip';
+    figures[k].warm.push(perCheck(run, warm, slow ? 2 : 20));
+    figures[k].cold.push(perCheck(run, slow ? requests.slice(0, 20000) : requests, 1));
+  });
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const rows = all.map(([name], k) => [name, median(figures[k].warm), median(figures[k].cold)]);
 
 const allowed = requests.filter((q) => ev.check(q[0], q[1], q[2], ctx).allowed).length;
 console.log(`workload: ${users} users, ${model.assignments.length} assignments; ${requests.length} random requests, ${((100 * allowed) / requests.length).toFixed(1)}% allowed`);
+console.log(`medians of ${ROUNDS} interleaved rounds`);
 console.log('| crossing | ns per check, 1k warm requests | ns per check, 100k random requests |');
 console.log('|---|---:|---:|');
 for (const [name, warmNs, coldNs] of rows) {
