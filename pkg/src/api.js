@@ -36,6 +36,10 @@ const OUT_MOVED = 1 << 8;
 const NOT_A_STRING = 0xffffffff;
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
 const CHUNK = 8192;
+// The longest valid id is 321 bytes (a 64-byte type, ':', a 256-byte name); a UTF-16 string longer
+// than that cannot be valid, so it is refused here without being copied (a huge string would
+// otherwise cost a huge buffer in wasm memory).
+const MAX_FIELD = 64 + 1 + 256;
 
 function fail(code, message) {
   const e = new Error(message);
@@ -64,7 +68,7 @@ const wellFormed =
 // Returns the bytes written, or NOT_A_STRING for a non-string or a string with lone surrogates
 // (which UTF-8 cannot carry: encoding would turn them into U+FFFD and could name another id).
 function put(p, s) {
-  if (typeof s !== 'string') return NOT_A_STRING;
+  if (typeof s !== 'string' || s.length > MAX_FIELD) return NOT_A_STRING;
   const n = s.length;
   const u8 = U8;
   let i = 0;
@@ -80,12 +84,12 @@ function put(p, s) {
 }
 
 function strLen(s) {
-  return typeof s === 'string' ? s.length : 0;
+  return typeof s === 'string' && s.length <= MAX_FIELD ? s.length : 0;
 }
 
 // A name for the listings: not a string, or not well-formed, becomes '' (invalid_request).
 function nameArg(s) {
-  return typeof s === 'string' && wellFormed(s) ? s : '';
+  return typeof s === 'string' && s.length <= MAX_FIELD && wellFormed(s) ? s : '';
 }
 
 // `now` of a listing's options: `context` (as check takes it) when given, else `now`.
