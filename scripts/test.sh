@@ -45,6 +45,9 @@ say "wasm-bindgen tests in headless Chromium"
 WASM_BINDGEN_USE_BROWSER=1 \
   cargo test --target wasm32-unknown-unknown --no-default-features --features wasm --test wasm
 
+say "the release build (the benchmark's workload generator)"
+cargo build --release --quiet
+
 say "node --test: the package from Node, Chromium and workerd; the benchmark's own tests"
 node --test tests/js/ bench/test/
 
