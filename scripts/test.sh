@@ -49,7 +49,11 @@ say "the release build (the benchmark's workload generator)"
 cargo build --release --quiet
 
 say "node --test: the package from Node, Chromium and workerd; the benchmark's own tests"
-node --test tests/js/ bench/test/
+node --test --test-reporter=tap tests/js/ bench/test/ | tee target/node-test.tap | grep -E '^# (tests|pass|fail|skipped|todo|cancelled) '
+if grep -qE '^# (skipped|todo|cancelled) [1-9]' target/node-test.tap; then
+  echo "error: node --test left tests skipped, todo or cancelled (target/node-test.tap)" >&2
+  exit 1
+fi
 
 say "the npm benchmark once, on a small workload (every answer checked)"
 node bench/run.mjs --quick > /dev/null
