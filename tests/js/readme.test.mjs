@@ -7,27 +7,24 @@
 //   JavaScript literal of the comment; the rest of the comment is prose).
 // - "Browsers": the html block is the body of index.html in a folder next to the consumer's
 //   node_modules, with model.json the model of the CommonJS example; headless Chromium opens it
-//   and the page's body must be the decision, with no console errors or failed requests.
-// - "Cloudflare Workers": the block is bundled as wrangler bundles a Worker (as workerd.test.mjs
-//   does) and run in Miniflare with a KV namespace SNAPSHOTS holding a signed snapshot under
-//   'acme' and the var ORIGIN_PUBLIC_KEYS; a changed KV value is not seen by the same isolate
-//   (the evaluator is kept in module scope) but is by a new one.
+//   and the page's body must be the decision, with no console errors or failed requests (the
+//   server and the browser from hosts.mjs).
+// - "Cloudflare Workers": the block is bundled as wrangler bundles a Worker (hosts.mjs's
+//   bundleWorker, as in workerd.test.mjs) and run in Miniflare with a KV namespace SNAPSHOTS
+//   holding a signed snapshot under 'acme' and the var ORIGIN_PUBLIC_KEYS; a changed KV value is
+//   not seen by the same isolate (the evaluator is kept in module scope) but is by a new one.
 // - "Errors": a fragment (`edge` and `deltaFromTheFuture` are not defined); it is run unchanged
 //   between a prelude that defines them and a check of what it caught and of the evaluator.
 // Any other fenced block in the README fails the first test: an example nobody runs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
-import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
-import { chromium } from 'playwright-core';
 import { freshInstall } from './fresh.mjs';
+import { bundleWorker, launchChromium, openPage, serveStatic } from './hosts.mjs';
 import { PKG_DIR, importPackage } from './pkg.mjs';
 
 const README_PATH = path.join(PKG_DIR, 'README.md');
@@ -175,21 +172,13 @@ function readmeModel() {
 // ---------------------------------------------------------------------------------------------
 // Servers and browsers, started once, stopped in after().
 
-const TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
-
 let server;
 let browser;
 let mf;
 
 after(async () => {
   await browser?.close();
-  await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
+  await server?.close();
   await mf?.dispose();
 });
 
@@ -317,45 +306,10 @@ ${block.code}</body>
   const model = readmeModel();
   writeFileSync(path.join(site, 'model.json'), JSON.stringify(model));
 
-  const served = [];
-  server = createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    const file = path.join(site, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
-    if (!file.startsWith(site + path.sep)) {
-      res.writeHead(403).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
-      served.push([url.pathname, type]);
-      res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
-    } catch {
-      served.push([url.pathname, 404]);
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
-  const page = await browser.newPage();
-  const problems = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  server = await serveStatic(site);
+  const { base, served } = server;
+  browser = await launchChromium();
+  const { page, problems } = await openPage(browser);
   await page.goto(`${base}/`);
   // The block replaces the body's content (its own scripts included) with the decision.
   try {
@@ -382,45 +336,16 @@ ${block.code}</body>
   assert.deepEqual(served.filter(([, t]) => t === 404), []);
 });
 
-/** Wrangler's module collector, for .wasm: external, content-hashed, collected as CompiledWasm. */
-function wasmModules(outdir, collected) {
-  return {
-    name: 'wasm-modules',
-    setup(b) {
-      b.onResolve({ filter: /\.wasm(\?module)?$/ }, (args) => {
-        const file = path.resolve(args.resolveDir, args.path.replace(/\?module$/, ''));
-        const hash = createHash('sha1').update(readFileSync(file)).digest('hex');
-        const name = `${hash}-${path.basename(file)}`;
-        copyFileSync(file, path.join(outdir, name));
-        collected.push({ name, source: file });
-        return { path: `./${name}`, external: true };
-      });
-    },
-  };
-}
-
 test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers from KV and keeps its evaluator', async () => {
   const block = example('worker');
   const { root, consumer } = freshInstall();
   const entry = path.join(consumer, 'readme-worker.mjs');
   writeFileSync(entry, block.code);
   const outdir = path.join(consumer, 'readme-worker-dist');
-  mkdirSync(outdir, { recursive: true });
-  const collected = [];
-  await build({
-    entryPoints: [entry],
-    absWorkingDir: consumer,
-    bundle: true,
-    format: 'esm',
-    target: 'es2024',
-    conditions: ['workerd', 'worker', 'browser'],
-    outfile: path.join(outdir, 'index.js'),
-    logLevel: 'error',
-    plugins: [wasmModules(outdir, collected)],
-  });
+  const { outfile, wasm: collected } = await bundleWorker({ entry, consumer, outdir });
   assert.equal(collected.length, 1, JSON.stringify(collected));
   assert.equal(collected[0].source, path.join(consumer, 'node_modules/edge-authz/dist/edge_authz_bg.wasm'));
-  assert.match(readFileSync(path.join(outdir, 'index.js'), 'utf8'), /src\/workerd\.mjs/, 'the workerd entry');
+  assert.match(readFileSync(outfile, 'utf8'), /src\/workerd\.mjs/, 'the workerd entry');
 
   // The origin, in Node: the README's CommonJS model signed at epoch 1; a rotated-out key first
   // in ORIGIN_PUBLIC_KEYS, so the Worker's split(',') matters.
@@ -432,7 +357,7 @@ test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers
     host: '127.0.0.1',
     port: 0,
     modules: [
-      { type: 'ESModule', path: path.join(outdir, 'index.js') },
+      { type: 'ESModule', path: outfile },
       { type: 'CompiledWasm', path: path.join(outdir, collected[0].name) },
     ],
     modulesRoot: outdir,

@@ -3,37 +3,19 @@
 // ['workerd', 'worker', 'browser'] (so `edge-authz` resolves to its workerd entry), ESM output,
 // target es2024, and every imported `.wasm` left external, renamed `./<sha1>-<name>.wasm` and
 // uploaded as a CompiledWasm module (wrangler's default rule), which workerd hands to the
-// importer as a `WebAssembly.Module`.
+// importer as a `WebAssembly.Module`. The bundling is hosts.mjs's bundleWorker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import { EXPECTED } from './fixtures/roundtrip.mjs';
 import { freshInstall } from './fresh.mjs';
+import { bundleWorker } from './hosts.mjs';
 import { importPackage } from './pkg.mjs';
 
 const FIXTURE = new URL('./fixtures/worker.mjs', import.meta.url);
 const MODEL = JSON.parse(readFileSync(new URL('../conformance/models/example.json', import.meta.url), 'utf8'));
-
-/** Wrangler's module collector, for .wasm: external, content-hashed, collected as CompiledWasm. */
-function wasmModules(outdir, collected) {
-  return {
-    name: 'wasm-modules',
-    setup(b) {
-      b.onResolve({ filter: /\.wasm(\?module)?$/ }, (args) => {
-        const file = path.resolve(args.resolveDir, args.path.replace(/\?module$/, ''));
-        const hash = createHash('sha1').update(readFileSync(file)).digest('hex');
-        const name = `${hash}-${path.basename(file)}`;
-        copyFileSync(file, path.join(outdir, name));
-        collected.push({ name, source: file });
-        return { path: `./${name}`, external: true };
-      });
-    },
-  };
-}
 
 let mf;
 let keys;
@@ -44,19 +26,7 @@ before(async () => {
   const entry = path.join(consumer, 'worker.mjs');
   copyFileSync(FIXTURE, entry);
   const outdir = path.join(consumer, 'worker-dist');
-  mkdirSync(outdir, { recursive: true });
-  const collected = [];
-  await build({
-    entryPoints: [entry],
-    absWorkingDir: consumer,
-    bundle: true,
-    format: 'esm',
-    target: 'es2024',
-    conditions: ['workerd', 'worker', 'browser'],
-    outfile: path.join(outdir, 'index.js'),
-    logLevel: 'error',
-    plugins: [wasmModules(outdir, collected)],
-  });
+  const { outfile, wasm: collected } = await bundleWorker({ entry, consumer, outdir });
   assert.equal(collected.length, 1, JSON.stringify(collected));
   wasm = collected[0];
 
@@ -69,7 +39,7 @@ before(async () => {
     host: '127.0.0.1',
     port: 0,
     modules: [
-      { type: 'ESModule', path: path.join(outdir, 'index.js') },
+      { type: 'ESModule', path: outfile },
       { type: 'CompiledWasm', path: path.join(outdir, wasm.name) },
     ],
     modulesRoot: outdir,
