@@ -6,7 +6,8 @@
 // importer as a `WebAssembly.Module`. The bundling is hosts.mjs's bundleWorker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { EXPECTED } from './fixtures/roundtrip.mjs';
@@ -101,4 +102,65 @@ test('the full round trip inside workerd', async () => {
   const body = await res.json();
   assert.equal(res.status, 200, JSON.stringify(body));
   assert.deepEqual(body, EXPECTED);
+});
+
+test('wrangler itself bundles the installed package with no configuration, and the bundle runs', async () => {
+  // `wrangler deploy --dry-run` builds exactly what `wrangler deploy` would upload, offline.
+  const { consumer } = freshInstall();
+  writeFileSync(
+    path.join(consumer, 'wrangler.toml'),
+    'name = "edge-authz-package-test"\nmain = "worker.mjs"\ncompatibility_date = "2026-04-01"\n',
+  );
+  const outdir = path.join(consumer, 'wrangler-out');
+  const wrangler = new URL('../../node_modules/.bin/wrangler', import.meta.url).pathname;
+  execFileSync(wrangler, ['deploy', '--dry-run', '--outdir', outdir], {
+    cwd: consumer,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      WRANGLER_HIDE_BANNER: 'true',
+    },
+  });
+  const files = readdirSync(outdir);
+  const wasmFiles = files.filter((f) => f.endsWith('.wasm'));
+  assert.equal(wasmFiles.length, 1, files.join(', '));
+  assert.ok(files.includes('worker.js'), files.join(', '));
+  const bundle = readFileSync(path.join(outdir, 'worker.js'), 'utf8');
+  assert.match(bundle, /src\/workerd\.mjs/, 'wrangler picked the workerd entry');
+
+  const { generateKeyPair, compileSnapshot } = await importPackage();
+  const k = generateKeyPair();
+  const snapshot = compileSnapshot(MODEL, { epoch: 3, secretKey: k.secretKey, issuedAt: Date.now() });
+  const built = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    modules: [
+      { type: 'ESModule', path: path.join(outdir, 'worker.js') },
+      { type: 'CompiledWasm', path: path.join(outdir, wasmFiles[0]) },
+    ],
+    modulesRoot: outdir,
+    compatibilityDate: '2026-04-01',
+    bindings: { PUBLIC_KEY: k.publicKey, SNAPSHOT: Buffer.from(snapshot).toString('base64') },
+  });
+  try {
+    const res = await built.dispatchFetch('http://edge.test/check', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: 'user:alice', action: 'read', resource: 'doc:roadmap' }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.deepEqual(body, {
+      allowed: true,
+      reason: 'granted',
+      epoch: 3,
+      watermark: 0,
+      tier: 'low',
+      grant: { principal: 'user:alice', role: 'admin', resource: 'workspace:eng', path: ['user:alice'] },
+    });
+  } finally {
+    await built.dispose();
+  }
 });
