@@ -252,10 +252,6 @@ impl RawEvaluator {
         self.ev.watermark() as f64
     }
 
-    pub fn is_preview(&self) -> bool {
-        self.ev.is_preview()
-    }
-
     /// Makes room for `bytes` request bytes and `requests` requests.
     pub fn reserve(&mut self, bytes: usize, requests: usize) {
         if self.input.len() < bytes {
@@ -274,6 +270,11 @@ impl RawEvaluator {
 
     pub fn input_len(&self) -> usize {
         self.input.len()
+    }
+
+    /// How many field lengths fit (three per request).
+    pub fn lens_len(&self) -> usize {
+        self.lens.len()
     }
 
     /// Where the caller writes field lengths (valid until the next `reserve`).

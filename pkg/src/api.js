@@ -177,6 +177,7 @@ export class Evaluator {
   #inPtr = 0;
   #inLen = 0;
   #lensPtr = 0;
+  #lensLen = 0;
   #outPtr = 0;
 
   constructor(options, raw) {
@@ -203,6 +204,7 @@ export class Evaluator {
     this.#inPtr = this.#raw.input_ptr();
     this.#inLen = this.#raw.input_len();
     this.#lensPtr = this.#raw.lens_ptr();
+    this.#lensLen = this.#raw.lens_len();
     this.#outPtr = this.#raw.out_ptr();
   }
 
@@ -227,7 +229,7 @@ export class Evaluator {
   }
 
   #reserve(bytes, requests) {
-    if (bytes > this.#inLen || requests > 64) {
+    if (bytes > this.#inLen || 3 * requests > this.#lensLen) {
       this.#raw.reserve(bytes, requests);
       this.#buffers();
     }
@@ -397,7 +399,7 @@ export class Evaluator {
     const raw = this.#raw;
     if (raw === null) return;
     this.#raw = null;
-    this.#inPtr = this.#inLen = this.#lensPtr = this.#outPtr = 0;
+    this.#inPtr = this.#inLen = this.#lensPtr = this.#lensLen = this.#outPtr = 0;
     this.#names = [[], [], []];
     raw.free();
   }
