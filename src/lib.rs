@@ -9,6 +9,8 @@
     )
 )]
 
+#[cfg(feature = "worker")]
+mod cloudflare;
 mod content;
 mod context;
 mod decision;
