@@ -9,6 +9,7 @@
     )
 )]
 
+pub mod authority;
 #[cfg(feature = "worker")]
 mod cloudflare;
 mod content;

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod authority;
 mod cli;
 mod common;
 mod conformance;

@@ -1,0 +1,129 @@
+//! The tenant authority's state machine, pure (the Worker's Durable Object persists it; issue 4).
+//!
+//! The authority is the one place that decides a tenant's epoch, watermark and `confirmed_at`.
+//! It verifies and applies every pushed message with an [`Evaluator`] of its own, and keeps the
+//! signed messages an isolate needs to reach the same state: the last snapshot, then every delta
+//! (bare, or carried by a watermark) applied after it, in order (the *log*), plus the watermark
+//! message that set the current watermark and the latest one (heartbeats move `confirmed_at`).
+//! Isolates replay those messages into their own evaluators, which verify the signatures again:
+//! the authority is trusted for ordering, never for content.
+
+use crate::{Applied, Error, Evaluator, PublicKey, WatermarkApplied};
+
+/// Where the authority stands; isolates compare theirs with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Head {
+    pub epoch: Option<u64>,
+    pub watermark: u64,
+    pub confirmed_at: Option<u64>,
+}
+
+/// One tenant's authority: its evaluator and the messages that rebuild its state.
+pub struct Authority {
+    ev: Evaluator,
+    /// The snapshot, then the deltas and delta-carrying watermarks applied after it, each with
+    /// the epoch it reached.
+    log: Vec<(u64, Vec<u8>)>,
+    /// The watermark message that raised the watermark to its current value.
+    raised_by: Option<Vec<u8>>,
+    /// The applied watermark message with the largest `issued_at` (the latest heartbeat).
+    latest: Option<(u64, Vec<u8>)>,
+}
+
+impl Authority {
+    pub fn new(tenant: &str, keys: Vec<PublicKey>) -> Result<Authority, Error> {
+        Ok(Authority {
+            ev: Evaluator::with_keys(tenant, keys)?,
+            log: Vec::new(),
+            raised_by: None,
+            latest: None,
+        })
+    }
+
+    pub fn head(&self) -> Head {
+        Head {
+            epoch: self.ev.epoch(),
+            watermark: self.ev.watermark(),
+            confirmed_at: self.ev.confirmed_at(),
+        }
+    }
+
+    /// Loads a snapshot; a new one replaces the log.
+    pub fn push_snapshot(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        let applied = self.ev.load_snapshot(bytes)?;
+        if applied.applied {
+            self.log = vec![(applied.epoch, bytes.to_vec())];
+        }
+        self.note_confirmation(bytes);
+        Ok(applied)
+    }
+
+    /// Applies a delta on top of the held epoch; an applied one joins the log.
+    pub fn push_delta(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        let applied = self.ev.apply_delta(bytes)?;
+        if applied.applied {
+            self.log.push((applied.epoch, bytes.to_vec()));
+        }
+        self.note_confirmation(bytes);
+        Ok(applied)
+    }
+
+    /// Applies a watermark (or heartbeat). One whose carried delta applied joins the log.
+    pub fn push_watermark(&mut self, bytes: &[u8]) -> Result<WatermarkApplied, Error> {
+        let before = self.ev.watermark();
+        let epoch_before = self.ev.epoch();
+        let applied = self.ev.apply_watermark(bytes)?;
+        if self.ev.epoch() != epoch_before {
+            if let Some(e) = self.ev.epoch() {
+                self.log.push((e, bytes.to_vec()));
+            }
+        }
+        if applied.watermark > before || self.raised_by.is_none() {
+            self.raised_by = Some(bytes.to_vec());
+        }
+        self.note_confirmation(bytes);
+        Ok(applied)
+    }
+
+    /// Keeps the message with the largest `issued_at` seen so far (it sets `confirmed_at`).
+    fn note_confirmation(&mut self, bytes: &[u8]) {
+        if let Some(at) = self.ev.confirmed_at() {
+            if self.latest.as_ref().is_none_or(|(t, _)| at > *t) {
+                self.latest = Some((at, bytes.to_vec()));
+            }
+        }
+    }
+
+    /// The signed messages that bring an evaluator holding `from` (an epoch of this log, or
+    /// nothing) to the authority's head, in order. An isolate applies them in turn; each is
+    /// verified again there. `None` for the epoch means "start from the snapshot".
+    pub fn catch_up(&self, from: Option<u64>) -> Vec<&[u8]> {
+        let start = match from {
+            Some(e) => match self.log.iter().position(|(epoch, _)| *epoch == e) {
+                Some(i) => i + 1,
+                None => 0,
+            },
+            None => 0,
+        };
+        let mut out: Vec<&[u8]> = self
+            .log
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|(_, b)| b.as_slice())
+            .collect();
+        for extra in [
+            self.raised_by.as_deref(),
+            self.latest.as_ref().map(|(_, b)| b.as_slice()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !out.contains(&extra) {
+                out.push(extra);
+            }
+        }
+        out
+    }
+}

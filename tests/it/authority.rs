@@ -1,0 +1,129 @@
+//! The tenant authority (the Worker's Durable Object state machine): isolates that replay its
+//! catch-up messages reach exactly its state, whatever epoch they start from; rejected pushes
+//! change nothing.
+use edge_authz::authority::Authority;
+use edge_authz::{compile_snapshot, diff_models, sign_watermark, Evaluator, State};
+
+use crate::common::{example, other_key, revoked, test_key};
+
+fn authority() -> Authority {
+    Authority::new("acme", vec![test_key().public_key()]).unwrap()
+}
+
+fn isolate() -> Evaluator {
+    Evaluator::with_keys("acme", vec![test_key().public_key()]).unwrap()
+}
+
+fn with_bob_in_eng(mut s: State) -> State {
+    s.memberships
+        .insert(("user:bob".to_string(), "group:eng".to_string()));
+    s
+}
+
+/// Replays the authority's catch-up messages; every one must apply or be a harmless replay.
+fn replay(ev: &mut Evaluator, msgs: &[&[u8]]) {
+    for m in msgs {
+        let r = match m.get(6) {
+            Some(b'S') => ev.load_snapshot(m).map(|_| ()),
+            Some(b'D') => ev.apply_delta(m).map(|_| ()),
+            _ => ev.apply_watermark(m).map(|_| ()),
+        };
+        r.unwrap();
+    }
+}
+
+fn same_state(a: &Authority, ev: &Evaluator) {
+    let h = a.head();
+    assert_eq!(
+        (ev.epoch(), ev.watermark(), ev.confirmed_at()),
+        (h.epoch, h.watermark, h.confirmed_at)
+    );
+}
+
+/// Snapshot 1; grant delta to 2; revocation to 3 riding on watermark 3; heartbeat.
+fn history(a: &mut Authority) {
+    let k = test_key();
+    let s1 = example();
+    let s2 = with_bob_in_eng(example());
+    let s3 = with_bob_in_eng(revoked());
+    a.push_snapshot(&compile_snapshot(&s1, 1, 1_000, &k).unwrap())
+        .unwrap();
+    a.push_delta(&diff_models(&s1, &s2, 1, 2, 1_100, &k).unwrap().bytes)
+        .unwrap();
+    let d3 = diff_models(&s2, &s3, 2, 3, 1_200, &k).unwrap();
+    assert!(d3.revokes);
+    a.push_watermark(&sign_watermark("acme", 3, 1_210, Some(&d3.bytes), &k).unwrap())
+        .unwrap();
+    a.push_watermark(&sign_watermark("acme", 3, 1_900, None, &k).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn isolates_catch_up_from_nothing_and_from_every_epoch() {
+    let mut a = authority();
+    history(&mut a);
+    let h = a.head();
+    assert_eq!(
+        (h.epoch, h.watermark, h.confirmed_at),
+        (Some(3), 3, Some(1_900))
+    );
+    let mut fresh = isolate();
+    replay(&mut fresh, &a.catch_up(None));
+    same_state(&a, &fresh);
+
+    // An isolate that stopped at epoch 1 or 2 replays only what follows.
+    let k = test_key();
+    let mut at1 = isolate();
+    at1.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap())
+        .unwrap();
+    let suffix = a.catch_up(Some(1));
+    assert!(suffix.len() < a.catch_up(None).len());
+    replay(&mut at1, &suffix);
+    same_state(&a, &at1);
+}
+
+#[test]
+fn a_new_snapshot_starts_a_new_log() {
+    let mut a = authority();
+    history(&mut a);
+    let k = test_key();
+    let s4 = with_bob_in_eng(revoked());
+    a.push_snapshot(&compile_snapshot(&s4, 4, 2_000, &k).unwrap())
+        .unwrap();
+    let msgs = a.catch_up(None);
+    assert_eq!(msgs.first().and_then(|m| m.get(6)), Some(&b'S'));
+    let mut fresh = isolate();
+    replay(&mut fresh, &msgs);
+    same_state(&a, &fresh);
+    assert_eq!(a.head().epoch, Some(4));
+}
+
+#[test]
+fn rejected_pushes_change_nothing() {
+    let mut a = authority();
+    history(&mut a);
+    let head = a.head();
+    let before: Vec<Vec<u8>> = a.catch_up(None).iter().map(|m| m.to_vec()).collect();
+    let k = test_key();
+    let bad = [
+        // forged: signed by a key the tenant does not trust
+        compile_snapshot(&example(), 9, 3_000, &other_key()).unwrap(),
+        // a gap: from epoch 7
+        diff_models(&example(), &revoked(), 7, 8, 3_000, &k)
+            .unwrap()
+            .bytes,
+        // a rollback
+        compile_snapshot(&example(), 1, 3_000, &k).unwrap(),
+        b"garbage".to_vec(),
+    ];
+    for b in &bad {
+        let refused = match b.get(6) {
+            Some(b'D') => a.push_delta(b).is_err(),
+            _ => a.push_snapshot(b).is_err(),
+        };
+        assert!(refused);
+        assert_eq!(a.head(), head);
+        let now: Vec<Vec<u8>> = a.catch_up(None).iter().map(|m| m.to_vec()).collect();
+        assert_eq!(now, before);
+    }
+}
