@@ -8,7 +8,26 @@
 //! Isolates replay those messages into their own evaluators, which verify the signatures again:
 //! the authority is trusted for ordering, never for content.
 
-use crate::{Applied, Error, Evaluator, PublicKey, WatermarkApplied};
+use crate::{Applied, Error, Evaluator, MessageKind, PublicKey, WatermarkApplied};
+
+/// What one pushed message did, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    Snapshot(Applied),
+    Delta(Applied),
+    Watermark(WatermarkApplied),
+}
+
+/// Applies one signed message of any kind to an evaluator (the kind is read from its prefix).
+/// A message that is not an edge-authz message is rejected as `bad_magic` without being decoded.
+pub fn apply(ev: &mut Evaluator, bytes: &[u8]) -> Result<Pushed, Error> {
+    match MessageKind::of(bytes) {
+        Some(MessageKind::Snapshot) => ev.load_snapshot(bytes).map(Pushed::Snapshot),
+        Some(MessageKind::Delta) => ev.apply_delta(bytes).map(Pushed::Delta),
+        Some(MessageKind::Watermark) => ev.apply_watermark(bytes).map(Pushed::Watermark),
+        None => Err(Error::BadMagic),
+    }
+}
 
 /// Where the authority stands; isolates compare theirs with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,6 +103,51 @@ impl Authority {
         }
         self.note_confirmation(bytes);
         Ok(applied)
+    }
+
+    /// Applies a message of any kind (see [`apply`]).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Pushed, Error> {
+        match MessageKind::of(bytes) {
+            Some(MessageKind::Snapshot) => self.push_snapshot(bytes).map(Pushed::Snapshot),
+            Some(MessageKind::Delta) => self.push_delta(bytes).map(Pushed::Delta),
+            Some(MessageKind::Watermark) => self.push_watermark(bytes).map(Pushed::Watermark),
+            None => Err(Error::BadMagic),
+        }
+    }
+
+    /// The authority's evaluator (status, limits).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.ev
+    }
+
+    /// The snapshot and the messages applied after it, each with the epoch it reached.
+    pub fn log(&self) -> &[(u64, Vec<u8>)] {
+        &self.log
+    }
+
+    /// The watermark message that raised the watermark to its current value.
+    pub fn raised_by(&self) -> Option<&[u8]> {
+        self.raised_by.as_deref()
+    }
+
+    /// The applied message with the largest `issued_at`.
+    pub fn latest(&self) -> Option<&[u8]> {
+        self.latest.as_ref().map(|(_, b)| b.as_slice())
+    }
+
+    /// Rebuilds an authority from what [`Authority::log`], [`Authority::raised_by`] and
+    /// [`Authority::latest`] returned, by pushing the messages again (so every signature is
+    /// verified again). It reaches the same head as the authority they came from.
+    pub fn restore<'a>(
+        tenant: &str,
+        keys: Vec<PublicKey>,
+        messages: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Authority, Error> {
+        let mut authority = Authority::new(tenant, keys)?;
+        for bytes in messages {
+            authority.push(bytes)?;
+        }
+        Ok(authority)
     }
 
     /// Keeps the message with the largest `issued_at` seen so far (it sets `confirmed_at`).

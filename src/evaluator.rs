@@ -506,6 +506,12 @@ impl Evaluator {
         }
     }
 
+    /// The risk tier of a declared action of the loaded snapshot.
+    pub fn action_tier(&self, action: &str) -> Option<Tier> {
+        let l = self.loaded.as_ref()?;
+        l.index.action(action).map(|a| l.index.tier(a))
+    }
+
     /// Decides one request at time `now` (Unix ms). Allocation-free.
     pub fn check(&self, req: Request<'_>, now: u64) -> Decision {
         match &self.loaded {

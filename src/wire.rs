@@ -73,6 +73,15 @@ impl MessageKind {
             _ => None,
         }
     }
+    /// The kind a message's prefix claims (magic bytes and kind byte), without decoding or
+    /// verifying anything; `None` when the prefix is not an edge-authz message's.
+    pub fn of(bytes: &[u8]) -> Option<MessageKind> {
+        match bytes {
+            [a, b, c, d, e, f, k, ..] if [*a, *b, *c, *d, *e, *f] == *MAGIC => Self::from_byte(*k),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Snapshot => "snapshot",

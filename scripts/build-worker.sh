@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the Cloudflare Worker (feature `worker`) into build/ with worker-build: build/index.js
+# (the entry wrangler.toml names) and build/index_bg.wasm. Skips the build when nothing it is
+# made from changed since the last one (wrangler runs this on every `wrangler dev` start).
+# Needs the tools of scripts/setup.sh (worker-build, wasm-bindgen, npm's binaryen and esbuild).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find src -type f | sort) | sha256sum | cut -d' ' -f1)
+if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$stamp" ]; then
+  echo "build/: the Worker is up to date"
+  exit 0
+fi
+# worker-build would download wasm-bindgen, wasm-opt and esbuild from GitHub: point it at ours.
+WASM_BINDGEN_BIN=$(command -v wasm-bindgen) \
+WASM_OPT_BIN=$PWD/node_modules/.bin/wasm-opt \
+ESBUILD_BIN=$PWD/node_modules/.bin/esbuild \
+  worker-build --release --no-default-features --features worker
+echo "$stamp" > build/.stamp
+ls -l build/index.js build/index_bg.wasm

@@ -1,0 +1,494 @@
+//! The Cloudflare Worker (feature `worker`): the HTTP API of the contract's section 6.
+//!
+//! - [`durable`]: the Durable Object `TenantAuthority`, one per tenant, the authority for the
+//!   epoch, the watermark and `confirmed_at`, and the store of the signed messages;
+//! - [`edge`]: each isolate's decoded evaluator per tenant and its sync with the authority;
+//! - [`http`]: errors, configuration, bodies.
+//!
+//! Freshness per tier: before answering, an isolate confirms the watermark with the authority
+//! unless the decision's tier may reuse the last confirmation (`high`: never; `standard` and
+//! `low`: for `CONFIRM_REUSE_MS_STANDARD` / `CONFIRM_REUSE_MS_LOW`). A batch or a listing takes
+//! its strictest tier; an undeclared action counts as `high`.
+
+pub mod durable;
+mod edge;
+mod http;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use worker::js_sys;
+use worker::{event, Context, Env, Method, Request, RequestInit, Response};
+
+use self::edge::Edge;
+use self::http::{body, json, ApiError, Config};
+use crate::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let started = js_sys::Date::now();
+    let request_id = request_id(&req);
+    match route(req, &env, &request_id, started).await {
+        Ok(r) => Ok(r),
+        Err(e) => e.response(&request_id),
+    }
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("edge-authz: {e}");
+    ApiError::new(500, "internal", "internal error")
+}
+
+/// The caller's request id (`x-request-id`, else Cloudflare's `cf-ray`) when it is a short
+/// token, else a new one.
+fn request_id(req: &Request) -> String {
+    let given = ["x-request-id", "cf-ray"]
+        .iter()
+        .find_map(|h| req.headers().get(h).ok().flatten())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    given.unwrap_or_else(|| {
+        // Math.random is enough for a correlation id; it is never a secret.
+        let r = |bits: f64| (js_sys::Math::random() * bits) as u64;
+        format!("{:08x}{:08x}", r(4_294_967_296.0), r(4_294_967_296.0))
+    })
+}
+
+async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<Response, ApiError> {
+    let path = req.path();
+    let method = req.method();
+    if path == "/health" {
+        return match method {
+            Method::Get | Method::Head => {
+                json(200, r#"{"ok":true}"#.to_string(), rid).map_err(internal)
+            }
+            _ => Err(ApiError::method("GET")),
+        };
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let (tenant, op) = match segments.as_slice() {
+        ["v1", tenant, op] => (tenant.to_string(), op.to_string()),
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {path}"),
+            ))
+        }
+    };
+    let allow = match op.as_str() {
+        "check" | "check-many" | "delta" | "watermark" => "POST",
+        "resources" | "subjects" | "status" => "GET",
+        "snapshot" => "PUT",
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {path}"),
+            ))
+        }
+    };
+    if method.to_string() != allow {
+        return Err(ApiError::method(allow));
+    }
+    let config = Config::read(env)?;
+    if !is_valid_tenant(&tenant) {
+        return Err(ApiError::new(
+            400,
+            "invalid_tenant",
+            "a tenant is 1 to 64 of a-z, 0-9, `_` and `-`",
+        ));
+    }
+    if config
+        .tenants
+        .as_ref()
+        .is_some_and(|t| !t.contains(&tenant))
+    {
+        return Err(ApiError::new(
+            404,
+            "unknown_tenant",
+            "this Worker does not serve that tenant",
+        ));
+    }
+    let ctx = Ctx {
+        env,
+        config: &config,
+        tenant: &tenant,
+        rid,
+        started,
+    };
+    match op.as_str() {
+        "snapshot" => ctx.push(&mut req, MessageKind::Snapshot).await,
+        "delta" => ctx.push(&mut req, MessageKind::Delta).await,
+        "watermark" => ctx.push(&mut req, MessageKind::Watermark).await,
+        _ => {
+            config.authorize(&req)?;
+            match op.as_str() {
+                "check" => ctx.check(&mut req).await,
+                "check-many" => ctx.check_many(&mut req).await,
+                "status" => ctx.status().await,
+                _ => ctx.list(&req, op == "resources").await,
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    env: &'a Env,
+    config: &'a Config,
+    tenant: &'a str,
+    rid: &'a str,
+    started: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    subject: String,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckManyBody {
+    requests: Vec<(String, String, String)>,
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ApiError::new(400, "invalid_json", format!("the body is not JSON: {e}"))
+        }
+        _ => ApiError::bad_body(format!("the body does not fit the request: {e}")),
+    })
+}
+
+/// How strict a tier's freshness is (`high` is the strictest).
+fn rank(t: Tier) -> u8 {
+    match t {
+        Tier::Low => 0,
+        Tier::Standard => 1,
+        Tier::High => 2,
+    }
+}
+
+/// One decision as a log line.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    event: &'static str,
+    ts: f64,
+    request_id: &'a str,
+    tenant: &'a str,
+    subject: &'a str,
+    action: &'a str,
+    resource: &'a str,
+    allowed: bool,
+    reason: Reason,
+    epoch: Option<u64>,
+    watermark: u64,
+    tier: Option<Tier>,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+}
+
+impl Ctx<'_> {
+    fn now_ms() -> f64 {
+        js_sys::Date::now()
+    }
+
+    fn edge(&self) -> Result<Rc<RefCell<Edge>>, ApiError> {
+        edge::edge(self.tenant, &self.config.keys, Self::now_ms())
+    }
+
+    /// Makes sure this isolate's knowledge of the watermark is fresh enough for `tier`. When
+    /// the authority cannot be reached, `high` fails closed (503) and so does an isolate that
+    /// never reached it; `standard` and `low` go on answering from what is held, still bounded
+    /// by the model's freshness gate (the origin's `confirmed_at`).
+    async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier) -> Result<(), ApiError> {
+        let now = Self::now_ms();
+        let (reuse, never) = {
+            let ed = e.borrow();
+            (
+                ed.may_reuse(tier, self.config.reuse_ms(tier), now),
+                ed.confirmed_ms.is_none(),
+            )
+        };
+        if reuse {
+            return Ok(());
+        }
+        match edge::sync(self.env, self.tenant, &self.config.keys, e, now).await {
+            Ok(()) => Ok(()),
+            Err(err) if tier == Tier::High || never => Err(err),
+            Err(err) => {
+                worker::console_warn!(
+                    "edge-authz: tenant {}: answering {} from held state: {}",
+                    self.tenant,
+                    tier.as_str(),
+                    err.message
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The strictest tier among these actions (an undeclared one, or no snapshot, is `high`).
+    fn strictest<'s>(e: &Edge, actions: impl Iterator<Item = &'s str>) -> Option<Tier> {
+        actions
+            .map(|a| e.ev.action_tier(a).unwrap_or(Tier::High))
+            .max_by_key(|t| rank(*t))
+    }
+
+    async fn check(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let bytes = body(req, "application/json", self.config.max_check_bytes).await?;
+        let b: CheckBody = parse_json(&bytes)?;
+        let requests = [(b.subject, b.action, b.resource)];
+        let out = self.decide(&requests, b.context.as_ref(), false).await?;
+        json(200, out, self.rid).map_err(internal)
+    }
+
+    async fn check_many(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let bytes = body(req, "application/json", self.config.max_batch_bytes).await?;
+        let b: CheckManyBody = parse_json(&bytes)?;
+        if b.requests.len() > self.config.max_batch {
+            return Err(ApiError::new(
+                413,
+                "batch_too_large",
+                format!(
+                    "{} requests, over the limit of {} per batch",
+                    b.requests.len(),
+                    self.config.max_batch
+                ),
+            ));
+        }
+        let out = self.decide(&b.requests, b.context.as_ref(), true).await?;
+        json(200, format!(r#"{{"decisions":{out}}}"#), self.rid).map_err(internal)
+    }
+
+    /// Decides the requests; the JSON of one decision, or of an array of them (`many`).
+    async fn decide(
+        &self,
+        requests: &[(String, String, String)],
+        context: Option<&serde_json::Value>,
+        many: bool,
+    ) -> Result<String, ApiError> {
+        let e = self.edge()?;
+        let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
+        if let Some(tier) = tier {
+            self.confirm(&e, tier).await?;
+        }
+        let now_ms = Self::now_ms();
+        let now = crate::context_now(context);
+        let mut ed = e.borrow_mut();
+        let decisions: Vec<Decision> = match now {
+            Err(()) => requests.iter().map(|_| ed.ev.reject_request()).collect(),
+            Ok(now) => {
+                let now = now.unwrap_or(now_ms as u64);
+                let checks: Vec<Check<'_>> = requests
+                    .iter()
+                    .map(|(s, a, r)| Check::new(s, a, r))
+                    .collect();
+                let mut out = Vec::with_capacity(checks.len());
+                ed.ev.check_many(&checks, now, &mut out);
+                out
+            }
+        };
+        let mut text = String::with_capacity(decisions.len() * 160 + 2);
+        if many {
+            text.push('[');
+        }
+        let latency_ms = Self::now_ms() - self.started;
+        let (mut allowed, mut denied) = (0, 0);
+        for (i, (d, (s, a, r))) in decisions.iter().zip(requests).enumerate() {
+            let d = ed.guard(*d);
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(
+                &serde_json::to_string(&ed.ev.explain(&d)).map_err(|_| {
+                    ApiError::new(500, "internal", "a decision could not be written")
+                })?,
+            );
+            if d.allowed {
+                allowed += 1;
+            } else {
+                denied += 1;
+            }
+            let rate = if d.allowed {
+                self.config.sample_allowed
+            } else {
+                self.config.sample_denied
+            };
+            if rate > 0.0 && js_sys::Math::random() < rate {
+                let line = LogLine {
+                    event: "decision",
+                    ts: now_ms,
+                    request_id: self.rid,
+                    tenant: self.tenant,
+                    subject: s,
+                    action: a,
+                    resource: r,
+                    allowed: d.allowed,
+                    reason: d.reason,
+                    epoch: d.epoch,
+                    watermark: d.watermark,
+                    tier: d.tier,
+                    latency_ms,
+                    index: many.then_some(i),
+                };
+                if let Ok(l) = serde_json::to_string(&line) {
+                    worker::console_log!("{l}");
+                }
+            }
+        }
+        ed.allowed += allowed;
+        ed.denied += denied;
+        if many {
+            text.push(']');
+        }
+        Ok(text)
+    }
+
+    async fn list(&self, req: &Request, resources: bool) -> Result<Response, ApiError> {
+        let url = req.url().map_err(internal)?;
+        let q = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let need = |name: &str| {
+            q(name).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "invalid_query",
+                    format!("the query parameter `{name}` is required"),
+                )
+            })
+        };
+        let action = need("action")?;
+        let who = need(if resources { "subject" } else { "resource" })?;
+        let now = match q("now") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= crate::MAX_NOW)
+                    .ok_or_else(|| {
+                        ApiError::new(400, "invalid_query", "`now` must be Unix milliseconds")
+                    })?,
+            ),
+        };
+        let e = self.edge()?;
+        let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
+        self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
+        let ed = e.borrow();
+        let wm = ed.head.map_or(0, |h| h.watermark);
+        if ed.ev.epoch().is_some_and(|ep| ep < wm) {
+            return Err(ApiError::new(
+                503,
+                "stale_snapshot",
+                "cannot list: stale snapshot",
+            ));
+        }
+        let now = now.unwrap_or(Self::now_ms() as u64);
+        let listed = if resources {
+            ed.ev
+                .list_resources(&who, &action, q("type").as_deref(), now)
+        } else {
+            ed.ev.list_subjects(&who, &action, now)
+        }
+        .map_err(|err| ApiError::from_core(&err))?;
+        let key = if resources { "resources" } else { "subjects" };
+        let body = serde_json::json!({ key: listed }).to_string();
+        json(200, body, self.rid).map_err(internal)
+    }
+
+    async fn status(&self) -> Result<Response, ApiError> {
+        let e = self.edge()?;
+        let now = Self::now_ms();
+        let reached = edge::sync(self.env, self.tenant, &self.config.keys, &e, now).await;
+        let ed = e.borrow();
+        let mut v = match serde_json::to_value(ed.ev.status()) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(ApiError::new(500, "internal", "status")),
+        };
+        let authority = match (&reached, ed.head) {
+            (Ok(()), Some(h)) => serde_json::to_value(h).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        v.insert("authority".into(), authority);
+        if let Err(err) = &reached {
+            v.insert(
+                "authorityError".into(),
+                serde_json::json!({ "code": err.code, "message": err.message }),
+            );
+        }
+        let edge = serde_json::json!({
+            "confirmedAgoMs": ed.confirmation_age(now).map(|a| a.round() as u64),
+            "decisions": { "allowed": ed.allowed, "denied": ed.denied },
+            "reuseMs": {
+                "high": 0,
+                "standard": self.config.reuse_standard_ms,
+                "low": self.config.reuse_low_ms,
+            },
+        });
+        v.insert("edge".into(), edge);
+        json(200, serde_json::Value::Object(v).to_string(), self.rid).map_err(internal)
+    }
+
+    /// A signed message, checked for its media type, size and kind here, then applied by the
+    /// tenant's authority, whose answer is relayed.
+    async fn push(&self, req: &mut Request, kind: MessageKind) -> Result<Response, ApiError> {
+        let limit = match kind {
+            MessageKind::Snapshot => self.config.max_snapshot_bytes,
+            _ => self.config.max_message_bytes,
+        };
+        let bytes = body(req, "application/msgpack", limit).await?;
+        match MessageKind::of(&bytes) {
+            Some(k) if k == kind => {}
+            Some(k) => {
+                return Err(ApiError::new(
+                    400,
+                    "wrong_kind",
+                    format!(
+                        "expected a {} message, got a {} message",
+                        kind.as_str(),
+                        k.as_str()
+                    ),
+                ))
+            }
+            None => {
+                return Err(ApiError::new(
+                    400,
+                    "bad_magic",
+                    "not an edge-authz message: wrong magic bytes",
+                ))
+            }
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
+        let url = format!("https://authority/push?tenant={}", self.tenant);
+        let inner = Request::new_with_init(&url, &init).map_err(internal)?;
+        let mut resp = edge::stub(self.env, self.tenant)?
+            .fetch_with_request(inner)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
+        let status = resp.status_code();
+        let text = resp
+            .text()
+            .await
+            .map_err(|_| ApiError::unavailable("the authority's answer could not be read"))?;
+        json(status, text, self.rid).map_err(internal)
+    }
+}

@@ -1,0 +1,128 @@
+// The Worker under test in workerd, through Miniflare, shared by the worker*.test.mjs suites.
+// - `startEdge({vars, persist})`: the built Worker (build/index.js, scripts/build-worker.sh) with
+//   its Durable Object on SQLite storage, persisted to `persist` when given; `{fetch, logs,
+//   restart, dispose}`. `fetch(path, init)` answers `{status, headers, body, json}`; `logs` are
+//   the decision lines the Worker printed, parsed; `restart()` disposes of the runtime and starts
+//   a new one on the same persistence.
+// - `origin()`: a key pair and helpers that sign what the origin would push for a model.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Miniflare } from 'miniflare';
+import { REPO_DIR, requirePackage } from './pkg.mjs';
+
+export const pkg = requirePackage();
+export const BUILD = path.join(REPO_DIR, 'build/index.js');
+export const EXAMPLE = JSON.parse(readFileSync(path.join(REPO_DIR, 'examples/acme.json'), 'utf8'));
+export const JSON_TYPE = { 'content-type': 'application/json' };
+export const MSGPACK = { 'content-type': 'application/msgpack' };
+
+export function tempDir(prefix = 'edge-authz-worker-') {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** A key pair and the origin's signing helpers for one tenant. */
+export function origin(tenant = 'acme') {
+  const keys = pkg.generateKeyPair();
+  const now = () => Date.now();
+  return {
+    keys,
+    tenant,
+    snapshot: (model, epoch, issuedAt = now()) =>
+      pkg.compileSnapshot(model, { epoch, secretKey: keys.secretKey, issuedAt }),
+    delta: (before, after, baseEpoch, epoch, issuedAt = now()) =>
+      pkg.diffModels(before, after, { baseEpoch, epoch, secretKey: keys.secretKey, issuedAt }),
+    watermark: (watermark, delta, issuedAt = now()) =>
+      pkg.signWatermark({ tenant, watermark, secretKey: keys.secretKey, issuedAt, delta }),
+  };
+}
+
+/** A deep copy of the example model with `edit` applied. */
+export function model(edit = () => {}) {
+  const m = structuredClone(EXAMPLE);
+  edit(m);
+  return m;
+}
+
+export async function startEdge({ vars = {}, persist } = {}) {
+  assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
+  const logs = [];
+  const options = () => ({
+    modules: true,
+    scriptPath: BUILD,
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: '2026-04-01',
+    durableObjects: { AUTHORITY: { className: 'TenantAuthority', useSQLite: true } },
+    ...(persist ? { durableObjectsPersist: persist } : {}),
+    bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
+    handleRuntimeStdio(stdout, stderr) {
+      let rest = '';
+      stdout.on('data', (chunk) => {
+        rest += chunk.toString();
+        const lines = rest.split('\n');
+        rest = lines.pop();
+        for (const l of lines) {
+          const at = l.indexOf('{"event":"decision"');
+          if (at >= 0) logs.push(JSON.parse(l.slice(at)));
+        }
+      });
+      stderr.resume();
+    },
+  });
+  let mf = new Miniflare(options());
+  await mf.ready;
+  const edge = {
+    logs,
+    async fetch(p, init = {}) {
+      const res = await mf.dispatchFetch(`http://127.0.0.1${p}`, init);
+      const body = Buffer.from(await res.arrayBuffer()).toString('utf8');
+      let json;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, headers: res.headers, body, json };
+    },
+    async restart() {
+      await mf.dispose();
+      mf = new Miniflare(options());
+      await mf.ready;
+    },
+    async dispose() {
+      await mf.dispose();
+    },
+  };
+  return edge;
+}
+
+/** Helpers bound to one edge, tenant and token. */
+export function client(edge, { tenant = 'acme', token } = {}) {
+  const auth = token ? { authorization: `Bearer ${token}` } : {};
+  return {
+    push: (kind, bytes, headers = MSGPACK) =>
+      edge.fetch(`/v1/${tenant}/${kind}`, {
+        method: kind === 'snapshot' ? 'PUT' : 'POST',
+        headers,
+        body: bytes,
+      }),
+    check: (subject, action, resource, context) =>
+      edge.fetch(`/v1/${tenant}/check`, {
+        method: 'POST',
+        headers: { ...JSON_TYPE, ...auth },
+        body: JSON.stringify(context ? { subject, action, resource, context } : { subject, action, resource }),
+      }),
+    checkMany: (requests, context) =>
+      edge.fetch(`/v1/${tenant}/check-many`, {
+        method: 'POST',
+        headers: { ...JSON_TYPE, ...auth },
+        body: JSON.stringify(context ? { requests, context } : { requests }),
+      }),
+    status: () => edge.fetch(`/v1/${tenant}/status`, { headers: auth }),
+    get: (p) => edge.fetch(`/v1/${tenant}/${p}`, { headers: auth }),
+  };
+}
