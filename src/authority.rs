@@ -159,35 +159,43 @@ impl Authority {
         }
     }
 
-    /// The signed messages that bring an evaluator holding `from` (an epoch of this log, or
-    /// nothing) to the authority's head, in order. An isolate applies them in turn; each is
-    /// verified again there. `None` for the epoch means "start from the snapshot".
-    pub fn catch_up(&self, from: Option<u64>) -> Vec<&[u8]> {
-        let start = match from {
+    /// The signed messages that bring an evaluator holding `holder` (its epoch, watermark and
+    /// `confirmed_at`; `None`: a new evaluator) to the authority's head, in order. An isolate
+    /// applies them in turn; each is verified again there.
+    ///
+    /// The log after the holder's epoch (all of it when that epoch is not in the log), and the
+    /// watermark and latest messages when the holder lacks what they set. Those two go *first*
+    /// when the log does not hold them: a delta they carry was not applied by the authority
+    /// (a gap when they arrived), so they must reach the holder before the log moves it to the
+    /// delta's base epoch, or the holder would apply the delta that the authority did not and
+    /// get ahead of it. For the same reason they are not sent again to a holder that has taken
+    /// them.
+    pub fn catch_up(&self, holder: Option<Head>) -> Vec<&[u8]> {
+        let start = match holder.and_then(|h| h.epoch) {
             Some(e) => match self.log.iter().position(|(epoch, _)| *epoch == e) {
                 Some(i) => i + 1,
                 None => 0,
             },
             None => 0,
         };
-        let mut out: Vec<&[u8]> = self
-            .log
-            .get(start..)
-            .unwrap_or(&[])
-            .iter()
-            .map(|(_, b)| b.as_slice())
-            .collect();
-        for extra in [
-            self.raised_by.as_deref(),
-            self.latest.as_ref().map(|(_, b)| b.as_slice()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !out.contains(&extra) {
-                out.push(extra);
+        let head = self.head();
+        let wants_watermark = holder.is_none_or(|h| h.watermark < head.watermark);
+        let wants_confirmation = holder.is_none_or(|h| h.confirmed_at < head.confirmed_at);
+        let suffix = self.log.get(start..).unwrap_or(&[]);
+        let in_log = |m: &[u8]| self.log.iter().any(|(_, b)| b.as_slice() == m);
+        let mut out: Vec<&[u8]> = Vec::with_capacity(suffix.len() + 2);
+        for (wanted, extra) in [
+            (wants_watermark, self.raised_by.as_deref()),
+            (
+                wants_confirmation,
+                self.latest.as_ref().map(|(_, b)| b.as_slice()),
+            ),
+        ] {
+            if let Some(m) = extra.filter(|m| wanted && !in_log(m) && !out.contains(m)) {
+                out.push(m);
             }
         }
+        out.extend(suffix.iter().map(|(_, b)| b.as_slice()));
         out
     }
 }

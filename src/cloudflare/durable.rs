@@ -239,13 +239,14 @@ impl TenantAuthority {
         self.with_held(tenant, |held, _| {
             let head = held.authority.head();
             let mut body = Vec::new();
-            let holder = Head {
+            // No watermark given: a new evaluator, which needs everything.
+            let holder = watermark.map(|watermark| Head {
                 epoch,
-                watermark: watermark.unwrap_or(0),
+                watermark,
                 confirmed_at: confirmed,
-            };
-            if holder != head {
-                for m in held.authority.catch_up(epoch) {
+            });
+            if holder != Some(head) {
+                for m in held.authority.catch_up(holder) {
                     let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
                     body.extend_from_slice(&len.to_le_bytes());
                     body.extend_from_slice(m);

@@ -377,29 +377,39 @@ impl Ctx<'_> {
         };
         let action = need("action")?;
         let who = need(if resources { "subject" } else { "resource" })?;
-        let now = match q("now") {
-            None => None,
-            Some(v) => Some(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= crate::MAX_NOW)
-                    .ok_or_else(|| {
-                        ApiError::new(400, "invalid_query", "`now` must be Unix milliseconds")
-                    })?,
+        // The time: `now=<ms>`, or `context=<the JSON context of a check>`; as for a check, a
+        // malformed one is `invalid_request`.
+        let context = match (q("now"), q("context")) {
+            (Some(n), None) => Some(
+                n.parse::<u64>()
+                    .map(|n| serde_json::json!({ "now": n }))
+                    .unwrap_or(serde_json::Value::Bool(false)),
             ),
+            (None, Some(c)) => {
+                Some(serde_json::from_str(&c).unwrap_or(serde_json::Value::Bool(false)))
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => Some(serde_json::Value::Bool(false)),
         };
+        let now = crate::context_now(context.as_ref());
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
         self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
         let ed = e.borrow();
         let wm = ed.head.map_or(0, |h| h.watermark);
-        if ed.ev.epoch().is_some_and(|ep| ep < wm) {
+        // The evaluator refuses a stale state itself once it holds the watermark; this covers
+        // the case where it somehow could not take it.
+        if ed.ev.watermark() < wm && ed.ev.epoch().is_some_and(|ep| ep < wm) {
             return Err(ApiError::new(
                 503,
                 "stale_snapshot",
                 "cannot list: stale snapshot",
             ));
         }
+        let Ok(now) = now else {
+            // Gate 1 before gate 2, as for a check.
+            return Err(ApiError::from_core(&ed.ev.reject_list()));
+        };
         let now = now.unwrap_or(Self::now_ms() as u64);
         let listed = if resources {
             ed.ev

@@ -1,7 +1,7 @@
 //! The tenant authority (the Worker's Durable Object state machine): isolates that replay its
 //! catch-up messages reach exactly its state, whatever epoch they start from; rejected pushes
 //! change nothing.
-use edge_authz::authority::{apply, Authority};
+use edge_authz::authority::{apply, Authority, Head};
 use edge_authz::{compile_snapshot, diff_models, sign_watermark, Evaluator, State};
 
 use crate::common::{example, other_key, revoked, test_key};
@@ -25,6 +25,15 @@ fn replay(ev: &mut Evaluator, msgs: &[&[u8]]) {
     for m in msgs {
         apply(ev, m).unwrap();
     }
+}
+
+/// What an isolate holding `ev` tells the authority when it asks to catch up.
+fn held(ev: &Evaluator) -> Option<Head> {
+    Some(Head {
+        epoch: ev.epoch(),
+        watermark: ev.watermark(),
+        confirmed_at: ev.confirmed_at(),
+    })
 }
 
 fn same_state(a: &Authority, ev: &Evaluator) {
@@ -71,7 +80,7 @@ fn isolates_catch_up_from_nothing_and_from_every_epoch() {
     let mut at1 = isolate();
     at1.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &k).unwrap())
         .unwrap();
-    let suffix = a.catch_up(Some(1));
+    let suffix = a.catch_up(held(&at1));
     assert!(suffix.len() < a.catch_up(None).len());
     replay(&mut at1, &suffix);
     same_state(&a, &at1);
@@ -83,10 +92,12 @@ fn a_new_snapshot_starts_a_new_log() {
     history(&mut a);
     let k = test_key();
     let s4 = with_bob_in_eng(revoked());
-    a.push_snapshot(&compile_snapshot(&s4, 4, 2_000, &k).unwrap())
-        .unwrap();
+    let snap4 = compile_snapshot(&s4, 4, 2_000, &k).unwrap();
+    a.push_snapshot(&snap4).unwrap();
+    assert_eq!(a.log().len(), 1);
     let msgs = a.catch_up(None);
-    assert_eq!(msgs.first().and_then(|m| m.get(6)), Some(&b'S'));
+    let snapshots: Vec<&&[u8]> = msgs.iter().filter(|m| m.get(6) == Some(&b'S')).collect();
+    assert_eq!(snapshots, vec![&snap4.as_slice()]);
     let mut fresh = isolate();
     replay(&mut fresh, &msgs);
     same_state(&a, &fresh);
@@ -139,9 +150,60 @@ fn a_restored_authority_reaches_the_same_head_and_log() {
     .unwrap();
     assert_eq!(b.head(), a.head());
     assert_eq!(b.catch_up(None), a.catch_up(None));
-    assert_eq!(b.catch_up(Some(1)), a.catch_up(Some(1)));
+    let mut at1 = isolate();
+    at1.load_snapshot(&compile_snapshot(&example(), 1, 1_000, &test_key()).unwrap())
+        .unwrap();
+    assert_eq!(b.catch_up(held(&at1)), a.catch_up(held(&at1)));
     // A message that is not ours is refused by kind, before decoding.
     let mut c = authority();
     assert_eq!(c.push(b"garbage").unwrap_err().code(), "bad_magic");
     assert_eq!(c.head().epoch, None);
+}
+
+/// A watermark whose carried delta did not apply at the authority (a gap) must not apply at an
+/// isolate either, whenever the isolate syncs: not when it replays the log up to the delta's
+/// base epoch, and not when a heartbeat makes it sync again at that epoch. Every isolate, synced
+/// after every step, stays at exactly the authority's head.
+#[test]
+fn a_skipped_carried_delta_is_skipped_by_isolates_too() {
+    let k = test_key();
+    let s1 = example();
+    let s2 = with_bob_in_eng(example());
+    let s3 = revoked();
+    let s4 = with_bob_in_eng(revoked());
+    let mut a = authority();
+    let steps: Vec<Vec<u8>> = vec![
+        compile_snapshot(&s1, 1, 1_000, &k).unwrap(),
+        diff_models(&s1, &s2, 1, 2, 1_100, &k).unwrap().bytes,
+        // Watermark 4 carrying the delta 3 -> 4 while the authority is at 2: skipped there.
+        sign_watermark(
+            "acme",
+            4,
+            1_200,
+            Some(&diff_models(&s3, &s4, 3, 4, 1_200, &k).unwrap().bytes),
+            &k,
+        )
+        .unwrap(),
+        diff_models(&s2, &s3, 2, 3, 1_300, &k).unwrap().bytes,
+        // A heartbeat: the isolates at epoch 3 sync again.
+        sign_watermark("acme", 4, 1_400, None, &k).unwrap(),
+        diff_models(&s3, &s4, 3, 4, 1_500, &k).unwrap().bytes,
+    ];
+    let mut isolates: Vec<Evaluator> = Vec::new();
+    for (i, m) in steps.iter().enumerate() {
+        a.push(m).unwrap();
+        isolates.push(isolate());
+        for ev in &mut isolates {
+            let msgs = a.catch_up(held(ev));
+            for m in msgs {
+                apply(ev, m).unwrap();
+            }
+            same_state(&a, ev);
+        }
+        // Nothing to send to an isolate at the head.
+        for ev in &isolates {
+            assert!(a.catch_up(held(ev)).is_empty(), "step {i}");
+        }
+    }
+    assert_eq!(a.head().epoch, Some(4));
 }
