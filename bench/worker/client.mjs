@@ -52,11 +52,12 @@ export function makeClient({ port, connections, timeoutMs = 10_000 }) {
 
 /**
  * Runs `connections` loops, each sending the next request as soon as its previous one answered,
- * until `durationMs` has passed or `count` requests were started (whichever comes first).
+ * until `durationMs` has passed, `count` requests were started or `until()` is true (whichever
+ * comes first).
  * next(i) -> {method, path, body, headers}; onAnswer(i, answer) is called for every answer.
  * Resolves {n, errors, non2xx, latNs: Float64Array, elapsedMs, firstError}.
  */
-export async function runLoad(client, { connections = client.connections, durationMs = Infinity, count = Infinity, next, onAnswer }) {
+export async function runLoad(client, { connections = client.connections, durationMs = Infinity, count = Infinity, until, next, onAnswer }) {
   const lat = [];
   let started = 0;
   let errors = 0;
@@ -65,7 +66,7 @@ export async function runLoad(client, { connections = client.connections, durati
   const t0 = hr();
   const deadline = t0 + BigInt(Math.round(Math.min(durationMs, 3_600_000) * 1e6));
   const loop = async () => {
-    while (started < count && hr() < deadline) {
+    while (started < count && hr() < deadline && !(until && until())) {
       const i = started++;
       const q = next(i);
       const a = await client.send(q.method, q.path, q.body, q.headers);
