@@ -45,6 +45,16 @@ else
   cargo install --quiet wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
+# worker-build turns the `worker` feature into the Worker's build/ (scripts/build-worker.sh). Its
+# version goes with the `worker` crate's in Cargo.toml.
+WORKER_BUILD_VERSION=0.8.7
+if worker-build --version 2>/dev/null | grep -qx "\(worker-build \)\?$WORKER_BUILD_VERSION"; then
+  say "worker-build $WORKER_BUILD_VERSION: present"
+else
+  say "installing worker-build $WORKER_BUILD_VERSION (about 4 minutes)"
+  cargo install --quiet --locked worker-build --version "$WORKER_BUILD_VERSION"
+fi
+
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "error: Node.js and npm are needed (Node 20 or newer)" >&2
   exit 1

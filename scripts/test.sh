@@ -4,7 +4,9 @@
 # as a test, the core's build for wasm32 with its purity check; then the npm package: its build,
 # wasm-bindgen tests in Node and headless Chromium, the node --test suites (conformance and hostile
 # inputs through the package, the packed package by require, import, TypeScript, in Chromium and
-# in workerd, its size budget), and the npm benchmark once on a small workload.
+# in workerd, its size budget), and the npm benchmark once on a small workload; then the Worker:
+# its build, and its suites in workerd (routes and bad input, the conformance suite over HTTP,
+# revocations, tiers, restarts, logs) and against `wrangler dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -17,6 +19,8 @@ cargo fmt --all -- --check
 say "lints (clippy, warnings are errors)"
 cargo clippy --all-targets --all-features -- -D warnings
 cargo clippy --target wasm32-unknown-unknown --no-default-features --features wasm --lib --test wasm \
+  -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --no-default-features --features worker --lib \
   -- -D warnings
 
 say "tests"
@@ -48,7 +52,10 @@ WASM_BINDGEN_USE_BROWSER=1 \
 say "the release build (the benchmark's workload generator)"
 cargo build --release --quiet
 
-say "node --test: the package from Node, Chromium and workerd; the benchmark's own tests"
+say "the Worker (build/)"
+./scripts/build-worker.sh
+
+say "node --test: the package from Node, Chromium and workerd; the Worker; the benchmarks' own tests"
 node --test --test-reporter=tap tests/js/ bench/test/ | tee target/node-test.tap
 if grep -qE '^# (skipped|todo|cancelled) [1-9]' target/node-test.tap; then
   echo "error: node --test left tests skipped, todo or cancelled (target/node-test.tap)" >&2

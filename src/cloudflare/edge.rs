@@ -24,6 +24,9 @@ pub struct Edge {
     pub confirmed_ms: Option<f64>,
     pub allowed: u64,
     pub denied: u64,
+    /// Set when this isolate relayed a push that the authority accepted: its next decision
+    /// confirms, whatever the tier, so the isolate that took a change answers with it at once.
+    pub pushed: bool,
     last_used: f64,
 }
 
@@ -33,9 +36,12 @@ impl Edge {
         self.confirmed_ms.map(|t| (now_ms - t).max(0.0))
     }
 
-    /// Whether a decision of this tier may reuse the last confirmation. `high` never does.
+    /// Whether a decision of this tier may reuse the last confirmation. `high` never does, nor
+    /// does a tier configured with a reuse of 0, nor any after this isolate relayed a push.
     pub fn may_reuse(&self, tier: Tier, reuse_ms: f64, now_ms: f64) -> bool {
         tier != Tier::High
+            && !self.pushed
+            && reuse_ms > 0.0
             && self
                 .confirmation_age(now_ms)
                 .is_some_and(|age| age <= reuse_ms)
@@ -88,6 +94,7 @@ pub fn edge(tenant: &str, keys: &str, now_ms: f64) -> Result<Rc<RefCell<Edge>>, 
             confirmed_ms: None,
             allowed: 0,
             denied: 0,
+            pushed: false,
             last_used: now_ms,
         }));
         edges.insert(tenant.to_string(), e.clone());
@@ -160,11 +167,13 @@ pub async fn sync(
         e.ev = fresh;
         e.head = Some(head2);
         e.confirmed_ms = Some(now_ms);
+        e.pushed = false;
         return Ok(());
     }
     let mut e = edge.borrow_mut();
     e.head = Some(head);
     e.confirmed_ms = Some(now_ms);
+    e.pushed = false;
     Ok(())
 }
 

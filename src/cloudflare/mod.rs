@@ -495,6 +495,9 @@ impl Ctx<'_> {
             .await
             .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
         let status = resp.status_code();
+        if status == 200 {
+            self.edge()?.borrow_mut().pushed = true;
+        }
         let text = resp
             .text()
             .await

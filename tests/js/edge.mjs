@@ -1,9 +1,11 @@
 // The Worker under test in workerd, through Miniflare, shared by the worker*.test.mjs suites.
-// - `startEdge({vars, persist})`: the built Worker (build/index.js, scripts/build-worker.sh) with
-//   its Durable Object on SQLite storage, persisted to `persist` when given; `{fetch, logs,
-//   restart, dispose}`. `fetch(path, init)` answers `{status, headers, body, json}`; `logs` are
-//   the decision lines the Worker printed, parsed; `restart()` disposes of the runtime and starts
-//   a new one on the same persistence.
+// - `startEdge({vars, persist, isolates})`: the built Worker (build/index.js,
+//   scripts/build-worker.sh) with its Durable Object on SQLite storage, persisted to `persist`
+//   when given; `{fetch, logs, restart, dispose}`. `fetch(path, init, isolate = 0)` answers
+//   `{status, headers, body, json}`; `logs` are the decision lines the Worker printed, parsed;
+//   `restart()` disposes of the runtime and starts a new one on the same persistence. With
+//   `isolates: n`, n copies of the Worker (separate isolates, each with its own memory) share one
+//   Durable Object namespace, as a Worker's isolates around the world share it.
 // - `origin()`: a key pair and helpers that sign what the origin would push for a model.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -45,10 +47,11 @@ export function model(edit = () => {}) {
   return m;
 }
 
-export async function startEdge({ vars = {}, persist } = {}) {
+export async function startEdge({ vars = {}, persist, isolates = 1 } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
-  const options = () => ({
+  const worker = (i) => ({
+    name: `edge${i}`,
     modules: true,
     scriptPath: BUILD,
     modulesRules: [
@@ -56,9 +59,14 @@ export async function startEdge({ vars = {}, persist } = {}) {
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
     ],
     compatibilityDate: '2026-04-01',
-    durableObjects: { AUTHORITY: { className: 'TenantAuthority', useSQLite: true } },
-    ...(persist ? { durableObjectsPersist: persist } : {}),
+    durableObjects: {
+      AUTHORITY: { className: 'TenantAuthority', useSQLite: true, ...(i > 0 ? { scriptName: 'edge0' } : {}) },
+    },
     bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
+  });
+  const options = () => ({
+    workers: Array.from({ length: isolates }, (_, i) => worker(i)),
+    ...(persist ? { durableObjectsPersist: persist } : {}),
     handleRuntimeStdio(stdout, stderr) {
       let rest = '';
       stdout.on('data', (chunk) => {
@@ -77,8 +85,9 @@ export async function startEdge({ vars = {}, persist } = {}) {
   await mf.ready;
   const edge = {
     logs,
-    async fetch(p, init = {}) {
-      const res = await mf.dispatchFetch(`http://127.0.0.1${p}`, init);
+    async fetch(p, init = {}, isolate = 0) {
+      const url = `http://127.0.0.1${p}`;
+      const res = isolate === 0 ? await mf.dispatchFetch(url, init) : await (await mf.getWorker(`edge${isolate}`)).fetch(url, init);
       const body = Buffer.from(await res.arrayBuffer()).toString('utf8');
       let json;
       try {
@@ -101,8 +110,10 @@ export async function startEdge({ vars = {}, persist } = {}) {
 }
 
 /** Helpers bound to one edge, tenant and token. */
-export function client(edge, { tenant = 'acme', token } = {}) {
+export function client(edge, { tenant = 'acme', token, isolate = 0 } = {}) {
   const auth = token ? { authorization: `Bearer ${token}` } : {};
+  const runtime = edge;
+  edge = { fetch: (p, init) => runtime.fetch(p, init, isolate) };
   return {
     push: (kind, bytes, headers = MSGPACK) =>
       edge.fetch(`/v1/${tenant}/${kind}`, {

@@ -100,6 +100,8 @@ describe('freshness per tier: how long an isolate reuses a confirmation', () => 
   let edge;
   let o;
   let c;
+  // The origin pushes through another isolate: the one that relays a push confirms at once.
+  let origin1;
   const LOW = 1500;
   const STANDARD = 700;
   before(async () => {
@@ -110,19 +112,21 @@ describe('freshness per tier: how long an isolate reuses a confirmation', () => 
         CONFIRM_REUSE_MS_LOW: String(LOW),
         CONFIRM_REUSE_MS_STANDARD: String(STANDARD),
       },
+      isolates: 2,
     });
     c = client(edge);
+    origin1 = client(edge, { isolate: 1 });
   });
   after(() => edge.dispose());
 
   test('high sees a new watermark on the very next request; standard and low within their bounds', async () => {
     // alice: read (low), write (standard), export (high) on doc:roadmap, all through her admin role.
-    assert.equal((await c.push('snapshot', o.snapshot(BEFORE, 1))).status, 200);
+    assert.equal((await origin1.push('snapshot', o.snapshot(BEFORE, 1))).status, 200);
     const at = async (action) => (await c.check('user:alice', action, 'doc:roadmap')).json;
     // Confirm all three tiers now (the export, a high-tier check, confirms last).
     for (const a of ['read', 'write', 'export']) assert.equal((await at(a)).allowed, true);
     let confirmed = performance.now();
-    assert.equal((await c.push('watermark', o.watermark(2))).status, 200);
+    assert.equal((await origin1.push('watermark', o.watermark(2))).status, 200);
     // low and standard may still answer from the confirmation they hold (that is their bound)...
     assert.equal((await at('read')).allowed, true, 'low reuses its recent confirmation');
     assert.equal((await at('write')).allowed, true, 'standard reuses its recent confirmation');
@@ -133,19 +137,19 @@ describe('freshness per tier: how long an isolate reuses a confirmation', () => 
     assert.equal((await at('read')).reason, 'stale_snapshot');
 
     // Standard, on its own: stale once its bound has passed.
-    assert.equal((await c.push('snapshot', o.snapshot(BEFORE, 2))).status, 200);
+    assert.equal((await origin1.push('snapshot', o.snapshot(BEFORE, 2))).status, 200);
     assert.equal((await at('export')).allowed, true);
     confirmed = performance.now();
-    assert.equal((await c.push('watermark', o.watermark(3))).status, 200);
+    assert.equal((await origin1.push('watermark', o.watermark(3))).status, 200);
     assert.equal((await at('write')).allowed, true, 'standard within its bound');
     await sleep(STANDARD + 100 - (performance.now() - confirmed));
     assert.equal((await at('write')).reason, 'stale_snapshot');
 
     // Low, on its own: the same with its longer bound.
-    assert.equal((await c.push('snapshot', o.snapshot(BEFORE, 3))).status, 200);
+    assert.equal((await origin1.push('snapshot', o.snapshot(BEFORE, 3))).status, 200);
     assert.equal((await at('export')).allowed, true);
     confirmed = performance.now();
-    assert.equal((await c.push('watermark', o.watermark(4))).status, 200);
+    assert.equal((await origin1.push('watermark', o.watermark(4))).status, 200);
     assert.equal((await at('read')).allowed, true, 'low within its bound');
     await sleep(STANDARD + 100 - (performance.now() - confirmed));
     assert.equal((await at('read')).allowed, true, 'low is still within its bound past standard\'s');
@@ -157,15 +161,26 @@ describe('freshness per tier: how long an isolate reuses a confirmation', () => 
     assert.equal(list.json.error.code, 'stale_snapshot');
   });
 
+  test('the isolate that relays a push answers with it at once, whatever the tier', async () => {
+    assert.equal((await c.push('snapshot', o.snapshot(BEFORE, 6))).status, 200);
+    assert.equal((await c.check('user:alice', 'read', 'doc:roadmap')).json.epoch, 6);
+    assert.equal((await origin1.check('user:alice', 'read', 'doc:roadmap')).json.epoch, 6);
+    assert.equal((await c.push('watermark', o.watermark(7))).status, 200);
+    assert.equal((await c.check('user:alice', 'read', 'doc:roadmap')).json.reason, 'stale_snapshot');
+    // The other isolate confirmed less than its low bound ago: it still answers from epoch 6.
+    const other = await origin1.check('user:alice', 'read', 'doc:roadmap');
+    assert.deepEqual([other.json.allowed, other.json.epoch], [true, 6]);
+  });
+
   test('a batch takes its strictest tier', async () => {
-    assert.equal((await c.push('snapshot', o.snapshot(BEFORE, 4))).status, 200);
+    assert.equal((await origin1.push('snapshot', o.snapshot(BEFORE, 8))).status, 200);
     const batch = [
       ['user:alice', 'read', 'doc:roadmap'],
       ['user:alice', 'export', 'doc:roadmap'],
     ];
     const ok = await c.checkMany(batch);
     assert.deepEqual(ok.json.decisions.map((d) => d.allowed), [true, true]);
-    assert.equal((await c.push('watermark', o.watermark(5))).status, 200);
+    assert.equal((await origin1.push('watermark', o.watermark(9))).status, 200);
     // The read in the batch would reuse low's confirmation on its own; the export makes the
     // batch confirm, so both see the watermark.
     const next = await c.checkMany(batch);

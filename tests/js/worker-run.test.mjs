@@ -1,0 +1,54 @@
+// The README's main-job command, `scripts/run.sh`, in its `--once` form: it starts the Worker
+// with `wrangler dev` on 127.0.0.1, publishes the example model's signed snapshot, runs its curl
+// checks, and stops the Worker. Asserts the printed answers and that no wrangler or workerd of
+// that run is left behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { REPO_DIR } from './pkg.mjs';
+
+async function freePort() {
+  const srv = createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test('scripts/run.sh --once serves the example model from a local Worker', { timeout: 600_000 }, async () => {
+  const port = await freePort();
+  const run = spawnSync('bash', ['scripts/run.sh', '--once'], {
+    cwd: REPO_DIR,
+    env: { ...process.env, PORT: String(port) },
+    encoding: 'utf8',
+    timeout: 590_000,
+  });
+  const out = run.stdout + run.stderr;
+  assert.equal(run.status, 0, out.slice(-3000));
+  const lines = out.split('\n');
+  const json = lines.filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l));
+  const epoch = json.find((j) => Object.keys(j).join() === 'epoch');
+  assert.ok(epoch && epoch.epoch >= 1, 'the snapshot push answered {epoch}');
+  const decisions = json.filter((j) => 'allowed' in j);
+  assert.deepEqual(
+    decisions.map((d) => [d.allowed, d.reason, d.tier]),
+    [
+      [true, 'granted', 'low'],
+      [true, 'granted', 'high'],
+      [false, 'suspended', 'low'],
+      [false, 'no_grant', 'low'],
+    ],
+  );
+  assert.ok(decisions.every((d) => d.epoch === epoch.epoch));
+  const batch = json.find((j) => 'decisions' in j);
+  assert.deepEqual(batch.decisions.map((d) => d.allowed), [true, true]);
+  assert.deepEqual(json.find((j) => 'subjects' in j), { subjects: ['user:alice'] });
+  assert.equal(json.find((j) => 'counts' in j).epoch, epoch.epoch);
+  assert.match(out, /HTTP\/1\.1 401/);
+  assert.equal(json.find((j) => 'error' in j).error.code, 'unauthorized');
+  // Nothing of this run still listens on the port.
+  const left = spawnSync('bash', ['-c', `pgrep -af -- "--port ${port}" | grep -v pgrep || true`], { encoding: 'utf8' });
+  assert.equal(left.stdout.trim(), '', `left running:\n${left.stdout}`);
+  execFileSync('true');
+});
