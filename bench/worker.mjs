@@ -3,7 +3,7 @@
 // `wrangler dev` on 127.0.0.1, driven over HTTP/1.1 keep-alive connections from this process.
 //
 //   node bench/worker.mjs            # the example model, about 2 minutes
-//   node bench/worker.mjs --quick    # about 30 s (CI smoke)
+//   node bench/worker.mjs --quick    # about 40 s (CI smoke)
 //   node bench/worker.mjs --large    # a generated model of a few thousand users instead
 //   node bench/worker.mjs --help
 //
@@ -13,8 +13,16 @@
 // tier, then the next snapshot and time to the first allowed answer again; (5) the race: 10,000
 // checks racing a watermark push, and no check sent after the push's 200 may be allowed from an
 // epoch older than the watermark (low tier: not later than the reuse window after it).
-// Exit code: 0; 1 when the race found a violation or an answer differed from the reference; 2 on
-// an error (wrangler did not start, a phase ran out of time, ...). wrangler is always stopped.
+//
+// wrangler dev runs the Worker in one isolate. An isolate that relays an accepted push confirms on
+// its next decision whatever the tier, so pushes through it never exercise the low tier's reuse
+// window. Pushes are therefore also sent through a relay: a second wrangler dev running the same
+// build as `<name>-relay`, whose AUTHORITY binding is this Worker's Durable Object (script_name,
+// connected by wrangler's dev registry, kept private to this run) -- another isolate, as a push
+// landing elsewhere would be in production. --no-relay leaves it out.
+// Exit code: 0; 1 when a race or a watermark trial found a violation or an answer differed from the
+// reference; 2 on an error (wrangler did not start, a phase ran out of time, ...). Both wrangler
+// processes are always stopped (process groups) and their temporary directories removed.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { requirePackage } from '../tests/js/pkg.mjs';
 import { percentile, fileSizes } from './lib/measure.mjs';
 import { hr, makeClient, runLoad } from './worker/client.mjs';
-import { startWrangler, stopAll } from './worker/server.mjs';
+import { startWrangler, stopAll, tempDir, removeTempDir } from './worker/server.mjs';
 import { LARGE_DEFAULTS, largeModel, tierActions, pool, allowedPool } from './worker/model.mjs';
 import { renderMarkdown } from './worker/report.mjs';
 
@@ -31,7 +39,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
 
 const HELP = `usage: node bench/worker.mjs [options]
-  --quick                 short phases (about 30 s in all)
+  --quick                 short phases (about 40 s in all)
   --model FILE            model JSON (default: examples/acme.json; its tenant is used)
   --large                 a generated model (${LARGE_DEFAULTS.users} users, ${LARGE_DEFAULTS.groups} groups, ${LARGE_DEFAULTS.assignments} assignments) instead
   --users N --groups N --assignments N   sizes of --large
@@ -44,10 +52,12 @@ const HELP = `usage: node bench/worker.mjs [options]
   --log-sample F          LOG_SAMPLE_ALLOWED and LOG_SAMPLE_DENIED (default 0: no decision logs)
   --heartbeat-ms MS       the origin's heartbeat period while checks run (default 1000)
   --trials N              watermark-to-stale trials (default 3; quick 1)
-  --race-checks N         checks per race (default 10000; quick 4000)
+  --race-checks N         checks per race (default 10000; quick 3000)
   --race-connections N    connections of the race (default 32)
   --json FILE             also write the figures as JSON
   --time-limit S          stop everything after S seconds (default 600; quick 180)
+  --no-relay              no second wrangler dev relaying pushes through another isolate (all
+                          pushes then go through the serving isolate; see the file header)
   --no-build              do not run scripts/build-worker.sh first: measure build/ as it is
   --use-repo-config       run wrangler on the repository's wrangler.toml (its [build] runs at the
                           start and whenever src/ changes) instead of a copy of build/ without [build]
@@ -74,6 +84,7 @@ function parseArgs(argv) {
       case '--model': o.model = val(); break;
       case '--json': o.json = val(); break;
       case '--no-build': o.noBuild = true; break;
+      case '--no-relay': o.relay = false; break;
       case '--use-repo-config': o.useRepoConfig = true; break;
       case '--users': case '--groups': case '--assignments':
         (o.largeSpec ??= {})[k] = num(val(), k); break;
@@ -86,6 +97,7 @@ function parseArgs(argv) {
   }
   const q = !!o.quick;
   o.connections ??= 8;
+  o.relay ??= true;
   o.rounds ??= q ? 1 : 5;
   o.seconds ??= 1;
   o.batch ??= 100;
@@ -94,7 +106,7 @@ function parseArgs(argv) {
   o.logSample ??= 0;
   o.heartbeatMs ??= 1000;
   o.trials ??= q ? 1 : 3;
-  o.raceChecks ??= q ? 4000 : 10000;
+  o.raceChecks ??= q ? 3000 : 10000;
   o.raceConnections ??= 32;
   o.timeLimit ??= q ? 180 : 600;
   if (o.logSample > 1) throw new Error('--log-sample is between 0 and 1');
@@ -156,6 +168,7 @@ async function main() {
     model = JSON.parse(fs.readFileSync(path.join(repo, 'examples/acme.json'), 'utf8'));
     source = 'examples/acme.json';
   }
+  pkg.validateModel(model); // throws invalid_model before anything starts
   const tenant = model.tenant;
   const actions = tierActions(model);
   for (const t of ['low', 'standard', 'high']) if (!actions[t]) throw new Error(`the model declares no action of tier ${t}`);
@@ -209,7 +222,17 @@ async function main() {
   };
   const tW = Date.now();
   const load0 = os.loadavg();
-  const server = await startWrangler({ repo, vars, log, build: !o.noBuild, useRepoConfig: !!o.useRepoConfig });
+  const registry = tempDir('edge-authz-bench-registry-');
+  let server;
+  let relay = null;
+  try {
+    server = await startWrangler({ repo, vars, log, registry, build: !o.noBuild, useRepoConfig: !!o.useRepoConfig });
+    if (o.relay) relay = await startWrangler({ repo, vars: { ORIGIN_PUBLIC_KEYS: keys.publicKey }, log, registry, relayOf: server });
+  } catch (e) {
+    if (server) await server.stop();
+    removeTempDir(registry);
+    throw e;
+  }
   const wranglerStartS = (Date.now() - tW) / 1000;
   const out = {
     date: new Date().toISOString(),
@@ -218,6 +241,7 @@ async function main() {
       wrangler: readVersion('wrangler'), workerd: readVersion('workerd'),
       wasm: fs.existsSync(path.join(repo, 'build/index_bg.wasm')) ? fileSizes([path.join(repo, 'build/index_bg.wasm')]) : null,
       wranglerStartS, wranglerReadyS: server.readyS, buildMs: server.prepared.buildMs, buildStamp: server.prepared.stamp,
+      relay: relay ? `${relay.url} (pid ${relay.pid}, ready ${relay.readyS.toFixed(1)} s)` : null,
       served: o.useRepoConfig ? 'wrangler.toml of the repository (with [build])' : 'a copy of build/ and of wrangler.toml without [build]',
       loadavgBefore: load0,
     },
@@ -231,13 +255,15 @@ async function main() {
   const control = makeClient({ port: server.port, connections: 2 });
   const load = makeClient({ port: server.port, connections: o.connections });
   const raceClient = makeClient({ port: server.port, connections: o.raceConnections });
+  const relayControl = relay ? makeClient({ port: relay.port, connections: 2 }) : null;
+  const VIA = { main: 'the serving isolate', relay: 'another isolate (relay)' };
   let heartbeatStop = null;
   try {
     let epoch = 0;
-    const push = async (kind, bytes) => {
-      const a = await control.send(kind === 'snapshot' ? 'PUT' : 'POST', `/v1/${tenant}/${kind}`, Buffer.from(bytes), MSGPACK);
-      if (a.error) throw new Error(`push ${kind}: ${a.error}`);
-      if (a.status !== 200) throw new Error(`push ${kind}: HTTP ${a.status} ${a.text}`);
+    const push = async (kind, bytes, via = 'main') => {
+      const a = await (via === 'relay' ? relayControl : control).send(kind === 'snapshot' ? 'PUT' : 'POST', `/v1/${tenant}/${kind}`, Buffer.from(bytes), MSGPACK);
+      if (a.error) throw new Error(`push ${kind} via ${via}: ${a.error}`);
+      if (a.status !== 200) throw new Error(`push ${kind} via ${via}: HTTP ${a.status} ${a.text}`);
       return { ...a, json: JSON.parse(a.text), ms: nsToMs(Number(a.t1 - a.t0)), bytes: bytes.length };
     };
     const check = async (q) => {
@@ -245,7 +271,7 @@ async function main() {
       if (a.error) throw new Error(`check: ${a.error}`);
       return { ...a, json: JSON.parse(a.text), ms: nsToMs(Number(a.t1 - a.t0)) };
     };
-    const heartbeatOnce = () => push('watermark', sign.watermark(epoch));
+    const heartbeatOnce = (via = 'main') => push('watermark', sign.watermark(epoch), via);
 
     // ---- 1. the snapshot -------------------------------------------------------------------
     log('phase 1: snapshot');
@@ -259,13 +285,35 @@ async function main() {
     if (!first.json.allowed || first.json.epoch !== 1) throw new Error(`the first check after the snapshot: ${first.text}`);
     out.snapshot = { bytes: snapBytes.length, signMs, pushMs: sp.ms, firstCheckMs: first.ms, secondCheckMs: firstLow.ms, answer: first.json };
     log(`snapshot ${snapBytes.length} bytes pushed in ${sp.ms.toFixed(1)} ms; first check ${first.ms.toFixed(1)} ms`);
+    if (relay) {
+      // The relay reaches the Durable Object once wrangler's dev registry has connected them.
+      const end = Date.now() + 20_000;
+      for (;;) {
+        try {
+          const h = await heartbeatOnce('relay');
+          if (h.json.epoch !== 1) throw new Error(`the relay's authority holds epoch ${h.json.epoch}, not 1: not the same Durable Object`);
+          break;
+        } catch (e) {
+          if (Date.now() > end || /not the same/.test(e.message)) throw new Error(`the relay does not reach the authority: ${e.message}\n${relay.tail()}`);
+          await sleep(200);
+        }
+      }
+      log('the relay reaches the same authority');
+    }
 
     // ---- 2 + 3. round trips, interleaved in rounds -----------------------------------------
     const health = { method: 'GET', path: '/health' };
+    const C = o.connections;
     const workloads = [
-      { key: 'health', label: 'GET /health', tier: null, checks: 0, next: () => health },
-      ...TIERS.map((t) => ({ key: `check-${t}`, label: `check \`${actions[t]}\``, tier: t, checks: 1, list: singles[t], many: false })),
-      ...TIERS.map((t) => ({ key: `many-${t}`, label: `check-many ×${o.batch} \`${actions[t]}\``, tier: t, checks: o.batch, list: batches[t], many: true })),
+      { key: 'health', label: 'GET /health', conns: C, tier: null, checks: 0, next: () => health },
+      ...TIERS.map((t) => ({ key: `check-${t}`, label: `check \`${actions[t]}\``, conns: C, tier: t, checks: 1, list: singles[t], many: false })),
+      ...TIERS.map((t) => ({ key: `many-${t}`, label: `check-many ×${o.batch} \`${actions[t]}\``, conns: C, tier: t, checks: o.batch, list: batches[t], many: true })),
+      // One connection: the round trip without queueing behind other requests on 2 cores.
+      ...(C > 1 ? [
+        { key: 'health-1', label: 'GET /health', conns: 1, tier: null, checks: 0, next: () => health },
+        { key: 'check-low-1', label: `check \`${actions.low}\``, conns: 1, tier: 'low', checks: 1, list: singles.low, many: false },
+      ] : []),
+      ...[...new Set([C, 1])].map((conns) => ({ key: `pair-${conns}`, label: `GET /health ⇄ check \`${actions.low}\``, conns, paired: true, tier: 'low', checks: 0, list: singles.low, many: false })),
     ];
     for (const w of workloads) {
       w.lat = [];
@@ -305,9 +353,22 @@ async function main() {
         };
       }
     }
+    // Paired: GET /health and a low-tier check alternate request by request on the same
+    // connections, so both see the same background (the fairest comparison on a shared machine).
+    for (const w of workloads.filter((x) => x.paired)) {
+      const check = w.onAnswer;
+      const lowList = w.list;
+      w.pairLat = [[], []];
+      w.next = (i) => (i % 2 === 0 ? health : lowList[(i >> 1) % lowList.length]);
+      w.onAnswer = (i, a) => {
+        if (a.error) return;
+        w.pairLat[i % 2].push(Number(a.t1 - a.t0));
+        if (i % 2 === 1) check(i >> 1, a);
+      };
+    }
     const runWorkload = async (w, seconds, record) => {
       const c0 = process.cpuUsage();
-      const r = await runLoad(load, { durationMs: seconds * 1000, next: w.next, onAnswer: record ? w.onAnswer : undefined });
+      const r = await runLoad(load, { connections: w.conns, durationMs: seconds * 1000, next: w.next, onAnswer: record ? w.onAnswer : undefined });
       const c = process.cpuUsage(c0);
       if (!record) return;
       w.lat.push(r.latNs);
@@ -327,7 +388,7 @@ async function main() {
           await sleep(o.heartbeatMs);
           if (!on) break;
           try {
-            await heartbeatOnce();
+            await heartbeatOnce(relay ? 'relay' : 'main');
             count++;
           } catch (e) {
             failures++;
@@ -338,7 +399,7 @@ async function main() {
       return { stop: async () => { on = false; await loop; return { count, failures }; } };
     })();
     heartbeatStop = hb.stop;
-    log(`phase 2+3: ${workloads.length} workloads × ${o.rounds} rounds × ${o.seconds} s on ${o.connections} connections (warm-up first)`);
+    log(`phase 2+3: ${workloads.length} workloads × ${o.rounds} rounds × ${o.seconds} s on ${o.connections} connections (and 1) (warm-up first)`);
     for (const w of workloads) await runWorkload(w, o.quick ? 0.2 : 0.4, false);
     for (let r = 0; r < o.rounds; r++) {
       for (const w of workloads) await runWorkload(w, o.seconds, true);
@@ -346,7 +407,18 @@ async function main() {
     }
     const hbs = await hb.stop();
     heartbeatStop = null;
-    out.roundTrips = workloads.map((w) => {
+    out.paired = workloads.filter((w) => w.paired).map((w) => {
+      const [h, c] = w.pairLat.map((l) => {
+        const a = Float64Array.from(l);
+        a.sort();
+        return { n: a.length, ...summarize(a) };
+      });
+      return {
+        key: w.key, conns: w.conns, errors: w.errors, non2xx: w.non2xx, firstError: w.firstError, reqPerSec: w.n / (w.elapsedMs / 1000), health: h, check: c,
+        verified: w.verified, mismatches: w.mismatches, gated: w.gated, mismatchExample: w.mismatchExample,
+      };
+    });
+    out.roundTrips = workloads.filter((w) => !w.paired).map((w) => {
       const all = new Float64Array(w.lat.reduce((s, a) => s + a.length, 0));
       let off = 0;
       for (const a of w.lat) {
@@ -356,28 +428,35 @@ async function main() {
       all.sort();
       const secs = w.elapsedMs / 1000;
       return {
-        key: w.key, label: w.label, tier: w.tier, n: w.n, errors: w.errors, non2xx: w.non2xx, firstError: w.firstError,
+        key: w.key, label: w.label, conns: w.conns, tier: w.tier, n: w.n, errors: w.errors, non2xx: w.non2xx, firstError: w.firstError,
         reqPerSec: w.n / secs, checksPerSec: w.checks ? (w.n * w.checks) / secs : null, seconds: secs,
         clientCpu: w.cpuMs / w.elapsedMs, ...summarize(all),
         verified: w.verified, mismatches: w.mismatches, gated: w.gated, reasons: w.reasons, mismatchExample: w.mismatchExample,
       };
     });
-    out.heartbeats = hbs;
-    for (const r of out.roundTrips) log(`${r.label}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}, non-2xx ${r.non2xx}`);
+    out.heartbeats = { ...hbs, via: VIA[relay ? 'relay' : 'main'] };
+    for (const r of out.roundTrips) log(`${r.label} (${r.conns} conn): ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}, non-2xx ${r.non2xx}`);
+    for (const r of out.paired) log(`paired (${r.conns} conn): health p50 ${r.health.p50Ms.toFixed(3)} p99 ${r.health.p99Ms.toFixed(3)} ms; check p50 ${r.check.p50Ms.toFixed(3)} p99 ${r.check.p99Ms.toFixed(3)} ms; errors ${r.errors}, non-2xx ${r.non2xx}`);
 
     // ---- 4. watermark push -> first stale_snapshot, then the next snapshot -> answers again ---
     // Modes: high checks alone, low checks alone, both at once (one isolate serves them all, so a
     // high check's confirmation also brings the watermark to the low checks).
-    const modes = [['high'], ['low'], ['high', 'low']];
+    const via0 = relay ? 'relay' : 'main';
+    const modes = [
+      { tiers: ['high'], via: via0 },
+      { tiers: ['low'], via: via0 },
+      { tiers: ['high', 'low'], via: via0 },
+      ...(relay ? [{ tiers: ['low'], via: 'main' }] : []),
+    ];
     log(`phase 4: ${o.trials} watermark trial(s) × ${modes.length} modes`);
     out.watermark = [];
     const perStream = Math.max(1, Math.floor(o.connections / 2));
     for (let trial = 0; trial < o.trials; trial++) {
-      for (const tiers of modes) {
+      for (const { tiers, via } of modes) {
         const E = epoch;
         const W = E + 1;
         const snapW = sign.snapshot(W);
-        await heartbeatOnce();
+        await heartbeatOnce(via);
         let stop = false;
         const mark = { wm: null, snap: null };
         const st = {};
@@ -398,17 +477,18 @@ async function main() {
           const list = allowedSingles[t];
           return runLoad(load, { connections: perStream, durationMs: 3 * o.reuseLowMs + 20_000, until: () => stop, next: (i) => list[i % list.length], onAnswer: record(t) });
         });
-        await sleep(300);
-        const wp = await push('watermark', sign.watermark(W));
+        // A random delay: the push lands anywhere in the low tier's confirmation cycle.
+        await sleep(300 + Math.round(Math.random() * o.reuseLowMs));
+        const wp = await push('watermark', sign.watermark(W), via);
         mark.wm = Number(wp.t1);
         const staleSeen = await waitUntil(() => tiers.every((t) => st[t].firstStale) && Number(hr()) > mark.wm + settle * 1e6, o.reuseLowMs + 5000);
-        const snp = await push('snapshot', snapW);
+        const snp = await push('snapshot', snapW, via);
         mark.snap = Number(snp.t1);
         const resumed = await waitUntil(() => tiers.every((t) => st[t].resumed) && Number(hr()) > mark.snap + settle * 1e6, o.reuseLowMs + 5000);
         stop = true;
         await Promise.all(runs);
         epoch = W;
-        const res = { trial: trial + 1, mode: tiers.join(' + '), epoch: E, watermark: W, pushMs: wp.ms, snapshotPushMs: snp.ms, staleSeen, resumed, tiers: {} };
+        const res = { trial: trial + 1, mode: tiers.join(' + '), via, viaLabel: VIA[via], epoch: E, watermark: W, pushMs: wp.ms, snapshotPushMs: snp.ms, staleSeen, resumed, tiers: {} };
         for (const t of tiers) {
           const ev = st[t].events;
           const old = ev.filter((e) => e.allowed && e.epoch < W);
@@ -428,20 +508,23 @@ async function main() {
           };
         }
         out.watermark.push(res);
-        log(`trial ${trial + 1} (${res.mode}): first stale ${tiers.map((t) => `${t} ${res.tiers[t].firstStaleMs?.toFixed(1)} ms`).join(', ')} after the watermark's 200; allowed again ${tiers.map((t) => `${t} ${res.tiers[t].resumeMs?.toFixed(1)} ms`).join(', ')} after the snapshot's`);
+        log(`trial ${trial + 1} (${res.mode}, push via ${VIA[via]}): first stale ${tiers.map((t) => `${t} ${res.tiers[t].firstStaleMs?.toFixed(1)} ms`).join(', ')} after the watermark's 200; allowed again ${tiers.map((t) => `${t} ${res.tiers[t].resumeMs?.toFixed(1)} ms`).join(', ')} after the snapshot's`);
         if (!staleSeen || !resumed) throw new Error(`watermark trial ${trial + 1} (${res.mode}): ${!staleSeen ? 'no stale_snapshot answer' : 'answers did not resume'} in time: ${JSON.stringify(res)}`);
       }
     }
 
     // ---- 5. the race --------------------------------------------------------------------------
     out.race = [];
-    for (const t of ['high', 'low']) {
-      log(`phase 5: race, ${o.raceChecks} \`${actions[t]}\` (${t}) checks on ${o.raceConnections} connections`);
+    const races = relay
+      ? [['high', 'relay'], ['high', 'main'], ['low', 'relay'], ['low', 'main']]
+      : [['high', 'main'], ['low', 'main']];
+    for (const [t, via] of races) {
+      log(`phase 5: race, ${o.raceChecks} \`${actions[t]}\` (${t}) checks on ${o.raceConnections} connections, watermark via ${VIA[via]}`);
       const N = o.raceChecks;
       const E = epoch;
       const W = E + 1;
       const wmBytes = sign.watermark(W);
-      await heartbeatOnce();
+      await heartbeatOnce(via);
       const S = new Float64Array(N).fill(NaN);
       const R = new Float64Array(N).fill(NaN);
       const allowed = new Uint8Array(N);
@@ -455,11 +538,14 @@ async function main() {
       const trigger = (i) => {
         if (pushP) return;
         pushAtIndex = i;
-        pushP = push('watermark', wmBytes);
+        pushP = push('watermark', wmBytes, via);
         pushP.catch(() => {}); // awaited below
       };
       const pushAt = Math.floor(N * 0.3);
-      const timer = setTimeout(() => trigger(null), 1500);
+      // A random moment (not a multiple of the reuse window after the heartbeat above), or the
+      // 30% mark if that comes first.
+      const pushDelayMs = 1000 + Math.round(Math.random() * o.reuseLowMs);
+      const timer = setTimeout(() => trigger(null), pushDelayMs);
       const list = allowedSingles[t];
       const r = await runLoad(raceClient, {
         count: N,
@@ -524,7 +610,7 @@ async function main() {
         }
       }
       const res = {
-        tier: t, action: actions[t], checks: r.n, connections: o.raceConnections, seconds: r.elapsedMs / 1000, errors, firstError,
+        tier: t, via, viaLabel: VIA[via], action: actions[t], checks: r.n, connections: o.raceConnections, seconds: r.elapsedMs / 1000, errors, firstError,
         pushAtCheck: pushAtIndex, pushSentMs: nsToMs(Number(wp.t0 - tRace)), push200Ms: nsToMs(p200 - Number(tRace)), pushMs: wp.ms,
         windowMs: win / 1e6, inflight, sentAfter, sentAfterWindow, allowedOld, oldAfter, oldInWindow, violations, stale, staleAfter,
         lastOldSentMs: Number.isFinite(lastOldSent) ? nsToMs(lastOldSent) : null,
@@ -533,7 +619,7 @@ async function main() {
       out.race.push(res);
       // The next snapshot (signed now: its issuedAt is the origin's confirmation), then checks until
       // one is allowed at the new epoch (low: after the reuse window at most).
-      const sp2 = await push('snapshot', sign.snapshot(W));
+      const sp2 = await push('snapshot', sign.snapshot(W), via);
       epoch = W;
       const ts = hr();
       let again = null;
@@ -547,15 +633,18 @@ async function main() {
         return false;
       })();
       res.resumed = { ok: resumedOk, ms: nsToMs(Number(again.t1 - ts)), answer: again.json, snapshotPushMs: sp2.ms };
-      log(`race ${t}: ${res.checks} checks in ${res.seconds.toFixed(1)} s; ${sentAfter} sent after the push's 200; violations ${violations}; stale ${stale}; allowed again ${resumedOk ? `after ${res.resumed.ms.toFixed(1)} ms` : 'NOT within the bound'}`);
-      if (!resumedOk) throw new Error(`race ${t}: no allowed answer at epoch ${W} after the snapshot: ${again.text}`);
+      log(`race ${t} via ${via}: ${res.checks} checks in ${res.seconds.toFixed(1)} s; ${sentAfter} sent after the push's 200; violations ${violations}; stale ${stale}; allowed again ${resumedOk ? `after ${res.resumed.ms.toFixed(1)} ms` : 'NOT within the bound'}`);
+      if (!resumedOk) throw new Error(`race ${t} via ${via}: no allowed answer at epoch ${W} after the snapshot: ${again.text}`);
     }
   } finally {
     if (heartbeatStop) await heartbeatStop().catch(() => {});
     control.close();
     load.close();
     raceClient.close();
+    relayControl?.close();
+    if (relay) await relay.stop();
     await server.stop();
+    removeTempDir(registry);
     log('wrangler dev stopped');
   }
   clearTimeout(watchdog);
@@ -565,16 +654,17 @@ async function main() {
   process.stdout.write(renderMarkdown(out));
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(out, null, 2) + '\n');
   const violations = out.race.reduce((s, r) => s + r.violations, 0);
-  const mismatches = out.roundTrips.reduce((s, r) => s + r.mismatches, 0);
+  const mismatches = [...out.roundTrips, ...out.paired].reduce((s, r) => s + r.mismatches, 0);
   const wmHighAllowed = out.watermark.reduce((s, w) => s + (w.tiers.high?.allowedOldSentAfter ?? 0), 0);
+  const wmLowLate = out.watermark.filter((w) => (w.tiers.low?.lastAllowedOldSentMs ?? -Infinity) > o.reuseLowMs).length;
   let code = 0;
-  if (violations > 0 || wmHighAllowed > 0) {
-    console.error(`error: ${violations + wmHighAllowed} check(s) sent after a watermark's 200 were allowed from an older epoch`);
+  if (violations > 0 || wmHighAllowed > 0 || wmLowLate > 0) {
+    console.error(`error: checks sent after a watermark's 200 were allowed from an older epoch: ${violations} in the races, ${wmHighAllowed} high-tier in the trials, ${wmLowLate} low-tier trial(s) past the reuse window`);
     code = 1;
   }
   if (mismatches > 0) {
     console.error(`error: ${mismatches} answers differ from the reference`);
-    for (const r of out.roundTrips) if (r.mismatchExample) console.error(`  ${r.label}: ${JSON.stringify(r.mismatchExample)}`);
+    for (const r of [...out.roundTrips, ...out.paired]) if (r.mismatchExample) console.error(`  ${r.label ?? r.key}: ${JSON.stringify(r.mismatchExample)}`);
     code = 1;
   }
   return code;

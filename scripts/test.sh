@@ -65,4 +65,8 @@ fi
 say "the npm benchmark once, on a small workload (every answer checked)"
 node bench/run.mjs --quick > /dev/null
 
+say "the Worker's benchmark once, quick, against wrangler dev (exits 1 on a stale allow)"
+node bench/worker.mjs --quick > target/bench-worker.md
+tail -n 20 target/bench-worker.md
+
 say "all tests passed"

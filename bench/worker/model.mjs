@@ -59,6 +59,7 @@ export function largeModel(spec = {}) {
   const roles = ['viewer', 'commenter', 'editor', 'admin'];
   const assignments = [{ principal: 'group:everyone', role: 'viewer', resource: 'org:acme' }];
   const now = Date.now();
+  const seenAssignments = new Set();
   for (let i = 1; i < s.assignments; i++) {
     const x = R.next();
     let principal;
@@ -74,6 +75,9 @@ export function largeModel(spec = {}) {
       resource = R.pick(docs);
     }
     const a = { principal, role: R.pick(roles), resource };
+    const key = `${a.principal} ${a.role} ${a.resource}`;
+    if (seenAssignments.has(key)) continue; // the model allows one assignment per triple
+    seenAssignments.add(key);
     const e = R.next();
     if (e < 0.05) a.expires_at = now - 86_400_000; // expired a day ago
     else if (e < 0.15) a.expires_at = now + 365 * 86_400_000;

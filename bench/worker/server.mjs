@@ -117,10 +117,45 @@ function prepareRelay({ repo, dir, buildDir }) {
 }
 
 const live = new Set();
+const tempDirs = new Set();
 
-/** Stops every server still running (used on signals and fatal errors). */
+/** A directory to remove when the run stops, however it stops. */
+export function tempDir(prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+export function removeTempDir(d) {
+  fs.rmSync(d, { recursive: true, force: true });
+  tempDirs.delete(d);
+}
+
+/**
+ * Stops every server still running and removes the temporary directories, synchronously (it runs
+ * in signal and exit handlers): SIGTERM to each process group, a short wait, SIGKILL to what is left.
+ */
 export function stopAll() {
-  for (const s of live) s.kill();
+  const groups = [...live];
+  for (const s of groups) s.kill('SIGTERM');
+  if (groups.length) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    for (const s of groups) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // the group is gone
+      }
+    }
+  }
+  live.clear();
+  for (const d of [...tempDirs]) {
+    try {
+      removeTempDir(d);
+    } catch {
+      // best effort
+    }
+  }
 }
 
 /**
@@ -132,7 +167,7 @@ export function stopAll() {
 export async function startWrangler({ repo, vars = {}, logLevel = 'warn', useRepoConfig = false, build = true, registry, relayOf, startTimeoutMs = 120_000, log = () => {} }) {
   const bin = path.join(repo, 'node_modules', '.bin', 'wrangler');
   if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run npm ci`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-authz-bench-worker-'));
+  const dir = tempDir('edge-authz-bench-worker-');
   let prepared = { config: path.join(repo, 'wrangler.toml'), buildMs: null, stamp: null };
   try {
     if (relayOf) {
@@ -143,7 +178,7 @@ export async function startWrangler({ repo, vars = {}, logLevel = 'warn', useRep
       prepared.buildDir = path.join(dir, 'build');
     }
   } catch (e) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
     throw e;
   }
   const port = await freePort();
@@ -211,7 +246,7 @@ export async function startWrangler({ repo, vars = {}, logLevel = 'warn', useRep
         // the group is gone
       }
       live.delete(server);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
   live.add(server);
@@ -220,7 +255,7 @@ export async function startWrangler({ repo, vars = {}, logLevel = 'warn', useRep
   const t0 = Date.now();
   for (;;) {
     if (exited) {
-      live.delete(server);
+      await server.stop();
       throw new Error(`wrangler dev exited (${exited.code ?? exited.sig}) before answering:\n${server.tail()}`);
     }
     if (Date.now() - t0 > startTimeoutMs) {

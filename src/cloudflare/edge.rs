@@ -47,6 +47,26 @@ impl Edge {
                 .is_some_and(|age| age <= reuse_ms)
     }
 
+    /// Records a successful sync. Syncs of concurrent requests may finish out of order: the
+    /// head and the time only move forward.
+    fn confirmed(&mut self, head: Head, now_ms: f64) {
+        self.note_head(head);
+        self.confirmed_ms = Some(self.confirmed_ms.map_or(now_ms, |t| t.max(now_ms)));
+        self.pushed = false;
+    }
+
+    /// What the authority reported, kept only if it moves the known head forward.
+    fn note_head(&mut self, head: Head) {
+        self.head = Some(match self.head {
+            Some(h) => Head {
+                epoch: h.epoch.max(head.epoch),
+                watermark: h.watermark.max(head.watermark),
+                confirmed_at: h.confirmed_at.max(head.confirmed_at),
+            },
+            None => head,
+        });
+    }
+
     /// The last line of defence: an "allowed" from an epoch older than the watermark the
     /// authority reported becomes `stale_snapshot`, even if this evaluator has not taken that
     /// watermark (it always should have; this holds if it somehow has not).
@@ -158,22 +178,17 @@ pub async fn sync(
         let mut fresh = evaluator(tenant, keys)?;
         replay(&mut fresh, &frames);
         if !reaches(&fresh, &head2) {
-            edge.borrow_mut().head = Some(head2);
+            edge.borrow_mut().note_head(head2);
             return Err(ApiError::unavailable(
                 "this edge could not reach the authority's epoch",
             ));
         }
         let mut e = edge.borrow_mut();
         e.ev = fresh;
-        e.head = Some(head2);
-        e.confirmed_ms = Some(now_ms);
-        e.pushed = false;
+        e.confirmed(head2, now_ms);
         return Ok(());
     }
-    let mut e = edge.borrow_mut();
-    e.head = Some(head);
-    e.confirmed_ms = Some(now_ms);
-    e.pushed = false;
+    edge.borrow_mut().confirmed(head, now_ms);
     Ok(())
 }
 

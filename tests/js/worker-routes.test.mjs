@@ -95,19 +95,32 @@ function chunked(total, { fill = 0x20, head = new Uint8Array(0), chunk = 256 * K
   });
 }
 
-/** A stream that sends a few bytes and then stalls forever (for a Content-Length that lies). */
+/** Streams that send a few bytes and then stall (for a Content-Length that lies); `release()`
+ * errors the ones still open, so that a request the Worker waits on does not outlive its test. */
+const stalledControllers = new Set();
 function stalled(first = bytes('{"subject"')) {
   let sentFirst = false;
   return new ReadableStream({
     pull(ctl) {
       if (!sentFirst) {
         sentFirst = true;
+        stalledControllers.add(ctl);
         ctl.enqueue(first);
         return undefined;
       }
       return new Promise(() => {});
     },
   });
+}
+function release() {
+  for (const ctl of stalledControllers) {
+    try {
+      ctl.error(new Error('released by the test'));
+    } catch {
+      // already closed
+    }
+  }
+  stalledControllers.clear();
 }
 
 /** A request whose Content-Length claims `claimed` bytes; only the first few ever arrive. */
@@ -118,6 +131,15 @@ function lyingInit(method, contentType, claimed) {
     body: stalled(),
     duplex: 'half',
   };
+}
+
+/** `promise`, or a failure when it has not settled after `ms` (a Worker waiting for a body). */
+function within(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `${what}: no answer after ${ms} ms` })), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 // --- The signed message layout (src/wire.rs): `EDGEAZ`, kind byte, version byte, then the
@@ -318,6 +340,7 @@ describe('routes, methods, paths, bodies and default limits', () => {
     assert.deepEqual(assertOk(await c.push('snapshot', o.snapshot(M1, 1, issuedAt))), { epoch: 1 });
   });
   after(async () => {
+    release();
     await edge?.dispose();
   });
 
@@ -538,11 +561,18 @@ describe('routes, methods, paths, bodies and default limits', () => {
 
   test('check bodies: bad syntax is 400 invalid_json, a wrong shape 400 invalid_body', async () => {
     const post = (op, body) => edge.fetch(`/v1/acme/${op}`, { method: 'POST', headers: JSON_TYPE, body });
+    // not JSON at all: whatever the parser met first, the answer is invalid_json
+    const wrong = [];
     for (const body of ['', ' ', '{', '}', 'not json', '{"subject": "user:alice",}', "{'subject': 'user:alice'}", '{"subject":"user:alice" "action":"read"}',
-      '[1,2', '\u0000', 'nul', '{"subject":"user:\\ud800","action":"read","resource":"org:acme"}', '{"a":1}{"b":2}', '\uFEFF{}']) {
-      assertError(await post('check', body), 400, 'invalid_json', `check ${JSON.stringify(body)}`);
-      assertError(await post('check-many', body), 400, 'invalid_json', `check-many ${JSON.stringify(body)}`);
+      '[1,2', '\u0000', 'nul', '{"subject":"user:\\ud800","action":"read","resource":"org:acme"}', '{"a":1}{"b":2}', '\uFEFF{}',
+      '{"requests":[["user:alice","read","org:acme"]],}', '{"requests":[["user:alice","read","org:acme"]]', '{"subject":"user:alice","action":"read","resource":"org:acme"']) {
+      for (const op of ['check', 'check-many']) {
+        const r = await post(op, body);
+        assertError(r, 400, r.json?.error?.code, `${op} ${JSON.stringify(body)}`);
+        if (r.json.error.code !== 'invalid_json') wrong.push(`${op} ${JSON.stringify(body)} -> ${r.json.error.code}`);
+      }
     }
+    assert.deepEqual(wrong, [], 'bodies that are not JSON must be invalid_json');
     assertError(await post('check', Buffer.from(noise(200, 7))), 400, 'invalid_json', 'binary noise');
     const base = { subject: 'user:alice', action: 'read', resource: 'org:acme' };
     for (const b of [null, [], 'x', 1, {}, { subject: 'user:alice' }, { ...base, resource: undefined }, { ...base, subject: 1 }, { ...base, action: null },
@@ -568,8 +598,16 @@ describe('routes, methods, paths, bodies and default limits', () => {
     const lie = await edge.fetch('/v1/acme/check', lyingInit('POST', 'application/json', 16 * KIB + 1));
     assertError(lie, 413, 'too_large', 'lying Content-Length');
     assert.match(lie.json.error.message, /16385/);
-    // a huge claimed length does not make the Worker wait for it
-    assertError(await edge.fetch('/v1/acme/check', lyingInit('POST', 'application/json', 10 ** 12)), 413, 'too_large');
+    // a huge claimed length does not make the Worker wait for the body either (2^32 - 1, and
+    // lengths a 32-bit usize does not hold)
+    try {
+      for (const claimed of [2 ** 32 - 1, 2 ** 32, 10 ** 12, Number.MAX_SAFE_INTEGER]) {
+        const res = await within(edge.fetch('/v1/acme/check', lyingInit('POST', 'application/json', claimed)), 5000, `Content-Length: ${claimed}`);
+        assertError(res, 413, 'too_large', `Content-Length: ${claimed}`);
+      }
+    } finally {
+      release();
+    }
   });
 
   test('default batch limits: 10,000 requests answered, 10,001 is 413 batch_too_large; over 4 MiB is 413 too_large', async () => {
@@ -643,6 +681,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     w3 = o.watermark(3, d23, at());
   });
   after(async () => {
+    release();
     await edge?.dispose();
   });
 
@@ -686,9 +725,11 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     ];
     for (const [kind, k] of [['snapshot', 'S'], ['delta', 'D'], ['watermark', 'W']]) {
       for (const [body, code] of cases) await refused(kind, body, 400, code, { what: `${kind} ${Buffer.from(body.slice(0, 12)).toString('latin1')}`, light: true });
-      for (const tail of ['', '\x93', '\x93\xa0\xc4\x00\xc4\x00', '\x90', '\xc1\xc1\xc1']) {
+      for (const tail of ['', '\x93', '\x93\xa0\xc4\x00', '\x90', '\xc1\xc1\xc1', '\x93\xa0\xc4\x00\xc4\x00\x00']) {
         await refused(kind, latin1(`EDGEAZ${k}\x01${tail}`), 400, 'malformed', { what: `${kind} prefix + ${JSON.stringify(tail)}`, light: true });
       }
+      // a well-formed envelope with an empty key id, signature and payload: no such key
+      await refused(kind, latin1(`EDGEAZ${k}\x01\x93\xa0\xc4\x00\xc4\x00`), 401, 'unknown_key', { what: `${kind} empty envelope`, light: true });
       await refused(kind, Buffer.concat([Buffer.from(`EDGEAZ${k}\x01`), noise(500, 9)]), 400, 'malformed', { what: `${kind} prefix + noise`, light: true });
       await refused(kind, latin1(`EDGEAZ${k}`), 400, 'malformed', { what: `${kind} 7-byte prefix`, light: true });
     }
@@ -865,8 +906,8 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     // carrying a forged delta
     await refused('watermark', o.watermark(3, stranger.delta(M2, M3, 2, 3, at()).delta, at()), 401, 'unknown_key', { what: 'carried delta by a stranger' });
     // carrying another tenant's delta
-    await refused('watermark', o.watermark(3, other.delta(OTHER(M2), OTHER(M3), 2, 3, at()).delta, at()), 403, 'tenant_mismatch', { what: "carried delta of tenant other" });
     // the package refuses to sign the rest; built and signed here
+    await refused('watermark', craftWatermark(o, { watermark: 3, issuedAt: at(), delta: other.delta(OTHER(M2), OTHER(M3), 2, 3, at()).delta }), 403, 'tenant_mismatch', { what: 'carried delta of tenant other' });
     await refused('watermark', craftWatermark(o, { watermark: 4, issuedAt: at(), delta: d23 }), 400, 'invalid_delta', { what: 'watermark 4 carrying a delta to 3' });
     await refused('watermark', craftWatermark(o, { watermark: 3, issuedAt: at(), delta: s3 }), 400, 'wrong_kind', { what: 'carrying a snapshot' });
     await refused('watermark', craftWatermark(o, { watermark: 3, issuedAt: at(), delta: o.watermark(3, undefined, at()) }), 400, 'wrong_kind', { what: 'carrying a watermark' });
@@ -967,6 +1008,7 @@ describe('bearer token (CHECK_TOKEN) and tenant list (TENANTS)', () => {
     assert.deepEqual(assertOk(await client(edge).push('snapshot', o.snapshot(M1, 1, issuedAt))), { epoch: 1 });
   });
   after(async () => {
+    release();
     await edge?.dispose();
   });
 
@@ -1065,6 +1107,7 @@ describe('configured limits (MAX_* variables)', () => {
     assert.deepEqual(assertOk(await c.push('snapshot', s1)), { epoch: 1 });
   });
   after(async () => {
+    release();
     await edge?.dispose();
   });
 
