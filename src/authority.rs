@@ -68,9 +68,10 @@ impl Authority {
         }
     }
 
-    /// Loads a snapshot; a new one replaces the log.
+    /// Loads a snapshot newer than the held epoch, which replaces the log. One of the held epoch
+    /// is refused (`already_applied` or `epoch_conflict`) and changes nothing.
     pub fn push_snapshot(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
-        let applied = self.ev.load_snapshot(bytes)?;
+        let applied = self.ev.load_newer_snapshot(bytes)?;
         if applied.applied {
             self.log = vec![(applied.epoch, bytes.to_vec())];
         }
@@ -144,8 +145,13 @@ impl Authority {
         messages: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Authority, Error> {
         let mut authority = Authority::new(tenant, keys)?;
+        let mut seen: Vec<&[u8]> = Vec::new();
         for bytes in messages {
-            authority.push(bytes)?;
+            // The stored watermark and latest messages may also be in the log.
+            if !seen.contains(&bytes) {
+                authority.push(bytes)?;
+                seen.push(bytes);
+            }
         }
         Ok(authority)
     }

@@ -125,6 +125,8 @@ pub enum Error {
     EpochGap { base: u64, held: Option<u64> },
     #[error("epoch {0} is already held with different content")]
     EpochConflict(u64),
+    #[error("epoch {0} is already held with this content")]
+    AlreadyApplied(u64),
     #[error("the content does not match the signed digest ({0})")]
     DigestMismatch(&'static str),
     #[error("invalid snapshot: {0}")]
@@ -161,6 +163,7 @@ impl Error {
             Self::Rollback { .. } => "rollback",
             Self::EpochGap { .. } => "epoch_gap",
             Self::EpochConflict(_) => "epoch_conflict",
+            Self::AlreadyApplied(_) => "already_applied",
             Self::DigestMismatch(_) => "digest_mismatch",
             Self::InvalidSnapshot(_) => "invalid_snapshot",
             Self::InvalidDelta(_) => "invalid_delta",

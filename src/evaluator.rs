@@ -232,6 +232,17 @@ impl Evaluator {
     /// Loads a signed snapshot. An older epoch is a rollback; the same epoch with the same content
     /// is a no-op; the same epoch with other content is `epoch_conflict`.
     pub fn load_snapshot(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        self.load_snapshot_with(bytes, false)
+    }
+
+    /// [`Evaluator::load_snapshot`], but a snapshot of the epoch already held is refused
+    /// (`already_applied`, or `epoch_conflict` when its content differs) and changes nothing,
+    /// not even `confirmed_at`: the Worker's `PUT snapshot` answers 409 for it.
+    pub fn load_newer_snapshot(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
+        self.load_snapshot_with(bytes, true)
+    }
+
+    fn load_snapshot_with(&mut self, bytes: &[u8], newer_only: bool) -> Result<Applied, Error> {
         let p: SnapshotPayload = self.open(bytes, MessageKind::Snapshot)?;
         self.check_tenant(&p.tenant)?;
         if p.epoch == 0 {
@@ -247,6 +258,9 @@ impl Evaluator {
             if p.epoch == l.epoch {
                 if crate::digest::digest(&p.content) != l.index.digest() {
                     return Err(Error::EpochConflict(p.epoch));
+                }
+                if newer_only {
+                    return Err(Error::AlreadyApplied(p.epoch));
                 }
                 self.confirm(p.issued_at);
                 return Ok(Applied {

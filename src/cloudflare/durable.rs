@@ -196,13 +196,6 @@ impl TenantAuthority {
                 .map_err(|e| ApiError::from_core(&e))?;
             persist(held, sql, &pushed, bytes)?;
             let body = match &pushed {
-                Pushed::Snapshot(a) if !a.applied => {
-                    return Err(ApiError::new(
-                        409,
-                        "already_applied",
-                        format!("epoch {} is already held with this content", a.epoch),
-                    ))
-                }
                 Pushed::Snapshot(a) => serde_json::json!({ "epoch": a.epoch }),
                 Pushed::Delta(a) => serde_json::json!({ "epoch": a.epoch, "applied": a.applied }),
                 Pushed::Watermark(w) => {

@@ -1,6 +1,7 @@
 //! HTTP plumbing of the Worker: its errors (`{error: {code, message}}`), its configuration (the
 //! `[vars]` of `wrangler.toml` and secrets), bearer tokens, and request bodies read under a limit.
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{Env, Headers, Request, Response};
 
@@ -52,7 +53,10 @@ impl ApiError {
             Error::BadSignature | Error::UnknownKey(_) => 401,
             Error::TenantMismatch { .. } => 403,
             Error::TooLarge { .. } => 413,
-            Error::Rollback { .. } | Error::EpochGap { .. } | Error::EpochConflict(_) => 409,
+            Error::Rollback { .. }
+            | Error::EpochGap { .. }
+            | Error::EpochConflict(_)
+            | Error::AlreadyApplied(_) => 409,
             Error::Refused { reason, .. } => match reason {
                 crate::Reason::InvalidRequest | crate::Reason::UnknownAction => 400,
                 _ => 503,
@@ -267,18 +271,25 @@ pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>
         .get("content-length")
         .ok()
         .flatten()
-        .and_then(|v| v.trim().parse::<usize>().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
     {
-        if len > limit {
-            return Err(too_large(len));
+        if len > limit as u64 {
+            return Err(too_large(usize::try_from(len).unwrap_or(usize::MAX)));
         }
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_body("the body could not be read"))?;
-    if bytes.len() > limit {
-        return Err(too_large(bytes.len()));
+    // Read as a stream and stop at the limit: a chunked body (no Content-Length) is refused as
+    // soon as it passes the limit, never held whole.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_body("the body could not be read"))?;
+        let size = bytes.len().saturating_add(chunk.len());
+        if size > limit {
+            return Err(too_large(size));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
 }

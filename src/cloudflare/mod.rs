@@ -67,7 +67,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
             Method::Get | Method::Head => {
                 json(200, r#"{"ok":true}"#.to_string(), rid).map_err(internal)
             }
-            _ => Err(ApiError::method("GET")),
+            _ => Err(ApiError::method("GET, HEAD")),
         };
     }
     let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -164,13 +164,13 @@ struct CheckManyBody {
     context: Option<serde_json::Value>,
 }
 
+/// The body as `T`: 400 `invalid_json` when it is not JSON at all, `invalid_body` when it is
+/// JSON of the wrong shape.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            ApiError::new(400, "invalid_json", format!("the body is not JSON: {e}"))
-        }
-        _ => ApiError::bad_body(format!("the body does not fit the request: {e}")),
-    })
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not JSON: {e}")))?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_body(format!("the body does not fit the request: {e}")))
 }
 
 /// How strict a tier's freshness is (`high` is the strictest).

@@ -23,7 +23,8 @@
 // then stalls: a 413 then proves the header was checked before the body was read (undici refuses
 // a header that disagrees with a body it can measure, so only a stream can lie). Chunked bodies
 // are ReadableStreams (`duplex: 'half'`), which Miniflare's dispatchFetch sends without a
-// Content-Length.
+// Content-Length (it does allow them); a stream that sends more than the limit and then stalls
+// must still get its 413 (the Worker must stop reading at the limit, not buffer to the end).
 //
 // The checks compared after a refused push always include a `high`-tier action, which makes the
 // isolate confirm with the authority (the Durable Object) on every request, and GET status
@@ -91,6 +92,21 @@ function chunked(total, { fill = 0x20, head = new Uint8Array(0), chunk = 256 * K
       const n = Math.min(chunk, total - sent);
       ctl.enqueue(new Uint8Array(n).fill(fill));
       sent += n;
+    },
+  });
+}
+
+/** `data` as a chunked body (a stream of small chunks, no Content-Length). */
+function streamOf(data, chunk = 100) {
+  let i = 0;
+  return new ReadableStream({
+    pull(ctl) {
+      if (i >= data.length) {
+        ctl.close();
+        return;
+      }
+      ctl.enqueue(data.slice(i, i + chunk));
+      i += chunk;
     },
   });
 }
@@ -226,6 +242,14 @@ function flipBit(message, index, bit) {
   return out;
 }
 
+/** The issued_at of a message (a uint64 right after tenant and epoch(s) in every payload). */
+function unpackIssuedAt(message) {
+  const p = unpack(message).payload;
+  const i = p.indexOf(0xcf, 6);
+  assert.ok(i > 0 && i <= 8);
+  return Number(p.readBigUInt64BE(i + 1));
+}
+
 // Delta payload (rmp-serde, struct as array): [tenant, base_epoch, epoch, issued_at,
 // base_digest, digest, revokes, ops]; for tenant `acme` and epochs under 128 the offsets are fixed.
 function deltaLayout(payload) {
@@ -323,8 +347,8 @@ const ROUTES = [
   ['status', 'GET'],
 ];
 
-// The code the brief gives a malformed `now` query parameter on a listing.
-const BAD_NOW_CODE = 'invalid_query';
+// The code of a malformed `now` on a listing: `invalid_request`, as for a check's malformed context.
+const BAD_NOW_CODE = 'invalid_request';
 
 // =============================================================================================
 describe('routes, methods, paths, bodies and default limits', () => {
@@ -489,11 +513,14 @@ describe('routes, methods, paths, bodies and default limits', () => {
     assertError(await c.get(`subjects?resource=doc:roadmap&action=export&now=${issuedAt + 6_000}`), 503, 'freshness_exceeded');
   });
 
-  test('lists: a missing parameter or a bad `now` is 400 invalid_query', async () => {
+  test('lists: a missing parameter is 400 invalid_query', async () => {
     for (const q of ['resources', 'resources?subject=user:alice', 'resources?action=read', 'resources?subjects=user:alice&action=read',
       'subjects', 'subjects?resource=doc:roadmap', 'subjects?action=read', 'subjects?subject=user:alice&action=read']) {
       assertError(await c.get(q), 400, 'invalid_query', q);
     }
+  });
+
+  test(`lists: a bad \`now\` is 400 ${BAD_NOW_CODE}`, async () => {
     for (const n of ['x', '-1', '1.5', '1e3', '', '%20', '9007199254740992', '99999999999999999999999']) {
       assertError(await c.get(`resources?subject=user:alice&action=read&now=${n}`), 400, BAD_NOW_CODE, `now=${n}`);
       assertError(await c.get(`subjects?resource=doc:roadmap&action=read&now=${n}`), 400, BAD_NOW_CODE, `now=${n}`);
@@ -602,13 +629,30 @@ describe('routes, methods, paths, bodies and default limits', () => {
     // lengths a 32-bit usize does not hold)
     try {
       for (const claimed of [2 ** 32 - 1, 2 ** 32, 10 ** 12, Number.MAX_SAFE_INTEGER]) {
-        const res = await within(edge.fetch('/v1/acme/check', lyingInit('POST', 'application/json', claimed)), 5000, `Content-Length: ${claimed}`);
+        const res = await within(edge.fetch('/v1/acme/check', lyingInit('POST', 'application/json', claimed)), 3000, `Content-Length: ${claimed}`);
         assertError(res, 413, 'too_large', `Content-Length: ${claimed}`);
       }
     } finally {
       release();
     }
   });
+
+  // 1 MiB (check; limit 16 KiB) or 9 MiB (delta; limit 8 MiB) arrive, then the stream stalls: a
+  // Worker that stops reading past the limit answers 413; one that buffers until the end never does.
+  for (const [op, headers, size] of [['check', JSON_TYPE, MIB], ['delta', MSGPACK, 9 * MIB]]) {
+    test(`${op}: a chunked body is refused once it passes the limit, without waiting for its end`, async () => {
+      try {
+        const res = await within(
+          edge.fetch(`/v1/acme/${op}`, { method: 'POST', headers, body: stalled(new Uint8Array(size).fill(0x20)), duplex: 'half' }),
+          3000,
+          `${op}: ${size} bytes chunked, then the stream stalls`,
+        );
+        assertError(res, 413, 'too_large', op);
+      } finally {
+        release();
+      }
+    });
+  }
 
   test('default batch limits: 10,000 requests answered, 10,001 is 413 batch_too_large; over 4 MiB is 413 too_large', async () => {
     const now = issuedAt + 1000;
@@ -986,14 +1030,6 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
   });
 });
 
-/** The issued_at of a message (a uint64 right after tenant and epoch(s) in every payload). */
-function unpackIssuedAt(message) {
-  const p = unpack(message).payload;
-  const i = p.indexOf(0xcf, 6);
-  assert.ok(i > 0 && i <= 8);
-  return Number(p.readBigUInt64BE(i + 1));
-}
-
 // =============================================================================================
 describe('bearer token (CHECK_TOKEN) and tenant list (TENANTS)', () => {
   let edge;
@@ -1163,17 +1199,3 @@ describe('configured limits (MAX_* variables)', () => {
   });
 });
 
-/** `bytes` as a chunked body (a stream of small chunks, no Content-Length). */
-function streamOf(data, chunk = 100) {
-  let i = 0;
-  return new ReadableStream({
-    pull(ctl) {
-      if (i >= data.length) {
-        ctl.close();
-        return;
-      }
-      ctl.enqueue(data.slice(i, i + chunk));
-      i += chunk;
-    },
-  });
-}
