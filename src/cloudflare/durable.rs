@@ -21,7 +21,7 @@ use worker::{
 
 use super::http::{json, ApiError, Config};
 use crate::authority::{Authority, Head, Pushed};
-use crate::{DeltaOutcome, PublicKey};
+use crate::DeltaOutcome;
 
 const PART: usize = 1 << 20;
 
@@ -71,30 +71,6 @@ impl DurableObject for TenantAuthority {
             Ok(r) => Ok(r),
             Err(e) => e.response(""),
         }
-    }
-}
-
-fn keys(env: &Env) -> Result<Vec<PublicKey>, ApiError> {
-    let config = Config::read(env)?;
-    let keys: Result<Vec<PublicKey>, _> = config
-        .keys
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(PublicKey::from_base64)
-        .collect();
-    match keys {
-        Ok(k) if !k.is_empty() => Ok(k),
-        Ok(_) => Err(ApiError::new(
-            500,
-            "misconfigured",
-            "ORIGIN_PUBLIC_KEYS lists no key",
-        )),
-        Err(e) => Err(ApiError::new(
-            500,
-            "misconfigured",
-            format!("ORIGIN_PUBLIC_KEYS: {e}"),
-        )),
     }
 }
 
@@ -169,7 +145,7 @@ impl TenantAuthority {
                 _ => messages.push((key, part.clone())),
             }
         }
-        let keys = keys(&self.env)?;
+        let keys = Config::read(&self.env)?.public_keys()?;
         let stored = messages.iter().filter(|((s, _), _)| s == "log").count();
         let authority =
             Authority::restore(tenant, keys, messages.iter().map(|(_, b)| b.as_slice())).map_err(

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use worker::{Env, Method, Request, RequestInit};
 
-use super::http::ApiError;
+use super::http::{ApiError, Config};
 use crate::authority::{apply, Head};
 use crate::{Decision, Evaluator, Reason, Tier};
 
@@ -91,14 +91,14 @@ thread_local! {
 }
 
 /// This isolate's state for `tenant`, created empty on first use.
-pub fn edge(tenant: &str, keys: &str, now_ms: f64) -> Result<Rc<RefCell<Edge>>, ApiError> {
+pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edge>>, ApiError> {
     EDGES.with(|edges| {
         let mut edges = edges.borrow_mut();
         if let Some(e) = edges.get(tenant) {
             e.borrow_mut().last_used = now_ms;
             return Ok(e.clone());
         }
-        let ev = evaluator(tenant, keys)?;
+        let ev = evaluator(tenant, config)?;
         if edges.len() >= MAX_TENANTS {
             let oldest = edges
                 .iter()
@@ -122,21 +122,9 @@ pub fn edge(tenant: &str, keys: &str, now_ms: f64) -> Result<Rc<RefCell<Edge>>, 
     })
 }
 
-fn evaluator(tenant: &str, keys: &str) -> Result<Evaluator, ApiError> {
-    let keys: Vec<&str> = keys
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
-    if keys.is_empty() {
-        return Err(ApiError::new(
-            500,
-            "misconfigured",
-            "ORIGIN_PUBLIC_KEYS lists no key",
-        ));
-    }
-    Evaluator::new(tenant, &keys)
-        .map_err(|e| ApiError::new(500, "misconfigured", format!("ORIGIN_PUBLIC_KEYS: {e}")))
+fn evaluator(tenant: &str, config: &Config) -> Result<Evaluator, ApiError> {
+    Evaluator::with_keys(tenant, config.public_keys()?)
+        .map_err(|e| ApiError::new(500, "misconfigured", format!("tenant `{tenant}`: {e}")))
 }
 
 /// The tenant's Durable Object.
@@ -153,7 +141,7 @@ pub fn stub(env: &Env, tenant: &str) -> Result<worker::Stub, ApiError> {
 pub async fn sync(
     env: &Env,
     tenant: &str,
-    keys: &str,
+    config: &Config,
     edge: &Rc<RefCell<Edge>>,
     now_ms: f64,
 ) -> Result<(), ApiError> {
@@ -175,7 +163,7 @@ pub async fn sync(
         // This isolate's state does not lead to the head (it was replaced by a new snapshot
         // history, or a message failed here): start again from the authority's snapshot.
         let (head2, frames) = fetch(env, tenant, None).await?;
-        let mut fresh = evaluator(tenant, keys)?;
+        let mut fresh = evaluator(tenant, config)?;
         replay(&mut fresh, &frames);
         if !reaches(&fresh, &head2) {
             edge.borrow_mut().note_head(head2);

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{Env, Headers, Request, Response};
 
-use crate::{Error, Tier};
+use crate::{Error, PublicKey, Tier};
 
 /// An error answer: an HTTP status, a stable snake_case code and a message that says what is
 /// wrong. Nothing else leaks (no stack, no internal detail).
@@ -189,6 +189,23 @@ impl Config {
             max_batch_bytes: number(env, "MAX_BATCH_BYTES", MAX_BATCH_BYTES)?,
             max_batch: number(env, "MAX_BATCH", MAX_BATCH)?,
         })
+    }
+
+    /// The trusted keys of `ORIGIN_PUBLIC_KEYS` (comma-separated base64; at least one).
+    pub fn public_keys(&self) -> Result<Vec<PublicKey>, ApiError> {
+        let misconfigured = |m: String| ApiError::new(500, "misconfigured", m);
+        let keys = self
+            .keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(PublicKey::from_base64)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| misconfigured(format!("ORIGIN_PUBLIC_KEYS: {e}")))?;
+        if keys.is_empty() {
+            return Err(misconfigured("ORIGIN_PUBLIC_KEYS lists no key".into()));
+        }
+        Ok(keys)
     }
 
     /// How long a confirmation of the watermark may be reused for a decision of this tier.

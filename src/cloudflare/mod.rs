@@ -208,7 +208,7 @@ impl Ctx<'_> {
     }
 
     fn edge(&self) -> Result<Rc<RefCell<Edge>>, ApiError> {
-        edge::edge(self.tenant, &self.config.keys, Self::now_ms())
+        edge::edge(self.tenant, self.config, Self::now_ms())
     }
 
     /// Makes sure this isolate's knowledge of the watermark is fresh enough for `tier`. When
@@ -227,7 +227,7 @@ impl Ctx<'_> {
         if reuse {
             return Ok(());
         }
-        match edge::sync(self.env, self.tenant, &self.config.keys, e, now).await {
+        match edge::sync(self.env, self.tenant, self.config, e, now).await {
             Ok(()) => Ok(()),
             Err(err) if tier == Tier::High || never => Err(err),
             Err(err) => {
@@ -426,7 +426,7 @@ impl Ctx<'_> {
     async fn status(&self) -> Result<Response, ApiError> {
         let e = self.edge()?;
         let now = Self::now_ms();
-        let reached = edge::sync(self.env, self.tenant, &self.config.keys, &e, now).await;
+        let reached = edge::sync(self.env, self.tenant, self.config, &e, now).await;
         let ed = e.borrow();
         let mut v = match serde_json::to_value(ed.ev.status()) {
             Ok(serde_json::Value::Object(m)) => m,

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { subsetMismatch } from './subset.mjs';
 import { importPackage, REPO_DIR } from './pkg.mjs';
 
 const { Evaluator, generateKeyPair, compileSnapshot, diffModels, signWatermark, validateModel } =
@@ -47,23 +48,6 @@ function listOptions(step) {
   if (typeof step.type === 'string') o.type = step.type;
   if ('context' in step) o.context = step.context;
   return o;
-}
-
-/** Compares the keys listed in `expect` with `actual`; an absent key equals null. */
-function subsetMismatch(expect, actual) {
-  if (expect === null || typeof expect !== 'object' || Array.isArray(expect)) {
-    return isDeepStrictEqual(expect, actual)
-      ? null
-      : `expected ${JSON.stringify(expect)}, got ${JSON.stringify(actual)}`;
-  }
-  const isObject = actual !== null && typeof actual === 'object' && !Array.isArray(actual);
-  for (const [k, v] of Object.entries(expect)) {
-    const got = isObject && Object.hasOwn(actual, k) ? actual[k] : null;
-    if (!isDeepStrictEqual(got, v)) {
-      return `\`${k}\`: expected ${JSON.stringify(v)}, got ${JSON.stringify(got)} (whole: ${JSON.stringify(actual)})`;
-    }
-  }
-  return null;
 }
 
 // As JSON: what the native harness compares (no undefined fields).

@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { subsetMismatch } from './subset.mjs';
 import { REPO_DIR } from './pkg.mjs';
 import { MSGPACK, pkg, startEdge } from './edge.mjs';
 
@@ -25,22 +26,6 @@ const KEY = pkg.generateKeyPair();
 const files = readdirSync(DIR)
   .filter((f) => f.endsWith('.json'))
   .sort();
-
-function subsetMismatch(expect, actual) {
-  if (expect === null || typeof expect !== 'object' || Array.isArray(expect)) {
-    return isDeepStrictEqual(expect, actual)
-      ? null
-      : `expected ${JSON.stringify(expect)}, got ${JSON.stringify(actual)}`;
-  }
-  const isObject = actual !== null && typeof actual === 'object' && !Array.isArray(actual);
-  for (const [k, v] of Object.entries(expect)) {
-    const got = isObject && Object.hasOwn(actual, k) ? actual[k] : null;
-    if (!isDeepStrictEqual(got, v)) {
-      return `\`${k}\`: expected ${JSON.stringify(v)}, got ${JSON.stringify(got)} (whole: ${JSON.stringify(actual)})`;
-    }
-  }
-  return null;
-}
 
 const kindOf = (step) =>
   ['snapshot', 'preview', 'watermark', 'delta', 'check', 'list_resources', 'list_subjects', 'status'].find(
