@@ -43,7 +43,7 @@ pub use evaluator::{Applied, Counts, DeltaOutcome, Evaluator, Request, Status, W
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
-pub use model::{Compiled, Model};
-pub use origin::{compile_snapshot, diff_models, sign_watermark, DeltaOutput};
+pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
+pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use state::{AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

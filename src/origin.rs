@@ -26,6 +26,12 @@ fn content_of(state: &State) -> Result<Content, Error> {
     Ok(content)
 }
 
+/// The content digest of `state` (hex SHA-256 of its canonical tables): the same string an
+/// evaluator holding that state reports as `status().digest`.
+pub fn content_digest(state: &State) -> Result<String, Error> {
+    Ok(crate::digest::hex(&digest(&content_of(state)?)))
+}
+
 /// Signs a snapshot of `state` at `epoch` (at least 1).
 pub fn compile_snapshot(
     state: &State,

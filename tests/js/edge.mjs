@@ -47,7 +47,7 @@ export function model(edit = () => {}) {
   return m;
 }
 
-export async function startEdge({ vars = {}, persist, isolates = 1 } = {}) {
+export async function startEdge({ vars = {}, persist, isolates = 1, port } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
   const worker = (i) => ({
@@ -67,6 +67,8 @@ export async function startEdge({ vars = {}, persist, isolates = 1 } = {}) {
   const options = () => ({
     workers: Array.from({ length: isolates }, (_, i) => worker(i)),
     ...(persist ? { durableObjectsPersist: persist } : {}),
+    // With a port, the Worker also listens on 127.0.0.1 (kept across restarts).
+    ...(port !== undefined ? { host: '127.0.0.1', port } : {}),
     handleRuntimeStdio(stdout, stderr) {
       let rest = '';
       stdout.on('data', (chunk) => {
@@ -82,9 +84,12 @@ export async function startEdge({ vars = {}, persist, isolates = 1 } = {}) {
     },
   });
   let mf = new Miniflare(options());
-  await mf.ready;
+  let disposed = false;
+  const ready = await mf.ready;
   const edge = {
     logs,
+    /** The listening URL (with `port`), e.g. http://127.0.0.1:8788. */
+    url: port !== undefined ? ready.origin : undefined,
     async fetch(p, init = {}, isolate = 0) {
       const url = `http://127.0.0.1${p}`;
       const res = isolate === 0 ? await mf.dispatchFetch(url, init) : await (await mf.getWorker(`edge${isolate}`)).fetch(url, init);
@@ -98,11 +103,14 @@ export async function startEdge({ vars = {}, persist, isolates = 1 } = {}) {
       return { status: res.status, headers: res.headers, body, json };
     },
     async restart() {
-      await mf.dispose();
+      if (!disposed) await mf.dispose();
+      disposed = false;
       mf = new Miniflare(options());
       await mf.ready;
     },
     async dispose() {
+      if (disposed) return;
+      disposed = true;
       await mf.dispose();
     },
   };

@@ -13,6 +13,8 @@ use edge_authz::{
 };
 use serde_json::{json, Value};
 
+mod publish;
+
 #[derive(Parser)]
 #[command(
     name = "edge-authz",
@@ -121,6 +123,11 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// The origin's publisher: publish a model's changes to edges (revocations acknowledged by
+    /// every edge before it returns, grants in the background), follow a file (--watch) or
+    /// changes on standard input (--stdin), or report the journal (--status). Exit code 3: a
+    /// revocation some edge did not acknowledge.
+    Publish(Box<publish::PublishArgs>),
     /// Sign a watermark message (a heartbeat, or a revocation with --delta).
     Watermark {
         #[arg(long)]
@@ -546,6 +553,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 &json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}),
             )
         }
+        // Handled in main (its own exit codes).
+        Command::Publish(_) => Err(Fail("publish runs from main".into())),
     }
 }
 
@@ -561,6 +570,16 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Command::Publish(args) = cli.command {
+        return match publish::run(*args) {
+            Ok(publish::Ended::Done) => ExitCode::SUCCESS,
+            Ok(publish::Ended::Unacknowledged) => ExitCode::from(3),
+            Err(Fail(msg)) => {
+                eprintln!("error: {msg}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(msg)) => {

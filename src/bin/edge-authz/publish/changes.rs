@@ -1,0 +1,216 @@
+//! Changes on standard input (`publish --stdin`): one JSON value a line, each one change (one
+//! epoch): a whole model (an object with `version`), one operation, or an array of operations
+//! applied together.
+//!
+//! Operations: `add_membership` / `remove_membership` {member, group}; `add_assignment`
+//! {principal, role, resource, expires_at?} / `remove_assignment` {principal, role, resource};
+//! `suspend` / `unsuspend` {subject}; `set_role` {role, actions}; `remove_role` {role};
+//! `add_resource` {id, parent?}; `remove_resource` {id}; `move_resource` {id, parent};
+//! `set_action` {action, tier}.
+
+use edge_authz::Model;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    AddMembership {
+        member: String,
+        group: String,
+    },
+    RemoveMembership {
+        member: String,
+        group: String,
+    },
+    AddAssignment {
+        principal: String,
+        role: String,
+        resource: String,
+        #[serde(default)]
+        expires_at: Option<u64>,
+    },
+    RemoveAssignment {
+        principal: String,
+        role: String,
+        resource: String,
+    },
+    Suspend {
+        subject: String,
+    },
+    Unsuspend {
+        subject: String,
+    },
+    SetRole {
+        role: String,
+        actions: Vec<String>,
+    },
+    RemoveRole {
+        role: String,
+    },
+    AddResource {
+        id: String,
+        #[serde(default)]
+        parent: Option<String>,
+    },
+    RemoveResource {
+        id: String,
+    },
+    MoveResource {
+        id: String,
+        parent: Option<String>,
+    },
+    SetAction {
+        action: String,
+        tier: edge_authz::Tier,
+    },
+}
+
+/// A change read from one line.
+pub enum Change {
+    Model(Box<Model>),
+    Ops(Vec<Op>),
+}
+
+pub fn parse(line: &str) -> Result<Change, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let op =
+        |v: Value| serde_json::from_value::<Op>(v).map_err(|e| format!("not an operation: {e}"));
+    match v {
+        Value::Object(ref m) if m.contains_key("version") => Model::from_value(v)
+            .map(|m| Change::Model(Box::new(m)))
+            .map_err(|e| format!("not a model: {e}")),
+        Value::Array(items) => items
+            .into_iter()
+            .map(op)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Change::Ops),
+        v => op(v).map(|o| Change::Ops(vec![o])),
+    }
+}
+
+fn missing(what: &str) -> String {
+    format!("{what} does not exist")
+}
+
+/// Applies `ops` to a copy of `model`; an operation that names something absent (or adds what
+/// is there) fails the whole change.
+pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
+    let mut m = model.clone();
+    for op in ops {
+        match op {
+            Op::AddMembership { member, group } => {
+                if m.memberships
+                    .iter()
+                    .any(|x| &x.member == member && &x.group == group)
+                {
+                    return Err(format!("membership {member} in {group} exists"));
+                }
+                m.memberships.push(edge_authz::MembershipDef {
+                    member: member.clone(),
+                    group: group.clone(),
+                });
+            }
+            Op::RemoveMembership { member, group } => {
+                let before = m.memberships.len();
+                m.memberships
+                    .retain(|x| !(&x.member == member && &x.group == group));
+                if m.memberships.len() == before {
+                    return Err(missing(&format!("membership {member} in {group}")));
+                }
+            }
+            Op::AddAssignment {
+                principal,
+                role,
+                resource,
+                expires_at,
+            } => {
+                let same = |x: &&edge_authz::AssignmentDef| {
+                    &x.principal == principal && &x.role == role && &x.resource == resource
+                };
+                if m.assignments.iter().any(|x| same(&x)) {
+                    return Err(format!(
+                        "assignment {principal} {role} on {resource} exists"
+                    ));
+                }
+                m.assignments.push(edge_authz::AssignmentDef {
+                    principal: principal.clone(),
+                    role: role.clone(),
+                    resource: resource.clone(),
+                    expires_at: *expires_at,
+                });
+            }
+            Op::RemoveAssignment {
+                principal,
+                role,
+                resource,
+            } => {
+                let before = m.assignments.len();
+                m.assignments.retain(|x| {
+                    !(&x.principal == principal && &x.role == role && &x.resource == resource)
+                });
+                if m.assignments.len() == before {
+                    return Err(missing(&format!(
+                        "assignment {principal} {role} on {resource}"
+                    )));
+                }
+            }
+            Op::Suspend { subject } => {
+                if m.suspended.contains(subject) {
+                    return Err(format!("{subject} is already suspended"));
+                }
+                m.suspended.push(subject.clone());
+            }
+            Op::Unsuspend { subject } => {
+                let before = m.suspended.len();
+                m.suspended.retain(|s| s != subject);
+                if m.suspended.len() == before {
+                    return Err(format!("{subject} is not suspended"));
+                }
+            }
+            Op::SetRole { role, actions } => match m.roles.0.iter_mut().find(|(n, _)| n == role) {
+                Some((_, a)) => a.clone_from(actions),
+                None => m.roles.0.push((role.clone(), actions.clone())),
+            },
+            Op::RemoveRole { role } => {
+                let before = m.roles.0.len();
+                m.roles.0.retain(|(n, _)| n != role);
+                if m.roles.0.len() == before {
+                    return Err(missing(&format!("role {role}")));
+                }
+            }
+            Op::AddResource { id, parent } => {
+                if m.resources.iter().any(|r| &r.id == id) {
+                    return Err(format!("resource {id} exists"));
+                }
+                m.resources.push(edge_authz::ResourceDef {
+                    id: id.clone(),
+                    parent: parent.clone(),
+                });
+            }
+            Op::RemoveResource { id } => {
+                let before = m.resources.len();
+                m.resources.retain(|r| &r.id != id);
+                if m.resources.len() == before {
+                    return Err(missing(&format!("resource {id}")));
+                }
+            }
+            Op::MoveResource { id, parent } => {
+                let r = m
+                    .resources
+                    .iter_mut()
+                    .find(|r| &r.id == id)
+                    .ok_or_else(|| missing(&format!("resource {id}")))?;
+                r.parent.clone_from(parent);
+            }
+            Op::SetAction { action, tier } => {
+                let def = edge_authz::ActionDef { tier: *tier };
+                match m.actions.0.iter_mut().find(|(n, _)| n == action) {
+                    Some((_, d)) => *d = def,
+                    None => m.actions.0.push((action.clone(), def)),
+                }
+            }
+        }
+    }
+    Ok(m)
+}

@@ -1,0 +1,361 @@
+//! One edge seen from the publisher: pushes over HTTP(S) to the Worker's push endpoints, and the
+//! catch-up that brings an edge from whatever it holds to the journal's latest epoch, reading
+//! where it stands from its answers (each push answer carries the edge's epoch).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::store::Link;
+
+/// Links are replayed instead of the snapshot while they weigh less than the snapshot or this.
+const CHAIN_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Snapshot,
+    Delta,
+    Watermark,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "snapshot",
+            Kind::Delta => "delta",
+            Kind::Watermark => "watermark",
+        }
+    }
+}
+
+/// What an edge answered to one push.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Ok(Value),
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    Unreachable(String),
+}
+
+/// Where an edge stands: its epoch (`None`: it holds no snapshot) and its watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub epoch: Option<u64>,
+    pub watermark: u64,
+}
+
+/// Why a catch-up stopped short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeError {
+    /// Network, timeout, 5xx: try again later.
+    Unreachable(String),
+    /// The edge refused a message (wrong key, another tenant, too large...): its configuration
+    /// does not match this publisher's. Tried again later, reported every time.
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The edge holds a later epoch or watermark than this journal issued.
+    Ahead(Head),
+    /// The edge holds this epoch with other content.
+    Conflict(String),
+}
+
+impl std::fmt::Display for EdgeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EdgeError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            EdgeError::Refused {
+                status,
+                code,
+                message,
+            } => write!(f, "refused ({status} {code}): {message}"),
+            EdgeError::Ahead(h) => write!(
+                f,
+                "the edge holds epoch {} and watermark {}, ahead of this journal (another publisher, or a lost journal) [edge_ahead]",
+                h.epoch.map_or("none".to_string(), |e| e.to_string()),
+                h.watermark
+            ),
+            EdgeError::Conflict(m) => write!(f, "{m} [epoch_conflict]"),
+        }
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    tenant: String,
+}
+
+impl Client {
+    pub fn new(url: &str, tenant: &str, timeout: Duration) -> Client {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(3))))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build();
+        Client {
+            agent: config.into(),
+            base: url.trim_end_matches('/').to_string(),
+            tenant: tenant.to_string(),
+        }
+    }
+
+    pub fn push(&self, kind: Kind, bytes: &[u8]) -> Answer {
+        let url = format!("{}/v1/{}/{}", self.base, self.tenant, kind.as_str());
+        let sent = match kind {
+            Kind::Snapshot => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        }
+        .header("content-type", "application/msgpack")
+        .send(bytes);
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Answer::Unreachable(e.to_string()),
+        };
+        let status = resp.status().as_u16();
+        let text = match resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+        {
+            Ok(t) => t,
+            Err(e) => return Answer::Unreachable(format!("the answer could not be read: {e}")),
+        };
+        let json: Option<Value> = serde_json::from_str(&text).ok();
+        if status == 200 {
+            return match json {
+                Some(v) => Answer::Ok(v),
+                None => Answer::Unreachable(format!("200 without a JSON body: {text:.200}")),
+            };
+        }
+        let err = json.as_ref().and_then(|v| v.get("error"));
+        let field = |k: &str| {
+            err.and_then(|e| e.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        if status >= 500 || err.is_none() {
+            return Answer::Unreachable(format!("{status}: {:.200}", text.trim()));
+        }
+        Answer::Refused {
+            status,
+            code: field("code"),
+            message: field("message"),
+        }
+    }
+}
+
+/// What one catch-up needs: the journal's latest epoch and watermark, its snapshot, the recent
+/// links, and a fresh heartbeat (a bare watermark message at the journal's watermark).
+pub struct Plan<'a> {
+    pub epoch: u64,
+    pub watermark: u64,
+    pub snapshot: &'a [u8],
+    pub chain: &'a BTreeMap<u64, Link>,
+    pub heartbeat: &'a [u8],
+}
+
+/// One message an edge accepted.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub kind: Kind,
+    pub bytes: usize,
+    pub head: Head,
+}
+
+pub struct Outcome {
+    pub head: Option<Head>,
+    pub pushed: Vec<Pushed>,
+    pub error: Option<EdgeError>,
+}
+
+fn u(v: &Value, k: &str) -> Option<u64> {
+    v.get(k).and_then(Value::as_u64)
+}
+
+/// Brings one edge to the plan's epoch and watermark, starting from what the publisher believes
+/// it holds (`None`: unknown, so it first sends the heartbeat, whose answer says). With
+/// `heartbeat`, the edge gets a heartbeat even when it is already caught up. `after_push` runs
+/// after every accepted message (the test hook that pauses a publisher mid-push).
+pub fn advance(
+    client: &Client,
+    plan: &Plan<'_>,
+    mut head: Option<Head>,
+    mut heartbeat: bool,
+    after_push: &dyn Fn(),
+) -> Outcome {
+    let mut pushed = Vec::new();
+    let mut force_snapshot = false;
+    let mut probes = 0;
+    let stop = |head, pushed, error| Outcome {
+        head,
+        pushed,
+        error: Some(error),
+    };
+    // Every link, a snapshot, a heartbeat, and a few re-probes: never more.
+    for _ in 0..plan.chain.len() + 8 {
+        let Some(h) = head else {
+            probes += 1;
+            if probes > 2 {
+                break;
+            }
+            match client.push(Kind::Watermark, plan.heartbeat) {
+                Answer::Ok(v) => {
+                    let h = Head {
+                        epoch: u(&v, "epoch"),
+                        watermark: u(&v, "watermark").unwrap_or(0),
+                    };
+                    head = Some(h);
+                    heartbeat = false;
+                    pushed.push(Pushed {
+                        kind: Kind::Watermark,
+                        bytes: plan.heartbeat.len(),
+                        head: h,
+                    });
+                    after_push();
+                    continue;
+                }
+                Answer::Unreachable(m) => return stop(head, pushed, EdgeError::Unreachable(m)),
+                Answer::Refused {
+                    status,
+                    code,
+                    message,
+                } => {
+                    return stop(
+                        head,
+                        pushed,
+                        EdgeError::Refused {
+                            status,
+                            code,
+                            message,
+                        },
+                    )
+                }
+            }
+        };
+        if h.epoch.is_some_and(|e| e > plan.epoch) || h.watermark > plan.epoch {
+            return stop(head, pushed, EdgeError::Ahead(h));
+        }
+        let behind_on_revocation = h.watermark < plan.watermark;
+        if h.epoch == Some(plan.epoch) && !behind_on_revocation && !heartbeat {
+            return Outcome {
+                head,
+                pushed,
+                error: None,
+            };
+        }
+        // Which message next: the chain's next link when the whole rest of the chain is at hand
+        // and smaller than the snapshot; a heartbeat first when the edge misses a revocation the
+        // next link does not carry (so it fails closed at once); else the snapshot.
+        let next = h.epoch.map(|e| e + 1);
+        let rest: Option<Vec<&Link>> = next
+            .filter(|n| *n <= plan.epoch)
+            .map(|n| (n..=plan.epoch).map(|e| plan.chain.get(&e)).collect())
+            .unwrap_or(None);
+        let link = rest
+            .filter(|r| {
+                let bytes: usize = r.iter().map(|l| l.bytes.len()).sum();
+                !force_snapshot && bytes <= plan.snapshot.len().max(CHAIN_BYTES)
+            })
+            .and_then(|r| r.first().copied());
+        let carries_watermark = link.is_some_and(|l| l.revokes && l.epoch >= plan.watermark);
+        let (kind, bytes) =
+            if h.epoch == Some(plan.epoch) || (behind_on_revocation && !carries_watermark) {
+                heartbeat = false;
+                (Kind::Watermark, plan.heartbeat)
+            } else if let Some(l) = link {
+                let kind = if l.revokes {
+                    Kind::Watermark
+                } else {
+                    Kind::Delta
+                };
+                (kind, l.bytes.as_slice())
+            } else {
+                (Kind::Snapshot, plan.snapshot)
+            };
+        match client.push(kind, bytes) {
+            Answer::Ok(v) => {
+                let before = h;
+                let mut h = h;
+                match kind {
+                    Kind::Snapshot => h.epoch = u(&v, "epoch").or(Some(plan.epoch)),
+                    Kind::Delta => h.epoch = u(&v, "epoch").or(h.epoch),
+                    Kind::Watermark => {
+                        h.epoch = u(&v, "epoch").or(h.epoch);
+                        h.watermark = u(&v, "watermark").unwrap_or(h.watermark);
+                        let skipped = v.get("delta").and_then(|d| d.get("error")).is_some();
+                        if skipped {
+                            force_snapshot = true;
+                        }
+                    }
+                }
+                // A link that did not move the edge: it is not where we thought. Snapshot.
+                if kind != Kind::Snapshot && bytes != plan.heartbeat && h.epoch == before.epoch {
+                    force_snapshot = true;
+                }
+                if kind == Kind::Snapshot {
+                    force_snapshot = false;
+                }
+                head = Some(h);
+                pushed.push(Pushed {
+                    kind,
+                    bytes: bytes.len(),
+                    head: h,
+                });
+                after_push();
+            }
+            Answer::Refused {
+                status: 409,
+                code,
+                message,
+            } => match (kind, code.as_str()) {
+                (Kind::Snapshot, "already_applied") => {
+                    head = Some(Head {
+                        epoch: Some(plan.epoch),
+                        ..h
+                    });
+                }
+                (Kind::Snapshot, "epoch_conflict") => {
+                    return stop(
+                        head,
+                        pushed,
+                        EdgeError::Conflict(format!(
+                            "the edge holds epoch {} with other content: {message}",
+                            plan.epoch
+                        )),
+                    )
+                }
+                // Not where we thought: ask again (a heartbeat's answer says where it is).
+                (_, "rollback") => head = None,
+                _ => force_snapshot = true,
+            },
+            Answer::Refused {
+                status,
+                code,
+                message,
+            } => {
+                return stop(
+                    head,
+                    pushed,
+                    EdgeError::Refused {
+                        status,
+                        code,
+                        message,
+                    },
+                )
+            }
+            Answer::Unreachable(m) => return stop(head, pushed, EdgeError::Unreachable(m)),
+        }
+    }
+    let error = EdgeError::Unreachable("the edge did not converge on the journal's epoch".into());
+    stop(head, pushed, error)
+}

@@ -1,0 +1,929 @@
+//! `edge-authz publish`: the origin's publisher. It turns changes of a model into epochs (a signed
+//! snapshot, the delta from the previous epoch, and for a change that removes access a watermark
+//! carrying that delta), writes each to the journal (`store`) before anything leaves, and brings
+//! every edge to the latest epoch (`edge::advance`).
+//!
+//! Revocations hold the caller until every edge has acknowledged the watermark (or the ack timeout
+//! passes: then it names the edges that did not, exits 3 in one-shot mode, and keeps retrying them
+//! in `--watch` / `--stdin` mode). Grants are pushed once at once and retried with backoff in the
+//! background. In `--watch` / `--stdin` mode heartbeats (bare watermark messages) keep edges
+//! inside their freshness bounds while the origin is healthy.
+//!
+//! One job at a time, in one thread (pushes to the edges of one step go out together): each job is
+//! one change, numbered by its epoch, and rerunning after a crash at any point converges.
+
+mod changes;
+mod edge;
+mod status;
+mod store;
+
+use std::io::{self, BufRead, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use edge_authz::{
+    compile_snapshot, content_digest, diff_models, sign_watermark, Model, SecretKey, State, Tier,
+};
+use serde_json::{json, Value};
+
+use super::{now_ms, read_text, secret_key, Fail};
+use edge::{advance, Client, EdgeError, Head, Kind, Plan};
+use store::{EdgeRow, NewEpoch, Store};
+
+/// Links replayed to an edge before a snapshot is pushed instead.
+const MAX_CHAIN: u64 = 16;
+/// Deltas since the last snapshot-only epoch never trigger a checkpoint below this weight.
+const CHECKPOINT_MIN_BYTES: u64 = 256 * 1024;
+/// The environment variable of the crash tests: the step at which the publisher stops and waits
+/// to be killed (`after_journal`, `mid_push`, `before_ack`).
+const PAUSE_VAR: &str = "EDGE_AUTHZ_PUBLISH_PAUSE";
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    /// The model JSON to publish. Without it: bring the edges to the journal's latest epoch
+    /// (or, with --stdin, start from that epoch's model).
+    pub model: Option<PathBuf>,
+    /// An edge's base URL (a Worker), repeat for each edge.
+    #[arg(long = "edge", value_name = "URL")]
+    pub edges: Vec<String>,
+    /// The origin's secret key file.
+    #[arg(long, required_unless_present = "status")]
+    pub secret_key: Option<PathBuf>,
+    /// The journal's folder (one SQLite database and one lock file per tenant).
+    #[arg(long, default_value = ".edge-authz", value_name = "DIR")]
+    pub state: PathBuf,
+    /// Follow the model file: publish each change, heartbeat, retry, until stopped.
+    #[arg(long, requires = "model", conflicts_with = "stdin")]
+    pub watch: bool,
+    /// Read changes from standard input, one JSON line each (a model, an operation, or an
+    /// array of operations); heartbeat and retry until the input ends and every edge is caught up.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Print the journal's report: epochs, edges, propagation times, jobs over budget.
+    #[arg(long)]
+    pub status: bool,
+    /// The tenant (for --status, and for --stdin without a model); else the model's.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// JSON lines (events) and a JSON report (--status) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How long a revocation waits for every edge's acknowledgement (ms).
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub ack_timeout: u64,
+    /// Heartbeat interval (ms); by default a third of the model's smallest freshness bound.
+    #[arg(long, value_name = "MS")]
+    pub heartbeat: Option<u64>,
+    /// How often --watch looks at the model file (ms).
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub poll: u64,
+    /// The limit on one HTTP request to an edge (ms).
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    pub http_timeout: u64,
+    /// A job's time budget (ms) before its size is counted: 1 ms more per 16 KiB it pushes.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub budget: u64,
+    /// Issue a checkpoint (a snapshot-only epoch, which resets the edges' delta logs) after this
+    /// many deltas, or sooner once the deltas since the last one outweigh the snapshot (and
+    /// 256 KiB).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub checkpoint_every: u64,
+}
+
+/// Output: JSON lines with --json, else one readable line per event.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn emit(&self, v: Value) {
+        let line = if self.json { v.to_string() } else { human(&v) };
+        let stdout = io::stdout();
+        let mut lock = stdout.lock();
+        let _ = writeln!(lock, "{line}");
+        let _ = lock.flush();
+    }
+}
+
+fn human(v: &Value) -> String {
+    let Some(m) = v.as_object() else {
+        return v.to_string();
+    };
+    let event = m.get("event").and_then(Value::as_str).unwrap_or("event");
+    let rest: Vec<String> = m
+        .iter()
+        .filter(|(k, _)| *k != "event")
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            v => format!("{k}={v}"),
+        })
+        .collect();
+    format!("{event:<10} {}", rest.join(" "))
+}
+
+/// One edge as the running publisher sees it.
+struct Slot {
+    url: String,
+    client: Client,
+    /// `None` until it answers in this run.
+    head: Option<Head>,
+    failures: u32,
+    next_try: Instant,
+    last_error: Option<String>,
+    last_ok: Option<Instant>,
+    heard_at: Option<u64>,
+}
+
+impl Slot {
+    fn backoff(&self) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(7);
+        Duration::from_millis((50u64 << exp).min(5_000))
+    }
+}
+
+/// The journal's latest epoch, decoded.
+struct Current {
+    epoch: u64,
+    watermark: u64,
+    model: Model,
+    state: State,
+    snapshot: Vec<u8>,
+    digest: String,
+}
+
+struct Publisher {
+    store: Store,
+    key: SecretKey,
+    tenant: String,
+    slots: Vec<Slot>,
+    current: Option<Current>,
+    out: Out,
+    args: PublishArgs,
+    pause: Option<String>,
+    /// True while a job for a new epoch runs: the crash hooks only fire then.
+    in_job: bool,
+}
+
+/// How a publish ended.
+pub enum Ended {
+    Done,
+    /// A revocation some edges did not acknowledge within the ack timeout.
+    Unacknowledged,
+}
+
+fn compile(model: &Model) -> Result<State, Fail> {
+    let compiled = model.compile()?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(compiled.state)
+}
+
+fn min_bound(state: &State) -> u64 {
+    [Tier::Low, Tier::Standard, Tier::High]
+        .into_iter()
+        .map(|t| state.freshness.bound(t))
+        .min()
+        .unwrap_or(5_000)
+}
+
+impl Publisher {
+    fn new(args: PublishArgs, tenant: &str, mode: &str) -> Result<Publisher, Fail> {
+        let key_path = args
+            .secret_key
+            .clone()
+            .ok_or_else(|| Fail("--secret-key is required".into()))?;
+        let key = secret_key(&key_path)?;
+        if args.edges.is_empty() {
+            return Err(Fail("give at least one --edge URL".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for url in &args.edges {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Fail(format!("--edge `{url}` is not an http(s) URL")));
+            }
+            if !seen.insert(url.trim_end_matches('/')) {
+                return Err(Fail(format!("--edge `{url}` is given twice")));
+            }
+        }
+        let now = Instant::now();
+        let timeout = Duration::from_millis(args.http_timeout.max(1));
+        let slots = args
+            .edges
+            .iter()
+            .map(|url| Slot {
+                url: url.trim_end_matches('/').to_string(),
+                client: Client::new(url, tenant, timeout),
+                head: None,
+                failures: 0,
+                next_try: now,
+                last_error: None,
+                last_ok: None,
+                heard_at: None,
+            })
+            .collect();
+        let store = Store::open(&args.state, tenant, mode, now_ms())?;
+        let mut p = Publisher {
+            store,
+            key,
+            tenant: tenant.to_string(),
+            slots,
+            current: None,
+            out: Out { json: args.json },
+            pause: std::env::var(PAUSE_VAR).ok().filter(|v| !v.is_empty()),
+            args,
+            in_job: false,
+        };
+        for (id, epoch, kind, step) in p.store.interrupted()? {
+            p.out.emit(
+                json!({"event": "interrupted", "job": id, "epoch": epoch, "kind": kind,
+                              "step": step}),
+            );
+        }
+        p.store.close_interrupted(now_ms())?;
+        p.load_current()?;
+        Ok(p)
+    }
+
+    fn load_current(&mut self) -> Result<(), Fail> {
+        self.current = match self.store.latest()? {
+            None => None,
+            Some(l) => {
+                let model = Model::from_json(&l.model)?;
+                let state = compile(&model)?;
+                Some(Current {
+                    epoch: l.epoch,
+                    watermark: self.store.watermark()?,
+                    model,
+                    state,
+                    snapshot: l.snapshot,
+                    digest: l.digest,
+                })
+            }
+        };
+        Ok(())
+    }
+
+    /// Stops here, when the crash tests asked for this step, until the process is killed.
+    fn pause_at(&self, step: &str) {
+        if self.in_job && self.pause.as_deref() == Some(step) {
+            eprintln!("paused at {step} (pid {})", std::process::id());
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn caught_up(&self, slot: &Slot) -> bool {
+        match (&self.current, slot.head) {
+            (Some(c), Some(h)) => h.epoch == Some(c.epoch) && h.watermark >= c.watermark,
+            (None, _) => true,
+            _ => false,
+        }
+    }
+
+    /// The indices of the slots that pass `f`.
+    fn select(&self, f: impl Fn(&Slot) -> bool) -> Vec<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| f(s))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The slots at `which`.
+    fn slots_at<'a>(&'a self, which: &'a [usize]) -> impl Iterator<Item = &'a Slot> + 'a {
+        which.iter().filter_map(|&i| self.slots.get(i))
+    }
+
+    /// Whether `slot` enforces the revocation at `epoch`.
+    fn enforces(slot: &Slot, epoch: u64) -> bool {
+        slot.head
+            .is_some_and(|h| h.watermark >= epoch || h.epoch.is_some_and(|e| e >= epoch))
+    }
+
+    /// Brings the edges `which` towards the latest epoch, together; `heartbeat` sends each a
+    /// heartbeat even when caught up. Returns the bytes pushed.
+    fn round(&mut self, which: &[usize], heartbeat: bool) -> Result<u64, Fail> {
+        let Some(cur) = &self.current else {
+            return Ok(0);
+        };
+        let chain = self.store.chain(cur.epoch, MAX_CHAIN)?;
+        let beat = sign_watermark(&self.tenant, cur.watermark, now_ms(), None, &self.key)?;
+        let plan = Plan {
+            epoch: cur.epoch,
+            watermark: cur.watermark,
+            snapshot: &cur.snapshot,
+            chain: &chain,
+            heartbeat: &beat,
+        };
+        let mid_push = self.in_job && self.pause.as_deref() == Some("mid_push");
+        let hook = || self.pause_at("mid_push");
+        let noop = || {};
+        let outcomes: Vec<(usize, edge::Outcome)> = if mid_push {
+            // Sequential, so that "mid-push" is after the first edge and before the next.
+            which
+                .iter()
+                .filter_map(|&i| {
+                    let s = self.slots.get(i)?;
+                    Some((i, advance(&s.client, &plan, s.head, heartbeat, &hook)))
+                })
+                .collect()
+        } else {
+            let slots = &self.slots;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = which
+                    .iter()
+                    .filter_map(|&i| {
+                        let s = slots.get(i)?;
+                        let (plan, noop) = (&plan, &noop);
+                        let run = move || advance(&s.client, plan, s.head, heartbeat, noop);
+                        Some((i, scope.spawn(run)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|(i, h)| h.join().ok().map(|o| (i, o)))
+                    .collect()
+            })
+        };
+        let bytes: u64 = outcomes
+            .iter()
+            .flat_map(|(_, o)| o.pushed.iter().map(|p| p.bytes as u64))
+            .sum();
+        if outcomes.iter().any(|(_, o)| !o.pushed.is_empty()) {
+            self.pause_at("before_ack");
+        }
+        let now = now_ms();
+        let (epoch, watermark) = (cur.epoch, cur.watermark);
+        for (i, o) in outcomes {
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let before = slot.head;
+            slot.head = o.head;
+            if !o.pushed.is_empty() {
+                slot.last_ok = Some(Instant::now());
+                slot.heard_at = Some(now);
+            }
+            for p in o
+                .pushed
+                .iter()
+                .filter(|p| p.kind != Kind::Watermark || p.head != before.unwrap_or(p.head))
+            {
+                if Some(p.head) != before {
+                    self.out.emit(json!({"event": "pushed", "edge": slot.url, "kind": p.kind.as_str(),
+                        "bytes": p.bytes, "edgeEpoch": p.head.epoch, "edgeWatermark": p.head.watermark}));
+                }
+            }
+            match &o.error {
+                None => {
+                    slot.failures = 0;
+                    slot.last_error = None;
+                    slot.next_try = Instant::now();
+                }
+                Some(e) => {
+                    slot.failures = slot.failures.saturating_add(1);
+                    slot.next_try = Instant::now() + slot.backoff();
+                    let text = e.to_string();
+                    // Report a new error, and every 10th repeat, not every retry.
+                    if slot.last_error.as_deref() != Some(&text) || slot.failures % 10 == 0 {
+                        eprintln!(
+                            "warning: edge {}: {text} (attempt {}, next in {} ms)",
+                            slot.url,
+                            slot.failures,
+                            slot.backoff().as_millis()
+                        );
+                        self.out
+                            .emit(json!({"event": "edge_error", "edge": slot.url,
+                            "error": text, "attempt": slot.failures,
+                            "code": match e { EdgeError::Refused { code, .. } => code.as_str(),
+                                              EdgeError::Ahead(_) => "edge_ahead",
+                                              EdgeError::Conflict(_) => "epoch_conflict",
+                                              EdgeError::Unreachable(_) => "unreachable" }}));
+                    }
+                    slot.last_error = Some(text);
+                }
+            }
+            let row = EdgeRow {
+                url: slot.url.clone(),
+                epoch: slot.head.map(|h| h.epoch),
+                watermark: slot.head.map_or(0, |h| h.watermark),
+                heard_at: slot.heard_at,
+                last_error: slot.last_error.clone(),
+                failures: u64::from(slot.failures),
+            };
+            self.store.record_edge(&row, now)?;
+            if slot
+                .head
+                .is_some_and(|h| h.epoch == Some(epoch) && h.watermark >= watermark)
+                && before != slot.head
+            {
+                self.out
+                    .emit(json!({"event": "caught_up", "edge": slot.url, "epoch": epoch}));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Edges not at the latest epoch whose retry time has come.
+    fn due(&self) -> Vec<usize> {
+        let now = Instant::now();
+        self.select(|s| !self.caught_up(s) && s.next_try <= now)
+    }
+
+    /// For a journal with no epoch yet: the first epoch goes above anything the edges hold (a
+    /// lost journal must never reissue an epoch number an edge has seen).
+    fn first_epoch(&mut self) -> Result<u64, Fail> {
+        let probe = sign_watermark(&self.tenant, 0, now_ms(), None, &self.key)?;
+        let mut floor = 0;
+        for s in &mut self.slots {
+            match s.client.push(Kind::Watermark, &probe) {
+                edge::Answer::Ok(v) => {
+                    let e = v.get("epoch").and_then(Value::as_u64);
+                    let w = v.get("watermark").and_then(Value::as_u64).unwrap_or(0);
+                    floor = floor.max(e.unwrap_or(0)).max(w);
+                    s.head = Some(Head { epoch: e, watermark: w });
+                }
+                other => eprintln!(
+                    "warning: edge {} did not answer the first probe ({other:?}); if it holds epochs from another journal it will refuse this one's",
+                    s.url
+                ),
+            }
+        }
+        Ok(floor + 1)
+    }
+
+    /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
+    /// latest, then the pushes its kind calls for.
+    fn publish(&mut self, model: Model, changed_at: u64) -> Result<Ended, Fail> {
+        if model.tenant != self.tenant {
+            return Err(Fail(format!(
+                "the model is for tenant `{}`, this publisher's journal is `{}` [tenant_mismatch]",
+                model.tenant, self.tenant
+            )));
+        }
+        let state = compile(&model)?;
+        let digest = content_digest(&state)?;
+        if let Some(c) = &self.current {
+            if c.digest == digest {
+                self.out
+                    .emit(json!({"event": "unchanged", "epoch": c.epoch, "digest": digest}));
+                return self.converge(None);
+            }
+        }
+        let epoch = match &self.current {
+            Some(c) => c.epoch + 1,
+            None => self.first_epoch()?,
+        };
+        let issued_at = now_ms();
+        let snapshot = compile_snapshot(&state, epoch, issued_at, &self.key)?;
+        let (delta, revokes, ops) = match &self.current {
+            Some(c) => {
+                let d = diff_models(&c.state, &state, c.epoch, epoch, issued_at, &self.key)?;
+                let ops = d.ops.total();
+                (Some(d.bytes), d.revokes, ops)
+            }
+            None => (None, false, 0),
+        };
+        let watermark = match (&delta, revokes) {
+            (Some(d), true) => Some(sign_watermark(
+                &self.tenant,
+                epoch,
+                issued_at,
+                Some(d),
+                &self.key,
+            )?),
+            _ => None,
+        };
+        let kind = match (&self.current, revokes) {
+            (None, _) => "initial",
+            (_, true) => "revocation",
+            _ => "grant",
+        };
+        let model_text = serde_json::to_string(&model).map_err(|e| Fail(e.to_string()))?;
+        let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
+        self.store.issue(
+            &NewEpoch {
+                epoch,
+                kind,
+                revokes,
+                digest: &digest,
+                changed_at,
+                issued_at,
+                model: &model_text,
+                snapshot: &snapshot,
+                delta: delta.as_deref(),
+                watermark: watermark.as_deref(),
+                ops,
+            },
+            &edges,
+        )?;
+        let job = self.store.job_start(Some(epoch), kind, changed_at)?;
+        self.out.emit(
+            json!({"event": "issued", "epoch": epoch, "kind": kind, "revokes": revokes,
+            "ops": ops, "deltaBytes": delta.as_ref().map(Vec::len),
+            "watermarkBytes": watermark.as_ref().map(Vec::len), "snapshotBytes": snapshot.len(),
+            "digest": digest}),
+        );
+        let previous_watermark = self.current.as_ref().map_or(0, |c| c.watermark);
+        self.current = Some(Current {
+            epoch,
+            watermark: if revokes { epoch } else { previous_watermark },
+            model,
+            state,
+            snapshot,
+            digest,
+        });
+        self.in_job = true;
+        self.pause_at("after_journal");
+        self.store.job_step(job, "pushing")?;
+        let ended = if revokes {
+            self.converge(Some((epoch, changed_at)))
+        } else {
+            // Grants: one attempt at every edge now; the rest is retried in the background.
+            let all: Vec<usize> = (0..self.slots.len()).collect();
+            self.round(&all, false).map(|_| Ended::Done)
+        };
+        self.in_job = false;
+        let ended = ended?;
+        let elapsed = now_ms().saturating_sub(changed_at);
+        let bytes = self.bytes_of(epoch);
+        let budget = self.args.budget + bytes / 16_384;
+        let over = elapsed > budget;
+        let outcome = match (&ended, over) {
+            (Ended::Unacknowledged, _) => "unacknowledged",
+            (_, true) => "over_budget",
+            _ => "ok",
+        };
+        self.store.job_end(job, now_ms(), bytes, budget, outcome)?;
+        if over {
+            eprintln!(
+                "warning: epoch {epoch} ({kind}) took {elapsed} ms, over its budget of {budget} ms for {bytes} bytes"
+            );
+            self.out.emit(
+                json!({"event": "over_budget", "epoch": epoch, "ms": elapsed,
+                "budgetMs": budget, "bytes": bytes}),
+            );
+        }
+        self.maybe_checkpoint()?;
+        Ok(ended)
+    }
+
+    /// The bytes one epoch sends each edge in the usual case (its watermark or delta; the
+    /// snapshot for the first).
+    fn bytes_of(&self, epoch: u64) -> u64 {
+        let chain = self.store.chain(epoch, 1).unwrap_or_default();
+        match chain.get(&epoch) {
+            Some(l) => l.bytes.len() as u64,
+            None => self.current.as_ref().map_or(0, |c| c.snapshot.len() as u64),
+        }
+    }
+
+    /// With `revocation`: pushes until every edge enforces it or the ack timeout passes, and says
+    /// which. Without: one attempt at every edge not caught up.
+    fn converge(&mut self, revocation: Option<(u64, u64)>) -> Result<Ended, Fail> {
+        let Some((epoch, changed_at)) = revocation else {
+            let behind: Vec<usize> = self.select(|s| !self.caught_up(s));
+            self.round(&behind, false)?;
+            return Ok(Ended::Done);
+        };
+        let deadline = Instant::now() + Duration::from_millis(self.args.ack_timeout);
+        loop {
+            let missing: Vec<usize> = self.select(|s| !Self::enforces(s, epoch));
+            if missing.is_empty() {
+                let ms = now_ms().saturating_sub(changed_at);
+                self.out.emit(
+                    json!({"event": "revocation_acknowledged", "epoch": epoch, "ms": ms,
+                    "edges": self.slots.iter().map(|s| s.url.clone()).collect::<Vec<_>>()}),
+                );
+                // Edges that enforce it but could not apply it yet get the snapshot now.
+                let behind: Vec<usize> = self.select(|s| !self.caught_up(s));
+                if !behind.is_empty() {
+                    self.round(&behind, false)?;
+                }
+                return Ok(Ended::Done);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let names: Vec<String> = self.slots_at(&missing).map(|s| s.url.clone()).collect();
+                let why: Vec<Value> = self
+                    .slots_at(&missing)
+                    .map(|s| json!({"edge": s.url, "error": s.last_error}))
+                    .collect();
+                eprintln!(
+                    "error: the revocation at epoch {epoch} is NOT acknowledged by {} of {} edges: {}",
+                    names.len(),
+                    self.slots.len(),
+                    names.join(", ")
+                );
+                self.out.emit(json!({"event": "revocation_unacknowledged", "epoch": epoch,
+                    "missing": why, "acknowledged": self.slots.iter()
+                        .filter(|s| Self::enforces(s, epoch)).map(|s| s.url.clone()).collect::<Vec<_>>()}));
+                return Ok(Ended::Unacknowledged);
+            }
+            let ready: Vec<usize> = missing
+                .iter()
+                .copied()
+                .filter(|&i| self.slots.get(i).is_some_and(|s| s.next_try <= now))
+                .collect();
+            if ready.is_empty() {
+                let next = self
+                    .slots_at(&missing)
+                    .map(|s| s.next_try)
+                    .min()
+                    .unwrap_or(deadline)
+                    .min(deadline);
+                std::thread::sleep(next.saturating_duration_since(now));
+            } else {
+                self.round(&ready, false)?;
+            }
+        }
+    }
+
+    /// After enough deltas (or deltas heavier than the snapshot) since the last snapshot-only
+    /// epoch, issues one: the same content at the next epoch, pushed as a snapshot, which replaces
+    /// the delta log every edge keeps.
+    fn maybe_checkpoint(&mut self) -> Result<(), Fail> {
+        let Some(cur) = &self.current else {
+            return Ok(());
+        };
+        let (count, bytes): (i64, i64) = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(delta)), 0) FROM epochs WHERE epoch >
+                   (SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE kind IN ('initial', 'checkpoint'))",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| Fail(format!("publisher journal: {e}")))?;
+        // Small tenants: the log is cheap to replay until it reaches 256 KiB.
+        let heavy = (cur.snapshot.len() as u64).max(CHECKPOINT_MIN_BYTES);
+        let due = u64::try_from(count).unwrap_or(0) >= self.args.checkpoint_every
+            || u64::try_from(bytes).unwrap_or(0) > heavy;
+        if !due {
+            return Ok(());
+        }
+        let epoch = cur.epoch + 1;
+        let issued_at = now_ms();
+        let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
+        let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
+        let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
+        let digest = cur.digest.clone();
+        self.store.issue(
+            &NewEpoch {
+                epoch,
+                kind: "checkpoint",
+                revokes: false,
+                digest: &digest,
+                changed_at: issued_at,
+                issued_at,
+                model: &model_text,
+                snapshot: &snapshot,
+                delta: None,
+                watermark: None,
+                ops: 0,
+            },
+            &edges,
+        )?;
+        self.out.emit(
+            json!({"event": "issued", "epoch": epoch, "kind": "checkpoint",
+            "revokes": false, "snapshotBytes": snapshot.len(), "digest": digest,
+            "deltasSince": count, "deltaBytesSince": bytes}),
+        );
+        if let Some(c) = &mut self.current {
+            c.epoch = epoch;
+            c.snapshot = snapshot;
+        }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        self.round(&all, false)?;
+        Ok(())
+    }
+
+    fn heartbeat_ms(&self) -> Result<u64, Fail> {
+        let bound = self.current.as_ref().map_or(5_000, |c| min_bound(&c.state));
+        match self.args.heartbeat {
+            Some(ms) if ms == 0 || ms >= bound => Err(Fail(format!(
+                "--heartbeat {ms} must be above 0 and below the smallest freshness bound ({bound} ms)"
+            ))),
+            Some(ms) => Ok(ms),
+            None => Ok((bound / 3).max(50)),
+        }
+    }
+
+    /// The background duties between changes: retry edges that are behind, heartbeat edges not
+    /// heard from within the interval. Returns when the next duty is due.
+    fn duties(&mut self) -> Result<Instant, Fail> {
+        let due = self.due();
+        if !due.is_empty() {
+            self.round(&due, false)?;
+        }
+        let every = Duration::from_millis(self.heartbeat_ms()?);
+        let now = Instant::now();
+        let beat = self.select(|s| {
+            s.next_try <= now && s.last_ok.is_none_or(|t| now.duration_since(t) >= every)
+        });
+        if !beat.is_empty() {
+            self.round(&beat, true)?;
+        }
+        let now = Instant::now();
+        let next = self
+            .slots
+            .iter()
+            .map(|s| {
+                let beat_at = s.last_ok.map_or(now, |t| t + every);
+                if self.caught_up(s) {
+                    beat_at.max(s.next_try)
+                } else {
+                    s.next_try
+                }
+            })
+            .min()
+            .unwrap_or(now + every);
+        Ok(next.max(now + Duration::from_millis(5)))
+    }
+
+    fn pending(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| !self.caught_up(s))
+            .map(|s| s.url.clone())
+            .collect()
+    }
+}
+
+fn read_model(path: &Path) -> Result<Model, Fail> {
+    let text = read_text(path)?;
+    Model::from_json(&text).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
+}
+
+/// What the file looks like now, to notice a change without reading it every time.
+fn fingerprint(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+pub fn run(args: PublishArgs) -> Result<Ended, Fail> {
+    let started = now_ms();
+    if args.status {
+        return status::print(&args).map(|_| Ended::Done);
+    }
+    let first = args.model.as_deref().map(read_model).transpose()?;
+    let tenant = match (&first, &args.tenant) {
+        (Some(m), Some(t)) if &m.tenant != t => {
+            return Err(Fail(format!(
+                "--tenant `{t}` but the model is for `{}` [tenant_mismatch]",
+                m.tenant
+            )))
+        }
+        (Some(m), _) => m.tenant.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => {
+            return Err(Fail(
+                "give a MODEL.json, or --tenant to work from the journal's latest epoch".into(),
+            ))
+        }
+    };
+    if !edge_authz::is_valid_tenant(&tenant) {
+        return Err(Fail(format!("`{tenant}` is not a valid tenant name")));
+    }
+    let mode = if args.watch {
+        "watch"
+    } else if args.stdin {
+        "stdin"
+    } else {
+        "once"
+    };
+    let mut p = Publisher::new(args, &tenant, mode)?;
+    let mut ended = Ended::Done;
+    match first {
+        Some(model) => ended = p.publish(model, started)?,
+        None => {
+            if p.current.is_none() && !p.args.stdin {
+                return Err(Fail(format!(
+                    "the journal of `{tenant}` has no epoch yet: give a MODEL.json"
+                )));
+            }
+            p.converge(None)?;
+        }
+    }
+    if p.args.watch {
+        watch(&mut p)?;
+    } else if p.args.stdin {
+        ended = stdin(&mut p)?;
+    }
+    let pending = p.pending();
+    if !pending.is_empty() {
+        eprintln!(
+            "warning: not caught up yet (a later run or --watch retries them): {}",
+            pending.join(", ")
+        );
+    }
+    p.out.emit(
+        json!({"event": "done", "epoch": p.current.as_ref().map(|c| c.epoch),
+        "pending": pending}),
+    );
+    Ok(ended)
+}
+
+/// `--watch`: polls the model file; each new content is a change.
+fn watch(p: &mut Publisher) -> Result<(), Fail> {
+    let Some(path) = p.args.model.clone() else {
+        return Ok(());
+    };
+    let mut seen = fingerprint(&path);
+    let mut last_text = read_text(&path).ok();
+    let poll = Duration::from_millis(p.args.poll.max(10));
+    loop {
+        let next = p.duties()?;
+        let wake = next.min(Instant::now() + poll);
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        let now = fingerprint(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let changed_at = now_ms();
+        let Ok(text) = read_text(&path) else { continue };
+        if last_text.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        last_text = Some(text.clone());
+        match Model::from_json(&text).map_err(Fail::from) {
+            Ok(model) => {
+                if let Err(e) = p.publish(model, changed_at) {
+                    // An invalid model (or one for another tenant) is reported; the
+                    // publisher keeps serving the last good epoch.
+                    eprintln!("error: {}: {}", path.display(), e.0);
+                    p.out.emit(json!({"event": "rejected", "error": e.0}));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {}", path.display(), e.0);
+                p.out.emit(json!({"event": "rejected", "error": e.0}));
+            }
+        }
+    }
+}
+
+/// `--stdin`: one change a line until the input ends, then converge (bounded by the ack
+/// timeout) and stop.
+fn stdin(p: &mut Publisher) -> Result<Ended, Fail> {
+    let (tx, rx) = mpsc::channel::<(String, u64)>();
+    std::thread::spawn(move || {
+        let input = io::stdin();
+        for line in input.lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send((line, now_ms())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ended = Ended::Done;
+    loop {
+        let next = p.duties()?;
+        let wait = next.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok((line, changed_at)) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let model = match changes::parse(&line) {
+                    Ok(changes::Change::Model(m)) => Ok(*m),
+                    Ok(changes::Change::Ops(ops)) => match &p.current {
+                        Some(c) => changes::apply(&c.model, &ops),
+                        None => Err("no model yet: the first change must be a whole model".into()),
+                    },
+                    Err(e) => Err(e),
+                };
+                let result = model.map_err(Fail).and_then(|m| p.publish(m, changed_at));
+                match result {
+                    Ok(Ended::Unacknowledged) => ended = Ended::Unacknowledged,
+                    Ok(Ended::Done) => {}
+                    Err(e) => {
+                        eprintln!("error: {}", e.0);
+                        p.out.emit(json!({"event": "rejected", "error": e.0}));
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // The input ended: bring everyone up to date, within the ack timeout.
+    let deadline = Instant::now() + Duration::from_millis(p.args.ack_timeout);
+    while !p.pending().is_empty() && Instant::now() < deadline {
+        let next = p.duties()?;
+        std::thread::sleep(next.min(deadline).saturating_duration_since(Instant::now()));
+    }
+    if let Some(c) = &p.current {
+        let w = c.watermark;
+        if p.slots.iter().any(|s| !Publisher::enforces(s, w)) {
+            ended = Ended::Unacknowledged;
+        }
+    }
+    Ok(ended)
+}

@@ -1,0 +1,540 @@
+//! The publisher's journal: one SQLite database per tenant (`DIR/TENANT.sqlite`, WAL, synchronous
+//! FULL), guarded by an exclusive lock on `DIR/TENANT.lock` for as long as a publisher runs.
+//!
+//! Every epoch is written, with its signed messages, in one transaction before any of it is pushed:
+//! an edge can never hold something the journal does not. What each edge acknowledged, every job
+//! and every step are written after the edge answered, so a crash between the two only makes the
+//! next run push again what the edge already has (edges treat that as a no-op).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::Fail;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Every epoch issued, in order. The model and the snapshot are kept for the latest epoch only
+-- (older rows keep their digest, kind and delta: the audit trail of what changed when).
+CREATE TABLE IF NOT EXISTS epochs (
+  epoch INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,            -- initial | revocation | grant | checkpoint
+  revokes INTEGER NOT NULL,
+  digest TEXT NOT NULL,          -- content digest (hex SHA-256), as edges report it
+  changed_at INTEGER NOT NULL,   -- when the change was seen (Unix ms)
+  issued_at INTEGER NOT NULL,    -- the signed messages' issued_at
+  model TEXT,                    -- latest epoch only
+  snapshot BLOB,                 -- latest epoch only
+  delta BLOB,                    -- from epoch - 1; NULL for the first epoch
+  watermark BLOB,                -- revocations: the signed watermark carrying the delta
+  ops INTEGER NOT NULL DEFAULT 0 -- entries the delta changes
+);
+-- What the publisher knows of each edge, from its answers.
+CREATE TABLE IF NOT EXISTS edges (
+  url TEXT PRIMARY KEY,
+  epoch INTEGER,                 -- the edge's epoch at its last answer (NULL: no snapshot)
+  watermark INTEGER NOT NULL DEFAULT 0,
+  heard_at INTEGER,              -- last answer with status 200
+  last_error TEXT,               -- NULL once the edge answers again
+  failures INTEGER NOT NULL DEFAULT 0
+);
+-- For each epoch and each edge it was published to (a row is written with the epoch): when the
+-- edge first enforced it (watermark >= epoch) and first applied it (its epoch >= epoch).
+CREATE TABLE IF NOT EXISTS acks (
+  epoch INTEGER NOT NULL,
+  edge TEXT NOT NULL,
+  enforced_at INTEGER,
+  applied_at INTEGER,
+  run INTEGER NOT NULL,
+  PRIMARY KEY (epoch, edge)
+);
+CREATE INDEX IF NOT EXISTS acks_unapplied ON acks (edge, epoch) WHERE applied_at IS NULL;
+CREATE INDEX IF NOT EXISTS acks_unenforced ON acks (edge, epoch) WHERE enforced_at IS NULL;
+-- One row per job (one change, or one catch-up run), closed when it ends: an open row is where
+-- an interrupted run stopped.
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  run INTEGER NOT NULL,
+  epoch INTEGER,
+  kind TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  step TEXT NOT NULL,
+  ended_at INTEGER,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  budget_ms INTEGER,
+  outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  mode TEXT NOT NULL
+);
+";
+
+/// The latest epoch, whole.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub epoch: u64,
+    pub digest: String,
+    pub model: String,
+    pub snapshot: Vec<u8>,
+}
+
+/// One step of the chain an edge replays: a revocation's watermark (carrying its delta) or a
+/// grant's delta.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub epoch: u64,
+    pub revokes: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// What the journal knows of one edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeRow {
+    pub url: String,
+    /// `None`: never heard; `Some(None)`: the edge holds no snapshot.
+    pub epoch: Option<Option<u64>>,
+    pub watermark: u64,
+    pub heard_at: Option<u64>,
+    pub last_error: Option<String>,
+    pub failures: u64,
+}
+
+/// A job an earlier run left open: id, epoch, kind, the step it had reached.
+pub type OpenJob = (u64, Option<u64>, String, String);
+
+/// A new epoch, written whole or not at all.
+pub struct NewEpoch<'a> {
+    pub epoch: u64,
+    pub kind: &'a str,
+    pub revokes: bool,
+    pub digest: &'a str,
+    pub changed_at: u64,
+    pub issued_at: u64,
+    pub model: &'a str,
+    pub snapshot: &'a [u8],
+    pub delta: Option<&'a [u8]>,
+    pub watermark: Option<&'a [u8]>,
+    pub ops: usize,
+}
+
+pub struct Store {
+    conn: Connection,
+    pub tenant: String,
+    pub run: u64,
+    _lock: Option<File>,
+}
+
+fn db_err(e: rusqlite::Error) -> Fail {
+    Fail(format!("publisher journal: {e}"))
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub fn paths(dir: &Path, tenant: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{tenant}.sqlite")),
+        dir.join(format!("{tenant}.lock")),
+    )
+}
+
+impl Store {
+    /// Opens (creating) the journal of `tenant` and takes its lock: one publisher per tenant.
+    pub fn open(dir: &Path, tenant: &str, mode: &str, now: u64) -> Result<Store, Fail> {
+        fs::create_dir_all(dir)
+            .map_err(|e| Fail(format!("cannot create `{}`: {e}", dir.display())))?;
+        let (db, lock_path) = paths(dir, tenant);
+        let mut lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .read(true)
+            .open(&lock_path)
+            .map_err(|e| Fail(format!("cannot open `{}`: {e}", lock_path.display())))?;
+        if lock.try_lock().is_err() {
+            let holder = fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(Fail(format!(
+                "another publisher holds the lock for tenant `{tenant}` ({}; pid {}) [locked]",
+                lock_path.display(),
+                holder.trim()
+            )));
+        }
+        // Who holds it, for the message above (the lock itself is what counts).
+        let _ = lock.set_len(0);
+        let _ = write!(lock, "{}", std::process::id());
+        let conn = Self::connect(&db)?;
+        let mut store = Store {
+            conn,
+            tenant: tenant.to_string(),
+            run: 0,
+            _lock: Some(lock),
+        };
+        store.check_tenant()?;
+        store
+            .conn
+            .execute(
+                "INSERT INTO runs (pid, started_at, mode) VALUES (?1, ?2, ?3)",
+                params![std::process::id(), int(now), mode],
+            )
+            .map_err(db_err)?;
+        store.run = uint(store.conn.last_insert_rowid());
+        Ok(store)
+    }
+
+    /// Opens the journal for reading only (`publish --status`), without the lock.
+    pub fn read_only(dir: &Path, tenant: &str) -> Result<Store, Fail> {
+        let (db, _) = paths(dir, tenant);
+        if !db.exists() {
+            return Err(Fail(format!(
+                "no journal for tenant `{tenant}` in `{}`",
+                dir.display()
+            )));
+        }
+        let conn = Self::connect(&db)?;
+        Ok(Store {
+            conn,
+            tenant: tenant.to_string(),
+            run: 0,
+            _lock: None,
+        })
+    }
+
+    fn connect(db: &Path) -> Result<Connection, Fail> {
+        let conn = Connection::open(db)
+            .map_err(|e| Fail(format!("cannot open `{}`: {e}", db.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(conn)
+    }
+
+    fn check_tenant(&mut self) -> Result<(), Fail> {
+        let held: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'tenant'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db_err)?;
+        match held {
+            Some(t) if t != self.tenant => Err(Fail(format!(
+                "this journal belongs to tenant `{t}`, not `{}` [tenant_mismatch]",
+                self.tenant
+            ))),
+            Some(_) => Ok(()),
+            None => self
+                .conn
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('tenant', ?1)",
+                    [&self.tenant],
+                )
+                .map(|_| ())
+                .map_err(db_err),
+        }
+    }
+
+    /// Tenants with a journal in `dir`.
+    pub fn tenants(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        name.strip_suffix(".sqlite").map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    pub fn latest_epoch(&self) -> Result<Option<u64>, Fail> {
+        self.conn
+            .query_row("SELECT MAX(epoch) FROM epochs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|v| v.map(uint))
+            .map_err(db_err)
+    }
+
+    pub fn latest(&self) -> Result<Option<Latest>, Fail> {
+        self.conn
+            .query_row(
+                "SELECT epoch, digest, model, snapshot FROM epochs ORDER BY epoch DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(Latest {
+                        epoch: uint(r.get(0)?),
+                        digest: r.get(1)?,
+                        model: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        snapshot: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// The revocation watermark: the latest epoch that removed access (0 if none).
+    pub fn watermark(&self) -> Result<u64, Fail> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE revokes = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(uint)
+            .map_err(db_err)
+    }
+
+    /// Writes a new epoch and its messages in one transaction; the previous latest epoch's model
+    /// and snapshot are dropped in the same step.
+    pub fn issue(&mut self, e: &NewEpoch<'_>, edges: &[String]) -> Result<(), Fail> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        tx.execute(
+            "UPDATE epochs SET model = NULL, snapshot = NULL WHERE epoch < ?1",
+            [int(e.epoch)],
+        )
+        .map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO epochs (epoch, kind, revokes, digest, changed_at, issued_at, model,
+                                 snapshot, delta, watermark, ops)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                int(e.epoch),
+                e.kind,
+                e.revokes,
+                e.digest,
+                int(e.changed_at),
+                int(e.issued_at),
+                e.model,
+                e.snapshot,
+                e.delta,
+                e.watermark,
+                e.ops as i64
+            ],
+        )
+        .map_err(db_err)?;
+        for url in edges {
+            tx.execute(
+                "INSERT INTO acks (epoch, edge, run) VALUES (?1, ?2, ?3)",
+                params![int(e.epoch), url, int(self.run)],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The links of the last `max` epochs up to `to`, by epoch (the first epoch has none).
+    pub fn chain(&self, to: u64, max: u64) -> Result<BTreeMap<u64, Link>, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT epoch, revokes, delta, watermark FROM epochs
+                 WHERE epoch > ?1 AND epoch <= ?2 ORDER BY epoch",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([int(to.saturating_sub(max)), int(to)], |r| {
+                let revokes: bool = r.get(1)?;
+                let delta: Option<Vec<u8>> = r.get(2)?;
+                let wm: Option<Vec<u8>> = r.get(3)?;
+                Ok((uint(r.get(0)?), revokes, if revokes { wm } else { delta }))
+            })
+            .map_err(db_err)?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (epoch, revokes, bytes) = row.map_err(db_err)?;
+            if let Some(bytes) = bytes {
+                out.insert(
+                    epoch,
+                    Link {
+                        epoch,
+                        revokes,
+                        bytes,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn edge(&self, url: &str) -> Result<EdgeRow, Fail> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT epoch, watermark, heard_at, last_error, failures FROM edges WHERE url = ?1",
+                [url],
+                |r| {
+                    let heard: Option<i64> = r.get(2)?;
+                    Ok(EdgeRow {
+                        url: url.to_string(),
+                        epoch: heard
+                            .map(|_| r.get::<_, Option<i64>>(0).map(|e| e.map(uint)))
+                            .transpose()?,
+                        watermark: uint(r.get(1)?),
+                        heard_at: heard.map(uint),
+                        last_error: r.get(3)?,
+                        failures: uint(r.get(4)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_err)?;
+        Ok(row.unwrap_or_else(|| EdgeRow {
+            url: url.to_string(),
+            ..EdgeRow::default()
+        }))
+    }
+
+    pub fn edges(&self) -> Result<Vec<EdgeRow>, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT url FROM edges ORDER BY url")
+            .map_err(db_err)?;
+        let urls = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        urls.iter().map(|u| self.edge(u)).collect()
+    }
+
+    /// Records what an edge answered (its head after the answer) and the acknowledgements that
+    /// follow from it, in one transaction.
+    pub fn record_edge(&mut self, row: &EdgeRow, now: u64) -> Result<(), Fail> {
+        let tx = self.conn.transaction().map_err(db_err)?;
+        // An edge not heard from in this run keeps what it last acknowledged.
+        let known = row.epoch.is_some();
+        let epoch = row.epoch.flatten().map(int);
+        tx.execute(
+            "INSERT INTO edges (url, epoch, watermark, heard_at, last_error, failures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (url) DO UPDATE SET
+               epoch = CASE WHEN ?7 THEN ?2 ELSE epoch END,
+               watermark = CASE WHEN ?7 THEN ?3 ELSE watermark END,
+               heard_at = COALESCE(?4, heard_at), last_error = ?5, failures = ?6",
+            params![
+                row.url,
+                epoch,
+                int(row.watermark),
+                row.heard_at.map(int),
+                row.last_error,
+                int(row.failures),
+                known
+            ],
+        )
+        .map_err(db_err)?;
+        if known {
+            // Applied: every expected epoch up to the edge's epoch (and so enforced). Enforced:
+            // every revocation up to its watermark.
+            tx.execute(
+                "UPDATE acks SET applied_at = ?3, enforced_at = COALESCE(enforced_at, ?3)
+                 WHERE edge = ?1 AND applied_at IS NULL AND epoch <= COALESCE(?2, 0)",
+                params![row.url, epoch, int(now)],
+            )
+            .map_err(db_err)?;
+            tx.execute(
+                "UPDATE acks SET enforced_at = ?3
+                 WHERE edge = ?1 AND enforced_at IS NULL AND epoch <= ?2
+                   AND epoch IN (SELECT epoch FROM epochs WHERE revokes = 1)",
+                params![row.url, int(row.watermark), int(now)],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    pub fn job_start(&mut self, epoch: Option<u64>, kind: &str, now: u64) -> Result<u64, Fail> {
+        self.conn
+            .execute(
+                "INSERT INTO jobs (run, epoch, kind, started_at, step) VALUES (?1, ?2, ?3, ?4, 'started')",
+                params![int(self.run), epoch.map(int), kind, int(now)],
+            )
+            .map_err(db_err)?;
+        Ok(uint(self.conn.last_insert_rowid()))
+    }
+
+    pub fn job_step(&mut self, job: u64, step: &str) -> Result<(), Fail> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET step = ?2 WHERE id = ?1",
+                params![int(job), step],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    pub fn job_end(
+        &mut self,
+        job: u64,
+        now: u64,
+        bytes: u64,
+        budget_ms: u64,
+        outcome: &str,
+    ) -> Result<(), Fail> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET step = 'done', ended_at = ?2, bytes = ?3, budget_ms = ?4, outcome = ?5
+                 WHERE id = ?1",
+                params![int(job), int(now), int(bytes), int(budget_ms), outcome],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// Jobs an earlier run left open: where it stopped.
+    pub fn interrupted(&self) -> Result<Vec<OpenJob>, Fail> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, epoch, kind, step FROM jobs WHERE ended_at IS NULL AND run < ?1 ORDER BY id",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([int(self.run)], |r| {
+                Ok((
+                    uint(r.get(0)?),
+                    r.get::<_, Option<i64>>(1)?.map(uint),
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    pub fn close_interrupted(&mut self, now: u64) -> Result<(), Fail> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET ended_at = ?2, outcome = 'interrupted' WHERE ended_at IS NULL AND run < ?1",
+                params![int(self.run), int(now)],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// A read-only query for the status report.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
