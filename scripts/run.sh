@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: sets up (scripts/setup.sh), builds the command line and the Worker, starts the
 # Worker locally with `wrangler dev` on 127.0.0.1 (offline, state under target/edge/), publishes
-# the example model to it as a signed snapshot, and runs a few `curl` checks against it. Then it
-# keeps the Worker running until Ctrl-C, printing the commands to try.
+# the example model to it with `edge-authz publish`, and runs a few `curl` checks against it. Then
+# it keeps the Worker running until Ctrl-C, with `publish --watch` following target/edge/model.json
+# (each save is published; heartbeats keep the edge fresh), printing the commands to try.
 #
 #   scripts/run.sh            # PORT=8787 by default
 #   scripts/run.sh --once     # the same, then stops the Worker and exits (used by the tests)
@@ -59,15 +60,13 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "$URL/health" > /dev/null
 
-say "publishing the example model (examples/acme.json) as a signed snapshot"
-# The next epoch after what the Worker holds (it keeps its state in $D/state across runs).
-HELD=$(curl -fsS -H "authorization: Bearer $TOKEN" "$URL/v1/acme/status" |
-  sed -n 's/.*"epoch":\([0-9][0-9]*\).*/\1/p' | tail -1)
-EPOCH=$(( ${HELD:-0} + 1 ))
-"$BIN" compile examples/acme.json --epoch "$EPOCH" --secret-key "$D/keys/origin.key" -o "$D/acme.snapshot"
-show "curl -X PUT $URL/v1/acme/snapshot -H 'content-type: application/msgpack' --data-binary @$D/acme.snapshot"
-curl -sS -X PUT "$URL/v1/acme/snapshot" -H 'content-type: application/msgpack' \
-  --data-binary "@$D/acme.snapshot"
+say "publishing the example model through the origin's publisher (journal: $D/publish)"
+# The publisher's journal numbers the epochs; a new journal starts above whatever the Worker
+# already holds (its state persists in $D/state across runs). The same model again is a no-op.
+show "$BIN publish examples/acme.json --edge $URL --secret-key $D/keys/origin.key --state $D/publish"
+"$BIN" publish examples/acme.json --edge "$URL" --secret-key "$D/keys/origin.key" --state "$D/publish"
+EPOCH=$("$BIN" publish --status --json --state "$D/publish" --tenant acme |
+  sed -n 's/.*"epoch":\([0-9][0-9]*\),"epochs".*/\1/p')
 echo
 
 CHECKS=(
@@ -100,13 +99,23 @@ curl -sS -i -X POST "$URL/v1/acme/check" -H 'content-type: application/json' -d 
   grep -iE '^HTTP|^www-authenticate|^\{' || true
 echo
 
+show "$BIN publish --status --state $D/publish"
+"$BIN" publish --status --state "$D/publish"
+
 if [ "$ONCE" = 1 ]; then
   say "stopping the Worker (--once)"
   exit 0
 fi
-say "the Worker runs at $URL (token: $TOKEN); Ctrl-C stops it"
-echo "Revoke something: edit a copy of examples/acme.json, then (EPOCH=$EPOCH is held now)"
-echo "  $BIN diff examples/acme.json NEW.json --base-epoch $EPOCH --epoch $((EPOCH + 1)) --secret-key $D/keys/origin.key -o $D/next.delta"
-echo "  $BIN watermark --tenant acme --watermark $((EPOCH + 1)) --delta $D/next.delta --secret-key $D/keys/origin.key -o $D/next.watermark"
-echo "  curl -X POST $URL/v1/acme/watermark -H 'content-type: application/msgpack' --data-binary @$D/next.watermark"
+# From here on the publisher follows a copy of the model: every save is published (revocations
+# acknowledged before it moves on), and its heartbeats keep the Worker's high tier answering.
+[ -f "$D/model.json" ] || cp examples/acme.json "$D/model.json"
+say "following $D/model.json with publish --watch (log: $D/publish.log)"
+"$BIN" publish "$D/model.json" --watch --edge "$URL" --secret-key "$D/keys/origin.key" \
+  --state "$D/publish" > "$D/publish.log" 2>&1 < /dev/null &
+PUBLISHER=$!
+trap 'kill "$PUBLISHER" 2>/dev/null || true; stop' EXIT INT TERM
+say "the Worker runs at $URL (token: $TOKEN), epoch $EPOCH; Ctrl-C stops it and the publisher"
+echo "Revoke something: edit $D/model.json (remove a membership), save, and check again:"
+echo "  tail -f $D/publish.log          # issued / pushed / revocation_acknowledged"
+echo "  $BIN publish --status --state $D/publish"
 wait "$WRANGLER"

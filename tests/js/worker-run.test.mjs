@@ -1,5 +1,5 @@
 // The README's main-job command, `scripts/run.sh`, in its `--once` form: it starts the Worker
-// with `wrangler dev` on 127.0.0.1, publishes the example model's signed snapshot, runs its curl
+// with `wrangler dev` on 127.0.0.1, publishes the example model with `edge-authz publish`, runs its curl
 // checks, and stops the Worker. Asserts the printed answers and that no wrangler or workerd of
 // that run is left behind.
 import { test } from 'node:test';
@@ -28,8 +28,14 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
   assert.equal(run.status, 0, out.slice(-3000));
   const lines = out.split('\n');
   const json = lines.filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l));
-  const epoch = json.find((j) => Object.keys(j).join() === 'epoch');
-  assert.ok(epoch && epoch.epoch >= 1, 'the snapshot push answered {epoch}');
+  // `edge-authz publish` printed the epoch it issued (or, on a rerun, that nothing changed), and
+  // its status report shows the Worker at that epoch.
+  const published = out.match(/^(issued|unchanged)\s.*\bepoch=(\d+)/m);
+  assert.ok(published, out.slice(-3000));
+  const epoch = { epoch: Number(published[2]) };
+  assert.ok(epoch.epoch >= 1);
+  assert.match(out, new RegExp(`^tenant acme: epoch ${epoch.epoch}, `, 'm'));
+  assert.match(out, new RegExp(`http://127\\.0\\.0\\.1:${port}  epoch ${epoch.epoch}  lag 0 .* ok$`, 'm'));
   const decisions = json.filter((j) => 'allowed' in j);
   assert.deepEqual(
     decisions.map((d) => [d.allowed, d.reason, d.tier]),

@@ -214,3 +214,62 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Result<Model, String> {
+        let text = include_str!("../../../../examples/acme.json");
+        Model::from_json(text).map_err(|e| e.to_string())
+    }
+
+    fn ops(line: &str) -> Result<Vec<Op>, String> {
+        match parse(line)? {
+            Change::Ops(ops) => Ok(ops),
+            Change::Model(_) => Err("a model".into()),
+        }
+    }
+
+    #[test]
+    fn operations_apply_and_absent_names_fail() -> Result<(), String> {
+        let m = example()?;
+        let removed = apply(
+            &m,
+            &ops(r#"{"op":"remove_membership","member":"user:alice","group":"group:eng"}"#)?,
+        )?;
+        assert_eq!(removed.memberships.len(), m.memberships.len() - 1);
+        assert!(removed.compile().is_ok());
+        // The same removal again names something absent: the whole change fails.
+        let again = apply(
+            &removed,
+            &ops(r#"{"op":"remove_membership","member":"user:alice","group":"group:eng"}"#)?,
+        );
+        assert!(again.is_err_and(|e| e.contains("does not exist")));
+        let several = apply(
+            &m,
+            &ops(r#"[{"op":"add_resource","id":"doc:x","parent":"org:acme"},
+                    {"op":"add_assignment","principal":"user:bob","role":"viewer","resource":"doc:x"},
+                    {"op":"set_role","role":"viewer","actions":["read","write"]},
+                    {"op":"suspend","subject":"user:bob"},
+                    {"op":"move_resource","id":"doc:roadmap","parent":"org:acme"},
+                    {"op":"set_action","action":"delete","tier":"high"}]"#)?,
+        )?;
+        assert!(several.compile().is_ok());
+        assert!(several.suspended.contains(&"user:bob".to_string()));
+        assert!(several
+            .resources
+            .iter()
+            .any(|r| r.id == "doc:roadmap" && r.parent.as_deref() == Some("org:acme")));
+        // Adding what exists fails; an unknown operation or field does not parse.
+        assert!(apply(&m, &ops(r#"{"op":"suspend","subject":"user:mallory"}"#)?).is_err());
+        assert!(parse(r#"{"op":"frobnicate"}"#).is_err());
+        assert!(parse(r#"{"op":"suspend","subject":"user:x","extra":1}"#).is_err());
+        assert!(parse("[1, 2").is_err());
+        assert!(matches!(
+            parse(include_str!("../../../../examples/acme.json")),
+            Ok(Change::Model(_))
+        ));
+        Ok(())
+    }
+}

@@ -255,3 +255,26 @@ pub fn print(args: &PublishArgs) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).rev().collect();
+        let s = summary(v);
+        assert_eq!(s.get("count").and_then(|v| v.as_u64()), Some(100));
+        assert_eq!(s.get("p50Ms").and_then(|v| v.as_u64()), Some(50));
+        assert_eq!(s.get("p99Ms").and_then(|v| v.as_u64()), Some(99));
+        assert_eq!(s.get("maxMs").and_then(|v| v.as_u64()), Some(100));
+        assert_eq!(
+            summary(vec![7]).get("p99Ms").and_then(|v| v.as_u64()),
+            Some(7)
+        );
+        assert_eq!(
+            summary(Vec::new()).get("count").and_then(|v| v.as_u64()),
+            Some(0)
+        );
+    }
+}
