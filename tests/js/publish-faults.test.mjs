@@ -5,27 +5,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { BIN, base, decide, edgeStatus, edges, originOnDisk } from './publisher.mjs';
+import { agree, base, BIN, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, withoutBob } from './publisher.mjs';
 
-const BOB = ['user:bob', 'read', 'doc:roadmap'];
-const CAROL = ['user:carol', 'read', 'doc:roadmap'];
-const withoutBob = (m) => {
-  m.memberships = m.memberships.filter((x) => x.member !== 'user:bob');
-};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function agree(origin, all, expect) {
-  const st = await origin.status();
-  for (const e of all) {
-    const s = await edgeStatus(e);
-    assert.equal(s.epoch, st.epoch, `${e.url} epoch`);
-    assert.equal(s.digest, st.digest, `${e.url} digest`);
-    for (const [req, allowed] of expect) {
-      assert.equal((await decide(e, ...req)).allowed, allowed, `${e.url} ${req}`);
-    }
-  }
-  return st;
-}
 
 describe('publish: killed at each step, run again, converges', () => {
   for (const step of ['after_journal', 'mid_push', 'before_ack']) {
@@ -280,5 +263,42 @@ describe('publish: the 5,000 x 5,000 group', () => {
     ]);
     assert.equal(st.propagation.lastRun.revocation.count, 4);
     assert.equal(st.propagation.lastRun.grant.count, 2);
+  });
+});
+
+describe('publish --stdin: a revocation waiting on a down edge', () => {
+  let origin;
+  let all;
+  before(async () => {
+    origin = await originOnDisk();
+    all = await edges(origin.pub, 2);
+  });
+  after(async () => Promise.all(all.map((e) => e.dispose())));
+
+  test('the edges that are up keep their heartbeats while it waits', async () => {
+    const [up, down] = all;
+    const EXPORT = ['user:alice', 'export', 'doc:roadmap'];
+    const fresh = (m) => (m.freshness = { low: 60_000, standard: 60_000, high: 1_200 });
+    const first = await origin.publish(all, [origin.write(base(fresh))]);
+    assert.equal(first.code, 0, first.stderr);
+    await down.dispose();
+    const p = startPublisher(origin, all, ['--stdin', '--tenant', 'acme', '--ack-timeout', '3000']);
+    try {
+      p.child.stdin.write(`${JSON.stringify({ op: 'remove_membership', member: 'user:bob', group: 'group:eng' })}\n`);
+      await p.until((e) => e.event === 'issued' && e.kind === 'revocation');
+      assert.equal((await decide(up, ...BOB)).allowed, false);
+      // Twice the high tier's bound into the wait: the edge that is up still answers it.
+      await sleep(2_400);
+      assert.ok(!p.events.some((e) => e.event === 'revocation_unacknowledged'), 'still waiting');
+      const d = await decide(up, ...EXPORT);
+      assert.equal(d.allowed, true, JSON.stringify(d));
+      const unack = await p.until((e) => e.event === 'revocation_unacknowledged');
+      assert.deepEqual(unack.missing.map((m) => m.edge), [down.url]);
+      p.child.stdin.end();
+      const { code } = await p.closed;
+      assert.equal(code, 3, p.stderr());
+    } finally {
+      await p.stop();
+    }
   });
 });

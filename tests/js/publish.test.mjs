@@ -2,30 +2,11 @@
 // (Miniflare, each its own Durable Object state) on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { base, decide, edgeStatus, edges, originOnDisk, run } from './publisher.mjs';
+import { agree, base, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, run, withoutBob } from './publisher.mjs';
 
-const BOB = ['user:bob', 'read', 'doc:roadmap'];
-const CAROL = ['user:carol', 'read', 'doc:roadmap'];
-const withoutBob = (m) => {
-  m.memberships = m.memberships.filter((x) => x.member !== 'user:bob');
-};
 
 const kinds = (events, edge) => events.filter((e) => e.event === 'pushed' && e.edge === edge.url).map((e) => e.kind);
 
-/** Both edges hold the journal's epoch and digest, and answer as the model says. */
-async function agree(origin, all, expect) {
-  const st = await origin.status();
-  for (const e of all) {
-    const s = await edgeStatus(e);
-    assert.equal(s.epoch, st.epoch, `${e.url} epoch`);
-    assert.equal(s.digest, st.digest, `${e.url} digest`);
-    assert.equal(s.stale, false);
-    for (const [req, allowed] of expect) {
-      assert.equal((await decide(e, ...req)).allowed, allowed, `${e.url} ${req}`);
-    }
-  }
-  return st;
-}
 
 describe('publish: a revocation is enforced at every edge before publish returns; grants follow', () => {
   let origin;

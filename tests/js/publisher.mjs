@@ -125,3 +125,24 @@ export async function edgeStatus(edge) {
   assert.equal(r.status, 200, r.body);
   return r.json;
 }
+
+/** Every edge holds the journal's epoch and digest, and answers as `expect` says. */
+export async function agree(origin, all, expect) {
+  const st = await origin.status();
+  for (const e of all) {
+    const s = await edgeStatus(e);
+    assert.equal(s.epoch, st.epoch, `${e.url} epoch`);
+    assert.equal(s.digest, st.digest, `${e.url} digest`);
+    assert.equal(s.stale, false);
+    for (const [req, allowed] of expect) {
+      assert.equal((await decide(e, ...req)).allowed, allowed, `${e.url} ${req}`);
+    }
+  }
+  return st;
+}
+
+export const BOB = ['user:bob', 'read', 'doc:roadmap'];
+export const CAROL = ['user:carol', 'read', 'doc:roadmap'];
+export const withoutBob = (m) => {
+  m.memberships = m.memberships.filter((x) => x.member !== 'user:bob');
+};

@@ -630,12 +630,18 @@ impl Publisher {
                 .filter(|&i| self.slots.get(i).is_some_and(|s| s.next_try <= now))
                 .collect();
             if ready.is_empty() {
+                // While it waits on the edges that have not acknowledged, the others keep
+                // hearing from the origin (in --watch / --stdin mode).
+                if self.args.watch || self.args.stdin {
+                    self.beat()?;
+                }
                 let next = self
                     .slots_at(&missing)
                     .map(|s| s.next_try)
                     .min()
                     .unwrap_or(deadline)
-                    .min(deadline);
+                    .min(deadline)
+                    .min(now + Duration::from_millis(100));
                 std::thread::sleep(next.saturating_duration_since(now));
             } else {
                 self.round(&ready, false)?;
@@ -714,13 +720,9 @@ impl Publisher {
         }
     }
 
-    /// The background duties between changes: retry edges that are behind, heartbeat edges not
-    /// heard from within the interval. Returns when the next duty is due.
-    fn duties(&mut self) -> Result<Instant, Fail> {
-        let due = self.due();
-        if !due.is_empty() {
-            self.round(&due, false)?;
-        }
+    /// Heartbeats to the edges not heard from within the interval (and due for a try); returns
+    /// the interval.
+    fn beat(&mut self) -> Result<Duration, Fail> {
         let every = Duration::from_millis(self.heartbeat_ms()?);
         let now = Instant::now();
         let beat = self.select(|s| {
@@ -729,6 +731,17 @@ impl Publisher {
         if !beat.is_empty() {
             self.round(&beat, true)?;
         }
+        Ok(every)
+    }
+
+    /// The background duties between changes: retry edges that are behind, heartbeat edges not
+    /// heard from within the interval. Returns when the next duty is due.
+    fn duties(&mut self) -> Result<Instant, Fail> {
+        let due = self.due();
+        if !due.is_empty() {
+            self.round(&due, false)?;
+        }
+        let every = self.beat()?;
         let now = Instant::now();
         let next = self
             .slots
