@@ -25,6 +25,7 @@
 // for a missed speed or size target); 2 on an error (a process failed, a wait timed out, the time
 // limit passed). Edges are disposed of and child processes killed in every case.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,16 +46,17 @@ const { renderMarkdown, TARGETS } = await import('./publish/report.mjs');
 const HELP = `usage: node bench/publish.mjs [options]
   --quick               fewer repetitions (under about a minute)
   --changes N           single membership changes of phase 1, alternating revocation and grant
-                        (default 200; quick 40)
+                        (default 200; quick 60)
   --visibility N        grants of phase 1 whose visibility at the edges is polled (default 10; quick 5)
   --poll-ms MS          the polling interval of those checks (default 2)
   --check-every K       check every K-th revocation of phase 1 at both edges (default 4; quick 2)
   --oneshot N           one-shot revocation processes of phase 2, each followed by a grant
-                        (default 30; quick 8)
-  --cycles N            cycles of phase 3 (default 8; quick 2)
+                        (default 30; quick 10)
+  --cycles N            cycles of phase 3 (default 10; quick 3)
   --big-members N       members of group:big (default ${BIG_DEFAULTS.members})
   --big-docs N          documents, and assignments of group:big (default ${BIG_DEFAULTS.docs})
   --add-members N       members added as one change in phase 3 (default 1000)
+  --warmup N            changes of phase 1 before the measured ones, reported apart (default 2)
   --gap-ms MS           quiet time required after each change before the next line (default 10;
                         phase 3: at least 100) so that a change's trailing work (journal, a
                         checkpoint) is not counted in the next one
@@ -89,21 +91,23 @@ function parseArgs(argv) {
       case '--big-docs': num('bigDocs'); break;
       case '--add-members': num('addMembers'); break;
       case '--gap-ms': num('gapMs'); break;
+      case '--warmup': num('warmup'); break;
       case '--time-limit': num('timeLimit'); break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
   }
   const q = !!o.quick;
-  o.changes ??= q ? 40 : 200;
+  o.changes ??= q ? 60 : 200;
   o.visibility ??= q ? 5 : 10;
   o.pollMs ??= 2;
   o.checkEvery ??= q ? 2 : 4;
-  o.oneshot ??= q ? 8 : 30;
-  o.cycles ??= q ? 2 : 8;
+  o.oneshot ??= q ? 10 : 30;
+  o.cycles ??= q ? 3 : 10;
   o.bigMembers ??= BIG_DEFAULTS.members;
   o.bigDocs ??= BIG_DEFAULTS.docs;
   o.addMembers ??= 1000;
   o.gapMs ??= 10;
+  o.warmup ??= 2;
   o.timeLimit ??= q ? 180 : 900;
   if (o.changes < 2) throw new Error('--changes must be at least 2');
   if (o.checkEvery < 1) throw new Error('--check-every must be at least 1');
@@ -155,7 +159,13 @@ class Checks {
 }
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2));
+  let o;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
   if (o.help) {
     process.stdout.write(HELP);
     return 0;
@@ -183,16 +193,26 @@ async function main() {
     },
   };
 
-  let all = [];
+  const all = resources.edges;
   let origin;
+  // The binary is copied first: a `cargo build` elsewhere in the tree during the run must not
+  // swap the publisher between two measurements.
+  const binDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-authz-bench-bin-'));
+  resources.dirs.push(binDir);
+  const bin = path.join(binDir, 'edge-authz');
+  fs.copyFileSync(BIN, bin);
+  fs.chmodSync(bin, 0o755);
+  out.environment.bin.sha256 = crypto.createHash('sha256').update(fs.readFileSync(bin)).digest('hex');
   try {
     origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
+    resources.dirs.push(origin.dir);
+    // One at a time, so that an edge that started is disposed of even if the next fails to.
+    for (let i = 0; i < 2; i++) all.push(...(await edges(origin.pub, 1)));
     const urls = all.map((e) => e.url);
     log(`two edges: ${urls.join(', ')}; journal ${origin.state}`);
     const ctx = {
       o,
-      BIN,
+      BIN: bin,
       origin,
       urls,
       checks,
@@ -203,9 +223,7 @@ async function main() {
     out.oneshot = await phaseOneshot(ctx);
     out.big = await phaseBig(ctx);
   } finally {
-    killAll();
-    await Promise.all(all.map((e) => withTimeout(e.dispose(), 10_000).catch((err) => log(`dispose ${e.url}: ${err.message}`))));
-    if (origin?.dir) fs.rmSync(origin.dir, { recursive: true, force: true });
+    await cleanup();
   }
   out.environment.loadavgAfter = os.loadavg();
   out.checks = checks.list();
@@ -348,9 +366,23 @@ async function phaseSingle(ctx) {
   try {
     for (const url of urls) await pub.waitFor((e) => e.event === 'caught_up' && e.edge === url, { what: `caught_up of ${url} at start` });
     await pub.quiet(50);
-    let revocations = 0;
-    for (let i = 0; i < o.changes; i++) {
+    // Warm-up: the run's first changes (the Worker's and the publisher's cold paths), reported
+    // apart from the measured ones.
+    const warmup = [];
+    for (let i = 0; i < o.warmup; i++) {
       const revoke = i % 2 === 0;
+      const from = pub.events.length;
+      const r = await pub.change(revoke ? REVOKE : GRANT, urls);
+      r.revoke = revoke;
+      expectKind(ctx, r, revoke ? 'revocation' : 'grant', 'single membership change');
+      if (revoke) await expectDenied(ctx, tenant, BOB, 'revoked user denied at both edges right after revocation_acknowledged (single changes)', r.epoch);
+      warmup.push(r);
+      await pub.settle(from, urls, o.gapMs);
+    }
+    let revocations = 0;
+    const base = o.warmup % 2;
+    for (let i = 0; i < o.changes; i++) {
+      const revoke = (i + base) % 2 === 0;
       const from = pub.events.length;
       const r = await pub.change(revoke ? REVOKE : GRANT, urls);
       r.revoke = revoke;
@@ -379,7 +411,7 @@ async function phaseSingle(ctx) {
       const [seen, g] = await Promise.all([untilAllowed(ctx, tenant, BOB, t0, { pollMs: o.pollMs }), p]);
       for (const x of seen) ctx.checks.record('granted user allowed at both edges (visibility polls)', x.ms != null, `${x.url}: not allowed within 10 s: ${JSON.stringify(x.last)}`);
       expectKind(ctx, g, 'grant', 'single membership change');
-      visibility.push({ epoch: g.epoch, edges: seen, caughtUpWallMs: g.caughtUpWallMs, lineToWriteMs: t0 - g.t0 });
+      visibility.push({ epoch: g.epoch, edges: seen, caughtUpWallMs: g.caughtUpWallMs });
       await pub.settle(from, urls, o.gapMs);
     }
     const end = await pub.end();
@@ -394,6 +426,7 @@ async function phaseSingle(ctx) {
         ackMs: summarize(rev.map((c) => c.ackMs)),
         ackWallMs: summarize(rev.map((c) => c.ackWallMs)),
         issuedWallMs: summarize(rev.map((c) => c.issuedWallMs)),
+        ackAfterIssuedMs: summarize(rev.map((c) => c.ackWallMs - c.issuedWallMs)),
         deltaBytes: summarize(rev.map((c) => c.deltaBytes)),
         watermarkBytes: summarize(rev.map((c) => c.watermarkBytes)),
         pushedKinds: kindCounts(rev),
@@ -411,6 +444,9 @@ async function phaseSingle(ctx) {
         status: status.propagation.lastRun.grant,
       },
       statusRun: status.propagation.lastRun.run,
+      statusEdges: status.edges.map((e) => ({ url: e.url, epoch: e.epoch, lag: e.lag })),
+      statusEpoch: status.epoch,
+      warmup: warmup.map((c) => ({ epoch: c.epoch, kind: c.kind, ackMs: c.ackMs, caughtUpWallMs: c.caughtUpWallMs })),
       visibility: {
         n: visibility.length,
         perEdgeMs: summarize(visibility.flatMap((v) => v.edges.map((e) => e.ms))),
@@ -550,12 +586,13 @@ async function phaseBig(ctx) {
     watermarkBytes: summarize(rs.map((r) => r.watermarkBytes)),
     snapshotBytes: summarize(rs.map((r) => r.snapshotBytes)),
     issuedWallMs: summarize(rs.map((r) => r.issuedWallMs)),
+    ackWallMinusIssued: summarize(rs.map((r) => (r.ackWallMs == null ? null : r.ackWallMs - r.issuedWallMs))),
     ackMs: summarize(rs.map((r) => r.ackMs)),
     caughtUpWallMs: summarize(rs.map((r) => r.caughtUpWallMs)),
     overBudget: rs.filter((r) => r.overBudget).length,
   }));
   return {
-    model: { members: o.bigMembers, assignments: model.assignments.length, resources: model.resources.length },
+    model: { members: o.bigMembers, assignments: model.assignments.length, resources: model.resources.length, docs: o.bigDocs, workspaces: BIG_DEFAULTS.workspaces },
     initial: init,
     steps: rows,
     checkpoints,
@@ -564,14 +601,24 @@ async function phaseBig(ctx) {
 
 // ---- run -------------------------------------------------------------------------------------------------
 
+/** What main started: disposed of and removed by cleanup(), on every path out. */
+const resources = { edges: [], dirs: [] };
+let cleaning = null;
+function cleanup() {
+  cleaning ??= (async () => {
+    killAll();
+    await Promise.all(resources.edges.map((e) => withTimeout(e.dispose(), 10_000).catch((err) => log(`dispose ${e.url}: ${err.message}`))));
+    for (const d of resources.dirs) fs.rmSync(d, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
 let stopping = false;
 function stopNow(code, why) {
   if (stopping) return;
   stopping = true;
   console.error(`[bench:publish] ${why}: stopping`);
-  killAll();
-  // Miniflare stops its workerd processes when this process exits.
-  process.exit(code);
+  withTimeout(cleanup(), 15_000).catch(() => {}).finally(() => process.exit(code));
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stopNow(130, sig));
 process.on('exit', () => killAll());
@@ -586,8 +633,9 @@ try {
 }
 setTimeout(() => stopNow(2, `error: the benchmark ran past its time limit (${limit} s)`), limit * 1000).unref();
 
-main().then((code) => process.exit(code), (e) => {
+main().then((code) => process.exit(code), async (e) => {
+  if (stopping) return; // the time limit or a signal: stopNow exits
   console.error('error:', (e && e.stack) || e);
-  killAll();
+  await withTimeout(cleanup(), 15_000).catch(() => {});
   process.exit(2);
 });

@@ -6,7 +6,9 @@
 # inputs through the package, the packed package by require, import, TypeScript, in Chromium and
 # in workerd, its size budget), and the npm benchmark once on a small workload; then the Worker:
 # its build, and its suites in workerd (routes and bad input, the conformance suite over HTTP,
-# revocations, tiers, restarts, logs) and against `wrangler dev`.
+# revocations, tiers, restarts, logs) and against `wrangler dev`; then the origin's publisher against
+# two Workers (revocations, grants, an edge down, crashes at each step, --watch, the big group) and
+# its propagation benchmark once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -68,5 +70,9 @@ node bench/run.mjs --quick > /dev/null
 say "the Worker's benchmark once, quick, against wrangler dev (exits 1 on a stale allow)"
 node bench/worker.mjs --quick > target/bench-worker.md
 tail -n 20 target/bench-worker.md
+
+say "the publisher's benchmark once, quick, against two Workers in workerd (exits 1 on a wrong answer)"
+node bench/publish.mjs --quick > target/bench-publish.md
+grep -A 12 '^### Targets' target/bench-publish.md || tail -n 20 target/bench-publish.md
 
 say "all tests passed"

@@ -168,6 +168,8 @@ pub struct Plan<'a> {
 #[derive(Debug, Clone)]
 pub struct Pushed {
     pub kind: Kind,
+    /// A bare watermark at the journal's watermark (a probe, a heartbeat).
+    pub heartbeat: bool,
     pub bytes: usize,
     pub head: Head,
 }
@@ -218,6 +220,7 @@ pub fn advance(
                     heartbeat = false;
                     pushed.push(Pushed {
                         kind: Kind::Watermark,
+                        heartbeat: true,
                         bytes: plan.heartbeat.len(),
                         head: h,
                     });
@@ -308,6 +311,7 @@ pub fn advance(
                 head = Some(h);
                 pushed.push(Pushed {
                     kind,
+                    heartbeat: kind == Kind::Watermark && bytes == plan.heartbeat,
                     bytes: bytes.len(),
                     head: h,
                 });

@@ -224,6 +224,18 @@ impl Publisher {
             })
             .collect();
         let store = Store::open(&args.state, tenant, mode, now_ms())?;
+        // Start from what each edge last acknowledged, when it answered without error: a wrong
+        // belief only costs a refusal (a gap, a rollback) that the catch-up handles.
+        let mut slots: Vec<Slot> = slots;
+        for s in &mut slots {
+            let row = store.edge(&s.url)?;
+            if row.last_error.is_none() {
+                s.head = row.epoch.map(|epoch| Head {
+                    epoch,
+                    watermark: row.watermark,
+                });
+            }
+        }
         let mut p = Publisher {
             store,
             key,
@@ -363,20 +375,22 @@ impl Publisher {
                 continue;
             };
             let before = slot.head;
+            // The first answer in this run confirms a belief taken from the journal.
+            let confirmed = slot.last_ok.is_some();
             slot.head = o.head;
             if !o.pushed.is_empty() {
                 slot.last_ok = Some(Instant::now());
                 slot.heard_at = Some(now);
             }
-            for p in o
-                .pushed
-                .iter()
-                .filter(|p| p.kind != Kind::Watermark || p.head != before.unwrap_or(p.head))
-            {
-                if Some(p.head) != before {
-                    self.out.emit(json!({"event": "pushed", "edge": slot.url, "kind": p.kind.as_str(),
-                        "bytes": p.bytes, "edgeEpoch": p.head.epoch, "edgeWatermark": p.head.watermark}));
+            // Every message but the heartbeats that told nothing new.
+            let mut prev = before;
+            for p in &o.pushed {
+                if !p.heartbeat || prev != Some(p.head) {
+                    self.out.emit(json!({"event": "pushed", "edge": slot.url,
+                        "kind": p.kind.as_str(), "heartbeat": p.heartbeat, "bytes": p.bytes,
+                        "edgeEpoch": p.head.epoch, "edgeWatermark": p.head.watermark}));
                 }
+                prev = Some(p.head);
             }
             match &o.error {
                 None => {
@@ -419,7 +433,7 @@ impl Publisher {
             if slot
                 .head
                 .is_some_and(|h| h.epoch == Some(epoch) && h.watermark >= watermark)
-                && before != slot.head
+                && (before != slot.head || !confirmed)
             {
                 self.out
                     .emit(json!({"event": "caught_up", "edge": slot.url, "epoch": epoch}));
@@ -583,11 +597,13 @@ impl Publisher {
     }
 
     /// With `revocation`: pushes until every edge enforces it or the ack timeout passes, and says
-    /// which. Without: one attempt at every edge not caught up.
+    /// which. Without: one attempt at every edge, a heartbeat for those caught up.
     fn converge(&mut self, revocation: Option<(u64, u64)>) -> Result<Ended, Fail> {
         let Some((epoch, changed_at)) = revocation else {
-            let behind: Vec<usize> = self.select(|s| !self.caught_up(s));
-            self.round(&behind, false)?;
+            // Every edge: those believed caught up get a heartbeat, whose answer checks the
+            // belief (an edge may have lost its state) and confirms their freshness.
+            let all = self.select(|_| true);
+            self.round(&all, true)?;
             return Ok(Ended::Done);
         };
         let deadline = Instant::now() + Duration::from_millis(self.args.ack_timeout);
