@@ -5,9 +5,9 @@
 //!
 //! Revocations hold the caller until every edge has acknowledged the watermark (or the ack timeout
 //! passes: then it names the edges that did not, exits 3 in one-shot mode, and keeps retrying them
-//! in `--watch` / `--stdin` mode). Grants are pushed once at once and retried with backoff in the
-//! background. In `--watch` / `--stdin` mode heartbeats (bare watermark messages) keep edges
-//! inside their freshness bounds while the origin is healthy.
+//! in `--watch` / `--stdin` mode). Grants get one attempt at every edge at once and are retried
+//! with backoff in the background. In `--watch` / `--stdin` mode heartbeats (bare watermark
+//! messages) keep edges inside their freshness bounds while the origin is healthy.
 //!
 //! One job at a time, in one thread (pushes to the edges of one step go out together): each job is
 //! one change, numbered by its epoch, and rerunning after a crash at any point converges.
@@ -87,7 +87,8 @@ pub struct PublishArgs {
     /// Issue a checkpoint (a snapshot-only epoch, which resets the edges' delta logs) after this
     /// many deltas, or sooner once the deltas since the last one outweigh the snapshot (and
     /// 256 KiB).
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
 }
 
