@@ -285,7 +285,9 @@ describe('publish --stdin: a revocation waiting on a down edge', () => {
     const p = startPublisher(origin, all, ['--stdin', '--tenant', 'acme', '--ack-timeout', '3000']);
     try {
       p.child.stdin.write(`${JSON.stringify({ op: 'remove_membership', member: 'user:bob', group: 'group:eng' })}\n`);
-      await p.until((e) => e.event === 'issued' && e.kind === 'revocation');
+      const issued = await p.until((e) => e.event === 'issued' && e.kind === 'revocation');
+      // `issued` comes before the pushes: wait for the edge that is up to take it.
+      await p.until((e) => e.event === 'caught_up' && e.edge === up.url && e.epoch === issued.epoch);
       assert.equal((await decide(up, ...BOB)).allowed, false);
       // Twice the high tier's bound into the wait: the edge that is up still answers it.
       await sleep(2_400);
