@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { agree, base, BIN, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, withoutBob } from './publisher.mjs';
+import { describe, test } from 'node:test';
+import { agree, base, BIN, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, useOriginAndEdges, withoutBob } from './publisher.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -116,15 +116,10 @@ function startPublisher(origin, all, args) {
 }
 
 describe('publish --watch: follows the file, heartbeats keep edges answering, silence fails closed', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2);
 
   test('watch, edit, heartbeat, stop', async () => {
+    const { origin, all } = ctx;
     const EXPORT = ['user:alice', 'export', 'doc:roadmap']; // high tier
     const fresh = (m) => (m.freshness = { low: 60_000, standard: 60_000, high: 1_200 });
     const file = origin.write(base(fresh));
@@ -167,15 +162,10 @@ describe('publish --watch: follows the file, heartbeats keep edges answering, si
 });
 
 describe('publish --stdin: a stream of changes', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2);
 
   test('models, operations, arrays; bad lines rejected without an epoch', async () => {
+    const { origin, all } = ctx;
     const lines = [
       JSON.stringify(base()),
       JSON.stringify({ op: 'remove_membership', member: 'user:bob', group: 'group:eng' }),
@@ -208,15 +198,10 @@ describe('publish --stdin: a stream of changes', () => {
 });
 
 describe('publish: the 5,000 x 5,000 group', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2);
 
   test('remove a member, remove the biggest assignment, add 1,000 members: deltas, not pairs', async () => {
+    const { origin, all } = ctx;
     const N = 5_000;
     const m = {
       version: 1,
@@ -267,15 +252,10 @@ describe('publish: the 5,000 x 5,000 group', () => {
 });
 
 describe('publish --stdin: a revocation waiting on a down edge', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2);
 
   test('the edges that are up keep their heartbeats while it waits', async () => {
+    const { origin, all } = ctx;
     const [up, down] = all;
     const EXPORT = ['user:alice', 'export', 'doc:roadmap'];
     const fresh = (m) => (m.freshness = { low: 60_000, standard: 60_000, high: 1_200 });

@@ -1,23 +1,18 @@
 // `edge-authz publish` end to end: the release command line against two Workers in workerd
 // (Miniflare, each its own Durable Object state) on 127.0.0.1.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { agree, base, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, run, withoutBob } from './publisher.mjs';
+import { describe, test } from 'node:test';
+import { agree, base, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, run, useOriginAndEdges, withoutBob } from './publisher.mjs';
 
 
 const kinds = (events, edge) => events.filter((e) => e.event === 'pushed' && e.edge === edge.url).map((e) => e.kind);
 
 
 describe('publish: a revocation is enforced at every edge before publish returns; grants follow', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2);
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2);
 
   test('initial, revocation, grant, unchanged', async () => {
+    const { origin, all } = ctx;
     const first = await origin.publish(all, [origin.write(base())]);
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual(first.events.find((e) => e.event === 'issued').kind, 'initial');
@@ -97,6 +92,7 @@ describe('publish: a revocation is enforced at every edge before publish returns
   });
 
   test('bad input changes nothing: an invalid model, another tenant, a wrong key at an edge', async () => {
+    const { origin, all } = ctx;
     const before = await origin.status();
     const invalid = await origin.publish(all, [origin.write(base((m) => {
       m.assignments.push({ principal: 'user:x', role: 'nope', resource: 'org:acme' });
@@ -131,15 +127,10 @@ describe('publish: a revocation is enforced at every edge before publish returns
 });
 
 describe('publish: an edge that is down', () => {
-  let origin;
-  let all;
-  before(async () => {
-    origin = await originOnDisk();
-    all = await edges(origin.pub, 2, { persist: true });
-  });
-  after(async () => Promise.all(all.map((e) => e.dispose())));
+  const ctx = useOriginAndEdges(2, { persist: true });
 
   test('the revocation is reported unacknowledged; the returning edge catches up (snapshot) before answering', async () => {
+    const { origin, all } = ctx;
     const [up, down] = all;
     const fresh = (m) => (m.freshness = { low: 1500, standard: 1500, high: 1500 });
     const first = await origin.publish(all, [origin.write(base(fresh))]);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import { after, before } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
 import { REPO_DIR } from './pkg.mjs';
@@ -146,3 +147,14 @@ export const CAROL = ['user:carol', 'read', 'doc:roadmap'];
 export const withoutBob = (m) => {
   m.memberships = m.memberships.filter((x) => x.member !== 'user:bob');
 };
+
+/** In a `describe`: an origin and `n` edges for its tests (`ctx.origin`, `ctx.all`), disposed after. */
+export function useOriginAndEdges(n = 2, opts = {}) {
+  const ctx = {};
+  before(async () => {
+    ctx.origin = await originOnDisk();
+    ctx.all = await edges(ctx.origin.pub, n, opts);
+  });
+  after(async () => Promise.all((ctx.all ?? []).map((e) => e.dispose())));
+  return ctx;
+}

@@ -41,6 +41,25 @@ pub enum Answer {
     Unreachable(String),
 }
 
+impl Answer {
+    /// What a failed answer means for the catch-up (a 200 here would be a caller's mistake).
+    fn into_error(self) -> EdgeError {
+        match self {
+            Answer::Refused {
+                status,
+                code,
+                message,
+            } => EdgeError::Refused {
+                status,
+                code,
+                message,
+            },
+            Answer::Unreachable(m) => EdgeError::Unreachable(m),
+            Answer::Ok(_) => EdgeError::Unreachable("200 where a failure was expected".into()),
+        }
+    }
+}
+
 /// Where an edge stands: its epoch (`None`: it holds no snapshot) and its watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -227,22 +246,7 @@ pub fn advance(
                     after_push();
                     continue;
                 }
-                Answer::Unreachable(m) => return stop(head, pushed, EdgeError::Unreachable(m)),
-                Answer::Refused {
-                    status,
-                    code,
-                    message,
-                } => {
-                    return stop(
-                        head,
-                        pushed,
-                        EdgeError::Refused {
-                            status,
-                            code,
-                            message,
-                        },
-                    )
-                }
+                failed => return stop(head, pushed, failed.into_error()),
             }
         };
         if h.epoch.is_some_and(|e| e > plan.epoch) || h.watermark > plan.epoch {
@@ -342,22 +346,7 @@ pub fn advance(
                 (_, "rollback") => head = None,
                 _ => force_snapshot = true,
             },
-            Answer::Refused {
-                status,
-                code,
-                message,
-            } => {
-                return stop(
-                    head,
-                    pushed,
-                    EdgeError::Refused {
-                        status,
-                        code,
-                        message,
-                    },
-                )
-            }
-            Answer::Unreachable(m) => return stop(head, pushed, EdgeError::Unreachable(m)),
+            failed => return stop(head, pushed, failed.into_error()),
         }
     }
     let error = EdgeError::Unreachable("the edge did not converge on the journal's epoch".into());
