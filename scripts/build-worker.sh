@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Cloudflare Worker (feature `worker`) into build/ with worker-build: build/index.js
-# (the entry wrangler.toml names) and build/index_bg.wasm. Skips the build when nothing it is
+# (the entry wrangler.toml names) and build/index_bg.wasm, and its static assets (the admin page,
+# scripts/build-www.sh) into build/assets. Skips the build when nothing it is
 # made from changed since the last one (wrangler runs this on every `wrangler dev` start).
 # Needs the tools of scripts/setup.sh (worker-build, wasm-bindgen, npm's binaryen and esbuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The admin page, served as static assets under /admin (wrangler.toml, [assets]).
+./scripts/build-www.sh
 
 stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find src -type f | sort) | sha256sum | cut -d' ' -f1)
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$stamp" ]; then

@@ -1,11 +1,12 @@
 // The Worker under test in workerd, through Miniflare, shared by the worker*.test.mjs suites.
-// - `startEdge({vars, persist, isolates})`: the built Worker (build/index.js,
+// - `startEdge({vars, persist, isolates, port, assets})`: the built Worker (build/index.js,
 //   scripts/build-worker.sh) with its Durable Object on SQLite storage, persisted to `persist`
 //   when given; `{fetch, logs, restart, dispose}`. `fetch(path, init, isolate = 0)` answers
 //   `{status, headers, body, json}`; `logs` are the decision lines the Worker printed, parsed;
 //   `restart()` disposes of the runtime and starts a new one on the same persistence. With
 //   `isolates: n`, n copies of the Worker (separate isolates, each with its own memory) share one
-//   Durable Object namespace, as a Worker's isolates around the world share it.
+//   Durable Object namespace, as a Worker's isolates around the world share it. With `assets`,
+//   build/assets (the admin page under /admin) is served in front of the Worker.
 // - `origin()`: a key pair and helpers that sign what the origin would push for a model.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { REPO_DIR, requirePackage } from './pkg.mjs';
 
 export const pkg = requirePackage();
 export const BUILD = path.join(REPO_DIR, 'build/index.js');
+export const ASSETS = path.join(REPO_DIR, 'build/assets');
 export const EXAMPLE = JSON.parse(readFileSync(path.join(REPO_DIR, 'examples/acme.json'), 'utf8'));
 export const JSON_TYPE = { 'content-type': 'application/json' };
 export const MSGPACK = { 'content-type': 'application/msgpack' };
@@ -47,7 +49,7 @@ export function model(edit = () => {}) {
   return m;
 }
 
-export async function startEdge({ vars = {}, persist, isolates = 1, port } = {}) {
+export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
   const worker = (i) => ({
@@ -63,6 +65,9 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port } = {})
       AUTHORITY: { className: 'TenantAuthority', useSQLite: true, ...(i > 0 ? { scriptName: 'edge0' } : {}) },
     },
     bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
+    // With `assets`, the static assets of wrangler.toml's [assets] (build/assets: the admin page
+    // under /admin, scripts/build-www.sh) are served in front of the Worker, as Cloudflare does.
+    ...(assets && i === 0 ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true } } } : {}),
   });
   const options = () => ({
     workers: Array.from({ length: isolates }, (_, i) => worker(i)),

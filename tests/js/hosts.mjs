@@ -24,6 +24,7 @@ import { chromium } from 'playwright-core';
 /** Content types by extension; anything else is application/octet-stream. */
 export const TYPES = {
   '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
   '.cjs': 'text/javascript; charset=utf-8',

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Assembles the admin preview page (www/) with the npm package's browser build and the example
+# model into build/assets/admin/: the folder the Worker serves as static assets under /admin
+# (wrangler.toml, [assets]), in `wrangler dev` as deployed, and in the tests. Needs pkg/dist
+# (scripts/build-pkg.sh, run when it is missing). Cheap: it copies a handful of files each time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f pkg/dist/edge_authz.js ] || [ ! -f pkg/dist/edge_authz_bg.wasm ]; then
+  ./scripts/build-pkg.sh
+fi
+out=build/assets/admin
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/pkg/src" "$out/pkg/dist" "$out/examples"
+cp www/index.html www/app.js www/style.css "$out/"
+cp www/lib/*.js "$out/lib/"
+cp pkg/src/web.mjs pkg/src/api.js pkg/src/internal.js "$out/pkg/src/"
+cp pkg/dist/edge_authz.js pkg/dist/edge_authz_bg.wasm "$out/pkg/dist/"
+cp examples/acme.json "$out/examples/"
+echo "build/assets/admin: $(find "$out" -type f | wc -l) files, $(du -sk "$out" | cut -f1) KiB"

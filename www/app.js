@@ -1,0 +1,580 @@
+// The admin preview page: loads a model (or connects to a Worker) and wires the four views.
+// No framework: the page is the npm package's browser build, these modules and one stylesheet.
+import * as api from 'edge-authz';
+import { LocalSource, RemoteSource } from './lib/source.js';
+import { CHANGE_KINDS, applyChanges, describe, impact } from './lib/whatif.js';
+
+const PAGE = 200; // table rows drawn at once
+const SHOWN = 500; // what-if rows drawn per list
+
+const $ = (id) => document.getElementById(id);
+
+/** An element: `h('td', {class: 'x', dataset: {a: 1}}, 'text', child)`. Text is never HTML. */
+function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === undefined || kid === null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+const state = {
+  source: null, // LocalSource | RemoteSource
+  view: 'subject',
+  staged: [], // what-if changes
+  stagedModel: null,
+  lastSubjectMs: null,
+};
+
+function message(text, kind = 'error') {
+  const m = $('message');
+  if (!text) {
+    m.hidden = true;
+    m.textContent = '';
+    return;
+  }
+  m.hidden = false;
+  m.className = kind;
+  m.textContent = text;
+}
+
+function errorText(e) {
+  return e && e.code ? `[${e.code}] ${e.message}` : String(e?.message ?? e);
+}
+
+/** Runs an async step, showing its error instead of throwing (no console errors). */
+async function guarded(f) {
+  try {
+    await f();
+  } catch (e) {
+    message(errorText(e));
+  }
+}
+
+/** The "as of" time in Unix ms (now when empty). */
+function asOf() {
+  const v = $('asof').value;
+  return v ? new Date(v).getTime() : Date.now();
+}
+
+const fmtTime = (ms) => (ms === null || ms === undefined ? '—' : `${new Date(ms).toISOString()} (${ms})`);
+
+// -------------------------------------------------------------------------------------------
+// Loading.
+
+async function useSource(source, note) {
+  state.source?.free();
+  state.source = source;
+  state.staged = [];
+  state.stagedModel = null;
+  message(note, 'info');
+  await showStatus();
+  $('tabs').hidden = false;
+  fillActions();
+  $('subject-out').replaceChildren();
+  $('resource-out').replaceChildren();
+  $('check-out').replaceChildren();
+  stageFields();
+  renderStaged();
+  renderPicker('subject');
+  renderPicker('resource');
+  show(state.view);
+  document.body.dataset.loaded = source.kind;
+}
+
+function loadModel(model, origin) {
+  const source = new LocalSource(api, model, origin);
+  const warnings = api.validateModel ? api.validateModel(model) : [];
+  return useSource(source, `Loaded ${origin}: an unsigned preview compiled in this page.` +
+    (warnings.length ? ` Warnings: ${warnings.join('; ')}` : ''));
+}
+
+async function parseModel(text, origin) {
+  let model;
+  try {
+    model = JSON.parse(text);
+  } catch (e) {
+    const err = new Error(`${origin} is not JSON: ${e.message}`);
+    err.code = 'invalid_json';
+    throw err;
+  }
+  return loadModel(model, origin);
+}
+
+async function fetchModel(url) {
+  const resp = await fetch(url);
+  if (!resp.ok) {
+    const e = new Error(`${url} answered ${resp.status}`);
+    e.code = 'fetch_failed';
+    throw e;
+  }
+  await parseModel(await resp.text(), url);
+}
+
+async function showStatus() {
+  const s = await state.source.status();
+  const signed = !s.preview;
+  const mode = $('mode');
+  mode.textContent = signed ? 'signed snapshot' : 'unsigned preview';
+  mode.className = `badge ${signed ? 'signed' : 'preview'}`;
+  const now = Date.now();
+  const fields = [
+    ['source', state.source.origin],
+    ['tenant', s.tenant],
+    ['epoch', s.epoch ?? '—'],
+    ['watermark', signed ? s.watermark : '— (a preview has none)'],
+    ['confirmed', signed ? `${fmtTime(s.confirmedAt)}${s.confirmedAt ? `, ${Math.round((now - s.confirmedAt) / 1000)} s ago` : ''}` : '— (no freshness gate)'],
+    ['stale', signed ? (s.stale ? 'yes: answers are refused until it catches up' : 'no') : '—'],
+    ['freshness', s.freshness ? Object.entries(s.freshness).map(([t, ms]) => `${t} ${ms / 1000} s`).join(', ') : '—'],
+    ['counts', Object.entries(s.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ')],
+  ];
+  if (s.digest) fields.push(['digest', s.digest.slice(0, 16) + '…']);
+  $('status-fields').replaceChildren(
+    ...fields.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { field: k } }, v)]),
+  );
+  $('status').hidden = false;
+}
+
+function fillActions() {
+  const sel = $('check-action');
+  sel.replaceChildren(...state.source.actions().map((a) => h('option', { value: a.name }, `${a.name} (${a.tier})`)));
+}
+
+// -------------------------------------------------------------------------------------------
+// Pickers: a search over the directory (a model) or a typed id (a Worker).
+
+function renderPicker(which) {
+  const input = $(`${which}-search`);
+  const list = $(`${which}-results`);
+  const dir = state.source?.directory;
+  const kind = which === 'subject' ? 'members' : 'resources';
+  const text = input.value;
+  let ids = dir ? dir.search(kind, text, 50) : [];
+  if (which === 'subject' && dir && text.trim()) ids = ids.concat(dir.search('groups', text, 10));
+  const typed = text.trim();
+  if (typed && !ids.includes(typed) && typed.includes(':')) ids.unshift(typed);
+  list.replaceChildren(
+    ...ids.map((id) => h('li', {}, h('button', { type: 'button', dataset: { id }, onclick: () => pick(which, id) }, id))),
+  );
+  if (dir && !typed) {
+    const total = dir[kind].length;
+    if (total > ids.length) list.append(h('li', { class: 'hint' }, `${ids.length} of ${total}: type to search`));
+  }
+}
+
+function pick(which, id) {
+  $(`${which}-search`).value = id;
+  $(`${which}-results`).replaceChildren();
+  guarded(() => (which === 'subject' ? openSubject(id) : openResource(id)));
+}
+
+// -------------------------------------------------------------------------------------------
+// The path of a decision: subject, groups, role, the resource it was assigned on, and the
+// resources it was inherited through down to the one asked about.
+
+function pathOf(decision, resource) {
+  const g = decision.grant;
+  if (!g) return null;
+  const nodes = g.path.map((id, i) => ({ kind: i === 0 ? 'subject' : 'group', id }));
+  nodes.push({ kind: 'role', id: g.role });
+  const dir = state.source.directory;
+  const chain = dir ? dir.ancestors(resource) : [resource];
+  const at = chain.indexOf(g.resource);
+  const down = at >= 0 ? chain.slice(0, at + 1).reverse() : [g.resource, resource];
+  down.forEach((id, i) => nodes.push({ kind: i === 0 ? 'assigned' : 'inherited', id }));
+  return nodes;
+}
+
+function drawPath(decision, resource) {
+  const nodes = pathOf(decision, resource);
+  if (!nodes) return h('p', { class: 'hint' }, 'no grant: nothing to draw');
+  const labels = { subject: '', group: 'member of', role: 'holds role', assigned: 'on', inherited: 'which contains' };
+  return h(
+    'ol',
+    { class: 'path', 'aria-label': 'grant path' },
+    nodes.map((n, i) =>
+      h('li', { class: `node ${n.kind}`, dataset: { kind: n.kind, id: n.id } },
+        i > 0 ? h('span', { class: 'edge' }, labels[n.kind]) : null,
+        h('span', { class: 'id' }, n.id)),
+    ),
+  );
+}
+
+function explain(decision, request) {
+  const [subject, action, resource] = request;
+  const d = decision;
+  return h(
+    'div',
+    { class: 'explain', dataset: { allowed: String(d.allowed), reason: d.reason } },
+    h('p', {},
+      h('span', { class: `badge ${d.allowed ? 'allow' : 'deny'}` }, d.allowed ? 'allowed' : 'denied'),
+      ' ', h('code', { class: 'reason' }, d.reason), ` ${subject} · ${action} · ${resource}`,
+      d.tier ? ` · tier ${d.tier}` : '', ` · epoch ${d.epoch ?? '—'}`),
+    d.grant
+      ? h('p', {}, `grant: ${d.grant.principal} holds ${d.grant.role} on ${d.grant.resource}`)
+      : null,
+    drawPath(d, resource),
+    h('pre', { class: 'decision' }, JSON.stringify(d, null, 2)),
+  );
+}
+
+// -------------------------------------------------------------------------------------------
+// A paged table of ids by actions, each cell a decision that explains itself when clicked.
+
+function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) {
+  const actions = state.source.actions().map((a) => a.name);
+  let page = 0;
+  let filter = '';
+  const body = h('tbody');
+  const pager = h('div', { class: 'pager' });
+  const detail = h('div', { class: 'detail' });
+  const filterInput = h('input', {
+    type: 'search',
+    class: 'filter',
+    placeholder: `filter ${rows.length} rows`,
+    oninput: (e) => {
+      filter = e.target.value.trim().toLowerCase();
+      page = 0;
+      guarded(draw);
+    },
+  });
+  async function draw() {
+    const visible = filter ? rows.filter((r) => r.toLowerCase().includes(filter)) : rows;
+    const slice = visible.slice(page * PAGE, (page + 1) * PAGE);
+    const requests = slice.flatMap((id) => actions.map((a) => request(id, a)));
+    const decisions = await state.source.checkMany(requests, now);
+    const dir = state.source.directory;
+    const trs = slice.map((id, i) => {
+      const depth = rowKey === 'resource' && dir ? dir.depth.get(id) ?? 0 : 0;
+      return h('tr', { dataset: { [rowKey]: id } },
+        h('th', { scope: 'row', style: `padding-left:${0.5 + depth}em` }, id),
+        actions.map((a, j) => {
+          const d = decisions[i * actions.length + j];
+          const req = request(id, a);
+          return h('td', {
+            class: d.allowed ? 'allow' : 'deny',
+            dataset: { action: a, allowed: String(d.allowed), reason: d.reason },
+            title: d.allowed ? `${d.grant.role} via ${d.grant.path.join(' → ')} on ${d.grant.resource}` : d.reason,
+            tabindex: 0,
+            onclick: () => detail.replaceChildren(explain(d, req)),
+            onkeydown: (e) => e.key === 'Enter' && detail.replaceChildren(explain(d, req)),
+          }, d.allowed ? `✓ ${d.grant.role}` : '·');
+        }));
+    });
+    body.replaceChildren(...trs);
+    const pages = Math.max(1, Math.ceil(visible.length / PAGE));
+    pager.replaceChildren(
+      h('button', { type: 'button', disabled: page === 0, onclick: () => { page--; guarded(draw); } }, '‹ previous'),
+      ` rows ${visible.length ? page * PAGE + 1 : 0}–${page * PAGE + slice.length} of ${visible.length} · page ${page + 1} of ${pages} `,
+      h('button', { type: 'button', disabled: page + 1 >= pages, onclick: () => { page++; guarded(draw); } }, 'next ›'),
+    );
+  }
+  const table = h('table', { class: 'perm' },
+    h('thead', {}, h('tr', {}, h('th', {}, rowKey), actions.map((a) => h('th', { scope: 'col' }, a)))),
+    body);
+  out.replaceChildren(
+    h('h2', {}, title),
+    rows.length ? h('div', {}, filterInput, pager, table, detail) : h('p', { class: 'hint empty' }, emptyText),
+  );
+  return rows.length ? draw() : Promise.resolve();
+}
+
+async function openSubject(subject) {
+  const started = performance.now();
+  const now = asOf();
+  const src = state.source;
+  const perms = await src.permissionsOf(subject, now);
+  const dir = src.directory;
+  const rows = [...perms.keys()];
+  if (dir) rows.sort((a, b) => (dir.order.get(a) ?? 0) - (dir.order.get(b) ?? 0));
+  else rows.sort();
+  const out = $('subject-out');
+  let note = null;
+  if (rows.length === 0) {
+    const a = src.actions()[0]?.name ?? 'read';
+    const r = dir?.resources[0] ?? 'org:x';
+    const [d] = await src.checkMany([[subject, a, r]], now);
+    note = `${subject} may do nothing here (${d.reason}).`;
+  }
+  await permissionTable({
+    rows,
+    rowKey: 'resource',
+    request: (r, a) => [subject, a, r],
+    out,
+    title: `${subject}: ${rows.length} resources`,
+    emptyText: note ?? '',
+    now,
+  });
+  if (dir) {
+    const groups = [];
+    const seen = new Set();
+    const stack = [...(dir.groupsOf.get(subject) ?? [])];
+    while (stack.length) {
+      const g = stack.pop();
+      if (seen.has(g)) continue;
+      seen.add(g);
+      groups.push(g);
+      stack.push(...(dir.groupsOf.get(g) ?? []));
+    }
+    out.insertBefore(
+      h('p', { class: 'groups' }, `groups (direct and nested): ${groups.length ? groups.sort().join(', ') : 'none'}`,
+        dir.suspended.has(subject) ? h('strong', { class: 'deny' }, ' · suspended') : null),
+      out.children[1],
+    );
+  }
+  state.lastSubjectMs = performance.now() - started;
+  out.dataset.now = String(now);
+  out.dataset.subject = subject;
+  out.dataset.ms = state.lastSubjectMs.toFixed(1);
+  $('ready').textContent = `subject view: ${state.lastSubjectMs.toFixed(0)} ms`;
+}
+
+async function openResource(resource) {
+  const now = asOf();
+  const src = state.source;
+  const access = await src.accessTo(resource, now);
+  const rows = [...access.keys()].sort();
+  const out = $('resource-out');
+  await permissionTable({
+    rows,
+    rowKey: 'subject',
+    request: (s, a) => [s, a, resource],
+    out,
+    title: `${resource}: ${rows.length} members may act on it`,
+    emptyText: 'nobody may do anything here',
+    now,
+  });
+  const dir = src.directory;
+  if (dir) {
+    const list = dir.assignmentsOn(resource);
+    out.append(
+      h('h3', {}, `assignments that apply here (${list.length}, on it or inherited)`),
+      h('table', { class: 'assignments' },
+        h('thead', {}, h('tr', {}, ['principal', 'role', 'actions', 'on', 'expires', 'members reached'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, list.slice(0, PAGE).map((a) =>
+          h('tr', { class: a.expires_at !== undefined && a.expires_at <= now ? 'expired' : '' },
+            h('td', {}, a.principal), h('td', {}, a.role), h('td', {}, (dir.roles.get(a.role) ?? []).join(', ')),
+            h('td', {}, a.resource), h('td', {}, a.expires_at ? fmtTime(a.expires_at) : '—'),
+            h('td', {}, String(dir.membersBelow(a.principal).length)))))),
+    );
+  }
+  out.dataset.now = String(now);
+  out.dataset.resource = resource;
+}
+
+// -------------------------------------------------------------------------------------------
+// The check tool.
+
+async function runCheck(e) {
+  e.preventDefault();
+  const subject = $('check-subject').value.trim();
+  const action = $('check-action').value;
+  const resource = $('check-resource').value.trim();
+  const t = $('check-time').value;
+  const now = t ? new Date(t).getTime() : asOf();
+  const [d] = await state.source.checkMany([[subject, action, resource]], now);
+  const out = $('check-out');
+  out.replaceChildren(h('p', { class: 'hint' }, `at ${fmtTime(now)}`), explain(d, [subject, action, resource]));
+  out.dataset.now = String(now);
+}
+
+// -------------------------------------------------------------------------------------------
+// What-if.
+
+function stageFields() {
+  const kind = $('stage-kind').value;
+  const fields = CHANGE_KINDS[kind];
+  const dir = state.source?.directory;
+  const out = fields.map((f) => {
+    const optional = f.endsWith('?');
+    const name = f.replace('?', '');
+    if (name === 'actions') {
+      return h('fieldset', { id: 'stage-actions' }, h('legend', {}, 'actions'),
+        (dir?.actions ?? []).map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.name }), a.name)));
+    }
+    if (name === 'role') {
+      return h('label', {}, 'role ', h('select', { name, onchange: syncRoleActions },
+        [...(dir?.roles.keys() ?? [])].map((r) => h('option', { value: r }, r))));
+    }
+    if (name === 'expires_at') {
+      return h('label', {}, 'expires (optional) ', h('input', { name, type: 'datetime-local', step: 1 }));
+    }
+    return h('label', {}, `${name} `, h('input', { name, required: !optional, autocomplete: 'off', placeholder: name === 'parent' ? 'new parent' : '' }));
+  });
+  $('stage-fields').replaceChildren(...out);
+  syncRoleActions();
+}
+
+function syncRoleActions() {
+  const box = $('stage-actions');
+  const role = document.querySelector('#stage-fields select[name=role]')?.value;
+  if (!box || !role) return;
+  const have = new Set(state.source.directory.roles.get(role) ?? []);
+  for (const c of box.querySelectorAll('input')) c.checked = have.has(c.value);
+}
+
+function readStageForm() {
+  const kind = $('stage-kind').value;
+  const c = { kind };
+  for (const el of $('stage-fields').querySelectorAll('input[name], select[name]')) {
+    if (el.name === 'expires_at') {
+      if (el.value) c.expires_at = new Date(el.value).getTime();
+    } else {
+      c[el.name] = el.value.trim();
+    }
+  }
+  if (kind === 'set_role') {
+    c.actions = [...$('stage-actions').querySelectorAll('input:checked')].map((x) => x.value);
+  }
+  return c;
+}
+
+async function stage(e) {
+  e.preventDefault();
+  const src = state.source;
+  if (!(src instanceof LocalSource)) return;
+  const c = readStageForm();
+  const next = [...state.staged, c];
+  state.stagedModel = applyChanges(api, src.model, next); // throws (shown) when it does not apply
+  state.staged = next;
+  message(null);
+  renderStaged();
+}
+
+function renderStaged() {
+  const local = state.source instanceof LocalSource;
+  $('whatif-unavailable').hidden = local;
+  $('stage-form').hidden = !local;
+  const list = $('staged');
+  list.replaceChildren(
+    ...state.staged.map((c, i) =>
+      h('li', { dataset: { kind: c.kind } }, describe(c), ' ',
+        h('button', { type: 'button', class: 'unstage', onclick: () => unstage(i) }, 'remove'))),
+  );
+  const any = state.staged.length > 0;
+  for (const id of ['export', 'use-staged', 'clear-staged']) $(id).disabled = !any;
+  if (!any) {
+    $('impact').replaceChildren();
+    return;
+  }
+  const now = asOf();
+  $('impact').dataset.now = String(now);
+  const r = impact(api, src().model, state.stagedModel, state.staged, now);
+  const rowsOf = (rows, cls, side) =>
+    h('table', { class: `diff ${cls}` },
+      h('thead', {}, h('tr', {}, ['subject', 'action', 'resource', side === 'before' ? 'was allowed by' : 'allowed by', 'now'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, rows.slice(0, SHOWN).map((x) => {
+        const d = x[side];
+        const other = side === 'before' ? x.after : x.before;
+        return h('tr', { class: cls, dataset: { subject: x.subject, action: x.action, resource: x.resource } },
+          h('td', {}, x.subject), h('td', {}, x.action), h('td', {}, x.resource),
+          h('td', {}, `${d.grant.role} on ${d.grant.resource} via ${d.grant.path.join(' → ')}`),
+          h('td', {}, side === 'before' ? `denied (${other.reason})` : 'allowed'));
+      })));
+  const plural = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  const parts = [
+    h('p', { class: 'summary' },
+      h('span', { class: 'count revoke', id: 'revocations-count', dataset: { n: r.revocations.length } }, plural(r.revocations.length, 'revocation')),
+      ' · ',
+      h('span', { class: 'count grant', id: 'grants-count', dataset: { n: r.grants.length } }, plural(r.grants.length, 'grant')),
+      ` · the origin would publish a ${r.deltaBytes}-byte delta`,
+      r.revokes ? h('strong', { id: 'revokes' }, ' as a revocation (the watermark rises: edges fail closed until they apply it)') : ' as a grant (asynchronous)',
+      ` · ${r.examined} answers compared in ${r.ms.toFixed(0)} ms`),
+    r.revocations.length ? h('h3', { class: 'revoke' }, 'revoked') : null,
+    r.revocations.length ? rowsOf(r.revocations, 'revoke', 'before') : null,
+    r.grants.length ? h('h3', { class: 'grant' }, 'granted') : null,
+    r.grants.length ? rowsOf(r.grants, 'grant', 'after') : null,
+    r.revocations.length + r.grants.length > 2 * SHOWN ? h('p', { class: 'hint' }, `the first ${SHOWN} of each are shown`) : null,
+  ];
+  $('impact').replaceChildren(...parts.filter(Boolean));
+}
+
+/** The loaded model's source (what-if always starts from it). */
+const src = () => state.source;
+
+function unstage(i) {
+  guarded(async () => {
+    const next = state.staged.filter((_, j) => j !== i);
+    state.stagedModel = next.length ? applyChanges(api, src().model, next) : null;
+    state.staged = next;
+    renderStaged();
+  });
+}
+
+function exportStaged() {
+  const blob = new Blob([JSON.stringify(state.stagedModel, null, 2) + '\n'], { type: 'application/json' });
+  const a = h('a', { href: URL.createObjectURL(blob), download: `${state.stagedModel.tenant}.staged.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+// -------------------------------------------------------------------------------------------
+// Views and start.
+
+function show(view) {
+  state.view = view;
+  for (const b of document.querySelectorAll('#tabs [role=tab]')) {
+    b.setAttribute('aria-selected', String(b.dataset.view === view));
+  }
+  for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${view}`;
+}
+
+function wire() {
+  $('load-example').onclick = () => guarded(() => fetchModel(new URL('./examples/acme.json', location.href).href));
+  $('load-url').onclick = () => guarded(() => fetchModel($('model-url').value.trim()));
+  $('model-file').onchange = (e) =>
+    guarded(async () => {
+      const f = e.target.files[0];
+      if (f) await parseModel(await f.text(), f.name);
+    });
+  $('connect').onclick = () =>
+    guarded(async () => {
+      const base = $('worker-url').value.trim() || location.origin;
+      const source = new RemoteSource(base, $('worker-tenant').value.trim(), $('worker-token').value);
+      await source.status(); // fails here, before anything is replaced, when it cannot connect
+      await useSource(source, `Connected to ${source.origin}: answers come from the Worker's signed snapshot.`);
+    });
+  for (const b of document.querySelectorAll('#tabs [role=tab]')) b.onclick = () => show(b.dataset.view);
+  for (const which of ['subject', 'resource']) {
+    const input = $(`${which}-search`);
+    input.oninput = () => renderPicker(which);
+    input.onkeydown = (e) => {
+      if (e.key !== 'Enter') return;
+      const first = $(`${which}-results`).querySelector('button');
+      const typed = input.value.trim();
+      if (typed) pick(which, first && first.dataset.id === typed ? typed : first?.dataset.id ?? typed);
+    };
+  }
+  $('check-form').onsubmit = (e) => guarded(() => runCheck(e));
+  $('stage-kind').onchange = stageFields;
+  $('stage-form').onsubmit = (e) => guarded(() => stage(e));
+  $('export').onclick = exportStaged;
+  $('clear-staged').onclick = () => {
+    state.staged = [];
+    state.stagedModel = null;
+    renderStaged();
+  };
+  $('use-staged').onclick = () => guarded(() => loadModel(state.stagedModel, 'the staged model'));
+  stageFields();
+}
+
+async function start() {
+  wire();
+  const q = new URLSearchParams(location.search);
+  $('worker-url').value = q.get('worker') ?? (location.pathname.startsWith('/admin') ? location.origin : '');
+  $('worker-tenant').value = q.get('tenant') ?? '';
+  if (q.get('model')) await guarded(() => fetchModel(q.get('model')));
+  document.body.dataset.ready = 'yes';
+}
+
+start();

@@ -1,0 +1,152 @@
+// Where the page's answers come from. Both kinds answer the same questions, asynchronously:
+// - `LocalSource`: a model compiled in the page into an unsigned preview evaluator (the npm
+//   package's `Evaluator.preview`); it knows every name (a `Directory`), so it can list users and
+//   resources and stage what-if changes.
+// - `RemoteSource`: a Worker's read endpoints (`status`, `resources`, `subjects`, `check-many`)
+//   with a bearer token; it answers from the Worker's signed snapshot, but knows no directory of
+//   names: ids are typed.
+import { Directory } from './directory.js';
+
+/** `{[resource]: Set of actions}` as a Map, in the order of `order` when given. */
+function byKey(lists) {
+  const out = new Map();
+  for (const [action, ids] of lists) {
+    for (const id of ids) {
+      if (!out.has(id)) out.set(id, new Set());
+      out.get(id).add(action);
+    }
+  }
+  return out;
+}
+
+export class LocalSource {
+  /** @param api the npm package; @param model a model object; @param origin where it came from */
+  constructor(api, model, origin) {
+    this.api = api;
+    this.model = model;
+    this.origin = origin;
+    this.evaluator = api.Evaluator.preview(model);
+    this.directory = new Directory(model);
+    this.kind = 'preview';
+  }
+
+  async status() {
+    return this.evaluator.status();
+  }
+
+  actions() {
+    return this.directory.actions;
+  }
+
+  /** Map resource -> Set of actions `subject` may do on it at `now`. */
+  async permissionsOf(subject, now) {
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listResources(subject, a.name, { now })]);
+    return byKey(lists);
+  }
+
+  /** Map member -> Set of actions it may do on `resource` at `now`. */
+  async accessTo(resource, now) {
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listSubjects(resource, a.name, { now })]);
+    return byKey(lists);
+  }
+
+  async checkMany(requests, now) {
+    return this.evaluator.checkMany(requests, { now });
+  }
+
+  free() {
+    this.evaluator.free();
+  }
+}
+
+export class RemoteSource {
+  /** @param base the Worker's URL; @param tenant; @param token the CHECK_TOKEN, or '' */
+  constructor(base, tenant, token, fetcher = globalThis.fetch.bind(globalThis)) {
+    this.base = base.replace(/\/+$/, '');
+    this.tenant = tenant;
+    this.token = token;
+    this.fetch = fetcher;
+    this.kind = 'worker';
+    this.directory = null;
+    this.origin = `${this.base}/v1/${tenant}`;
+    this.actionList = [];
+  }
+
+  async call(path, init = {}) {
+    const headers = { ...(init.headers ?? {}) };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let resp;
+    try {
+      resp = await this.fetch(`${this.base}/v1/${encodeURIComponent(this.tenant)}/${path}`, { ...init, headers });
+    } catch (e) {
+      const err = new Error(`the Worker at ${this.base} did not answer: ${e.message}`);
+      err.code = 'unreachable';
+      throw err;
+    }
+    const text = await resp.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      const err = new Error(`the Worker answered ${resp.status} with a body that is not JSON`);
+      err.code = 'bad_answer';
+      throw err;
+    }
+    if (!resp.ok) {
+      const err = new Error(body?.error?.message ?? `the Worker answered ${resp.status}`);
+      err.code = body?.error?.code ?? 'http_' + resp.status;
+      err.status = resp.status;
+      throw err;
+    }
+    return body;
+  }
+
+  /** The Worker's status; remembers its actions (status.actions, name -> tier). */
+  async status() {
+    const s = await this.call('status');
+    this.actionList = Object.entries(s.actions ?? {})
+      .map(([name, tier]) => ({ name, tier }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return s;
+  }
+
+  actions() {
+    return this.actionList;
+  }
+
+  async list(kind, query, now) {
+    const q = new URLSearchParams({ ...query, now: String(now) });
+    return this.call(`${kind}?${q}`);
+  }
+
+  async permissionsOf(subject, now) {
+    const lists = await Promise.all(
+      this.actions().map(async (a) => [a.name, (await this.list('resources', { subject, action: a.name }, now)).resources]),
+    );
+    return byKey(lists);
+  }
+
+  async accessTo(resource, now) {
+    const lists = await Promise.all(
+      this.actions().map(async (a) => [a.name, (await this.list('subjects', { resource, action: a.name }, now)).subjects]),
+    );
+    return byKey(lists);
+  }
+
+  /** Decisions for the requests, in batches of 500 (under the Worker's batch limit). */
+  async checkMany(requests, now) {
+    const out = [];
+    for (let i = 0; i < requests.length; i += 500) {
+      const body = JSON.stringify({ requests: requests.slice(i, i + 500), context: { now } });
+      const answer = await this.call('check-many', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      out.push(...answer.decisions);
+    }
+    return out;
+  }
+
+  free() {}
+}
