@@ -66,6 +66,8 @@ export interface Status {
     suspended: number;
     [table: string]: number;
   };
+  /** Each declared action and its tier, keys sorted by name; empty when nothing is loaded. */
+  actions: Record<string, Tier>;
   /** SHA-256 (hex) of the held content; null when nothing is loaded. */
   digest: string | null;
   /** Ids of the trusted public keys (first 8 bytes of their SHA-256, hex). */

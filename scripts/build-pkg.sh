@@ -6,6 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --if-stale: nothing to do when pkg/dist was built from the sources as they are now.
+stamp=$(cat Cargo.toml Cargo.lock scripts/build-pkg.sh $(find src pkg/src pkg/index.d.ts -type f | sort) |
+  sha256sum | cut -d' ' -f1)
+if [ "${1:-}" = "--if-stale" ] && [ -f pkg/dist/edge_authz_bg.wasm ] && [ -f pkg/dist/node.cjs ] &&
+   [ "$(cat pkg/dist/.stamp 2>/dev/null)" = "$stamp" ]; then
+  echo "pkg/dist: the package is up to date"
+  exit 0
+fi
+
 # BOUNDARY=1 builds, instead, the variant with the alternative crossings that bench/boundary.mjs
 # measures, into target/pkg-boundary/ (dist/ and a copy of pkg/src/).
 FEATURES=wasm
@@ -42,3 +51,4 @@ node_modules/.bin/esbuild pkg/src/node-cjs.js --bundle --platform=node --format=
 cp pkg/index.d.ts pkg/index.d.cts
 printf 'wasm: %s bytes (%s gzipped)\n' "$(wc -c < "$OUT/edge_authz_bg.wasm")" \
   "$(gzip -9 -c "$OUT/edge_authz_bg.wasm" | wc -c)"
+if [ "$OUT" = pkg/dist ]; then echo "$stamp" > pkg/dist/.stamp; fi

@@ -2,12 +2,11 @@
 # Assembles the admin preview page (www/) with the npm package's browser build and the example
 # model into build/assets/admin/: the folder the Worker serves as static assets under /admin
 # (wrangler.toml, [assets]), in `wrangler dev` as deployed, and in the tests. Needs pkg/dist
-# (scripts/build-pkg.sh, run when it is missing). Cheap: it copies a handful of files each time.
+# (scripts/build-pkg.sh, run when it is missing or stale). Cheap: it copies a handful of files each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f pkg/dist/edge_authz.js ] || [ ! -f pkg/dist/edge_authz_bg.wasm ]; then
-  ./scripts/build-pkg.sh
-fi
+# The package's browser build, rebuilt only when what it is made from changed.
+./scripts/build-pkg.sh --if-stale
 out=build/assets/admin
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/pkg/src" "$out/pkg/dist" "$out/examples"

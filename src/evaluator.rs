@@ -3,6 +3,8 @@
 //! index's gates 5 to 9. Every method that can fail builds the new state aside and commits it only
 //! when nothing failed, so a rejected message leaves the evaluator exactly as it was.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::content::Content;
@@ -66,6 +68,8 @@ pub struct Status {
     pub stale: bool,
     pub preview: bool,
     pub counts: Counts,
+    /// Each declared action and its risk tier, sorted by name; empty when nothing is loaded.
+    pub actions: BTreeMap<String, Tier>,
     pub digest: Option<String>,
     pub key_ids: Vec<String>,
     pub freshness: Option<Freshness>,
@@ -678,6 +682,14 @@ impl Evaluator {
                 .is_some_and(|l| !self.preview && l.epoch < self.watermark),
             preview: self.preview,
             counts,
+            actions: self.loaded.as_ref().map_or_else(BTreeMap::new, |l| {
+                l.index
+                    .content()
+                    .actions
+                    .iter()
+                    .map(|(name, t)| (name.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
+                    .collect()
+            }),
             digest: self.loaded.as_ref().map(|l| hex(&l.index.digest())),
             key_ids: self.keys.iter().map(|k| k.id().to_string()).collect(),
             freshness: self.loaded.as_ref().map(|l| l.index.freshness()),

@@ -19,7 +19,7 @@ function h(tag, attrs = {}, ...kids) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === undefined || kid === null || kid === false) continue;
     el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -287,6 +287,18 @@ function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) 
   return rows.length ? draw() : Promise.resolve();
 }
 
+/** Says which actions the Worker refused to list (it fails closed past a tier's bound). */
+function refusedNote(out, refused) {
+  const entries = Object.entries(refused ?? {});
+  if (!entries.length) return;
+  out.insertBefore(
+    h('p', { class: 'refused deny' }, 'The Worker refuses to answer for ',
+      entries.map(([a, code], i) => [i ? ', ' : '', h('code', { dataset: { action: a, code } }, `${a} (${code})`)]),
+      ': those cells are denials, as the edge would answer now.'),
+    out.children[1] ?? null,
+  );
+}
+
 async function openSubject(subject) {
   const started = performance.now();
   const now = asOf();
@@ -330,6 +342,7 @@ async function openSubject(subject) {
       out.children[1],
     );
   }
+  refusedNote(out, perms.refused);
   state.lastSubjectMs = performance.now() - started;
   out.dataset.now = String(now);
   out.dataset.subject = subject;
@@ -366,6 +379,7 @@ async function openResource(resource) {
             h('td', {}, String(dir.membersBelow(a.principal).length)))))),
     );
   }
+  refusedNote(out, access.refused);
   out.dataset.now = String(now);
   out.dataset.resource = resource;
 }
@@ -470,11 +484,12 @@ function renderStaged() {
   const r = impact(api, src().model, state.stagedModel, state.staged, now);
   const rowsOf = (rows, cls, side) =>
     h('table', { class: `diff ${cls}` },
-      h('thead', {}, h('tr', {}, ['subject', 'action', 'resource', side === 'before' ? 'was allowed by' : 'allowed by', 'now'].map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['', 'subject', 'action', 'resource', side === 'before' ? 'was allowed by' : 'allowed by', 'after'].map((t) => h('th', {}, t)))),
       h('tbody', {}, rows.slice(0, SHOWN).map((x) => {
         const d = x[side];
         const other = side === 'before' ? x.after : x.before;
         return h('tr', { class: cls, dataset: { subject: x.subject, action: x.action, resource: x.resource } },
+          h('td', { class: 'sign', 'aria-label': cls === 'revoke' ? 'revoked' : 'granted' }, cls === 'revoke' ? '−' : '+'),
           h('td', {}, x.subject), h('td', {}, x.action), h('td', {}, x.resource),
           h('td', {}, `${d.grant.role} on ${d.grant.resource} via ${d.grant.path.join(' → ')}`),
           h('td', {}, side === 'before' ? `denied (${other.reason})` : 'allowed'));

@@ -1,5 +1,6 @@
 //! HTTP plumbing of the Worker: its errors (`{error: {code, message}}`), its configuration (the
-//! `[vars]` of `wrangler.toml` and secrets), bearer tokens, and request bodies read under a limit.
+//! `[vars]` of `wrangler.toml` and secrets), bearer tokens, CORS for the read endpoints, and
+//! request bodies read under a limit.
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -170,6 +171,8 @@ impl Config {
                 ))
             }
         };
+        // Checked here too, so a malformed list fails every route, not only browsers' requests.
+        CorsOrigins::read(env)?;
         Ok(Config {
             keys: text(env, "ORIGIN_PUBLIC_KEYS").unwrap_or_default(),
             token: text(env, "CHECK_TOKEN"),
@@ -244,6 +247,134 @@ impl Config {
     }
 }
 
+/// `CORS_ORIGINS`: the origins whose browser pages may call the read endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Unset or empty: no CORS headers at all.
+    Off,
+    /// `*`: any origin (answered `access-control-allow-origin: *`).
+    Any,
+    /// Exact origins, `scheme://host[:port]`, lowercase, default ports dropped.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    pub fn read(env: &Env) -> Result<CorsOrigins, ApiError> {
+        match text(env, "CORS_ORIGINS") {
+            None => Ok(CorsOrigins::Off),
+            Some(v) => CorsOrigins::parse(&v).map_err(|m| {
+                ApiError::new(
+                    500,
+                    "misconfigured",
+                    format!("the variable CORS_ORIGINS: {m}"),
+                )
+            }),
+        }
+    }
+
+    /// A comma-separated list of origins or `*`; the message says which entry is wrong.
+    pub fn parse(v: &str) -> Result<CorsOrigins, String> {
+        let mut list = Vec::new();
+        let mut any = false;
+        for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                any = true;
+            } else {
+                let o = normalize_origin(entry).ok_or_else(|| {
+                    format!(
+                        "`{entry}` is not an origin: write `scheme://host` or \
+                         `scheme://host:port` (no path, not even a trailing `/`), or `*`"
+                    )
+                })?;
+                if !list.contains(&o) {
+                    list.push(o);
+                }
+            }
+        }
+        Ok(if any {
+            CorsOrigins::Any
+        } else if list.is_empty() {
+            CorsOrigins::Off
+        } else {
+            CorsOrigins::List(list)
+        })
+    }
+
+    /// The `access-control-allow-origin` to answer a request's `Origin` with, when allowed.
+    pub fn allow<'o>(&self, origin: &'o str) -> Option<&'o str> {
+        match self {
+            CorsOrigins::Off => None,
+            CorsOrigins::Any => Some("*"),
+            CorsOrigins::List(list) => list.iter().any(|o| o == origin).then_some(origin),
+        }
+    }
+}
+
+/// `scheme://host[:port]` in the form browsers send in `Origin` (lowercase, no default port),
+/// or None when `entry` is not one (a path, a query, user info, an empty host, a bad port).
+fn normalize_origin(entry: &str) -> Option<String> {
+    let (scheme, rest) = entry.split_once("://")?;
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !scheme_ok {
+        return None;
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    // An IPv6 literal is bracketed; otherwise the port follows the last `:`.
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']')?;
+        let ok = !addr.is_empty()
+            && addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || ":.".contains(c));
+        if !ok {
+            return None;
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{addr}]"), port)
+    } else {
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        let ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+        if !ok {
+            return None;
+        }
+        (host.to_string(), port)
+    };
+    let host = host.to_ascii_lowercase();
+    let port = match port {
+        None => None,
+        Some(p) => {
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: u32 = p.parse().ok()?;
+            if n > 65_535 {
+                return None;
+            }
+            Some(n)
+        }
+    };
+    let default = match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    Some(match port {
+        Some(n) if Some(n) != default => format!("{scheme}://{host}:{n}"),
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
 /// Compares without an early exit on the first differing byte.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
@@ -309,4 +440,77 @@ pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_parse() {
+        let list = |v: &[&str]| CorsOrigins::List(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(CorsOrigins::parse(""), Ok(CorsOrigins::Off));
+        assert_eq!(CorsOrigins::parse(" , "), Ok(CorsOrigins::Off));
+        assert_eq!(CorsOrigins::parse("*"), Ok(CorsOrigins::Any));
+        assert_eq!(
+            CorsOrigins::parse("https://a.example, *"),
+            Ok(CorsOrigins::Any)
+        );
+        assert_eq!(
+            CorsOrigins::parse(
+                "https://Admin.Example.com, http://localhost:8788,HTTPS://a.example:443,\
+                 http://[::1]:3000, http://127.0.0.1:80, https://admin.example.com"
+            ),
+            Ok(list(&[
+                "https://admin.example.com",
+                "http://localhost:8788",
+                "https://a.example",
+                "http://[::1]:3000",
+                "http://127.0.0.1",
+            ]))
+        );
+        for bad in [
+            "https://a.example/",
+            "https://a.example/admin",
+            "https://a.example?x=1",
+            "https://a.example#x",
+            "https://user@a.example",
+            "a.example",
+            "//a.example",
+            "https://",
+            "https://:80",
+            "https://a.example:",
+            "https://a.example:99999",
+            "https://a.example:8x",
+            "https://[::1",
+            "https://[]:80",
+            "1http://a.example",
+            "https://a.example,null",
+            "https://a b.example",
+        ] {
+            let err = CorsOrigins::parse(bad).err();
+            assert!(err.is_some(), "{bad} was accepted");
+        }
+        assert!(CorsOrigins::parse("https://a.example, https://b.example/x")
+            .err()
+            .is_some_and(|m| m.contains("`https://b.example/x`")));
+    }
+
+    #[test]
+    fn cors_origins_allow() {
+        let Ok(c) = CorsOrigins::parse("https://a.example, http://localhost:8788") else {
+            unreachable!()
+        };
+        assert_eq!(c.allow("https://a.example"), Some("https://a.example"));
+        assert_eq!(
+            c.allow("http://localhost:8788"),
+            Some("http://localhost:8788")
+        );
+        assert_eq!(c.allow("https://b.example"), None);
+        assert_eq!(c.allow("http://a.example"), None);
+        assert_eq!(c.allow("https://a.example:8443"), None);
+        assert_eq!(c.allow("null"), None);
+        assert_eq!(CorsOrigins::Any.allow("https://b.example"), Some("*"));
+        assert_eq!(CorsOrigins::Off.allow("https://a.example"), None);
+    }
 }

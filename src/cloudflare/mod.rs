@@ -3,7 +3,7 @@
 //! - [`durable`]: the Durable Object `TenantAuthority`, one per tenant, the authority for the
 //!   epoch, the watermark and `confirmed_at`, and the store of the signed messages;
 //! - [`edge`]: each isolate's decoded evaluator per tenant and its sync with the authority;
-//! - [`http`]: errors, configuration, bodies.
+//! - [`http`]: errors, configuration (`CORS_ORIGINS` for browsers among it), bodies.
 //!
 //! Freshness per tier: before answering, an isolate confirms the watermark with the authority
 //! unless the decision's tier may reuse the last confirmation (`high`: never; `standard` and
@@ -19,19 +19,96 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use worker::js_sys;
-use worker::{event, Context, Env, Method, Request, RequestInit, Response};
+use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response};
 
 use self::edge::Edge;
-use self::http::{body, json, ApiError, Config};
+use self::http::{body, json, ApiError, Config, CorsOrigins};
 use crate::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started = js_sys::Date::now();
     let request_id = request_id(&req);
-    match route(req, &env, &request_id, started).await {
-        Ok(r) => Ok(r),
-        Err(e) => e.response(&request_id),
+    let cors = match cors(&req, &env) {
+        Ok(c) => c,
+        Err(e) => return e.response(&request_id),
+    };
+    if let Some(c) = &cors {
+        if req.method() == Method::Options {
+            return c.preflight(&request_id);
+        }
+    }
+    let mut resp = match route(req, &env, &request_id, started).await {
+        Ok(r) => r,
+        Err(e) => e.response(&request_id)?,
+    };
+    if let Some(c) = &cors {
+        c.apply(resp.headers_mut())?;
+    }
+    Ok(resp)
+}
+
+/// The read endpoints a browser may call when `CORS_ORIGINS` allows its origin, and their
+/// methods.
+fn read_route(path: &str) -> Option<&'static str> {
+    let mut segments = path.split('/').skip(1);
+    let (Some("v1"), Some(_tenant), Some(op), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return None;
+    };
+    match op {
+        "check" | "check-many" => Some("POST, OPTIONS"),
+        "resources" | "subjects" | "status" => Some("GET, OPTIONS"),
+        _ => None,
+    }
+}
+
+/// CORS for a read endpoint called with an allowed `Origin`.
+struct Cors {
+    /// `access-control-allow-origin`: the request's origin, or `*`.
+    allow_origin: String,
+    /// `access-control-allow-methods` for a preflight.
+    methods: &'static str,
+}
+
+/// The CORS answer this request gets: None unless it is for a read endpoint, carries an
+/// `Origin`, and `CORS_ORIGINS` allows that origin. A malformed `CORS_ORIGINS` is an error.
+fn cors(req: &Request, env: &Env) -> Result<Option<Cors>, ApiError> {
+    let Some(methods) = read_route(&req.path()) else {
+        return Ok(None);
+    };
+    let Some(origin) = req.headers().get("origin").ok().flatten() else {
+        return Ok(None);
+    };
+    Ok(CorsOrigins::read(env)?.allow(&origin).map(|a| Cors {
+        allow_origin: a.to_string(),
+        methods,
+    }))
+}
+
+impl Cors {
+    fn apply(&self, headers: &mut Headers) -> worker::Result<()> {
+        headers.set("access-control-allow-origin", &self.allow_origin)?;
+        headers.set("access-control-expose-headers", "x-request-id")?;
+        headers.set("vary", "Origin")
+    }
+
+    /// The answer to a preflight `OPTIONS`: 204 with what the browser may send.
+    fn preflight(&self, rid: &str) -> worker::Result<Response> {
+        let mut headers = Headers::new();
+        self.apply(&mut headers)?;
+        headers.set("access-control-allow-methods", self.methods)?;
+        headers.set(
+            "access-control-allow-headers",
+            "authorization, content-type, x-request-id",
+        )?;
+        headers.set("access-control-max-age", "600")?;
+        headers.set("x-request-id", rid)?;
+        Ok(Response::empty()?.with_status(204).with_headers(headers))
     }
 }
 

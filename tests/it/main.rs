@@ -16,3 +16,4 @@ mod hostile;
 mod model_errors;
 mod mutations;
 mod props;
+mod status;

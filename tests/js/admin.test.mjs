@@ -321,6 +321,9 @@ test('connected to the Worker: its signed snapshot, status, subject view and che
   await page.waitForSelector('#message.error');
   assert.match(await page.textContent('#message'), /^\[unauthorized\]/);
   assert.equal(await page.$eval('#tabs', (t) => t.hidden), true);
+  // The origin's heartbeat: the earlier tests took longer than the high tier's 5 s bound.
+  const beat = await fetch(`${edge.url}/v1/acme/watermark`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: signer.watermark(1) });
+  assert.equal(beat.status, 200);
   await page.fill('#worker-token', TOKEN);
   await page.click('#connect');
   await page.waitForSelector('body[data-loaded="worker"]');
@@ -356,6 +359,40 @@ test('connected to the Worker: its signed snapshot, status, subject view and che
   ev.free();
   // Chromium logs the refused request (the wrong token) itself; nothing else.
   assert.deepEqual(problems, ['console.error: Failed to load resource: the server responded with a status of 401 (Unauthorized)']);
+});
+
+test('connected to a Worker past the high tier bound: the page shows the edge failing closed', async () => {
+  // Tenant beta's snapshot was issued 6 s ago and nothing came since: past high's 5 s bound,
+  // within standard's 30 s and low's 300 s.
+  const beta = { ...structuredClone(EXAMPLE), tenant: 'beta' };
+  const betaSigner = { ...signer, tenant: 'beta' };
+  const put = await fetch(`${edge.url}/v1/beta/snapshot`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/msgpack' },
+    body: betaSigner.snapshot(beta, 1, Date.now() - 6000),
+  });
+  assert.equal(put.status, 200, await put.text());
+  const { page, problems } = await adminPage('?tenant=beta');
+  await page.fill('#worker-token', TOKEN);
+  await page.click('#connect');
+  await page.waitForSelector('body[data-loaded="worker"]');
+  await page.fill('#subject-search', 'user:alice');
+  await page.press('#subject-search', 'Enter');
+  await page.waitForSelector('#subject-out[data-subject="user:alice"]');
+  assert.deepEqual(
+    await page.$$eval('#subject-out .refused code', (cs) => cs.map((c) => [c.dataset.action, c.dataset.code])),
+    [['export', 'freshness_exceeded']],
+  );
+  const shown = await tableOf(page, 'subject-out', 'resource');
+  assert.deepEqual(Object.keys(shown).sort(), ['doc:roadmap', 'org:acme', 'workspace:eng']);
+  for (const cells of Object.values(shown)) {
+    assert.deepEqual([cells.export.allowed, cells.export.reason], [false, 'freshness_exceeded']);
+  }
+  assert.equal(shown['doc:roadmap'].write.reason, 'granted');
+  await shot(page, '6-worker-fail-closed');
+  await page.close();
+  // Chromium logs each refused listing (503) itself.
+  assert.ok(problems.every((p) => /status of 503/.test(p)), problems.join('\n'));
 });
 
 test('the 10,000-user workload: search, the subject view and what-if (figures printed)', async () => {
@@ -395,7 +432,7 @@ test('the 10,000-user workload: search, the subject view and what-if (figures pr
   assert.equal(Object.keys(shown).length, Math.min(200, resources.size));
   for (const r of Object.keys(shown)) assert.ok(resources.has(r), r);
   assert.deepEqual(shown, expectedTable(ev, Object.keys(shown), (r, a) => ['user:u123', a, r], actions, now));
-  await shot(page, '6-workload-subject');
+  await shot(page, '7-workload-subject');
 
   // What-if: suspend user:u123; it loses everything it had, and nobody else loses anything.
   await page.click('[data-view="whatif"]');
@@ -413,7 +450,7 @@ test('the 10,000-user workload: search, the subject view and what-if (figures pr
   const drawn = await diffRows(page, 'revoke');
   assert.equal(drawn.length, 500);
   assert.ok(drawn.every(([s]) => s === 'user:u123'));
-  await shot(page, '7-workload-whatif');
+  await shot(page, '8-workload-whatif');
   ev.free();
   await page.close();
   assert.deepEqual(problems, []);

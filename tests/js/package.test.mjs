@@ -131,6 +131,8 @@ const epoch: number | null = status.epoch;
 const confirmedAt: number | null = status.confirmedAt;
 const members: number = status.counts.members;
 const flags: [boolean, boolean] = [status.stale, status.preview];
+const actionTiers: Record<string, Tier> = status.actions;
+const readTier: Tier | undefined = status.actions['read'];
 try {
   ev.loadSnapshot(snapshot);
 } catch (e) {
@@ -147,7 +149,7 @@ void preview;
 // @ts-expect-error: a check needs a resource
 ev.check('user:alice', 'read');
 
-export { loaded, reason, tier, path, many, revokes, applied, raised, resources, subjects, epoch, confirmedAt, members, flags };
+export { loaded, reason, tier, path, many, revokes, applied, raised, resources, subjects, epoch, confirmedAt, members, flags, actionTiers, readTier };
 `;
 
 const NEGATIVE_TS = CONSUMER_TS.replace('// @ts-expect-error: a check needs a resource\n', '');

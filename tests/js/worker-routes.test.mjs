@@ -471,6 +471,7 @@ describe('routes, methods, paths, bodies and default limits', () => {
     assertError(await e.get('subjects?resource=org:acme&action=read'), 503, 'no_snapshot');
     const s = assertOk(await e.status());
     assert.equal(s.epoch, null);
+    assert.deepEqual(s.actions, {});
   });
 
   test('check answers 200 with the decision; check-many answers {decisions} in order', async () => {
@@ -749,6 +750,9 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.match(s.digest, /^[0-9a-f]{64}$/);
     assert.equal(s.stale, false);
     assert.equal(s.preview, false);
+    // The declared actions and their tiers, sorted by name (an admin page lists them).
+    assert.deepEqual(s.actions, { export: 'high', read: 'low', write: 'standard' });
+    assert.deepEqual(Object.keys(s.actions), ['export', 'read', 'write']);
     assert.deepEqual(s.authority, { epoch: 1, watermark: 0, confirmedAt: s.confirmedAt });
     const now = s.confirmedAt + 1000;
     assert.deepEqual(assertOk(await c.check('user:alice', 'read', 'org:acme', { now })), ALICE_READ_ORG(1, 0));

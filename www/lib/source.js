@@ -7,7 +7,7 @@
 //   names: ids are typed.
 import { Directory } from './directory.js';
 
-/** `{[resource]: Set of actions}` as a Map, in the order of `order` when given. */
+/** A Map id -> Set of actions, from `[action, ids]` lists. */
 function byKey(lists) {
   const out = new Map();
   for (const [action, ids] of lists) {
@@ -58,6 +58,9 @@ export class LocalSource {
     this.evaluator.free();
   }
 }
+
+// What a Worker answers when it will not list from what it holds (contract section 3, gates 3-5).
+const REFUSALS = new Set(['stale_snapshot', 'freshness_exceeded', 'unknown_action']);
 
 export class RemoteSource {
   /** @param base the Worker's URL; @param tenant; @param token the CHECK_TOKEN, or '' */
@@ -119,18 +122,32 @@ export class RemoteSource {
     return this.call(`${kind}?${q}`);
   }
 
-  async permissionsOf(subject, now) {
+  /** One listing per action. An action the Worker refuses to list (its tier's freshness bound
+   * passed, a stale snapshot: it fails closed) lists nothing and is named in `refused`. */
+  async listings(kind, query, now) {
+    const refused = {};
     const lists = await Promise.all(
-      this.actions().map(async (a) => [a.name, (await this.list('resources', { subject, action: a.name }, now)).resources]),
+      this.actions().map(async (a) => {
+        try {
+          return [a.name, (await this.list(kind, { ...query, action: a.name }, now))[kind]];
+        } catch (e) {
+          if (!REFUSALS.has(e.code)) throw e;
+          refused[a.name] = e.code;
+          return [a.name, []];
+        }
+      }),
     );
-    return byKey(lists);
+    const out = byKey(lists);
+    out.refused = refused;
+    return out;
   }
 
-  async accessTo(resource, now) {
-    const lists = await Promise.all(
-      this.actions().map(async (a) => [a.name, (await this.list('subjects', { resource, action: a.name }, now)).subjects]),
-    );
-    return byKey(lists);
+  permissionsOf(subject, now) {
+    return this.listings('resources', { subject }, now);
+  }
+
+  accessTo(resource, now) {
+    return this.listings('subjects', { resource }, now);
   }
 
   /** Decisions for the requests, in batches of 500 (under the Worker's batch limit). */
