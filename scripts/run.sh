@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: sets up (scripts/setup.sh), builds the command line and the Worker, starts the
 # Worker locally with `wrangler dev` on 127.0.0.1 (offline, state under target/edge/), publishes
-# the example model to it with `edge-authz publish`, and runs a few `curl` checks against it. Then
+# the example model to it with `edge-authz publish`, runs a few `curl` checks against it, and
+# points to the admin preview page the Worker serves under /admin (scripts/build-www.sh). Then
 # it keeps the Worker running until Ctrl-C, with `publish --watch` following target/edge/model.json
 # (each save is published; heartbeats keep the edge fresh), printing the commands to try.
 #
@@ -102,6 +103,13 @@ echo
 show "$BIN publish --status --state $D/publish"
 "$BIN" publish --status --state "$D/publish"
 
+say "the admin preview page, served by the Worker as static assets under /admin"
+show "curl -sS -o /dev/null -w '%{http_code} %{content_type}\\n' $URL/admin/"
+curl -sS -o /dev/null -w '%{http_code} %{content_type}\n' "$URL/admin/"
+ADMIN="$URL/admin/?tenant=acme"
+echo "Open $ADMIN in a browser: 'Bundled example' previews the model in the page; 'Connect' with the"
+echo "token $TOKEN shows what this Worker answers from its signed snapshot."
+
 if [ "$ONCE" = 1 ]; then
   say "stopping the Worker (--once)"
   exit 0
@@ -115,6 +123,7 @@ say "following $D/model.json with publish --watch (log: $D/publish.log)"
 PUBLISHER=$!
 trap 'kill "$PUBLISHER" 2>/dev/null || true; stop' EXIT INT TERM
 say "the Worker runs at $URL (token: $TOKEN), epoch $EPOCH; Ctrl-C stops it and the publisher"
+echo "The admin page: $ADMIN"
 echo "Revoke something: edit $D/model.json (remove a membership), save, and check again:"
 echo "  tail -f $D/publish.log          # issued / pushed / revocation_acknowledged"
 echo "  $BIN publish --status --state $D/publish"

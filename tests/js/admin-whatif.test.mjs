@@ -64,7 +64,7 @@ function randomChange(m, dir, pick, rand) {
       return x && { kind: 'remove_assignment', principal: x.principal, role: x.role, resource: x.resource };
     }
     case 'suspend':
-      return { kind: 'suspend', subject: pick(dir.members) };
+      return { kind: 'suspend', subject: pick(rand() < 0.3 ? dir.groups : dir.members) };
     case 'unsuspend':
       return m.suspended?.length ? { kind: 'unsuspend', subject: pick(m.suspended) } : null;
     case 'set_role':

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE, origin, startEdge, tempDir, ASSETS } from './edge.mjs';
-import { launchChromium, openPage } from './hosts.mjs';
+import { launchChromium, openPage, serveStatic } from './hosts.mjs';
 import { REPO_DIR, requirePackage } from './pkg.mjs';
 
 const pkg = requirePackage();
@@ -20,15 +20,18 @@ const BIN = path.join(REPO_DIR, 'target/release/edge-authz');
 let edge;
 let browser;
 let signer;
+// The same page on another origin (a plain static server), which the Worker's CORS_ORIGINS allows.
+let elsewhere;
 
 before(async () => {
   assert.ok(existsSync(path.join(ASSETS, 'admin/index.html')), 'build/assets/admin is missing: run scripts/build-www.sh');
   mkdirSync(SHOTS, { recursive: true });
+  elsewhere = await serveStatic(path.join(ASSETS, 'admin'));
   signer = origin('acme');
   edge = await startEdge({
     assets: true,
     port: 0,
-    vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN },
+    vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN, CORS_ORIGINS: elsewhere.base },
   });
   const put = await fetch(`${edge.url}/v1/acme/snapshot`, {
     method: 'PUT',
@@ -42,6 +45,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await edge?.dispose();
+  await elsewhere?.close();
 });
 
 /** The page, loaded and ready, with its problems (console errors, failed requests) recorded. */
@@ -359,6 +363,41 @@ test('connected to the Worker: its signed snapshot, status, subject view and che
   ev.free();
   // Chromium logs the refused request (the wrong token) itself; nothing else.
   assert.deepEqual(problems, ['console.error: Failed to load resource: the server responded with a status of 401 (Unauthorized)']);
+});
+
+test('hosted on another origin, the page reaches the Worker through CORS', async () => {
+  const { page, problems } = await openPage(browser);
+  await page.goto(`${elsewhere.base}/index.html?tenant=acme&worker=${encodeURIComponent(edge.url)}`);
+  await page.waitForSelector('body[data-ready="yes"]');
+  assert.equal(await page.inputValue('#worker-url'), edge.url);
+  const beat = await fetch(`${edge.url}/v1/acme/watermark`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: signer.watermark(1) });
+  assert.equal(beat.status, 200);
+  await page.fill('#worker-token', TOKEN);
+  await page.click('#connect');
+  await page.waitForSelector('body[data-loaded="worker"]');
+  await page.fill('#subject-search', 'user:alice');
+  await page.press('#subject-search', 'Enter');
+  await page.waitForSelector('#subject-out[data-subject="user:alice"]');
+  const shown = await tableOf(page, 'subject-out', 'resource');
+  assert.equal(shown['doc:roadmap'].write.text, '✓ admin');
+  await page.close();
+  assert.deepEqual(problems, []);
+
+  // From an origin the Worker does not list, the browser withholds the answers.
+  const other = await serveStatic(path.join(ASSETS, 'admin'));
+  try {
+    const { page: p2 } = await openPage(browser);
+    await p2.goto(`${other.base}/index.html?tenant=acme&worker=${encodeURIComponent(edge.url)}`);
+    await p2.waitForSelector('body[data-ready="yes"]');
+    await p2.fill('#worker-token', TOKEN);
+    await p2.click('#connect');
+    await p2.waitForSelector('#message.error');
+    assert.match(await p2.textContent('#message'), /^\[unreachable\] .*CORS_ORIGINS/);
+    assert.equal(await p2.$eval('#tabs', (t) => t.hidden), true);
+    await p2.close();
+  } finally {
+    await other.close();
+  }
 });
 
 test('connected to a Worker past the high tier bound: the page shows the edge failing closed', async () => {

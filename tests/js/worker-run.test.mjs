@@ -1,7 +1,7 @@
 // The README's main-job command, `scripts/run.sh`, in its `--once` form: it starts the Worker
 // with `wrangler dev` on 127.0.0.1, publishes the example model with `edge-authz publish`, runs its curl
-// checks, and stops the Worker. Asserts the printed answers and that no wrangler or workerd of
-// that run is left behind.
+// checks, checks that the admin page is served under /admin, and stops the Worker. Asserts the
+// printed answers and that no wrangler or workerd of that run is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -52,6 +52,9 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
   assert.deepEqual(json.find((j) => 'subjects' in j), { subjects: ['user:alice'] });
   assert.equal(json.find((j) => 'counts' in j).epoch, epoch.epoch);
   assert.match(out, /HTTP\/1\.1 401/);
+  // The admin page, served by the Worker under /admin (wrangler.toml [assets]).
+  assert.match(out, /^200 text\/html/m);
+  assert.match(out, new RegExp(`Open http://127\\.0\\.0\\.1:${port}/admin/\\?tenant=acme in a browser`));
   assert.equal(json.find((j) => 'error' in j).error.code, 'unauthorized');
   // Nothing of this run still listens on the port.
   const left = spawnSync('bash', ['-c', `pgrep -af -- "--port ${port}" | grep -v pgrep || true`], { encoding: 'utf8' });

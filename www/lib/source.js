@@ -82,7 +82,11 @@ export class RemoteSource {
     try {
       resp = await this.fetch(`${this.base}/v1/${encodeURIComponent(this.tenant)}/${path}`, { ...init, headers });
     } catch (e) {
-      const err = new Error(`the Worker at ${this.base} did not answer: ${e.message}`);
+      // A browser says no more when the Worker does not allow this page's origin (CORS).
+      const err = new Error(
+        `the Worker at ${this.base} did not answer (${e.message}): is it running, and does its ` +
+          `CORS_ORIGINS allow this page's origin${globalThis.location ? ` (${globalThis.location.origin})` : ''}?`,
+      );
       err.code = 'unreachable';
       throw err;
     }

@@ -139,7 +139,8 @@ function reach(c, dirs) {
       };
     case 'suspend':
     case 'unsuspend':
-      return { subjects: new Set([c.subject]), actions, resources: null };
+      // A suspended group suspends its members (ARCHITECTURE.md, "Choices").
+      return { subjects: members(c.subject), actions, resources: null };
     case 'set_role': {
       const before = new Set(dirs[0].roles.get(c.role) ?? []);
       const after = new Set(c.actions);
