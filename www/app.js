@@ -137,6 +137,10 @@ async function showStatus() {
     ['counts', Object.entries(s.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ')],
   ];
   if (s.digest) fields.push(['digest', s.digest.slice(0, 16) + '…']);
+  // A Worker also says what its tenant's authority (the Durable Object) holds, or why it could
+  // not be reached.
+  if (s.authorityError) fields.push(['authority', `unreachable: [${s.authorityError.code}] ${s.authorityError.message}`]);
+  else if (s.authority) fields.push(['authority', `epoch ${s.authority.epoch ?? "—"}, watermark ${s.authority.watermark}, confirmed ${fmtTime(s.authority.confirmedAt)}`]);
   $('status-fields').replaceChildren(
     ...fields.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { field: k } }, v)]),
   );
