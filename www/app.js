@@ -79,8 +79,11 @@ async function useSource(source, note) {
   await showStatus();
   $('tabs').hidden = false;
   fillActions();
-  $('subject-out').replaceChildren();
-  $('resource-out').replaceChildren();
+  for (const id of ['subject-out', 'resource-out']) {
+    $(id).replaceChildren();
+    delete $(id).dataset.subject;
+    delete $(id).dataset.resource;
+  }
   $('check-out').replaceChildren();
   stageFields();
   renderStaged();
@@ -92,7 +95,7 @@ async function useSource(source, note) {
 
 function loadModel(model, origin) {
   const source = new LocalSource(api, model, origin);
-  const warnings = api.validateModel ? api.validateModel(model) : [];
+  const { warnings } = api.validateModel(model);
   return useSource(source, `Loaded ${origin}: an unsigned preview compiled in this page.` +
     (warnings.length ? ` Warnings: ${warnings.join('; ')}` : ''));
 }
@@ -584,6 +587,16 @@ function wire() {
     renderStaged();
   };
   $('use-staged').onclick = () => guarded(() => loadModel(state.stagedModel, 'the staged model'));
+  // A new "as of" time redraws what is open.
+  $('asof').onchange = () =>
+    guarded(async () => {
+      if (!state.source) return;
+      const subject = $('subject-out').dataset.subject;
+      const resource = $('resource-out').dataset.resource;
+      if (subject) await openSubject(subject);
+      if (resource) await openResource(resource);
+      if (state.staged.length) renderStaged();
+    });
   stageFields();
 }
 

@@ -149,6 +149,21 @@ test('the example: status, the subject view against the package, and an explaine
   assert.deepEqual(shownDecision, ev.check('user:alice', 'export', 'doc:roadmap', { now }));
   await shot(page, '1-subject');
 
+  // Another "as of" time redraws the table: after alice's admin assignment expires
+  // (1798761600000 is 2027-01-01), only the read through her groups is left.
+  await page.fill('#asof', '2027-06-01T00:00:00');
+  await page.dispatchEvent('#asof', 'change');
+  await page.waitForFunction((t) => document.querySelector('#subject-out').dataset.now !== t, String(now));
+  const later = Number(await page.getAttribute('#subject-out', 'data-now'));
+  assert.ok(later > 1798761600000);
+  const expired = await tableOf(page, 'subject-out', 'resource');
+  const laterRows = union(actions.map((a) => ev.listResources('user:alice', a, { now: later })));
+  assert.deepEqual(laterRows, ['doc:roadmap', 'org:acme', 'workspace:eng']);
+  assert.deepEqual(expired, expectedTable(ev, laterRows, (r, a) => ['user:alice', a, r], actions, later));
+  assert.equal(expired['doc:roadmap'].export.reason, 'no_grant');
+  await page.fill('#asof', '');
+  await page.dispatchEvent('#asof', 'change');
+
   // A suspended user: no rows, and the reason.
   await pickFrom(page, 'subject', 'mallory', 'user:mallory');
   assert.match(await page.textContent('#subject-out .empty'), /\(suspended\)/);
@@ -293,6 +308,27 @@ test('what-if: a revocation and a grant, the diff against the package, and the e
   await page.waitForSelector('#message.error');
   assert.match(await page.textContent('#message'), /\[not_found\] user:nobody is not a direct member of group:eng/);
   assert.equal(await page.$$eval('#staged li', (l) => l.length), 2);
+
+  // A role's actions (checkboxes) and a moved resource, against brute force again.
+  await page.click('#clear-staged');
+  await page.selectOption('#stage-kind', 'set_role');
+  await page.selectOption('#stage-fields [name="role"]', 'editor');
+  assert.deepEqual(await page.$$eval('#stage-actions input:checked', (cs) => cs.map((c) => c.value)), ['read', 'write']);
+  await page.uncheck('#stage-actions input[value="write"]');
+  await page.check('#stage-actions input[value="export"]');
+  await page.click('#stage-form button[type="submit"]');
+  await page.waitForSelector('#staged li[data-kind="set_role"]');
+  await stage(page, 'move_resource', { resource: 'doc:roadmap', parent: 'org:acme' });
+  await stage(page, 'add_assignment', { principal: 'group:eng', role: 'editor', resource: 'workspace:eng' });
+  const when = Number(await page.getAttribute('#impact', 'data-now'));
+  const moved = structuredClone(EXAMPLE);
+  moved.roles.editor = ['read', 'export'];
+  moved.resources.find((r) => r.id === 'doc:roadmap').parent = 'org:acme';
+  moved.assignments.push({ principal: 'group:eng', role: 'editor', resource: 'workspace:eng' });
+  const diff = bruteDiff(EXAMPLE, moved, when);
+  assert.ok(diff.revoked.length > 0);
+  assert.deepEqual((await diffRows(page, 'revoke')).sort(), diff.revoked.sort());
+  assert.deepEqual((await diffRows(page, 'grant')).sort(), diff.granted.sort());
   await page.close();
   assert.deepEqual(problems, []);
 });
@@ -315,6 +351,15 @@ test('bad models are refused with their code and leave the loaded one in place',
   assert.match(await page.textContent('#message'), /nope/);
   // Still the example.
   assert.match(await page.textContent('[data-field="source"]'), /examples\/acme\.json$/);
+  // A model that compiles with a warning loads, and says so.
+  const many = structuredClone(EXAMPLE);
+  for (let i = 0; i < 21; i++) many.roles[`role${i}`] = ['read'];
+  const warned = path.join(dir, 'many-roles.json');
+  writeFileSync(warned, JSON.stringify(many));
+  await page.setInputFiles('#model-file', warned);
+  await page.waitForSelector('#message.info');
+  assert.match(await page.textContent('#message'), /^Loaded many-roles\.json: .* Warnings: .*24 roles/);
+  assert.match(await page.textContent('[data-field="counts"]'), /24 roles/);
   await page.close();
   assert.deepEqual(problems, []);
 });
@@ -329,6 +374,10 @@ test('?model= loads a model at start; ids are shown as text, never as markup', a
   const { page, problems } = await adminPage('?model=./examples/acme.json');
   await page.waitForSelector('body[data-loaded="preview"]');
   assert.match(await page.textContent('[data-field="source"]'), /examples\/acme\.json$/);
+  // And a URL typed in.
+  await page.fill('#model-url', `${edge.url}/admin/examples/acme.json?again`);
+  await page.click('#load-url');
+  await page.waitForFunction(() => /\?again$/.test(document.querySelector('[data-field="source"]').textContent));
   const dialogs = [];
   page.on('dialog', (d) => {
     dialogs.push(d.message());
