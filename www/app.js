@@ -2,7 +2,7 @@
 // No framework: the page is the npm package's browser build, these modules and one stylesheet.
 import * as api from 'edge-authz';
 import { LocalSource, RemoteSource } from './lib/source.js';
-import { CHANGE_KINDS, applyChanges, describe, impact } from './lib/whatif.js';
+import { CHANGE_KINDS, describe, impact, stageChanges } from './lib/whatif.js';
 
 const PAGE = 200; // table rows drawn at once
 const SHOWN = 500; // what-if rows drawn per list
@@ -31,6 +31,7 @@ const state = {
   view: 'subject',
   staged: [], // what-if changes
   stagedModel: null,
+  stagedEvaluator: null, // the staged model's preview, kept for impact
   lastSubjectMs: null,
 };
 
@@ -73,6 +74,8 @@ const fmtTime = (ms) => (ms === null || ms === undefined ? '—' : `${new Date(m
 async function useSource(source, note) {
   state.source?.free();
   state.source = source;
+  state.stagedEvaluator?.free();
+  state.stagedEvaluator = null;
   state.staged = [];
   state.stagedModel = null;
   message(note, 'info');
@@ -464,8 +467,7 @@ async function stage(e) {
   if (!(src instanceof LocalSource)) return;
   const c = readStageForm();
   const next = [...state.staged, c];
-  state.stagedModel = applyChanges(api, src.model, next); // throws (shown) when it does not apply
-  state.staged = next;
+  setStaged(next); // throws (shown) when it does not apply, leaving the staged list as it was
   message(null);
   renderStaged();
 }
@@ -488,7 +490,13 @@ function renderStaged() {
   }
   const now = asOf();
   $('impact').dataset.now = String(now);
-  const r = impact(api, src().model, state.stagedModel, state.staged, now);
+  // The loaded model's evaluator and directory, and the staged model's evaluator from staging:
+  // only diffModels compiles again.
+  const r = impact(api, src().model, state.stagedModel, state.staged, now, {
+    beforeEvaluator: src().evaluator,
+    beforeDirectory: src().directory,
+    afterEvaluator: state.stagedEvaluator,
+  });
   const rowsOf = (rows, cls, side) =>
     h('table', { class: `diff ${cls}` },
       h('thead', {}, h('tr', {}, ['', 'subject', 'action', 'resource', side === 'before' ? 'was allowed by' : 'allowed by', 'after'].map((t) => h('th', {}, t)))),
@@ -522,11 +530,18 @@ function renderStaged() {
 /** The loaded model's source (what-if always starts from it). */
 const src = () => state.source;
 
+/** Stages `changes` (all of them, from the loaded model), or throws and changes nothing. */
+function setStaged(changes) {
+  const staged = changes.length ? stageChanges(api, src().model, changes) : { model: null, evaluator: null };
+  state.stagedEvaluator?.free();
+  state.staged = changes;
+  state.stagedModel = staged.model;
+  state.stagedEvaluator = staged.evaluator;
+}
+
 function unstage(i) {
   guarded(async () => {
-    const next = state.staged.filter((_, j) => j !== i);
-    state.stagedModel = next.length ? applyChanges(api, src().model, next) : null;
-    state.staged = next;
+    setStaged(state.staged.filter((_, j) => j !== i));
     renderStaged();
   });
 }
@@ -582,8 +597,7 @@ function wire() {
   $('stage-form').onsubmit = (e) => guarded(() => stage(e));
   $('export').onclick = exportStaged;
   $('clear-staged').onclick = () => {
-    state.staged = [];
-    state.stagedModel = null;
+    setStaged([]);
     renderStaged();
   };
   $('use-staged').onclick = () => guarded(() => loadModel(state.stagedModel, 'the staged model'));

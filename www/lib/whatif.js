@@ -2,7 +2,8 @@
 //
 // `applyChanges(model, changes)` returns the staged model (the input is not touched); a change
 // that names nothing to remove, or that would not compile, throws with a `code`.
-// `impact(api, before, after, changes, now)` compares two preview evaluators, one per model, on
+// `impact(api, before, after, changes, now, given?)` compares two preview evaluators (built, or
+// `given`: `beforeEvaluator`, `afterEvaluator`, `beforeDirectory`), one per model, on
 // every (member, action, resource) a change could affect, and returns the decisions that differ:
 // revocations (allowed before, denied after) and grants (the reverse). It also asks the package's
 // `diffModels` for the delta the origin would publish, and whether it counts as a revocation.
@@ -115,10 +116,16 @@ function applyOne(m, c) {
  * with `code` (`not_found`, `no_change`, or the package's `invalid_model`) when it does not apply.
  */
 export function applyChanges(api, model, changes) {
+  const { model: m, evaluator } = stageChanges(api, model, changes);
+  evaluator.free();
+  return m;
+}
+
+/** As `applyChanges`, keeping the staged model's preview evaluator (the caller frees it). */
+export function stageChanges(api, model, changes) {
   const m = structuredClone(model);
   for (const c of changes) applyOne(m, c);
-  api.Evaluator.preview(m).free();
-  return m;
+  return { model: m, evaluator: api.Evaluator.preview(m) };
 }
 
 /** Which (members, actions, resources) a change could affect; `null` is "any". */
@@ -170,10 +177,12 @@ const key = (s, a, r) => `${s}\u0000${a}\u0000${r}`;
  * `{revocations, grants, examined, revokes, deltaBytes, ms}` where each of `revocations` and
  * `grants` is a sorted array of `{subject, action, resource, before, after}` (decisions).
  */
-export function impact(api, before, after, changes, now) {
+export function impact(api, before, after, changes, now, given = {}) {
   const started = performance.now();
-  const dirs = [new Directory(before), new Directory(after)];
-  const evs = [api.Evaluator.preview(before), api.Evaluator.preview(after)];
+  const dirs = [given.beforeDirectory ?? new Directory(before), new Directory(after)];
+  // Evaluators the caller already holds are used, and left to the caller.
+  const evs = [given.beforeEvaluator ?? api.Evaluator.preview(before), given.afterEvaluator ?? api.Evaluator.preview(after)];
+  const owned = [!given.beforeEvaluator, !given.afterEvaluator];
   try {
     const changed = new Map();
     let examined = 0;
@@ -221,7 +230,7 @@ export function impact(api, before, after, changes, now) {
     const { delta, revokes } = api.diffModels(before, after, { baseEpoch: 1, epoch: 2, secretKey, issuedAt: now });
     return { revocations, grants, examined, revokes, deltaBytes: delta.length, ms: performance.now() - started };
   } finally {
-    for (const ev of evs) ev.free();
+    evs.forEach((ev, i) => owned[i] && ev.free());
   }
 }
 
