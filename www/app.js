@@ -324,7 +324,9 @@ async function openSubject(subject) {
     const a = src.actions()[0]?.name ?? 'read';
     const r = dir?.resources[0] ?? 'org:x';
     const [d] = await src.checkMany([[subject, a, r]], now);
-    note = `${subject} may do nothing here (${d.reason}).`;
+    // The reason that holds for every resource (a Worker's probe resource may not exist).
+    const general = ['suspended', 'invalid_request', 'stale_snapshot', 'no_snapshot'].includes(d.reason);
+    note = `${subject} may do nothing here (${general ? d.reason : 'no_grant'}).`;
   }
   await permissionTable({
     rows,
