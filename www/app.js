@@ -239,6 +239,12 @@ function explain(decision, request) {
 // -------------------------------------------------------------------------------------------
 // A paged table of ids by actions, each cell a decision that explains itself when clicked.
 
+/** A cell: the role that allows, `·` for no grant, `✕` for a refusal (suspended, stale, ...). */
+function cellText(d) {
+  if (d.allowed) return `✓ ${d.grant.role}`;
+  return d.reason === 'no_grant' ? '·' : '✕';
+}
+
 function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) {
   const actions = state.source.actions().map((a) => a.name);
   let page = 0;
@@ -270,13 +276,13 @@ function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) 
           const d = decisions[i * actions.length + j];
           const req = request(id, a);
           return h('td', {
-            class: d.allowed ? 'allow' : 'deny',
+            class: d.allowed ? 'allow' : d.reason === 'no_grant' ? 'deny' : 'deny refused',
             dataset: { action: a, allowed: String(d.allowed), reason: d.reason },
             title: d.allowed ? `${d.grant.role} via ${d.grant.path.join(' → ')} on ${d.grant.resource}` : d.reason,
             tabindex: 0,
             onclick: () => detail.replaceChildren(explain(d, req)),
             onkeydown: (e) => e.key === 'Enter' && detail.replaceChildren(explain(d, req)),
-          }, d.allowed ? `✓ ${d.grant.role}` : '·');
+          }, cellText(d));
         }));
     });
     body.replaceChildren(...trs);

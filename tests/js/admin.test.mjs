@@ -91,7 +91,7 @@ function expectedTable(ev, ids, request, actions, now) {
     t[id] = {};
     for (const a of actions) {
       const d = ev.check(...request(id, a), { now });
-      t[id][a] = { allowed: d.allowed, reason: d.reason, text: d.allowed ? `✓ ${d.grant.role}` : '·' };
+      t[id][a] = { allowed: d.allowed, reason: d.reason, text: d.allowed ? `✓ ${d.grant.role}` : d.reason === 'no_grant' ? '·' : '✕' };
     }
   }
   return t;
@@ -502,7 +502,7 @@ test('connected to a Worker past the high tier bound: the page shows the edge fa
   const shown = await tableOf(page, 'subject-out', 'resource');
   assert.deepEqual(Object.keys(shown).sort(), ['doc:roadmap', 'org:acme', 'workspace:eng']);
   for (const cells of Object.values(shown)) {
-    assert.deepEqual([cells.export.allowed, cells.export.reason], [false, 'freshness_exceeded']);
+    assert.deepEqual([cells.export.allowed, cells.export.reason, cells.export.text], [false, 'freshness_exceeded', '✕']);
   }
   assert.equal(shown['doc:roadmap'].write.reason, 'granted');
   await shot(page, '6-worker-fail-closed');
