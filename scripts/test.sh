@@ -8,7 +8,8 @@
 # its build, and its suites in workerd (routes and bad input, the conformance suite over HTTP,
 # revocations, tiers, restarts, logs) and against `wrangler dev`; then the origin's publisher against
 # two Workers (revocations, grants, an edge down, crashes at each step, --watch, the big group) and
-# its propagation benchmark once.
+# its propagation benchmark once; and the admin preview page (build/assets/admin) in headless
+# Chromium, served by the Worker under /admin (screenshots in target/admin-screenshots/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -54,10 +55,10 @@ WASM_BINDGEN_USE_BROWSER=1 \
 say "the release build (the benchmark's workload generator)"
 cargo build --release --quiet
 
-say "the Worker (build/)"
+say "the Worker (build/) and the admin page (build/assets/admin)"
 ./scripts/build-worker.sh
 
-say "node --test: the package from Node, Chromium and workerd; the Worker; the benchmarks' own tests"
+say "node --test: the package from Node, Chromium and workerd; the Worker; the publisher; the admin page; the benchmarks' own tests"
 node --test --test-reporter=tap tests/js/ bench/test/ | tee target/node-test.tap
 if grep -qE '^# (skipped|todo|cancelled) [1-9]' target/node-test.tap; then
   echo "error: node --test left tests skipped, todo or cancelled (target/node-test.tap)" >&2
