@@ -55,6 +55,15 @@ else
   cargo install --quiet --locked worker-build --version "$WORKER_BUILD_VERSION"
 fi
 
+# cargo fuzz runs the fuzz targets of fuzz/ (scripts/fuzz.sh).
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  say "cargo-fuzz $CARGO_FUZZ_VERSION: present"
+else
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION (about 1 minute)"
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
+
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "error: Node.js and npm are needed (Node 20 or newer)" >&2
   exit 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs every test: formatting, lints, unit and integration tests
 # (conformance suite, hostile inputs, property tests, command line), doctests, the benchmark once
-# as a test, the core's build for wasm32 with its purity check; then the npm package: its build,
+# as a test, a minute of each fuzz target (scripts/fuzz.sh), the core's build for wasm32 with its
+# purity check; then the npm package: its build,
 # wasm-bindgen tests in Node and headless Chromium, the node --test suites (conformance and hostile
 # inputs through the package, the packed package by require, import, TypeScript, in Chromium and
 # in workerd, its size budget), and the npm benchmark once on a small workload; then the Worker:
@@ -31,6 +32,9 @@ cargo test --all-features
 
 say "benchmarks, once each, as tests"
 cargo test --benches --all-features
+
+say "the fuzz targets, a minute each (seeds and regression cases first; exits 1 on a crash)"
+./scripts/fuzz.sh run 60 | tee target/fuzz-short.txt
 
 say "the core builds for wasm32-unknown-unknown without the command line"
 cargo build --lib --target wasm32-unknown-unknown --no-default-features --profile wasm-release

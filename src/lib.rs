@@ -26,6 +26,7 @@ mod model;
 mod names;
 mod origin;
 mod patch;
+mod requests;
 mod state;
 #[cfg(feature = "wasm")]
 pub mod wasm;
@@ -45,5 +46,8 @@ pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
+pub use requests::{
+    parse_body, parse_request_line, BodyError, CheckBody, CheckManyBody, RequestLine,
+};
 pub use state::{AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

@@ -17,13 +17,16 @@ mod http;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::js_sys;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response};
 
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
-use crate::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
+use crate::{
+    is_valid_tenant, parse_body, BodyError, CheckBody, CheckManyBody, Decision, MessageKind,
+    Reason, Request as Check, Tier,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -223,31 +226,17 @@ struct Ctx<'a> {
     started: f64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckBody {
-    subject: String,
-    action: String,
-    resource: String,
-    #[serde(default)]
-    context: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckManyBody {
-    requests: Vec<(String, String, String)>,
-    #[serde(default)]
-    context: Option<serde_json::Value>,
-}
-
 /// The body as `T`: 400 `invalid_json` when it is not JSON at all, `invalid_body` when it is
 /// JSON of the wrong shape.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not JSON: {e}")))?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_body(format!("the body does not fit the request: {e}")))
+    parse_body(bytes).map_err(|e| match e {
+        BodyError::NotJson(m) => {
+            ApiError::new(400, "invalid_json", format!("the body is not JSON: {m}"))
+        }
+        BodyError::Shape(m) => {
+            ApiError::bad_body(format!("the body does not fit the request: {m}"))
+        }
+    })
 }
 
 /// How strict a tier's freshness is (`high` is the strictest).

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edge_authz::{
-    compile_snapshot, context_now, diff_models, inspect, sign_watermark, DeltaOutcome, Error,
-    Evaluator, KeyPair, Limits, Model, PublicKey, Request, SecretKey, State,
+    compile_snapshot, context_now, diff_models, inspect, parse_request_line, sign_watermark,
+    DeltaOutcome, Error, Evaluator, KeyPair, Limits, Model, PublicKey, Request, SecretKey, State,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod publish;
 
@@ -287,33 +287,6 @@ fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
     Ok(ev)
 }
 
-/// One request line: `[s, a, r]` or `{"subject", "action", "resource", "context"?}`.
-fn parse_line(line: &str) -> Option<(String, String, String, Option<Value>)> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    match v {
-        Value::Array(items) => match items.as_slice() {
-            [Value::String(s), Value::String(a), Value::String(r)] => {
-                Some((s.clone(), a.clone(), r.clone(), None))
-            }
-            _ => None,
-        },
-        Value::Object(mut m) => {
-            if m.keys()
-                .any(|k| !matches!(k.as_str(), "subject" | "action" | "resource" | "context"))
-            {
-                return None;
-            }
-            let mut take = |k: &str| match m.remove(k) {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            };
-            let (s, a, r) = (take("subject")?, take("action")?, take("resource")?);
-            Some((s, a, r, m.remove("context")))
-        }
-        _ => None,
-    }
-}
-
 fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fail> {
     let input: Box<dyn BufRead> = if source == "-" {
         Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
@@ -357,9 +330,12 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
         if text.is_empty() {
             continue;
         }
-        let decision = match parse_line(text).filter(|_| !overlong) {
-            Some((s, a, r, ctx)) => match context_now(ctx.as_ref()) {
-                Ok(t) => ev.check(Request::new(&s, &a, &r), t.unwrap_or(default_now)),
+        let decision = match parse_request_line(text).filter(|_| !overlong) {
+            Some(l) => match context_now(l.context.as_ref()) {
+                Ok(t) => ev.check(
+                    Request::new(&l.subject, &l.action, &l.resource),
+                    t.unwrap_or(default_now),
+                ),
                 Err(()) => ev.reject_request(),
             },
             None => ev.reject_request(),

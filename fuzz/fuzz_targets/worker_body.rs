@@ -1,0 +1,36 @@
+//! The bodies of the Worker's `check` and `check-many`, parsed as the Worker parses them, then
+//! decided by an evaluator holding the example, the decisions written as JSON.
+#![no_main]
+#[path = "common.rs"]
+mod common;
+
+use edge_authz::{context_now, parse_body, CheckBody, CheckManyBody, Request};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let ev = common::loaded();
+    let mut requests = Vec::new();
+    let mut context = None;
+    if let Ok(b) = parse_body::<CheckBody>(data) {
+        requests.push((b.subject, b.action, b.resource));
+        context = b.context;
+    }
+    if let Ok(b) = parse_body::<CheckManyBody>(data) {
+        requests.extend(b.requests);
+        context = b.context;
+    }
+    let checks: Vec<Request<'_>> = requests
+        .iter()
+        .map(|(s, a, r)| Request::new(s, a, r))
+        .collect();
+    let mut out = Vec::new();
+    match context_now(context.as_ref()) {
+        Ok(t) => ev.check_many(&checks, t.unwrap_or(common::NOW), &mut out),
+        Err(()) => out.extend(checks.iter().map(|_| ev.reject_request())),
+    }
+    assert_eq!(out.len(), checks.len());
+    for d in &out {
+        serde_json::to_string(&ev.explain(d))
+            .unwrap_or_else(|e| panic!("a decision does not serialize: {e}"));
+    }
+});
