@@ -80,4 +80,8 @@ say "the publisher's benchmark once, quick, against two Workers in workerd (exit
 node bench/publish.mjs --quick > target/bench-publish.md
 grep -A 12 '^### Targets' target/bench-publish.md || tail -n 20 target/bench-publish.md
 
+say "the scale benchmark once, quick (a small tenant natively, in Node and in workerd)"
+node bench/scale.mjs --quick > target/bench-scale.md
+cat target/bench-scale.md
+
 say "all tests passed"

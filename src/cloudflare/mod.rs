@@ -51,6 +51,21 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(resp)
 }
 
+/// The size of this isolate's wasm linear memory, in bytes.
+fn wasm_memory_bytes() -> Option<f64> {
+    use wasm_bindgen::JsCast;
+    let memory = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()?;
+    Some(
+        memory
+            .buffer()
+            .dyn_into::<js_sys::ArrayBuffer>()
+            .ok()?
+            .byte_length() as f64,
+    )
+}
+
 /// The read endpoints a browser may call when `CORS_ORIGINS` allows its origin, and their
 /// methods.
 fn read_route(path: &str) -> Option<&'static str> {
@@ -511,6 +526,9 @@ impl Ctx<'_> {
         }
         let edge = serde_json::json!({
             "confirmedAgoMs": ed.confirmation_age(now).map(|a| a.round() as u64),
+            // This isolate's whole wasm linear memory (it only grows): what counts against the
+            // isolate's 128 MB with the JavaScript heap.
+            "wasmMemoryBytes": wasm_memory_bytes(),
             "decisions": { "allowed": ed.allowed, "denied": ed.denied },
             "reuseMs": {
                 "high": 0,

@@ -754,6 +754,9 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.deepEqual(s.actions, { export: 'high', read: 'low', write: 'standard' });
     assert.deepEqual(Object.keys(s.actions), ['export', 'read', 'write']);
     assert.deepEqual(s.authority, { epoch: 1, watermark: 0, confirmedAt: s.confirmedAt });
+    // The isolate's wasm memory: whole 64 KiB pages, at least the loaded state.
+    assert.ok(Number.isInteger(s.edge.wasmMemoryBytes / 65536), String(s.edge.wasmMemoryBytes));
+    assert.ok(s.edge.wasmMemoryBytes >= s.heapBytes, `${s.edge.wasmMemoryBytes} < ${s.heapBytes}`);
     const now = s.confirmedAt + 1000;
     assert.deepEqual(assertOk(await c.check('user:alice', 'read', 'org:acme', { now })), ALICE_READ_ORG(1, 0));
     assert.equal(assertOk(await c.check('user:bob', 'write', 'doc:roadmap', { now })).reason, 'no_grant');

@@ -1,0 +1,158 @@
+// Scale: how big a tenant compiles, loads and answers, natively, in Node and in workerd, and
+// how much memory it takes there.
+//
+//   node bench/scale.mjs                 # the issue's large tenant (100,000 users, 5,000 groups,
+//                                        # 100,000 documents, 200,000 assignments) and smaller ones
+//   node bench/scale.mjs --quick         # small tenants only (a test of the benchmark itself)
+//   node bench/scale.mjs --users 200000 --groups 10000 --docs 200000 --assignments 400000
+//
+// For each tenant: the model JSON from `edge-authz workload`; natively, `edge-authz compile` and
+// `edge-authz status` under /usr/bin/time (wall time, peak RSS) and the index's heap estimate;
+// in Node, the npm package loading the snapshot (time, the wasm memory after it, a check's
+// latency); in workerd (Miniflare), the built Worker taking the snapshot by `PUT .../snapshot`
+// (time, then its status's wasmMemoryBytes: the isolate's whole wasm memory, the Durable Object's
+// evaluator and the isolate's own both in it) and answering checks. Prints a Markdown table.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(REPO, 'target/release/edge-authz');
+const OUT = path.join(REPO, 'target/scale');
+const NOW = 1_700_000_000_000;
+
+const args = process.argv.slice(2);
+const flag = (name) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : undefined;
+};
+const quick = args.includes('--quick');
+
+/** Tenants to measure: {users, groups, docs, assignments}. */
+function tenants() {
+  if (flag('users')) {
+    return [{ users: flag('users'), groups: flag('groups') ?? 5000, docs: flag('docs') ?? 100_000, assignments: flag('assignments') ?? 200_000 }];
+  }
+  if (quick) return [{ users: 1000, groups: 50, docs: 2000, assignments: 2000 }];
+  return [
+    { users: 10_000, groups: 500, docs: 10_000, assignments: 20_000 },
+    { users: 50_000, groups: 2500, docs: 50_000, assignments: 100_000 },
+    { users: 100_000, groups: 5000, docs: 100_000, assignments: 200_000 },
+    { users: 200_000, groups: 10_000, docs: 200_000, assignments: 400_000 },
+  ];
+}
+
+const mb = (bytes) => (bytes / 1048576).toFixed(1);
+
+/** Runs BIN under /usr/bin/time, its stdout to `outFile` (or nowhere): {ms, peakKb}. */
+function timedPeak(argv, outFile) {
+  const started = process.hrtime.bigint();
+  const r = execFileSync('bash', ['-c', `/usr/bin/time -f 'PEAK %M' "$@" 2>&1 >${outFile ? JSON.stringify(outFile) : '/dev/null'} | tail -n 1`, 'x', BIN, ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const peak = Number(/PEAK (\d+)/.exec(r)?.[1] ?? NaN);
+  return { ms, peakKb: peak };
+}
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  execFileSync(BIN, ['keygen', '--out-dir', path.join(OUT, 'keys'), '--force'], { stdio: 'ignore' });
+  const secret = path.join(OUT, 'keys/origin.key');
+  const pub = readFileSync(path.join(OUT, 'keys/origin.pub'), 'utf8').trim();
+  // The package's JavaScript API over its wasm, instantiated here as its workerd entry does
+  // (pkg/src/workerd.mjs), so that the instance's memory can be read.
+  const { initSync } = await import('../pkg/dist/edge_authz.js');
+  const { host, setWasm } = await import('../pkg/src/internal.js');
+  setWasm(initSync({ module: new WebAssembly.Module(readFileSync(path.join(REPO, 'pkg/dist/edge_authz_bg.wasm'))) }));
+  const pkg = await import('../pkg/src/api.js');
+  const { startEdge } = await import('../tests/js/edge.mjs');
+  const rows = [];
+  for (const t of tenants()) {
+    const name = `u${t.users}`;
+    const model = path.join(OUT, `${name}.json`);
+    const snap = path.join(OUT, `${name}.snap`);
+    // 20 workspaces of 10 projects: documents per project.
+    const perProject = Math.max(1, Math.round(t.docs / 200));
+    const gen = timedPeak(['workload', '--users', String(t.users), '--groups', String(t.groups), '--assignments', String(t.assignments), '--docs-per-project', String(perProject)], model);
+    const compile = timedPeak(['compile', model, '--epoch', '1', '--secret-key', secret, '--issued-at', String(NOW), '-o', snap]);
+    const statusRun = timedPeak(['status', '--snapshot', snap, '--public-key', path.join(OUT, 'keys/origin.pub')]);
+    const status = JSON.parse(execFileSync(BIN, ['status', '--snapshot', snap, '--public-key', path.join(OUT, 'keys/origin.pub')], { encoding: 'utf8', maxBuffer: 1 << 26 }));
+    const bytes = readFileSync(snap);
+    const modelBytes = readFileSync(model).length;
+
+    // Node: the package.
+    const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [pub] });
+    let t0 = performance.now();
+    ev.loadSnapshot(bytes);
+    const nodeLoadMs = performance.now() - t0;
+    const nodeWasm = host.wasm.memory.buffer.byteLength;
+    // Checks of 1,000 distinct requests, 100 rounds (warm).
+    const reqs = Array.from({ length: 1000 }, (_, i) => [`user:u${(i * 97) % t.users}`, `doc:w${i % 20}-p${i % 10}-d${i % perProject}`]);
+    const context = { now: NOW };
+    for (const [s, r] of reqs) ev.check(s, 'read', r, context);
+    t0 = performance.now();
+    for (let round = 0; round < 100; round++) for (const [s, r] of reqs) ev.check(s, 'read', r, context);
+    const nodeCheckUs = ((performance.now() - t0) * 1000) / (100 * reqs.length);
+    ev.free();
+
+    // workerd: the Worker.
+    const edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: pub, MAX_SNAPSHOT_BYTES: String(256 << 20) } });
+    let workerd = { pushMs: NaN, wasm: NaN, checkMs: NaN, status: 0 };
+    try {
+      t0 = performance.now();
+      const put = await edge.fetch('/v1/acme/snapshot', { method: 'PUT', headers: { 'content-type': 'application/msgpack' }, body: bytes });
+      workerd.pushMs = performance.now() - t0;
+      workerd.status = put.status;
+      if (put.status === 200) {
+        // The first check loads the snapshot into the isolate's own evaluator.
+        t0 = performance.now();
+        const c = await edge.fetch('/v1/acme/check', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ subject: 'user:u1', action: 'read', resource: 'doc:w0-p0-d0', context: { now: NOW } }),
+        });
+        workerd.firstCheckMs = performance.now() - t0;
+        if (c.status !== 200) throw new Error(`check: ${c.status} ${c.body}`);
+        t0 = performance.now();
+        for (let i = 0; i < 50; i++) {
+          await edge.fetch('/v1/acme/check', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ subject: `user:u${i}`, action: 'read', resource: `doc:w${i % 20}-p0-d0`, context: { now: NOW } }),
+          });
+        }
+        workerd.checkMs = (performance.now() - t0) / 50;
+        const st = await edge.fetch('/v1/acme/status');
+        workerd.wasm = st.json?.edge?.wasmMemoryBytes ?? NaN;
+      } else {
+        workerd.error = put.json?.error?.code ?? put.body.slice(0, 80);
+      }
+    } finally {
+      await edge.dispose();
+    }
+    rows.push({ t, modelBytes, gen, compile, statusRun, heap: status.heapBytes, bytes: bytes.length, nodeLoadMs, nodeWasm, nodeCheckUs, workerd });
+    console.error(`done: ${name}`);
+  }
+  const lines = [
+    '| tenant (users / groups / docs / assignments) | model JSON | compile: time, peak RSS | snapshot | native load: time, peak RSS | index heap | Node: load, wasm memory, check | workerd: PUT snapshot, first check, wasm memory, check |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const w = r.workerd;
+    lines.push(
+      `| ${r.t.users.toLocaleString('en')} / ${r.t.groups.toLocaleString('en')} / ${r.t.docs.toLocaleString('en')} / ${r.t.assignments.toLocaleString('en')} ` +
+        `| ${mb(r.modelBytes)} MB | ${(r.compile.ms / 1000).toFixed(2)} s, ${mb(r.compile.peakKb * 1024)} MB | ${mb(r.bytes)} MB ` +
+        `| ${(r.statusRun.ms / 1000).toFixed(2)} s, ${mb(r.statusRun.peakKb * 1024)} MB | ${mb(r.heap)} MB ` +
+        `| ${r.nodeLoadMs.toFixed(0)} ms, ${mb(r.nodeWasm)} MB, ${r.nodeCheckUs.toFixed(2)} µs ` +
+        `| ${w.status === 200 ? `${w.pushMs.toFixed(0)} ms, ${w.firstCheckMs.toFixed(0)} ms, ${mb(w.wasm)} MB, ${w.checkMs.toFixed(1)} ms` : `refused ${w.status} ${w.error}`} |`,
+    );
+  }
+  const table = lines.join('\n');
+  console.log(table);
+  writeFileSync(path.join(OUT, 'report.md'), table + '\n');
+}
+
+await main();
