@@ -12,8 +12,8 @@
 // latency); in workerd (Miniflare), the built Worker taking the snapshot by `PUT .../snapshot`
 // (time, then its status's wasmMemoryBytes: the isolate's whole wasm memory, the Durable Object's
 // evaluator and the isolate's own both in it) and answering checks. Prints a Markdown table.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -77,11 +77,27 @@ async function main() {
     // 20 workspaces of 10 projects: documents per project.
     const perProject = Math.max(1, Math.round(t.docs / 200));
     const gen = timedPeak(['workload', '--users', String(t.users), '--groups', String(t.groups), '--assignments', String(t.assignments), '--docs-per-project', String(perProject)], model);
+    rmSync(snap, { force: true });
     const compile = timedPeak(['compile', model, '--epoch', '1', '--secret-key', secret, '--issued-at', String(NOW), '-o', snap]);
+    if (!existsSync(snap)) {
+      // Refused at compile time (past the edge's budget): say why.
+      const r = spawnSync(BIN, ['compile', model, '--epoch', '1', '--secret-key', secret, '--issued-at', String(NOW), '-o', snap], { encoding: 'utf8' });
+      rows.push({ t, modelBytes: readFileSync(model).length, compile, refused: r.stderr.trim() });
+      console.error(`refused: ${name}: ${r.stderr.trim()}`);
+      continue;
+    }
     const statusRun = timedPeak(['status', '--snapshot', snap, '--public-key', path.join(OUT, 'keys/origin.pub')]);
     const status = JSON.parse(execFileSync(BIN, ['status', '--snapshot', snap, '--public-key', path.join(OUT, 'keys/origin.pub')], { encoding: 'utf8', maxBuffer: 1 << 26 }));
     const bytes = readFileSync(snap);
     const modelBytes = readFileSync(model).length;
+    // A delta to epoch 2: one new member of one group (a grant), as the origin signs it.
+    const m2 = JSON.parse(readFileSync(model, 'utf8'));
+    m2.memberships.push({ member: 'user:newcomer', group: m2.memberships[0].group });
+    const model2 = path.join(OUT, `${name}.2.json`);
+    writeFileSync(model2, JSON.stringify(m2));
+    const deltaFile = path.join(OUT, `${name}.delta`);
+    execFileSync(BIN, ['diff', model, model2, '--base-epoch', '1', '--epoch', '2', '--secret-key', secret, '--issued-at', String(NOW), '-o', deltaFile]);
+    const delta = readFileSync(deltaFile);
 
     // Node: the package.
     const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [pub] });
@@ -96,6 +112,10 @@ async function main() {
     t0 = performance.now();
     for (let round = 0; round < 100; round++) for (const [s, r] of reqs) ev.check(s, 'read', r, context);
     const nodeCheckUs = ((performance.now() - t0) * 1000) / (100 * reqs.length);
+    t0 = performance.now();
+    ev.applyDelta(delta);
+    const nodeDeltaMs = performance.now() - t0;
+    const nodeWasmAfterDelta = host.wasm.memory.buffer.byteLength;
     ev.free();
 
     // workerd: the Worker.
@@ -127,27 +147,47 @@ async function main() {
         workerd.checkMs = (performance.now() - t0) / 50;
         const st = await edge.fetch('/v1/acme/status');
         workerd.wasm = st.json?.edge?.wasmMemoryBytes ?? NaN;
+        // The delta: the Durable Object applies it, then the next check brings the isolate to it.
+        t0 = performance.now();
+        const pd = await edge.fetch('/v1/acme/delta', { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: delta });
+        if (pd.status !== 200) throw new Error(`delta: ${pd.status} ${pd.body}`);
+        const c2 = await edge.fetch('/v1/acme/check', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ subject: 'user:newcomer', action: 'read', resource: 'doc:w0-p0-d0', context: { now: NOW } }),
+        });
+        workerd.deltaMs = performance.now() - t0;
+        if (c2.json?.epoch !== 2) throw new Error(`after the delta: ${c2.status} ${c2.body}`);
+        const st2 = await edge.fetch('/v1/acme/status');
+        workerd.wasmAfterDelta = st2.json?.edge?.wasmMemoryBytes ?? NaN;
       } else {
         workerd.error = put.json?.error?.code ?? put.body.slice(0, 80);
       }
     } finally {
       await edge.dispose();
     }
-    rows.push({ t, modelBytes, gen, compile, statusRun, heap: status.heapBytes, bytes: bytes.length, nodeLoadMs, nodeWasm, nodeCheckUs, workerd });
+    rows.push({ t, modelBytes, gen, compile, statusRun, heap: status.heapBytes, bytes: bytes.length, nodeLoadMs, nodeWasm, nodeCheckUs, nodeDeltaMs, nodeWasmAfterDelta, workerd });
     console.error(`done: ${name}`);
   }
   const lines = [
-    '| tenant (users / groups / docs / assignments) | model JSON | compile: time, peak RSS | snapshot | native load: time, peak RSS | index heap | Node: load, wasm memory, check | workerd: PUT snapshot, first check, wasm memory, check |',
+    '| tenant (users / groups / docs / assignments) | model JSON | compile: time, peak RSS | snapshot | native load: time, peak RSS | index heap | Node: load, wasm memory, check; delta, wasm memory | workerd: PUT snapshot, first check, wasm memory, check; delta, wasm memory |',
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
+    if (r.refused) {
+      lines.push(
+        `| ${r.t.users.toLocaleString('en')} / ${r.t.groups.toLocaleString('en')} / ${r.t.docs.toLocaleString('en')} / ${r.t.assignments.toLocaleString('en')} ` +
+          `| ${mb(r.modelBytes)} MB | refused in ${(r.compile.ms / 1000).toFixed(2)} s: ${r.refused.replace(/\|/g, '/')} | | | | | |`,
+      );
+      continue;
+    }
     const w = r.workerd;
     lines.push(
       `| ${r.t.users.toLocaleString('en')} / ${r.t.groups.toLocaleString('en')} / ${r.t.docs.toLocaleString('en')} / ${r.t.assignments.toLocaleString('en')} ` +
         `| ${mb(r.modelBytes)} MB | ${(r.compile.ms / 1000).toFixed(2)} s, ${mb(r.compile.peakKb * 1024)} MB | ${mb(r.bytes)} MB ` +
         `| ${(r.statusRun.ms / 1000).toFixed(2)} s, ${mb(r.statusRun.peakKb * 1024)} MB | ${mb(r.heap)} MB ` +
-        `| ${r.nodeLoadMs.toFixed(0)} ms, ${mb(r.nodeWasm)} MB, ${r.nodeCheckUs.toFixed(2)} µs ` +
-        `| ${w.status === 200 ? `${w.pushMs.toFixed(0)} ms, ${w.firstCheckMs.toFixed(0)} ms, ${mb(w.wasm)} MB, ${w.checkMs.toFixed(1)} ms` : `refused ${w.status} ${w.error}`} |`,
+        `| ${r.nodeLoadMs.toFixed(0)} ms, ${mb(r.nodeWasm)} MB, ${r.nodeCheckUs.toFixed(2)} µs; ${r.nodeDeltaMs.toFixed(0)} ms, ${mb(r.nodeWasmAfterDelta)} MB ` +
+        `| ${w.status === 200 ? `${w.pushMs.toFixed(0)} ms, ${w.firstCheckMs.toFixed(0)} ms, ${mb(w.wasm)} MB, ${w.checkMs.toFixed(1)} ms; ${w.deltaMs.toFixed(0)} ms, ${mb(w.wasmAfterDelta)} MB` : `refused ${w.status} ${w.error}`} |`,
     );
   }
   const table = lines.join('\n');

@@ -1,7 +1,8 @@
 //! The tenant authority's state machine, pure (the Worker's Durable Object persists it; issue 4).
 //!
 //! The authority is the one place that decides a tenant's epoch, watermark and `confirmed_at`.
-//! It verifies and applies every pushed message with an [`Evaluator`] of its own, and keeps the
+//! It verifies and applies every pushed message with a ledger [`Evaluator`] of its own (the
+//! content checked, no index: see [`Evaluator::ledger`]), and keeps the
 //! signed messages an isolate needs to reach the same state: the last snapshot, then every delta
 //! (bare, or carried by a watermark) applied after it, in order (the *log*), plus the watermark
 //! message that set the current watermark and the latest one (heartbeats move `confirmed_at`).
@@ -53,7 +54,7 @@ pub struct Authority {
 impl Authority {
     pub fn new(tenant: &str, keys: Vec<PublicKey>) -> Result<Authority, Error> {
         Ok(Authority {
-            ev: Evaluator::with_keys(tenant, keys)?,
+            ev: Evaluator::ledger(tenant, keys)?,
             log: Vec::new(),
             raised_by: None,
             latest: None,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{is_group, is_valid_action_name, is_valid_id};
+use crate::names::{Names, Resources};
 use crate::state::{shorten, AssignmentKey, Freshness, State};
 use crate::wire::Limits;
 use crate::Tier;
@@ -28,9 +29,9 @@ pub struct Content {
     /// `(name, action ids ascending)`, sorted by name.
     pub roles: Vec<(String, Vec<u32>)>,
     /// `(id, parent resource)`, sorted by id.
-    pub resources: Vec<(String, Option<u32>)>,
+    pub resources: Resources,
     /// Every subject that a membership, assignment or suspension names, sorted.
-    pub subjects: Vec<String>,
+    pub subjects: Names,
     /// `(member, group)` subject ids, sorted.
     pub memberships: Vec<(u32, u32)>,
     /// `(resource, principal subject, role, expires_at)`, sorted.
@@ -178,13 +179,13 @@ impl Content {
             ids.sort_unstable();
             roles.push((name.clone(), ids));
         }
-        let mut resources = Vec::with_capacity(state.resources.len());
+        let mut resources = Resources::new();
         for (id, parent) in &state.resources {
             let p = match parent {
                 Some(p) => Some(find(&resource_ids, "resource", p)?),
                 None => None,
             };
-            resources.push((id.clone(), p));
+            resources.push(id, p);
         }
         let mut memberships = Vec::with_capacity(state.memberships.len());
         for (m, g) in &state.memberships {
@@ -213,7 +214,7 @@ impl Content {
             actions,
             roles,
             resources,
-            subjects: subject_names.into_iter().map(str::to_string).collect(),
+            subjects: subject_names.into_iter().collect(),
             memberships,
             assignments,
             suspended,
@@ -230,10 +231,10 @@ impl Content {
 
     /// Turns ids back into names. Call only on checked content.
     pub fn to_state(&self, tenant: &str) -> State {
-        let name = |t: &[String], i: u32| t.get(i as usize).cloned().unwrap_or_default();
-        let action_names: Vec<String> = self.actions.iter().map(|(n, _)| n.clone()).collect();
-        let role_names: Vec<String> = self.roles.iter().map(|(n, _)| n.clone()).collect();
-        let resource_names: Vec<String> = self.resources.iter().map(|(n, _)| n.clone()).collect();
+        let name = |t: &Names, i: u32| t.get(i as usize).unwrap_or_default().to_string();
+        let action_names: Names = self.actions.iter().map(|(n, _)| n).collect();
+        let role_names: Names = self.roles.iter().map(|(n, _)| n).collect();
+        let resource_names = self.resources.names();
         State {
             tenant: tenant.to_string(),
             actions: self
@@ -254,7 +255,7 @@ impl Content {
             resources: self
                 .resources
                 .iter()
-                .map(|(n, p)| (n.clone(), p.map(|p| name(&resource_names, p))))
+                .map(|(n, p)| (n.to_string(), p.map(|p| name(resource_names, p))))
                 .collect(),
             memberships: self
                 .memberships
@@ -267,7 +268,7 @@ impl Content {
                 .map(|(r, p, role, e)| {
                     (
                         AssignmentKey {
-                            resource: name(&resource_names, *r),
+                            resource: name(resource_names, *r),
                             principal: name(&self.subjects, *p),
                             role: name(&role_names, *role),
                         },
@@ -333,7 +334,7 @@ impl Content {
             }
         }
         let n_res = self.resources.len();
-        if !is_strictly_sorted(&self.resources.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
+        if !self.resources.names().is_strictly_sorted() {
             return bad("resources", "resources are not sorted and unique".into());
         }
         for (i, (n, p)) in self.resources.iter().enumerate() {
@@ -341,7 +342,7 @@ impl Content {
                 if p.is_some_and(|p| p as usize == i) {
                     return Err(ModelError::new(
                         K::ResourceCycle,
-                        n.as_str(),
+                        n,
                         format!("resource cycle: {n} -> {n}"),
                     ));
                 }
@@ -354,7 +355,7 @@ impl Content {
         self.check_resource_depth(limits)?;
 
         let n_subj = self.subjects.len();
-        if !is_strictly_sorted(&self.subjects) {
+        if !self.subjects.is_strictly_sorted() {
             return bad("subjects", "subjects are not sorted and unique".into());
         }
         if let Some(s) = self.subjects.iter().find(|s| !is_valid_id(s)) {
@@ -391,7 +392,7 @@ impl Content {
         if let Some(cycle) = find_cycle(n_subj, &start, &adj) {
             let names: Vec<&str> = cycle
                 .iter()
-                .map(|i| self.subjects.get(*i as usize).map_or("?", String::as_str))
+                .map(|i| self.subjects.get(*i as usize).unwrap_or("?"))
                 .collect();
             return Err(ModelError::new(
                 K::GroupCycle,
@@ -454,12 +455,8 @@ impl Content {
     fn check_resource_depth(&self, limits: &Limits) -> Result<(), ModelError> {
         // depth[i]: 0 unknown, u32::MAX on the current walk, else depth + 1.
         let mut depth = vec![0u32; self.resources.len()];
-        let parent = |i: u32| self.resources.get(i as usize).and_then(|(_, p)| *p);
-        let name = |i: u32| {
-            self.resources
-                .get(i as usize)
-                .map_or("?", |(n, _)| n.as_str())
-        };
+        let parent = |i: u32| self.resources.parent(i as usize);
+        let name = |i: u32| self.resources.name(i as usize).unwrap_or("?");
         for i in 0..self.resources.len() {
             let mut walk = Vec::new();
             let mut cur = Some(id32(i));
@@ -514,6 +511,15 @@ impl Content {
             }
         }
         Ok(())
+    }
+
+    /// Gives back spare capacity (a decoded vector grows by doubling).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.resources.shrink_to_fit();
+        self.subjects.shrink_to_fit();
+        self.memberships.shrink_to_fit();
+        self.assignments.shrink_to_fit();
+        self.suspended.shrink_to_fit();
     }
 
     pub(crate) fn freshness(&self) -> Freshness {

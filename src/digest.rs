@@ -42,7 +42,7 @@ pub(crate) fn digest(c: &Content) -> [u8; 32] {
         ids.iter().for_each(|i| s.u64(u64::from(*i)));
     }
     s.u64(c.resources.len() as u64);
-    for (n, p) in &c.resources {
+    for (n, p) in c.resources.iter() {
         s.str(n);
         s.opt(p.map(u64::from));
     }

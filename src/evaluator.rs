@@ -38,8 +38,37 @@ impl<'a> Request<'a> {
 }
 
 struct Loaded {
-    index: Index,
     epoch: u64,
+    /// `None` in a ledger (see [`Evaluator::ledger`]).
+    index: Option<Index>,
+    /// A ledger's checked content and its digest.
+    ledger: Option<(Content, [u8; 32])>,
+}
+
+impl Loaded {
+    fn new(epoch: u64, index: Index) -> Loaded {
+        Loaded {
+            epoch,
+            index: Some(index),
+            ledger: None,
+        }
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        match (&self.index, &self.ledger) {
+            (Some(ix), _) => ix.digest(),
+            (None, Some((_, d))) => *d,
+            (None, None) => [0; 32],
+        }
+    }
+
+    fn content(&self) -> Option<&Content> {
+        match (&self.index, &self.ledger) {
+            (Some(ix), _) => Some(ix.content()),
+            (None, Some((c, _))) => Some(c),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Table sizes of the loaded state.
@@ -108,6 +137,8 @@ pub struct Evaluator {
     tenant: String,
     keys: Vec<PublicKey>,
     preview: bool,
+    /// Keeps epochs and digests only (see [`Evaluator::ledger`]).
+    ledger: bool,
     loaded: Option<Loaded>,
     watermark: u64,
     confirmed_at: Option<u64>,
@@ -145,11 +176,25 @@ impl Evaluator {
             tenant: tenant.to_string(),
             keys,
             preview: false,
+            ledger: false,
             loaded: None,
             watermark: 0,
             confirmed_at: None,
             limits: Limits::default(),
         })
+    }
+
+    /// A *ledger*: a signed evaluator that takes and refuses messages as [`Evaluator::new`] does
+    /// (signatures, tenant, epochs, digests, the content checked in full, watermark,
+    /// `confirmed_at`) but builds no index: it holds the checked content only, about a third of
+    /// the memory. It answers no check (every one is `no_snapshot`). What only an index build
+    /// finds is left to the evaluators that replay its messages: group closures past
+    /// [`Limits::max_closure_entries`] or nested deeper than `MAX_GROUP_DEPTH`, and an index past
+    /// [`Limits::max_index_bytes`]. The Worker's Durable Object holds one.
+    pub fn ledger(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
+        let mut ev = Self::with_keys(tenant, keys)?;
+        ev.ledger = true;
+        Ok(ev)
     }
 
     /// An unsigned preview evaluator over a compiled state (epoch 0; no watermark, no freshness).
@@ -161,7 +206,8 @@ impl Evaluator {
             tenant: state.tenant.clone(),
             keys: Vec::new(),
             preview: true,
-            loaded: Some(Loaded { index, epoch: 0 }),
+            ledger: false,
+            loaded: Some(Loaded::new(0, index)),
             watermark: 0,
             confirmed_at: None,
             limits,
@@ -198,7 +244,14 @@ impl Evaluator {
 
     /// The loaded index, if any.
     pub fn index(&self) -> Option<&Index> {
-        self.loaded.as_ref().map(|l| &l.index)
+        self.loaded.as_ref().and_then(|l| l.index.as_ref())
+    }
+
+    /// The loaded state and its index: what answers a check (a ledger has none).
+    fn answering(&self) -> Option<(&Loaded, &Index)> {
+        self.loaded
+            .as_ref()
+            .and_then(|l| l.index.as_ref().map(|ix| (l, ix)))
     }
 
     fn check_tenant(&self, tenant: &str) -> Result<(), Error> {
@@ -222,7 +275,7 @@ impl Evaluator {
         }
         let env = parse(bytes, &self.limits)?.expect(kind)?;
         env.verify(&self.keys)?;
-        decode_exact(&env.payload, kind.as_str())
+        decode_exact(env.payload, kind.as_str())
     }
 
     fn confirm(&mut self, issued_at: u64) {
@@ -260,7 +313,7 @@ impl Evaluator {
                 });
             }
             if p.epoch == l.epoch {
-                if crate::digest::digest(&p.content) != l.index.digest() {
+                if crate::digest::digest(&p.content) != l.digest() {
                     return Err(Error::EpochConflict(p.epoch));
                 }
                 if newer_only {
@@ -273,10 +326,20 @@ impl Evaluator {
                 });
             }
         }
-        let index = self.build(p.content)?;
-        self.loaded = Some(Loaded {
-            index,
-            epoch: p.epoch,
+        self.loaded = Some(if self.ledger {
+            p.content
+                .check(&self.limits)
+                .map_err(|e| Error::InvalidSnapshot(e.to_string()))?;
+            let mut content = p.content;
+            content.shrink_to_fit();
+            let digest = crate::digest::digest(&content);
+            Loaded {
+                epoch: p.epoch,
+                index: None,
+                ledger: Some((content, digest)),
+            }
+        } else {
+            Loaded::new(p.epoch, self.build(p.content)?)
         });
         self.confirm(p.issued_at);
         Ok(Applied {
@@ -285,7 +348,7 @@ impl Evaluator {
         })
     }
 
-    fn prepare_delta(&self, p: &DeltaPayload) -> Result<Prepared, Error> {
+    fn prepare_delta(&mut self, p: &DeltaPayload) -> Result<Prepared, Error> {
         self.check_tenant(&p.tenant)?;
         if p.epoch <= p.base_epoch {
             return Err(Error::InvalidDelta(format!(
@@ -308,7 +371,7 @@ impl Evaluator {
             });
         }
         if p.epoch == l.epoch {
-            return if digest == l.index.digest() {
+            return if digest == l.digest() {
                 Ok(Prepared::Noop(l.epoch))
             } else {
                 Err(Error::EpochConflict(p.epoch))
@@ -320,7 +383,7 @@ impl Evaluator {
                 held: Some(l.epoch),
             });
         }
-        if base_digest != l.index.digest() {
+        if base_digest != l.digest() {
             return Err(Error::DigestMismatch(
                 "the delta's base is not the held state",
             ));
@@ -332,21 +395,62 @@ impl Evaluator {
                 limit: self.limits.max_entries,
             });
         }
-        let content = crate::patch::apply(l.index.content(), &p.ops)?;
-        let index =
-            Index::build(content, &self.limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
-        if index.digest() != digest {
-            return Err(Error::DigestMismatch(
-                "the delta's result differs from the signed digest",
-            ));
-        }
-        Ok(Prepared::New(
-            Box::new(Loaded {
-                index,
+        let mismatch =
+            || Error::DigestMismatch("the delta's result differs from the signed digest");
+        if self.ledger {
+            let Some(held) = l.content() else {
+                return Err(Error::EpochGap {
+                    base: p.base_epoch,
+                    held: None,
+                });
+            };
+            let mut content = crate::patch::apply(held, &p.ops)?;
+            content
+                .check(&self.limits)
+                .map_err(|e| Error::InvalidDelta(e.to_string()))?;
+            content.shrink_to_fit();
+            if crate::digest::digest(&content) != digest {
+                return Err(mismatch());
+            }
+            let loaded = Loaded {
                 epoch: p.epoch,
-            }),
-            p.epoch,
-        ))
+                index: None,
+                ledger: Some((content, digest)),
+            };
+            return Ok(Prepared::New(Box::new(loaded), p.epoch));
+        }
+        // Two whole indexes would be the memory peak of a large tenant's delta: the held one is
+        // taken down to its content while the new one is built, and built again from that content
+        // if the delta fails. The caller commits what this returns at once.
+        let (held_epoch, held_digest) = (l.epoch, l.digest());
+        let Some(Loaded {
+            index: Some(held), ..
+        }) = self.loaded.take()
+        else {
+            return Err(Error::EpochGap {
+                base: p.base_epoch,
+                held: None,
+            });
+        };
+        let held = held.into_content();
+        let built = crate::patch::apply(&held, &p.ops).and_then(|content| {
+            let index = Index::build(content, &self.limits)
+                .map_err(|e| Error::InvalidDelta(e.to_string()))?;
+            if index.digest() == digest {
+                Ok(index)
+            } else {
+                Err(mismatch())
+            }
+        });
+        let loaded = match built {
+            Ok(index) => Loaded::new(p.epoch, index),
+            Err(e) => {
+                self.loaded =
+                    Index::rebuild(held, held_digest).map(|ix| Loaded::new(held_epoch, ix));
+                return Err(e);
+            }
+        };
+        Ok(Prepared::New(Box::new(loaded), p.epoch))
     }
 
     fn commit(&mut self, prepared: Prepared, issued_at: u64) -> Applied {
@@ -442,7 +546,7 @@ impl Evaluator {
     /// Gates 2 to 4 once the ids are looked up (`None`: not in the snapshot).
     fn early_gates(
         &self,
-        l: &Loaded,
+        (l, ix): (&Loaded, &Index),
         action_ok: bool,
         ids_ok: bool,
         tier: Option<Tier>,
@@ -458,7 +562,7 @@ impl Evaluator {
             return Some(Reason::StaleSnapshot);
         }
         // An unknown action has no tier: hold it to the strictest bound.
-        let bound = l.index.freshness().bound(tier.unwrap_or(Tier::High));
+        let bound = ix.freshness().bound(tier.unwrap_or(Tier::High));
         if now.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
             return Some(Reason::FreshnessExceeded);
         }
@@ -472,18 +576,18 @@ impl Evaluator {
         action: &str,
         now: u64,
         ids_ok: impl FnOnce(&Index) -> bool,
-    ) -> Result<(&Loaded, u32), Decision> {
-        let Some(l) = &self.loaded else {
+    ) -> Result<(&Index, u32), Decision> {
+        let Some((l, ix)) = self.answering() else {
             return Err(self.decision(Reason::NoSnapshot, None, None));
         };
-        let a = l.index.action(action);
-        let tier = a.map(|a| l.index.tier(a));
+        let a = ix.action(action);
+        let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(action);
-        if let Some(reason) = self.early_gates(l, action_ok, ids_ok(&l.index), tier, now) {
+        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok(ix), tier, now) {
             return Err(self.decision(reason, Some(l.epoch), tier));
         }
         match a {
-            Some(a) => Ok((l, a)),
+            Some(a) => Ok((ix, a)),
             None => Err(self.decision(Reason::UnknownAction, Some(l.epoch), None)),
         }
     }
@@ -501,19 +605,19 @@ impl Evaluator {
     #[inline]
     fn decide(
         &self,
-        l: &Loaded,
+        (l, ix): (&Loaded, &Index),
         req: &Request<'_>,
         [s, a, r]: [Option<u32>; 3],
         now: u64,
     ) -> Decision {
-        let tier = a.map(|a| l.index.tier(a));
+        let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(req.action);
         let ids_ok =
             (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
-        if let Some(reason) = self.early_gates(l, action_ok, ids_ok, tier, now) {
+        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok, tier, now) {
             return self.decision(reason, Some(l.epoch), tier);
         }
-        let (reason, grant) = l.index.decide(s, a, r, now);
+        let (reason, grant) = ix.decide(s, a, r, now);
         Decision {
             allowed: reason == Reason::Granted,
             reason,
@@ -526,15 +630,15 @@ impl Evaluator {
 
     /// The risk tier of a declared action of the loaded snapshot.
     pub fn action_tier(&self, action: &str) -> Option<Tier> {
-        let l = self.loaded.as_ref()?;
-        l.index.action(action).map(|a| l.index.tier(a))
+        let ix = self.index()?;
+        ix.action(action).map(|a| ix.tier(a))
     }
 
     /// Decides one request at time `now` (Unix ms). Allocation-free.
     pub fn check(&self, req: Request<'_>, now: u64) -> Decision {
-        match &self.loaded {
+        match self.answering() {
             None => self.decision(Reason::NoSnapshot, None, None),
-            Some(l) => self.decide(l, &req, Self::lookup(&l.index, &req), now),
+            Some((l, ix)) => self.decide((l, ix), &req, Self::lookup(ix, &req), now),
         }
     }
 
@@ -545,7 +649,7 @@ impl Evaluator {
     pub fn check_many(&self, requests: &[Request<'_>], now: u64, out: &mut Vec<Decision>) {
         const BLOCK: usize = 32;
         out.reserve(requests.len());
-        let Some(l) = &self.loaded else {
+        let Some((l, ix)) = self.answering() else {
             out.extend(
                 requests
                     .iter()
@@ -553,7 +657,6 @@ impl Evaluator {
             );
             return;
         };
-        let ix = &l.index;
         let mut ids = [[None; 3]; BLOCK];
         let mut at = [(0, 0, 0); BLOCK];
         for block in requests.chunks(BLOCK) {
@@ -572,15 +675,15 @@ impl Evaluator {
                 block
                     .iter()
                     .zip(ids)
-                    .map(|(req, ids)| self.decide(l, req, ids, now)),
+                    .map(|(req, ids)| self.decide((l, ix), req, ids, now)),
             );
         }
     }
 
     /// A decision with names: the grant's principal, role, resource and group path.
     pub fn explain(&self, d: &Decision) -> DecisionView<'_> {
-        let grant = match (&self.loaded, &d.grant) {
-            (Some(l), Some(g)) if Some(l.epoch) == d.epoch => l.index.explain(g),
+        let grant = match (self.answering(), &d.grant) {
+            (Some((l, ix)), Some(g)) if Some(l.epoch) == d.epoch => ix.explain(g),
             _ => None,
         };
         DecisionView {
@@ -614,15 +717,14 @@ impl Evaluator {
     ) -> Result<Vec<String>, Error> {
         let mut s = None;
         let type_ok = type_filter.is_none_or(|t| is_valid_id(&format!("{t}:x")));
-        let (l, a) = self
+        let (ix, a) = self
             .gates(action, now, |ix| {
                 s = ix.subject(subject);
                 (s.is_some() || is_valid_id(subject)) && type_ok
             })
             .map_err(|d| Self::refuse(d, "resources"))?;
         match s {
-            Some(s) if !l.index.is_suspended(s) => Ok(l
-                .index
+            Some(s) if !ix.is_suspended(s) => Ok(ix
                 .resources_for(s, a, type_filter, now)
                 .into_iter()
                 .map(str::to_string)
@@ -639,15 +741,14 @@ impl Evaluator {
         now: u64,
     ) -> Result<Vec<String>, Error> {
         let mut r = None;
-        let (l, a) = self
+        let (ix, a) = self
             .gates(action, now, |ix| {
                 r = ix.resource(resource);
                 r.is_some() || is_valid_id(resource)
             })
             .map_err(|d| Self::refuse(d, "subjects"))?;
         match r {
-            Some(r) => Ok(l
-                .index
+            Some(r) => Ok(ix
                 .subjects_for(r, a, now)
                 .into_iter()
                 .map(str::to_string)
@@ -657,15 +758,16 @@ impl Evaluator {
     }
 
     pub fn status(&self) -> Status {
-        let counts = self.loaded.as_ref().map_or_else(Counts::default, |l| {
-            let c = l.index.content();
+        let ix = self.index();
+        let counts = ix.map_or_else(Counts::default, |ix| {
+            let c = ix.content();
             Counts {
                 actions: c.actions.len(),
                 roles: c.roles.len(),
                 resources: c.resources.len(),
                 subjects: c.subjects.len(),
-                members: l.index.members_count(),
-                groups: c.subjects.len() - l.index.members_count(),
+                members: ix.members_count(),
+                groups: c.subjects.len() - ix.members_count(),
                 memberships: c.memberships.len(),
                 assignments: c.assignments.len(),
                 suspended: c.suspended.len(),
@@ -682,18 +784,17 @@ impl Evaluator {
                 .is_some_and(|l| !self.preview && l.epoch < self.watermark),
             preview: self.preview,
             counts,
-            actions: self.loaded.as_ref().map_or_else(BTreeMap::new, |l| {
-                l.index
-                    .content()
+            actions: ix.map_or_else(BTreeMap::new, |ix| {
+                ix.content()
                     .actions
                     .iter()
                     .map(|(name, t)| (name.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
                     .collect()
             }),
-            digest: self.loaded.as_ref().map(|l| hex(&l.index.digest())),
+            digest: self.loaded.as_ref().map(|l| hex(&l.digest())),
             key_ids: self.keys.iter().map(|k| k.id().to_string()).collect(),
-            freshness: self.loaded.as_ref().map(|l| l.index.freshness()),
-            heap_bytes: self.loaded.as_ref().map_or(0, |l| l.index.heap_bytes()),
+            freshness: ix.map(Index::freshness),
+            heap_bytes: ix.map_or(0, Index::heap_bytes),
         }
     }
 }

@@ -11,27 +11,10 @@ use crate::content::{csr, row, Content, NONE};
 use crate::digest::digest;
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{id_type, is_group};
-use crate::names::NameTable;
+use crate::names::{NameTable, Names};
 use crate::state::Freshness;
 use crate::wire::Limits;
 use crate::{GrantRef, GrantView, Reason, Tier};
-
-/// One assignment as the hot path sees it.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    principal: u32,
-    role: u32,
-    /// `u64::MAX` when the assignment never expires.
-    expires: u64,
-}
-
-/// What `usable` reads of an assignment slot.
-#[derive(Debug, Clone, Copy)]
-struct SlotMeta {
-    /// `u64::MAX` when the assignment never expires.
-    expires: u64,
-    role: u32,
-}
 
 /// One group in a subject's transitive closure (found by breadth-first search).
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +24,24 @@ struct Hop {
     dist: u32,
     /// The first group on the lexicographically smallest shortest path to `group`.
     next: u32,
+}
+
+/// A closure entry's `(dist, next)` packed in one word: `dist` in the top 8 bits, `next` (a
+/// subject id, below `MAX_SUBJECTS`) in the low 24.
+const HOP_BITS: u32 = 24;
+/// Most subjects an index holds (ids must fit `HOP_BITS`).
+pub const MAX_SUBJECTS: usize = 1 << HOP_BITS;
+/// Deepest group nesting: the most membership edges from a subject to a group it is in.
+pub const MAX_GROUP_DEPTH: u32 = 255;
+
+#[inline(always)]
+fn hop_dist(m: u32) -> u32 {
+    m >> HOP_BITS
+}
+
+#[inline(always)]
+fn hop_next(m: u32) -> u32 {
+    m & ((1 << HOP_BITS) - 1)
 }
 
 /// What a check needs of a subject, in one place: its closure's range and its suspension.
@@ -84,12 +85,14 @@ fn table_hash(p: u32) -> u32 {
 
 #[derive(Debug)]
 pub struct Index {
+    /// What the index was built from; its name tables back the lookups.
     content: Content,
     /// Computed on first use: loading a snapshot does not need it, a delta does.
     digest: OnceLock<[u8; 32]>,
     freshness: Freshness,
     subject_ids: NameTable,
     resource_ids: NameTable,
+    action_names: Names,
     action_ids: NameTable,
     action_tier: Vec<Tier>,
     role_words: usize,
@@ -99,18 +102,17 @@ pub struct Index {
     table: Vec<(u32, u32)>,
     /// Bloom filter words of dense resources.
     bloom: Vec<u64>,
-    /// The assignments, resource by resource, as parallel arrays: a scan reads principals only
-    /// and touches role and expiry for the principals that matter.
+    /// The assignments' principals, resource by resource (slot `i` is `content.assignments[i]`):
+    /// a scan reads principals only and reads role and expiry, from the content, for the
+    /// principals that matter.
     slot_principal: Vec<u32>,
-    /// Role and expiry of each slot, together: a candidate costs one cache line.
-    slot_meta: Vec<SlotMeta>,
     children_start: Vec<u32>,
     children: Vec<u32>,
     subj: Vec<SubjectRec>,
     /// Every subject's closure groups, ascending, back to back (see `SubjectRec`).
     closure_groups: Vec<u32>,
-    /// `(dist, next)` of each entry of `closure_groups`.
-    closure_meta: Vec<(u32, u32)>,
+    /// `(dist, next)` of each entry of `closure_groups`, packed (see `HOP_BITS`).
+    closure_meta: Vec<u32>,
     members_start: Vec<u32>,
     members: Vec<u32>,
     principal_start: Vec<u32>,
@@ -120,9 +122,17 @@ pub struct Index {
 
 impl Index {
     /// Checks the content and builds the index.
-    pub fn build(content: Content, limits: &Limits) -> Result<Index, ModelError> {
+    pub fn build(mut content: Content, limits: &Limits) -> Result<Index, ModelError> {
         content.check(limits)?;
+        content.shrink_to_fit();
         let n_subj = content.subjects.len();
+        if n_subj > MAX_SUBJECTS {
+            return Err(ModelError::new(
+                K::LimitExceeded,
+                "subjects",
+                format!("{n_subj} subjects, over the limit of {MAX_SUBJECTS}"),
+            ));
+        }
         let n_res = content.resources.len();
         let n_actions = content.actions.len();
         let role_words = n_actions.div_ceil(64).max(1);
@@ -143,22 +153,14 @@ impl Index {
                 .filter_map(|(i, (_, p))| p.map(|p| (p, i as u32))),
         );
         let (res_slot_start, _) = csr(n_res, content.assignments.iter().map(|(r, ..)| (*r, 0)));
-        let slots: Vec<Slot> = content
-            .assignments
-            .iter()
-            .map(|(_, p, role, e)| Slot {
-                principal: *p,
-                role: *role,
-                expires: e.unwrap_or(u64::MAX),
-            })
-            .collect();
+        let slot_principal: Vec<u32> = content.assignments.iter().map(|(_, p, ..)| *p).collect();
         let mut res = Vec::with_capacity(n_res);
         let mut table: Vec<(u32, u32)> = Vec::new();
         let mut bloom: Vec<u64> = Vec::new();
         for (i, (_, parent)) in content.resources.iter().enumerate() {
             let lo = res_slot_start.get(i).copied().unwrap_or(0);
             let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
-            let here = slots.get(lo as usize..hi as usize).unwrap_or(&[]);
+            let here = slot_principal.get(lo as usize..hi as usize).unwrap_or(&[]);
             let mut rec = ResourceRec {
                 parent: parent.unwrap_or(NONE),
                 slot_lo: lo,
@@ -173,18 +175,14 @@ impl Index {
                 let mask = u32::try_from(size - 1).unwrap_or(0);
                 let base = table.len();
                 table.resize(base + size, (EMPTY, 0));
-                for (k, slot) in here.iter().enumerate() {
-                    if k > 0
-                        && here
-                            .get(k - 1)
-                            .is_some_and(|prev| prev.principal == slot.principal)
-                    {
+                for (k, principal) in here.iter().enumerate() {
+                    if k > 0 && here.get(k - 1) == Some(principal) {
                         continue;
                     }
-                    let mut at = table_hash(slot.principal) & mask;
+                    let mut at = table_hash(*principal) & mask;
                     while let Some(e) = table.get_mut(base + at as usize) {
                         if e.0 == EMPTY {
-                            *e = (slot.principal, u32::try_from(k).unwrap_or(0));
+                            *e = (*principal, u32::try_from(k).unwrap_or(0));
                             break;
                         }
                         at = (at + 1) & mask;
@@ -197,8 +195,8 @@ impl Index {
                 let bloom_mask = u32::try_from(bits - 1).unwrap_or(63);
                 let words = bloom.len();
                 bloom.resize(words + bits / 64, 0u64);
-                for slot in here {
-                    let bit = (bloom_hash(slot.principal) & bloom_mask) as usize;
+                for principal in here {
+                    let bit = (bloom_hash(*principal) & bloom_mask) as usize;
                     if let Some(w) = bloom.get_mut(words + bit / 64) {
                         *w |= 1u64 << (bit % 64);
                     }
@@ -223,11 +221,12 @@ impl Index {
         // Group closures by breadth-first search over sorted group lists: the first discovery of a
         // group is along the lexicographically smallest shortest path.
         let mut closure_start = Vec::with_capacity(n_subj + 1);
-        let mut closure: Vec<Hop> = Vec::new();
+        let mut closure_groups: Vec<u32> = Vec::new();
+        let mut closure_meta: Vec<u32> = Vec::new();
         let mut seen = vec![NONE; n_subj];
         let mut queue: Vec<Hop> = Vec::new();
         for s in 0..n_subj as u32 {
-            closure_start.push(u32::try_from(closure.len()).unwrap_or(NONE));
+            closure_start.push(u32::try_from(closure_groups.len()).unwrap_or(NONE));
             queue.clear();
             if let Some(x) = seen.get_mut(s as usize) {
                 *x = s;
@@ -260,10 +259,24 @@ impl Index {
                     }
                 }
             }
-            if closure.len() + queue.len() > limits.max_closure_entries {
+            if let Some(deep) = queue.last().filter(|h| h.dist > MAX_GROUP_DEPTH) {
                 return Err(ModelError::new(
                     K::LimitExceeded,
-                    content.subjects.get(s as usize).map_or("", String::as_str),
+                    content.subjects.get(s as usize).unwrap_or(""),
+                    format!(
+                        "`{}` is {} groups deep in `{}`, over the limit of {MAX_GROUP_DEPTH}",
+                        crate::state::shorten(content.subjects.get(s as usize).unwrap_or("")),
+                        deep.dist,
+                        crate::state::shorten(
+                            content.subjects.get(deep.group as usize).unwrap_or("")
+                        ),
+                    ),
+                ));
+            }
+            if closure_groups.len() + queue.len() > limits.max_closure_entries {
+                return Err(ModelError::new(
+                    K::LimitExceeded,
+                    content.subjects.get(s as usize).unwrap_or(""),
                     format!(
                         "group closures exceed {} entries: group nesting is too wide or deep",
                         limits.max_closure_entries
@@ -271,9 +284,16 @@ impl Index {
                 ));
             }
             queue.sort_unstable_by_key(|h| h.group);
-            closure.extend_from_slice(&queue);
+            closure_groups.extend(queue.iter().map(|h| h.group));
+            closure_meta.extend(
+                queue
+                    .iter()
+                    .map(|h| (h.dist << HOP_BITS) | hop_next(h.next)),
+            );
         }
-        closure_start.push(u32::try_from(closure.len()).unwrap_or(NONE));
+        closure_start.push(u32::try_from(closure_groups.len()).unwrap_or(NONE));
+        closure_groups.shrink_to_fit();
+        closure_meta.shrink_to_fit();
 
         let mut direct = vec![false; n_subj];
         for s in &content.suspended {
@@ -285,11 +305,11 @@ impl Index {
             .map(|s| {
                 let lo = closure_start.get(s).copied().unwrap_or(0);
                 let hi = closure_start.get(s + 1).copied().unwrap_or(0);
-                let inherited = closure
+                let inherited = closure_groups
                     .get(lo as usize..hi as usize)
                     .unwrap_or(&[])
                     .iter()
-                    .any(|h| direct.get(h.group as usize).copied().unwrap_or(false));
+                    .any(|g| direct.get(*g as usize).copied().unwrap_or(false));
                 SubjectRec {
                     closure_lo: lo,
                     closure_hi: hi,
@@ -298,12 +318,14 @@ impl Index {
             })
             .collect();
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
-        Ok(Index {
+        let action_names: Names = content.actions.iter().map(|(n, _)| n).collect();
+        let index = Index {
             digest: OnceLock::new(),
             freshness: content.freshness(),
-            subject_ids: NameTable::build(content.subjects.iter().map(String::as_str)),
-            resource_ids: NameTable::build(content.resources.iter().map(|(n, _)| n.as_str())),
-            action_ids: NameTable::build(content.actions.iter().map(|(n, _)| n.as_str())),
+            subject_ids: NameTable::build(&content.subjects),
+            resource_ids: NameTable::build(content.resources.names()),
+            action_ids: NameTable::build(&action_names),
+            action_names,
             action_tier: content
                 .actions
                 .iter()
@@ -314,26 +336,49 @@ impl Index {
             res,
             table,
             bloom,
-            slot_principal: slots.iter().map(|x| x.principal).collect(),
-            slot_meta: slots
-                .iter()
-                .map(|x| SlotMeta {
-                    expires: x.expires,
-                    role: x.role,
-                })
-                .collect(),
+            slot_principal,
             children_start,
             children,
             subj,
-            closure_groups: closure.iter().map(|h| h.group).collect(),
-            closure_meta: closure.iter().map(|h| (h.dist, h.next)).collect(),
+            closure_groups,
+            closure_meta,
             members_start,
             members,
             principal_start,
             principal_slots,
             members_count,
             content,
-        })
+        };
+        let bytes = index.heap_bytes();
+        if bytes > limits.max_index_bytes {
+            let mib = |b: usize| b as f64 / f64::from(1 << 20);
+            return Err(ModelError::new(
+                K::LimitExceeded,
+                "index",
+                format!(
+                    "the index takes {:.1} MiB, over the edge's memory budget of {:.1} MiB \
+                     (max_index_bytes): split the tenant or shrink it",
+                    mib(bytes),
+                    mib(limits.max_index_bytes)
+                ),
+            ));
+        }
+        Ok(index)
+    }
+
+    /// The content, the derived arrays dropped.
+    pub(crate) fn into_content(self) -> Content {
+        self.content
+    }
+
+    /// Builds again the index of content that built before (with its digest), under no limit:
+    /// the content passed them when it first built, and they may have been lowered since.
+    /// Building is deterministic, so this does not fail; if it did, the caller holds nothing
+    /// and fails closed.
+    pub(crate) fn rebuild(content: Content, digest: [u8; 32]) -> Option<Index> {
+        let index = Index::build(content, &Limits::unbounded()).ok()?;
+        let _ = index.digest.set(digest);
+        Some(index)
     }
 
     pub fn content(&self) -> &Content {
@@ -350,15 +395,15 @@ impl Index {
     }
 
     pub fn subject(&self, id: &str) -> Option<u32> {
-        self.subject_ids.get(id)
+        self.subject_ids.get(&self.content.subjects, id)
     }
 
     pub fn resource(&self, id: &str) -> Option<u32> {
-        self.resource_ids.get(id)
+        self.resource_ids.get(self.content.resources.names(), id)
     }
 
     pub fn action(&self, name: &str) -> Option<u32> {
-        self.action_ids.get(name)
+        self.action_ids.get(&self.action_names, name)
     }
 
     pub fn tier(&self, action: u32) -> Tier {
@@ -383,9 +428,9 @@ impl Index {
         w >> (action % 64) & 1 == 1
     }
 
-    /// The subject's closure: groups ascending, and their `(dist, next)`.
+    /// The subject's closure: groups ascending, and their packed `(dist, next)`.
     #[inline(always)]
-    fn closure_of(&self, s: u32) -> (&[u32], &[(u32, u32)]) {
+    fn closure_of(&self, s: u32) -> (&[u32], &[u32]) {
         match self.subj.get(s as usize) {
             Some(r) => {
                 let range = r.closure_lo as usize..r.closure_hi as usize;
@@ -401,9 +446,12 @@ impl Index {
     /// Whether assignment slot `i` is unexpired at `now` and its role has the action.
     #[inline(always)]
     fn usable(&self, i: usize, action: u32, now: u64) -> bool {
-        self.slot_meta
+        self.content
+            .assignments
             .get(i)
-            .is_some_and(|m| now < m.expires && self.role_has(m.role, action))
+            .is_some_and(|(_, _, role, exp)| {
+                exp.is_none_or(|e| now < e) && self.role_has(*role, action)
+            })
     }
 
     #[inline(always)]
@@ -469,7 +517,7 @@ impl Index {
                         0
                     } else {
                         match groups.binary_search(p) {
-                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| m.0),
+                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| hop_dist(*m)),
                             Err(_) => continue,
                         }
                     };
@@ -484,11 +532,12 @@ impl Index {
                 best = Some((0, k));
             } else {
                 for (g, m) in groups.iter().zip(meta) {
-                    if best.is_some_and(|(bd, _)| m.0 >= bd) {
+                    let d = hop_dist(*m);
+                    if best.is_some_and(|(bd, _)| d >= bd) {
                         continue;
                     }
                     if let Some(k) = self.probe(rec, principals, *g, a, now) {
-                        best = Some((m.0, k));
+                        best = Some((d, k));
                     }
                 }
             }
@@ -528,10 +577,7 @@ impl Index {
 
     /// A subject's id (`""` for an id out of range).
     pub fn subject_name(&self, s: u32) -> &str {
-        self.content
-            .subjects
-            .get(s as usize)
-            .map_or("", String::as_str)
+        self.content.subjects.get(s as usize).unwrap_or("")
     }
 
     /// A role's name (`""` for an id out of range).
@@ -544,10 +590,7 @@ impl Index {
 
     /// A resource's id (`""` for an id out of range).
     pub fn resource_name(&self, r: u32) -> &str {
-        self.content
-            .resources
-            .get(r as usize)
-            .map_or("", |(n, _)| n.as_str())
+        self.content.resources.name(r as usize).unwrap_or("")
     }
 
     /// The dense ids behind a grant: `(principal, role, resource)`, with the group path from the
@@ -570,7 +613,7 @@ impl Index {
                 .binary_search(p)
                 .ok()
                 .and_then(|i| meta.get(i))
-                .map(|m| m.1);
+                .map(|m| hop_next(*m));
             match hop {
                 Some(next) => cur = next,
                 None => {
@@ -623,7 +666,7 @@ impl Index {
             .iter()
             .zip(marked)
             .filter(|((id, _), m)| *m && type_filter.is_none_or(|t| id_type(id) == t))
-            .map(|((id, _), _)| id.as_str())
+            .map(|((id, _), _)| id)
             .collect()
     }
 
@@ -656,7 +699,7 @@ impl Index {
             .zip(marked)
             .enumerate()
             .filter(|(i, (id, m))| *m && !is_group(id) && !self.is_suspended(*i as u32))
-            .map(|(_, (id, _))| id.as_str())
+            .map(|(_, (id, _))| id)
             .collect()
     }
 
@@ -684,46 +727,57 @@ impl Index {
             ^ self.res.get(parent as usize).map_or(0, |x| x.slot_lo)
     }
 
-    /// Approximate heap bytes held by the content and the index.
-    pub fn heap_bytes(&self) -> usize {
+    /// Approximate heap bytes held by the content and the index, part by part.
+    pub fn heap_parts(&self) -> Vec<(&'static str, usize)> {
         fn v<T>(x: &Vec<T>) -> usize {
             x.capacity() * std::mem::size_of::<T>()
         }
         let c = &self.content;
-        let strings = c.actions.iter().map(|(n, _)| n.capacity()).sum::<usize>()
-            + c.roles
-                .iter()
-                .map(|(n, a)| n.capacity() + v(a))
-                .sum::<usize>()
-            + c.resources.iter().map(|(n, _)| n.capacity()).sum::<usize>()
-            + c.subjects.iter().map(String::capacity).sum::<usize>();
-        strings
-            + v(&c.actions)
-            + v(&c.roles)
-            + v(&c.resources)
-            + v(&c.subjects)
-            + v(&c.memberships)
-            + v(&c.assignments)
-            + v(&c.suspended)
-            + self.subject_ids.heap_bytes()
-            + self.resource_ids.heap_bytes()
-            + self.action_ids.heap_bytes()
-            + v(&self.action_tier)
-            + v(&self.role_bits)
-            + v(&self.res)
-            + v(&self.table)
-            + v(&self.bloom)
-            + v(&self.slot_principal)
-            + v(&self.slot_meta)
-            + v(&self.children_start)
-            + v(&self.children)
-            + v(&self.subj)
-            + v(&self.closure_groups)
-            + v(&self.closure_meta)
-            + v(&self.members_start)
-            + v(&self.members)
-            + v(&self.principal_start)
-            + v(&self.principal_slots)
+        vec![
+            (
+                "content.actions",
+                v(&c.actions) + c.actions.iter().map(|(n, _)| n.capacity()).sum::<usize>(),
+            ),
+            (
+                "content.roles",
+                v(&c.roles)
+                    + c.roles
+                        .iter()
+                        .map(|(n, a)| n.capacity() + v(a))
+                        .sum::<usize>(),
+            ),
+            ("content.resources", c.resources.heap_bytes()),
+            ("content.subjects", c.subjects.heap_bytes()),
+            ("content.memberships", v(&c.memberships)),
+            ("content.assignments", v(&c.assignments)),
+            ("content.suspended", v(&c.suspended)),
+            ("subject_ids", self.subject_ids.heap_bytes()),
+            ("resource_ids", self.resource_ids.heap_bytes()),
+            (
+                "action_ids",
+                self.action_ids.heap_bytes()
+                    + self.action_names.heap_bytes()
+                    + v(&self.action_tier)
+                    + v(&self.role_bits),
+            ),
+            ("res", v(&self.res)),
+            ("table+bloom", v(&self.table) + v(&self.bloom)),
+            ("slot_principal", v(&self.slot_principal)),
+            ("children", v(&self.children_start) + v(&self.children)),
+            ("subj", v(&self.subj)),
+            ("closure_groups", v(&self.closure_groups)),
+            ("closure_meta", v(&self.closure_meta)),
+            ("members", v(&self.members_start) + v(&self.members)),
+            (
+                "principal_slots",
+                v(&self.principal_start) + v(&self.principal_slots),
+            ),
+        ]
+    }
+
+    /// Approximate heap bytes held by the content and the index.
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_parts().iter().map(|(_, b)| b).sum()
     }
 
     /// Subjects that are not groups.

@@ -45,6 +45,7 @@ pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
+pub use names::{Names, Resources};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use requests::{
     parse_body, parse_request_line, BodyError, CheckBody, CheckManyBody, RequestLine,

@@ -20,10 +20,11 @@ pub struct DeltaOutput {
     pub ops: DeltaOps,
 }
 
+/// The content of `state`, checked against every limit an edge applies, the index's among
+/// them (it is built and dropped): what an edge would refuse is refused here, at the origin.
 fn content_of(state: &State) -> Result<Content, Error> {
     let content = Content::from_state(state)?;
-    content.check(&Limits::default())?;
-    Ok(content)
+    Ok(crate::Index::build(content, &Limits::default())?.into_content())
 }
 
 /// The content digest of `state` (hex SHA-256 of its canonical tables): the same string an
@@ -106,7 +107,7 @@ pub fn sign_watermark(
     }
     if let Some(bytes) = delta {
         let env = parse(bytes, &Limits::default())?.expect(MessageKind::Delta)?;
-        let p: DeltaPayload = decode_exact(&env.payload, "delta")?;
+        let p: DeltaPayload = decode_exact(env.payload, "delta")?;
         if p.tenant != tenant {
             return Err(Error::TenantMismatch {
                 expected: tenant.to_string(),

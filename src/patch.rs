@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::content::{Content, NONE};
 use crate::delta::DeltaOps;
+use crate::names::{Names, Resources};
 use crate::state::shorten;
 use crate::{Error, Tier};
 
@@ -17,31 +18,31 @@ fn bad(msg: String) -> Error {
     Error::InvalidDelta(msg)
 }
 
-fn find(table: &[String], name: &str) -> Option<u32> {
-    table
-        .binary_search_by(|s| s.as_str().cmp(name))
-        .ok()
-        .map(|i| i as u32)
+fn find(table: &Names, name: &str) -> Option<u32> {
+    table.binary_search(name).ok().map(|i| i as u32)
 }
 
 /// Merges the kept old names (sorted) with added names (sorted, none among the old): the new
 /// table and the old-to-new id map (`NONE` for removed names).
-fn merge(old: &[String], removed: &[bool], added: &[&str]) -> (Vec<String>, Vec<u32>) {
-    let mut out = Vec::with_capacity(old.len() + added.len());
+fn merge(old: &Names, removed: &[bool], added: &[&str]) -> (Names, Vec<u32>) {
+    let mut out = Names::with_capacity(old.len() + added.len(), old.heap_bytes());
     let mut map = vec![NONE; old.len()];
     let mut add = added.iter().peekable();
     for (i, name) in old.iter().enumerate() {
-        while let Some(a) = add.next_if(|a| **a < name.as_str()) {
-            out.push((*a).to_string());
+        while let Some(a) = add.next_if(|a| **a < name) {
+            out.push(a);
         }
         if !removed.get(i).copied().unwrap_or(false) {
             if let Some(m) = map.get_mut(i) {
                 *m = out.len() as u32;
             }
-            out.push(name.clone());
+            out.push(name);
         }
     }
-    out.extend(add.map(|a| (*a).to_string()));
+    for a in add {
+        out.push(a);
+    }
+    out.shrink_to_fit();
     (out, map)
 }
 
@@ -56,7 +57,7 @@ struct TableChange<'a> {
 }
 
 fn table_change<'a>(
-    old: &[String],
+    old: &Names,
     dels: impl Iterator<Item = &'a str>,
     sets: impl Iterator<Item = &'a str>,
     what: &str,
@@ -130,7 +131,7 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         }
         roles.insert(n.clone(), set);
     }
-    let action_names: Vec<String> = actions.keys().cloned().collect();
+    let action_names: Names = actions.keys().collect();
     let mut new_roles = Vec::with_capacity(roles.len());
     for (n, acts) in &roles {
         let ids = acts
@@ -147,23 +148,23 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             .collect::<Result<Vec<_>, _>>()?;
         new_roles.push((n.clone(), ids));
     }
-    let old_roles: Vec<String> = c.roles.iter().map(|(n, _)| n.clone()).collect();
-    let role_names: Vec<String> = roles.keys().cloned().collect();
+    let old_roles: Names = c.roles.iter().map(|(n, _)| n).collect();
+    let role_names: Names = roles.keys().collect();
     let role_map: Vec<u32> = old_roles
         .iter()
         .map(|n| find(&role_names, n).unwrap_or(NONE))
         .collect();
 
     // Resources.
-    let old_res: Vec<String> = c.resources.iter().map(|(n, _)| n.clone()).collect();
+    let old_res = c.resources.names();
     let rc = table_change(
-        &old_res,
+        old_res,
         ops.resources_del.iter().map(String::as_str),
         ops.resources_set.iter().map(|(n, _)| n.as_str()),
         "resource",
     )?;
     let added: Vec<&str> = rc.added.iter().copied().collect();
-    let (res_names, res_map) = merge(&old_res, &rc.removed, &added);
+    let (res_names, res_map) = merge(old_res, &rc.removed, &added);
     let set_parent: BTreeMap<&str, Option<&str>> = ops
         .resources_set
         .iter()
@@ -172,22 +173,21 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
     let mut parents: Vec<Option<u32>> = vec![None; res_names.len()];
     for (i, (name, p)) in c.resources.iter().enumerate() {
         let new = remap(&res_map, i as u32);
-        if new == NONE || set_parent.contains_key(name.as_str()) {
+        if new == NONE || set_parent.contains_key(name) {
             continue;
         }
-        let p = match p {
-            Some(p) => Some(
-                Some(remap(&res_map, *p))
-                    .filter(|p| *p != NONE)
-                    .ok_or_else(|| {
+        let p =
+            match p {
+                Some(p) => Some(Some(remap(&res_map, p)).filter(|p| *p != NONE).ok_or_else(
+                    || {
                         bad(format!(
                             "resource `{}` keeps a parent the delta removes",
                             shorten(name)
                         ))
-                    })?,
-            ),
-            None => None,
-        };
+                    },
+                )?),
+                None => None,
+            };
         if let Some(slot) = parents.get_mut(new as usize) {
             *slot = p;
         }
@@ -231,12 +231,11 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             .or_else(|| extra.get(name).copied())
             .unwrap_or(NONE)
     };
-    let mut memberships = c.memberships.clone();
-    let mut gone = vec![false; memberships.len()];
+    let mut gone = vec![false; c.memberships.len()];
     for (m, g) in &ops.memberships_del {
         let key = (find(&c.subjects, m), find(&c.subjects, g));
         let at = match key {
-            (Some(m), Some(g)) => memberships.binary_search(&(m, g)).ok(),
+            (Some(m), Some(g)) => c.memberships.binary_search(&(m, g)).ok(),
             _ => None,
         };
         let at = at
@@ -252,12 +251,15 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             *x = true;
         }
     }
-    let mut kept: Vec<(u32, u32)> = memberships
-        .iter()
-        .zip(&gone)
-        .filter(|(_, g)| !**g)
-        .map(|(x, _)| *x)
-        .collect();
+    let mut kept: Vec<(u32, u32)> =
+        Vec::with_capacity(c.memberships.len() + ops.memberships_add.len());
+    kept.extend(
+        c.memberships
+            .iter()
+            .zip(&gone)
+            .filter(|(_, g)| !**g)
+            .map(|(x, _)| *x),
+    );
     for (m, g) in &ops.memberships_add {
         let pair = (subject(m), subject(g));
         if pair.0 < n_old && pair.1 < n_old && kept.binary_search(&pair).is_ok() {
@@ -269,46 +271,54 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         }
         kept.push(pair);
     }
-    memberships = kept;
+    let mut memberships = kept;
 
     // Assignments: removals by old ids, then the rest into new resource and role ids (a survivor
     // on a removed resource or role is a dangling reference), then additions and new expiries.
-    let mut old: BTreeMap<(u32, u32, u32), Option<u64>> = c
-        .assignments
-        .iter()
-        .map(|(r, p, role, e)| ((*r, *p, *role), *e))
-        .collect();
+    // (Vectors, not maps: a large tenant's assignments are most of a delta's transient memory.)
+    let mut gone = vec![false; c.assignments.len()];
     for (res, p, role) in &ops.assignments_del {
         let key = (
-            find(&old_res, res),
+            find(old_res, res),
             find(&c.subjects, p),
             find(&old_roles, role),
         );
-        let removed = match key {
-            (Some(r), Some(p), Some(ro)) => old.remove(&(r, p, ro)).is_some(),
-            _ => false,
+        let at = match key {
+            (Some(r), Some(p), Some(ro)) => c
+                .assignments
+                .binary_search_by_key(&(r, p, ro), |(r, p, ro, _)| (*r, *p, *ro))
+                .ok()
+                .filter(|i| !gone.get(*i).copied().unwrap_or(true)),
+            _ => None,
         };
-        if !removed {
-            return Err(bad(format!(
-                "removes an assignment of `{}` that does not exist",
-                shorten(p)
-            )));
+        match at.and_then(|i| gone.get_mut(i)) {
+            Some(g) => *g = true,
+            None => {
+                return Err(bad(format!(
+                    "removes an assignment of `{}` that does not exist",
+                    shorten(p)
+                )))
+            }
         }
     }
-    let mut assignments: BTreeMap<(u32, u32, u32), Option<u64>> = BTreeMap::new();
-    for ((r, p, role), e) in old {
+    let mut assignments: Vec<(u32, u32, u32, Option<u64>)> =
+        Vec::with_capacity(c.assignments.len() + ops.assignments_set.len());
+    for ((r, p, role, e), g) in c.assignments.iter().zip(&gone) {
+        if *g {
+            continue;
+        }
+        let (r, p, role, e) = (*r, *p, *role, *e);
         let (r2, role2) = (remap(&res_map, r), remap(&role_map, role));
         if r2 == NONE || role2 == NONE {
-            let name =
-                |t: &[String], i: u32| shorten(t.get(i as usize).map_or("?", String::as_str));
+            let name = |t: &Names, i: u32| shorten(t.get(i as usize).unwrap_or("?"));
             return Err(bad(format!(
                 "the assignment of `{}` as `{}` on `{}` names a role or resource the delta removes",
                 name(&c.subjects, p),
                 name(&old_roles, role),
-                name(&old_res, r)
+                name(old_res, r)
             )));
         }
-        assignments.insert((r2, p, role2), e);
+        assignments.push((r2, p, role2, e));
     }
     for (res, p, role, e) in &ops.assignments_set {
         let r = find(&res_names, res).ok_or_else(|| {
@@ -323,7 +333,8 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
                 shorten(role)
             ))
         })?;
-        assignments.insert((r, subject(p), ro), *e);
+        // Pushed after what it replaces: see the dedup below.
+        assignments.push((r, subject(p), ro, *e));
     }
 
     let mut suspended: BTreeSet<u32> = c.suspended.iter().copied().collect();
@@ -354,7 +365,7 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         mark(*m);
         mark(*g);
     });
-    assignments.keys().for_each(|(_, p, _)| mark(*p));
+    assignments.iter().for_each(|(_, p, _, _)| mark(*p));
     suspended.iter().for_each(|s| mark(*s));
     let removed: Vec<bool> = referenced.iter().take(n_old as usize).map(|r| !r).collect();
     let new_names: Vec<&str> = extra
@@ -371,21 +382,30 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         }
     }
     let s = |i: u32| remap(&subject_map, i);
-    let mut memberships: Vec<(u32, u32)> =
-        memberships.iter().map(|(m, g)| (s(*m), s(*g))).collect();
+    for (m, g) in &mut memberships {
+        (*m, *g) = (s(*m), s(*g));
+    }
     memberships.sort_unstable();
-    let mut assignments: Vec<(u32, u32, u32, Option<u64>)> = assignments
-        .into_iter()
-        .map(|((r, p, role), e)| (r, s(p), role, e))
-        .collect();
-    assignments.sort_unstable_by_key(|(r, p, role, _)| (*r, *p, *role));
+    for a in &mut assignments {
+        a.1 = s(a.1);
+    }
+    // A stable sort keeps equal keys in push order; of those the last pushed (a set: a new
+    // expiry) is the one that stays.
+    assignments.sort_by_key(|(r, p, role, _)| (*r, *p, *role));
+    assignments.dedup_by(|later, kept| {
+        let same = (later.0, later.1, later.2) == (kept.0, kept.1, kept.2);
+        if same {
+            *kept = *later;
+        }
+        same
+    });
     let mut suspended: Vec<u32> = suspended.into_iter().map(s).collect();
     suspended.sort_unstable();
 
     Ok(Content {
         actions: actions.into_iter().collect(),
         roles: new_roles,
-        resources: res_names.into_iter().zip(parents).collect(),
+        resources: Resources::from_parts(res_names, &parents),
         subjects,
         memberships,
         assignments,

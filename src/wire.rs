@@ -33,6 +33,26 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most (subject, group) pairs in all group closures together.
     pub max_closure_entries: usize,
+    /// Most heap bytes an index may take (its content and its derived arrays, as
+    /// `Status::heap_bytes` counts them): the edge's memory budget for one tenant. A larger
+    /// state is refused when it is compiled or diffed at the origin, and when it is loaded.
+    pub max_index_bytes: usize,
+}
+
+impl Limits {
+    /// No limit at all (for content that is known to have passed them).
+    pub(crate) fn unbounded() -> Limits {
+        Limits {
+            max_message_bytes: usize::MAX,
+            max_model_bytes: usize::MAX,
+            max_entries: usize::MAX,
+            max_actions: usize::MAX,
+            max_roles: usize::MAX,
+            max_depth: usize::MAX,
+            max_closure_entries: usize::MAX,
+            max_index_bytes: usize::MAX,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -45,6 +65,7 @@ impl Default for Limits {
             max_roles: 4096,
             max_depth: 64,
             max_closure_entries: 50_000_000,
+            max_index_bytes: 36 << 20,
         }
     }
 }
@@ -167,15 +188,16 @@ pub(crate) fn seal<T: Serialize>(kind: MessageKind, payload: &T, key: &SecretKey
 }
 
 /// A message whose envelope parsed; its signature is not yet checked.
-pub(crate) struct Envelope {
+/// It borrows the message's bytes: a large snapshot's payload is not copied.
+pub(crate) struct Envelope<'a> {
     pub kind: MessageKind,
     pub key_id: String,
-    pub signature: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub signature: &'a [u8],
+    pub payload: &'a [u8],
     prefix: [u8; PREFIX_LEN],
 }
 
-pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Envelope, Error> {
+pub(crate) fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Envelope<'a>, Error> {
     if bytes.len() > limits.max_message_bytes {
         return Err(Error::TooLarge {
             size: bytes.len(),
@@ -210,19 +232,46 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Envelope, Error> {
             format!("unknown message kind byte 0x{kind_byte:02x}"),
         )
     })?;
-    let (key_id, signature, payload): (String, ByteBuf, ByteBuf) = decode_exact(rest, "envelope")?;
+    let (key_id, signature, payload) = envelope_fields(rest)?;
     let p =
         <[u8; PREFIX_LEN]>::try_from(head).map_err(|_| malformed("message", "truncated header"))?;
     Ok(Envelope {
         kind,
         key_id,
-        signature: signature.into_vec(),
-        payload: payload.into_vec(),
+        signature,
+        payload,
         prefix: p,
     })
 }
 
-impl Envelope {
+/// The envelope's fields, `[key id, signature, payload]` (a MessagePack array of a string and
+/// two binaries, nothing after it), borrowed from the message.
+fn envelope_fields(mut rest: &[u8]) -> Result<(String, &[u8], &[u8]), Error> {
+    use rmp::decode::{read_array_len, read_bin_len, read_str_len};
+    let bad = |why: &str| malformed("envelope", why.to_string());
+    fn take<'a>(rest: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
+        let len = usize::try_from(len).ok()?;
+        let (head, tail) = (rest.get(..len)?, rest.get(len..)?);
+        *rest = tail;
+        Some(head)
+    }
+    if read_array_len(&mut rest).map_err(|_| bad("expected an array"))? != 3 {
+        return Err(bad("expected an array of 3 fields"));
+    }
+    let len = read_str_len(&mut rest).map_err(|_| bad("expected a key id string"))?;
+    let key_id = take(&mut rest, len).ok_or_else(|| bad("truncated key id"))?;
+    let key_id = std::str::from_utf8(key_id).map_err(|_| bad("the key id is not UTF-8"))?;
+    let len = read_bin_len(&mut rest).map_err(|_| bad("expected signature bytes"))?;
+    let signature = take(&mut rest, len).ok_or_else(|| bad("truncated signature"))?;
+    let len = read_bin_len(&mut rest).map_err(|_| bad("expected payload bytes"))?;
+    let payload = take(&mut rest, len).ok_or_else(|| bad("truncated payload"))?;
+    if !rest.is_empty() {
+        return Err(bad(&format!("{} bytes after the envelope", rest.len())));
+    }
+    Ok((key_id.to_string(), signature, payload))
+}
+
+impl Envelope<'_> {
     pub fn expect(self, kind: MessageKind) -> Result<Self, Error> {
         if self.kind == kind {
             Ok(self)
@@ -242,8 +291,8 @@ impl Envelope {
             .ok_or_else(|| Error::UnknownKey(crate::state::shorten(&self.key_id)))?;
         let mut signed = Vec::with_capacity(PREFIX_LEN + self.payload.len());
         signed.extend_from_slice(&self.prefix);
-        signed.extend_from_slice(&self.payload);
-        if key.verify(&signed, &self.signature) {
+        signed.extend_from_slice(self.payload);
+        if key.verify(&signed, self.signature) {
             Ok(())
         } else {
             Err(Error::BadSignature)
@@ -313,7 +362,7 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
     };
     match env.kind {
         MessageKind::Snapshot => {
-            let p: SnapshotPayload = decode_exact(&env.payload, "snapshot")?;
+            let p: SnapshotPayload = decode_exact(env.payload, "snapshot")?;
             let c = &p.content;
             out.tenant = p.tenant;
             out.epoch = Some(p.epoch);
@@ -332,7 +381,7 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
             .collect();
         }
         MessageKind::Delta => {
-            let p: DeltaPayload = decode_exact(&env.payload, "delta")?;
+            let p: DeltaPayload = decode_exact(env.payload, "delta")?;
             out.tenant = p.tenant;
             out.epoch = Some(p.epoch);
             out.base_epoch = Some(p.base_epoch);
@@ -343,7 +392,7 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
             out.counts = p.ops.counts();
         }
         MessageKind::Watermark => {
-            let p: WatermarkPayload = decode_exact(&env.payload, "watermark")?;
+            let p: WatermarkPayload = decode_exact(env.payload, "watermark")?;
             out.tenant = p.tenant;
             out.watermark = Some(p.watermark);
             out.issued_at = p.issued_at;

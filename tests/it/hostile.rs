@@ -163,12 +163,23 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
     let mut out_of_range = content_of(&example());
     out_of_range.assignments[0].1 = 999;
     let mut unsorted = content_of(&example());
-    unsorted.subjects.swap(0, 1);
+    let mut names: Vec<&str> = unsorted.subjects.iter().collect();
+    names.swap(0, 1);
+    unsorted.subjects = names.into_iter().collect();
     let mut bad_id = content_of(&example());
-    bad_id.resources[0].0 = "no colon".into();
+    bad_id.resources = bad_id
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, (n, p))| (if i == 0 { "no colon" } else { n }, p))
+        .collect();
     let mut res_cycle = content_of(&example());
-    res_cycle.resources[0].1 = Some(1);
-    res_cycle.resources[1].1 = Some(0);
+    res_cycle.resources = res_cycle
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, (n, p))| (n, [Some(1), Some(0)].get(i).copied().unwrap_or(p)))
+        .collect();
     let mut bad_tier = content_of(&example());
     bad_tier.actions[0].1 = 7;
     let held = held_digest(ev);
@@ -522,6 +533,46 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "hostile catalogue: {} inputs refused, state unchanged",
         cases.len()
     );
+}
+
+/// The Durable Object's ledger (content, no index) refuses what an evaluator refuses, with the
+/// same code, and answers no check.
+#[test]
+fn a_ledger_refuses_what_an_evaluator_refuses() {
+    let ledger = || {
+        let mut ev = Evaluator::ledger("acme", vec![test_key().public_key()]).unwrap();
+        ev.set_limits(Limits {
+            max_entries: 40,
+            ..Limits::default()
+        });
+        for (call, bytes) in edge_setup() {
+            apply(&mut ev, call, &bytes).unwrap();
+        }
+        ev
+    };
+    let full = edge();
+    let l = ledger();
+    let (fs, ls) = (full.status(), l.status());
+    assert_eq!(
+        (ls.epoch, ls.watermark, ls.confirmed_at, &ls.digest),
+        (fs.epoch, fs.watermark, fs.confirmed_at, &fs.digest)
+    );
+    assert_eq!(ls.heap_bytes, 0);
+    assert_eq!(
+        l.check(Request::new("user:alice", "read", "doc:roadmap"), 1_500)
+            .reason
+            .as_str(),
+        "no_snapshot"
+    );
+    let mut l = ledger();
+    let before = l.status();
+    for (name, call, bytes, code) in &catalogue(&full) {
+        let e = apply(&mut l, *call, bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: the ledger took it"));
+        assert_eq!(e.code(), *code, "{name}: {e}");
+        assert_eq!(l.status(), before, "{name}: status changed");
+    }
 }
 
 #[test]

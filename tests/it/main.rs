@@ -8,6 +8,7 @@
 )]
 
 mod authority;
+mod budget;
 mod cli;
 mod common;
 mod conformance;
