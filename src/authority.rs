@@ -107,6 +107,11 @@ impl Authority {
         Ok(applied)
     }
 
+    /// Sets the clock the next pushes are judged by (see [`Evaluator::set_clock`]).
+    pub fn set_clock(&mut self, now: Option<u64>) {
+        self.ev.set_clock(now);
+    }
+
     /// Applies a message of any kind (see [`apply`]).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Pushed, Error> {
         match MessageKind::of(bytes) {

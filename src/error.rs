@@ -137,6 +137,13 @@ pub enum Error {
     PreviewMode,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("the message was issued at {issued_at}, {ahead} ms ahead of this edge's clock ({now}), past the tolerance of {tolerance} ms: the origin's clock or the edge's is wrong")]
+    ClockSkew {
+        issued_at: u64,
+        now: u64,
+        ahead: u64,
+        tolerance: u64,
+    },
     /// A listing refused by one of the decision gates 1 to 5; the code is the gate's reason.
     #[error("{message}")]
     Refused {
@@ -169,6 +176,7 @@ impl Error {
             Self::InvalidDelta(_) => "invalid_delta",
             Self::PreviewMode => "preview_mode",
             Self::InvalidArgument(_) => "invalid_argument",
+            Self::ClockSkew { .. } => "clock_skew",
             Self::Refused { reason, .. } => reason.as_str(),
         }
     }

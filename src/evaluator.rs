@@ -132,6 +132,9 @@ pub struct Applied {
     pub applied: bool,
 }
 
+/// How far in this host's future a message may be issued (see [`Evaluator::set_clock`]).
+pub const MAX_CLOCK_SKEW_MS: u64 = 1_000;
+
 /// Holds one tenant's authorization state and answers checks against it.
 pub struct Evaluator {
     tenant: String,
@@ -139,6 +142,9 @@ pub struct Evaluator {
     preview: bool,
     /// Keeps epochs and digests only (see [`Evaluator::ledger`]).
     ledger: bool,
+    /// This host's clock, when set: messages issued past it by more than the tolerance are
+    /// refused (see [`Evaluator::set_clock`]).
+    clock: Option<u64>,
     loaded: Option<Loaded>,
     watermark: u64,
     confirmed_at: Option<u64>,
@@ -177,6 +183,7 @@ impl Evaluator {
             keys,
             preview: false,
             ledger: false,
+            clock: None,
             loaded: None,
             watermark: 0,
             confirmed_at: None,
@@ -207,11 +214,36 @@ impl Evaluator {
             keys: Vec::new(),
             preview: true,
             ledger: false,
+            clock: None,
             loaded: Some(Loaded::new(0, index)),
             watermark: 0,
             confirmed_at: None,
             limits,
         })
+    }
+
+    /// Tells the evaluator this host's clock (Unix ms) for the messages that follow: one issued
+    /// more than [`MAX_CLOCK_SKEW_MS`] after it is refused (`clock_skew`) and changes nothing.
+    /// Such a message would stretch every freshness bound by the skew: `confirmed_at` comes from
+    /// the origin's clock, `now` from the edge's. A message issued in the past is taken (it only
+    /// shortens what is left of the bounds: an edge fails closed sooner, never later). `None`
+    /// (the default) checks nothing; the Worker's Durable Object sets it before every push.
+    pub fn set_clock(&mut self, now: Option<u64>) {
+        self.clock = now;
+    }
+
+    fn check_clock(&self, issued_at: u64) -> Result<(), Error> {
+        match self.clock {
+            Some(now) if issued_at > now.saturating_add(MAX_CLOCK_SKEW_MS) => {
+                Err(Error::ClockSkew {
+                    issued_at,
+                    now,
+                    ahead: issued_at - now,
+                    tolerance: MAX_CLOCK_SKEW_MS,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -302,6 +334,7 @@ impl Evaluator {
     fn load_snapshot_with(&mut self, bytes: &[u8], newer_only: bool) -> Result<Applied, Error> {
         let p: SnapshotPayload = self.open(bytes, MessageKind::Snapshot)?;
         self.check_tenant(&p.tenant)?;
+        self.check_clock(p.issued_at)?;
         if p.epoch == 0 {
             return Err(Error::InvalidSnapshot("epoch 0 is reserved".into()));
         }
@@ -350,6 +383,7 @@ impl Evaluator {
 
     fn prepare_delta(&mut self, p: &DeltaPayload) -> Result<Prepared, Error> {
         self.check_tenant(&p.tenant)?;
+        self.check_clock(p.issued_at)?;
         if p.epoch <= p.base_epoch {
             return Err(Error::InvalidDelta(format!(
                 "epoch {} is not after base epoch {}",
@@ -484,6 +518,7 @@ impl Evaluator {
     pub fn apply_watermark(&mut self, bytes: &[u8]) -> Result<WatermarkApplied, Error> {
         let p: WatermarkPayload = self.open(bytes, MessageKind::Watermark)?;
         self.check_tenant(&p.tenant)?;
+        self.check_clock(p.issued_at)?;
         let mut outcome = None;
         let mut prepared = None;
         if let Some(inner) = &p.delta {

@@ -40,7 +40,9 @@ pub use context::{context_now, MAX_NOW};
 pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
-pub use evaluator::{Applied, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied};
+pub use evaluator::{
+    Applied, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied, MAX_CLOCK_SKEW_MS,
+};
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use index::Index;
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};

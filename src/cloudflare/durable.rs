@@ -166,6 +166,10 @@ impl TenantAuthority {
 
     fn push(&self, tenant: &str, bytes: &[u8]) -> Result<Response, ApiError> {
         self.with_held(tenant, |held, sql| {
+            // Judged by this Durable Object's clock: a message issued too far in its future
+            // would stretch every freshness bound (`clock_skew`, 400).
+            held.authority
+                .set_clock(Some(worker::js_sys::Date::now().max(0.0) as u64));
             let pushed = held
                 .authority
                 .push(bytes)

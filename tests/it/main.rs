@@ -10,6 +10,7 @@
 mod authority;
 mod budget;
 mod cli;
+mod clock;
 mod common;
 mod conformance;
 mod diff;
