@@ -153,7 +153,8 @@ pub async fn sync(
             confirmed_at: e.ev.confirmed_at(),
         }
     };
-    let (head, frames) = fetch(env, tenant, Some(held)).await?;
+    let timeout = config.authority_timeout_ms;
+    let (head, frames) = within(timeout, fetch(env, tenant, Some(held))).await?;
     let reached = {
         let mut e = edge.borrow_mut();
         replay(&mut e.ev, &frames);
@@ -162,7 +163,7 @@ pub async fn sync(
     if !reached {
         // This isolate's state does not lead to the head (it was replaced by a new snapshot
         // history, or a message failed here): start again from the authority's snapshot.
-        let (head2, frames) = fetch(env, tenant, None).await?;
+        let (head2, frames) = within(timeout, fetch(env, tenant, None)).await?;
         let mut fresh = evaluator(tenant, config)?;
         replay(&mut fresh, &frames);
         if !reaches(&fresh, &head2) {
@@ -178,6 +179,21 @@ pub async fn sync(
     }
     edge.borrow_mut().confirmed(head, now_ms);
     Ok(())
+}
+
+/// `f`, or `authority_unavailable` once `ms` have passed without its answer.
+async fn within<T>(
+    ms: u64,
+    f: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    use futures_util::future::{select, Either};
+    let delay = worker::Delay::from(std::time::Duration::from_millis(ms));
+    match select(std::pin::pin!(f), delay).await {
+        Either::Left((out, _)) => out,
+        Either::Right(_) => Err(ApiError::unavailable(format!(
+            "the authority did not answer within {ms} ms"
+        ))),
+    }
 }
 
 fn reaches(ev: &Evaluator, head: &Head) -> bool {

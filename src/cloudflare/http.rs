@@ -127,6 +127,9 @@ pub struct Config {
     pub max_check_bytes: usize,
     pub max_batch_bytes: usize,
     pub max_batch: usize,
+    /// How long a sync with the tenant's Durable Object may take before the isolate treats the
+    /// authority as unavailable (`high` fails closed, the other tiers answer from held state).
+    pub authority_timeout_ms: u64,
 }
 
 /// Default limits; each can be changed by the variable of the same name.
@@ -191,6 +194,7 @@ impl Config {
             max_check_bytes: number(env, "MAX_CHECK_BYTES", MAX_CHECK_BYTES)?,
             max_batch_bytes: number(env, "MAX_BATCH_BYTES", MAX_BATCH_BYTES)?,
             max_batch: number(env, "MAX_BATCH", MAX_BATCH)?,
+            authority_timeout_ms: number(env, "AUTHORITY_TIMEOUT_MS", 1_000)?,
         })
     }
 
