@@ -24,9 +24,12 @@ pub struct Edge {
     pub confirmed_ms: Option<f64>,
     pub allowed: u64,
     pub denied: u64,
-    /// Set when this isolate relayed a push that the authority accepted: its next decision
+    /// When this isolate relayed a push that the authority accepted (the isolate's clock, ms, as
+    /// the authority answered): until a sync that started after it confirms, every decision
     /// confirms, whatever the tier, so the isolate that took a change answers with it at once.
-    pub pushed: bool,
+    /// (A sync that started before it may end after it, with the head from before the push:
+    /// that one does not count.)
+    pub pushed_at: Option<f64>,
     last_used: f64,
 }
 
@@ -40,19 +43,21 @@ impl Edge {
     /// does a tier configured with a reuse of 0, nor any after this isolate relayed a push.
     pub fn may_reuse(&self, tier: Tier, reuse_ms: f64, now_ms: f64) -> bool {
         tier != Tier::High
-            && !self.pushed
+            && self.pushed_at.is_none()
             && reuse_ms > 0.0
             && self
                 .confirmation_age(now_ms)
                 .is_some_and(|age| age <= reuse_ms)
     }
 
-    /// Records a successful sync. Syncs of concurrent requests may finish out of order: the
-    /// head and the time only move forward.
+    /// Records a successful sync that started at `now_ms`. Syncs of concurrent requests may
+    /// finish out of order: the head and the time only move forward.
     fn confirmed(&mut self, head: Head, now_ms: f64) {
         self.note_head(head);
         self.confirmed_ms = Some(self.confirmed_ms.map_or(now_ms, |t| t.max(now_ms)));
-        self.pushed = false;
+        if self.pushed_at.is_some_and(|p| now_ms > p) {
+            self.pushed_at = None;
+        }
     }
 
     /// What the authority reported, kept only if it moves the known head forward.
@@ -114,7 +119,7 @@ pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edg
             confirmed_ms: None,
             allowed: 0,
             denied: 0,
-            pushed: false,
+            pushed_at: None,
             last_used: now_ms,
         }));
         edges.insert(tenant.to_string(), e.clone());

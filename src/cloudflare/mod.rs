@@ -580,7 +580,7 @@ impl Ctx<'_> {
             .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
         let status = resp.status_code();
         if status == 200 {
-            self.edge()?.borrow_mut().pushed = true;
+            self.edge()?.borrow_mut().pushed_at = Some(Self::now_ms());
         }
         let text = resp
             .text()
