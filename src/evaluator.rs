@@ -191,13 +191,11 @@ impl Evaluator {
         })
     }
 
-    /// A *ledger*: a signed evaluator that takes and refuses messages as [`Evaluator::new`] does
-    /// (signatures, tenant, epochs, digests, the content checked in full, watermark,
-    /// `confirmed_at`) but builds no index: it holds the checked content only, about a third of
-    /// the memory. It answers no check (every one is `no_snapshot`). What only an index build
-    /// finds is left to the evaluators that replay its messages: group closures past
-    /// [`Limits::max_closure_entries`] or nested deeper than `MAX_GROUP_DEPTH`, and an index past
-    /// [`Limits::max_index_bytes`]. The Worker's Durable Object holds one.
+    /// A *ledger*: a signed evaluator that takes and refuses exactly the messages
+    /// [`Evaluator::new`] does (signatures, tenant, epochs, digests, the content checked in full:
+    /// each state's index is built, so that closures, group nesting and the memory budget are
+    /// checked too, and dropped), but keeps only the content: about a third of the memory. It
+    /// answers no check (every one is `no_snapshot`). The Worker's Durable Object holds one.
     pub fn ledger(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
         let mut ev = Self::with_keys(tenant, keys)?;
         ev.ledger = true;
@@ -360,11 +358,9 @@ impl Evaluator {
             }
         }
         self.loaded = Some(if self.ledger {
-            p.content
-                .check(&self.limits)
-                .map_err(|e| Error::InvalidSnapshot(e.to_string()))?;
-            let mut content = p.content;
-            content.shrink_to_fit();
+            // Built to be checked as an edge checks it (closures, nesting, the memory budget),
+            // then taken down to its content.
+            let content = self.build(p.content)?.into_content();
             let digest = crate::digest::digest(&content);
             Loaded {
                 epoch: p.epoch,
@@ -438,11 +434,10 @@ impl Evaluator {
                     held: None,
                 });
             };
-            let mut content = crate::patch::apply(held, &p.ops)?;
-            content
-                .check(&self.limits)
-                .map_err(|e| Error::InvalidDelta(e.to_string()))?;
-            content.shrink_to_fit();
+            let content = crate::patch::apply(held, &p.ops)?;
+            let content = Index::build(content, &self.limits)
+                .map_err(|e| Error::InvalidDelta(e.to_string()))?
+                .into_content();
             if crate::digest::digest(&content) != digest {
                 return Err(mismatch());
             }

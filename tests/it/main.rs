@@ -15,6 +15,7 @@ mod common;
 mod conformance;
 mod diff;
 mod hostile;
+mod limits;
 mod model_errors;
 mod mutations;
 mod props;
