@@ -39,6 +39,10 @@ function tenants() {
     { users: 10_000, groups: 500, docs: 10_000, assignments: 20_000 },
     { users: 50_000, groups: 2500, docs: 50_000, assignments: 100_000 },
     { users: 100_000, groups: 5000, docs: 100_000, assignments: 200_000 },
+    // The largest of this shape under the edge's memory budget (max_index_bytes, 36 MiB).
+    { users: 108_000, groups: 5400, docs: 108_000, assignments: 216_000 },
+    // Past it: refused at compile time.
+    { users: 120_000, groups: 6000, docs: 120_000, assignments: 240_000 },
     { users: 200_000, groups: 10_000, docs: 200_000, assignments: 400_000 },
   ];
 }

@@ -10,7 +10,8 @@
 # revocations, tiers, restarts, logs) and against `wrangler dev`; then the origin's publisher against
 # two Workers (revocations, grants, an edge down, crashes at each step, --watch, the big group) and
 # its propagation benchmark once; and the admin preview page (build/assets/admin) in headless
-# Chromium, served by the Worker under /admin (screenshots in target/admin-screenshots/).
+# Chromium, served by the Worker under /admin (screenshots in target/admin-screenshots/); the Worker's
+# limits and fault drills in workerd; the scale benchmark and the soak once each, quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -83,5 +84,9 @@ grep -A 12 '^### Targets' target/bench-publish.md || tail -n 20 target/bench-pub
 say "the scale benchmark once, quick (a small tenant natively, in Node and in workerd)"
 node bench/scale.mjs --quick > target/bench-scale.md
 cat target/bench-scale.md
+
+say "the soak once, quick (30 s of mixed tiers against wrangler dev while the origin revokes and grants; exits 1 on an error, a wrong answer or a stale allow)"
+node bench/soak.mjs --quick --no-build > target/soak-quick.md
+cat target/soak-quick.md
 
 say "all tests passed"

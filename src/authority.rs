@@ -177,7 +177,8 @@ impl Authority {
     ///
     /// The log after the holder's epoch (all of it when that epoch is not in the log), and the
     /// watermark and latest messages when the holder lacks what they set. Those two go *first*
-    /// when the log does not hold them: a delta they carry was not applied by the authority
+    /// when the suffix does not hold them: when they are not in the log at all, a delta they
+    /// carry was not applied by the authority
     /// (a gap when they arrived), so they must reach the holder before the log moves it to the
     /// delta's base epoch, or the holder would apply the delta that the authority did not and
     /// get ahead of it. For the same reason they are not sent again to a holder that has taken
@@ -194,7 +195,10 @@ impl Authority {
         let wants_watermark = holder.is_none_or(|h| h.watermark < head.watermark);
         let wants_confirmation = holder.is_none_or(|h| h.confirmed_at < head.confirmed_at);
         let suffix = self.log.get(start..).unwrap_or(&[]);
-        let in_log = |m: &[u8]| self.log.iter().any(|(_, b)| b.as_slice() == m);
+        // Sent with the suffix anyway. One earlier in the log than the holder's epoch is sent
+        // again when the holder lacks what it set: a snapshot re-pushed to an authority that
+        // lost its store is the latest confirmation of an epoch the holder already has.
+        let in_suffix = |m: &[u8]| suffix.iter().any(|(_, b)| b.as_slice() == m);
         let mut out: Vec<&[u8]> = Vec::with_capacity(suffix.len() + 2);
         for (wanted, extra) in [
             (wants_watermark, self.raised_by.as_deref()),
@@ -203,7 +207,7 @@ impl Authority {
                 self.latest.as_ref().map(|(_, b)| b.as_slice()),
             ),
         ] {
-            if let Some(m) = extra.filter(|m| wanted && !in_log(m) && !out.contains(m)) {
+            if let Some(m) = extra.filter(|m| wanted && !in_suffix(m) && !out.contains(m)) {
                 out.push(m);
             }
         }

@@ -207,3 +207,28 @@ fn a_skipped_carried_delta_is_skipped_by_isolates_too() {
     }
     assert_eq!(a.head().epoch, Some(4));
 }
+
+/// An authority that lost its store and took the same snapshot again, newly issued: an isolate
+/// that holds that epoch from before gets the snapshot again, for its confirmation, and reaches
+/// the authority's `confirmed_at` (it would otherwise fail closed until the next heartbeat).
+#[test]
+fn a_holder_of_the_epoch_gets_a_newer_confirmation_from_the_same_snapshot() {
+    let k = test_key();
+    let mut before = authority();
+    before
+        .push_snapshot(&compile_snapshot(&example(), 2, 1_000, &k).unwrap())
+        .unwrap();
+    let mut ev = isolate();
+    replay(&mut ev, &before.catch_up(None));
+    assert_eq!(ev.confirmed_at(), Some(1_000));
+
+    let mut lost = authority();
+    let again = compile_snapshot(&example(), 2, 5_000, &k).unwrap();
+    lost.push_snapshot(&again).unwrap();
+    let msgs = lost.catch_up(held(&ev));
+    assert_eq!(msgs, vec![again.as_slice()]);
+    replay(&mut ev, &msgs);
+    same_state(&lost, &ev);
+    // Caught up: nothing more to send.
+    assert!(lost.catch_up(held(&ev)).is_empty());
+}

@@ -6,7 +6,12 @@
 //   `restart()` disposes of the runtime and starts a new one on the same persistence. With
 //   `isolates: n`, n copies of the Worker (separate isolates, each with its own memory) share one
 //   Durable Object namespace, as a Worker's isolates around the world share it. With `assets`,
-//   build/assets (the admin page under /admin) is served in front of the Worker.
+//   build/assets (the admin page under /admin) is served in front of the Worker. With
+//   `authority` (a Miniflare Durable Object designator, e.g. `{className, scriptName}`), every
+//   isolate's AUTHORITY binding points there instead of at the Worker's own TenantAuthority, and
+//   `workers` (more Miniflare worker options) run beside the Worker in the same runtime, e.g. a
+//   proxy in front of the real TenantAuthority (tests/js/faulty-authority.mjs);
+//   `worker(name).fetch(path, init)` reaches one of them and answers as `fetch` does.
 // - `origin()`: a key pair and helpers that sign what the origin would push for a model.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -49,7 +54,7 @@ export function model(edit = () => {}) {
   return m;
 }
 
-export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false } = {}) {
+export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false, authority, workers = [] } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
   const worker = (i) => ({
@@ -62,7 +67,7 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     ],
     compatibilityDate: '2026-04-01',
     durableObjects: {
-      AUTHORITY: { className: 'TenantAuthority', useSQLite: true, ...(i > 0 ? { scriptName: 'edge0' } : {}) },
+      AUTHORITY: authority ?? { className: 'TenantAuthority', useSQLite: true, ...(i > 0 ? { scriptName: 'edge0' } : {}) },
     },
     bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
     // With `assets`, the static assets of wrangler.toml's [assets] (build/assets: the admin page
@@ -70,7 +75,7 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     ...(assets && i === 0 ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true } } } : {}),
   });
   const options = () => ({
-    workers: Array.from({ length: isolates }, (_, i) => worker(i)),
+    workers: [...Array.from({ length: isolates }, (_, i) => worker(i)), ...workers],
     ...(persist ? { durableObjectsPersist: persist } : {}),
     // With a port, the Worker also listens on 127.0.0.1 (kept across restarts).
     ...(port !== undefined ? { host: '127.0.0.1', port } : {}),
@@ -91,6 +96,16 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
   let mf = new Miniflare(options());
   let disposed = false;
   const ready = await mf.ready;
+  const answer = async (res) => {
+    const body = Buffer.from(await res.arrayBuffer()).toString('utf8');
+    let json;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, body, json };
+  };
   const edge = {
     logs,
     /** The listening URL (with `port`), e.g. http://127.0.0.1:8788. */
@@ -98,14 +113,13 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     async fetch(p, init = {}, isolate = 0) {
       const url = `http://127.0.0.1${p}`;
       const res = isolate === 0 ? await mf.dispatchFetch(url, init) : await (await mf.getWorker(`edge${isolate}`)).fetch(url, init);
-      const body = Buffer.from(await res.arrayBuffer()).toString('utf8');
-      let json;
-      try {
-        json = JSON.parse(body);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.status, headers: res.headers, body, json };
+      return answer(res);
+    },
+    /** One of `workers` by its name: `fetch(path, init)` answers as `edge.fetch` does. */
+    worker(name) {
+      return {
+        fetch: async (p, init = {}) => answer(await (await mf.getWorker(name)).fetch(`http://127.0.0.1${p}`, init)),
+      };
     },
     async restart() {
       if (!disposed) await mf.dispose();
