@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fuzz targets of fuzz/ (cargo fuzz, libFuzzer with AddressSanitizer), one per decoder and
-# parser: snapshot, delta, watermark, model_json, request_line, worker_body.
+# parser: snapshot, delta, watermark, model_json, request_line, worker_body, list_query.
 #
 #   scripts/fuzz.sh run [SECONDS] [TARGET...]   # each target for SECONDS (default 60), all by default
 #   scripts/fuzz.sh replay                      # every seed and regression case once, no fuzzing
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(snapshot delta watermark model_json request_line worker_body)
+TARGETS=(snapshot delta watermark model_json request_line worker_body list_query)
 export RUSTC_BOOTSTRAP=1
 
 ensure_cargo_fuzz() {
@@ -59,7 +59,7 @@ seeds)
   W=$(mktemp -d)
   trap 'rm -rf "$W"' EXIT
   rm -rf "$S"
-  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body}
+  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query}
   python3 -c 'import base64; print(base64.b64encode(bytes([7] * 32)).decode())' > "$W/key"
   T=1700000000000
   # Models: the example, edits of it (each a kind of change), the conformance suite's models,
@@ -103,6 +103,10 @@ seeds)
   printf '%s' '{"subject":"user:alice","action":"read","resource":"doc:roadmap","context":{"now":1800000000000}}' > "$S/worker_body/check-context"
   printf '%s' '{"requests":[["user:alice","read","doc:roadmap"],["user:mallory","read","org:acme"],["group:eng","export","workspace:eng"]]}' > "$S/worker_body/check-many"
   printf '%s' '{"requests":[["user:alice","export","doc:roadmap"]],"context":{"now":1700000000000}}' > "$S/worker_body/check-many-context"
+  printf '%s' 'n1700000000000' > "$S/list_query/now"
+  printf '%s\n%s' 'x' 'c{"now":1800000000000}' > "$S/list_query/context"
+  printf '%s\n%s' 'n5' 'c{"now":5}' > "$S/list_query/both"
+  printf '%s\n%s' 'x' 'c{"then":1}' > "$S/list_query/bad-context"
   find "$S" -type f | wc -l | xargs printf '%s seed files in tests/fuzz/seeds\n'
   ;;
 replay)

@@ -140,7 +140,7 @@ pub struct Evaluator {
     tenant: String,
     keys: Vec<PublicKey>,
     preview: bool,
-    /// Keeps epochs and digests only (see [`Evaluator::ledger`]).
+    /// Keeps the content, and no index (see [`Evaluator::ledger`]).
     ledger: bool,
     /// This host's clock, when set: messages issued past it by more than the tolerance are
     /// refused (see [`Evaluator::set_clock`]).

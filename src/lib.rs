@@ -50,7 +50,7 @@ pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, Resour
 pub use names::{Names, Resources};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use requests::{
-    parse_body, parse_request_line, BodyError, CheckBody, CheckManyBody, RequestLine,
+    list_time, parse_body, parse_request_line, BodyError, CheckBody, CheckManyBody, RequestLine,
 };
 pub use state::{AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};

@@ -1,7 +1,9 @@
 //! The request shapes the shells read, parsed here once so that every shell reads them the same
 //! way and the fuzzers reach them natively (`fuzz/`):
 //! - a request line of the command line's `check --requests` (contract section 7);
-//! - the bodies of the Worker's `POST /v1/{tenant}/check` and `check-many` (section 6).
+//! - the bodies of the Worker's `POST /v1/{tenant}/check` and `check-many` (section 6);
+//! - the time of the Worker's listings, `GET .../resources` and `.../subjects` (`now=` or
+//!   `context=`).
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -89,6 +91,21 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     serde_json::from_value(value).map_err(|e| BodyError::Shape(e.to_string()))
 }
 
+/// The time of a listing from its query's `now` and `context` values (percent-decoded):
+/// `now=<ms>`, or `context=<the JSON context of a check>`, or neither (`Ok(None)`: the host's
+/// clock). Anything else, both included, is malformed (`Err(())`: `invalid_request`, as for a
+/// check).
+#[allow(clippy::result_unit_err)]
+pub fn list_time(now: Option<&str>, context: Option<&str>) -> Result<Option<u64>, ()> {
+    let context = match (now, context) {
+        (None, None) => return Ok(None),
+        (Some(n), None) => serde_json::json!({ "now": n.parse::<u64>().map_err(|_| ())? }),
+        (None, Some(c)) => serde_json::from_str(c).map_err(|_| ())?,
+        (Some(_), Some(_)) => return Err(()),
+    };
+    crate::context_now(Some(&context))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +153,26 @@ mod tests {
             parse_body::<CheckManyBody>(br#"{"requests":[["s","a"]]}"#),
             Err(BodyError::Shape(_))
         ));
+    }
+
+    #[test]
+    fn list_times() {
+        assert_eq!(list_time(None, None), Ok(None));
+        assert_eq!(list_time(Some("1700"), None), Ok(Some(1700)));
+        assert_eq!(list_time(None, Some(r#"{"now":5}"#)), Ok(Some(5)));
+        assert_eq!(list_time(None, Some("{}")), Ok(None));
+        assert_eq!(list_time(None, Some("null")), Ok(None));
+        for (n, c) in [
+            (Some("-1"), None),
+            (Some("1.5"), None),
+            (Some(""), None),
+            (Some("9007199254740992"), None),
+            (None, Some(r#"{"now":"5"}"#)),
+            (None, Some(r#"{"then":5}"#)),
+            (None, Some("[")),
+            (Some("5"), Some(r#"{"now":5}"#)),
+        ] {
+            assert_eq!(list_time(n, c), Err(()), "{n:?} {c:?}");
+        }
     }
 }

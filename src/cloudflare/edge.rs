@@ -192,7 +192,7 @@ async fn within<T>(
     f: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     use futures_util::future::{select, Either};
-    let delay = worker::Delay::from(std::time::Duration::from_millis(ms));
+    let delay = worker::Delay::from(core::time::Duration::from_millis(ms));
     match select(std::pin::pin!(f), delay).await {
         Either::Left((out, _)) => out,
         Either::Right(_) => Err(ApiError::unavailable(format!(

@@ -460,19 +460,7 @@ impl Ctx<'_> {
         let who = need(if resources { "subject" } else { "resource" })?;
         // The time: `now=<ms>`, or `context=<the JSON context of a check>`; as for a check, a
         // malformed one is `invalid_request`.
-        let context = match (q("now"), q("context")) {
-            (Some(n), None) => Some(
-                n.parse::<u64>()
-                    .map(|n| serde_json::json!({ "now": n }))
-                    .unwrap_or(serde_json::Value::Bool(false)),
-            ),
-            (None, Some(c)) => {
-                Some(serde_json::from_str(&c).unwrap_or(serde_json::Value::Bool(false)))
-            }
-            (None, None) => None,
-            (Some(_), Some(_)) => Some(serde_json::Value::Bool(false)),
-        };
-        let now = crate::context_now(context.as_ref());
+        let now = crate::list_time(q("now").as_deref(), q("context").as_deref());
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
         self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
