@@ -12,6 +12,8 @@
 //   `workers` (more Miniflare worker options) run beside the Worker in the same runtime, e.g. a
 //   proxy in front of the real TenantAuthority (tests/js/faulty-authority.mjs);
 //   `worker(name).fetch(path, init)` reaches one of them and answers as `fetch` does.
+//   With `clocked`, each isolate runs tests/js/clocked-worker.mjs in front of the built Worker, and
+//   `setClock(ms)` sets the host's clock of every isolate (and so of the Durable Object).
 // - `origin()`: a key pair and helpers that sign what the origin would push for a model.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -54,13 +56,17 @@ export function model(edit = () => {}) {
   return m;
 }
 
-export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false, authority, workers = [] } = {}) {
+export const CLOCKED = path.join(REPO_DIR, 'tests/js/clocked-worker.mjs');
+
+export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false, authority, workers = [], clocked = false } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
   const worker = (i) => ({
     name: `edge${i}`,
     modules: true,
-    scriptPath: BUILD,
+    // With `clocked`, tests/js/clocked-worker.mjs in front of the built Worker: the test sets the
+    // host's clock (`edge.setClock`).
+    ...(clocked ? { scriptPath: CLOCKED, modulesRoot: REPO_DIR } : { scriptPath: BUILD }),
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js'] },
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
@@ -114,6 +120,13 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
       const url = `http://127.0.0.1${p}`;
       const res = isolate === 0 ? await mf.dispatchFetch(url, init) : await (await mf.getWorker(`edge${isolate}`)).fetch(url, init);
       return answer(res);
+    },
+    /** With `clocked`: sets every isolate's clock to `ms` (null: the real clock). */
+    async setClock(ms) {
+      for (let i = 0; i < isolates; i++) {
+        const r = await edge.fetch(`/__test/clock?ms=${ms ?? ''}`, {}, i);
+        assert.equal(r.status, 200, `the test clock of isolate ${i}: ${r.body}`);
+      }
     },
     /** One of `workers` by its name: `fetch(path, init)` answers as `edge.fetch` does. */
     worker(name) {

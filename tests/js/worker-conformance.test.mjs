@@ -4,7 +4,10 @@
 // the `context` query parameter, pushes through `PUT snapshot` / `POST delta` / `POST watermark`,
 // and `GET status`. Same comparison rules as conformance.test.mjs. The Worker confirms with its
 // Durable Object on every request here (CONFIRM_REUSE_MS_* = 0), so its answers must equal the
-// evaluator's exactly.
+// evaluator's exactly. A step's `clock` is set as the host's clock of the Worker (its isolates
+// and its Durable Object: tests/js/clocked-worker.mjs) for that step; a push arrives at the time
+// it was issued.
+// The Worker runs with ALLOW_CONTEXT_NOW=true so that the context reaches it as the files give it.
 //
 // Not run through the Worker: 11-preview.json, whose evaluator is an unsigned preview; a Worker
 // only ever holds signed state (contract section 4), and a test below asserts it refuses to be
@@ -65,10 +68,12 @@ async function runFile(edge, file) {
       while (
         i + 1 < steps.length &&
         kindOf(steps[i + 1]) === 'check' &&
-        isDeepStrictEqual(steps[i + 1].context, step.context)
+        isDeepStrictEqual(steps[i + 1].context, step.context) &&
+        steps[i + 1].clock === step.clock
       ) {
         batch.push(++i);
       }
+      await edge.setClock(step.clock ?? null);
       const body = { requests: batch.map((j) => steps[j].check) };
       if ('context' in step) body.context = step.context;
       const r = await edge.fetch(`${base}/check-many`, {
@@ -88,6 +93,8 @@ async function runFile(edge, file) {
       });
       continue;
     }
+    // A push arrives at the time it was issued; a listing at its step's clock.
+    await edge.setClock(kind.startsWith('list_') ? (step.clock ?? null) : (step.issued_at ?? null));
     const before = await statusNow();
     let got;
     let err;
@@ -170,7 +177,8 @@ for (const file of files) {
   test(`${file} through the Worker`, async () => {
     // A fresh runtime per file: a fresh Durable Object and fresh isolates.
     const edge = await startEdge({
-      vars: { ORIGIN_PUBLIC_KEYS: KEY.publicKey, CONFIRM_REUSE_MS_STANDARD: '0', CONFIRM_REUSE_MS_LOW: '0' },
+      vars: { ORIGIN_PUBLIC_KEYS: KEY.publicKey, CONFIRM_REUSE_MS_STANDARD: '0', CONFIRM_REUSE_MS_LOW: '0', ALLOW_CONTEXT_NOW: 'true' },
+      clocked: true,
     });
     try {
       const { cases, failures } = await runFile(edge, file);
