@@ -180,18 +180,23 @@ pub enum BodyError {
     TooMany { limit: usize },
 }
 
-fn body_error(e: serde_json::Error) -> BodyError {
+/// `invalid_json` when the body is not JSON at all (even where the parser met a wrong shape
+/// first: `{"x":1}{`), else `invalid_body`.
+fn body_error(bytes: &[u8], e: serde_json::Error) -> BodyError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => BodyError::NotJson(e.to_string()),
-        Category::Data => BodyError::Shape(e.to_string()),
+        Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(syntax) => BodyError::NotJson(syntax.to_string()),
+            Ok(_) => BodyError::Shape(e.to_string()),
+        },
     }
 }
 
 /// A JSON body as `T`, read straight from the bytes (no intermediate value); an object that names
 /// a field twice is refused.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
-    serde_json::from_slice(bytes).map_err(body_error)
+    serde_json::from_slice(bytes).map_err(|e| body_error(bytes, e))
 }
 
 /// The body of `check-many`, refused with [`BodyError::TooMany`] as soon as its list passes
@@ -206,7 +211,7 @@ pub fn parse_check_many(bytes: &[u8], max: usize) -> Result<CheckManyBody, BodyE
         if over.get() {
             BodyError::TooMany { limit: max }
         } else {
-            body_error(e)
+            body_error(bytes, e)
         }
     })
 }
@@ -364,10 +369,20 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        assert!(matches!(
-            parse_check_many(br#"{"requests":[["s","a","r"]]"#, 10),
-            Err(BodyError::NotJson(_))
-        ));
+        for not_json in [
+            &br#"{"requests":[["s","a","r"]]"#[..],
+            br#"{"a":1}{"b":2}"#,
+            br#"{"requests":[["s","a"]],}"#,
+        ] {
+            assert!(matches!(
+                parse_check_many(not_json, 10),
+                Err(BodyError::NotJson(_))
+            ));
+            assert!(matches!(
+                parse_body::<CheckBody>(not_json),
+                Err(BodyError::NotJson(_))
+            ));
+        }
     }
 
     /// A key named twice could be read one way by a gateway and another by the edge: refused

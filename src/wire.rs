@@ -322,13 +322,18 @@ pub fn peek(
     }
     let head = head.get(..total.min(head.len())).unwrap_or(head);
     let truncated = || malformed("envelope", "truncated header");
-    let (found, prefix, rest) = header(head)?;
-    if found != kind {
-        return Err(Error::WrongKind {
-            expected: kind.as_str(),
-            found: found.as_str(),
-        });
+    // Not even the magic bytes and a known kind: not an edge-authz message at all.
+    match MessageKind::of(head) {
+        None => return Err(Error::BadMagic),
+        Some(found) if found != kind => {
+            return Err(Error::WrongKind {
+                expected: kind.as_str(),
+                found: found.as_str(),
+            })
+        }
+        Some(_) => {}
     }
+    let (_, prefix, rest) = header(head)?;
     let (key_id, signature, payload_len, mut payload) = envelope_head(rest).map_err(|e| {
         // A header cut short by `head` is not a malformed message: the caller gave too little.
         if head.len() < total {

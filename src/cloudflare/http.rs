@@ -2,7 +2,6 @@
 //! `[vars]` of `wrangler.toml` and secrets), bearer tokens, CORS for the read endpoints, and
 //! request bodies read under a limit.
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{js_sys, wasm_bindgen, web_sys, Env, Headers, Request, Response};
 
@@ -475,26 +474,11 @@ fn declared_length(req: &Request, limit: usize) -> Result<Option<usize>, ApiErro
 }
 
 /// The request's body, refused with 413 past `limit` bytes (by its `Content-Length` before
-/// reading anything, and by what arrived otherwise) and with 415 when its media type is not
-/// `want`.
+/// reading anything, and by what arrived otherwise: a chunked body is refused as soon as it passes
+/// the limit, never held whole) and with 415 when its media type is not `want`. It is gathered
+/// in JavaScript and copied into wasm memory once, at its exact size.
 pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
-    media_type(req, want)?;
-    let declared = declared_length(req, limit)?;
-    // Read as a stream and stop at the limit: a chunked body (no Content-Length) is refused as
-    // soon as it passes the limit, never held whole.
-    let Ok(mut stream) = req.stream() else {
-        return Ok(Vec::new()); // no body at all
-    };
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_body("the body could not be read"))?;
-        let size = bytes.len().saturating_add(chunk.len());
-        if size > limit {
-            return Err(too_large(size, limit));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+    Ok(js_body(req, want, limit).await?.to_vec())
 }
 
 /// The request's body as a JavaScript `Uint8Array`, never copied into this module's wasm

@@ -564,9 +564,10 @@ impl Ctx<'_> {
         let total = body.length() as usize;
         let mut head = vec![0u8; total.min(crate::PEEK_BYTES)];
         body.subarray(0, head.len() as u32).copy_to(&mut head);
+        let core = crate::Limits::default();
         let limits = crate::Limits {
-            max_message_bytes: limit,
-            ..crate::Limits::default()
+            max_message_bytes: limit.min(core.max_message_bytes),
+            ..core
         };
         let keys = self.config.public_keys()?;
         let peeked = crate::peek(&head, total, kind, self.tenant, &keys, &limits)

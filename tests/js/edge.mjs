@@ -28,6 +28,10 @@ export const ASSETS = path.join(REPO_DIR, 'build/assets');
 export const EXAMPLE = JSON.parse(readFileSync(path.join(REPO_DIR, 'examples/acme.json'), 'utf8'));
 export const JSON_TYPE = { 'content-type': 'application/json' };
 export const MSGPACK = { 'content-type': 'application/msgpack' };
+// For suites whose requests name their decision time (`context.now`, a listing's `now=`): a
+// Worker refuses such a request unless ALLOW_CONTEXT_NOW is set, and even then the time moves only
+// expiry, never the freshness clock (worker-security.test.mjs tests both).
+export const WHAT_IF = { ALLOW_CONTEXT_NOW: 'true' };
 
 export function tempDir(prefix = 'edge-authz-worker-') {
   return mkdtempSync(path.join(tmpdir(), prefix));

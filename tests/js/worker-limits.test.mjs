@@ -19,7 +19,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, sign as edSign } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { client, model, origin, startEdge } from './edge.mjs';
+import { client, model, origin, startEdge, WHAT_IF } from './edge.mjs';
 
 const MIB = 1024 * 1024;
 
@@ -118,7 +118,7 @@ describe('MAX_TENANTS: 32 tenants decoded per isolate, the least recently used d
   const c = (t) => client(edge, { tenant: t });
 
   before(async () => {
-    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
   });
   after(async () => {
     await edge?.dispose();
@@ -170,7 +170,7 @@ describe('limit variables: not a number is 500 misconfigured on every /v1 route'
   for (const name of ['MAX_CHECK_BYTES', 'MAX_BATCH_BYTES', 'MAX_BATCH', 'MAX_SNAPSHOT_BYTES', 'MAX_MESSAGE_BYTES']) {
     test(`${name}=ten`, async () => {
       const o = origin();
-      const edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, [name]: 'ten' } });
+      const edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey, [name]: 'ten' } });
       try {
         const c = client(edge);
         for (const res of [
@@ -199,7 +199,7 @@ describe('limits past the Worker: the authority applies the core limits itself',
 
   before(async () => {
     // Body limits raised past the core's 64 MiB per message.
-    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, MAX_SNAPSHOT_BYTES: String(100 * MIB), MAX_MESSAGE_BYTES: String(100 * MIB) } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey, MAX_SNAPSHOT_BYTES: String(100 * MIB), MAX_MESSAGE_BYTES: String(100 * MIB) } });
     c = client(edge);
     assert.deepEqual(assertOk(await c.push('snapshot', o.snapshot(model(), 1))), { epoch: 1 });
   });
@@ -247,7 +247,7 @@ describe('MAX_CLOCK_SKEW_MS (1 s): the authority refuses a message issued furthe
   const M2 = model((m) => m.assignments.push({ principal: 'user:bob', role: 'viewer', resource: 'org:acme' }));
 
   before(async () => {
-    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
     c = client(edge);
     assert.deepEqual(assertOk(await c.push('snapshot', o.snapshot(model(), 1))), { epoch: 1 });
   });
@@ -287,7 +287,7 @@ describe('group nesting past MAX_GROUP_DEPTH (255): no isolate answers from it',
   });
 
   before(async () => {
-    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey }, isolates: 2 });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey }, isolates: 2 });
   });
   after(async () => {
     await edge?.dispose();

@@ -3,7 +3,7 @@
 // same persistence, decision logs and their sampling, and the per-isolate counters.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, model, origin, startEdge, tempDir } from './edge.mjs';
+import { client, model, origin, startEdge, tempDir, WHAT_IF } from './edge.mjs';
 
 // The example model, and the same with alice's admin assignment removed (a revocation).
 const BEFORE = model();
@@ -41,7 +41,7 @@ describe('the revocation path, with checks running', () => {
   let c;
   before(async () => {
     o = origin();
-    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
     c = client(edge);
   });
   after(() => edge.dispose());
@@ -192,7 +192,7 @@ describe('restart on the same persistence', () => {
   test('the Worker comes back at the same epoch and watermark and answers identically', async () => {
     const o = origin();
     const persist = tempDir();
-    const edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey }, persist });
+    const edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey }, persist });
     try {
       const c = client(edge);
       const grown = model((m) => m.memberships.push({ member: 'user:bob', group: 'group:eng' }));
@@ -237,7 +237,7 @@ describe('restart on the same persistence', () => {
 describe('decision logs', () => {
   test('one JSON line per decision with every field; counters for allowed and denied', async () => {
     const o = origin();
-    const edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
+    const edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey } });
     try {
       const c = client(edge);
       await c.push('snapshot', o.snapshot(BEFORE, 1));
@@ -275,7 +275,7 @@ describe('decision logs', () => {
   test('sampling: allowed and denied at their own rates, counted either way', async () => {
     const o = origin();
     const edge = await startEdge({
-      vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, LOG_SAMPLE_ALLOWED: '0', LOG_SAMPLE_DENIED: '0.5' },
+      vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey, LOG_SAMPLE_ALLOWED: '0', LOG_SAMPLE_DENIED: '0.5' },
     });
     try {
       const c = client(edge);
