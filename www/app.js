@@ -596,7 +596,7 @@ function workerTarget() {
   }
   if (url.origin === location.origin) return { base, origin: url.origin };
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw coded('insecure_url', `${url.origin} is not https: the token would cross the network in clear ` +
+    throw coded('insecure_url', `${url.origin} is not https: a token would cross the network in clear ` +
       '(plain http only reaches a Worker on this machine)');
   }
   return { base, origin: url.origin };

@@ -7,17 +7,20 @@
 // - the page working in full under that policy with no violation, and refusing an inline script;
 // - another origin's page cannot frame it;
 // - a `?worker=` link to another origin gets no token (a server here records every request and
-//   its Authorization header) until the administrator confirms that origin.
+//   its Authorization header) until the administrator confirms that origin (the warning's
+//   screenshot: target/admin-screenshots/9-cross-origin.png).
 // Every server binds 127.0.0.1 and is stopped in `after`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { EXAMPLE, origin, startEdge, tempDir, ASSETS } from './edge.mjs';
 import { launchChromium, openPage, serveStatic } from './hosts.mjs';
+import { REPO_DIR } from './pkg.mjs';
 
 const TOKEN = 'admin-security-token';
+const SHOTS = path.join(REPO_DIR, 'target/admin-screenshots');
 const LONG_LIVED = { ...structuredClone(EXAMPLE), freshness: { low: 600_000, standard: 600_000, high: 600_000 } };
 
 let edge;
@@ -262,6 +265,8 @@ test('a ?worker= link to another origin gets no token until the administrator co
   // Said from the start, under the Worker row, too.
   assert.ok(await page.isVisible('#worker-elsewhere'));
   assert.equal(await page.textContent('#worker-elsewhere-origin'), other.base);
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, '9-cross-origin.png') });
   // Declined: still nothing sent, and nothing connected.
   await page.click('#cancel-origin');
   assert.equal(await page.$eval('#cross-origin', (d) => d.hidden), true);
