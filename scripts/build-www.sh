@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Assembles the admin preview page (www/) with the npm package's browser build and the example
-# model into build/assets/admin/: the folder the Worker serves as static assets under /admin
+# model into build/assets/admin/, and its response headers (www/_headers) into
+# build/assets/_headers: the folder the Worker serves as static assets under /admin
 # (wrangler.toml, [assets]), in `wrangler dev` as deployed, and in the tests. Needs pkg/dist
 # (scripts/build-pkg.sh, run when it is missing or stale). Cheap: it copies a handful of files each time.
 set -euo pipefail
@@ -11,6 +12,9 @@ out=build/assets/admin
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/pkg/src" "$out/pkg/dist" "$out/examples"
 cp www/index.html www/app.js www/style.css "$out/"
+# Its response headers (the Content-Security-Policy, no framing, ...) for the paths under /admin:
+# Cloudflare and wrangler dev read _headers at the root of the assets directory.
+cp www/_headers build/assets/_headers
 cp www/lib/*.js "$out/lib/"
 cp pkg/src/web.mjs pkg/src/api.js pkg/src/internal.js "$out/pkg/src/"
 cp pkg/dist/edge_authz.js pkg/dist/edge_authz_bg.wasm "$out/pkg/dist/"

@@ -1,6 +1,10 @@
 // The admin preview page: loads a model (or connects to a Worker) and wires the four views.
 // No framework: the page is the npm package's browser build, these modules and one stylesheet.
-import * as api from 'edge-authz';
+// Served under a strict Content-Security-Policy (www/_headers, and index.html's <meta>): no inline
+// script or style, so nothing here sets a `style` attribute or an inline handler (`h` sets styles
+// through the CSSOM and handlers with addEventListener), and no import map: the package's browser
+// entry is imported by its path in build/assets/admin.
+import * as api from './pkg/src/web.mjs';
 import { LocalSource, RemoteSource } from './lib/source.js';
 import { CHANGE_KINDS, describe, impact, stageChanges } from './lib/whatif.js';
 
@@ -15,6 +19,7 @@ function h(tag, attrs = {}, ...kids) {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'style') Object.assign(el.style, v); // an object: the CSSOM, which the CSP allows
     else if (k === 'class') el.className = v;
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
@@ -271,7 +276,7 @@ function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) 
     const trs = slice.map((id, i) => {
       const depth = rowKey === 'resource' && dir ? dir.depth.get(id) ?? 0 : 0;
       return h('tr', { dataset: { [rowKey]: id } },
-        h('th', { scope: 'row', style: `padding-left:${0.5 + depth}em` }, id),
+        h('th', { scope: 'row', style: { paddingLeft: `${0.5 + depth}em` } }, id),
         actions.map((a, j) => {
           const d = decisions[i * actions.length + j];
           const req = request(id, a);
@@ -564,6 +569,90 @@ function exportStaged() {
 }
 
 // -------------------------------------------------------------------------------------------
+// Connecting to a Worker. The token goes to the page's own origin without a question; to another
+// origin only once the administrator has confirmed that origin, shown in full (a `?worker=` link
+// can point the page anywhere, and the page never connects by itself). A confirmation holds for
+// the origin it named until the page is reloaded.
+
+const confirmedOrigins = new Set();
+
+/** Hosts a Worker may be reached on over plain http (on this machine), as the CSP's connect-src. */
+const LOOPBACK = new Set(['127.0.0.1', 'localhost']);
+
+function coded(code, text) {
+  const e = new Error(text);
+  e.code = code;
+  return e;
+}
+
+/** The Worker's base URL as typed (empty: this page's origin) and its origin, or throws. */
+function workerTarget() {
+  const base = $('worker-url').value.trim() || location.origin;
+  let url;
+  try {
+    url = new URL(base);
+  } catch {
+    throw coded('invalid_url', `\`${base}\` is not a URL (http://127.0.0.1:8787, https://…)`);
+  }
+  if (url.origin === location.origin) return { base, origin: url.origin };
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw coded('insecure_url', `${url.origin} is not https: a token would cross the network in clear ` +
+      '(plain http only reaches a Worker on this machine)');
+  }
+  return { base, origin: url.origin };
+}
+
+/** Shows (under the Worker row) whether the typed Worker is on another origin than the page. */
+function noteElsewhere() {
+  let origin = null;
+  try {
+    origin = workerTarget().origin;
+  } catch {
+    // Said when connecting.
+  }
+  const elsewhere = origin !== null && origin !== location.origin;
+  $('worker-elsewhere').hidden = !elsewhere;
+  $('worker-elsewhere-origin').textContent = elsewhere ? origin : '';
+}
+
+function askCrossOrigin(origin) {
+  message(null);
+  $('cross-origin-target').textContent = origin;
+  $('confirm-origin-target').textContent = origin;
+  $('cross-origin-self').textContent = location.origin;
+  $('cross-origin').dataset.origin = origin;
+  $('cross-origin').hidden = false;
+  $('cancel-origin').focus(); // Enter on the focused button declines
+}
+
+function closeCrossOrigin() {
+  $('cross-origin').hidden = true;
+  delete $('cross-origin').dataset.origin;
+}
+
+async function connect() {
+  closeCrossOrigin();
+  const { base, origin } = workerTarget();
+  const token = $('worker-token').value;
+  if (token && origin !== location.origin && !confirmedOrigins.has(origin)) {
+    askCrossOrigin(origin);
+    return;
+  }
+  const source = new RemoteSource(base, $('worker-tenant').value.trim(), token);
+  await source.status(); // fails here, before anything is replaced, when it cannot connect
+  await useSource(source, `Connected to ${source.origin}: answers come from the Worker's signed snapshot.`);
+}
+
+/** Confirms the origin the warning named, if the URL still points there, and connects. */
+async function confirmCrossOrigin() {
+  const asked = $('cross-origin').dataset.origin;
+  closeCrossOrigin();
+  if (!asked || workerTarget().origin !== asked) return;
+  confirmedOrigins.add(asked);
+  await connect();
+}
+
+// -------------------------------------------------------------------------------------------
 // Views and start.
 
 function show(view) {
@@ -582,13 +671,17 @@ function wire() {
       const f = e.target.files[0];
       if (f) await parseModel(await f.text(), f.name);
     });
-  $('connect').onclick = () =>
-    guarded(async () => {
-      const base = $('worker-url').value.trim() || location.origin;
-      const source = new RemoteSource(base, $('worker-tenant').value.trim(), $('worker-token').value);
-      await source.status(); // fails here, before anything is replaced, when it cannot connect
-      await useSource(source, `Connected to ${source.origin}: answers come from the Worker's signed snapshot.`);
-    });
+  $('connect').onclick = () => guarded(connect);
+  $('confirm-origin').onclick = () => guarded(confirmCrossOrigin);
+  $('cancel-origin').onclick = () => {
+    closeCrossOrigin();
+    message('Not connected: the token was not sent.', 'info');
+  };
+  // Another URL voids a pending question: it named the origin typed before.
+  $('worker-url').oninput = () => {
+    closeCrossOrigin();
+    noteElsewhere();
+  };
   for (const b of document.querySelectorAll('#tabs [role=tab]')) b.onclick = () => show(b.dataset.view);
   for (const which of ['subject', 'resource']) {
     const input = $(`${which}-search`);
@@ -627,6 +720,7 @@ async function start() {
   const q = new URLSearchParams(location.search);
   $('worker-url').value = q.get('worker') ?? (location.pathname.startsWith('/admin') ? location.origin : '');
   $('worker-tenant').value = q.get('tenant') ?? '';
+  noteElsewhere();
   if (q.get('model')) await guarded(() => fetchModel(q.get('model')));
   document.body.dataset.ready = 'yes';
 }

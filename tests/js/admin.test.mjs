@@ -451,6 +451,9 @@ test('hosted on another origin, the page reaches the Worker through CORS', async
   assert.equal(await page.inputValue('#worker-url'), edge.url);
   await page.fill('#worker-token', TOKEN);
   await page.click('#connect');
+  // The Worker is on another origin than the page: the token goes there once confirmed
+  // (tests/js/admin-security.test.mjs).
+  await page.click('#confirm-origin');
   await page.waitForSelector('body[data-loaded="worker"]');
   await page.fill('#subject-search', 'user:alice');
   await page.press('#subject-search', 'Enter');
@@ -468,6 +471,7 @@ test('hosted on another origin, the page reaches the Worker through CORS', async
     await p2.waitForSelector('body[data-ready="yes"]');
     await p2.fill('#worker-token', TOKEN);
     await p2.click('#connect');
+    await p2.click('#confirm-origin');
     await p2.waitForSelector('#message.error');
     assert.match(await p2.textContent('#message'), /^\[unreachable\] .*CORS_ORIGINS/);
     assert.equal(await p2.$eval('#tabs', (t) => t.hidden), true);
