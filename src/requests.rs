@@ -32,6 +32,54 @@ impl<'de> Deserialize<'de> for StrictValue {
     }
 }
 
+/// Reads JSON for its syntax alone: every string decoded (a lone surrogate escape is not JSON),
+/// nothing kept.
+#[derive(Clone, Copy)]
+struct Syntax;
+
+impl<'de> DeserializeSeed<'de> for Syntax {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Syntax {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Syntax)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Syntax)?.is_some() {
+            map.next_value_seed(Syntax)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Strict;
 
@@ -186,10 +234,13 @@ fn body_error(bytes: &[u8], e: serde_json::Error) -> BodyError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => BodyError::NotJson(e.to_string()),
-        Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Err(syntax) => BodyError::NotJson(syntax.to_string()),
-            Ok(_) => BodyError::Shape(e.to_string()),
-        },
+        Category::Data => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            match Syntax.deserialize(&mut de).and_then(|()| de.end()) {
+                Err(syntax) => BodyError::NotJson(syntax.to_string()),
+                Ok(()) => BodyError::Shape(e.to_string()),
+            }
+        }
     }
 }
 
@@ -373,6 +424,7 @@ mod tests {
             &br#"{"requests":[["s","a","r"]]"#[..],
             br#"{"a":1}{"b":2}"#,
             br#"{"requests":[["s","a"]],}"#,
+            br#"{"subject":"user:\ud800","action":"read","resource":"org:acme"}"#,
         ] {
             assert!(matches!(
                 parse_check_many(not_json, 10),

@@ -268,6 +268,10 @@ fn take<'a>(rest: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
 /// The envelope up to its payload: `[key id, signature, payload]` is a MessagePack array of a
 /// string and two binaries; this reads the key id, the signature and the payload's declared
 /// length, and returns what follows (the payload, then nothing).
+#[allow(
+    clippy::type_complexity,
+    reason = "the four parts of an envelope, named where used"
+)]
 fn envelope_head(mut rest: &[u8]) -> Result<(&str, &[u8], u32, &[u8]), Error> {
     use rmp::decode::{read_array_len, read_bin_len, read_str_len};
     let bad = |why: &str| malformed("envelope", why.to_string());
@@ -342,12 +346,6 @@ pub fn peek(
             e
         }
     })?;
-    let key = keys
-        .iter()
-        .find(|k| k.id() == key_id)
-        .cloned()
-        .ok_or_else(|| Error::UnknownKey(crate::state::shorten(key_id)))?;
-    let signature = <[u8; 64]>::try_from(signature).map_err(|_| Error::BadSignature)?;
     let payload_at = head.len() - payload.len();
     let payload_len = payload_len as usize;
     if payload_at.checked_add(payload_len) != Some(total) {
@@ -359,6 +357,12 @@ pub fn peek(
             ),
         ));
     }
+    let key = keys
+        .iter()
+        .find(|k| k.id() == key_id)
+        .cloned()
+        .ok_or_else(|| Error::UnknownKey(crate::state::shorten(key_id)))?;
+    let signature = <[u8; 64]>::try_from(signature).map_err(|_| Error::BadSignature)?;
     // The payload is an array whose first field is the tenant.
     let named = (|| {
         rmp::decode::read_array_len(&mut payload).ok()?;

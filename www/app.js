@@ -65,6 +65,13 @@ async function guarded(f) {
   }
 }
 
+/** The time a view asks its source for: the "as of" time when one is set, else none (the source
+ * decides at its own clock; a Worker refuses a request that names its time unless it allows
+ * what-ifs, ALLOW_CONTEXT_NOW). */
+function asked(now) {
+  return $('asof').value ? now : undefined;
+}
+
 /** The "as of" time in Unix ms (now when empty). */
 function asOf() {
   const v = $('asof').value;
@@ -271,7 +278,7 @@ function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) 
     const visible = filter ? rows.filter((r) => r.toLowerCase().includes(filter)) : rows;
     const slice = visible.slice(page * PAGE, (page + 1) * PAGE);
     const requests = slice.flatMap((id) => actions.map((a) => request(id, a)));
-    const decisions = await state.source.checkMany(requests, now);
+    const decisions = await state.source.checkMany(requests, asked(now));
     const dir = state.source.directory;
     const trs = slice.map((id, i) => {
       const depth = rowKey === 'resource' && dir ? dir.depth.get(id) ?? 0 : 0;
@@ -324,7 +331,7 @@ async function openSubject(subject) {
   const started = performance.now();
   const now = asOf();
   const src = state.source;
-  const perms = await src.permissionsOf(subject, now);
+  const perms = await src.permissionsOf(subject, asked(now));
   const dir = src.directory;
   const rows = [...perms.keys()];
   if (dir) rows.sort((a, b) => (dir.order.get(a) ?? 0) - (dir.order.get(b) ?? 0));
@@ -334,7 +341,7 @@ async function openSubject(subject) {
   if (rows.length === 0) {
     const a = src.actions()[0]?.name ?? 'read';
     const r = dir?.resources[0] ?? 'org:x';
-    const [d] = await src.checkMany([[subject, a, r]], now);
+    const [d] = await src.checkMany([[subject, a, r]], asked(now));
     // The reason that holds for every resource (a Worker's probe resource may not exist).
     const general = ['suspended', 'invalid_request', 'stale_snapshot', 'no_snapshot'].includes(d.reason);
     note = `${subject} may do nothing here (${general ? d.reason : 'no_grant'}).`;
@@ -376,7 +383,7 @@ async function openSubject(subject) {
 async function openResource(resource) {
   const now = asOf();
   const src = state.source;
-  const access = await src.accessTo(resource, now);
+  const access = await src.accessTo(resource, asked(now));
   const rows = [...access.keys()].sort();
   const out = $('resource-out');
   await permissionTable({
@@ -417,7 +424,7 @@ async function runCheck(e) {
   const resource = $('check-resource').value.trim();
   const t = $('check-time').value;
   const now = t ? new Date(t).getTime() : asOf();
-  const [d] = await state.source.checkMany([[subject, action, resource]], now);
+  const [d] = await state.source.checkMany([[subject, action, resource]], t ? now : asked(now));
   const out = $('check-out');
   out.replaceChildren(h('p', { class: 'hint' }, `at ${fmtTime(now)}`), explain(d, [subject, action, resource]));
   out.dataset.now = String(now);

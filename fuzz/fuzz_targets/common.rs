@@ -112,3 +112,24 @@ pub fn fingerprint(ev: &Evaluator) -> String {
     }
     out
 }
+
+/// The cheap checks a Worker runs on a push before it reads the body (`peek`, on the message's
+/// first bytes) never refuse what the evaluator takes: an accepted `msg` must pass them.
+pub fn peek_agrees(kind: MessageKind, msg: &[u8], accepted: bool) {
+    let keys = [edge_authz::PublicKey::from_base64(&public_key())
+        .unwrap_or_else(|e| panic!("key: {e}"))];
+    let head = msg.get(..edge_authz::PEEK_BYTES).unwrap_or(msg);
+    let peeked = edge_authz::peek(
+        head,
+        msg.len(),
+        kind,
+        TENANT,
+        &keys,
+        &edge_authz::Limits::default(),
+    );
+    if accepted {
+        if let Err(e) = peeked {
+            panic!("peek refused ({e}) a message the evaluator took");
+        }
+    }
+}

@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let msg = common::message(MessageKind::Delta, data);
     let mut ev = common::loaded();
     let before = common::fingerprint(&ev);
-    match ev.apply_delta(&msg) {
+    let outcome = ev.apply_delta(&msg);
+    common::peek_agrees(MessageKind::Delta, &msg, outcome.is_ok());
+    match outcome {
         Ok(a) => {
             assert!(ev.epoch() >= Some(1));
             assert!(a.epoch >= 1);

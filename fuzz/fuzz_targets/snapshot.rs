@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let msg = common::message(MessageKind::Snapshot, data);
     for mut ev in [common::loaded(), common::empty()] {
         let before = common::fingerprint(&ev);
-        match ev.load_snapshot(&msg) {
+        let outcome = ev.load_snapshot(&msg);
+        common::peek_agrees(MessageKind::Snapshot, &msg, outcome.is_ok());
+        match outcome {
             Ok(_) => {
                 common::fingerprint(&ev);
             }

@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let mut ev = common::loaded();
     let before = common::fingerprint(&ev);
     let watermark = ev.watermark();
-    match ev.apply_watermark(&msg) {
+    let outcome = ev.apply_watermark(&msg);
+    common::peek_agrees(MessageKind::Watermark, &msg, outcome.is_ok());
+    match outcome {
         Ok(_) => {
             assert!(ev.watermark() >= watermark, "the watermark went down");
             common::fingerprint(&ev);

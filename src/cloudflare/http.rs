@@ -277,12 +277,10 @@ fn bearer(req: &Request, token: Option<&str>, name: &str) -> Result<(), ApiError
     }
 }
 
-/// The token of a `Bearer` credential (the scheme in any case, then one or more spaces).
+/// The token of a `Bearer` credential: the scheme in any case, one space, the token.
 fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, rest) = header.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim_start_matches(' '))
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// `CORS_ORIGINS`: the origins whose browser pages may call the read endpoints.
@@ -593,7 +591,8 @@ mod tests {
             ("Bearer abc", Some("abc")),
             ("bearer abc", Some("abc")),
             ("BEARER abc", Some("abc")),
-            ("bEaReR  abc", Some("abc")),
+            ("bEaReR abc", Some("abc")),
+            ("Bearer  abc", Some(" abc")),
             ("Basic abc", None),
             ("Bearerabc", None),
             ("", None),

@@ -713,6 +713,16 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
   let w3;
   let s3;
 
+  /** `f()` with the Worker's clock at `ms` (its freshness is judged there), then the real clock. */
+  async function atClock(ms, f) {
+    await edge.setClock(ms);
+    try {
+      return await f();
+    } finally {
+      await edge.setClock(null);
+    }
+  }
+
   /** Pushes something that must be refused with `status`/`code`, and checks nothing changed. */
   async function refused(kind, body, status, code, { headers = MSGPACK, what = kind, light = false } = {}) {
     const before = await observe(c, { light });
@@ -723,7 +733,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
   }
 
   before(async () => {
-    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: ` ${o.keys.publicKey} ,${rotated.keys.publicKey},${other.keys.publicKey}` } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: ` ${o.keys.publicKey} ,${rotated.keys.publicKey},${other.keys.publicKey}` }, clocked: true });
     c = client(edge);
     s1 = o.snapshot(M1, 1, at());
     d12 = o.delta(M1, M2, 1, 2, at()).delta;
@@ -951,7 +961,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.notEqual(s.digest, prev.digest);
     // confirmedAt: the largest issued_at among the applied messages
     assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, unpackIssuedAt(d12)));
-    assert.equal(assertOk(await c.check('user:bob', 'write', 'doc:roadmap', { now: s.confirmedAt + 1000 })).reason, 'granted');
+    assert.equal(assertOk(await atClock(s.confirmedAt + 1000, () => c.check('user:bob', 'write', 'doc:roadmap'))).reason, 'granted');
     const before = await observe(c);
     assert.deepEqual(assertOk(await c.push('delta', d12)), { epoch: 2, applied: false });
     assert.deepEqual(await observe(c), before);
@@ -987,7 +997,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.equal(s.watermark, 3);
     assert.equal(s.stale, false);
     assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, unpackIssuedAt(w3)));
-    assert.equal(assertOk(await c.check('user:alice', 'export', 'doc:roadmap', { now: s.confirmedAt + 1000 })).reason, 'suspended');
+    assert.equal(assertOk(await atClock(s.confirmedAt + 1000, () => c.check('user:alice', 'export', 'doc:roadmap'))).reason, 'suspended');
     // the delta it carried, alone: already applied
     const before = await observe(c);
     assert.deepEqual(assertOk(await c.push('delta', d23)), { epoch: 3, applied: false });
@@ -1041,7 +1051,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     const s = assertOk(await c.status());
     assert.equal(s.epoch, 8);
     assert.equal(s.stale, false);
-    assert.deepEqual(assertOk(await c.check('user:alice', 'read', 'org:acme', { now: s.confirmedAt + 1000 })), ALICE_READ_ORG(8, 7));
+    assert.deepEqual(assertOk(await atClock(s.confirmedAt + 1000, () => c.check('user:alice', 'read', 'org:acme'))), ALICE_READ_ORG(8, 7));
     await refused('snapshot', s8, 409, 'already_applied');
     await refused('delta', d23, 409, 'rollback');
   });

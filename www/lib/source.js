@@ -40,18 +40,18 @@ export class LocalSource {
 
   /** Map resource -> Set of actions `subject` may do on it at `now`. */
   async permissionsOf(subject, now) {
-    const lists = this.actions().map((a) => [a.name, this.evaluator.listResources(subject, a.name, { now })]);
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listResources(subject, a.name, at(now))]);
     return byKey(lists);
   }
 
   /** Map member -> Set of actions it may do on `resource` at `now`. */
   async accessTo(resource, now) {
-    const lists = this.actions().map((a) => [a.name, this.evaluator.listSubjects(resource, a.name, { now })]);
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listSubjects(resource, a.name, at(now))]);
     return byKey(lists);
   }
 
   async checkMany(requests, now) {
-    return this.evaluator.checkMany(requests, { now });
+    return this.evaluator.checkMany(requests, now === undefined ? undefined : { now });
   }
 
   free() {
@@ -60,6 +60,9 @@ export class LocalSource {
 }
 
 // What a Worker answers when it will not list from what it holds (contract section 3, gates 3-5).
+/** Listing options at `now` (none: the evaluator's clock). */
+const at = (now) => (now === undefined ? {} : { now });
+
 const REFUSALS = new Set(['stale_snapshot', 'freshness_exceeded', 'unknown_action']);
 
 export class RemoteSource {
@@ -122,7 +125,7 @@ export class RemoteSource {
   }
 
   async list(kind, query, now) {
-    const q = new URLSearchParams({ ...query, now: String(now) });
+    const q = new URLSearchParams(now === undefined ? query : { ...query, now: String(now) });
     return this.call(`${kind}?${q}`);
   }
 
@@ -158,7 +161,9 @@ export class RemoteSource {
   async checkMany(requests, now) {
     const out = [];
     for (let i = 0; i < requests.length; i += 500) {
-      const body = JSON.stringify({ requests: requests.slice(i, i + 500), context: { now } });
+      const body = JSON.stringify(
+        now === undefined ? { requests: requests.slice(i, i + 500) } : { requests: requests.slice(i, i + 500), context: { now } },
+      );
       const answer = await this.call('check-many', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
