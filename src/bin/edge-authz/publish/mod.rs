@@ -1016,7 +1016,9 @@ fn watch(p: &mut Publisher) -> Result<(), Fail> {
     let Some(path) = p.args.model.clone() else {
         return Ok(());
     };
-    let mut seen = fingerprint(&path).map(|(digest, _)| digest);
+    // Nothing seen yet: the first poll compares the file with the journal's content (the file
+    // may have changed since it was read).
+    let mut seen = None;
     let poll = Duration::from_millis(p.args.poll.max(10));
     loop {
         let next = p.duties()?;
