@@ -144,6 +144,8 @@ pub enum Error {
         ahead: u64,
         tolerance: u64,
     },
+    #[error("watermark {watermark} is over the largest watermark an edge follows, {limit}")]
+    WatermarkTooHigh { watermark: u64, limit: u64 },
     /// A listing refused by one of the decision gates 1 to 5; the code is the gate's reason.
     #[error("{message}")]
     Refused {
@@ -177,6 +179,7 @@ impl Error {
             Self::PreviewMode => "preview_mode",
             Self::InvalidArgument(_) => "invalid_argument",
             Self::ClockSkew { .. } => "clock_skew",
+            Self::WatermarkTooHigh { .. } => "watermark_too_high",
             Self::Refused { reason, .. } => reason.as_str(),
         }
     }

@@ -135,6 +135,45 @@ pub struct Applied {
 /// How far in this host's future a message may be issued (see [`Evaluator::set_clock`]).
 pub const MAX_CLOCK_SKEW_MS: u64 = 1_000;
 
+/// The largest epoch a message may carry: the largest integer a JavaScript number holds exactly,
+/// so that every host follows every epoch.
+pub const MAX_EPOCH: u64 = (1 << 53) - 1;
+
+/// The largest watermark a message may raise: half the epoch range. A watermark raised too far by
+/// mistake still leaves the origin room to issue a snapshot at it and go on from there.
+pub const MAX_WATERMARK: u64 = 1 << 52;
+
+/// The two times of a decision (Unix ms). The **clock** is the host's own time: it alone judges
+/// freshness (gate 4). **`now`** is the time at which assignment expiry is evaluated: a request
+/// may name it (a what-if), but it never moves the clock, so no caller makes an old state fresh.
+/// A bare `u64` converts into both (the command line's `--now`, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub clock: u64,
+    pub now: u64,
+}
+
+impl At {
+    /// The host's clock, with `now` at the same time.
+    pub fn clock(clock: u64) -> At {
+        At { clock, now: clock }
+    }
+
+    /// `now` moved to the request's time when it names one; the clock stays.
+    pub fn with_now(self, now: Option<u64>) -> At {
+        At {
+            clock: self.clock,
+            now: now.unwrap_or(self.clock),
+        }
+    }
+}
+
+impl From<u64> for At {
+    fn from(clock: u64) -> At {
+        At::clock(clock)
+    }
+}
+
 /// Holds one tenant's authorization state and answers checks against it.
 pub struct Evaluator {
     tenant: String,
@@ -336,6 +375,12 @@ impl Evaluator {
         if p.epoch == 0 {
             return Err(Error::InvalidSnapshot("epoch 0 is reserved".into()));
         }
+        if p.epoch > MAX_EPOCH {
+            return Err(Error::InvalidSnapshot(format!(
+                "epoch {} is over the largest epoch, {MAX_EPOCH}",
+                p.epoch
+            )));
+        }
         if let Some(l) = &self.loaded {
             if p.epoch < l.epoch {
                 return Err(Error::Rollback {
@@ -384,6 +429,12 @@ impl Evaluator {
             return Err(Error::InvalidDelta(format!(
                 "epoch {} is not after base epoch {}",
                 p.epoch, p.base_epoch
+            )));
+        }
+        if p.epoch > MAX_EPOCH {
+            return Err(Error::InvalidDelta(format!(
+                "epoch {} is over the largest epoch, {MAX_EPOCH}",
+                p.epoch
             )));
         }
         let base_digest = digest_bytes(&p.base_digest, "delta")?;
@@ -514,6 +565,12 @@ impl Evaluator {
         let p: WatermarkPayload = self.open(bytes, MessageKind::Watermark)?;
         self.check_tenant(&p.tenant)?;
         self.check_clock(p.issued_at)?;
+        if p.watermark > MAX_WATERMARK {
+            return Err(Error::WatermarkTooHigh {
+                watermark: p.watermark,
+                limit: MAX_WATERMARK,
+            });
+        }
         let mut outcome = None;
         let mut prepared = None;
         if let Some(inner) = &p.delta {
@@ -580,7 +637,7 @@ impl Evaluator {
         action_ok: bool,
         ids_ok: bool,
         tier: Option<Tier>,
-        now: u64,
+        clock: u64,
     ) -> Option<Reason> {
         if !action_ok || !ids_ok {
             return Some(Reason::InvalidRequest);
@@ -593,7 +650,7 @@ impl Evaluator {
         }
         // An unknown action has no tier: hold it to the strictest bound.
         let bound = ix.freshness().bound(tier.unwrap_or(Tier::High));
-        if now.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
+        if clock.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
             return Some(Reason::FreshnessExceeded);
         }
         None
@@ -604,7 +661,7 @@ impl Evaluator {
     fn gates(
         &self,
         action: &str,
-        now: u64,
+        clock: u64,
         ids_ok: impl FnOnce(&Index) -> bool,
     ) -> Result<(&Index, u32), Decision> {
         let Some((l, ix)) = self.answering() else {
@@ -613,7 +670,7 @@ impl Evaluator {
         let a = ix.action(action);
         let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(action);
-        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok(ix), tier, now) {
+        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok(ix), tier, clock) {
             return Err(self.decision(reason, Some(l.epoch), tier));
         }
         match a {
@@ -638,16 +695,16 @@ impl Evaluator {
         (l, ix): (&Loaded, &Index),
         req: &Request<'_>,
         [s, a, r]: [Option<u32>; 3],
-        now: u64,
+        at: At,
     ) -> Decision {
         let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(req.action);
         let ids_ok =
             (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
-        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok, tier, now) {
+        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok, tier, at.clock) {
             return self.decision(reason, Some(l.epoch), tier);
         }
-        let (reason, grant) = ix.decide(s, a, r, now);
+        let (reason, grant) = ix.decide(s, a, r, at.now);
         Decision {
             allowed: reason == Reason::Granted,
             reason,
@@ -664,20 +721,23 @@ impl Evaluator {
         ix.action(action).map(|a| ix.tier(a))
     }
 
-    /// Decides one request at time `now` (Unix ms). Allocation-free.
-    pub fn check(&self, req: Request<'_>, now: u64) -> Decision {
+    /// Decides one request at the times `at` (the host's clock, and the request's `now`; a bare
+    /// `u64` is both). Allocation-free.
+    pub fn check(&self, req: Request<'_>, at: impl Into<At>) -> Decision {
+        let at = at.into();
         match self.answering() {
             None => self.decision(Reason::NoSnapshot, None, None),
-            Some((l, ix)) => self.decide((l, ix), &req, Self::lookup(ix, &req), now),
+            Some((l, ix)) => self.decide((l, ix), &req, Self::lookup(ix, &req), at),
         }
     }
 
-    /// Decides many requests at one `now`, appending to `out`. Requests go through in blocks,
+    /// Decides many requests at the same times, appending to `out`. Requests go through in blocks,
     /// stage by stage (look up the names of the whole block; read its records; read their first
     /// data; decide): the reads within a stage are independent of one another, so their cache
     /// misses overlap, where one check after another would wait for each miss in turn.
-    pub fn check_many(&self, requests: &[Request<'_>], now: u64, out: &mut Vec<Decision>) {
+    pub fn check_many(&self, requests: &[Request<'_>], at: impl Into<At>, out: &mut Vec<Decision>) {
         const BLOCK: usize = 32;
+        let at = at.into();
         out.reserve(requests.len());
         let Some((l, ix)) = self.answering() else {
             out.extend(
@@ -688,15 +748,15 @@ impl Evaluator {
             return;
         };
         let mut ids = [[None; 3]; BLOCK];
-        let mut at = [(0, 0, 0); BLOCK];
+        let mut records = [(0, 0, 0); BLOCK];
         for block in requests.chunks(BLOCK) {
             for (id, req) in ids.iter_mut().zip(block) {
                 *id = Self::lookup(ix, req);
             }
-            for (a, id) in at.iter_mut().zip(&ids).take(block.len()) {
+            for (a, id) in records.iter_mut().zip(&ids).take(block.len()) {
                 *a = ix.warm_records(id[0], id[2]);
             }
-            let sink = at
+            let sink = records
                 .iter()
                 .take(block.len())
                 .fold(0, |acc, a| acc ^ ix.warm_data(*a));
@@ -705,7 +765,7 @@ impl Evaluator {
                 block
                     .iter()
                     .zip(ids)
-                    .map(|(req, ids)| self.decide((l, ix), req, ids, now)),
+                    .map(|(req, ids)| self.decide((l, ix), req, ids, at)),
             );
         }
     }
@@ -743,19 +803,20 @@ impl Evaluator {
         subject: &str,
         action: &str,
         type_filter: Option<&str>,
-        now: u64,
+        at: impl Into<At>,
     ) -> Result<Vec<String>, Error> {
+        let at = at.into();
         let mut s = None;
         let type_ok = type_filter.is_none_or(|t| is_valid_id(&format!("{t}:x")));
         let (ix, a) = self
-            .gates(action, now, |ix| {
+            .gates(action, at.clock, |ix| {
                 s = ix.subject(subject);
                 (s.is_some() || is_valid_id(subject)) && type_ok
             })
             .map_err(|d| Self::refuse(d, "resources"))?;
         match s {
             Some(s) if !ix.is_suspended(s) => Ok(ix
-                .resources_for(s, a, type_filter, now)
+                .resources_for(s, a, type_filter, at.now)
                 .into_iter()
                 .map(str::to_string)
                 .collect()),
@@ -768,18 +829,19 @@ impl Evaluator {
         &self,
         resource: &str,
         action: &str,
-        now: u64,
+        at: impl Into<At>,
     ) -> Result<Vec<String>, Error> {
+        let at = at.into();
         let mut r = None;
         let (ix, a) = self
-            .gates(action, now, |ix| {
+            .gates(action, at.clock, |ix| {
                 r = ix.resource(resource);
                 r.is_some() || is_valid_id(resource)
             })
             .map_err(|d| Self::refuse(d, "subjects"))?;
         match r {
             Some(r) => Ok(ix
-                .subjects_for(r, a, now)
+                .subjects_for(r, a, at.now)
                 .into_iter()
                 .map(str::to_string)
                 .collect()),

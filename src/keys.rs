@@ -100,6 +100,11 @@ impl PublicKey {
         STANDARD.encode(self.key.as_bytes())
     }
 
+    /// The key's 32 bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

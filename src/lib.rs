@@ -41,7 +41,8 @@ pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
 pub use evaluator::{
-    Applied, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied, MAX_CLOCK_SKEW_MS,
+    Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied,
+    MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
 };
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use index::Index;
@@ -50,7 +51,11 @@ pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, Resour
 pub use names::{Names, Resources};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use requests::{
-    list_time, parse_body, parse_request_line, BodyError, CheckBody, CheckManyBody, RequestLine,
+    list_time, parse_body, parse_check_many, parse_request_line, strict_json, BodyError, CheckBody,
+    CheckManyBody, RequestLine, StrictValue,
 };
 pub use state::{AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
-pub use wire::{inspect, sign_raw, Inspection, Limits, MessageKind, FORMAT_VERSION, MAGIC};
+pub use wire::{
+    inspect, peek, sign_raw, Inspection, Limits, MessageKind, Peeked, FORMAT_VERSION, MAGIC,
+    PEEK_BYTES,
+};

@@ -10,7 +10,7 @@ use crate::keys::SecretKey;
 use crate::wire::{
     decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload,
 };
-use crate::{Error, State};
+use crate::{Error, State, MAX_EPOCH, MAX_WATERMARK};
 
 /// A signed delta and what it does.
 #[derive(Debug, Clone)]
@@ -33,6 +33,16 @@ pub fn content_digest(state: &State) -> Result<String, Error> {
     Ok(crate::digest::hex(&digest(&content_of(state)?)))
 }
 
+/// An epoch past [`MAX_EPOCH`] would be refused by every edge: it is refused here.
+fn check_epoch(epoch: u64) -> Result<(), Error> {
+    if epoch > MAX_EPOCH {
+        return Err(Error::InvalidArgument(format!(
+            "epoch {epoch} is over the largest epoch, {MAX_EPOCH}"
+        )));
+    }
+    Ok(())
+}
+
 /// Signs a snapshot of `state` at `epoch` (at least 1).
 pub fn compile_snapshot(
     state: &State,
@@ -43,6 +53,7 @@ pub fn compile_snapshot(
     if epoch == 0 {
         return Err(Error::InvalidArgument("epoch must be at least 1".into()));
     }
+    check_epoch(epoch)?;
     let content = content_of(state)?;
     Ok(seal(
         MessageKind::Snapshot,
@@ -70,6 +81,7 @@ pub fn diff_models(
             "the delta's epoch {epoch} must be greater than its base epoch {base_epoch}"
         )));
     }
+    check_epoch(epoch)?;
     let d = diff(before, after)?;
     let base_digest = digest(&content_of(before)?);
     let result_digest = digest(&content_of(after)?);
@@ -104,6 +116,12 @@ pub fn sign_watermark(
             "tenant `{}` is not a valid tenant name",
             crate::state::shorten(tenant)
         )));
+    }
+    if watermark > MAX_WATERMARK {
+        return Err(Error::WatermarkTooHigh {
+            watermark,
+            limit: MAX_WATERMARK,
+        });
     }
     if let Some(bytes) = delta {
         let env = parse(bytes, &Limits::default())?.expect(MessageKind::Delta)?;

@@ -204,6 +204,27 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Envelope<'a>
             limit: limits.max_message_bytes,
         });
     }
+    let (kind, prefix, rest) = header(bytes)?;
+    let (key_id, signature, payload_len, mut rest) = envelope_head(rest)?;
+    let payload =
+        take(&mut rest, payload_len).ok_or_else(|| malformed("envelope", "truncated payload"))?;
+    if !rest.is_empty() {
+        return Err(malformed(
+            "envelope",
+            format!("{} bytes after the envelope", rest.len()),
+        ));
+    }
+    Ok(Envelope {
+        kind,
+        key_id: key_id.to_string(),
+        signature,
+        payload,
+        prefix,
+    })
+}
+
+/// The 8-byte prefix (magic, kind, format version) and what follows it.
+fn header(bytes: &[u8]) -> Result<(MessageKind, [u8; PREFIX_LEN], &[u8]), Error> {
     let (Some(head), Some(rest)) = (bytes.get(..PREFIX_LEN), bytes.get(PREFIX_LEN..)) else {
         return Err(
             if bytes.starts_with(MAGIC) || MAGIC.starts_with(bytes) && !bytes.is_empty() {
@@ -232,29 +253,24 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Envelope<'a>
             format!("unknown message kind byte 0x{kind_byte:02x}"),
         )
     })?;
-    let (key_id, signature, payload) = envelope_fields(rest)?;
     let p =
         <[u8; PREFIX_LEN]>::try_from(head).map_err(|_| malformed("message", "truncated header"))?;
-    Ok(Envelope {
-        kind,
-        key_id,
-        signature,
-        payload,
-        prefix: p,
-    })
+    Ok((kind, p, rest))
 }
 
-/// The envelope's fields, `[key id, signature, payload]` (a MessagePack array of a string and
-/// two binaries, nothing after it), borrowed from the message.
-fn envelope_fields(mut rest: &[u8]) -> Result<(String, &[u8], &[u8]), Error> {
+fn take<'a>(rest: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
+    let len = usize::try_from(len).ok()?;
+    let (head, tail) = (rest.get(..len)?, rest.get(len..)?);
+    *rest = tail;
+    Some(head)
+}
+
+/// The envelope up to its payload: `[key id, signature, payload]` is a MessagePack array of a
+/// string and two binaries; this reads the key id, the signature and the payload's declared
+/// length, and returns what follows (the payload, then nothing).
+fn envelope_head(mut rest: &[u8]) -> Result<(&str, &[u8], u32, &[u8]), Error> {
     use rmp::decode::{read_array_len, read_bin_len, read_str_len};
     let bad = |why: &str| malformed("envelope", why.to_string());
-    fn take<'a>(rest: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
-        let len = usize::try_from(len).ok()?;
-        let (head, tail) = (rest.get(..len)?, rest.get(len..)?);
-        *rest = tail;
-        Some(head)
-    }
     if read_array_len(&mut rest).map_err(|_| bad("expected an array"))? != 3 {
         return Err(bad("expected an array of 3 fields"));
     }
@@ -264,11 +280,109 @@ fn envelope_fields(mut rest: &[u8]) -> Result<(String, &[u8], &[u8]), Error> {
     let len = read_bin_len(&mut rest).map_err(|_| bad("expected signature bytes"))?;
     let signature = take(&mut rest, len).ok_or_else(|| bad("truncated signature"))?;
     let len = read_bin_len(&mut rest).map_err(|_| bad("expected payload bytes"))?;
-    let payload = take(&mut rest, len).ok_or_else(|| bad("truncated payload"))?;
-    if !rest.is_empty() {
-        return Err(bad(&format!("{} bytes after the envelope", rest.len())));
+    Ok((key_id, signature, len, rest))
+}
+
+/// How many leading bytes of a message [`peek`] needs at most.
+pub const PEEK_BYTES: usize = 512;
+
+/// What [`peek`] read from a message's first bytes: enough to refuse it cheaply, and to check
+/// its signature without decoding it (the signed bytes are `prefix` then the payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub kind: MessageKind,
+    /// The trusted key that must have signed it.
+    pub key: PublicKey,
+    pub signature: [u8; 64],
+    pub prefix: [u8; PREFIX_LEN],
+    /// Where the payload starts in the message, and its length (it runs to the end).
+    pub payload_at: usize,
+    pub payload_len: usize,
+}
+
+/// The cheap checks of a message of `total` bytes whose first bytes are `head` (at least
+/// [`PEEK_BYTES`] of them, or the whole message): its size, magic bytes, kind, format version,
+/// a trusted key id, a 64-byte signature, a payload whose declared length ends exactly at
+/// `total`, and a payload that names `tenant` first. Nothing is decoded and nothing verified:
+/// a host runs these before it reads a large body, then checks the signature (the Worker does,
+/// with the runtime's own Ed25519, so that a refused body never enters its wasm memory).
+pub fn peek(
+    head: &[u8],
+    total: usize,
+    kind: MessageKind,
+    tenant: &str,
+    keys: &[PublicKey],
+    limits: &Limits,
+) -> Result<Peeked, Error> {
+    if total > limits.max_message_bytes {
+        return Err(Error::TooLarge {
+            size: total,
+            limit: limits.max_message_bytes,
+        });
     }
-    Ok((key_id.to_string(), signature, payload))
+    let head = head.get(..total.min(head.len())).unwrap_or(head);
+    let truncated = || malformed("envelope", "truncated header");
+    let (found, prefix, rest) = header(head)?;
+    if found != kind {
+        return Err(Error::WrongKind {
+            expected: kind.as_str(),
+            found: found.as_str(),
+        });
+    }
+    let (key_id, signature, payload_len, mut payload) = envelope_head(rest).map_err(|e| {
+        // A header cut short by `head` is not a malformed message: the caller gave too little.
+        if head.len() < total {
+            truncated()
+        } else {
+            e
+        }
+    })?;
+    let key = keys
+        .iter()
+        .find(|k| k.id() == key_id)
+        .cloned()
+        .ok_or_else(|| Error::UnknownKey(crate::state::shorten(key_id)))?;
+    let signature = <[u8; 64]>::try_from(signature).map_err(|_| Error::BadSignature)?;
+    let payload_at = head.len() - payload.len();
+    let payload_len = payload_len as usize;
+    if payload_at.checked_add(payload_len) != Some(total) {
+        return Err(malformed(
+            "envelope",
+            format!(
+                "the payload is declared as {payload_len} bytes, the message holds {}",
+                total.saturating_sub(payload_at)
+            ),
+        ));
+    }
+    // The payload is an array whose first field is the tenant.
+    let named = (|| {
+        rmp::decode::read_array_len(&mut payload).ok()?;
+        let len = rmp::decode::read_str_len(&mut payload).ok()?;
+        take(&mut payload, len)
+    })();
+    match named {
+        Some(t) if t == tenant.as_bytes() => {}
+        Some(t) => {
+            return Err(Error::TenantMismatch {
+                expected: tenant.to_string(),
+                found: crate::state::shorten(&String::from_utf8_lossy(t)),
+            })
+        }
+        None => {
+            return Err(malformed(
+                kind.as_str(),
+                "the payload does not name a tenant",
+            ))
+        }
+    }
+    Ok(Peeked {
+        kind,
+        key,
+        signature,
+        prefix,
+        payload_at,
+        payload_len,
+    })
 }
 
 impl Envelope<'_> {

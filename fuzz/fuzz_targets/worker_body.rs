@@ -4,7 +4,7 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::{context_now, parse_body, CheckBody, CheckManyBody, Request};
+use edge_authz::{context_now, parse_body, parse_check_many, At, CheckBody, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         requests.push((b.subject, b.action, b.resource));
         context = b.context;
     }
-    if let Ok(b) = parse_body::<CheckManyBody>(data) {
+    if let Ok(b) = parse_check_many(data, 10_000) {
         requests.extend(b.requests);
         context = b.context;
     }
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut out = Vec::new();
     match context_now(context.as_ref()) {
-        Ok(t) => ev.check_many(&checks, t.unwrap_or(common::NOW), &mut out),
+        Ok(t) => ev.check_many(&checks, At::clock(common::NOW).with_now(t), &mut out),
         Err(()) => out.extend(checks.iter().map(|_| ev.reject_request())),
     }
     assert_eq!(out.len(), checks.len());

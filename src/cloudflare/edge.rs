@@ -60,6 +60,35 @@ impl Edge {
         }
     }
 
+    /// A push this isolate relayed and the authority accepted (`answer`, its JSON): applied to
+    /// this isolate's own evaluator before the 200 goes out, so that it never answers below a
+    /// message it acknowledged, however slow the authority is afterwards. Should the message
+    /// not apply here (this isolate is behind a delta's base), the watermark the authority
+    /// answered still holds through [`Edge::guard`], and every decision confirms until a sync
+    /// catches up.
+    pub fn relayed(&mut self, message: &[u8], answer: &str, now_ms: f64) {
+        self.ev.set_clock(Some(now_ms.max(0.0) as u64));
+        if let Err(e) = apply(&mut self.ev, message) {
+            worker::console_warn!(
+                "edge-authz: tenant {}: a relayed message does not apply here yet: {e}",
+                self.ev.tenant()
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            epoch: Option<u64>,
+            watermark: Option<u64>,
+        }
+        if let Ok(a) = serde_json::from_str::<Answer>(answer) {
+            self.note_head(Head {
+                epoch: a.epoch,
+                watermark: a.watermark.unwrap_or(0),
+                confirmed_at: None,
+            });
+        }
+        self.pushed_at = Some(now_ms);
+    }
+
     /// What the authority reported, kept only if it moves the known head forward.
     fn note_head(&mut self, head: Head) {
         self.head = Some(match self.head {
@@ -162,6 +191,7 @@ pub async fn sync(
     let (head, frames) = within(timeout, fetch(env, tenant, Some(held))).await?;
     let reached = {
         let mut e = edge.borrow_mut();
+        e.ev.set_clock(Some(now_ms.max(0.0) as u64));
         replay(&mut e.ev, &frames);
         reaches(&e.ev, &head)
     };
@@ -170,6 +200,7 @@ pub async fn sync(
         // history, or a message failed here): start again from the authority's snapshot.
         let (head2, frames) = within(timeout, fetch(env, tenant, None)).await?;
         let mut fresh = evaluator(tenant, config)?;
+        fresh.set_clock(Some(now_ms.max(0.0) as u64));
         replay(&mut fresh, &frames);
         if !reaches(&fresh, &head2) {
             edge.borrow_mut().note_head(head2);

@@ -4,7 +4,7 @@
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::{Env, Headers, Request, Response};
+use worker::{js_sys, wasm_bindgen, web_sys, Env, Headers, Request, Response};
 
 use crate::{Error, PublicKey, Tier};
 
@@ -130,6 +130,13 @@ pub struct Config {
     /// How long a sync with the tenant's Durable Object may take before the isolate treats the
     /// authority as unavailable (`high` fails closed, the other tiers answer from held state).
     pub authority_timeout_ms: u64,
+    /// `ALLOW_CONTEXT_NOW=true`: a request may name the time at which expiry is evaluated
+    /// (`context.now`, a listing's `now=`); otherwise such a request is refused. Freshness is
+    /// judged by the isolate's clock either way.
+    pub allow_context_now: bool,
+    /// `PUSH_TOKEN`: when set, the push endpoints also need `Authorization: Bearer <PUSH_TOKEN>`
+    /// (defense in depth: the messages' signatures remain what authenticates them).
+    pub push_token: Option<String>,
 }
 
 /// Default limits; each can be changed by the variable of the same name.
@@ -195,6 +202,18 @@ impl Config {
             max_batch_bytes: number(env, "MAX_BATCH_BYTES", MAX_BATCH_BYTES)?,
             max_batch: number(env, "MAX_BATCH", MAX_BATCH)?,
             authority_timeout_ms: number(env, "AUTHORITY_TIMEOUT_MS", 1_000)?,
+            allow_context_now: match text(env, "ALLOW_CONTEXT_NOW").as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => {
+                    return Err(ApiError::new(
+                        500,
+                        "misconfigured",
+                        "the variable ALLOW_CONTEXT_NOW must be `true` or `false`",
+                    ))
+                }
+            },
+            push_token: text(env, "PUSH_TOKEN"),
         })
     }
 
@@ -226,29 +245,45 @@ impl Config {
 
     /// The bearer check of the read endpoints, when a `CHECK_TOKEN` is configured.
     pub fn authorize(&self, req: &Request) -> Result<(), ApiError> {
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
-        let given = req
-            .headers()
-            .get("authorization")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let presented = given
-            .strip_prefix("Bearer ")
-            .or_else(|| given.strip_prefix("bearer "))
-            .unwrap_or("");
-        if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                401,
-                "unauthorized",
-                "this endpoint needs `Authorization: Bearer <CHECK_TOKEN>`",
-            ))
-        }
+        bearer(req, self.token.as_deref(), "CHECK_TOKEN")
     }
+
+    /// The bearer check of the push endpoints, when a `PUSH_TOKEN` is configured.
+    pub fn authorize_push(&self, req: &Request) -> Result<(), ApiError> {
+        bearer(req, self.push_token.as_deref(), "PUSH_TOKEN")
+    }
+}
+
+/// `Authorization: Bearer <token>` when `token` is set. The scheme is matched without regard to
+/// case (RFC 7235), the token exactly and in constant time.
+fn bearer(req: &Request, token: Option<&str>, name: &str) -> Result<(), ApiError> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let presented = bearer_token(&given).unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            401,
+            "unauthorized",
+            format!("this endpoint needs `Authorization: Bearer <{name}>`"),
+        ))
+    }
+}
+
+/// The token of a `Bearer` credential (the scheme in any case, then one or more spaces).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// `CORS_ORIGINS`: the origins whose browser pages may call the read endpoints.
@@ -388,10 +423,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// The request's body, refused with 413 past `limit` bytes (by its `Content-Length` before
-/// reading anything, and by what arrived otherwise) and with 415 when its media type is not
-/// `want`.
-pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Refuses a body whose media type is not `want` (415).
+fn media_type(req: &Request, want: &str) -> Result<(), ApiError> {
     let media = req
         .headers()
         .get("content-type")
@@ -404,46 +437,116 @@ pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if essence != want {
-        return Err(ApiError::new(
+    if essence == want {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             415,
             "unsupported_media_type",
             format!("the body must be `{want}`, not `{media}`"),
-        ));
+        ))
     }
-    let too_large = |size: usize| {
-        ApiError::new(
-            413,
-            "too_large",
-            format!("the body is {size} bytes, over the limit of {limit}"),
-        )
-    };
-    if let Some(len) = req
+}
+
+fn too_large(size: usize, limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        "too_large",
+        format!("the body is {size} bytes, over the limit of {limit}"),
+    )
+}
+
+/// The body's declared length (`Content-Length`), refused with 413 past `limit` before anything
+/// is read.
+fn declared_length(req: &Request, limit: usize) -> Result<Option<usize>, ApiError> {
+    let len = req
         .headers()
         .get("content-length")
         .ok()
         .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(too_large(usize::try_from(len).unwrap_or(usize::MAX)));
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match len {
+        Some(len) if len > limit as u64 => {
+            Err(too_large(usize::try_from(len).unwrap_or(usize::MAX), limit))
         }
+        Some(len) => Ok(usize::try_from(len).ok()),
+        None => Ok(None),
     }
+}
+
+/// The request's body, refused with 413 past `limit` bytes (by its `Content-Length` before
+/// reading anything, and by what arrived otherwise) and with 415 when its media type is not
+/// `want`.
+pub async fn body(req: &mut Request, want: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    media_type(req, want)?;
+    let declared = declared_length(req, limit)?;
     // Read as a stream and stop at the limit: a chunked body (no Content-Length) is refused as
     // soon as it passes the limit, never held whole.
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new()); // no body at all
     };
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_body("the body could not be read"))?;
         let size = bytes.len().saturating_add(chunk.len());
         if size > limit {
-            return Err(too_large(size));
+            return Err(too_large(size, limit));
         }
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// The request's body as a JavaScript `Uint8Array`, never copied into this module's wasm
+/// memory (which only grows): the same checks as [`body`]. A push is read this way, so that a
+/// body refused by its signature costs the isolate nothing once it is collected.
+pub async fn js_body(
+    req: &Request,
+    want: &str,
+    limit: usize,
+) -> Result<js_sys::Uint8Array, ApiError> {
+    use wasm_bindgen::JsCast;
+    use worker::wasm_bindgen_futures::JsFuture;
+    media_type(req, want)?;
+    declared_length(req, limit)?;
+    let unreadable = || ApiError::bad_body("the body could not be read");
+    let Some(stream) = req.inner().body() else {
+        return Ok(js_sys::Uint8Array::new_with_length(0));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader =
+        stream.get_reader().dyn_into().map_err(|_| unreadable())?;
+    let chunks = js_sys::Array::new();
+    let mut total = 0usize;
+    loop {
+        let step = JsFuture::from(reader.read())
+            .await
+            .map_err(|_| unreadable())?;
+        let done = js_sys::Reflect::get(&step, &"done".into())
+            .map_err(|_| unreadable())?
+            .as_bool()
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let chunk: js_sys::Uint8Array = js_sys::Reflect::get(&step, &"value".into())
+            .map_err(|_| unreadable())?
+            .dyn_into()
+            .map_err(|_| unreadable())?;
+        total = total.saturating_add(chunk.length() as usize);
+        if total > limit {
+            let _ = reader.cancel();
+            return Err(too_large(total, limit));
+        }
+        chunks.push(&chunk);
+    }
+    let whole = js_sys::Uint8Array::new_with_length(u32::try_from(total).unwrap_or(u32::MAX));
+    let mut at = 0u32;
+    for chunk in chunks.iter() {
+        let chunk = js_sys::Uint8Array::from(chunk);
+        whole.set(&chunk, at);
+        at = at.saturating_add(chunk.length());
+    }
+    Ok(whole)
 }
 
 #[cfg(test)]
@@ -498,6 +601,21 @@ mod tests {
         assert!(CorsOrigins::parse("https://a.example, https://b.example/x")
             .err()
             .is_some_and(|m| m.contains("`https://b.example/x`")));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for (h, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("bEaReR  abc", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+            ("", None),
+        ] {
+            assert_eq!(bearer_token(h), want, "{h}");
+        }
     }
 
     #[test]

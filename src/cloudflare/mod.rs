@@ -24,7 +24,7 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
 use crate::{
-    is_valid_tenant, parse_body, BodyError, CheckBody, CheckManyBody, Decision, MessageKind,
+    is_valid_tenant, parse_body, parse_check_many, At, BodyError, CheckBody, Decision, MessageKind,
     Reason, Request as Check, Tier,
 };
 
@@ -244,14 +244,37 @@ struct Ctx<'a> {
 /// The body as `T`: 400 `invalid_json` when it is not JSON at all, `invalid_body` when it is
 /// JSON of the wrong shape.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    parse_body(bytes).map_err(|e| match e {
+    parse_body(bytes).map_err(body_error)
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    match e {
         BodyError::NotJson(m) => {
             ApiError::new(400, "invalid_json", format!("the body is not JSON: {m}"))
         }
         BodyError::Shape(m) => {
             ApiError::bad_body(format!("the body does not fit the request: {m}"))
         }
-    })
+        BodyError::TooMany { limit } => ApiError::new(
+            413,
+            "batch_too_large",
+            format!("over the limit of {limit} requests per batch"),
+        ),
+    }
+}
+
+/// A request that names its own time (`context.now`, a listing's `now=`) is refused unless the
+/// Worker allows it (`ALLOW_CONTEXT_NOW`); even then the time moves only expiry, never the clock.
+fn context_time(config: &Config, given: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match given {
+        Some(_) if !config.allow_context_now => Err(ApiError::new(
+            400,
+            "invalid_context",
+            "this Worker decides at its own time: `context.now` (and a listing's `now`) needs \
+             ALLOW_CONTEXT_NOW=true",
+        )),
+        t => Ok(t),
+    }
 }
 
 /// How strict a tier's freshness is (`high` is the strictest).
@@ -340,18 +363,9 @@ impl Ctx<'_> {
 
     async fn check_many(&self, req: &mut Request) -> Result<Response, ApiError> {
         let bytes = body(req, "application/json", self.config.max_batch_bytes).await?;
-        let b: CheckManyBody = parse_json(&bytes)?;
-        if b.requests.len() > self.config.max_batch {
-            return Err(ApiError::new(
-                413,
-                "batch_too_large",
-                format!(
-                    "{} requests, over the limit of {} per batch",
-                    b.requests.len(),
-                    self.config.max_batch
-                ),
-            ));
-        }
+        // Counted as it is read: a batch past the limit is refused before it is held whole.
+        let b = parse_check_many(&bytes, self.config.max_batch).map_err(body_error)?;
+        drop(bytes);
         let out = self.decide(&b.requests, b.context.as_ref(), true).await?;
         json(200, format!(r#"{{"decisions":{out}}}"#), self.rid).map_err(internal)
     }
@@ -363,18 +377,21 @@ impl Ctx<'_> {
         context: Option<&serde_json::Value>,
         many: bool,
     ) -> Result<String, ApiError> {
+        let given = match crate::context_now(context) {
+            Ok(t) => Ok(context_time(self.config, t)?),
+            Err(()) => Err(()),
+        };
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
         if let Some(tier) = tier {
             self.confirm(&e, tier).await?;
         }
         let now_ms = Self::now_ms();
-        let now = crate::context_now(context);
         let mut ed = e.borrow_mut();
-        let decisions: Vec<Decision> = match now {
+        let decisions: Vec<Decision> = match given {
             Err(()) => requests.iter().map(|_| ed.ev.reject_request()).collect(),
-            Ok(now) => {
-                let now = now.unwrap_or(now_ms as u64);
+            Ok(given) => {
+                let now = At::clock(now_ms.max(0.0) as u64).with_now(given);
                 let checks: Vec<Check<'_>> = requests
                     .iter()
                     .map(|(s, a, r)| Check::new(s, a, r))
@@ -460,7 +477,10 @@ impl Ctx<'_> {
         let who = need(if resources { "subject" } else { "resource" })?;
         // The time: `now=<ms>`, or `context=<the JSON context of a check>`; as for a check, a
         // malformed one is `invalid_request`.
-        let now = crate::list_time(q("now").as_deref(), q("context").as_deref());
+        let given = match crate::list_time(q("now").as_deref(), q("context").as_deref()) {
+            Ok(t) => Ok(context_time(self.config, t)?),
+            Err(()) => Err(()),
+        };
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
         self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
@@ -475,11 +495,11 @@ impl Ctx<'_> {
                 "cannot list: stale snapshot",
             ));
         }
-        let Ok(now) = now else {
+        let Ok(given) = given else {
             // Gate 1 before gate 2, as for a check.
             return Err(ApiError::from_core(&ed.ev.reject_list()));
         };
-        let now = now.unwrap_or(Self::now_ms() as u64);
+        let now = At::clock(Self::now_ms().max(0.0) as u64).with_now(given);
         let listed = if resources {
             ed.ev
                 .list_resources(&who, &action, q("type").as_deref(), now)
@@ -528,38 +548,35 @@ impl Ctx<'_> {
         json(200, serde_json::Value::Object(v).to_string(), self.rid).map_err(internal)
     }
 
-    /// A signed message, checked for its media type, size and kind here, then applied by the
-    /// tenant's authority, whose answer is relayed.
+    /// A signed message: checked here first (media type, size, magic, kind, version, tenant,
+    /// a trusted key, then the signature, by the runtime's Ed25519, on the body as JavaScript
+    /// holds it), so that an anonymous caller's refused body never enters this isolate's wasm
+    /// memory and never reaches, or creates, the tenant's Durable Object. The authority then
+    /// applies it, and this isolate applies it to its own evaluator before it answers: a 200
+    /// means the message is enforced here and at the authority.
     async fn push(&self, req: &mut Request, kind: MessageKind) -> Result<Response, ApiError> {
+        self.config.authorize_push(req)?;
         let limit = match kind {
             MessageKind::Snapshot => self.config.max_snapshot_bytes,
             _ => self.config.max_message_bytes,
         };
-        let bytes = body(req, "application/msgpack", limit).await?;
-        match MessageKind::of(&bytes) {
-            Some(k) if k == kind => {}
-            Some(k) => {
-                return Err(ApiError::new(
-                    400,
-                    "wrong_kind",
-                    format!(
-                        "expected a {} message, got a {} message",
-                        kind.as_str(),
-                        k.as_str()
-                    ),
-                ))
-            }
-            None => {
-                return Err(ApiError::new(
-                    400,
-                    "bad_magic",
-                    "not an edge-authz message: wrong magic bytes",
-                ))
-            }
+        let body = http::js_body(req, "application/msgpack", limit).await?;
+        let total = body.length() as usize;
+        let mut head = vec![0u8; total.min(crate::PEEK_BYTES)];
+        body.subarray(0, head.len() as u32).copy_to(&mut head);
+        let limits = crate::Limits {
+            max_message_bytes: limit,
+            ..crate::Limits::default()
+        };
+        let keys = self.config.public_keys()?;
+        let peeked = crate::peek(&head, total, kind, self.tenant, &keys, &limits)
+            .map_err(|e| ApiError::from_core(&e))?;
+        if !verify::signature(&peeked, &body).await? {
+            return Err(ApiError::from_core(&crate::Error::BadSignature));
         }
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
-            .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
+            .with_body(Some(body.clone().into()));
         let url = format!("https://authority/push?tenant={}", self.tenant);
         let inner = Request::new_with_init(&url, &init).map_err(internal)?;
         let mut resp = edge::stub(self.env, self.tenant)?
@@ -567,13 +584,82 @@ impl Ctx<'_> {
             .await
             .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
         let status = resp.status_code();
-        if status == 200 {
-            self.edge()?.borrow_mut().pushed_at = Some(Self::now_ms());
-        }
         let text = resp
             .text()
             .await
             .map_err(|_| ApiError::unavailable("the authority's answer could not be read"))?;
+        if status == 200 {
+            let e = self.edge()?;
+            let mut ed = e.borrow_mut();
+            ed.relayed(&body.to_vec(), &text, Self::now_ms());
+        }
         json(status, text, self.rid).map_err(internal)
+    }
+}
+
+/// Ed25519 by the runtime's WebCrypto (workerd, like browsers and Node, has it): the signature
+/// of a pushed message is checked on the bytes as JavaScript holds them.
+mod verify {
+    use wasm_bindgen::{JsCast, JsValue};
+    use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+    use worker::wasm_bindgen_futures::JsFuture;
+
+    use super::http::ApiError;
+    use crate::Peeked;
+
+    fn unavailable(what: &str) -> ApiError {
+        worker::console_error!("edge-authz: WebCrypto Ed25519: {what}");
+        ApiError::new(500, "internal", "the signature could not be checked")
+    }
+
+    async fn call(target: &JsValue, name: &str, args: &Array) -> Result<JsValue, ApiError> {
+        let f: Function = Reflect::get(target, &name.into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| unavailable(name))?;
+        let promise: Promise = f
+            .apply(target, args)
+            .ok()
+            .and_then(|p| p.dyn_into().ok())
+            .ok_or_else(|| unavailable(name))?;
+        JsFuture::from(promise).await.map_err(|_| unavailable(name))
+    }
+
+    /// Whether the peeked message's signature verifies over its prefix and payload.
+    pub async fn signature(p: &Peeked, message: &Uint8Array) -> Result<bool, ApiError> {
+        let subtle = Reflect::get(&worker::js_sys::global(), &"crypto".into())
+            .and_then(|c| Reflect::get(&c, &"subtle".into()))
+            .map_err(|_| unavailable("crypto.subtle"))?;
+        let alg = Object::new();
+        Reflect::set(&alg, &"name".into(), &"Ed25519".into())
+            .map_err(|_| unavailable("algorithm"))?;
+        let key = call(
+            &subtle,
+            "importKey",
+            &Array::of5(
+                &"raw".into(),
+                &Uint8Array::from(p.key.to_bytes().as_slice()),
+                &alg,
+                &false.into(),
+                &Array::of1(&"verify".into()),
+            ),
+        )
+        .await?;
+        let (at, len) = (p.payload_at as u32, p.payload_len as u32);
+        let signed = Uint8Array::new_with_length(p.prefix.len() as u32 + len);
+        signed.set(&Uint8Array::from(p.prefix.as_slice()), 0);
+        signed.set(&message.subarray(at, at + len), p.prefix.len() as u32);
+        let ok = call(
+            &subtle,
+            "verify",
+            &Array::of4(
+                &alg,
+                &key,
+                &Uint8Array::from(p.signature.as_slice()),
+                &signed,
+            ),
+        )
+        .await?;
+        Ok(ok.as_bool() == Some(true))
     }
 }

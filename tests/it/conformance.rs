@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edge_authz::{
-    compile_snapshot, context_now, diff_models, sign_watermark, DeltaOutcome, Error, Evaluator,
+    compile_snapshot, context_now, diff_models, sign_watermark, At, DeltaOutcome, Error, Evaluator,
     Request, State,
 };
 use serde_json::{json, Value};
@@ -114,8 +114,15 @@ impl Run {
             });
             return Ok(json!({"watermark": a.watermark, "epoch": a.epoch, "delta": delta}));
         }
+        // The step's `clock` is the host's clock (else this machine's); the context's `now` moves
+        // only expiry.
+        let clock = At::clock(
+            step.get("clock")
+                .and_then(Value::as_u64)
+                .unwrap_or_else(host_now),
+        );
         let now = context_now(step.get("context"));
-        let now_or_host = |n: Result<Option<u64>, ()>| n.map(|n| n.unwrap_or_else(host_now));
+        let now_or_host = |n: Result<Option<u64>, ()>| n.map(|n| clock.with_now(n));
         if let Some(req) = step.get("check") {
             let (sub, act, res) = (s(req, 0), s(req, 1), s(req, 2));
             let d = match now_or_host(now) {
