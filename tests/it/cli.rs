@@ -185,6 +185,7 @@ fn batch_requests_stream_in_order() {
         r#"{"subject": "user:alice", "action": "read", "resource": "doc:roadmap", "context": {"now": -1}}"#,
         r#"{"subject": "user:alice", "action": "read"}"#,
         r#"["user:bob", "read", "doc:roadmap"]"#,
+        r#"{"subject": "user:alice", "action": "export", "resource": "doc:roadmap", "context": {"now": 1798761599999}}"#,
     ];
     let out = batch(p, input.join("\n").into_bytes());
     assert!(out.status.success());
@@ -197,16 +198,18 @@ fn batch_requests_stream_in_order() {
         .iter()
         .map(|l| l["reason"].as_str().unwrap())
         .collect();
-    // Line 2's own context moves `now` far past confirmed_at: the high tier is no longer fresh.
+    // A line's own context moves `now` (alice's admin role expires at 1798761600000), never the
+    // clock (`--now`): the high tier stays fresh.
     assert_eq!(
         reasons,
         [
             "granted",
-            "freshness_exceeded",
+            "no_grant",
             "invalid_request",
             "invalid_request",
             "invalid_request",
-            "no_grant"
+            "no_grant",
+            "granted"
         ]
     );
     std::fs::write(p.join("reqs.jsonl"), input.join("\n")).unwrap();
@@ -224,7 +227,7 @@ fn batch_requests_stream_in_order() {
             "reqs.jsonl",
         ],
     );
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 7);
 }
 
 #[test]
@@ -623,9 +626,9 @@ fn watermarks_leave_room_for_later_epochs() {
         assert!(err.contains(code), "{err}");
         assert!(!p.join("w.bin").exists());
     };
-    refused(sign("18446744073709551615", &[]), "watermark_too_large");
-    refused(sign("9007199254740991", &[]), "watermark_too_large");
-    refused(sign("4503599627370497", &[]), "watermark_too_large");
+    refused(sign("18446744073709551615", &[]), "watermark_too_high");
+    refused(sign("9007199254740991", &[]), "watermark_too_high");
+    refused(sign("4503599627370497", &[]), "watermark_too_high");
     assert!(sign("4503599627370496", &[]).status.success());
     std::fs::remove_file(p.join("w.bin")).unwrap();
 

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edge_authz::{
-    compile_snapshot, context_now, diff_models, inspect, parse_request_line, sign_watermark,
+    compile_snapshot, context_now, diff_models, inspect, parse_request_line, sign_watermark, At,
     DeltaOutcome, Error, Evaluator, KeyPair, Limits, Model, PublicKey, Request, SecretKey, State,
-    MAX_CLOCK_SKEW_MS,
+    MAX_CLOCK_SKEW_MS, MAX_WATERMARK,
 };
-const MAX_WATERMARK: u64 = 1 << 52; // TEMP until the core's
 use serde_json::json;
 
 mod publish;
@@ -319,7 +318,7 @@ fn evaluator(src: &Source, clock: u64) -> Result<Evaluator, Fail> {
     Ok(ev)
 }
 
-fn check_batch(ev: &Evaluator, source: &str, default_now: u64) -> Result<(), Fail> {
+fn check_batch(ev: &Evaluator, source: &str, clock: u64) -> Result<(), Fail> {
     let input: Box<dyn BufRead> = if source == "-" {
         Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
     } else {
@@ -363,9 +362,10 @@ fn check_batch(ev: &Evaluator, source: &str, default_now: u64) -> Result<(), Fai
         }
         let decision = match parse_request_line(text).filter(|_| !overlong) {
             Some(l) => match context_now(l.context.as_ref()) {
+                // A line's own `now` moves the time of its decision, never the clock.
                 Ok(t) => ev.check(
                     Request::new(&l.subject, &l.action, &l.resource),
-                    t.unwrap_or(default_now),
+                    At::clock(clock).with_now(t),
                 ),
                 Err(()) => ev.reject_request(),
             },
@@ -385,7 +385,7 @@ fn watermark_within(tenant: &str, watermark: u64, state: Option<&Path>) -> Resul
     if watermark > MAX_WATERMARK {
         return Err(Fail(format!(
             "--watermark {watermark} is above the largest watermark ({MAX_WATERMARK}): no epoch \
-             would be left after it [watermark_too_large]"
+             would be left after it [watermark_too_high]"
         )));
     }
     let Some(dir) = state else {

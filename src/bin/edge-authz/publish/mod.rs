@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use edge_authz::{
     compile_snapshot, content_digest, diff_models, sign_watermark, Model, SecretKey, State, Tier,
+    MAX_EPOCH,
 };
-const MAX_EPOCH: u64 = (1 << 53) - 1; // TEMP until the core's
 use serde_json::{json, Value};
 
 use super::{now_ms, read_text, secret_key, Fail};
