@@ -185,6 +185,7 @@ fn batch_requests_stream_in_order() {
         r#"{"subject": "user:alice", "action": "read", "resource": "doc:roadmap", "context": {"now": -1}}"#,
         r#"{"subject": "user:alice", "action": "read"}"#,
         r#"["user:bob", "read", "doc:roadmap"]"#,
+        r#"{"subject": "user:alice", "action": "export", "resource": "doc:roadmap", "context": {"now": 1798761599999}}"#,
     ];
     let out = batch(p, input.join("\n").into_bytes());
     assert!(out.status.success());
@@ -197,16 +198,18 @@ fn batch_requests_stream_in_order() {
         .iter()
         .map(|l| l["reason"].as_str().unwrap())
         .collect();
-    // Line 2's own context moves `now` far past confirmed_at: the high tier is no longer fresh.
+    // A line's own context moves `now` (alice's admin role expires at 1798761600000), never the
+    // clock (`--now`): the high tier stays fresh.
     assert_eq!(
         reasons,
         [
             "granted",
-            "freshness_exceeded",
+            "no_grant",
             "invalid_request",
             "invalid_request",
             "invalid_request",
-            "no_grant"
+            "no_grant",
+            "granted"
         ]
     );
     std::fs::write(p.join("reqs.jsonl"), input.join("\n")).unwrap();
@@ -224,7 +227,7 @@ fn batch_requests_stream_in_order() {
             "reqs.jsonl",
         ],
     );
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 7);
 }
 
 #[test]
@@ -504,4 +507,158 @@ fn batch_survives_overlong_and_non_utf8_lines() {
             "no_grant"
         ]
     );
+}
+
+/// 2100-01-01: a clock fault at the origin, or a forged time.
+const YEAR_2100: &str = "4102444800000";
+
+#[test]
+fn messages_from_the_future_are_refused_and_not_signed_unless_forced() {
+    let dir = setup();
+    let p = dir.path();
+    fn sign<'a>(cmd: &[&'a str], out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend_from_slice(&["--secret-key", "keys/origin.key", "-o", out]);
+        args.extend_from_slice(&["--issued-at", YEAR_2100]);
+        args.extend_from_slice(extra);
+        args
+    }
+    let compile = ["compile", "model.json", "--epoch", "1"];
+    let diff = [
+        "diff",
+        "model.json",
+        "revoked.json",
+        "--base-epoch",
+        "1",
+        "--epoch",
+        "2",
+    ];
+    let beat = ["watermark", "--tenant", "acme", "--watermark", "1"];
+    // The signing commands refuse an --issued-at past the tolerance, naming the clock.
+    for cmd in [&compile[..], &diff[..], &beat[..]] {
+        let out = run(p, &sign(cmd, "x.bin", &[]));
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("[clock_skew]"), "{err}");
+        assert!(err.contains("ahead of this host's clock"), "{err}");
+        assert!(err.contains("--force-issued-at"), "{err}");
+        assert!(!p.join("x.bin").exists());
+    }
+    // Within the tolerance: signed.
+    let soon = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 500)
+        .to_string();
+    let mut args = sign(&compile, "soon.bin", &[]);
+    let at = args.iter().position(|a| *a == YEAR_2100).unwrap();
+    args[at] = &soon;
+    ok(p, &args);
+    // Forced, they are signed; every command that loads them refuses them by this host's clock.
+    ok(p, &sign(&compile, "future.bin", &["--force-issued-at"]));
+    ok(p, &sign(&beat, "beat.bin", &["--force-issued-at"]));
+    fn with<'a>(cmd: &'a str, snapshot: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            cmd,
+            "--snapshot",
+            snapshot,
+            "--public-key",
+            "keys/origin.pub",
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+    fails(p, &with("status", "future.bin", &[]), "clock_skew");
+    fails(
+        p,
+        &with("status", "snap.bin", &["--watermark", "beat.bin"]),
+        "clock_skew",
+    );
+    let alice = ["user:alice", "read", "doc:roadmap"];
+    let mut args = with("check", "future.bin", &[]);
+    args.extend_from_slice(&alice);
+    fails(p, &args, "clock_skew");
+    // `--now` is the clock of an offline check: long before the issue, refused...
+    let mut args = with("check", "future.bin", &["--now", "2000"]);
+    args.extend_from_slice(&alice);
+    fails(p, &args, "clock_skew");
+    let mut args = with(
+        "check",
+        "snap.bin",
+        &["--watermark", "beat.bin", "--now", "2000"],
+    );
+    args.extend_from_slice(&alice);
+    fails(p, &args, "clock_skew");
+    let mut args = with("list-subjects", "future.bin", &["--now", "2000"]);
+    args.extend_from_slice(&["org:acme", "read"]);
+    fails(p, &args, "clock_skew");
+    // ... and at that time, taken.
+    let mut args = with("check", "future.bin", &["--now", YEAR_2100]);
+    args.extend_from_slice(&alice);
+    assert_eq!(ok(p, &args)["allowed"], true);
+    let st = ok(p, &with("status", "soon.bin", &[]));
+    assert_eq!(st["epoch"], 1);
+}
+
+#[test]
+fn watermarks_leave_room_for_later_epochs() {
+    let dir = setup();
+    let p = dir.path();
+    let sign = |watermark: &str, extra: &[&str]| {
+        let mut args = vec![
+            "watermark",
+            "--tenant",
+            "acme",
+            "--watermark",
+            watermark,
+            "--secret-key",
+            "keys/origin.key",
+            "-o",
+            "w.bin",
+        ];
+        args.extend_from_slice(extra);
+        run(p, &args)
+    };
+    let refused = |out: Output, code: &str| {
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(code), "{err}");
+        assert!(!p.join("w.bin").exists());
+    };
+    refused(sign("18446744073709551615", &[]), "watermark_too_high");
+    refused(sign("9007199254740991", &[]), "watermark_too_high");
+    refused(sign("4503599627370497", &[]), "watermark_too_high");
+    assert!(sign("4503599627370496", &[]).status.success());
+    std::fs::remove_file(p.join("w.bin")).unwrap();
+
+    // With the publisher's journal, no watermark above its latest epoch. An edge that cannot be
+    // reached still leaves the journal at epoch 1.
+    let out = run(
+        p,
+        &[
+            "publish",
+            "model.json",
+            "--state",
+            "journal",
+            "--secret-key",
+            "keys/origin.key",
+            "--edge",
+            "http://127.0.0.1:1",
+            "--http-timeout",
+            "500",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    refused(sign("2", &["--state", "journal"]), "watermark_ahead");
+    let out = sign("2", &["--state", "journal"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(1)"));
+    refused(sign("2", &["--journal", "journal"]), "watermark_ahead");
+    assert!(sign("1", &["--state", "journal"]).status.success());
+    std::fs::remove_file(p.join("w.bin")).unwrap();
+    refused(sign("1", &["--state", "elsewhere"]), "no journal");
 }

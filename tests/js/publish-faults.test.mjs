@@ -2,10 +2,9 @@
 // while it runs and fail-closed when it stops (--watch), a stream of changes (--stdin), and the
 // 5,000 x 5,000 group. Against two Workers in workerd (Miniflare) on 127.0.0.1.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { agree, base, BIN, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, useOriginAndEdges, withoutBob } from './publisher.mjs';
+import { agree, base, BOB, CAROL, decide, edgeStatus, edges, originOnDisk, startPublisher, useOriginAndEdges, withoutBob } from './publisher.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -78,42 +77,6 @@ describe('publish: killed at each step, run again, converges', () => {
     });
   }
 });
-
-/** A long-running publisher: its events as they come. */
-function startPublisher(origin, all, args) {
-  const child = spawn(BIN, ['publish', '--json', '--state', origin.state, '--secret-key', origin.secretKey,
-    ...all.flatMap((e) => ['--edge', e.url]), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const events = [];
-  let rest = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    rest += d;
-    const lines = rest.split('\n');
-    rest = lines.pop();
-    for (const l of lines) if (l.startsWith('{')) events.push({ ...JSON.parse(l), at: Date.now() });
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  const closed = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  return {
-    child,
-    events,
-    closed,
-    stderr: () => stderr,
-    async until(pred, ms = 15_000) {
-      const t0 = Date.now();
-      for (;;) {
-        const hit = events.find(pred);
-        if (hit) return hit;
-        if (Date.now() - t0 > ms) throw new Error(`no such event in ${ms} ms: ${JSON.stringify(events)}\n${stderr}`);
-        await sleep(10);
-      }
-    },
-    async stop() {
-      child.kill('SIGKILL');
-      await closed;
-    },
-  };
-}
 
 describe('publish --watch: follows the file, heartbeats keep edges answering, silence fails closed', () => {
   const ctx = useOriginAndEdges(2);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { after, before } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,6 +11,8 @@ import { REPO_DIR } from './pkg.mjs';
 import { client, model, startEdge, tempDir } from './edge.mjs';
 
 export const BIN = path.join(REPO_DIR, 'target/release/edge-authz');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A free TCP port on 127.0.0.1 (for an edge that must come back on the same URL). */
 export function freePort() {
@@ -56,6 +59,74 @@ export function run(args, { input, env = {}, onStderr, timeoutMs = 60_000 } = {}
     if (input !== undefined) child.stdin.end(input);
     else child.stdin.end();
   });
+}
+
+/** A long-running publisher: its events as they come. */
+export function startPublisher(origin, all, args) {
+  const child = spawn(BIN, ['publish', '--json', '--state', origin.state, '--secret-key', origin.secretKey,
+    ...all.flatMap((e) => ['--edge', e.url]), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const events = [];
+  let rest = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    rest += d;
+    const lines = rest.split('\n');
+    rest = lines.pop();
+    for (const l of lines) if (l.startsWith('{')) events.push({ ...JSON.parse(l), at: Date.now() });
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const closed = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    events,
+    closed,
+    stderr: () => stderr,
+    async until(pred, ms = 15_000) {
+      const t0 = Date.now();
+      for (;;) {
+        const hit = events.find(pred);
+        if (hit) return hit;
+        if (Date.now() - t0 > ms) throw new Error(`no such event in ${ms} ms: ${JSON.stringify(events)}\n${stderr}`);
+        await sleep(10);
+      }
+    },
+    async stop() {
+      child.kill('SIGKILL');
+      await closed;
+    },
+  };
+}
+
+/**
+ * A fake edge on 127.0.0.1: `answer(method, path, body)` gives `{status, body}` (an object is
+ * sent as JSON). `requests` lists what it was sent; `close()` stops it.
+ */
+export async function fakeEdge(answer) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      requests.push({ method: req.method, path: req.url, bytes: body.length });
+      const { status = 200, body: out } = answer(req.method, req.url, body);
+      const text = typeof out === 'string' ? out : JSON.stringify(out);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(text);
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    requests,
+    close() {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** An origin: a key pair on disk, a journal folder, and `publish` bound to some edges. */

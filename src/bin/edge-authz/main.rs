@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edge_authz::{
-    compile_snapshot, context_now, diff_models, inspect, parse_request_line, sign_watermark,
+    compile_snapshot, context_now, diff_models, inspect, parse_request_line, sign_watermark, At,
     DeltaOutcome, Error, Evaluator, KeyPair, Limits, Model, PublicKey, Request, SecretKey, State,
+    MAX_CLOCK_SKEW_MS, MAX_WATERMARK,
 };
 use serde_json::json;
 
@@ -132,8 +133,13 @@ enum Command {
     Watermark {
         #[arg(long)]
         tenant: String,
+        /// At most the latest epoch issued (with --state), and never above 2^52.
         #[arg(long)]
         watermark: u64,
+        /// The publisher's journal folder (as `publish --state`): refuse a watermark above the
+        /// latest epoch it issued.
+        #[arg(long, value_name = "DIR", alias = "journal")]
+        state: Option<PathBuf>,
         /// A signed delta to carry (its epoch must be the watermark).
         #[arg(long)]
         delta: Option<PathBuf>,
@@ -149,18 +155,40 @@ struct Signing {
     secret_key: PathBuf,
     #[arg(short = 'o', long = "out")]
     out: PathBuf,
-    /// Unix milliseconds (default: now).
+    /// Unix milliseconds (default: now); at most 1 s ahead of this host's clock.
     #[arg(long)]
     issued_at: Option<u64>,
+    /// Sign with an --issued-at further ahead of this host's clock (edges whose clocks agree
+    /// refuse it; the others would count it fresh for longer than its bounds).
+    #[arg(long, requires = "issued_at")]
+    force_issued_at: bool,
 }
 
 impl Signing {
     fn key(&self) -> Result<SecretKey, Fail> {
         secret_key(&self.secret_key)
     }
-    fn issued_at(&self) -> u64 {
-        self.issued_at.unwrap_or_else(now_ms)
+    fn issued_at(&self) -> Result<u64, Fail> {
+        let clock = now_ms();
+        match self.issued_at {
+            None => Ok(clock),
+            Some(t) => issued_at_within(t, clock, self.force_issued_at),
+        }
     }
+}
+
+/// An `--issued-at` more than [`MAX_CLOCK_SKEW_MS`] ahead of `clock` is refused unless forced:
+/// `confirmed_at` would run ahead of every edge's clock, and with it every freshness bound.
+fn issued_at_within(issued_at: u64, clock: u64, force: bool) -> Result<u64, Fail> {
+    if force || issued_at <= clock.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Ok(issued_at);
+    }
+    Err(Fail(format!(
+        "--issued-at {issued_at} is {} ms ahead of this host's clock ({clock}), past the \
+         tolerance of {MAX_CLOCK_SKEW_MS} ms: edges would count it fresh for that much longer \
+         (give --force-issued-at to sign it anyway) [clock_skew]",
+        issued_at.saturating_sub(clock)
+    )))
 }
 
 /// Where an evaluating command gets its state: a signed snapshot (plus deltas and watermarks,
@@ -249,7 +277,9 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
     Ok(())
 }
 
-fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
+/// The evaluator of an evaluating command, loaded under `clock` (this host's time, or `--now`):
+/// a message issued more than [`MAX_CLOCK_SKEW_MS`] after it is refused (`clock_skew`).
+fn evaluator(src: &Source, clock: u64) -> Result<Evaluator, Fail> {
     if let Some(model) = &src.model {
         let (state, _) = load_model(model)?;
         return Ok(Evaluator::preview(&state)?);
@@ -267,6 +297,7 @@ fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
     let header = inspect(&snapshot, &[], &Limits::default())
         .map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
     let mut ev = Evaluator::with_keys(&header.tenant, keys)?;
+    ev.set_clock(Some(clock));
     ev.load_snapshot(&snapshot)
         .map_err(|e| Fail(format!("{}: {}", snapshot_path.display(), Fail::from(e).0)))?;
     for d in &src.delta {
@@ -287,7 +318,7 @@ fn evaluator(src: &Source) -> Result<Evaluator, Fail> {
     Ok(ev)
 }
 
-fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fail> {
+fn check_batch(ev: &Evaluator, source: &str, clock: u64) -> Result<(), Fail> {
     let input: Box<dyn BufRead> = if source == "-" {
         Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
     } else {
@@ -296,7 +327,6 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let default_now = now.unwrap_or_else(now_ms);
     let mut line = Vec::new();
     let mut reader = input;
     let write_err = |e: &dyn std::fmt::Display| Fail(format!("cannot write the decisions: {e}"));
@@ -332,9 +362,10 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
         }
         let decision = match parse_request_line(text).filter(|_| !overlong) {
             Some(l) => match context_now(l.context.as_ref()) {
+                // A line's own `now` moves the time of its decision, never the clock.
                 Ok(t) => ev.check(
                     Request::new(&l.subject, &l.action, &l.resource),
-                    t.unwrap_or(default_now),
+                    At::clock(clock).with_now(t),
                 ),
                 Err(()) => ev.reject_request(),
             },
@@ -345,6 +376,31 @@ fn check_batch(ev: &Evaluator, source: &str, now: Option<u64>) -> Result<(), Fai
     }
     out.flush()
         .map_err(|e| Fail(format!("cannot write the decisions: {e}")))
+}
+
+/// A watermark locks every edge out of the epochs below it, so it is never above the latest
+/// epoch issued (known from the publisher's journal, `state`) nor above [`MAX_WATERMARK`], which
+/// leaves room for the epochs after it.
+fn watermark_within(tenant: &str, watermark: u64, state: Option<&Path>) -> Result<(), Fail> {
+    if watermark > MAX_WATERMARK {
+        return Err(Fail(format!(
+            "--watermark {watermark} is above the largest watermark ({MAX_WATERMARK}): no epoch \
+             would be left after it [watermark_too_high]"
+        )));
+    }
+    let Some(dir) = state else {
+        return Ok(());
+    };
+    let head = publish::journal_head(dir, tenant)?;
+    if watermark > head.unwrap_or(0) {
+        return Err(Fail(format!(
+            "--watermark {watermark} is above the latest epoch the journal in `{}` issued for \
+             `{tenant}` ({}): edges would refuse every epoch below it [watermark_ahead]",
+            dir.display(),
+            head.map_or("none".to_string(), |h| h.to_string())
+        )));
+    }
+    Ok(())
 }
 
 fn write_key(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), Fail> {
@@ -399,7 +455,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         }
         Command::Compile { model, epoch, sign } => {
             let (state, warnings) = load_model(&model)?;
-            let bytes = compile_snapshot(&state, epoch, sign.issued_at(), &sign.key()?)?;
+            let bytes = compile_snapshot(&state, epoch, sign.issued_at()?, &sign.key()?)?;
             write(&sign.out, &bytes)?;
             let header = inspect(&bytes, &[], &Limits::default())?;
             print_json(
@@ -427,7 +483,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             action,
             resource,
         } => {
-            let ev = evaluator(&source)?;
+            // An offline tool: `--now` is both the clock and the time of the decisions.
+            let now = now.unwrap_or_else(now_ms);
+            let ev = evaluator(&source, now)?;
             if let Some(src) = requests {
                 return check_batch(&ev, &src, now);
             }
@@ -436,12 +494,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
                     "SUBJECT ACTION RESOURCE or --requests is required".into(),
                 ));
             };
-            let d = ev.check(Request::new(&s, &a, &r), now.unwrap_or_else(now_ms));
+            let d = ev.check(Request::new(&s, &a, &r), now);
             let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
             println!("{text}");
             Ok(())
         }
-        Command::Status { source } => print_json(&evaluator(&source)?.status()),
+        Command::Status { source } => print_json(&evaluator(&source, now_ms())?.status()),
         Command::ListResources {
             source,
             now,
@@ -449,13 +507,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             subject,
             action,
         } => {
-            let ev = evaluator(&source)?;
-            let list = ev.list_resources(
-                &subject,
-                &action,
-                type_filter.as_deref(),
-                now.unwrap_or_else(now_ms),
-            )?;
+            let now = now.unwrap_or_else(now_ms);
+            let ev = evaluator(&source, now)?;
+            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), now)?;
             print_json(&json!({"resources": list}))
         }
         Command::ListSubjects {
@@ -464,8 +518,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             resource,
             action,
         } => {
-            let ev = evaluator(&source)?;
-            let list = ev.list_subjects(&resource, &action, now.unwrap_or_else(now_ms))?;
+            let now = now.unwrap_or_else(now_ms);
+            let ev = evaluator(&source, now)?;
+            let list = ev.list_subjects(&resource, &action, now)?;
             print_json(&json!({"subjects": list}))
         }
         Command::Diff {
@@ -482,7 +537,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 &after,
                 base_epoch,
                 epoch,
-                sign.issued_at(),
+                sign.issued_at()?,
                 &sign.key()?,
             )?;
             write(&sign.out, &d.bytes)?;
@@ -513,14 +568,16 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Watermark {
             tenant,
             watermark,
+            state,
             delta,
             sign,
         } => {
+            watermark_within(&tenant, watermark, state.as_deref())?;
             let delta = delta.as_deref().map(read).transpose()?;
             let bytes = sign_watermark(
                 &tenant,
                 watermark,
-                sign.issued_at(),
+                sign.issued_at()?,
                 delta.as_deref(),
                 &sign.key()?,
             )?;

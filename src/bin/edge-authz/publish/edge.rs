@@ -43,7 +43,7 @@ pub enum Answer {
 
 impl Answer {
     /// What a failed answer means for the catch-up (a 200 here would be a caller's mistake).
-    fn into_error(self) -> EdgeError {
+    pub fn into_error(self) -> EdgeError {
         match self {
             Answer::Refused {
                 status,
@@ -79,10 +79,30 @@ pub enum EdgeError {
         code: String,
         message: String,
     },
-    /// The edge holds a later epoch or watermark than this journal issued.
-    Ahead(Head),
+    /// A 200 that does not say where the edge stands (a missing, mistyped or contradicting
+    /// epoch or watermark): not an acknowledgement. Tried again later.
+    BadAnswer(String),
+    /// The edge holds a later epoch or watermark than this journal issued (`journal`, its
+    /// latest epoch).
+    Ahead { head: Head, journal: u64 },
     /// The edge holds this epoch with other content.
     Conflict(String),
+}
+
+impl EdgeError {
+    /// The stable code of the `edge_error` event.
+    pub fn code(&self) -> &str {
+        match self {
+            EdgeError::Refused { code, .. } => code.as_str(),
+            EdgeError::BadAnswer(_) => "bad_answer",
+            EdgeError::Ahead { head, journal } if head.epoch.is_none_or(|e| e <= *journal) => {
+                "watermark_ahead"
+            }
+            EdgeError::Ahead { .. } => "edge_ahead",
+            EdgeError::Conflict(_) => "epoch_conflict",
+            EdgeError::Unreachable(_) => "unreachable",
+        }
+    }
 }
 
 impl std::fmt::Display for EdgeError {
@@ -94,11 +114,19 @@ impl std::fmt::Display for EdgeError {
                 code,
                 message,
             } => write!(f, "refused ({status} {code}): {message}"),
-            EdgeError::Ahead(h) => write!(
+            EdgeError::BadAnswer(m) => write!(f, "{m} [bad_answer]"),
+            EdgeError::Ahead { head, journal } if head.epoch.is_none_or(|e| e <= *journal) => {
+                write!(
+                    f,
+                    "the edge holds watermark {}, ahead of this journal's latest epoch {journal}: it refuses every epoch below it (run `publish --recover-watermark`) [watermark_ahead]",
+                    head.watermark
+                )
+            }
+            EdgeError::Ahead { head, .. } => write!(
                 f,
                 "the edge holds epoch {} and watermark {}, ahead of this journal (another publisher, or a lost journal) [edge_ahead]",
-                h.epoch.map_or("none".to_string(), |e| e.to_string()),
-                h.watermark
+                head.epoch.map_or("none".to_string(), |e| e.to_string()),
+                head.watermark
             ),
             EdgeError::Conflict(m) => write!(f, "{m} [epoch_conflict]"),
         }
@@ -203,9 +231,63 @@ fn u(v: &Value, k: &str) -> Option<u64> {
     v.get(k).and_then(Value::as_u64)
 }
 
+fn bad(what: &str, v: &Value) -> EdgeError {
+    let text = v.to_string();
+    EdgeError::BadAnswer(format!(
+        "the answer to {what} does not say where the edge stands: {text:.200}"
+    ))
+}
+
+/// The edge's head after it accepted a snapshot at `epoch`: its answer must be `{epoch}`, that
+/// epoch (the watermark is what it was).
+pub fn snapshot_answer(v: &Value, epoch: u64, watermark: u64) -> Result<Head, EdgeError> {
+    match u(v, "epoch") {
+        Some(e) if e == epoch => Ok(Head {
+            epoch: Some(e),
+            watermark,
+        }),
+        _ => Err(bad(&format!("a snapshot at epoch {epoch}"), v)),
+    }
+}
+
+/// The edge's epoch after it accepted a delta to `epoch`: its answer must be `{epoch, applied}`
+/// with that epoch (applied or already held).
+pub fn delta_answer(v: &Value, epoch: u64) -> Result<u64, EdgeError> {
+    match (u(v, "epoch"), v.get("applied").and_then(Value::as_bool)) {
+        (Some(e), Some(_)) if e == epoch => Ok(e),
+        _ => Err(bad(&format!("a delta to epoch {epoch}"), v)),
+    }
+}
+
+/// The edge's head after it accepted a watermark message at `watermark`: its answer must be
+/// `{watermark, epoch}`, the watermark at least the one pushed (it only rises) and the epoch a
+/// number or null (no snapshot yet). Also says whether a carried delta was skipped.
+pub fn watermark_answer(v: &Value, watermark: u64) -> Result<(Head, bool), EdgeError> {
+    let epoch = match v.get("epoch") {
+        Some(Value::Null) => Some(None),
+        Some(e) => e.as_u64().map(Some),
+        None => None,
+    };
+    match (u(v, "watermark"), epoch) {
+        (Some(w), Some(epoch)) if w >= watermark => {
+            let skipped = v.get("delta").and_then(|d| d.get("error")).is_some();
+            Ok((
+                Head {
+                    epoch,
+                    watermark: w,
+                },
+                skipped,
+            ))
+        }
+        _ => Err(bad(&format!("a watermark at {watermark}"), v)),
+    }
+}
+
 /// Brings one edge to the plan's epoch and watermark, starting from what the publisher believes
 /// it holds (`None`: unknown, so it first sends the heartbeat, whose answer says). With
-/// `heartbeat`, the edge gets a heartbeat even when it is already caught up. `after_push` runs
+/// `heartbeat`, the edge gets a watermark message even when it is already caught up: a heartbeat
+/// unless a watermark went out anyway (snapshots and deltas are answered without the edge's
+/// watermark, so this is also how a belief is checked against the edge's own). `after_push` runs
 /// after every accepted message (the test hook that pauses a publisher mid-push).
 pub fn advance(
     client: &Client,
@@ -231,9 +313,9 @@ pub fn advance(
             }
             match client.push(Kind::Watermark, plan.heartbeat) {
                 Answer::Ok(v) => {
-                    let h = Head {
-                        epoch: u(&v, "epoch"),
-                        watermark: u(&v, "watermark").unwrap_or(0),
+                    let h = match watermark_answer(&v, plan.watermark) {
+                        Ok((h, _)) => h,
+                        Err(e) => return stop(head, pushed, e),
                     };
                     head = Some(h);
                     heartbeat = false;
@@ -250,7 +332,11 @@ pub fn advance(
             }
         };
         if h.epoch.is_some_and(|e| e > plan.epoch) || h.watermark > plan.epoch {
-            return stop(head, pushed, EdgeError::Ahead(h));
+            let ahead = EdgeError::Ahead {
+                head: h,
+                journal: plan.epoch,
+            };
+            return stop(head, pushed, ahead);
         }
         let behind_on_revocation = h.watermark < plan.watermark;
         if h.epoch == Some(plan.epoch) && !behind_on_revocation && !heartbeat {
@@ -275,35 +361,44 @@ pub fn advance(
             })
             .and_then(|r| r.first().copied());
         let carries_watermark = link.is_some_and(|l| l.revokes && l.epoch >= plan.watermark);
-        let (kind, bytes) =
+        // What goes out, and the epoch (delta, snapshot) or watermark it carries.
+        let (kind, bytes, carries) =
             if h.epoch == Some(plan.epoch) || (behind_on_revocation && !carries_watermark) {
                 heartbeat = false;
-                (Kind::Watermark, plan.heartbeat)
+                (Kind::Watermark, plan.heartbeat, plan.watermark)
             } else if let Some(l) = link {
                 let kind = if l.revokes {
                     Kind::Watermark
                 } else {
                     Kind::Delta
                 };
-                (kind, l.bytes.as_slice())
+                (kind, l.bytes.as_slice(), l.epoch)
             } else {
-                (Kind::Snapshot, plan.snapshot)
+                (Kind::Snapshot, plan.snapshot, plan.epoch)
             };
         match client.push(kind, bytes) {
             Answer::Ok(v) => {
                 let before = h;
-                let mut h = h;
-                match kind {
-                    Kind::Snapshot => h.epoch = u(&v, "epoch").or(Some(plan.epoch)),
-                    Kind::Delta => h.epoch = u(&v, "epoch").or(h.epoch),
-                    Kind::Watermark => {
-                        h.epoch = u(&v, "epoch").or(h.epoch);
-                        h.watermark = u(&v, "watermark").unwrap_or(h.watermark);
-                        let skipped = v.get("delta").and_then(|d| d.get("error")).is_some();
-                        if skipped {
-                            force_snapshot = true;
-                        }
-                    }
+                // Only an answer that says where the edge now stands acknowledges the push.
+                let read = match kind {
+                    Kind::Snapshot => snapshot_answer(&v, carries, h.watermark),
+                    Kind::Delta => delta_answer(&v, carries).map(|e| Head {
+                        epoch: Some(e),
+                        ..h
+                    }),
+                    Kind::Watermark => watermark_answer(&v, carries).map(|(h, skipped)| {
+                        force_snapshot |= skipped;
+                        h
+                    }),
+                };
+                let h = match read {
+                    Ok(h) => h,
+                    Err(e) => return stop(head, pushed, e),
+                };
+                // A watermark's answer tells the edge's watermark (and renews its confirmation):
+                // no heartbeat is needed after it.
+                if kind == Kind::Watermark {
+                    heartbeat = false;
                 }
                 // A link that did not move the edge: it is not where we thought. Snapshot.
                 if kind != Kind::Snapshot && bytes != plan.heartbeat && h.epoch == before.epoch {
@@ -351,4 +446,77 @@ pub fn advance(
     }
     let error = EdgeError::Unreachable("the edge did not converge on the journal's epoch".into());
     stop(head, pushed, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{delta_answer, snapshot_answer, watermark_answer, EdgeError, Head};
+
+    fn is_bad<T: std::fmt::Debug>(r: Result<T, EdgeError>) -> bool {
+        matches!(r, Err(EdgeError::BadAnswer(_)))
+    }
+
+    #[test]
+    fn only_typed_answers_acknowledge() {
+        let head = |epoch, watermark| Head { epoch, watermark };
+        assert_eq!(
+            snapshot_answer(&json!({"epoch": 7}), 7, 3),
+            Ok(head(Some(7), 3))
+        );
+        for v in [
+            json!({}),
+            json!({"epoch": 6}),
+            json!({"epoch": "7"}),
+            json!([7]),
+        ] {
+            assert!(is_bad(snapshot_answer(&v, 7, 3)), "{v}");
+        }
+        assert_eq!(
+            delta_answer(&json!({"epoch": 8, "applied": false}), 8),
+            Ok(8)
+        );
+        for v in [
+            json!({}),
+            json!({"epoch": 8}),
+            json!({"epoch": 9, "applied": true}),
+        ] {
+            assert!(is_bad(delta_answer(&v, 8)), "{v}");
+        }
+        assert_eq!(
+            watermark_answer(&json!({"watermark": 5, "epoch": null}), 4),
+            Ok((head(None, 5), false))
+        );
+        assert_eq!(
+            watermark_answer(
+                &json!({"watermark": 5, "epoch": 4, "delta": {"applied": false, "error": {}}}),
+                5
+            ),
+            Ok((head(Some(4), 5), true))
+        );
+        for v in [
+            json!({}),
+            json!({"watermark": 5}),
+            json!({"watermark": 3, "epoch": 5}),
+            json!({"watermark": 5, "epoch": "5"}),
+            json!({"epoch": 5}),
+        ] {
+            assert!(is_bad(watermark_answer(&v, 4)), "{v}");
+        }
+    }
+
+    #[test]
+    fn an_edge_ahead_by_its_watermark_is_told_apart() {
+        let ahead = |epoch, watermark| EdgeError::Ahead {
+            head: Head { epoch, watermark },
+            journal: 10,
+        };
+        assert_eq!(ahead(Some(10), 500).code(), "watermark_ahead");
+        assert_eq!(ahead(None, 500).code(), "watermark_ahead");
+        assert_eq!(ahead(Some(11), 0).code(), "edge_ahead");
+        assert!(ahead(Some(3), 500)
+            .to_string()
+            .contains("--recover-watermark"));
+    }
 }

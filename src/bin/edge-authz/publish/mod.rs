@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 
 use edge_authz::{
     compile_snapshot, content_digest, diff_models, sign_watermark, Model, SecretKey, State, Tier,
+    MAX_EPOCH,
 };
 use serde_json::{json, Value};
 
 use super::{now_ms, read_text, secret_key, Fail};
-use edge::{advance, Client, EdgeError, Head, Kind, Plan};
+use edge::{advance, Client, Head, Kind, Plan};
 use store::{EdgeRow, NewEpoch, Store};
 
 /// Links replayed to an edge before a snapshot is pushed instead.
@@ -90,6 +91,11 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 256, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
+    /// When an edge's watermark (or epoch) ran ahead of the journal, which leaves it refusing
+    /// every epoch the journal issues: issue the latest model as a snapshot at that watermark (one
+    /// past such an epoch), and number the epochs after it from there.
+    #[arg(long)]
+    pub recover_watermark: bool,
 }
 
 /// Output: JSON lines with --json, else one readable line per event.
@@ -290,10 +296,33 @@ impl Publisher {
 
     fn caught_up(&self, slot: &Slot) -> bool {
         match (&self.current, slot.head) {
-            (Some(c), Some(h)) => h.epoch == Some(c.epoch) && h.watermark >= c.watermark,
+            (Some(c), Some(h)) => at_head(h, c.epoch, c.watermark),
             (None, _) => true,
             _ => false,
         }
+    }
+
+    /// Signs a watermark message; never above `head`, the latest epoch of the journal (or the
+    /// one being issued), so that no edge is left refusing the epochs this journal issues next.
+    fn sign_watermark(
+        &self,
+        watermark: u64,
+        head: u64,
+        issued_at: u64,
+        delta: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Fail> {
+        if watermark > head {
+            return Err(Fail(format!(
+                "a watermark at {watermark} would be ahead of the journal's latest epoch {head} [watermark_ahead]"
+            )));
+        }
+        Ok(sign_watermark(
+            &self.tenant,
+            watermark,
+            issued_at,
+            delta,
+            &self.key,
+        )?)
     }
 
     /// The indices of the slots that pass `f`.
@@ -318,13 +347,15 @@ impl Publisher {
     }
 
     /// Brings the edges `which` towards the latest epoch, together; `heartbeat` sends each a
-    /// heartbeat even when caught up. Returns the bytes pushed.
+    /// heartbeat even when caught up, as does an edge's first round in this run (its answer checks
+    /// the journal's belief, and the edge's watermark, which only watermark answers carry).
+    /// Returns the bytes pushed.
     fn round(&mut self, which: &[usize], heartbeat: bool) -> Result<u64, Fail> {
         let Some(cur) = &self.current else {
             return Ok(0);
         };
         let chain = self.store.chain(cur.epoch, MAX_CHAIN)?;
-        let beat = sign_watermark(&self.tenant, cur.watermark, now_ms(), None, &self.key)?;
+        let beat = self.sign_watermark(cur.watermark, cur.epoch, now_ms(), None)?;
         let plan = Plan {
             epoch: cur.epoch,
             watermark: cur.watermark,
@@ -341,7 +372,8 @@ impl Publisher {
                 .iter()
                 .filter_map(|&i| {
                     let s = self.slots.get(i)?;
-                    Some((i, advance(&s.client, &plan, s.head, heartbeat, &hook)))
+                    let beat = heartbeat || s.last_ok.is_none();
+                    Some((i, advance(&s.client, &plan, s.head, beat, &hook)))
                 })
                 .collect()
         } else {
@@ -352,7 +384,8 @@ impl Publisher {
                     .filter_map(|&i| {
                         let s = slots.get(i)?;
                         let (plan, noop) = (&plan, &noop);
-                        let run = move || advance(&s.client, plan, s.head, heartbeat, noop);
+                        let beat = heartbeat || s.last_ok.is_none();
+                        let run = move || advance(&s.client, plan, s.head, beat, noop);
                         Some((i, scope.spawn(run)))
                     })
                     .collect();
@@ -414,10 +447,7 @@ impl Publisher {
                         self.out
                             .emit(json!({"event": "edge_error", "edge": slot.url,
                             "error": text, "attempt": slot.failures,
-                            "code": match e { EdgeError::Refused { code, .. } => code.as_str(),
-                                              EdgeError::Ahead(_) => "edge_ahead",
-                                              EdgeError::Conflict(_) => "epoch_conflict",
-                                              EdgeError::Unreachable(_) => "unreachable" }}));
+                            "code": e.code()}));
                     }
                     slot.last_error = Some(text);
                 }
@@ -431,9 +461,8 @@ impl Publisher {
                 failures: u64::from(slot.failures),
             };
             self.store.record_edge(&row, now)?;
-            if slot
-                .head
-                .is_some_and(|h| h.epoch == Some(epoch) && h.watermark >= watermark)
+            if o.error.is_none()
+                && slot.head.is_some_and(|h| at_head(h, epoch, watermark))
                 && (before != slot.head || !confirmed)
             {
                 self.out
@@ -452,23 +481,124 @@ impl Publisher {
     /// For a journal with no epoch yet: the first epoch goes above anything the edges hold (a
     /// lost journal must never reissue an epoch number an edge has seen).
     fn first_epoch(&mut self) -> Result<u64, Fail> {
-        let probe = sign_watermark(&self.tenant, 0, now_ms(), None, &self.key)?;
+        let probe = self.sign_watermark(0, 0, now_ms(), None)?;
         let mut floor = 0;
+        let mut highest = None;
         for s in &mut self.slots {
             match s.client.push(Kind::Watermark, &probe) {
-                edge::Answer::Ok(v) => {
-                    let e = v.get("epoch").and_then(Value::as_u64);
-                    let w = v.get("watermark").and_then(Value::as_u64).unwrap_or(0);
-                    floor = floor.max(e.unwrap_or(0)).max(w);
-                    s.head = Some(Head { epoch: e, watermark: w });
-                }
+                edge::Answer::Ok(v) => match edge::watermark_answer(&v, 0) {
+                    Ok((h, _)) => {
+                        let top = h.epoch.unwrap_or(0).max(h.watermark);
+                        if top >= floor {
+                            floor = top;
+                            highest = Some(s.url.clone());
+                        }
+                        s.head = Some(h);
+                    }
+                    Err(e) => eprintln!(
+                        "warning: edge {}: {e}; if it holds epochs from another journal it will refuse this one's",
+                        s.url
+                    ),
+                },
                 other => eprintln!(
                     "warning: edge {} did not answer the first probe ({other:?}); if it holds epochs from another journal it will refuse this one's",
                     s.url
                 ),
             }
         }
-        Ok(floor + 1)
+        next_epoch(floor).map_err(|e| match highest {
+            Some(url) => Fail(format!(
+                "edge {url} holds epoch or watermark {floor}: {}",
+                e.0
+            )),
+            None => e,
+        })
+    }
+
+    /// `--recover-watermark`: asks every edge where it stands (a heartbeat); when one holds a
+    /// watermark or an epoch ahead of the journal, issues the latest model as a snapshot at the
+    /// lowest epoch no edge is ahead of (the highest such watermark, or one past the highest such
+    /// epoch), so that every edge can take it and the epochs after it.
+    fn recover(&mut self) -> Result<(), Fail> {
+        let Some(cur) = &self.current else {
+            // A new journal starts above whatever the edges hold.
+            return Ok(());
+        };
+        let head = cur.epoch;
+        let beat = self.sign_watermark(cur.watermark, head, now_ms(), None)?;
+        let mut target: Option<(u64, String)> = None;
+        for s in &mut self.slots {
+            let answer = match s.client.push(Kind::Watermark, &beat) {
+                edge::Answer::Ok(v) => edge::watermark_answer(&v, cur.watermark),
+                other => Err(other.into_error()),
+            };
+            let h = match answer {
+                Ok((h, _)) => h,
+                Err(e) => {
+                    eprintln!(
+                        "warning: edge {} did not say where it stands ({e}); run --recover-watermark again once it answers if it is ahead",
+                        s.url
+                    );
+                    continue;
+                }
+            };
+            s.head = Some(h);
+            let needs = match h.epoch {
+                Some(e) if e > head => Some(next_epoch(e)?.max(h.watermark)),
+                _ if h.watermark > head => Some(h.watermark),
+                _ => None,
+            };
+            if let Some(n) = needs {
+                if target.as_ref().is_none_or(|(t, _)| n > *t) {
+                    target = Some((n, s.url.clone()));
+                }
+            }
+        }
+        let Some((epoch, edge)) = target else {
+            self.out
+                .emit(json!({"event": "recovery", "needed": false, "epoch": head}));
+            return Ok(());
+        };
+        if epoch > MAX_EPOCH {
+            return Err(Fail(format!(
+                "edge {edge} would need epoch {epoch}, above the largest epoch ({MAX_EPOCH}) [epoch_exhausted]"
+            )));
+        }
+        let issued_at = now_ms();
+        let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
+        let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
+        let digest = cur.digest.clone();
+        let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
+        self.store.issue(
+            &NewEpoch {
+                epoch,
+                kind: "recovery",
+                revokes: false,
+                digest: &digest,
+                changed_at: issued_at,
+                issued_at,
+                model: &model_text,
+                snapshot: &snapshot,
+                delta: None,
+                watermark: None,
+                ops: 0,
+            },
+            &edges,
+        )?;
+        eprintln!(
+            "warning: the latest model is reissued at epoch {epoch} (the journal was at {head}; edge {edge} was ahead)"
+        );
+        self.out.emit(
+            json!({"event": "issued", "epoch": epoch, "kind": "recovery", "revokes": false,
+            "snapshotBytes": snapshot.len(), "digest": digest, "from": head, "edge": edge}),
+        );
+        if let Some(c) = &mut self.current {
+            c.epoch = epoch;
+            c.snapshot = snapshot;
+        }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        self.round(&all, false)?;
+        Ok(())
     }
 
     /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
@@ -490,7 +620,7 @@ impl Publisher {
             }
         }
         let epoch = match &self.current {
-            Some(c) => c.epoch + 1,
+            Some(c) => next_epoch(c.epoch)?,
             None => self.first_epoch()?,
         };
         let issued_at = now_ms();
@@ -504,13 +634,7 @@ impl Publisher {
             None => (None, false, 0),
         };
         let watermark = match (&delta, revokes) {
-            (Some(d), true) => Some(sign_watermark(
-                &self.tenant,
-                epoch,
-                issued_at,
-                Some(d),
-                &self.key,
-            )?),
+            (Some(d), true) => Some(self.sign_watermark(epoch, epoch, issued_at, Some(d))?),
             _ => None,
         };
         let kind = match (&self.current, revokes) {
@@ -678,7 +802,8 @@ impl Publisher {
             .conn()
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(delta)), 0) FROM epochs WHERE epoch >
-                   (SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE kind IN ('initial', 'checkpoint'))",
+                   (SELECT COALESCE(MAX(epoch), 0) FROM epochs
+                    WHERE kind IN ('initial', 'checkpoint', 'recovery'))",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -690,7 +815,7 @@ impl Publisher {
         if !due {
             return Ok(());
         }
-        let epoch = cur.epoch + 1;
+        let epoch = next_epoch(cur.epoch)?;
         let issued_at = now_ms();
         let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
         let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
@@ -785,15 +910,39 @@ impl Publisher {
     }
 }
 
+/// Whether an edge at `h` holds the journal's latest `epoch` and enforces its `watermark`, and
+/// no more: an edge whose watermark ran past the epoch refuses to answer from it.
+fn at_head(h: Head, epoch: u64, watermark: u64) -> bool {
+    h.epoch == Some(epoch) && h.watermark >= watermark && h.watermark <= epoch
+}
+
+/// The epoch after `epoch`, if there is one: never past [`MAX_EPOCH`] (edges refuse those).
+fn next_epoch(epoch: u64) -> Result<u64, Fail> {
+    match epoch.checked_add(1) {
+        Some(n) if n <= MAX_EPOCH => Ok(n),
+        _ => Err(Fail(format!(
+            "no epoch is left after {epoch} (the largest is {MAX_EPOCH}) [epoch_exhausted]"
+        ))),
+    }
+}
+
+/// The latest epoch in the journal of `tenant` in `dir`, read without its lock (`None`: no
+/// epoch yet).
+pub fn journal_head(dir: &Path, tenant: &str) -> Result<Option<u64>, Fail> {
+    Store::read_only(dir, tenant)?.latest_epoch()
+}
+
 fn read_model(path: &Path) -> Result<Model, Fail> {
     let text = read_text(path)?;
     Model::from_json(&text).map_err(|e| Fail(format!("{}: {}", path.display(), Fail::from(e).0)))
 }
 
-/// What the file looks like now, to notice a change without reading it every time.
-fn fingerprint(path: &Path) -> Option<(std::time::SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// The file's content now and its SHA-256 digest: a change is a change of content, whatever its
+/// modification time and size say (an edit can keep both).
+fn fingerprint(path: &Path) -> Option<([u8; 32], Vec<u8>)> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).ok()?;
+    Some((sha2::Sha256::digest(&bytes).into(), bytes))
 }
 
 pub fn run(args: PublishArgs) -> Result<Ended, Fail> {
@@ -828,6 +977,9 @@ pub fn run(args: PublishArgs) -> Result<Ended, Fail> {
         "once"
     };
     let mut p = Publisher::new(args, &tenant, mode)?;
+    if p.args.recover_watermark {
+        p.recover()?;
+    }
     let mut ended = Ended::Done;
     match first {
         Some(model) => ended = p.publish(model, started)?,
@@ -864,25 +1016,27 @@ fn watch(p: &mut Publisher) -> Result<(), Fail> {
     let Some(path) = p.args.model.clone() else {
         return Ok(());
     };
-    let mut seen = fingerprint(&path);
-    let mut last_text = read_text(&path).ok();
+    // Nothing seen yet: the first poll compares the file with the journal's content (the file
+    // may have changed since it was read).
+    let mut seen = None;
     let poll = Duration::from_millis(p.args.poll.max(10));
     loop {
         let next = p.duties()?;
         let wake = next.min(Instant::now() + poll);
         std::thread::sleep(wake.saturating_duration_since(Instant::now()));
-        let now = fingerprint(&path);
-        if now == seen {
+        // An unreadable file (being replaced, say) is looked at again at the next poll.
+        let Some((digest, bytes)) = fingerprint(&path) else {
+            continue;
+        };
+        if seen == Some(digest) {
             continue;
         }
-        seen = now;
+        seen = Some(digest);
         let changed_at = now_ms();
-        let Ok(text) = read_text(&path) else { continue };
-        if last_text.as_deref() == Some(text.as_str()) {
-            continue;
-        }
-        last_text = Some(text.clone());
-        match Model::from_json(&text).map_err(Fail::from) {
+        let parsed = String::from_utf8(bytes)
+            .map_err(|_| Fail(format!("`{}` is not UTF-8", path.display())))
+            .and_then(|text| Model::from_json(&text).map_err(Fail::from));
+        match parsed {
             Ok(model) => {
                 if let Err(e) = p.publish(model, changed_at) {
                     // An invalid model (or one for another tenant) is reported; the

@@ -5,7 +5,7 @@
 use rusqlite::params;
 use serde_json::{json, Value};
 
-use super::store::Store;
+use super::store::{EdgeRow, Store};
 use super::{now_ms, Fail, PublishArgs};
 
 fn db_err(e: rusqlite::Error) -> Fail {
@@ -40,6 +40,28 @@ fn latencies(store: &Store, revokes: bool, run: Option<i64>) -> Result<Vec<u64>,
     rows.map(|r| r.map(|v| u64::try_from(v).unwrap_or(0)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)
+}
+
+/// Where an edge stands against the journal's `latest` epoch and `watermark`, from its last
+/// answer: `edge_ahead` (it holds a later epoch), `watermark_ahead` (its watermark is past the
+/// latest epoch: it refuses every epoch up to it), `failing` (its last answer was an error),
+/// `unknown` (never heard), `caught_up`, or `behind`.
+pub fn edge_state(e: &EdgeRow, latest: Option<u64>, watermark: u64) -> &'static str {
+    let epoch = e.epoch.flatten();
+    let latest_or_0 = latest.unwrap_or(0);
+    if epoch.is_some_and(|x| x > latest_or_0) {
+        "edge_ahead"
+    } else if e.watermark > latest_or_0 {
+        "watermark_ahead"
+    } else if e.last_error.is_some() {
+        "failing"
+    } else if e.heard_at.is_none() {
+        "unknown"
+    } else if latest.is_some() && epoch == latest && e.watermark >= watermark {
+        "caught_up"
+    } else {
+        "behind"
+    }
 }
 
 pub fn report(store: &Store) -> Result<Value, Fail> {
@@ -84,7 +106,8 @@ pub fn report(store: &Store) -> Result<Value, Fail> {
                     |r| r.get(0),
                 )
                 .unwrap_or(0);
-            json!({"url": e.url, "epoch": epoch, "watermark": e.watermark, "lag": lag,
+            json!({"url": e.url, "state": edge_state(&e, latest, watermark),
+                   "epoch": epoch, "watermark": e.watermark, "lag": lag,
                    "enforcesWatermark": e.watermark >= watermark || epoch.is_some_and(|x| x >= watermark),
                    "heardAt": e.heard_at, "heardAgoMs": e.heard_at.map(|h| now.saturating_sub(h)),
                    "unappliedEpochs": pending, "failures": e.failures, "lastError": e.last_error})
@@ -190,10 +213,11 @@ fn text(r: &Value) -> String {
     out.push_str("edges:\n");
     for e in r["edges"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  {}  epoch {}  lag {}  watermark {}  heard {} ms ago  {}\n",
+            "  {}  epoch {}  lag {}  {}  watermark {}  heard {} ms ago  {}\n",
             field(&e["url"]),
             field(&e["epoch"]),
             field(&e["lag"]),
+            field(&e["state"]),
             field(&e["watermark"]),
             field(&e["heardAgoMs"]),
             match &e["lastError"] {
@@ -258,7 +282,32 @@ pub fn print(args: &PublishArgs) -> Result<(), Fail> {
 
 #[cfg(test)]
 mod tests {
-    use super::summary;
+    use super::{edge_state, summary};
+    use crate::publish::store::EdgeRow;
+
+    #[test]
+    fn edge_states() {
+        let row = |epoch: Option<u64>, watermark: u64, error: Option<&str>| EdgeRow {
+            url: "http://127.0.0.1:1".into(),
+            epoch: Some(epoch),
+            watermark,
+            heard_at: Some(1),
+            last_error: error.map(str::to_string),
+            failures: 0,
+        };
+        // The journal is at epoch 10 with watermark 8.
+        let state = |r: &EdgeRow| edge_state(r, Some(10), 8);
+        assert_eq!(state(&row(Some(10), 8, None)), "caught_up");
+        assert_eq!(state(&row(Some(10), 10, None)), "caught_up");
+        assert_eq!(state(&row(Some(10), 11, None)), "watermark_ahead");
+        assert_eq!(state(&row(Some(3), 1_000, None)), "watermark_ahead");
+        assert_eq!(state(&row(Some(11), 0, None)), "edge_ahead");
+        assert_eq!(state(&row(Some(10), 7, None)), "behind");
+        assert_eq!(state(&row(Some(9), 8, None)), "behind");
+        assert_eq!(state(&row(Some(10), 8, Some("bad"))), "failing");
+        assert_eq!(state(&row(None, 0, None)), "behind");
+        assert_eq!(state(&EdgeRow::default()), "unknown");
+    }
 
     #[test]
     fn percentiles_by_nearest_rank() {
