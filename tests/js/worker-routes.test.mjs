@@ -1084,7 +1084,7 @@ describe('bearer token (CHECK_TOKEN) and tenant list (TENANTS)', () => {
   ];
 
   test('read endpoints without the right bearer token are 401 unauthorized with www-authenticate: Bearer', async () => {
-    const auths = [undefined, '', 'Bearer', 'Bearer ', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Bearer  ${TOKEN}`, `BEARER ${TOKEN}`,
+    const auths = [undefined, '', 'Bearer', 'Bearer ', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Bearer  ${TOKEN}`, `Bearer\t${TOKEN}`,
       `Basic ${Buffer.from(`user:${TOKEN}`).toString('base64')}`, TOKEN, `Token ${TOKEN}`, `Bearer ${TOKEN.toUpperCase()}`, 'Bearer x', `Bearer ${TOKEN}${TOKEN}`];
     for (const [p, init] of reads(issuedAt + 1000)) {
       for (const a of auths) {
@@ -1106,7 +1106,8 @@ describe('bearer token (CHECK_TOKEN) and tenant list (TENANTS)', () => {
   test('the right token opens every read endpoint', async () => {
     const now = issuedAt + 1000;
     const expect = [ALICE_READ_ORG(1, 0), { decisions: [ALICE_READ_ORG(1, 0)] }, { resources: ['doc:roadmap', 'org:acme', 'workspace:eng'] }, { subjects: ['user:alice'] }];
-    for (const scheme of ['Bearer', 'bearer']) {
+    // the scheme in any case (RFC 7235), the token exactly
+    for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEARer']) {
       const got = [];
       for (const [p, init] of reads(now)) {
         const res = await edge.fetch(`/v1/acme/${p}`, { ...init, headers: { ...(init.headers ?? {}), authorization: `${scheme} ${TOKEN}` } });
