@@ -193,6 +193,8 @@ export async function startWrangler({ repo, vars = {}, logLevel = 'warn', useRep
     env: {
       ...process.env,
       WRANGLER_SEND_METRICS: 'false',
+      // as scripts/run.sh: a body claimed past a limit is answered at once
+      WRANGLER_DISABLE_REQUEST_BODY_DRAINING: 'true',
       CLOUDFLARE_CF_FETCH_ENABLED: 'false',
       WRANGLER_HIDE_BANNER: 'true',
       CI: '1', // no interactive hotkeys

@@ -36,6 +36,8 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
   assert.ok(epoch.epoch >= 1);
   assert.match(out, new RegExp(`^tenant acme: epoch ${epoch.epoch}, `, 'm'));
   assert.match(out, new RegExp(`http://127\\.0\\.0\\.1:${port}  epoch ${epoch.epoch}  lag 0 .* ok$`, 'm'));
+  // A body claimed far past the limit (1 GB, none of it sent) is answered 413 at once.
+  assert.match(out, /^answered 413$/m, out.slice(-3000));
   const decisions = json.filter((j) => 'allowed' in j);
   assert.deepEqual(
     decisions.map((d) => [d.allowed, d.reason, d.tier]),
