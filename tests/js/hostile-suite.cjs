@@ -95,9 +95,9 @@ module.exports = function defineHostileTests(api, test, label) {
   const { Evaluator, generateKeyPair, compileSnapshot, diffModels, signWatermark, inspect } = api;
   const KEY = generateKeyPair();
 
-  /** A signed evaluator holding the example at epoch 1 (confirmed at NOW). */
-  function signedExample() {
-    const ev = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey] });
+  /** A signed evaluator holding the example at epoch 1 (confirmed at NOW), at `clock` (NOW). */
+  function signedExample(clock = () => NOW) {
+    const ev = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey], clock });
     ev.loadSnapshot(compileSnapshot(EXAMPLE, { epoch: 1, secretKey: KEY.secretKey, issuedAt: NOW }));
     return ev;
   }
@@ -117,7 +117,7 @@ module.exports = function defineHostileTests(api, test, label) {
       `${CATALOGUE} is missing: run \`cargo test --test it\` first (tests/it/hostile.rs writes it)`,
     );
     const doc = JSON.parse(readFileSync(CATALOGUE, 'utf8'));
-    const ev = new Evaluator({ tenant: doc.tenant, publicKeys: [doc.public_key] });
+    const ev = new Evaluator({ tenant: doc.tenant, publicKeys: [doc.public_key], clock: () => NOW });
     for (const s of doc.setup) apply(ev, s.call, bytes(s.bytes));
     // The rebuilt evaluator answers as the native one did.
     const native = doc.checks.map((c) => ev.check(...c.request, { now: c.now }));
@@ -335,7 +335,8 @@ module.exports = function defineHostileTests(api, test, label) {
   });
 
   test(`${label}: malformed contexts answer invalid_request; absent now is the host clock`, () => {
-    const ev = signedExample();
+    let clock = NOW;
+    const ev = signedExample(() => clock);
     const q = ['user:alice', 'read', 'doc:roadmap'];
     const malformed = [
       { now: NOW, extra: 1 },
@@ -372,16 +373,35 @@ module.exports = function defineHostileTests(api, test, label) {
       throwsCode(() => ev.listResources('user:alice', 'read', { now }), 'invalid_request', `listResources now ${String(now)}`);
       throwsCode(() => ev.listSubjects('doc:roadmap', 'read', { now }), 'invalid_request', `listSubjects now ${String(now)}`);
     }
-    // Well formed: 0 and 2^53 - 1 are answered by the later gates (freshness here).
+    // Well formed: 0 and 2^53 - 1 are answered by the later gates; `now` moves only expiry
+    // (alice's admin grant on the workspace expires at 1798761600000), never freshness.
+    const x = ['user:alice', 'export', 'doc:roadmap'];
     assert.equal(ev.check(...q, { now: 0 }).reason, 'granted');
-    assert.equal(ev.check(...q, { now: 2 ** 53 - 1 }).reason, 'freshness_exceeded');
-    assert.equal(ev.check(...q, { now: NOW + 300_000 }).reason, 'granted');
-    assert.equal(ev.check(...q, { now: NOW + 300_001 }).reason, 'freshness_exceeded');
-    // Absent or null `now`: the host's clock, which is far past this snapshot's freshness.
+    assert.equal(ev.check(...q, { now: 2 ** 53 - 1 }).reason, 'granted');
+    assert.equal(ev.check(...x, { now: 1798761600000 - 1 }).reason, 'granted');
+    assert.equal(ev.check(...x, { now: 1798761600000 }).reason, 'no_grant');
+    clock = NOW + 300_000;
+    assert.equal(ev.check(...q, { now: NOW }).reason, 'granted');
+    clock = NOW + 300_001;
+    for (const now of [0, NOW, NOW + 300_000, 2 ** 53 - 1]) {
+      assert.equal(ev.check(...q, { now }).reason, 'freshness_exceeded', `now ${now}`);
+      assert.equal(ev.checkMany([q], { now })[0].reason, 'freshness_exceeded', `checkMany now ${now}`);
+      throwsCode(() => ev.listResources('user:alice', 'read', { now }), 'freshness_exceeded', `listResources now ${now}`);
+      throwsCode(() => ev.listSubjects('doc:roadmap', 'read', { context: { now } }), 'freshness_exceeded', `listSubjects now ${now}`);
+    }
+    // Absent or null `now`: the host's clock, for expiry too.
+    clock = NOW;
     for (const c of [undefined, null, {}, { now: null }, { now: undefined }]) {
-      assert.equal(ev.check(...q, c).reason, 'freshness_exceeded', `context ${JSON.stringify(c)}`);
+      assert.equal(ev.check(...x, c).reason, 'granted', `context ${JSON.stringify(c)}`);
     }
     ev.free();
+    const late = signedExample(() => 1798761600000);
+    late.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: KEY.secretKey, issuedAt: 1798761600000 }));
+    for (const c of [undefined, null, {}, { now: null }, { now: undefined }]) {
+      assert.equal(late.check(...x, c).reason, 'no_grant', `context ${JSON.stringify(c)} at the expiry`);
+    }
+    assert.equal(late.check(...x, { now: 1798761600000 - 1 }).reason, 'granted');
+    late.free();
   });
 
   test(`${label}: checkMany answers good entries among malformed ones, in order`, () => {
@@ -512,7 +532,7 @@ module.exports = function defineHostileTests(api, test, label) {
       suspended: [],
       assignments: Array.from({ length: 40 }, (_, i) => ({ principal: `user:u${i}`, role: 'viewer', resource: `doc:d${i}` })),
     };
-    const other = new Evaluator({ tenant: 'acme', publicKeys: [key.publicKey] });
+    const other = new Evaluator({ tenant: 'acme', publicKeys: [key.publicKey], clock: () => NOW });
     const freed = Evaluator.preview(model);
     freed.free();
     other.loadSnapshot(compileSnapshot(model, { epoch: 1, secretKey: key.secretKey, issuedAt: NOW }));
