@@ -55,15 +55,16 @@ function fail(code, message, cause) {
   return e;
 }
 
-// A thrown value as text, without calling the caller's code (no toString of objects).
+// A thrown value as text, without calling the caller's code beyond an Error's `message` (no
+// toString of objects; a revoked Proxy or a throwing getter is described by its type).
 function describe(e) {
-  if (e instanceof Error) {
-    try {
+  try {
+    if (e instanceof Error) {
       const m = e.message;
       if (typeof m === 'string') return m;
-    } catch {
-      // a message getter that throws: described by its type below
     }
+  } catch {
+    // described by its type below
   }
   return typeof e === 'string' ? e : `a thrown ${typeof e}`;
 }
@@ -71,7 +72,11 @@ function describe(e) {
 // Every error leaves the package with a stable `code`: the package's and the core's errors have
 // one; anything else (a failed allocation, say) becomes `internal`, the original as its `cause`.
 function coded(e) {
-  if (e instanceof Error && Object.hasOwn(e, 'code') && typeof e.code === 'string') return e;
+  try {
+    if (e instanceof Error && Object.hasOwn(e, 'code') && typeof e.code === 'string') return e;
+  } catch {
+    // not one of ours
+  }
   return fail('internal', `edge-authz: ${describe(e)}`, e);
 }
 

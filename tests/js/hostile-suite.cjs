@@ -614,7 +614,10 @@ module.exports = function defineHostileTests(api, test, label) {
     const readings = [
       -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, '1500', 1500n, null, undefined, {}, new Number(NOW), true,
     ];
-    for (const bad of [...readings.map((v) => () => v), () => { throw new Error('no time'); }, () => { throw 'no time'; }]) {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const throwers = [() => { throw new Error('no time'); }, () => { throw 'no time'; }, () => { throw revoked.proxy; }];
+    for (const bad of [...readings.map((v) => () => v), ...throwers, () => revoked.proxy]) {
       let reading = NOW;
       const ev = signedExample(() => (reading === NOW ? NOW : bad()));
       const status = ev.status();
