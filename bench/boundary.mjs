@@ -40,7 +40,7 @@ const model = JSON.parse(
 const NOW = 1767225600000;
 const { publicKey, secretKey } = api.generateKeyPair();
 const snapshot = api.compileSnapshot(model, { epoch: 1, secretKey, issuedAt: NOW });
-const ev = new api.Evaluator({ tenant: model.tenant, publicKeys: [publicKey] });
+const ev = new api.Evaluator({ tenant: model.tenant, publicKeys: [publicKey], clock: () => NOW });
 ev.loadSnapshot(snapshot);
 const raw = new glue.RawEvaluator(model.tenant, [publicKey]);
 raw.load_snapshot(snapshot);
@@ -66,24 +66,24 @@ function rawBuffer(q) {
   for (let i = 0; i < s.length; i++) u8[p++] = s.charCodeAt(i);
   for (let i = 0; i < a.length; i++) u8[p++] = a.charCodeAt(i);
   for (let i = 0; i < r.length; i++) u8[p++] = r.charCodeAt(i);
-  return raw.check(s.length, a.length, r.length, NOW);
+  return raw.check(s.length, a.length, r.length, NOW, NOW);
 }
 
 const variants = [
   ['package check()', (q) => ev.check(q[0], q[1], q[2], ctx)],
   ['raw: input buffer', rawBuffer],
-  ['raw: wasm-bindgen &str', (q) => raw.check_strs(q[0], q[1], q[2], NOW)],
+  ['raw: wasm-bindgen &str', (q) => raw.check_strs(q[0], q[1], q[2], NOW, NOW)],
   [
     'JSON round trip',
-    (q) => JSON.parse(raw.check_json(JSON.stringify({ subject: q[0], action: q[1], resource: q[2], context: ctx }))),
+    (q) => JSON.parse(raw.check_json(JSON.stringify({ subject: q[0], action: q[1], resource: q[2], context: ctx }), NOW)),
   ],
 ];
 
 // The variants must agree on every answer.
 for (const q of requests.slice(0, 20000)) {
   const d = ev.check(q[0], q[1], q[2], ctx);
-  const words = [rawBuffer(q), raw.check_strs(q[0], q[1], q[2], NOW)];
-  const j = JSON.parse(raw.check_json(JSON.stringify({ subject: q[0], action: q[1], resource: q[2], context: ctx })));
+  const words = [rawBuffer(q), raw.check_strs(q[0], q[1], q[2], NOW, NOW)];
+  const j = JSON.parse(raw.check_json(JSON.stringify({ subject: q[0], action: q[1], resource: q[2], context: ctx }), NOW));
   if (words.some((w) => (w & 1) !== Number(d.allowed)) || j.allowed !== d.allowed || j.reason !== d.reason) {
     console.error('variants disagree on', q, d, words, j);
     process.exit(1);

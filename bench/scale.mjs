@@ -105,7 +105,7 @@ async function main() {
     const delta = readFileSync(deltaFile);
 
     // Node: the package.
-    const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [pub] });
+    const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [pub], clock: () => NOW });
     let t0 = performance.now();
     ev.loadSnapshot(bytes);
     const nodeLoadMs = performance.now() - t0;

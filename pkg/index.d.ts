@@ -37,7 +37,9 @@ export interface Decision {
   grant?: Grant;
 }
 
-/** `now`: Unix milliseconds, a whole number from 0 to 2^53 - 1; the host's clock when absent. */
+/** `now`: Unix milliseconds, a whole number from 0 to 2^53 - 1; the host's clock when absent.
+ * It is the time of assignment expiry only: freshness is judged by the evaluator's clock, which
+ * no request can move. Read as an own property (inherited fields are not part of a context). */
 export interface Context {
   now?: number | null;
 }
@@ -106,8 +108,16 @@ export type ErrorCode =
   | 'invalid_delta'
   | 'preview_mode'
   | 'invalid_argument'
+  /** A signed message issued more than a second after the evaluator's clock; nothing changed. */
+  | 'clock_skew'
+  | 'watermark_too_high'
+  /** The evaluator's `clock` threw or gave something other than a whole number of ms from 0 to
+   * 2^53 - 1: the call fails closed. */
+  | 'invalid_clock'
   /** A call on an evaluator after `free()`. */
   | 'freed'
+  /** Anything else that went wrong inside the package (the original error is its `cause`). */
+  | 'internal'
   | Reason;
 
 /** Every error the package throws is an `Error` with a stable `code`. */
@@ -120,21 +130,32 @@ export interface EdgeAuthzError extends Error {
 /** A model object (contract section 2) or its JSON text. */
 export type ModelInput = object | string;
 
+/** The host's clock: Unix milliseconds, a whole number from 0 to 2^53 - 1. */
+export type Clock = () => number;
+
 export declare class Evaluator {
-  /** A signed evaluator for one tenant, trusting base64 Ed25519 public keys (several for rotation). */
-  constructor(options: { tenant: string; publicKeys: string[] });
-  /** Unsigned; compiles the model in place. No watermark, no freshness gate; takes no signed messages. */
-  static preview(model: ModelInput): Evaluator;
-  /** Throws (state unchanged) on a bad signature, another tenant, a rollback, malformed input, ... */
+  /** A signed evaluator for one tenant, trusting base64 Ed25519 public keys (several for rotation).
+   * `clock` (default `Date.now`) is the host's clock: read at every check, listing and message, it
+   * alone judges freshness and refuses messages issued more than a second in its future
+   * (`clock_skew`). A clock that throws or gives anything but a whole number of ms from 0 to
+   * 2^53 - 1 makes the call throw `invalid_clock`. Options are read as own properties. */
+  constructor(options: { tenant: string; publicKeys: string[]; clock?: Clock });
+  /** Unsigned; compiles the model in place. No watermark, no freshness gate; takes no signed
+   * messages. `clock` gives the time of expiry when a context names none. */
+  static preview(model: ModelInput, options?: { clock?: Clock }): Evaluator;
+  /** Throws (state unchanged) on a bad signature, another tenant, a rollback, a message issued in
+   * the clock's future (`clock_skew`), malformed input, ... */
   loadSnapshot(bytes: Uint8Array): { epoch: number; applied: boolean };
   /** `applied` is false for a replay of the held epoch (a no-op). */
   applyDelta(bytes: Uint8Array): { epoch: number; applied: boolean };
   applyWatermark(bytes: Uint8Array): { watermark: number; epoch: number | null; delta?: CarriedDelta };
-  /** Never throws: bad input answers `invalid_request`. */
+  /** Bad input answers `invalid_request` (an unreadable context too); throws only `freed`,
+   * `invalid_clock`. */
   check(subject: string, action: string, resource: string, context?: Context): Decision;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
   /** Throws with the refusing gate's reason as `code` (gates 1 to 5). `context` (as for check)
-   * or its shorthand `now` sets the time; the host's clock otherwise. */
+   * or its shorthand `now` sets the time of expiry; the clock otherwise (and always for
+   * freshness). */
   listResources(
     subject: string,
     action: string,

@@ -12,8 +12,8 @@
 use wasm_bindgen::prelude::*;
 
 use crate::{
-    compile_snapshot, context_now, diff_models, inspect, sign_watermark, Decision, DeltaOutcome,
-    Error, Evaluator, Limits, Model, PublicKey, Reason, Request, SecretKey, State, Tier, MAX_NOW,
+    compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, DeltaOutcome, Error,
+    Evaluator, Limits, Model, PublicKey, Reason, Request, SecretKey, State, Tier, MAX_NOW,
 };
 
 #[wasm_bindgen]
@@ -43,6 +43,14 @@ fn throw(e: &Error) -> JsValue {
 
 fn invalid_argument(message: String) -> JsValue {
     throw(&Error::InvalidArgument(message))
+}
+
+/// The host's clock was not a whole number of ms from 0 to 2^53 - 1 (the package checks it
+/// first; this side fails closed on its own too).
+fn invalid_clock() -> JsValue {
+    let err = JsError::new("the clock must give a whole number of ms from 0 to 2^53 - 1");
+    err.set_code("invalid_clock");
+    err.into()
 }
 
 /// A JavaScript number that must be a whole number from 0 to 2^53 - 1.
@@ -149,8 +157,16 @@ impl RawEvaluator {
         text
     }
 
-    fn now(now: f64) -> Option<u64> {
-        (now >= 0.0 && now <= MAX_NOW as f64).then_some(now as u64)
+    /// A time from JavaScript: a whole number from 0 to 2^53 - 1, else `None`.
+    fn time(t: f64) -> Option<u64> {
+        (t >= 0.0 && t <= MAX_NOW as f64 && t.fract() == 0.0).then_some(t as u64)
+    }
+
+    /// The two times of a decision: the host's `clock`, and `now` (below 0: the context was
+    /// malformed). `Err` for a clock that is not a time; `Ok(None)` for a malformed context.
+    fn at(clock: f64, now: f64) -> Result<Option<At>, ()> {
+        let clock = Self::time(clock).ok_or(())?;
+        Ok(Self::time(now).map(|now| At { clock, now }))
     }
 }
 
@@ -158,18 +174,18 @@ impl RawEvaluator {
     /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
     /// the bindings from Rust).
     #[doc(hidden)]
-    pub fn check_str(&mut self, s: &str, a: &str, r: &str, now: f64) -> (u32, Vec<u32>) {
+    pub fn check_str(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> (u32, Vec<u32>) {
         self.write(&[[s, a, r]]);
         let len = |x: &str| x.len() as u32;
-        let word = self.check(len(s), len(a), len(r), now);
+        let word = self.check(len(s), len(a), len(r), clock, now);
         (word, self.out.clone())
     }
 
     /// Writes requests into `input` and `lens`, then `check_many` (for tests of the bindings).
     #[doc(hidden)]
-    pub fn check_many_str(&mut self, requests: &[[&str; 3]], now: f64) -> Vec<u32> {
+    pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
         self.write(requests);
-        self.check_many(requests.len(), now);
+        self.check_many(requests.len(), clock, now);
         self.out.clone()
     }
 
@@ -212,6 +228,15 @@ impl RawEvaluator {
         Evaluator::preview(&state)
             .map(RawEvaluator::wrap)
             .map_err(|e| throw(&e))
+    }
+
+    /// This host's clock (Unix ms) for the messages that follow: one issued more than a second
+    /// after it is refused with `clock_skew` and changes nothing. The package sets it before
+    /// every message.
+    pub fn set_clock(&mut self, clock: f64) -> Result<(), JsValue> {
+        let clock = Self::time(clock).ok_or_else(invalid_clock)?;
+        self.ev.set_clock(Some(clock));
+        Ok(())
     }
 
     /// `[epoch, applied (0 or 1)]`.
@@ -287,18 +312,19 @@ impl RawEvaluator {
         self.out.as_ptr()
     }
 
-    /// Decides the request whose fields (`ls`, `la`, `lr` bytes) are at the start of `input`.
-    /// `now` below 0 means the context was malformed.
-    pub fn check(&mut self, ls: u32, la: u32, lr: u32, now: f64) -> u32 {
+    /// Decides the request whose fields (`ls`, `la`, `lr` bytes) are at the start of `input`, at
+    /// the host's `clock` and the request's `now` (below 0: the context was malformed). A clock
+    /// that is not a time fails closed (`invalid_request`; the package refuses it before).
+    pub fn check(&mut self, ls: u32, la: u32, lr: u32, clock: f64, now: f64) -> u32 {
         let before = self.out.as_ptr();
         self.out.clear();
         let mut at = 0;
         let s = Self::field(&self.input, &mut at, ls);
         let a = Self::field(&self.input, &mut at, la);
         let r = Self::field(&self.input, &mut at, lr);
-        let d = match Self::now(now) {
-            Some(now) => self.ev.check(Request::new(s, a, r), now),
-            None => self.ev.reject_request(),
+        let d = match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
+            _ => self.ev.reject_request(),
         };
         let word = Self::encode(&self.ev, &d, &mut self.out);
         if self.out.as_ptr() == before {
@@ -309,8 +335,8 @@ impl RawEvaluator {
     }
 
     /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
-    /// per request, followed by the grant ids of the granted ones, in order.
-    pub fn check_many(&mut self, count: usize, now: f64) {
+    /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
+    pub fn check_many(&mut self, count: usize, clock: f64, now: f64) {
         self.out.clear();
         let mut at = 0;
         let mut requests = Vec::with_capacity(count);
@@ -322,9 +348,9 @@ impl RawEvaluator {
             requests.push(Request::new(s, a, r));
         }
         self.decisions.clear();
-        match Self::now(now) {
-            Some(now) => self.ev.check_many(&requests, now, &mut self.decisions),
-            None => self
+        match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check_many(&requests, at, &mut self.decisions),
+            _ => self
                 .decisions
                 .extend(requests.iter().map(|_| self.ev.reject_request())),
         }
@@ -369,12 +395,13 @@ impl RawEvaluator {
         subject: &str,
         action: &str,
         type_filter: Option<String>,
+        clock: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let listed = match Self::now(now) {
-            Some(now) => self
+        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+            Some(at) => self
                 .ev
-                .list_resources(subject, action, type_filter.as_deref(), now),
+                .list_resources(subject, action, type_filter.as_deref(), at),
             None => Err(self.ev.reject_list()),
         };
         listed.map_err(|e| throw(&e))
@@ -384,10 +411,11 @@ impl RawEvaluator {
         &self,
         resource: &str,
         action: &str,
+        clock: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let listed = match Self::now(now) {
-            Some(now) => self.ev.list_subjects(resource, action, now),
+        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+            Some(at) => self.ev.list_subjects(resource, action, at),
             None => Err(self.ev.reject_list()),
         };
         listed.map_err(|e| throw(&e))
@@ -396,20 +424,6 @@ impl RawEvaluator {
     /// `status()` as JSON.
     pub fn status(&self) -> String {
         json(&self.ev.status())
-    }
-}
-
-/// `now` from a context given as JSON text (the slow path, for contexts that are not a plain
-/// `{now: n}`): the time, -1 for none given, -2 for a malformed context.
-#[wasm_bindgen]
-pub fn context_time(context: &str) -> f64 {
-    match serde_json::from_str::<serde_json::Value>(context) {
-        Ok(v) => match context_now(Some(&v)) {
-            Ok(Some(now)) => now as f64,
-            Ok(None) => -1.0,
-            Err(()) => -2.0,
-        },
-        Err(_) => -2.0,
     }
 }
 
@@ -509,17 +523,17 @@ pub fn inspect_raw(bytes: &[u8], public_keys: Vec<String>) -> Result<String, JsV
 #[wasm_bindgen]
 impl RawEvaluator {
     /// wasm-bindgen's own string passing: three strings copied in per call.
-    pub fn check_strs(&mut self, s: &str, a: &str, r: &str, now: f64) -> u32 {
+    pub fn check_strs(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> u32 {
         self.out.clear();
-        let d = match Self::now(now) {
-            Some(now) => self.ev.check(Request::new(s, a, r), now),
-            None => self.ev.reject_request(),
+        let d = match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
+            _ => self.ev.reject_request(),
         };
         Self::encode(&self.ev, &d, &mut self.out)
     }
 
     /// A JSON round trip: the request as JSON in, the explained decision as JSON out.
-    pub fn check_json(&self, request: &str) -> String {
+    pub fn check_json(&self, request: &str, clock: f64) -> String {
         #[derive(serde::Deserialize)]
         struct Req {
             subject: String,
@@ -527,15 +541,16 @@ impl RawEvaluator {
             resource: String,
             context: Option<serde_json::Value>,
         }
-        let d = match serde_json::from_str::<Req>(request) {
-            Ok(q) => match context_now(q.context.as_ref()) {
+        let clock = Self::time(clock);
+        let d = match (serde_json::from_str::<Req>(request), clock) {
+            (Ok(q), Some(clock)) => match crate::context_now(q.context.as_ref()) {
                 Ok(now) => self.ev.check(
                     Request::new(&q.subject, &q.action, &q.resource),
-                    now.unwrap_or(0),
+                    At::clock(clock).with_now(now),
                 ),
                 Err(()) => self.ev.reject_request(),
             },
-            Err(_) => self.ev.reject_request(),
+            _ => self.ev.reject_request(),
         };
         json(&self.ev.explain(&d))
     }

@@ -62,7 +62,7 @@ fn signed() -> (RawEvaluator, String) {
 #[wasm_bindgen_test]
 fn a_grant_comes_back_as_a_word_and_ids() {
     let (mut ev, _) = signed();
-    let (word, out) = ev.check_str("user:alice", "read", "doc:plan", NOW);
+    let (word, out) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
     assert_eq!(word & 1, 1);
     assert_eq!(reason(word), Reason::Granted);
     assert_eq!((word >> 5) & 3, 1, "tier low");
@@ -93,7 +93,7 @@ fn denials_carry_their_reason_and_tier() {
         (("not an id", "read", "doc:plan"), Reason::InvalidRequest, 1),
     ];
     for ((s, a, r), want, tier) in cases {
-        let (word, out) = ev.check_str(s, a, r, NOW);
+        let (word, out) = ev.check_str(s, a, r, NOW, NOW);
         assert_eq!(
             (word & 1, reason(word), (word >> 5) & 3),
             (0, want, tier),
@@ -102,11 +102,53 @@ fn denials_carry_their_reason_and_tier() {
         assert!(out.is_empty());
     }
     // A malformed context is passed as a negative time.
-    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", -1.0);
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, -1.0);
     assert_eq!(reason(word), Reason::InvalidRequest);
-    // Past the low tier's default bound (300 s) since the snapshot was issued.
-    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW + 300_001.0);
+    // Past the low tier's default bound (300 s) since the snapshot was issued, by the clock.
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW + 300_001.0, NOW);
     assert_eq!(reason(word), Reason::FreshnessExceeded);
+    // A clock that is not a time fails closed.
+    for clock in [-1.0, 0.5, f64::NAN, 2f64.powi(53)] {
+        let (word, _) = ev.check_str("user:alice", "read", "doc:plan", clock, NOW);
+        assert_eq!((word & 1, reason(word)), (0, Reason::InvalidRequest), "{clock}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_clock_judges_freshness_and_now_only_expiry() {
+    let (mut ev, _) = signed();
+    // `now` in the past does not make a state fresh at a late clock.
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW + 300_001.0, 0.0);
+    assert_eq!(reason(word), Reason::FreshnessExceeded);
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW + 1e9);
+    assert_eq!(reason(word), Reason::Granted);
+    let out = ev.check_many_str(&[["user:alice", "read", "doc:plan"]], NOW + 300_001.0, NOW);
+    assert_eq!(reason(out[0]), Reason::FreshnessExceeded);
+    let listed = ev.list_resources("user:alice", "read", None, NOW + 300_001.0, NOW);
+    assert_eq!(code_of(listed.unwrap_err()), "freshness_exceeded");
+    let listed = ev.list_subjects("doc:plan", "read", NOW, 0.0).unwrap();
+    assert_eq!(listed, ["user:alice"]);
+    assert_eq!(
+        code_of(ev.list_subjects("doc:plan", "read", -1.0, NOW).unwrap_err()),
+        "invalid_clock"
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_message_from_the_future_is_refused_once_the_clock_is_set() {
+    let (mut ev, secret) = signed();
+    let before = ev.status();
+    let year_2100 = 4_102_444_800_000.0;
+    let beat = sign_watermark_raw("acme", 1.0, &secret, year_2100, None).unwrap();
+    ev.set_clock(NOW).unwrap();
+    assert_eq!(code_of(ev.apply_watermark(&beat).unwrap_err()), "clock_skew");
+    let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_001.0).unwrap();
+    assert_eq!(code_of(ev.load_snapshot(&snap).unwrap_err()), "clock_skew");
+    assert_eq!(ev.status(), before);
+    // Within the second of tolerance it is taken.
+    let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_000.0).unwrap();
+    assert_eq!(ev.load_snapshot(&snap).unwrap(), vec![2.0, 1.0]);
+    assert_eq!(code_of(ev.set_clock(f64::INFINITY).unwrap_err()), "invalid_clock");
 }
 
 #[wasm_bindgen_test]
@@ -118,6 +160,7 @@ fn check_many_answers_in_order_with_grants_after_the_words() {
             ["user:bob", "read", "doc:plan"],
             ["group:eng", "read", "org:acme"],
         ],
+        NOW,
         NOW,
     );
     let words = &out[..3];
@@ -177,11 +220,11 @@ fn a_revocation_rides_on_a_watermark() {
     let carried = sign_watermark_raw("acme", 2.0, &secret, NOW, Some(delta[1..].to_vec())).unwrap();
     let mut stale = signed().0;
     stale.apply_watermark(&bare).unwrap();
-    let (word, _) = stale.check_str("user:alice", "read", "doc:plan", NOW);
+    let (word, _) = stale.check_str("user:alice", "read", "doc:plan", NOW, NOW);
     assert_eq!(reason(word), Reason::StaleSnapshot);
     let result = ev.apply_watermark(&carried).unwrap();
     assert!(result.contains("\"applied\":true"), "{result}");
-    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW);
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
     assert_eq!(reason(word), Reason::NoGrant);
     assert_eq!(ev.epoch(), 2.0);
 }

@@ -4,9 +4,11 @@
 //   secretKey, issuedAt: now}). It runs in a worker thread (its own wasm instance), so that the
 //   compiler's use of wasm memory does not hide the evaluator's in the heap figure of the main
 //   thread (wasm linear memory never shrinks).
-// - load (timed) = new Evaluator({tenant, publicKeys: [publicKey]}) + loadSnapshot(bytes).
+// - load (timed) = new Evaluator({tenant, publicKeys: [publicKey], clock: () => now}) +
+//   loadSnapshot(bytes).
 // - check = ev.check(s, a, r, {now}); checkMany = ev.checkMany(requests, {now}) (the package's batch
-//   API). `now` is the snapshot's issuedAt, so the freshness gate passes for every tier.
+//   API). The clock and `now` are the snapshot's issuedAt, so the freshness gate passes for every
+//   tier.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -66,7 +68,7 @@ export function prepare(model, { now }) {
 }
 
 export function load(prepared, { now }) {
-  const ev = new edge.Evaluator({ tenant: prepared.tenant, publicKeys: [prepared.publicKey] });
+  const ev = new edge.Evaluator({ tenant: prepared.tenant, publicKeys: [prepared.publicKey], clock: () => now });
   ev.loadSnapshot(prepared.bytes);
   const ctx = { now };
   return {

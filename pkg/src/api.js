@@ -5,10 +5,15 @@
 // answer is one number (allowed, reason, tier); a grant comes back as dense ids that are turned
 // into names through per-evaluator caches, emptied whenever the held state changes. `checkMany`
 // writes a whole batch and crosses once. See ARCHITECTURE.md for the measured alternatives.
+//
+// Every value the caller hands in (arguments, options, contexts, batch entries) is read exactly
+// once, as a primitive, before anything is measured, copied into wasm memory or checked for
+// liveness: a getter or a Proxy that answers differently on a second read can neither make a copy
+// outgrow the room measured for it nor free the evaluator under its own call. Options and
+// contexts are read as own properties only. Every error thrown carries a `code`.
 import {
   RawEvaluator,
   compile_snapshot_raw,
-  context_time,
   diff_models_raw,
   inspect_raw,
   key_pair_from_seed,
@@ -41,10 +46,38 @@ const CHUNK = 8192;
 // otherwise cost a huge buffer in wasm memory).
 const MAX_FIELD = 64 + 1 + 256;
 
-function fail(code, message) {
-  const e = new Error(message);
+// The largest length of a JavaScript array.
+const MAX_ARRAY = 2 ** 32 - 1;
+
+function fail(code, message, cause) {
+  const e = cause === undefined ? new Error(message) : new Error(message, { cause });
   e.code = code;
   return e;
+}
+
+// A thrown value as text, without calling the caller's code beyond an Error's `message` (no
+// toString of objects; a revoked Proxy or a throwing getter is described by its type).
+function describe(e) {
+  try {
+    if (e instanceof Error) {
+      const m = e.message;
+      if (typeof m === 'string') return m;
+    }
+  } catch {
+    // described by its type below
+  }
+  return typeof e === 'string' ? e : `a thrown ${typeof e}`;
+}
+
+// Every error leaves the package with a stable `code`: the package's and the core's errors have
+// one; anything else (a failed allocation, say) becomes `internal`, the original as its `cause`.
+function coded(e) {
+  try {
+    if (e instanceof Error && Object.hasOwn(e, 'code') && typeof e.code === 'string') return e;
+  } catch {
+    // not one of ours
+  }
+  return fail('internal', `edge-authz: ${describe(e)}`, e);
 }
 
 // Views of the wasm memory; a memory growth detaches them (byteLength 0), so they are renewed.
@@ -64,12 +97,15 @@ const wellFormed =
     ? (s) => s.isWellFormed()
     : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 
-// Writes `s` as UTF-8 at `p` (room for 3 bytes per UTF-16 unit is guaranteed by the caller).
-// Returns the bytes written, or NOT_A_STRING for a non-string or a string with lone surrogates
-// (which UTF-8 cannot carry: encoding would turn them into U+FFFD and could name another id).
-function put(p, s) {
+// Writes `s` as UTF-8 at `p`, never at or past `end` (the caller measured room for 3 bytes per
+// UTF-16 unit of the same primitive string, so the bound only fails closed should that ever be
+// wrong). Returns the bytes written, or NOT_A_STRING for a non-string or a string with lone
+// surrogates (which UTF-8 cannot carry: encoding would turn them into U+FFFD and could name
+// another id).
+function put(p, s, end) {
   if (typeof s !== 'string' || s.length > MAX_FIELD) return NOT_A_STRING;
   const n = s.length;
+  if (p + 3 * n > end) return NOT_A_STRING;
   const u8 = U8;
   let i = 0;
   for (; i < n; i++) {
@@ -83,6 +119,12 @@ function put(p, s) {
   return i + written;
 }
 
+// A request field as the batch reads it: the primitive string itself, or null when it is not a
+// string or cannot be a valid id (the core answers invalid_request).
+function fieldOf(v) {
+  return typeof v === 'string' && v.length <= MAX_FIELD ? v : null;
+}
+
 function strLen(s) {
   return typeof s === 'string' && s.length <= MAX_FIELD ? s.length : 0;
 }
@@ -92,64 +134,123 @@ function nameArg(s) {
   return typeof s === 'string' && s.length <= MAX_FIELD && wellFormed(s) ? s : '';
 }
 
-// `now` of a listing's options: `context` (as check takes it) when given, else `now`.
-function listNow(o) {
-  if (o.context !== undefined) return contextNow(o.context);
-  return contextNow(o.now === undefined ? undefined : { now: o.now });
-}
-
-// `now` of a context (contract section 3; tests/conformance/README.md): the host's clock when
-// absent, -1 when malformed (the core then answers invalid_request).
-function contextNow(context) {
-  if (context === undefined || context === null) return Date.now();
-  if (typeof context !== 'object' || Array.isArray(context)) return -1;
-  for (const k in context) {
-    if (k !== 'now' || !Object.prototype.hasOwnProperty.call(context, k)) {
-      return Object.prototype.hasOwnProperty.call(context, k) ? -1 : slowContextNow(context);
-    }
-  }
-  const n = context.now;
-  if (n === undefined || n === null) return Date.now();
+// A time a context or a listing's options name: the clock when absent (undefined or null), -1
+// when malformed (the core then answers invalid_request).
+function timeOf(n, clock) {
+  if (n === undefined || n === null) return clock;
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-// Contexts with inherited enumerable fields: read as JSON, like every other host reads them.
-function slowContextNow(context) {
-  let text;
+// `now` of a context (tests/conformance/README.md): an object whose only own enumerable field is
+// `now` (or none). The clock when absent, -1 when malformed or unreadable (a getter or a Proxy
+// trap that throws). Its `now` is read once.
+function contextNow(context, clock) {
+  if (context === undefined || context === null) return clock;
+  if (typeof context !== 'object') return -1;
+  let n;
   try {
-    text = JSON.stringify(context);
+    if (Array.isArray(context)) return -1;
+    const keys = Object.keys(context);
+    if (keys.length === 0) return clock;
+    if (keys.length !== 1 || keys[0] !== 'now') return -1;
+    n = context.now;
   } catch {
     return -1;
   }
-  const t = context_time(text);
-  return t === -1 ? Date.now() : t < 0 ? -1 : t;
+  return timeOf(n, clock);
 }
 
+// `now` of a listing's options: `context` (as check takes it) when given, else `now`.
+function listNow(o, clock) {
+  return o.context !== undefined ? contextNow(o.context, clock) : timeOf(o.now, clock);
+}
+
+// The named own properties of an options object, each read once, into a fresh object; inherited
+// properties (a polluted Object.prototype) are not options.
+function readOptions(options, keys, what) {
+  const o = { __proto__: null };
+  if (options === undefined || options === null) return o;
+  if (typeof options !== 'object') throw fail('invalid_argument', `${what} must be an object`);
+  try {
+    for (const k of keys) o[k] = Object.hasOwn(options, k) ? options[k] : undefined;
+  } catch (e) {
+    throw fail('invalid_argument', `${what} could not be read: ${describe(e)}`, e);
+  }
+  return o;
+}
+
+// An array of strings read once, element by element, into a fresh array (what the glue copies).
+function stringsOf(v, what) {
+  let out = null;
+  try {
+    if (Array.isArray(v)) {
+      const n = v.length;
+      if (Number.isSafeInteger(n) && n >= 0 && n <= MAX_ARRAY) {
+        out = [];
+        for (let i = 0; i < n && out !== null; i++) {
+          const k = v[i];
+          if (typeof k === 'string' && wellFormed(k)) out.push(k);
+          else out = null;
+        }
+      }
+    }
+  } catch (e) {
+    throw fail('invalid_argument', `${what} could not be read: ${describe(e)}`, e);
+  }
+  if (out === null) throw fail('invalid_argument', `${what} must be an array of base64 strings`);
+  return out;
+}
+
+function modelError(message, cause) {
+  const err = fail('invalid_model', message, cause);
+  err.detail = 'invalid_json';
+  return err;
+}
+
+// The model as JSON text, a primitive string read once (JSON.stringify reads every field once).
 function modelText(model) {
-  if (typeof model === 'string') return model;
+  if (typeof model === 'string') {
+    if (!wellFormed(model)) throw modelError('the model text has a lone surrogate, which JSON in UTF-8 cannot carry');
+    return model;
+  }
   if (model === null || typeof model !== 'object') {
     throw fail('invalid_argument', 'the model must be an object or a JSON string');
   }
+  let text;
   try {
-    return JSON.stringify(model);
+    text = JSON.stringify(model);
   } catch (e) {
-    const err = fail('invalid_model', `the model cannot be written as JSON: ${e.message}`);
-    err.detail = 'invalid_json';
-    throw err;
+    throw modelError(`the model cannot be written as JSON: ${describe(e)}`, e);
   }
+  if (typeof text !== 'string') throw modelError('the model cannot be written as JSON');
+  return text;
 }
 
+// The byte views' own getters, so that a subclass or an own property cannot lie about a view's
+// length (the glue reads it twice: once to allocate, once to copy).
+const getter = (proto, name) => Object.getOwnPropertyDescriptor(proto, name).get;
+const TYPED = Object.getPrototypeOf(Uint8Array.prototype);
+const TA = [getter(TYPED, 'buffer'), getter(TYPED, 'byteOffset'), getter(TYPED, 'byteLength')];
+const DV = [getter(DataView.prototype, 'buffer'), getter(DataView.prototype, 'byteOffset'), getter(DataView.prototype, 'byteLength')];
+const AB_LENGTH = getter(ArrayBuffer.prototype, 'byteLength');
+
+// A fresh Uint8Array over the bytes of a typed array, a DataView or an ArrayBuffer.
 function bytesOf(bytes, what) {
-  if (bytes instanceof Uint8Array) return bytes;
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw fail('invalid_argument', `${what} must be a Uint8Array`);
-}
-
-function optionsOf(options, what) {
-  if (options === undefined || options === null) return {};
-  if (typeof options !== 'object') throw fail('invalid_argument', `${what} must be an object`);
-  return options;
+  try {
+    if (ArrayBuffer.isView(bytes)) {
+      let g = TA;
+      try {
+        g[0].call(bytes);
+      } catch {
+        g = DV;
+      }
+      return new Uint8Array(g[0].call(bytes), g[1].call(bytes), g[2].call(bytes));
+    }
+    AB_LENGTH.call(bytes);
+    return new Uint8Array(bytes);
+  } catch {
+    throw fail('invalid_argument', `${what} must be a Uint8Array`);
+  }
 }
 
 function numberArg(v, name) {
@@ -158,7 +259,9 @@ function numberArg(v, name) {
 }
 
 function stringArg(v, name) {
-  if (typeof v !== 'string') throw fail('invalid_argument', `\`${name}\` must be a string`);
+  if (typeof v !== 'string' || !wellFormed(v)) {
+    throw fail('invalid_argument', `\`${name}\` must be a string (without lone surrogates)`);
+  }
   return v;
 }
 
@@ -166,11 +269,61 @@ function issuedAt(o) {
   return o.issuedAt === undefined ? Date.now() : numberArg(o.issuedAt, 'issuedAt');
 }
 
+// The default clock; `Date.now` is looked up at each call, so that a host's fake timers apply.
+const hostClock = () => Date.now();
+
+// The `clock` option: a function returning Unix ms (called at every decision and message), by
+// default the host's.
+function clockOption(o) {
+  if (o.clock === undefined) return hostClock;
+  if (typeof o.clock !== 'function') {
+    throw fail('invalid_argument', '`clock` must be a function returning Unix milliseconds');
+  }
+  return o.clock;
+}
+
+// The requests of a batch, read once: `length` once, each entry once, its `length` and three
+// fields once, into a flat array of primitive strings (null: not a string, the entry's field is
+// malformed). An entry that cannot be read (a getter or a Proxy trap that throws) is malformed.
+function readRequests(requests) {
+  let n;
+  try {
+    n = Array.isArray(requests) ? requests.length : undefined;
+  } catch (e) {
+    throw fail('invalid_argument', `the requests could not be read: ${describe(e)}`, e);
+  }
+  if (n === undefined) throw fail('invalid_argument', 'checkMany takes an array of [subject, action, resource]');
+  if (!Number.isSafeInteger(n) || n < 0 || 3 * n > MAX_ARRAY) {
+    throw fail('invalid_argument', 'the requests array has no valid length');
+  }
+  const fields = new Array(3 * n);
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    let s = null;
+    let a = null;
+    let r = null;
+    try {
+      const q = requests[i];
+      if (Array.isArray(q) && q.length === 3) {
+        s = fieldOf(q[0]);
+        a = fieldOf(q[1]);
+        r = fieldOf(q[2]);
+      }
+    } catch {
+      s = a = r = null;
+    }
+    fields[j] = s;
+    fields[j + 1] = a;
+    fields[j + 2] = r;
+  }
+  return fields;
+}
+
 const BUILD = Symbol('edge-authz raw evaluator');
 
 /** One tenant's authorization state, answering checks (contract section 5). */
 export class Evaluator {
   #raw;
+  #clock = hostClock;
   #epoch = null;
   #watermark = 0;
   #names = [[], [], []];
@@ -180,24 +333,52 @@ export class Evaluator {
   #lensLen = 0;
   #outPtr = 0;
 
-  constructor(options, raw) {
-    if (options === BUILD) {
-      this.#raw = raw;
-    } else {
-      const o = optionsOf(options, 'the options');
-      const tenant = stringArg(o.tenant, 'tenant');
-      if (!Array.isArray(o.publicKeys) || !o.publicKeys.every((k) => typeof k === 'string')) {
-        throw fail('invalid_argument', '`publicKeys` must be an array of base64 strings');
+  constructor(options, raw, clock) {
+    try {
+      if (options === BUILD) {
+        this.#raw = raw;
+        this.#clock = clock;
+      } else {
+        const o = readOptions(options, ['tenant', 'publicKeys', 'clock'], 'the options');
+        const tenant = stringArg(o.tenant, 'tenant');
+        const keys = stringsOf(o.publicKeys, '`publicKeys`');
+        this.#clock = clockOption(o);
+        this.#raw = new RawEvaluator(tenant, keys);
       }
-      this.#raw = new RawEvaluator(tenant, o.publicKeys);
+      this.#buffers();
+      this.#sync();
+    } catch (e) {
+      throw coded(e);
     }
-    this.#buffers();
-    this.#sync();
   }
 
-  /** An unsigned evaluator of a model, for previews and tests (no watermark, no freshness). */
-  static preview(model) {
-    return new Evaluator(BUILD, RawEvaluator.preview(modelText(model)));
+  /** An unsigned evaluator of a model, for previews and tests (no watermark, no freshness);
+   * `options.clock` as the constructor's (the time of expiry when a context names none). */
+  static preview(model, options) {
+    try {
+      const text = modelText(model);
+      const clock = clockOption(readOptions(options, ['clock'], 'the options'));
+      return new Evaluator(BUILD, RawEvaluator.preview(text), clock);
+    } catch (e) {
+      throw coded(e);
+    }
+  }
+
+  // The host's clock now: a whole number of ms from 0 to 2^53 - 1, else `invalid_clock` (a
+  // decision at an unknown time fails closed).
+  #time() {
+    const clock = this.#clock;
+    let t;
+    try {
+      t = clock();
+    } catch (e) {
+      throw fail('invalid_clock', `the clock threw: ${describe(e)}`, e);
+    }
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
+      const what = typeof t === 'number' ? String(t) : `a ${typeof t}`;
+      throw fail('invalid_clock', `the clock gave ${what}, not a whole number of ms from 0 to 2^53 - 1`);
+    }
+    return t;
   }
 
   #buffers() {
@@ -272,125 +453,150 @@ export class Evaluator {
   #next = 0;
 
   // The raw evaluator, or a coded error once freed (its memory may belong to another one now).
+  // Called after the caller's values are read (their getters may free this evaluator) and before
+  // anything is copied: no caller code runs between this and the call into wasm.
   #live() {
     if (this.#raw === null) throw fail('freed', 'the evaluator was freed');
     return this.#raw;
   }
 
+  // A signed message, refused (`clock_skew`) when issued more than a second past the clock.
+  #apply(bytes, what, call) {
+    try {
+      const b = bytesOf(bytes, what);
+      const clock = this.#time();
+      const raw = this.#live();
+      try {
+        raw.set_clock(clock);
+        return call(raw, b);
+      } finally {
+        this.#sync();
+      }
+    } catch (e) {
+      throw coded(e);
+    }
+  }
+
   /** Loads a signed snapshot. */
   loadSnapshot(bytes) {
-    try {
-      const [epoch, applied] = this.#live().load_snapshot(bytesOf(bytes, 'the snapshot'));
+    return this.#apply(bytes, 'the snapshot', (raw, b) => {
+      const [epoch, applied] = raw.load_snapshot(b);
       return { epoch, applied: applied === 1 };
-    } finally {
-      this.#sync();
-    }
+    });
   }
 
   /** Applies a signed delta on top of the held epoch. */
   applyDelta(bytes) {
-    try {
-      const [epoch, applied] = this.#live().apply_delta(bytesOf(bytes, 'the delta'));
+    return this.#apply(bytes, 'the delta', (raw, b) => {
+      const [epoch, applied] = raw.apply_delta(b);
       return { epoch, applied: applied === 1 };
-    } finally {
-      this.#sync();
-    }
+    });
   }
 
   /** Applies a signed watermark (or heartbeat), with the delta it may carry. */
   applyWatermark(bytes) {
-    try {
-      return JSON.parse(this.#live().apply_watermark(bytesOf(bytes, 'the watermark')));
-    } finally {
-      this.#sync();
-    }
+    return this.#apply(bytes, 'the watermark', (raw, b) => JSON.parse(raw.apply_watermark(b)));
   }
 
   /** Decides one request. Never throws for bad input: it answers `invalid_request`. */
   check(subject, action, resource, context) {
-    const raw = this.#live();
-    const now = contextNow(context);
-    const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
-    if (need > this.#inLen) this.#reserve(need, 1);
-    views();
-    let p = this.#inPtr;
-    const ls = put(p, subject);
-    if (ls !== NOT_A_STRING) p += ls;
-    const la = put(p, action);
-    if (la !== NOT_A_STRING) p += la;
-    const lr = put(p, resource);
-    const w = raw.check(ls, la, lr, now);
-    if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
-    if (w & HAS_GRANT) views();
-    return this.#decision(w, this.#outPtr >>> 2);
+    try {
+      const clock = this.#time();
+      const now = contextNow(context, clock);
+      const raw = this.#live();
+      // Strings are primitives: measured and copied from the same values.
+      const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
+      if (need > this.#inLen) this.#reserve(need, 1);
+      views();
+      let p = this.#inPtr;
+      const end = p + this.#inLen;
+      const ls = put(p, subject, end);
+      if (ls !== NOT_A_STRING) p += ls;
+      const la = put(p, action, end);
+      if (la !== NOT_A_STRING) p += la;
+      const lr = put(p, resource, end);
+      const w = raw.check(ls, la, lr, clock, now);
+      if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
+      if (w & HAS_GRANT) views();
+      return this.#decision(w, this.#outPtr >>> 2);
+    } catch (e) {
+      throw coded(e);
+    }
   }
 
   /** Decides many requests `[subject, action, resource]` at one time, in order. */
   checkMany(requests, context) {
-    const raw = this.#live();
-    if (!Array.isArray(requests)) {
-      throw fail('invalid_argument', 'checkMany takes an array of [subject, action, resource]');
-    }
-    const now = contextNow(context);
-    const out = new Array(requests.length);
-    for (let start = 0; start < requests.length; start += CHUNK) {
-      const end = Math.min(requests.length, start + CHUNK);
-      let need = 0;
-      for (let i = start; i < end; i++) {
-        const q = requests[i];
-        if (Array.isArray(q)) need += 3 * (strLen(q[0]) + strLen(q[1]) + strLen(q[2]));
-      }
-      this.#reserve(need, end - start);
-      views();
-      let p = this.#inPtr;
-      let l = this.#lensPtr >>> 2;
-      const u32 = U32;
-      for (let i = start; i < end; i++) {
-        const q = requests[i];
-        if (Array.isArray(q) && q.length === 3) {
-          for (let k = 0; k < 3; k++) {
-            const n = put(p, q[k]);
-            if (n !== NOT_A_STRING) p += n;
-            u32[l++] = n;
-          }
-        } else {
-          u32[l++] = NOT_A_STRING;
-          u32[l++] = NOT_A_STRING;
-          u32[l++] = NOT_A_STRING;
+    try {
+      const fields = readRequests(requests);
+      const clock = this.#time();
+      const now = contextNow(context, clock);
+      const raw = this.#live();
+      const count = fields.length / 3;
+      const out = new Array(count);
+      for (let start = 0; start < count; start += CHUNK) {
+        const end = Math.min(count, start + CHUNK);
+        let need = 0;
+        for (let j = 3 * start; j < 3 * end; j++) need += strLen(fields[j]);
+        this.#reserve(3 * need, end - start);
+        views();
+        let p = this.#inPtr;
+        const stop = p + this.#inLen;
+        let l = this.#lensPtr >>> 2;
+        const u32 = U32;
+        for (let j = 3 * start; j < 3 * end; j++) {
+          const n = put(p, fields[j], stop);
+          if (n !== NOT_A_STRING) p += n;
+          u32[l++] = n;
+        }
+        raw.check_many(end - start, clock, now);
+        this.#outPtr = raw.out_ptr();
+        views();
+        const words = this.#outPtr >>> 2;
+        let at = words + (end - start);
+        for (let i = start; i < end; i++) {
+          views(); // the previous decision's name lookups may have grown the memory
+          out[i] = this.#decision(U32[words + i - start], at);
+          at = this.#next;
         }
       }
-      raw.check_many(end - start, now);
-      this.#outPtr = raw.out_ptr();
-      views();
-      const words = this.#outPtr >>> 2;
-      let at = words + (end - start);
-      for (let i = start; i < end; i++) {
-        views(); // the previous decision's name lookups may have grown the memory
-        out[i] = this.#decision(U32[words + i - start], at);
-        at = this.#next;
-      }
+      return out;
+    } catch (e) {
+      throw coded(e);
     }
-    return out;
   }
 
   /** Resources (optionally of one type) on which `subject` may do `action`, sorted. */
   listResources(subject, action, options) {
-    const raw = this.#live();
-    const o = optionsOf(options, 'the options');
-    const type = o.type === undefined || o.type === null ? undefined : nameArg(o.type);
-    return raw.list_resources(nameArg(subject), nameArg(action), type, listNow(o));
+    try {
+      const o = readOptions(options, ['type', 'context', 'now'], 'the options');
+      const type = o.type === undefined || o.type === null ? undefined : nameArg(o.type);
+      const clock = this.#time();
+      const now = listNow(o, clock);
+      return this.#live().list_resources(nameArg(subject), nameArg(action), type, clock, now);
+    } catch (e) {
+      throw coded(e);
+    }
   }
 
   /** Members (not groups), not suspended, who may do `action` on `resource`, sorted. */
   listSubjects(resource, action, options) {
-    const raw = this.#live();
-    const o = optionsOf(options, 'the options');
-    return raw.list_subjects(nameArg(resource), nameArg(action), listNow(o));
+    try {
+      const o = readOptions(options, ['context', 'now'], 'the options');
+      const clock = this.#time();
+      const now = listNow(o, clock);
+      return this.#live().list_subjects(nameArg(resource), nameArg(action), clock, now);
+    } catch (e) {
+      throw coded(e);
+    }
   }
 
   /** What the evaluator holds (contract section 5, plus digest, keyIds, freshness, heapBytes). */
   status() {
-    return JSON.parse(this.#live().status());
+    try {
+      return JSON.parse(this.#live().status());
+    } catch (e) {
+      throw coded(e);
+    }
   }
 
   /** Releases the evaluator's wasm memory now rather than at garbage collection. Calls after
@@ -412,10 +618,12 @@ export class Evaluator {
 /** A fresh Ed25519 key pair for the origin, as base64 strings. */
 export function generateKeyPair() {
   const seed = new Uint8Array(32);
-  globalThis.crypto.getRandomValues(seed);
   try {
+    globalThis.crypto.getRandomValues(seed);
     const [publicKey, secretKey] = key_pair_from_seed(seed);
     return { publicKey, secretKey };
+  } catch (e) {
+    throw coded(e);
   } finally {
     seed.fill(0);
   }
@@ -423,52 +631,70 @@ export function generateKeyPair() {
 
 /** Compiles a model into a signed snapshot at `epoch`. */
 export function compileSnapshot(model, options) {
-  const o = optionsOf(options, 'the options');
-  return compile_snapshot_raw(
-    modelText(model),
-    numberArg(o.epoch, 'epoch'),
-    stringArg(o.secretKey, 'secretKey'),
-    issuedAt(o),
-  );
+  try {
+    const o = readOptions(options, ['epoch', 'secretKey', 'issuedAt'], 'the options');
+    return compile_snapshot_raw(
+      modelText(model),
+      numberArg(o.epoch, 'epoch'),
+      stringArg(o.secretKey, 'secretKey'),
+      issuedAt(o),
+    );
+  } catch (e) {
+    throw coded(e);
+  }
 }
 
 /** The signed delta from `before` (at `baseEpoch`) to `after` (at `epoch`), and whether it revokes. */
 export function diffModels(before, after, options) {
-  const o = optionsOf(options, 'the options');
-  const out = diff_models_raw(
-    modelText(before),
-    modelText(after),
-    numberArg(o.baseEpoch, 'baseEpoch'),
-    numberArg(o.epoch, 'epoch'),
-    stringArg(o.secretKey, 'secretKey'),
-    issuedAt(o),
-  );
-  return { delta: out.slice(1), revokes: out[0] === 1 };
+  try {
+    const o = readOptions(options, ['baseEpoch', 'epoch', 'secretKey', 'issuedAt'], 'the options');
+    const out = diff_models_raw(
+      modelText(before),
+      modelText(after),
+      numberArg(o.baseEpoch, 'baseEpoch'),
+      numberArg(o.epoch, 'epoch'),
+      stringArg(o.secretKey, 'secretKey'),
+      issuedAt(o),
+    );
+    return { delta: out.slice(1), revokes: out[0] === 1 };
+  } catch (e) {
+    throw coded(e);
+  }
 }
 
 /** A signed watermark (a heartbeat when it does not rise), optionally carrying a delta. */
 export function signWatermark(options) {
-  const o = optionsOf(options, 'the options');
-  return sign_watermark_raw(
-    stringArg(o.tenant, 'tenant'),
-    numberArg(o.watermark, 'watermark'),
-    stringArg(o.secretKey, 'secretKey'),
-    issuedAt(o),
-    o.delta === undefined || o.delta === null ? undefined : bytesOf(o.delta, '`delta`'),
-  );
+  try {
+    const o = readOptions(options, ['tenant', 'watermark', 'secretKey', 'issuedAt', 'delta'], 'the options');
+    return sign_watermark_raw(
+      stringArg(o.tenant, 'tenant'),
+      numberArg(o.watermark, 'watermark'),
+      stringArg(o.secretKey, 'secretKey'),
+      issuedAt(o),
+      o.delta === undefined || o.delta === null ? undefined : bytesOf(o.delta, '`delta`'),
+    );
+  } catch (e) {
+    throw coded(e);
+  }
 }
 
 /** Checks a model; returns its warnings, throws `invalid_model` (with `detail`) when it does not compile. */
 export function validateModel(model) {
-  return { warnings: validate_model(modelText(model)) };
+  try {
+    return { warnings: validate_model(modelText(model)) };
+  } catch (e) {
+    throw coded(e);
+  }
 }
 
 /** A snapshot's, delta's or watermark's header and counts; checks the signature when keys are given. */
 export function inspect(bytes, options) {
-  const o = optionsOf(options, 'the options');
-  const keys = o.publicKeys === undefined ? [] : o.publicKeys;
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
-    throw fail('invalid_argument', '`publicKeys` must be an array of base64 strings');
+  try {
+    const b = bytesOf(bytes, 'the message');
+    const o = readOptions(options, ['publicKeys'], 'the options');
+    const keys = o.publicKeys === undefined ? [] : stringsOf(o.publicKeys, '`publicKeys`');
+    return JSON.parse(inspect_raw(b, keys));
+  } catch (e) {
+    throw coded(e);
   }
-  return JSON.parse(inspect_raw(bytesOf(bytes, 'the message'), keys));
 }

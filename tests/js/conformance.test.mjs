@@ -2,6 +2,8 @@
 // JavaScript API, with the semantics of the native harness tests/it/conformance.rs: `expect`
 // compares only the keys it lists (an absent key equals null), `expect_error` compares the error's
 // `code` and asserts the step left `status()` unchanged, steps without either still must not fail.
+// A step's `clock` is the host's clock for that step, given to the evaluator through its `clock`
+// option (a push arrives at the time it was issued); without one, the machine's clock applies.
 // One test per file; a failing case is reported by file and step index.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,10 +61,20 @@ function carried(delta) {
   return delta.code ?? 'already_applied';
 }
 
+// The host's clock at a step: its `clock`, else (a push) its `issued_at`, else the machine's.
+function clockOf(step) {
+  for (const key of ['clock', 'issued_at']) {
+    if (key in step) return u(step, key);
+  }
+  return null;
+}
+
 class Run {
   constructor(models, tenant) {
     this.models = models;
-    this.ev = new Evaluator({ tenant, publicKeys: [KEY.publicKey] });
+    this.at = null;
+    this.clock = () => this.at ?? Date.now();
+    this.ev = new Evaluator({ tenant, publicKeys: [KEY.publicKey], clock: this.clock });
   }
 
   model(name) {
@@ -83,7 +95,7 @@ class Run {
       return this.ev.loadSnapshot(bytes);
     }
     if ('preview' in step) {
-      const next = Evaluator.preview(this.model(step.preview));
+      const next = Evaluator.preview(this.model(step.preview), { clock: this.clock });
       this.ev.free();
       this.ev = next;
       return {};
@@ -159,6 +171,7 @@ function runFile(file) {
       const before = run.ev.status();
       let got;
       let err;
+      run.at = clockOf(step);
       try {
         got = asJson(run.outcome(step));
       } catch (e) {

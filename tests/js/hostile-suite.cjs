@@ -95,9 +95,9 @@ module.exports = function defineHostileTests(api, test, label) {
   const { Evaluator, generateKeyPair, compileSnapshot, diffModels, signWatermark, inspect } = api;
   const KEY = generateKeyPair();
 
-  /** A signed evaluator holding the example at epoch 1 (confirmed at NOW). */
-  function signedExample() {
-    const ev = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey] });
+  /** A signed evaluator holding the example at epoch 1 (confirmed at NOW), at `clock` (NOW). */
+  function signedExample(clock = () => NOW) {
+    const ev = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey], clock });
     ev.loadSnapshot(compileSnapshot(EXAMPLE, { epoch: 1, secretKey: KEY.secretKey, issuedAt: NOW }));
     return ev;
   }
@@ -117,7 +117,7 @@ module.exports = function defineHostileTests(api, test, label) {
       `${CATALOGUE} is missing: run \`cargo test --test it\` first (tests/it/hostile.rs writes it)`,
     );
     const doc = JSON.parse(readFileSync(CATALOGUE, 'utf8'));
-    const ev = new Evaluator({ tenant: doc.tenant, publicKeys: [doc.public_key] });
+    const ev = new Evaluator({ tenant: doc.tenant, publicKeys: [doc.public_key], clock: () => NOW });
     for (const s of doc.setup) apply(ev, s.call, bytes(s.bytes));
     // The rebuilt evaluator answers as the native one did.
     const native = doc.checks.map((c) => ev.check(...c.request, { now: c.now }));
@@ -335,7 +335,8 @@ module.exports = function defineHostileTests(api, test, label) {
   });
 
   test(`${label}: malformed contexts answer invalid_request; absent now is the host clock`, () => {
-    const ev = signedExample();
+    let clock = NOW;
+    const ev = signedExample(() => clock);
     const q = ['user:alice', 'read', 'doc:roadmap'];
     const malformed = [
       { now: NOW, extra: 1 },
@@ -372,16 +373,35 @@ module.exports = function defineHostileTests(api, test, label) {
       throwsCode(() => ev.listResources('user:alice', 'read', { now }), 'invalid_request', `listResources now ${String(now)}`);
       throwsCode(() => ev.listSubjects('doc:roadmap', 'read', { now }), 'invalid_request', `listSubjects now ${String(now)}`);
     }
-    // Well formed: 0 and 2^53 - 1 are answered by the later gates (freshness here).
+    // Well formed: 0 and 2^53 - 1 are answered by the later gates; `now` moves only expiry
+    // (alice's admin grant on the workspace expires at 1798761600000), never freshness.
+    const x = ['user:alice', 'export', 'doc:roadmap'];
     assert.equal(ev.check(...q, { now: 0 }).reason, 'granted');
-    assert.equal(ev.check(...q, { now: 2 ** 53 - 1 }).reason, 'freshness_exceeded');
-    assert.equal(ev.check(...q, { now: NOW + 300_000 }).reason, 'granted');
-    assert.equal(ev.check(...q, { now: NOW + 300_001 }).reason, 'freshness_exceeded');
-    // Absent or null `now`: the host's clock, which is far past this snapshot's freshness.
+    assert.equal(ev.check(...q, { now: 2 ** 53 - 1 }).reason, 'granted');
+    assert.equal(ev.check(...x, { now: 1798761600000 - 1 }).reason, 'granted');
+    assert.equal(ev.check(...x, { now: 1798761600000 }).reason, 'no_grant');
+    clock = NOW + 300_000;
+    assert.equal(ev.check(...q, { now: NOW }).reason, 'granted');
+    clock = NOW + 300_001;
+    for (const now of [0, NOW, NOW + 300_000, 2 ** 53 - 1]) {
+      assert.equal(ev.check(...q, { now }).reason, 'freshness_exceeded', `now ${now}`);
+      assert.equal(ev.checkMany([q], { now })[0].reason, 'freshness_exceeded', `checkMany now ${now}`);
+      throwsCode(() => ev.listResources('user:alice', 'read', { now }), 'freshness_exceeded', `listResources now ${now}`);
+      throwsCode(() => ev.listSubjects('doc:roadmap', 'read', { context: { now } }), 'freshness_exceeded', `listSubjects now ${now}`);
+    }
+    // Absent or null `now`: the host's clock, for expiry too.
+    clock = NOW;
     for (const c of [undefined, null, {}, { now: null }, { now: undefined }]) {
-      assert.equal(ev.check(...q, c).reason, 'freshness_exceeded', `context ${JSON.stringify(c)}`);
+      assert.equal(ev.check(...x, c).reason, 'granted', `context ${JSON.stringify(c)}`);
     }
     ev.free();
+    const late = signedExample(() => 1798761600000);
+    late.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: KEY.secretKey, issuedAt: 1798761600000 }));
+    for (const c of [undefined, null, {}, { now: null }, { now: undefined }]) {
+      assert.equal(late.check(...x, c).reason, 'no_grant', `context ${JSON.stringify(c)} at the expiry`);
+    }
+    assert.equal(late.check(...x, { now: 1798761600000 - 1 }).reason, 'granted');
+    late.free();
   });
 
   test(`${label}: checkMany answers good entries among malformed ones, in order`, () => {
@@ -498,6 +518,367 @@ module.exports = function defineHostileTests(api, test, label) {
     assert.deepEqual(problems, []);
   });
 
+  /** A value whose every read is counted: `first` on the first read, `later` after. */
+  function flip(first, later) {
+    const v = { reads: 0 };
+    v.get = () => (v.reads++ === 0 ? first : later);
+    return v;
+  }
+
+  /** A request tuple whose field `k` reads `first`, then `later` (a getter, or a Proxy). */
+  function flipTuple(k, first, later, kind) {
+    const f = flip(first, later);
+    const q = ['user:alice', 'read', 'doc:roadmap'];
+    const once = [...q];
+    once[k] = first;
+    f.once = once;
+    if (kind === 'proxy') {
+      return { f, q: new Proxy(q, { get: (t, p) => (p === String(k) ? f.get() : t[p]) }) };
+    }
+    Object.defineProperty(q, k, { get: f.get, enumerable: true });
+    return { f, q };
+  }
+
+  /** Another tenant's signed evaluator, and its answers to look at later. */
+  function bystander() {
+    const m = structuredClone(EXAMPLE);
+    m.tenant = 'globex';
+    const key = generateKeyPair();
+    const ev = new Evaluator({ tenant: 'globex', publicKeys: [key.publicKey], clock: () => NOW });
+    ev.loadSnapshot(compileSnapshot(m, { epoch: 1, secretKey: key.secretKey, issuedAt: NOW }));
+    const look = () => ({
+      status: ev.status(),
+      checks: answers(ev),
+      many: ev.checkMany(FIXED, { now: NOW }),
+      resources: ev.listResources('user:alice', 'read', { now: NOW }),
+      subjects: ev.listSubjects('doc:roadmap', 'read', { now: NOW }),
+    });
+    return { ev, look, before: look() };
+  }
+
+  /** The bystander still answers as before, and a new evaluator answers as a fresh one. */
+  function intact(b, what) {
+    let after;
+    try {
+      after = b.look();
+    } catch (e) {
+      assert.fail(`${what}: another tenant's evaluator now throws: ${e.code} ${e.message}`);
+    }
+    assert.deepEqual(after, b.before, `${what}: another tenant's evaluator changed`);
+    let fresh;
+    try {
+      fresh = signedExample();
+    } catch (e) {
+      assert.fail(`${what}: a new evaluator fails: ${e.code} ${String(e)}`);
+    }
+    assert.deepEqual(answers(fresh), answers(signedExample()), `${what}: a new evaluator answers otherwise`);
+    fresh.free();
+  }
+
+  test(`${label}: the clock option judges freshness; context.now moves only expiry`, () => {
+    let clock = NOW;
+    const ev = signedExample(() => clock);
+    const q = ['user:alice', 'read', 'doc:roadmap'];
+    const x = ['user:alice', 'export', 'doc:roadmap'];
+    // Without a context the decision is at the clock, not at the machine's time.
+    assert.equal(ev.check(...q).reason, 'granted');
+    assert.deepEqual(ev.listResources('user:alice', 'export'), ['doc:roadmap', 'workspace:eng']);
+    clock = NOW + 300_001;
+    for (const c of [undefined, { now: NOW }, { now: 0 }]) {
+      assert.equal(ev.check(...q, c).reason, 'freshness_exceeded', JSON.stringify(c));
+      assert.equal(ev.checkMany([q], c)[0].reason, 'freshness_exceeded', JSON.stringify(c));
+    }
+    throwsCode(() => ev.listResources('user:alice', 'read', { now: NOW }), 'freshness_exceeded', 'listResources at an old now');
+    throwsCode(() => ev.listSubjects('doc:roadmap', 'read', { context: { now: NOW } }), 'freshness_exceeded', 'listSubjects at an old now');
+    clock = NOW;
+    assert.equal(ev.check(...x, { now: 1798761600000 }).reason, 'no_grant', 'expired at now');
+    assert.equal(ev.check(...x).reason, 'granted', 'not expired at the clock');
+    // A preview takes a clock too: the time of expiry when a context names none.
+    const p = Evaluator.preview(EXAMPLE, { clock: () => 1798761600000 });
+    assert.equal(p.check(...x).reason, 'no_grant');
+    assert.equal(p.check(...x, { now: 1798761600000 - 1 }).reason, 'granted');
+    p.free();
+    ev.free();
+  });
+
+  test(`${label}: a clock that is not a function is invalid_argument; a bad reading fails closed with invalid_clock`, () => {
+    for (const clock of [null, 5, 'now', {}, [() => NOW], Symbol('c')]) {
+      throwsCode(
+        () => new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey], clock }),
+        'invalid_argument',
+        `clock ${String(clock)}`,
+      );
+      throwsCode(() => Evaluator.preview(EXAMPLE, { clock }), 'invalid_argument', `preview clock ${String(clock)}`);
+    }
+    const snap = compileSnapshot(EXAMPLE, { epoch: 2, secretKey: KEY.secretKey, issuedAt: NOW });
+    const readings = [
+      -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, '1500', 1500n, null, undefined, {}, new Number(NOW), true,
+    ];
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const throwers = [() => { throw new Error('no time'); }, () => { throw 'no time'; }, () => { throw revoked.proxy; }];
+    for (const bad of [...readings.map((v) => () => v), ...throwers, () => revoked.proxy]) {
+      let reading = NOW;
+      const ev = signedExample(() => (reading === NOW ? NOW : bad()));
+      const status = ev.status();
+      reading = 'bad';
+      const what = `clock ${String(bad)}`;
+      const q = ['user:alice', 'read', 'doc:roadmap'];
+      const err = throwsCode(() => ev.check(...q, { now: NOW }), 'invalid_clock', `check, ${what}`);
+      assert.ok(typeof err.message === 'string');
+      throwsCode(() => ev.checkMany([q]), 'invalid_clock', `checkMany, ${what}`);
+      throwsCode(() => ev.listResources('user:alice', 'read', { now: NOW }), 'invalid_clock', `listResources, ${what}`);
+      throwsCode(() => ev.listSubjects('doc:roadmap', 'read'), 'invalid_clock', `listSubjects, ${what}`);
+      throwsCode(() => ev.loadSnapshot(snap), 'invalid_clock', `loadSnapshot, ${what}`);
+      assert.deepEqual(ev.status(), status, `${what}: a refused load changed the status`);
+      reading = NOW;
+      assert.equal(ev.check(...q).reason, 'granted', `${what}: answers again once the clock reads well`);
+      ev.free();
+    }
+  });
+
+  test(`${label}: a snapshot or heartbeat issued in the clock's future is refused with clock_skew and changes nothing`, () => {
+    const YEAR_2100 = 4102444800000;
+    const ev = signedExample();
+    const status = ev.status();
+    const before = answers(ev);
+    const sk = KEY.secretKey;
+    const future = [
+      ['heartbeat in 2100', () => ev.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: sk, issuedAt: YEAR_2100 }))],
+      ['watermark in 2100', () => ev.applyWatermark(signWatermark({ tenant: 'acme', watermark: 2, secretKey: sk, issuedAt: YEAR_2100 }))],
+      ['snapshot in 2100', () => ev.loadSnapshot(compileSnapshot(EXAMPLE, { epoch: 2, secretKey: sk, issuedAt: YEAR_2100 }))],
+      ['delta in 2100', () => ev.applyDelta(diffModels(EXAMPLE, EXAMPLE, { baseEpoch: 1, epoch: 2, secretKey: sk, issuedAt: YEAR_2100 }).delta)],
+      ['snapshot 1001 ms ahead', () => ev.loadSnapshot(compileSnapshot(EXAMPLE, { epoch: 2, secretKey: sk, issuedAt: NOW + 1001 }))],
+    ];
+    for (const [what, f] of future) {
+      throwsCode(f, 'clock_skew', what);
+      assert.deepEqual(ev.status(), status, `${what}: status changed`);
+      assert.equal(ev.status().confirmedAt, NOW);
+      assert.deepEqual(answers(ev), before, `${what}: answers changed`);
+    }
+    // Within the second of tolerance it is taken; freshness still runs from there.
+    assert.equal(ev.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: sk, issuedAt: NOW + 1000 })).watermark, 1);
+    assert.equal(ev.status().confirmedAt, NOW + 1000);
+    ev.free();
+  });
+
+  test(`${label}: checkMany reads each tuple once: a field that grows on a second read cannot write out of bounds`, () => {
+    const b = bystander();
+    const ev = signedExample();
+    for (const kind of ['getter', 'proxy']) {
+      for (let round = 0; round < 5; round++) {
+        const tuples = Array.from({ length: 20 }, (_, i) => flipTuple(i % 3, 'a', '€'.repeat(321), kind));
+        const got = ev.checkMany(tuples.map((t) => t.q), { now: NOW });
+        const want = tuples.map((t) => ev.check(...t.f.once, { now: NOW }));
+        assert.deepEqual(got, want, `${kind} round ${round}: the answers for the values read once`);
+        assert.ok(want.some((d) => d.reason === 'invalid_request') && want.some((d) => d.reason === 'unknown_action'));
+        assert.deepEqual(tuples.map((t) => t.f.reads), tuples.map(() => 1), `${kind}: each field read once`);
+        intact(b, `${kind} round ${round}`);
+      }
+      // The value read once is the one decided: a good id first, garbage after.
+      const tuples = Array.from({ length: 20 }, (_, i) => flipTuple(0, 'user:alice', '€'.repeat(321), kind));
+      const got = ev.checkMany(tuples.map((t) => t.q), { now: NOW });
+      assert.deepEqual(got, tuples.map(() => ev.check('user:alice', 'read', 'doc:roadmap', { now: NOW })));
+    }
+    // The batch's length and its entries are read once too.
+    let lengthReads = 0;
+    const grows = new Proxy([FIXED[0]], {
+      get: (t, p) => (p === 'length' ? (lengthReads++ === 0 ? 1 : 50_000) : p === '0' ? t[0] : FIXED[1]),
+    });
+    assert.deepEqual(ev.checkMany(grows, { now: NOW }), [answers(ev)[0]]);
+    assert.equal(lengthReads, 1);
+    intact(b, 'a batch whose length grows');
+    assert.deepEqual(answers(ev), answers(signedExample()));
+    b.ev.free();
+    ev.free();
+  });
+
+  test(`${label}: every entry point reads its values once (getters and Proxies that change)`, () => {
+    const b = bystander();
+    const ev = signedExample();
+    const big = '€'.repeat(100_000);
+    // check: the context's now is read once; 1798761600000 would expire alice's export.
+    const ctx = flip(NOW, 1798761600000);
+    assert.equal(ev.check('user:alice', 'export', 'doc:roadmap', { get now() { return ctx.get(); } }).reason, 'granted');
+    assert.equal(ctx.reads, 1);
+    const ctxMany = flip(NOW, 1798761600000);
+    const many = ev.checkMany([['user:alice', 'export', 'doc:roadmap']], new Proxy({ now: 0 }, { get: () => ctxMany.get() }));
+    assert.equal(many[0].reason, 'granted');
+    assert.equal(ctxMany.reads, 1);
+    // Listings: options and their context.
+    const type = flip('doc', big);
+    assert.deepEqual(ev.listResources('user:alice', 'export', { get type() { return type.get(); }, now: NOW }), ['doc:roadmap']);
+    assert.equal(type.reads, 1);
+    const lnow = flip(NOW, 1798761600000);
+    assert.deepEqual(ev.listResources('user:alice', 'export', { get now() { return lnow.get(); } }), ['doc:roadmap', 'workspace:eng']);
+    assert.equal(lnow.reads, 1);
+    const lctx = flip({ now: NOW }, { now: 1798761600000 });
+    assert.deepEqual(ev.listSubjects('doc:roadmap', 'export', { get context() { return lctx.get(); } }), ['user:alice']);
+    assert.equal(lctx.reads, 1);
+    // The constructor: tenant, keys (the array and its elements), clock.
+    const tenant = flip('acme', big);
+    const keys = flip(KEY.publicKey, big);
+    const keyArray = new Proxy([KEY.publicKey], { get: (t, p) => (p === '0' ? keys.get() : p === 'length' ? 1 : t[p]) });
+    const built = new Evaluator({ get tenant() { return tenant.get(); }, publicKeys: keyArray, clock: () => NOW });
+    assert.deepEqual([tenant.reads, keys.reads], [1, 1]);
+    built.loadSnapshot(compileSnapshot(EXAMPLE, { epoch: 1, secretKey: KEY.secretKey, issuedAt: NOW }));
+    assert.deepEqual(answers(built), answers(ev));
+    built.free();
+    // The origin's functions.
+    const model = flip(EXAMPLE, { toJSON: () => big });
+    const secret = flip(KEY.secretKey, big);
+    const snap = compileSnapshot(EXAMPLE, { epoch: 1, get secretKey() { return secret.get(); }, issuedAt: NOW });
+    assert.equal(secret.reads, 1);
+    const key2 = flip(KEY.publicKey, big);
+    const inspected = inspect(snap, { publicKeys: new Proxy([KEY.publicKey], { get: (t, p) => (p === '0' ? key2.get() : t[p]) }) });
+    assert.equal(inspected.signature, 'verified', JSON.stringify(inspected));
+    assert.equal(key2.reads, 1);
+    const epoch = flip(2, 2 ** 60);
+    const { delta } = diffModels(EXAMPLE, EXAMPLE, { baseEpoch: 1, get epoch() { return epoch.get(); }, secretKey: KEY.secretKey, issuedAt: NOW });
+    assert.equal(epoch.reads, 1);
+    const wm = flip(2, 2 ** 60);
+    const carried = signWatermark({ tenant: 'acme', get watermark() { return wm.get(); }, secretKey: KEY.secretKey, issuedAt: NOW, delta });
+    assert.equal(wm.reads, 1);
+    const preview = Evaluator.preview({ ...EXAMPLE, get tenant() { return model.get() === EXAMPLE ? 'acme' : big; } });
+    assert.equal(preview.status().tenant, 'acme');
+    assert.equal(model.reads, 1);
+    preview.free();
+    // A byte view that lies about its length is read by its real one.
+    class Liar extends Uint8Array {
+      get length() {
+        return 1;
+      }
+      get byteLength() {
+        return 1;
+      }
+    }
+    const liar = new Liar(carried.length);
+    liar.set(carried);
+    assert.deepEqual(ev.applyWatermark(liar), { watermark: 2, epoch: 2, delta: { applied: true } });
+    throwsCode(() => ev.loadSnapshot(Object.setPrototypeOf({ length: 3 }, Uint8Array.prototype)), 'invalid_argument', 'a fake Uint8Array');
+    intact(b, 'every entry point');
+    b.ev.free();
+    ev.free();
+  });
+
+  test(`${label}: options and contexts are read as own properties, never from Object.prototype`, () => {
+    const ev = Evaluator.preview(EXAMPLE, { clock: () => NOW });
+    const sk = KEY.secretKey;
+    const expected = {
+      check: ev.check('user:alice', 'export', 'doc:roadmap', {}),
+      list: ev.listResources('user:alice', 'export'),
+      listOpts: ev.listResources('user:alice', 'export', {}),
+      subjects: ev.listSubjects('doc:roadmap', 'export', {}),
+    };
+    const polluted = { now: 1798761600000, context: { now: 1798761600000 }, type: 'org', clock: 5, issuedAt: 'x', publicKeys: [KEY.publicKey], delta: 'x' };
+    for (const [k, v] of Object.entries(polluted)) Object.prototype[k] = v;
+    try {
+      assert.deepEqual(ev.check('user:alice', 'export', 'doc:roadmap', {}), expected.check);
+      assert.deepEqual(ev.listResources('user:alice', 'export'), expected.list);
+      assert.deepEqual(ev.listResources('user:alice', 'export', {}), expected.listOpts);
+      assert.deepEqual(ev.listSubjects('doc:roadmap', 'export', {}), expected.subjects);
+      const signed = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey] }); // no own clock: Date.now
+      const snap = compileSnapshot(EXAMPLE, { epoch: 1, secretKey: sk }); // no own issuedAt: Date.now
+      assert.ok(inspect(snap).issued_at > 1_700_000_000_000, JSON.stringify(inspect(snap)));
+      signed.loadSnapshot(snap);
+      signed.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: sk }));
+      signed.free();
+      throwsCode(() => new Evaluator({ tenant: 'acme' }), 'invalid_argument', 'inherited publicKeys');
+    } finally {
+      for (const k of Object.keys(polluted)) delete Object.prototype[k];
+    }
+    ev.free();
+  });
+
+  test(`${label}: an evaluator freed by a getter of its own call throws freed, with a code`, () => {
+    const sk = KEY.secretKey;
+    const snap = compileSnapshot(EXAMPLE, { epoch: 2, secretKey: sk, issuedAt: NOW });
+    const calls = {
+      'check (context getter)': (ev) => ev.check('user:alice', 'read', 'doc:roadmap', { get now() { ev.free(); return NOW; } }),
+      'checkMany (field getter)': (ev) => {
+        const q = ['user:alice', 'read', 'doc:roadmap'];
+        Object.defineProperty(q, 0, { get() { ev.free(); return 'user:alice'; } });
+        return ev.checkMany([q, FIXED[1]], { now: NOW });
+      },
+      'checkMany (Proxy batch)': (ev) => ev.checkMany(new Proxy([FIXED[0]], { get: (t, p) => { ev.free(); return t[p]; } })),
+      'listResources (options getter)': (ev) => ev.listResources('user:alice', 'read', { get now() { ev.free(); return NOW; } }),
+      'listSubjects (context getter)': (ev) => ev.listSubjects('doc:roadmap', 'read', { context: { get now() { ev.free(); return NOW; } } }),
+    };
+    const clocked = {
+      check: (ev) => ev.check(...FIXED[0]),
+      checkMany: (ev) => ev.checkMany(FIXED),
+      listResources: (ev) => ev.listResources('user:alice', 'read'),
+      listSubjects: (ev) => ev.listSubjects('doc:roadmap', 'read'),
+      loadSnapshot: (ev) => ev.loadSnapshot(snap),
+      applyDelta: (ev) => ev.applyDelta(snap),
+      applyWatermark: (ev) => ev.applyWatermark(snap),
+    };
+    for (const [what, f] of Object.entries(calls)) {
+      const ev = signedExample();
+      throwsCode(() => f(ev), 'freed', what);
+    }
+    for (const [what, f] of Object.entries(clocked)) {
+      let ev;
+      let armed = false;
+      ev = signedExample(() => {
+        if (armed) ev.free();
+        return NOW;
+      });
+      armed = true;
+      throwsCode(() => f(ev), 'freed', `${what} (clock frees)`);
+    }
+    const b = bystander();
+    intact(b, 'after evaluators freed mid-call');
+    b.ev.free();
+  });
+
+  test(`${label}: whatever a caller's value throws, the package throws an Error with a code`, () => {
+    const ev = signedExample();
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const throwing = new Proxy({}, { get() { throw new Error('boom'); }, ownKeys() { throw new Error('boom'); }, getOwnPropertyDescriptor() { throw new Error('boom'); } });
+    const q = ['user:alice', 'read', 'doc:roadmap'];
+    // Checks answer: an unreadable context or entry is invalid_request.
+    for (const c of [revoked.proxy, throwing]) {
+      assert.equal(ev.check(...q, c).reason, 'invalid_request');
+      assert.deepEqual(ev.checkMany([q], c).map((d) => d.reason), ['invalid_request']);
+    }
+    const bad = ev.checkMany([revoked.proxy, throwing, new Proxy(q, { get() { throw 'x'; } }), q], { now: NOW });
+    assert.deepEqual(bad.map((d) => d.reason), ['invalid_request', 'invalid_request', 'invalid_request', 'granted']);
+    // Everything else throws coded errors.
+    const sk = KEY.secretKey;
+    for (const o of [revoked.proxy, throwing]) {
+      const cases = [
+        ['checkMany', () => ev.checkMany(o)],
+        ['constructor', () => new Evaluator(o)],
+        ['constructor keys', () => new Evaluator({ tenant: 'acme', publicKeys: new Proxy([], { get() { throw new Error('k'); } }) })],
+        ['preview', () => Evaluator.preview(o)],
+        ['preview options', () => Evaluator.preview(EXAMPLE, o)],
+        ['listResources', () => ev.listResources('user:alice', 'read', o)],
+        ['listSubjects', () => ev.listSubjects('doc:roadmap', 'read', o)],
+        ['compileSnapshot', () => compileSnapshot(EXAMPLE, o)],
+        ['compileSnapshot model', () => compileSnapshot(o, { epoch: 1, secretKey: sk })],
+        ['diffModels', () => diffModels(EXAMPLE, EXAMPLE, o)],
+        ['signWatermark', () => signWatermark(o)],
+        ['inspect', () => inspect(new Uint8Array(4), o)],
+        ['loadSnapshot', () => ev.loadSnapshot(o)],
+        ['signWatermark delta', () => signWatermark({ tenant: 'acme', watermark: 1, secretKey: sk, delta: o })],
+      ];
+      for (const [what, f] of cases) {
+        try {
+          f();
+          assert.fail(`${what}: answered`);
+        } catch (e) {
+          assert.ok(e instanceof Error, `${what}: threw a non-Error`);
+          assert.ok(typeof e.code === 'string' && SNAKE.test(e.code), `${what}: no code (${e.message})`);
+          assert.notEqual(e.code, 'internal', `${what}: ${e.message}`);
+        }
+      }
+    }
+    assert.deepEqual(answers(ev), answers(signedExample()));
+    ev.free();
+  });
+
   test(`${label}: calls on a freed evaluator do not touch other evaluators' memory`, () => {
     // A freed evaluator's request buffers go back to the allocator; another evaluator's state
     // may then live there. Calls on the freed one must not write into them.
@@ -512,7 +893,7 @@ module.exports = function defineHostileTests(api, test, label) {
       suspended: [],
       assignments: Array.from({ length: 40 }, (_, i) => ({ principal: `user:u${i}`, role: 'viewer', resource: `doc:d${i}` })),
     };
-    const other = new Evaluator({ tenant: 'acme', publicKeys: [key.publicKey] });
+    const other = new Evaluator({ tenant: 'acme', publicKeys: [key.publicKey], clock: () => NOW });
     const freed = Evaluator.preview(model);
     freed.free();
     other.loadSnapshot(compileSnapshot(model, { epoch: 1, secretKey: key.secretKey, issuedAt: NOW }));
