@@ -258,8 +258,10 @@ impl Client {
                 .unwrap_or_default()
                 .to_string()
         };
-        // Whatever answers 401 (the Worker, or a gateway in front of it), it wants credentials.
-        if status == 401 {
+        // A 401 `unauthorized` (the Worker's push token check), or a 401 without the Worker's
+        // error body (a gateway in front of it): credentials. Other 401s (`bad_signature`,
+        // `unknown_key`) judge the message, not the caller.
+        if status == 401 && (err.is_none() || field("code") == "unauthorized") {
             let message = match err {
                 Some(_) => field("message"),
                 None => format!("{:.200}", text.trim()),
