@@ -603,14 +603,18 @@ mod tests {
 
     #[test]
     fn a_push_token_is_one_trimmed_line_never_shown() {
-        let t = PushToken::parse("  s3cret-token_1.2~\n").unwrap().unwrap();
-        assert_eq!(t, PushToken("s3cret-token_1.2~".into()));
-        assert_eq!(format!("{t:?}"), "PushToken(..)");
-        assert_eq!(PushToken::parse(" \n\t").unwrap(), None);
-        assert_eq!(PushToken::parse("").unwrap(), None);
+        let token = PushToken("s3cret-token_1.2~".into());
+        assert_eq!(
+            PushToken::parse("  s3cret-token_1.2~\n"),
+            Ok(Some(token.clone()))
+        );
+        assert_eq!(format!("{token:?}"), "PushToken(..)");
+        assert_eq!(PushToken::parse(" \n\t"), Ok(None));
+        assert_eq!(PushToken::parse(""), Ok(None));
         for bad in ["one\ntwo", "with space", "t\u{e9}l\u{e9}", "nul\0"] {
-            let why = PushToken::parse(bad).unwrap_err();
-            assert!(!why.contains(bad), "{why}");
+            let parsed = PushToken::parse(bad);
+            assert!(parsed.is_err(), "{bad:?} is taken");
+            assert!(parsed.is_err_and(|why| !why.contains(bad)));
         }
     }
 
