@@ -662,3 +662,71 @@ fn watermarks_leave_room_for_later_epochs() {
     std::fs::remove_file(p.join("w.bin")).unwrap();
     refused(sign("1", &["--state", "elsewhere"]), "no journal");
 }
+
+#[test]
+fn a_push_token_that_cannot_be_read_is_a_usage_error() {
+    let dir = setup();
+    let p = dir.path();
+    let publish = |token: &[&str], env: Option<&str>| {
+        let mut args = vec![
+            "publish",
+            "model.json",
+            "--state",
+            "journal",
+            "--secret-key",
+            "keys/origin.key",
+            "--edge",
+            "http://127.0.0.1:1",
+            "--http-timeout",
+            "200",
+        ];
+        args.extend_from_slice(token);
+        let mut cmd = bin();
+        cmd.current_dir(p).args(&args);
+        match env {
+            Some(v) => cmd.env("EDGE_AUTHZ_PUSH_TOKEN", v),
+            None => cmd.env_remove("EDGE_AUTHZ_PUSH_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let refused = |out: Output, needle: &str, secret: &str| {
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "stderr `{err}` lacks `{needle}`");
+        assert!(!err.contains(secret), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+        // Nothing issued: the token is read before the journal is opened.
+        assert!(!p.join("journal").exists());
+    };
+    std::fs::write(p.join("empty.token"), " \n\n").unwrap();
+    refused(
+        publish(&["--push-token-file", "empty.token"], None),
+        "--push-token-file: `empty.token` is empty",
+        "\n\n",
+    );
+    refused(
+        publish(&["--push-token-file", "absent.token"], Some("fine")),
+        "--push-token-file: cannot read `absent.token`",
+        "fine",
+    );
+    std::fs::write(p.join("two.token"), "s3cret-one\ns3cret-two\n").unwrap();
+    refused(
+        publish(&["--push-token-file", "two.token"], None),
+        "more than one line",
+        "s3cret",
+    );
+    refused(
+        publish(&[], Some("s3cret with space")),
+        "EDGE_AUTHZ_PUSH_TOKEN holds characters",
+        "s3cret",
+    );
+    // A good token (an edge that cannot be reached): the journal starts at epoch 1.
+    std::fs::write(p.join("good.token"), "s3cret-good\n").unwrap();
+    let out = publish(&["--push-token-file", "good.token"], Some("s3cret bad"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"));
+}

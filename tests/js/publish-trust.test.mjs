@@ -1,10 +1,12 @@
 // What the publisher believes, and when: an edge is caught up only when its answers say so (a bare
 // `200 {}` is not an acknowledgement), an edge whose watermark ran ahead of the journal is reported
 // as such and recovered on request (`--recover-watermark`), a new journal never wraps past the
-// last epoch, and `--watch` sees every change of content, whatever the file's time and size.
+// last epoch, `--watch` sees every change of content, whatever the file's time and size, and
+// Workers whose pushes need `PUSH_TOKEN` take them only with `--push-token-file` (or
+// EDGE_AUTHZ_PUSH_TOKEN), the token never printed.
 // Against Workers in workerd (Miniflare) and small fake edges, all on 127.0.0.1.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
@@ -179,5 +181,103 @@ describe('publish --watch: a change of content is a change, whatever its time an
     } finally {
       await p.stop();
     }
+  });
+});
+
+describe('publish --push-token-file: Workers whose push endpoints need PUSH_TOKEN', () => {
+  const TOKEN = 'push-secret-4b1d0c9e';
+  const ctx = useOriginAndEdges(2, { vars: { PUSH_TOKEN: TOKEN } });
+  // No token from the test's own environment unless a step gives one.
+  const noEnv = { env: { EDGE_AUTHZ_PUSH_TOKEN: '' } };
+  const secret = (r) => {
+    assert.equal(r.stdout.includes(TOKEN), false, 'the token is printed on stdout');
+    assert.equal(r.stderr.includes(TOKEN), false, 'the token is printed on stderr');
+  };
+
+  test('without the token: unauthorized, not caught up; with it: caught up at the published epoch', async () => {
+    const { origin, all } = ctx;
+    const tokenFile = path.join(origin.dir, 'push.token');
+
+    // No token: each edge answers 401, reported as its error with the way out, nothing caught up.
+    const bare = await origin.publish(all, [origin.write(base())], noEnv);
+    assert.equal(bare.code, 0, bare.stderr);
+    secret(bare);
+    for (const e of all) {
+      const errs = bare.events.filter((x) => x.event === 'edge_error' && x.edge === e.url);
+      assert.equal(errs.length, 1, bare.stdout);
+      assert.equal(errs[0].code, 'unauthorized');
+      assert.match(errs[0].error, /--push-token-file/);
+      assert.equal(bare.events.some((x) => x.event === 'caught_up' && x.edge === e.url), false, bare.stdout);
+      assert.equal((await decide(e, ...BOB)).reason, 'no_snapshot');
+    }
+    assert.deepEqual(bare.events.find((x) => x.event === 'done').pending.sort(), all.map((e) => e.url).sort());
+    assert.match(bare.stderr, /unauthorized/);
+    let st = await origin.status();
+    for (const e of st.edges) {
+      assert.equal(e.state, 'failing');
+      assert.match(e.lastError, /unauthorized/);
+    }
+
+    // A wrong token: unauthorized too, saying the token sent was refused.
+    writeFileSync(tokenFile, 'not-the-token\n');
+    const wrong = await origin.publish(all, ['--tenant', 'acme', '--push-token-file', tokenFile], noEnv);
+    assert.equal(wrong.code, 0, wrong.stderr);
+    secret(wrong);
+    const werr = wrong.events.filter((x) => x.event === 'edge_error');
+    assert.equal(werr.length, 2, wrong.stdout);
+    for (const e of werr) {
+      assert.equal(e.code, 'unauthorized');
+      assert.match(e.error, /refused the push token/);
+    }
+    assert.equal(wrong.events.some((x) => x.event === 'caught_up'), false, wrong.stdout);
+
+    // A revocation without the token waits out its ack timeout, retried slowly, not in a loop.
+    const rev = await origin.publish(all, [origin.write(base(withoutBob)), '--ack-timeout', '2500'], noEnv);
+    assert.equal(rev.code, 3, rev.stdout);
+    secret(rev);
+    assert.ok(rev.events.some((x) => x.event === 'revocation_unacknowledged'), rev.stdout);
+    st = await origin.status();
+    for (const e of st.edges) {
+      assert.equal(e.state, 'failing');
+      // The first try and retries after 1 s and 2 s: a few, never a hot loop.
+      assert.ok(e.failures >= 1 && e.failures <= 4, JSON.stringify(e));
+    }
+
+    // An empty or unreadable token file: a usage error before anything is pushed.
+    writeFileSync(tokenFile, '  \n');
+    const empty = await origin.publish(all, ['--tenant', 'acme', '--push-token-file', tokenFile], noEnv);
+    assert.equal(empty.code, 1, empty.stdout);
+    assert.match(empty.stderr, /--push-token-file: .*is empty/);
+    assert.equal(empty.events.some((x) => x.event === 'pushed'), false, empty.stdout);
+    unlinkSync(tokenFile);
+    const missing = await origin.publish(all, ['--tenant', 'acme', '--push-token-file', tokenFile], noEnv);
+    assert.equal(missing.code, 1, missing.stdout);
+    assert.match(missing.stderr, /--push-token-file: cannot read/);
+
+    // The token (a line with its newline, padded): every edge caught up at the journal's epoch,
+    // and checks answer from it.
+    writeFileSync(tokenFile, `  ${TOKEN}  \n`);
+    const good = await origin.publish(all, ['--tenant', 'acme', '--push-token-file', tokenFile], noEnv);
+    assert.equal(good.code, 0, good.stderr);
+    secret(good);
+    assert.equal(good.events.some((x) => x.event === 'edge_error'), false, good.stdout);
+    for (const e of all) assert.ok(good.events.some((x) => x.event === 'caught_up' && x.edge === e.url), good.stdout);
+    assert.deepEqual(good.events.find((x) => x.event === 'done').pending, []);
+    st = await agree(origin, all, [[BOB, false], [CAROL, false]]);
+    for (const e of all) assert.equal((await decide(e, ...BOB)).epoch, st.epoch);
+    for (const e of st.edges) assert.equal(e.state, 'caught_up');
+
+    // EDGE_AUTHZ_PUSH_TOKEN when no file is given; the file wins over it.
+    const byEnv = await origin.publish(all, [origin.write(base(withCarol))], { env: { EDGE_AUTHZ_PUSH_TOKEN: TOKEN } });
+    assert.equal(byEnv.code, 0, byEnv.stderr);
+    secret(byEnv);
+    assert.equal(byEnv.events.some((x) => x.event === 'edge_error'), false, byEnv.stdout);
+    st = await agree(origin, all, [[BOB, true], [CAROL, true]]);
+    const fileWins = await origin.publish(all, [origin.write(base()), '--push-token-file', tokenFile],
+      { env: { EDGE_AUTHZ_PUSH_TOKEN: 'not-the-token' } });
+    assert.equal(fileWins.code, 0, fileWins.stderr);
+    assert.ok(fileWins.events.some((x) => x.event === 'revocation_acknowledged'), fileWins.stdout);
+    st = await agree(origin, all, [[BOB, true], [CAROL, false]]);
+    for (const e of all) assert.equal((await decide(e, ...CAROL)).epoch, st.epoch);
   });
 });

@@ -38,6 +38,11 @@ pub enum Answer {
         code: String,
         message: String,
     },
+    /// 401: the edge wants a push token (its `PUSH_TOKEN`), and the one sent, if any, is not it.
+    Unauthorized {
+        token_sent: bool,
+        message: String,
+    },
     Unreachable(String),
 }
 
@@ -52,6 +57,13 @@ impl Answer {
             } => EdgeError::Refused {
                 status,
                 code,
+                message,
+            },
+            Answer::Unauthorized {
+                token_sent,
+                message,
+            } => EdgeError::Unauthorized {
+                token_sent,
                 message,
             },
             Answer::Unreachable(m) => EdgeError::Unreachable(m),
@@ -79,6 +91,9 @@ pub enum EdgeError {
         code: String,
         message: String,
     },
+    /// 401: the edge's `PUSH_TOKEN` is set and this publisher sent no token (`token_sent`
+    /// false) or another one. A configuration error: tried again later, slowly.
+    Unauthorized { token_sent: bool, message: String },
     /// A 200 that does not say where the edge stands (a missing, mistyped or contradicting
     /// epoch or watermark): not an acknowledgement. Tried again later.
     BadAnswer(String),
@@ -94,6 +109,7 @@ impl EdgeError {
     pub fn code(&self) -> &str {
         match self {
             EdgeError::Refused { code, .. } => code.as_str(),
+            EdgeError::Unauthorized { .. } => "unauthorized",
             EdgeError::BadAnswer(_) => "bad_answer",
             EdgeError::Ahead { head, journal } if head.epoch.is_none_or(|e| e <= *journal) => {
                 "watermark_ahead"
@@ -114,6 +130,20 @@ impl std::fmt::Display for EdgeError {
                 code,
                 message,
             } => write!(f, "refused ({status} {code}): {message}"),
+            EdgeError::Unauthorized {
+                token_sent,
+                message,
+            } => {
+                let what = if *token_sent {
+                    "the edge refused the push token sent; check that --push-token-file (or EDGE_AUTHZ_PUSH_TOKEN) holds the edge's PUSH_TOKEN"
+                } else {
+                    "the edge needs a push token (its PUSH_TOKEN) and none was sent; give it with --push-token-file FILE (or EDGE_AUTHZ_PUSH_TOKEN)"
+                };
+                match message.trim() {
+                    "" => write!(f, "unauthorized (401): {what} [unauthorized]"),
+                    m => write!(f, "unauthorized (401 {m:.200}): {what} [unauthorized]"),
+                }
+            }
             EdgeError::BadAnswer(m) => write!(f, "{m} [bad_answer]"),
             EdgeError::Ahead { head, journal } if head.epoch.is_none_or(|e| e <= *journal) => {
                 write!(
@@ -133,14 +163,48 @@ impl std::fmt::Display for EdgeError {
     }
 }
 
+/// The token the edges' push endpoints may require (`PUSH_TOKEN`), sent as
+/// `Authorization: Bearer <token>`. Never printed: its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushToken(String);
+
+impl PushToken {
+    /// The token in `text` (a file's content, an environment variable's value), trimmed:
+    /// `None` when empty; an error (that does not show the token) when it is not one line of
+    /// visible ASCII, which is all an HTTP header carries.
+    pub fn parse(text: &str) -> Result<Option<PushToken>, String> {
+        let token = text.trim();
+        if token.is_empty() {
+            return Ok(None);
+        }
+        if token.lines().count() > 1 {
+            return Err("holds more than one line (the token is one line)".into());
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "holds characters a token cannot have (only visible ASCII, no spaces)".into(),
+            );
+        }
+        Ok(Some(PushToken(token.to_string())))
+    }
+}
+
+impl std::fmt::Debug for PushToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushToken(..)")
+    }
+}
+
 pub struct Client {
     agent: ureq::Agent,
     base: String,
     tenant: String,
+    /// `Bearer <token>`, when a push token was given.
+    authorization: Option<String>,
 }
 
 impl Client {
-    pub fn new(url: &str, tenant: &str, timeout: Duration) -> Client {
+    pub fn new(url: &str, tenant: &str, timeout: Duration, token: Option<&PushToken>) -> Client {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(3))))
@@ -151,17 +215,21 @@ impl Client {
             agent: config.into(),
             base: url.trim_end_matches('/').to_string(),
             tenant: tenant.to_string(),
+            authorization: token.map(|t| format!("Bearer {}", t.0)),
         }
     }
 
     pub fn push(&self, kind: Kind, bytes: &[u8]) -> Answer {
         let url = format!("{}/v1/{}/{}", self.base, self.tenant, kind.as_str());
-        let sent = match kind {
+        let mut request = match kind {
             Kind::Snapshot => self.agent.put(&url),
             _ => self.agent.post(&url),
         }
-        .header("content-type", "application/msgpack")
-        .send(bytes);
+        .header("content-type", "application/msgpack");
+        if let Some(auth) = &self.authorization {
+            request = request.header("authorization", auth);
+        }
+        let sent = request.send(bytes);
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => return Answer::Unreachable(e.to_string()),
@@ -190,6 +258,19 @@ impl Client {
                 .unwrap_or_default()
                 .to_string()
         };
+        // A 401 `unauthorized` (the Worker's push token check), or a 401 without the Worker's
+        // error body (a gateway in front of it): credentials. Other 401s (`bad_signature`,
+        // `unknown_key`) judge the message, not the caller.
+        if status == 401 && (err.is_none() || field("code") == "unauthorized") {
+            let message = match err {
+                Some(_) => field("message"),
+                None => format!("{:.200}", text.trim()),
+            };
+            return Answer::Unauthorized {
+                token_sent: self.authorization.is_some(),
+                message,
+            };
+        }
         if status >= 500 || err.is_none() {
             return Answer::Unreachable(format!("{status}: {:.200}", text.trim()));
         }
@@ -452,7 +533,7 @@ pub fn advance(
 mod tests {
     use serde_json::json;
 
-    use super::{delta_answer, snapshot_answer, watermark_answer, EdgeError, Head};
+    use super::{delta_answer, snapshot_answer, watermark_answer, EdgeError, Head, PushToken};
 
     fn is_bad<T: std::fmt::Debug>(r: Result<T, EdgeError>) -> bool {
         matches!(r, Err(EdgeError::BadAnswer(_)))
@@ -518,5 +599,39 @@ mod tests {
         assert!(ahead(Some(3), 500)
             .to_string()
             .contains("--recover-watermark"));
+    }
+
+    #[test]
+    fn a_push_token_is_one_trimmed_line_never_shown() {
+        let token = PushToken("s3cret-token_1.2~".into());
+        assert_eq!(
+            PushToken::parse("  s3cret-token_1.2~\n"),
+            Ok(Some(token.clone()))
+        );
+        assert_eq!(format!("{token:?}"), "PushToken(..)");
+        assert_eq!(PushToken::parse(" \n\t"), Ok(None));
+        assert_eq!(PushToken::parse(""), Ok(None));
+        for bad in ["one\ntwo", "with space", "t\u{e9}l\u{e9}", "nul\0"] {
+            let parsed = PushToken::parse(bad);
+            assert!(parsed.is_err(), "{bad:?} is taken");
+            assert!(parsed.is_err_and(|why| !why.contains(bad)));
+        }
+    }
+
+    #[test]
+    fn unauthorized_says_what_to_do() {
+        let none = EdgeError::Unauthorized {
+            token_sent: false,
+            message: "this endpoint needs `Authorization: Bearer <PUSH_TOKEN>`".into(),
+        };
+        assert_eq!(none.code(), "unauthorized");
+        assert!(none.to_string().contains("--push-token-file"));
+        assert!(none.to_string().contains("none was sent"));
+        let wrong = EdgeError::Unauthorized {
+            token_sent: true,
+            message: String::new(),
+        };
+        assert_eq!(wrong.code(), "unauthorized");
+        assert!(wrong.to_string().contains("refused the push token"));
     }
 }

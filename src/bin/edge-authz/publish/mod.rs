@@ -29,7 +29,7 @@ use edge_authz::{
 use serde_json::{json, Value};
 
 use super::{now_ms, read_text, secret_key, Fail};
-use edge::{advance, Client, Head, Kind, Plan};
+use edge::{advance, Client, EdgeError, Head, Kind, Plan, PushToken};
 use store::{EdgeRow, NewEpoch, Store};
 
 /// Links replayed to an edge before a snapshot is pushed instead.
@@ -39,6 +39,8 @@ const CHECKPOINT_MIN_BYTES: u64 = 256 * 1024;
 /// The environment variable of the crash tests: the step at which the publisher stops and waits
 /// to be killed (`after_journal`, `mid_push`, `before_ack`).
 const PAUSE_VAR: &str = "EDGE_AUTHZ_PUBLISH_PAUSE";
+/// The environment variable that holds the push token when `--push-token-file` is not given.
+const TOKEN_VAR: &str = "EDGE_AUTHZ_PUSH_TOKEN";
 
 #[derive(clap::Args)]
 pub struct PublishArgs {
@@ -96,6 +98,11 @@ pub struct PublishArgs {
     /// past such an epoch), and number the epochs after it from there.
     #[arg(long)]
     pub recover_watermark: bool,
+    /// A file holding the edges' push token (their `PUSH_TOKEN`), one line: sent to every edge
+    /// as `Authorization: Bearer <token>` on every push. Else the environment variable
+    /// EDGE_AUTHZ_PUSH_TOKEN, when set, holds it.
+    #[arg(long, value_name = "FILE")]
+    pub push_token_file: Option<PathBuf>,
 }
 
 /// Output: JSON lines with --json, else one readable line per event.
@@ -140,13 +147,71 @@ struct Slot {
     last_error: Option<String>,
     last_ok: Option<Instant>,
     heard_at: Option<u64>,
+    /// The last error was `unauthorized`: a configuration error (the push token), which no quick
+    /// retry mends, so retries are slower.
+    unauthorized: bool,
 }
 
 impl Slot {
     fn backoff(&self) -> Duration {
         let exp = self.failures.saturating_sub(1).min(7);
-        Duration::from_millis((50u64 << exp).min(5_000))
+        if self.unauthorized {
+            Duration::from_millis((1_000u64 << exp).min(30_000))
+        } else {
+            Duration::from_millis((50u64 << exp).min(5_000))
+        }
     }
+}
+
+/// The push token: from `--push-token-file` (a file that cannot be read, or holds no token, is an
+/// error), else from the environment variable `EDGE_AUTHZ_PUSH_TOKEN` when set and not empty,
+/// else none. Error messages never show the token.
+fn push_token(file: Option<&Path>) -> Result<Option<PushToken>, Fail> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Fail(format!(
+                "--push-token-file: cannot read `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        return match PushToken::parse(&text) {
+            Ok(Some(t)) => Ok(Some(t)),
+            Ok(None) => Err(Fail(format!(
+                "--push-token-file: `{}` is empty (it holds the edges' PUSH_TOKEN, one line)",
+                path.display()
+            ))),
+            Err(why) => Err(Fail(format!(
+                "--push-token-file: `{}` {why}",
+                path.display()
+            ))),
+        };
+    }
+    match std::env::var(TOKEN_VAR) {
+        Ok(text) => PushToken::parse(&text).map_err(|why| Fail(format!("{TOKEN_VAR} {why}"))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Fail(format!(
+            "{TOKEN_VAR} holds characters a token cannot have (only visible ASCII, no spaces)"
+        ))),
+    }
+}
+
+/// Whether `url` is plain HTTP to a host other than this machine (a token sent there crosses the
+/// network in the clear).
+fn cleartext_remote(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    !(host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
 }
 
 /// The journal's latest epoch, decoded.
@@ -214,6 +279,14 @@ impl Publisher {
                 return Err(Fail(format!("--edge `{url}` is given twice")));
             }
         }
+        let token = push_token(args.push_token_file.as_deref())?;
+        if token.is_some() {
+            for url in args.edges.iter().filter(|u| cleartext_remote(u)) {
+                eprintln!(
+                    "warning: --edge `{url}` is plain http: the push token crosses the network unencrypted"
+                );
+            }
+        }
         let now = Instant::now();
         let timeout = Duration::from_millis(args.http_timeout.max(1));
         let slots = args
@@ -221,13 +294,14 @@ impl Publisher {
             .iter()
             .map(|url| Slot {
                 url: url.trim_end_matches('/').to_string(),
-                client: Client::new(url, tenant, timeout),
+                client: Client::new(url, tenant, timeout, token.as_ref()),
                 head: None,
                 failures: 0,
                 next_try: now,
                 last_error: None,
                 last_ok: None,
                 heard_at: None,
+                unauthorized: false,
             })
             .collect();
         let store = Store::open(&args.state, tenant, mode, now_ms())?;
@@ -430,9 +504,15 @@ impl Publisher {
                 None => {
                     slot.failures = 0;
                     slot.last_error = None;
+                    slot.unauthorized = false;
                     slot.next_try = Instant::now();
                 }
                 Some(e) => {
+                    let unauthorized = matches!(e, EdgeError::Unauthorized { .. });
+                    if unauthorized != slot.unauthorized {
+                        slot.failures = 0;
+                    }
+                    slot.unauthorized = unauthorized;
                     slot.failures = slot.failures.saturating_add(1);
                     slot.next_try = Instant::now() + slot.backoff();
                     let text = e.to_string();
@@ -501,8 +581,9 @@ impl Publisher {
                     ),
                 },
                 other => eprintln!(
-                    "warning: edge {} did not answer the first probe ({other:?}); if it holds epochs from another journal it will refuse this one's",
-                    s.url
+                    "warning: edge {} did not answer the first probe ({}); if it holds epochs from another journal it will refuse this one's",
+                    s.url,
+                    other.into_error()
                 ),
             }
         }
@@ -1110,4 +1191,30 @@ fn stdin(p: &mut Publisher) -> Result<Ended, Fail> {
         }
     }
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleartext_remote;
+
+    #[test]
+    fn a_token_in_the_clear_is_told_apart() {
+        for url in [
+            "http://127.0.0.1:8787",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+            "http://127.0.0.2",
+            "https://authz.example.workers.dev",
+        ] {
+            assert!(!cleartext_remote(url), "{url}");
+        }
+        for url in [
+            "http://authz.example.workers.dev",
+            "http://10.0.0.5:8787",
+            "http://127.0.0.1.example.com",
+            "http://user@example.com",
+        ] {
+            assert!(cleartext_remote(url), "{url}");
+        }
+    }
 }
