@@ -174,7 +174,14 @@ impl RawEvaluator {
     /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
     /// the bindings from Rust).
     #[doc(hidden)]
-    pub fn check_str(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> (u32, Vec<u32>) {
+    pub fn check_str(
+        &mut self,
+        s: &str,
+        a: &str,
+        r: &str,
+        clock: f64,
+        now: f64,
+    ) -> (u32, Vec<u32>) {
         self.write(&[[s, a, r]]);
         let len = |x: &str| x.len() as u32;
         let word = self.check(len(s), len(a), len(r), clock, now);

@@ -110,7 +110,11 @@ fn denials_carry_their_reason_and_tier() {
     // A clock that is not a time fails closed.
     for clock in [-1.0, 0.5, f64::NAN, 2f64.powi(53)] {
         let (word, _) = ev.check_str("user:alice", "read", "doc:plan", clock, NOW);
-        assert_eq!((word & 1, reason(word)), (0, Reason::InvalidRequest), "{clock}");
+        assert_eq!(
+            (word & 1, reason(word)),
+            (0, Reason::InvalidRequest),
+            "{clock}"
+        );
     }
 }
 
@@ -141,14 +145,20 @@ fn a_message_from_the_future_is_refused_once_the_clock_is_set() {
     let year_2100 = 4_102_444_800_000.0;
     let beat = sign_watermark_raw("acme", 1.0, &secret, year_2100, None).unwrap();
     ev.set_clock(NOW).unwrap();
-    assert_eq!(code_of(ev.apply_watermark(&beat).unwrap_err()), "clock_skew");
+    assert_eq!(
+        code_of(ev.apply_watermark(&beat).unwrap_err()),
+        "clock_skew"
+    );
     let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_001.0).unwrap();
     assert_eq!(code_of(ev.load_snapshot(&snap).unwrap_err()), "clock_skew");
     assert_eq!(ev.status(), before);
     // Within the second of tolerance it is taken.
     let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_000.0).unwrap();
     assert_eq!(ev.load_snapshot(&snap).unwrap(), vec![2.0, 1.0]);
-    assert_eq!(code_of(ev.set_clock(f64::INFINITY).unwrap_err()), "invalid_clock");
+    assert_eq!(
+        code_of(ev.set_clock(f64::INFINITY).unwrap_err()),
+        "invalid_clock"
+    );
 }
 
 #[wasm_bindgen_test]
