@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { importPackage, REPO_DIR } from './pkg.mjs';
+import { rng } from '../../bench/lib/rng.mjs';
 
 const api = await importPackage();
 const { Evaluator, generateKeyPair, compileSnapshot, diffModels, signWatermark, validateModel, inspect } = api;
@@ -24,18 +25,6 @@ const CASES = Number(process.env.EDGE_AUTHZ_FUZZ_CASES ?? 3000);
 const NOW = 1_798_000_000_000;
 const EXPIRES = 1798761600000; // alice's admin grant in the example model
 const SNAKE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
-
-function rng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, below: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)] };
-}
 
 const EXAMPLE = JSON.parse(readFileSync(path.join(REPO_DIR, 'tests/conformance/models/example.json'), 'utf8'));
 const MODEL = structuredClone(EXAMPLE);

@@ -193,7 +193,7 @@ describe('anonymous pushes cost the edge nothing', () => {
     await edge?.dispose();
   });
 
-  test('a flood of 32 MiB bad-signature snapshots: refused, the wasm memory stays small, a racing revocation holds in every isolate', async () => {
+  test('a flood of 32 MiB bad-signature snapshots: refused, the wasm memory stays small, a racing revocation holds in every isolate', async (t) => {
     const checks = [client(edge), client(edge, { isolate: 1 })];
     const body = forged('S', keyId, 'acme', 32 << 20);
     let flooding = true;
@@ -238,6 +238,11 @@ describe('anonymous pushes cost the edge nothing', () => {
     assert.deepEqual(late, [], `allowed below the acknowledged watermark: ${JSON.stringify(late.slice(0, 5))}`);
     assert.ok(answers.filter((a) => a.sent > ack && a.status === 200).length > 10, 'too few answers after the revocation');
     const memory = await wasmMemory(checks[0]);
+    t.diagnostic(
+      `flood: ${refused.bad_signature} pushes of 32 MiB refused; ${answers.length} checks answered, ` +
+        `${answers.filter((a) => a.sent > ack).length} after the revocation, 0 allowed below it; ` +
+        `the flooded isolate's wasm memory ${(memory / 2 ** 20).toFixed(1)} MiB`,
+    );
     assert.ok(memory < 64 << 20, `the flooded isolate's wasm memory: ${memory} bytes`);
   });
 
@@ -318,7 +323,7 @@ describe('bodies, tokens and sizes', () => {
     }
   });
 
-  test('a batch is counted as it is read: a 4 MiB batch costs the isolate little wasm memory', async () => {
+  test('a batch is counted as it is read: a 4 MiB batch costs the isolate little wasm memory', async (t) => {
     const c = client(edge, { token: 'read-secret' });
     const before = await wasmMemory(c);
     const empty = `{"requests":[${'[],'.repeat(((4 << 20) - 20) / 3 - 1)}[]]}`;
@@ -329,6 +334,7 @@ describe('bodies, tokens and sizes', () => {
       error(await edge.fetch('/v1/acme/check-many', { method: 'POST', headers: auth, body: many }), 413, 'batch_too_large', 'too many');
     }
     const grown = (await wasmMemory(c)) - before;
+    t.diagnostic(`eight refused 4 MiB batches grew the wasm memory by ${(grown / 2 ** 20).toFixed(1)} MiB`);
     assert.ok(grown < 12 << 20, `the wasm memory grew by ${grown} bytes`);
   });
 

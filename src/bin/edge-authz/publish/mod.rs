@@ -645,6 +645,25 @@ impl Publisher {
                 "edge {edge} would need epoch {epoch}, above the largest epoch ({MAX_EPOCH}) [epoch_exhausted]"
             )));
         }
+        let (bytes, digest) = self.issue_snapshot_epoch(epoch, "recovery")?;
+        eprintln!(
+            "warning: the latest model is reissued at epoch {epoch} (the journal was at {head}; edge {edge} was ahead)"
+        );
+        self.out.emit(
+            json!({"event": "issued", "epoch": epoch, "kind": "recovery", "revokes": false,
+            "snapshotBytes": bytes, "digest": digest, "from": head, "edge": edge}),
+        );
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        self.round(&all, false)?;
+        Ok(())
+    }
+
+    /// Issues the latest model again as a snapshot-only epoch of `kind` (a checkpoint, a
+    /// recovery) and makes it the current one; its snapshot's size and the digest.
+    fn issue_snapshot_epoch(&mut self, epoch: u64, kind: &str) -> Result<(usize, String), Fail> {
+        let Some(cur) = &self.current else {
+            return Err(Fail("nothing is published yet".into()));
+        };
         let issued_at = now_ms();
         let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
         let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
@@ -653,7 +672,7 @@ impl Publisher {
         self.store.issue(
             &NewEpoch {
                 epoch,
-                kind: "recovery",
+                kind,
                 revokes: false,
                 digest: &digest,
                 changed_at: issued_at,
@@ -666,20 +685,12 @@ impl Publisher {
             },
             &edges,
         )?;
-        eprintln!(
-            "warning: the latest model is reissued at epoch {epoch} (the journal was at {head}; edge {edge} was ahead)"
-        );
-        self.out.emit(
-            json!({"event": "issued", "epoch": epoch, "kind": "recovery", "revokes": false,
-            "snapshotBytes": snapshot.len(), "digest": digest, "from": head, "edge": edge}),
-        );
+        let bytes = snapshot.len();
         if let Some(c) = &mut self.current {
             c.epoch = epoch;
             c.snapshot = snapshot;
         }
-        let all: Vec<usize> = (0..self.slots.len()).collect();
-        self.round(&all, false)?;
-        Ok(())
+        Ok((bytes, digest))
     }
 
     /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
@@ -897,36 +908,12 @@ impl Publisher {
             return Ok(());
         }
         let epoch = next_epoch(cur.epoch)?;
-        let issued_at = now_ms();
-        let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
-        let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
-        let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
-        let digest = cur.digest.clone();
-        self.store.issue(
-            &NewEpoch {
-                epoch,
-                kind: "checkpoint",
-                revokes: false,
-                digest: &digest,
-                changed_at: issued_at,
-                issued_at,
-                model: &model_text,
-                snapshot: &snapshot,
-                delta: None,
-                watermark: None,
-                ops: 0,
-            },
-            &edges,
-        )?;
+        let (snapshot_bytes, digest) = self.issue_snapshot_epoch(epoch, "checkpoint")?;
         self.out.emit(
             json!({"event": "issued", "epoch": epoch, "kind": "checkpoint",
-            "revokes": false, "snapshotBytes": snapshot.len(), "digest": digest,
+            "revokes": false, "snapshotBytes": snapshot_bytes, "digest": digest,
             "deltasSince": count, "deltaBytesSince": bytes}),
         );
-        if let Some(c) = &mut self.current {
-            c.epoch = epoch;
-            c.snapshot = snapshot;
-        }
         let all: Vec<usize> = (0..self.slots.len()).collect();
         self.round(&all, false)?;
         Ok(())
