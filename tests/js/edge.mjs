@@ -178,6 +178,8 @@ export function client(edge, { tenant = 'acme', token, isolate = 0 } = {}) {
         body: JSON.stringify(context ? { requests, context } : { requests }),
       }),
     status: () => edge.fetch(`/v1/${tenant}/status`, { headers: auth }),
+    /** With a `clocked` edge: its clock (every isolate's), `null` for the real one. */
+    setClock: (ms) => runtime.setClock(ms),
     get: (p) => edge.fetch(`/v1/${tenant}/${p}`, { headers: auth }),
   };
 }

@@ -29,7 +29,7 @@
 // The checks compared after a refused push always include a `high`-tier action, which makes the
 // isolate confirm with the authority (the Durable Object) on every request, and GET status
 // always syncs; so a state change in the authority cannot hide behind an isolate's reuse window.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, sign as edSign } from 'node:crypto';
 import { EXAMPLE, JSON_TYPE, MSGPACK, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
@@ -288,24 +288,31 @@ async function observe(c, { light = false } = {}) {
   const s = await c.status();
   assertOk(s, 'GET status');
   const { tenant, epoch, watermark, confirmedAt, digest, stale, preview, counts, authority } = s.json;
+  // Decided with the Worker's clock a second after the state's confirmation (a clocked edge), so
+  // that the answers do not depend on how long the suite has run.
   const now = (confirmedAt ?? 0) + 1000;
-  const many = await c.checkMany(CHECKS, { now });
-  const out = {
-    status: { tenant, epoch, watermark, confirmedAt, digest, stale, preview, counts, authority },
-    many: { status: many.status, body: many.json },
-  };
-  if (light) return out;
-  out.single = [];
-  for (const [sub, act, res] of CHECKS) {
-    const r = await c.check(sub, act, res, { now });
-    out.single.push({ status: r.status, body: r.json });
+  await c.setClock(now);
+  try {
+    const many = await c.checkMany(CHECKS, { now });
+    const out = {
+      status: { tenant, epoch, watermark, confirmedAt, digest, stale, preview, counts, authority },
+      many: { status: many.status, body: many.json },
+    };
+    if (light) return out;
+    out.single = [];
+    for (const [sub, act, res] of CHECKS) {
+      const r = await c.check(sub, act, res, { now });
+      out.single.push({ status: r.status, body: r.json });
+    }
+    out.lists = [];
+    for (const q of [`resources?subject=user:alice&action=write&now=${now}`, `subjects?resource=doc:roadmap&action=read&now=${now}`]) {
+      const r = await c.get(q);
+      out.lists.push({ status: r.status, body: r.json });
+    }
+    return out;
+  } finally {
+    await c.setClock(null);
   }
-  out.lists = [];
-  for (const q of [`resources?subject=user:alice&action=write&now=${now}`, `subjects?resource=doc:roadmap&action=read&now=${now}`]) {
-    const r = await c.get(q);
-    out.lists.push({ status: r.status, body: r.json });
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +370,9 @@ describe('routes, methods, paths, bodies and default limits', () => {
     issuedAt = Date.now();
     assert.deepEqual(assertOk(await c.push('snapshot', o.snapshot(M1, 1, issuedAt))), { epoch: 1 });
   });
+  // Every test decides a second after the snapshot was issued, by the Worker's clock, however
+  // long the suite has run (a test that moves the clock puts it back to the real one).
+  beforeEach(() => edge.setClock(issuedAt + 1000));
   after(async () => {
     release();
     await edge?.dispose();
@@ -776,8 +786,8 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.ok(Number.isInteger(s.edge.wasmMemoryBytes / 65536), String(s.edge.wasmMemoryBytes));
     assert.ok(s.edge.wasmMemoryBytes >= s.heapBytes, `${s.edge.wasmMemoryBytes} < ${s.heapBytes}`);
     const now = s.confirmedAt + 1000;
-    assert.deepEqual(assertOk(await c.check('user:alice', 'read', 'org:acme', { now })), ALICE_READ_ORG(1, 0));
-    assert.equal(assertOk(await c.check('user:bob', 'write', 'doc:roadmap', { now })).reason, 'no_grant');
+    assert.deepEqual(assertOk(await atClock(now, () => c.check('user:alice', 'read', 'org:acme'))), ALICE_READ_ORG(1, 0));
+    assert.equal(assertOk(await atClock(now, () => c.check('user:bob', 'write', 'doc:roadmap'))).reason, 'no_grant');
   });
 
   test('garbage bodies are 400 bad_magic / malformed on every push endpoint', async () => {
@@ -1163,7 +1173,7 @@ describe('configured limits (MAX_* variables)', () => {
   });
 
   before(async () => {
-    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey, ...LIMITS } });
+    edge = await startEdge({ vars: { ...WHAT_IF, ORIGIN_PUBLIC_KEYS: o.keys.publicKey, ...LIMITS }, clocked: true });
     c = client(edge);
     issuedAt = Date.now();
     const s1 = o.snapshot(M1, 1, issuedAt);
