@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --if-stale: nothing to do when pkg/dist was built from the sources as they are now.
-stamp=$(cat Cargo.toml Cargo.lock scripts/build-pkg.sh $(find src pkg/src pkg/index.d.ts -type f | sort) |
+stamp=$(cat Cargo.toml Cargo.lock scripts/build-pkg.sh $(find crates/core crates/protocol crates/wasm pkg/src pkg/index.d.ts -type f | sort) |
   sha256sum | cut -d' ' -f1)
 if [ "${1:-}" = "--if-stale" ] && [ -f pkg/dist/edge_authz_bg.wasm ] && [ -f pkg/dist/node.cjs ] &&
    [ "$(cat pkg/dist/.stamp 2>/dev/null)" = "$stamp" ]; then
@@ -17,7 +17,7 @@ fi
 
 # BOUNDARY=1 builds, instead, the variant with the alternative crossings that bench/boundary.mjs
 # measures, into target/pkg-boundary/ (dist/ and a copy of pkg/src/).
-FEATURES=wasm
+FEATURES=
 OUT=pkg/dist
 TMP=target/pkg-build
 if [ "${BOUNDARY:-0}" = 1 ]; then
@@ -32,10 +32,10 @@ fi
 rm -rf "$TMP"
 mkdir -p "$TMP" "$OUT"
 
-cargo rustc --quiet --lib --target wasm32-unknown-unknown --profile wasm-release \
-  --no-default-features --features "$FEATURES" --crate-type cdylib
+cargo rustc --quiet -p edge-authz-wasm --lib --target wasm32-unknown-unknown --profile wasm-release \
+  ${FEATURES:+--features "$FEATURES"} --crate-type cdylib
 wasm-bindgen --target web --no-typescript --out-dir "$TMP" --out-name edge_authz \
-  target/wasm32-unknown-unknown/wasm-release/edge_authz.wasm
+  target/wasm32-unknown-unknown/wasm-release/edge_authz_wasm.wasm
 # The features rustc's wasm32 target enables by default (Rust 1.95), so that wasm-opt keeps them.
 node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \

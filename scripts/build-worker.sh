@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Cloudflare Worker (feature `worker`) into build/ with worker-build: build/index.js
+# Builds the Cloudflare Worker (crates/worker) into build/ with worker-build: build/index.js
 # (the entry wrangler.toml names) and build/index_bg.wasm, and its static assets (the admin page,
 # scripts/build-www.sh) into build/assets. Skips the build when nothing it is
 # made from changed since the last one (wrangler runs this on every `wrangler dev` start).
@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # The admin page, served as static assets under /admin (wrangler.toml, [assets]).
 ./scripts/build-www.sh
 
-stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find src -type f | sort) | sha256sum | cut -d' ' -f1)
+stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find crates/core crates/protocol crates/worker -type f -not -path '*/target/*' | sort) |
+  sha256sum | cut -d' ' -f1)
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$stamp" ]; then
   echo "build/: the Worker is up to date"
   exit 0
@@ -19,6 +20,6 @@ fi
 WASM_BINDGEN_BIN=$(command -v wasm-bindgen) \
 WASM_OPT_BIN=$PWD/node_modules/.bin/wasm-opt \
 ESBUILD_BIN=$PWD/node_modules/.bin/esbuild \
-  worker-build --release --no-default-features --features worker
+  worker-build --release --out-dir ../../build crates/worker
 echo "$stamp" > build/.stamp
 ls -l build/index.js build/index_bg.wasm

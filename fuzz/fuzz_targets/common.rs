@@ -5,9 +5,7 @@
 
 use std::sync::OnceLock;
 
-use edge_authz::{
-    compile_snapshot, sign_raw, Evaluator, KeyPair, MessageKind, Model, Request, SecretKey, State,
-};
+use edge_authz::{compile_snapshot, sign_raw, Evaluator, KeyPair, MessageKind, Model, Request, SecretKey, State};
 use serde_bytes::ByteBuf;
 
 pub const TENANT: &str = "acme";

@@ -6,7 +6,7 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::list_time;
+use edge_authz_protocol::list_time;
 use libfuzzer_sys::fuzz_target;
 
 /// `Some(rest)` when the part starts with its marker byte and the rest is UTF-8 (the Worker's

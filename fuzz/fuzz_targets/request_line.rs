@@ -4,7 +4,8 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::{context_now, parse_request_line, Request};
+use edge_authz::{Request};
+use edge_authz_protocol::{context_now, parse_request_line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

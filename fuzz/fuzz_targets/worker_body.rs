@@ -4,7 +4,8 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::{context_now, parse_body, parse_check_many, At, CheckBody, Request};
+use edge_authz::{At, Request};
+use edge_authz_protocol::{context_now, parse_body, parse_check_many, CheckBody};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,0 +1,157 @@
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a host of the core: it measures time"
+)]
+//! The core benchmark on the generated workload (10,000 users, 500 groups, 10,221 resources,
+//! 20,000 assignments, one 5,000-member group holding 5,000 assignments). Prints compile time,
+//! snapshot bytes, decode-and-index time, single-check latency and check_many throughput.
+//! `cargo bench --bench core`; `cargo test --benches` runs each once so it never rots.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use edge_authz::workload::{generate, requests, RequestBatch, WorkloadSpec};
+use edge_authz::{compile_snapshot, Evaluator, Model, Reason, Request, SecretKey};
+
+const ISSUED_AT: u64 = 1_750_000_000_000;
+const NOW: u64 = ISSUED_AT + 1_000;
+
+fn bench(c: &mut Criterion) {
+    let spec = WorkloadSpec::default();
+    let json = generate(&spec).to_string();
+    let key = SecretKey::from_seed([1; 32]);
+    let t = Instant::now();
+    let compiled = Model::from_json(&json).unwrap().compile().unwrap();
+    let snapshot = compile_snapshot(&compiled.state, 1, ISSUED_AT, &key).unwrap();
+    let compile_once = t.elapsed();
+    let new_edge = || Evaluator::with_keys("acme", vec![key.public_key()]).unwrap();
+    let mut ev = new_edge();
+    let t = Instant::now();
+    ev.load_snapshot(&snapshot).unwrap();
+    let load_once = t.elapsed();
+    let st = ev.status();
+    println!(
+        "workload: {} members, {} groups, {} resources, {} memberships, {} assignments; model JSON {} bytes",
+        st.counts.members, st.counts.groups, st.counts.resources, st.counts.memberships, st.counts.assignments, json.len()
+    );
+    println!(
+        "evaluator heap: {:.1} MiB",
+        st.heap_bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "snapshot: {} bytes ({:.1} KiB); first compile {:?}, first decode+index {:?}",
+        snapshot.len(),
+        snapshot.len() as f64 / 1024.0,
+        compile_once,
+        load_once
+    );
+
+    let reqs = requests(&spec, 100_000, 7);
+    let batch = RequestBatch::new(&reqs);
+    let refs: Vec<Request<'_>> = batch.requests();
+    let granted = refs
+        .iter()
+        .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
+        .count();
+    println!("requests: {} generated, {} granted", refs.len(), granted);
+    // Members of the big group on the documents it holds assignments on.
+    let big: Vec<(String, String, String)> = (0..10_000)
+        .map(|i| {
+            (
+                format!("user:u{}", (i * 7) % spec.big_group),
+                "read".to_string(),
+                format!("doc:w0-p{}-d{}", (i / 50) % 10, i % 50),
+            )
+        })
+        .collect();
+    let big_batch = RequestBatch::new(&big);
+    let big_refs: Vec<Request<'_>> = big_batch.requests();
+    let big_granted = big_refs
+        .iter()
+        .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
+        .count();
+    println!(
+        "big-group requests: {} generated, {} granted",
+        big_refs.len(),
+        big_granted
+    );
+
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.bench_function("compile_and_sign", |b| {
+        b.iter(|| {
+            let c = Model::from_json(black_box(&json))
+                .unwrap()
+                .compile()
+                .unwrap();
+            compile_snapshot(&c.state, 1, ISSUED_AT, &key).unwrap()
+        })
+    });
+    g.bench_function("decode_verify_and_index", |b| {
+        b.iter(|| {
+            let mut e = new_edge();
+            e.load_snapshot(black_box(&snapshot)).unwrap();
+            e
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("check");
+    let mut i = 0usize;
+    g.bench_function("single_cold_100k", |b| {
+        b.iter(|| {
+            i = (i + 1) % refs.len();
+            ev.check(black_box(refs[i]), NOW)
+        })
+    });
+    // The first 1,000 requests over and over: the index's hot path with warm caches.
+    let mut h = 0usize;
+    g.bench_function("single_hot_1k", |b| {
+        b.iter(|| {
+            h = (h + 1) % 1_000;
+            ev.check(black_box(refs[h]), NOW)
+        })
+    });
+    let mut j = 0usize;
+    g.bench_function("single_big_group", |b| {
+        b.iter(|| {
+            j = (j + 1) % big_refs.len();
+            ev.check(black_box(big_refs[j]), NOW)
+        })
+    });
+    g.bench_function("single_explained", |b| {
+        b.iter(|| {
+            i = (i + 1) % refs.len();
+            let d = ev.check(black_box(refs[i]), NOW);
+            ev.explain(&d).grant.map(|g| g.path.len())
+        })
+    });
+    g.finish();
+
+    // 100,000 random requests over the whole tenant (cache-cold), and the first 1,000 of them
+    // again and again (cache-warm).
+    let mut g = c.benchmark_group("check_many");
+    let mut out = Vec::with_capacity(refs.len());
+    g.throughput(Throughput::Elements(refs.len() as u64));
+    g.bench_function("cold_100k", |b| {
+        b.iter(|| {
+            out.clear();
+            ev.check_many(black_box(&refs), NOW, &mut out);
+            out.len()
+        })
+    });
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("hot_1k", |b| {
+        b.iter(|| {
+            out.clear();
+            ev.check_many(black_box(&refs[..1_000]), NOW, &mut out);
+            out.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,73 @@
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a host of the core: it measures time"
+)]
+//! Times checks in one process so variants compare under the same noise:
+//! `profile_check [hot|cold]` prints ns per check for a `check` loop and for `check_many`.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+use std::time::Instant;
+
+use edge_authz::workload::{generate, requests, RequestBatch, WorkloadSpec};
+use edge_authz::{compile_snapshot, Evaluator, Model, Request, SecretKey};
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "cold".into());
+    let spec = WorkloadSpec::default();
+    let key = SecretKey::from_seed([1; 32]);
+    let state = Model::from_value(generate(&spec))
+        .unwrap()
+        .compile()
+        .unwrap()
+        .state;
+    let snap = compile_snapshot(&state, 1, 0, &key).unwrap();
+    let mut ev = Evaluator::with_keys("acme", vec![key.public_key()]).unwrap();
+    ev.load_snapshot(&snap).unwrap();
+    let n = if mode == "hot" { 1_000 } else { 100_000 };
+    let reqs = requests(&spec, n, 7);
+    let batch = RequestBatch::new(&reqs);
+    let refs: Vec<Request<'_>> = batch.requests();
+    let total: usize = std::env::var("TOTAL")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(5_000_000);
+    let rounds = (total / n).max(1);
+    let mut out = Vec::with_capacity(n);
+    for round in 0..std::env::var("ROUNDS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3)
+    {
+        let t = Instant::now();
+        let mut allowed = 0usize;
+        for _ in 0..rounds {
+            for r in &refs {
+                allowed += usize::from(ev.check(*r, 1000).allowed);
+            }
+        }
+        let single = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            out.clear();
+            ev.check_many(&refs, 1000, &mut out);
+        }
+        let many = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        let allowed_many = out.iter().filter(|d| d.allowed).count() * rounds;
+        assert_eq!(allowed, allowed_many);
+        let ix = ev.index().unwrap();
+        let t = Instant::now();
+        let mut found = 0usize;
+        for _ in 0..rounds {
+            for r in &refs {
+                found += usize::from(ix.subject(r.subject).is_some())
+                    + usize::from(ix.resource(r.resource).is_some());
+            }
+        }
+        let lookups = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        assert!(found > 0);
+        println!("{mode} round {round}: subject+resource lookups {lookups:.0} ns");
+        println!(
+            "{mode} round {round}: check {single:.0} ns, check_many {many:.0} ns ({:.2} M/s)",
+            1e3 / many
+        );
+    }
+}

@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod authority;
+mod content;
+mod decision;
+mod delta;
+mod digest;
+mod error;
+mod evaluator;
+mod id;
+mod index;
+mod keys;
+mod model;
+mod names;
+mod origin;
+mod patch;
+mod state;
+mod wire;
+#[cfg(feature = "workload")]
+#[allow(clippy::indexing_slicing)]
+pub mod workload;
+
+pub use content::Content;
+pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
+pub use delta::{apply_ops, diff, DeltaOps, Diff};
+pub use error::{Error, ModelError, ModelErrorKind};
+pub use evaluator::{
+    Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied,
+    MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
+};
+pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
+pub use index::Index;
+pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
+pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
+pub use names::{Names, Resources};
+pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
+pub use state::{shorten, AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
+pub use wire::{
+    inspect, peek, sign_raw, Inspection, Limits, MessageKind, Peeked, FORMAT_VERSION, MAGIC,
+    PEEK_BYTES,
+};

@@ -1,0 +1,565 @@
+//! The npm package's bindings (feature `wasm`): a thin, numeric layer over the core that the
+//! package's JavaScript (`pkg/src/api.js`) wraps into the contract's API.
+//!
+//! The hot path is shaped for JavaScript callers. A request's three strings are written by the
+//! caller straight into a buffer this side owns (`input`, lengths in `lens`), so a check crosses
+//! the boundary once, with numbers only. The answer is one `u32` (allowed, reason, tier) and, for
+//! a grant, its dense ids in `out`; the JavaScript side turns ids into names through caches that
+//! it empties whenever the held state changes. No JSON is built or parsed per check.
+//!
+//! Errors become JavaScript `Error` objects with a stable `code` (and `detail` for model errors).
+
+use wasm_bindgen::prelude::*;
+
+use edge_authz::{
+    compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, DeltaOutcome, Error,
+    Evaluator, Limits, Model, PublicKey, Reason, Request, SecretKey, State, Tier,
+};
+use edge_authz_protocol::MAX_NOW;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The host's `Error` class.
+    #[wasm_bindgen(js_name = Error)]
+    type JsError;
+
+    #[wasm_bindgen(constructor, js_class = "Error")]
+    fn new(message: &str) -> JsError;
+
+    #[wasm_bindgen(method, setter = code, js_class = "Error")]
+    fn set_code(this: &JsError, code: &str);
+
+    #[wasm_bindgen(method, setter = detail, js_class = "Error")]
+    fn set_detail(this: &JsError, detail: &str);
+}
+
+fn throw(e: &Error) -> JsValue {
+    let err = JsError::new(&e.to_string());
+    err.set_code(e.code());
+    if let Some(detail) = e.detail() {
+        err.set_detail(detail);
+    }
+    err.into()
+}
+
+fn invalid_argument(message: String) -> JsValue {
+    throw(&Error::InvalidArgument(message))
+}
+
+/// The host's clock was not a whole number of ms from 0 to 2^53 - 1 (the package checks it
+/// first; this side fails closed on its own too).
+fn invalid_clock() -> JsValue {
+    let err = JsError::new("the clock must give a whole number of ms from 0 to 2^53 - 1");
+    err.set_code("invalid_clock");
+    err.into()
+}
+
+/// A JavaScript number that must be a whole number from 0 to 2^53 - 1.
+fn whole(name: &str, v: f64) -> Result<u64, JsValue> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_NOW as f64 {
+        Ok(v as u64)
+    } else {
+        Err(invalid_argument(format!(
+            "`{name}` must be a whole number from 0 to 2^53 - 1"
+        )))
+    }
+}
+
+fn model_state(text: &str) -> Result<(State, Vec<String>), JsValue> {
+    let compiled = Model::from_json(text)
+        .and_then(|m| m.compile())
+        .map_err(|e| throw(&Error::InvalidModel(e)))?;
+    Ok((compiled.state, compiled.warnings))
+}
+
+fn secret(text: &str) -> Result<SecretKey, JsValue> {
+    SecretKey::from_base64(text).map_err(|e| throw(&e))
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+// The answer word of a check: bit 0 allowed, bits 1-4 the reason's position in `Reason::ALL`,
+// bits 5-6 the tier (0 none, 1 low, 2 standard, 3 high), bit 7 grant ids written to `out`,
+// bit 8 `out` moved (the caller must ask for its new address).
+pub const HAS_GRANT: u32 = 1 << 7;
+pub const OUT_MOVED: u32 = 1 << 8;
+
+fn reason_index(r: Reason) -> u32 {
+    Reason::ALL.iter().position(|x| *x == r).unwrap_or(0) as u32
+}
+
+fn tier_index(t: Option<Tier>) -> u32 {
+    match t {
+        None => 0,
+        Some(Tier::Low) => 1,
+        Some(Tier::Standard) => 2,
+        Some(Tier::High) => 3,
+    }
+}
+
+/// Marks a request whose field was not a string on the JavaScript side.
+pub const NOT_A_STRING: u32 = u32::MAX;
+
+/// One tenant's evaluator, as the package's JavaScript drives it.
+#[wasm_bindgen]
+pub struct RawEvaluator {
+    ev: Evaluator,
+    /// Request bytes written by the caller.
+    input: Vec<u8>,
+    /// Byte lengths of the requests' fields, three per request.
+    lens: Vec<u32>,
+    /// Answer words and grant ids.
+    out: Vec<u32>,
+    decisions: Vec<Decision>,
+}
+
+impl RawEvaluator {
+    fn wrap(ev: Evaluator) -> RawEvaluator {
+        RawEvaluator {
+            ev,
+            input: vec![0; 4096],
+            lens: vec![0; 3 * 64],
+            out: Vec::with_capacity(1024),
+            decisions: Vec::new(),
+        }
+    }
+
+    /// Appends a decision's grant ids to `out`; returns its answer word.
+    fn encode(ev: &Evaluator, d: &Decision, out: &mut Vec<u32>) -> u32 {
+        let mut word = u32::from(d.allowed) | reason_index(d.reason) << 1 | tier_index(d.tier) << 5;
+        if let (Some(g), Some(ix)) = (&d.grant, ev.index()) {
+            let at = out.len();
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            if let Some((p, role, r)) = ix.grant_ids(g, out) {
+                let hops = (out.len() - at - 4) as u32;
+                if let Some(head) = out.get_mut(at..at + 4) {
+                    head.copy_from_slice(&[p, role, r, hops]);
+                }
+                word |= HAS_GRANT;
+            } else {
+                out.truncate(at);
+            }
+        }
+        word
+    }
+
+    fn field<'a>(input: &'a [u8], start: &mut usize, len: u32) -> &'a str {
+        if len == NOT_A_STRING {
+            return "";
+        }
+        let end = start.saturating_add(len as usize);
+        let text = input
+            .get(*start..end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("");
+        *start = end;
+        text
+    }
+
+    /// A time from JavaScript: a whole number from 0 to 2^53 - 1, else `None`.
+    fn time(t: f64) -> Option<u64> {
+        (t >= 0.0 && t <= MAX_NOW as f64 && t.fract() == 0.0).then_some(t as u64)
+    }
+
+    /// The two times of a decision: the host's `clock`, and `now` (below 0: the context was
+    /// malformed). `Err` for a clock that is not a time; `Ok(None)` for a malformed context.
+    fn at(clock: f64, now: f64) -> Result<Option<At>, ()> {
+        let clock = Self::time(clock).ok_or(())?;
+        Ok(Self::time(now).map(|now| At { clock, now }))
+    }
+}
+
+impl RawEvaluator {
+    /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
+    /// the bindings from Rust).
+    #[doc(hidden)]
+    pub fn check_str(
+        &mut self,
+        s: &str,
+        a: &str,
+        r: &str,
+        clock: f64,
+        now: f64,
+    ) -> (u32, Vec<u32>) {
+        self.write(&[[s, a, r]]);
+        let len = |x: &str| x.len() as u32;
+        let word = self.check(len(s), len(a), len(r), clock, now);
+        (word, self.out.clone())
+    }
+
+    /// Writes requests into `input` and `lens`, then `check_many` (for tests of the bindings).
+    #[doc(hidden)]
+    pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
+        self.write(requests);
+        self.check_many(requests.len(), clock, now);
+        self.out.clone()
+    }
+
+    fn write(&mut self, requests: &[[&str; 3]]) {
+        let bytes: usize = requests.iter().flatten().map(|f| f.len()).sum();
+        self.reserve(bytes, requests.len());
+        let mut at = 0;
+        let mut lens = Vec::new();
+        for field in requests.iter().flatten() {
+            if let Some(dst) = self.input.get_mut(at..at + field.len()) {
+                dst.copy_from_slice(field.as_bytes());
+            }
+            at += field.len();
+            lens.push(field.len() as u32);
+        }
+        if let Some(dst) = self.lens.get_mut(..lens.len()) {
+            dst.copy_from_slice(&lens);
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl RawEvaluator {
+    /// A signed evaluator for `tenant` trusting base64 Ed25519 public keys.
+    #[wasm_bindgen(constructor)]
+    pub fn new(tenant: &str, public_keys: Vec<String>) -> Result<RawEvaluator, JsValue> {
+        let keys = public_keys
+            .iter()
+            .map(|k| PublicKey::from_base64(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| throw(&e))?;
+        Evaluator::with_keys(tenant, keys)
+            .map(RawEvaluator::wrap)
+            .map_err(|e| throw(&e))
+    }
+
+    /// An unsigned preview of a model JSON text.
+    pub fn preview(model: &str) -> Result<RawEvaluator, JsValue> {
+        let (state, _) = model_state(model)?;
+        Evaluator::preview(&state)
+            .map(RawEvaluator::wrap)
+            .map_err(|e| throw(&e))
+    }
+
+    /// This host's clock (Unix ms) for the messages that follow: one issued more than a second
+    /// after it is refused with `clock_skew` and changes nothing. The package sets it before
+    /// every message.
+    pub fn set_clock(&mut self, clock: f64) -> Result<(), JsValue> {
+        let clock = Self::time(clock).ok_or_else(invalid_clock)?;
+        self.ev.set_clock(Some(clock));
+        Ok(())
+    }
+
+    /// `[epoch, applied (0 or 1)]`.
+    pub fn load_snapshot(&mut self, bytes: &[u8]) -> Result<Vec<f64>, JsValue> {
+        let a = self.ev.load_snapshot(bytes).map_err(|e| throw(&e))?;
+        Ok(vec![a.epoch as f64, f64::from(u8::from(a.applied))])
+    }
+
+    /// `[epoch, applied (0 or 1)]`.
+    pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<Vec<f64>, JsValue> {
+        let a = self.ev.apply_delta(bytes).map_err(|e| throw(&e))?;
+        Ok(vec![a.epoch as f64, f64::from(u8::from(a.applied))])
+    }
+
+    /// The result as JSON: `{watermark, epoch, delta?: {applied} | {applied: false, code, message}}`.
+    pub fn apply_watermark(&mut self, bytes: &[u8]) -> Result<String, JsValue> {
+        let w = self.ev.apply_watermark(bytes).map_err(|e| throw(&e))?;
+        let delta = w.delta.map(|d| match d {
+            DeltaOutcome::Applied => serde_json::json!({ "applied": true }),
+            DeltaOutcome::AlreadyApplied => serde_json::json!({ "applied": false }),
+            DeltaOutcome::Skipped(e) => serde_json::json!({
+                "applied": false, "code": e.code(), "message": e.to_string()
+            }),
+        });
+        let mut v = serde_json::json!({ "watermark": w.watermark, "epoch": w.epoch });
+        if let (Some(d), Some(map)) = (delta, v.as_object_mut()) {
+            map.insert("delta".into(), d);
+        }
+        Ok(json(&v))
+    }
+
+    /// The held epoch, or -1 when nothing is loaded.
+    pub fn epoch(&self) -> f64 {
+        self.ev.epoch().map_or(-1.0, |e| e as f64)
+    }
+
+    pub fn watermark(&self) -> f64 {
+        self.ev.watermark() as f64
+    }
+
+    /// Makes room for `bytes` request bytes and `requests` requests.
+    pub fn reserve(&mut self, bytes: usize, requests: usize) {
+        if self.input.len() < bytes {
+            self.input.resize(bytes.next_power_of_two(), 0);
+        }
+        let lens = requests.saturating_mul(3);
+        if self.lens.len() < lens {
+            self.lens.resize(lens.next_power_of_two(), 0);
+        }
+    }
+
+    /// Where the caller writes request bytes (valid until the next `reserve`).
+    pub fn input_ptr(&mut self) -> *mut u8 {
+        self.input.as_mut_ptr()
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// How many field lengths fit (three per request).
+    pub fn lens_len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Where the caller writes field lengths (valid until the next `reserve`).
+    pub fn lens_ptr(&mut self) -> *mut u32 {
+        self.lens.as_mut_ptr()
+    }
+
+    /// Where the answers are (valid until an answer word says `out` moved, or a `check_many`).
+    pub fn out_ptr(&self) -> *const u32 {
+        self.out.as_ptr()
+    }
+
+    /// Decides the request whose fields (`ls`, `la`, `lr` bytes) are at the start of `input`, at
+    /// the host's `clock` and the request's `now` (below 0: the context was malformed). A clock
+    /// that is not a time fails closed (`invalid_request`; the package refuses it before).
+    pub fn check(&mut self, ls: u32, la: u32, lr: u32, clock: f64, now: f64) -> u32 {
+        let before = self.out.as_ptr();
+        self.out.clear();
+        let mut at = 0;
+        let s = Self::field(&self.input, &mut at, ls);
+        let a = Self::field(&self.input, &mut at, la);
+        let r = Self::field(&self.input, &mut at, lr);
+        let d = match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
+            _ => self.ev.reject_request(),
+        };
+        let word = Self::encode(&self.ev, &d, &mut self.out);
+        if self.out.as_ptr() == before {
+            word
+        } else {
+            word | OUT_MOVED
+        }
+    }
+
+    /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
+    /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
+    pub fn check_many(&mut self, count: usize, clock: f64, now: f64) {
+        self.out.clear();
+        let mut at = 0;
+        let mut requests = Vec::with_capacity(count);
+        for i in 0..count {
+            let len = |k: usize| self.lens.get(3 * i + k).copied().unwrap_or(NOT_A_STRING);
+            let s = Self::field(&self.input, &mut at, len(0));
+            let a = Self::field(&self.input, &mut at, len(1));
+            let r = Self::field(&self.input, &mut at, len(2));
+            requests.push(Request::new(s, a, r));
+        }
+        self.decisions.clear();
+        match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check_many(&requests, at, &mut self.decisions),
+            _ => self
+                .decisions
+                .extend(requests.iter().map(|_| self.ev.reject_request())),
+        }
+        self.out.resize(count, 0);
+        for (i, d) in self.decisions.iter().enumerate() {
+            let word = Self::encode(&self.ev, d, &mut self.out);
+            if let Some(w) = self.out.get_mut(i) {
+                *w = word;
+            }
+        }
+    }
+
+    /// The sizes of the name tables `[subjects, roles, resources]` (for the caller's caches).
+    pub fn table_sizes(&self) -> Vec<u32> {
+        self.ev.index().map_or_else(
+            || vec![0, 0, 0],
+            |ix| {
+                let c = ix.content();
+                [c.subjects.len(), c.roles.len(), c.resources.len()]
+                    .iter()
+                    .map(|n| *n as u32)
+                    .collect()
+            },
+        )
+    }
+
+    /// A name by dense id: kind 0 subject, 1 role, 2 resource.
+    pub fn name(&self, kind: u32, id: u32) -> String {
+        let Some(ix) = self.ev.index() else {
+            return String::new();
+        };
+        match kind {
+            0 => ix.subject_name(id),
+            1 => ix.role_name(id),
+            _ => ix.resource_name(id),
+        }
+        .to_string()
+    }
+
+    pub fn list_resources(
+        &self,
+        subject: &str,
+        action: &str,
+        type_filter: Option<String>,
+        clock: f64,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+            Some(at) => self
+                .ev
+                .list_resources(subject, action, type_filter.as_deref(), at),
+            None => Err(self.ev.reject_list()),
+        };
+        listed.map_err(|e| throw(&e))
+    }
+
+    pub fn list_subjects(
+        &self,
+        resource: &str,
+        action: &str,
+        clock: f64,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+            Some(at) => self.ev.list_subjects(resource, action, at),
+            None => Err(self.ev.reject_list()),
+        };
+        listed.map_err(|e| throw(&e))
+    }
+
+    /// `status()` as JSON.
+    pub fn status(&self) -> String {
+        json(&self.ev.status())
+    }
+}
+
+/// `[publicKey, secretKey]` (base64) from 32 random bytes the caller drew.
+#[wasm_bindgen]
+pub fn key_pair_from_seed(seed: &[u8]) -> Result<Vec<String>, JsValue> {
+    let seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| invalid_argument("a key seed is 32 bytes".into()))?;
+    let pair = edge_authz::KeyPair::from_seed(seed);
+    Ok(vec![pair.public_key, pair.secret_key])
+}
+
+/// The model's warnings (an `invalid_model` error when it does not compile).
+#[wasm_bindgen]
+pub fn validate_model(model: &str) -> Result<Vec<String>, JsValue> {
+    Ok(model_state(model)?.1)
+}
+
+#[wasm_bindgen]
+pub fn compile_snapshot_raw(
+    model: &str,
+    epoch: f64,
+    secret_key: &str,
+    issued_at: f64,
+) -> Result<Vec<u8>, JsValue> {
+    let (state, _) = model_state(model)?;
+    compile_snapshot(
+        &state,
+        whole("epoch", epoch)?,
+        whole("issuedAt", issued_at)?,
+        &secret(secret_key)?,
+    )
+    .map_err(|e| throw(&e))
+}
+
+/// A signed delta; the first byte of the result is 1 when it revokes, the rest is the message.
+#[wasm_bindgen]
+pub fn diff_models_raw(
+    before: &str,
+    after: &str,
+    base_epoch: f64,
+    epoch: f64,
+    secret_key: &str,
+    issued_at: f64,
+) -> Result<Vec<u8>, JsValue> {
+    let (before, _) = model_state(before)?;
+    let (after, _) = model_state(after)?;
+    let d = diff_models(
+        &before,
+        &after,
+        whole("baseEpoch", base_epoch)?,
+        whole("epoch", epoch)?,
+        whole("issuedAt", issued_at)?,
+        &secret(secret_key)?,
+    )
+    .map_err(|e| throw(&e))?;
+    let mut out = Vec::with_capacity(d.bytes.len() + 1);
+    out.push(u8::from(d.revokes));
+    out.extend_from_slice(&d.bytes);
+    Ok(out)
+}
+
+#[wasm_bindgen]
+pub fn sign_watermark_raw(
+    tenant: &str,
+    watermark: f64,
+    secret_key: &str,
+    issued_at: f64,
+    delta: Option<Vec<u8>>,
+) -> Result<Vec<u8>, JsValue> {
+    sign_watermark(
+        tenant,
+        whole("watermark", watermark)?,
+        whole("issuedAt", issued_at)?,
+        delta.as_deref(),
+        &secret(secret_key)?,
+    )
+    .map_err(|e| throw(&e))
+}
+
+/// A message's header and counts as JSON; the signature is checked when keys are given.
+#[wasm_bindgen]
+pub fn inspect_raw(bytes: &[u8], public_keys: Vec<String>) -> Result<String, JsValue> {
+    let keys = public_keys
+        .iter()
+        .map(|k| PublicKey::from_base64(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| throw(&e))?;
+    inspect(bytes, &keys, &Limits::default())
+        .map(|i| json(&i))
+        .map_err(|e| throw(&e))
+}
+
+/// The alternatives to the scratch-buffer crossing, measured by bench/boundary.mjs.
+#[cfg(feature = "bench-boundary")]
+#[wasm_bindgen]
+impl RawEvaluator {
+    /// wasm-bindgen's own string passing: three strings copied in per call.
+    pub fn check_strs(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> u32 {
+        self.out.clear();
+        let d = match Self::at(clock, now) {
+            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
+            _ => self.ev.reject_request(),
+        };
+        Self::encode(&self.ev, &d, &mut self.out)
+    }
+
+    /// A JSON round trip: the request as JSON in, the explained decision as JSON out.
+    pub fn check_json(&self, request: &str, clock: f64) -> String {
+        #[derive(serde::Deserialize)]
+        struct Req {
+            subject: String,
+            action: String,
+            resource: String,
+            context: Option<serde_json::Value>,
+        }
+        let clock = Self::time(clock);
+        let d = match (serde_json::from_str::<Req>(request), clock) {
+            (Ok(q), Some(clock)) => match edge_authz_protocol::context_now(q.context.as_ref()) {
+                Ok(now) => self.ev.check(
+                    Request::new(&q.subject, &q.action, &q.resource),
+                    At::clock(clock).with_now(now),
+                ),
+                Err(()) => self.ev.reject_request(),
+            },
+            _ => self.ev.reject_request(),
+        };
+        json(&self.ev.explain(&d))
+    }
+}

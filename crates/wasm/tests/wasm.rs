@@ -1,0 +1,240 @@
+//! The npm package's bindings (`edge_authz_wasm`) under wasm-bindgen-test, in Node or, with
+//! `WASM_BINDGEN_USE_BROWSER=1`, in headless Chromium: the answer words and grant ids the
+//! JavaScript side decodes, errors as `Error` objects with a `code`, and a failed call changing
+//! nothing.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use edge_authz::Reason;
+use edge_authz_wasm::{
+    compile_snapshot_raw, diff_models_raw, key_pair_from_seed, sign_watermark_raw, RawEvaluator,
+    HAS_GRANT,
+};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const MODEL: &str = r#"{
+  "version": 1, "tenant": "acme",
+  "actions": { "read": { "tier": "low" }, "export": { "tier": "high" } },
+  "roles": { "viewer": ["read"], "admin": ["read", "export"] },
+  "resources": [ { "id": "org:acme" }, { "id": "doc:plan", "parent": "org:acme" } ],
+  "memberships": [ { "member": "user:alice", "group": "group:eng" },
+                   { "member": "group:eng", "group": "group:staff" } ],
+  "assignments": [ { "principal": "group:staff", "role": "viewer", "resource": "org:acme" } ],
+  "suspended": ["user:mallory"]
+}"#;
+
+const NOW: f64 = 1_000_000.0;
+
+fn reason(word: u32) -> Reason {
+    Reason::ALL[((word >> 1) & 15) as usize]
+}
+
+fn code_of(e: JsValue) -> String {
+    assert!(
+        e.is_instance_of::<js_sys::Error>(),
+        "errors are Error objects"
+    );
+    js_sys::Reflect::get(&e, &"code".into())
+        .unwrap()
+        .as_string()
+        .unwrap()
+}
+
+fn keys() -> (String, String) {
+    let pair = key_pair_from_seed(&[7; 32]).unwrap();
+    (pair[0].clone(), pair[1].clone())
+}
+
+fn signed() -> (RawEvaluator, String) {
+    let (public, secret) = keys();
+    let mut ev = RawEvaluator::new("acme", vec![public]).unwrap();
+    let snap = compile_snapshot_raw(MODEL, 1.0, &secret, NOW).unwrap();
+    assert_eq!(ev.load_snapshot(&snap).unwrap(), vec![1.0, 1.0]);
+    (ev, secret)
+}
+
+#[wasm_bindgen_test]
+fn a_grant_comes_back_as_a_word_and_ids() {
+    let (mut ev, _) = signed();
+    let (word, out) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
+    assert_eq!(word & 1, 1);
+    assert_eq!(reason(word), Reason::Granted);
+    assert_eq!((word >> 5) & 3, 1, "tier low");
+    assert_ne!(word & HAS_GRANT, 0);
+    // principal, role, resource, hops, then the path from the subject to the principal.
+    let names: Vec<String> = [(0, out[0]), (1, out[1]), (2, out[2])]
+        .iter()
+        .map(|(k, id)| ev.name(*k, *id))
+        .collect();
+    assert_eq!(names, ["group:staff", "viewer", "org:acme"]);
+    assert_eq!(out[3] as usize, out.len() - 4);
+    let path: Vec<String> = out[4..].iter().map(|id| ev.name(0, *id)).collect();
+    assert_eq!(path, ["user:alice", "group:eng", "group:staff"]);
+}
+
+#[wasm_bindgen_test]
+fn denials_carry_their_reason_and_tier() {
+    let (mut ev, _) = signed();
+    let cases = [
+        (("user:alice", "export", "doc:plan"), Reason::NoGrant, 3),
+        (("user:mallory", "read", "doc:plan"), Reason::Suspended, 1),
+        (
+            ("user:alice", "read", "doc:none"),
+            Reason::UnknownResource,
+            1,
+        ),
+        (("user:alice", "fly", "doc:plan"), Reason::UnknownAction, 0),
+        (("not an id", "read", "doc:plan"), Reason::InvalidRequest, 1),
+    ];
+    for ((s, a, r), want, tier) in cases {
+        let (word, out) = ev.check_str(s, a, r, NOW, NOW);
+        assert_eq!(
+            (word & 1, reason(word), (word >> 5) & 3),
+            (0, want, tier),
+            "{s} {a} {r}"
+        );
+        assert!(out.is_empty());
+    }
+    // A malformed context is passed as a negative time.
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, -1.0);
+    assert_eq!(reason(word), Reason::InvalidRequest);
+    // Past the low tier's default bound (300 s) since the snapshot was issued, by the clock.
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW + 300_001.0, NOW);
+    assert_eq!(reason(word), Reason::FreshnessExceeded);
+    // A clock that is not a time fails closed.
+    for clock in [-1.0, 0.5, f64::NAN, 2f64.powi(53)] {
+        let (word, _) = ev.check_str("user:alice", "read", "doc:plan", clock, NOW);
+        assert_eq!(
+            (word & 1, reason(word)),
+            (0, Reason::InvalidRequest),
+            "{clock}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_clock_judges_freshness_and_now_only_expiry() {
+    let (mut ev, _) = signed();
+    // `now` in the past does not make a state fresh at a late clock.
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW + 300_001.0, 0.0);
+    assert_eq!(reason(word), Reason::FreshnessExceeded);
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW + 1e9);
+    assert_eq!(reason(word), Reason::Granted);
+    let out = ev.check_many_str(&[["user:alice", "read", "doc:plan"]], NOW + 300_001.0, NOW);
+    assert_eq!(reason(out[0]), Reason::FreshnessExceeded);
+    let listed = ev.list_resources("user:alice", "read", None, NOW + 300_001.0, NOW);
+    assert_eq!(code_of(listed.unwrap_err()), "freshness_exceeded");
+    let listed = ev.list_subjects("doc:plan", "read", NOW, 0.0).unwrap();
+    assert_eq!(listed, ["user:alice"]);
+    assert_eq!(
+        code_of(ev.list_subjects("doc:plan", "read", -1.0, NOW).unwrap_err()),
+        "invalid_clock"
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_message_from_the_future_is_refused_once_the_clock_is_set() {
+    let (mut ev, secret) = signed();
+    let before = ev.status();
+    let year_2100 = 4_102_444_800_000.0;
+    let beat = sign_watermark_raw("acme", 1.0, &secret, year_2100, None).unwrap();
+    ev.set_clock(NOW).unwrap();
+    assert_eq!(
+        code_of(ev.apply_watermark(&beat).unwrap_err()),
+        "clock_skew"
+    );
+    let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_001.0).unwrap();
+    assert_eq!(code_of(ev.load_snapshot(&snap).unwrap_err()), "clock_skew");
+    assert_eq!(ev.status(), before);
+    // Within the second of tolerance it is taken.
+    let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW + 1_000.0).unwrap();
+    assert_eq!(ev.load_snapshot(&snap).unwrap(), vec![2.0, 1.0]);
+    assert_eq!(
+        code_of(ev.set_clock(f64::INFINITY).unwrap_err()),
+        "invalid_clock"
+    );
+}
+
+#[wasm_bindgen_test]
+fn check_many_answers_in_order_with_grants_after_the_words() {
+    let (mut ev, _) = signed();
+    let out = ev.check_many_str(
+        &[
+            ["user:alice", "read", "doc:plan"],
+            ["user:bob", "read", "doc:plan"],
+            ["group:eng", "read", "org:acme"],
+        ],
+        NOW,
+        NOW,
+    );
+    let words = &out[..3];
+    assert_eq!(
+        words.iter().map(|w| reason(*w)).collect::<Vec<_>>(),
+        [Reason::Granted, Reason::NoGrant, Reason::Granted]
+    );
+    // Two grants follow: alice's (path of 3) then group:eng's (path of 2).
+    let first = &out[3..];
+    assert_eq!(first[3], 3);
+    let second = &first[4 + 3..];
+    assert_eq!(second[3], 2);
+    assert_eq!(ev.name(0, second[4]), "group:eng");
+    assert_eq!(second.len(), 4 + 2);
+}
+
+#[wasm_bindgen_test]
+fn errors_are_error_objects_with_codes_and_change_nothing() {
+    let (mut ev, secret) = signed();
+    let before = ev.status();
+    assert_eq!(
+        code_of(ev.load_snapshot(b"garbage").unwrap_err()),
+        "bad_magic"
+    );
+    let other = key_pair_from_seed(&[9; 32]).unwrap();
+    let forged = compile_snapshot_raw(MODEL, 2.0, &other[1], NOW).unwrap();
+    assert_eq!(
+        code_of(ev.load_snapshot(&forged).unwrap_err()),
+        "unknown_key"
+    );
+    let gap = diff_models_raw(MODEL, MODEL, 5.0, 6.0, &secret, NOW).unwrap();
+    assert_eq!(code_of(ev.apply_delta(&gap[1..]).unwrap_err()), "epoch_gap");
+    let other_tenant = MODEL.replace("\"acme\"", "\"umbrella\"");
+    let foreign = compile_snapshot_raw(&other_tenant, 2.0, &secret, NOW).unwrap();
+    assert_eq!(
+        code_of(ev.load_snapshot(&foreign).unwrap_err()),
+        "tenant_mismatch"
+    );
+    assert_eq!(ev.status(), before);
+    let bad = RawEvaluator::preview("{\"version\": 1}").err().unwrap();
+    assert_eq!(code_of(bad.clone()), "invalid_model");
+    let detail = js_sys::Reflect::get(&bad, &"detail".into()).unwrap();
+    assert_eq!(detail.as_string().as_deref(), Some("invalid_json"));
+    assert_eq!(
+        code_of(compile_snapshot_raw(MODEL, 0.5, &secret, NOW).unwrap_err()),
+        "invalid_argument"
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_revocation_rides_on_a_watermark() {
+    let (mut ev, secret) = signed();
+    let after = MODEL.replace(r#"{ "member": "user:alice", "group": "group:eng" },"#, "");
+    let delta = diff_models_raw(MODEL, &after, 1.0, 2.0, &secret, NOW).unwrap();
+    assert_eq!(delta[0], 1, "removing a membership revokes");
+    let bare = sign_watermark_raw("acme", 2.0, &secret, NOW, None).unwrap();
+    let carried = sign_watermark_raw("acme", 2.0, &secret, NOW, Some(delta[1..].to_vec())).unwrap();
+    let mut stale = signed().0;
+    stale.apply_watermark(&bare).unwrap();
+    let (word, _) = stale.check_str("user:alice", "read", "doc:plan", NOW, NOW);
+    assert_eq!(reason(word), Reason::StaleSnapshot);
+    let result = ev.apply_watermark(&carried).unwrap();
+    assert!(result.contains("\"applied\":true"), "{result}");
+    let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
+    assert_eq!(reason(word), Reason::NoGrant);
+    assert_eq!(ev.epoch(), 2.0);
+}

@@ -1,0 +1,665 @@
+//! The Cloudflare Worker (feature `worker`): the HTTP API of the contract's section 6.
+//!
+//! - [`durable`]: the Durable Object `TenantAuthority`, one per tenant, the authority for the
+//!   epoch, the watermark and `confirmed_at`, and the store of the signed messages;
+//! - [`edge`]: each isolate's decoded evaluator per tenant and its sync with the authority;
+//! - [`http`]: errors, configuration (`CORS_ORIGINS` for browsers among it), bodies.
+//!
+//! Freshness per tier: before answering, an isolate confirms the watermark with the authority
+//! unless the decision's tier may reuse the last confirmation (`high`: never; `standard` and
+//! `low`: for `CONFIRM_REUSE_MS_STANDARD` / `CONFIRM_REUSE_MS_LOW`). A batch or a listing takes
+//! its strictest tier; an undeclared action counts as `high`.
+
+pub mod durable;
+mod edge;
+mod http;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::Serialize;
+use worker::js_sys;
+use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response};
+
+use self::edge::Edge;
+use self::http::{body, json, ApiError, Config, CorsOrigins};
+use edge_authz::{is_valid_tenant, At, Decision, MessageKind, Reason, Request as Check, Tier};
+use edge_authz_protocol::{parse_body, parse_check_many, BodyError, CheckBody};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let started = js_sys::Date::now();
+    let request_id = request_id(&req);
+    let cors = match cors(&req, &env) {
+        Ok(c) => c,
+        Err(e) => return e.response(&request_id),
+    };
+    if let Some(c) = &cors {
+        if req.method() == Method::Options {
+            return c.preflight(&request_id);
+        }
+    }
+    let mut resp = match route(req, &env, &request_id, started).await {
+        Ok(r) => r,
+        Err(e) => e.response(&request_id)?,
+    };
+    if let Some(c) = &cors {
+        c.apply(resp.headers_mut())?;
+    }
+    Ok(resp)
+}
+
+/// The size of this isolate's wasm linear memory, in bytes.
+fn wasm_memory_bytes() -> Option<f64> {
+    use wasm_bindgen::JsCast;
+    let memory = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()?;
+    Some(
+        memory
+            .buffer()
+            .dyn_into::<js_sys::ArrayBuffer>()
+            .ok()?
+            .byte_length() as f64,
+    )
+}
+
+/// The read endpoints a browser may call when `CORS_ORIGINS` allows its origin, and their
+/// methods.
+fn read_route(path: &str) -> Option<&'static str> {
+    let mut segments = path.split('/').skip(1);
+    let (Some("v1"), Some(_tenant), Some(op), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return None;
+    };
+    match op {
+        "check" | "check-many" => Some("POST, OPTIONS"),
+        "resources" | "subjects" | "status" => Some("GET, OPTIONS"),
+        _ => None,
+    }
+}
+
+/// CORS for a read endpoint called with an allowed `Origin`.
+struct Cors {
+    /// `access-control-allow-origin`: the request's origin, or `*`.
+    allow_origin: String,
+    /// `access-control-allow-methods` for a preflight.
+    methods: &'static str,
+}
+
+/// The CORS answer this request gets: None unless it is for a read endpoint, carries an
+/// `Origin`, and `CORS_ORIGINS` allows that origin. A malformed `CORS_ORIGINS` is an error.
+fn cors(req: &Request, env: &Env) -> Result<Option<Cors>, ApiError> {
+    let Some(methods) = read_route(&req.path()) else {
+        return Ok(None);
+    };
+    let Some(origin) = req.headers().get("origin").ok().flatten() else {
+        return Ok(None);
+    };
+    Ok(CorsOrigins::read(env)?.allow(&origin).map(|a| Cors {
+        allow_origin: a.to_string(),
+        methods,
+    }))
+}
+
+impl Cors {
+    fn apply(&self, headers: &mut Headers) -> worker::Result<()> {
+        headers.set("access-control-allow-origin", &self.allow_origin)?;
+        headers.set("access-control-expose-headers", "x-request-id")?;
+        headers.set("vary", "Origin")
+    }
+
+    /// The answer to a preflight `OPTIONS`: 204 with what the browser may send.
+    fn preflight(&self, rid: &str) -> worker::Result<Response> {
+        let mut headers = Headers::new();
+        self.apply(&mut headers)?;
+        headers.set("access-control-allow-methods", self.methods)?;
+        headers.set(
+            "access-control-allow-headers",
+            "authorization, content-type, x-request-id",
+        )?;
+        headers.set("access-control-max-age", "600")?;
+        headers.set("x-request-id", rid)?;
+        Ok(Response::empty()?.with_status(204).with_headers(headers))
+    }
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("edge-authz: {e}");
+    ApiError::new(500, "internal", "internal error")
+}
+
+/// The caller's request id (`x-request-id`, else Cloudflare's `cf-ray`) when it is a short
+/// token, else a new one.
+fn request_id(req: &Request) -> String {
+    let given = ["x-request-id", "cf-ray"]
+        .iter()
+        .find_map(|h| req.headers().get(h).ok().flatten())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    given.unwrap_or_else(|| {
+        // Math.random is enough for a correlation id; it is never a secret.
+        let r = |bits: f64| (js_sys::Math::random() * bits) as u64;
+        format!("{:08x}{:08x}", r(4_294_967_296.0), r(4_294_967_296.0))
+    })
+}
+
+async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<Response, ApiError> {
+    let path = req.path();
+    let method = req.method();
+    if path == "/health" {
+        return match method {
+            Method::Get | Method::Head => {
+                json(200, r#"{"ok":true}"#.to_string(), rid).map_err(internal)
+            }
+            _ => Err(ApiError::method("GET, HEAD")),
+        };
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let (tenant, op) = match segments.as_slice() {
+        ["v1", tenant, op] => (tenant.to_string(), op.to_string()),
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {path}"),
+            ))
+        }
+    };
+    let allow = match op.as_str() {
+        "check" | "check-many" | "delta" | "watermark" => "POST",
+        "resources" | "subjects" | "status" => "GET",
+        "snapshot" => "PUT",
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {path}"),
+            ))
+        }
+    };
+    if method.to_string() != allow {
+        return Err(ApiError::method(allow));
+    }
+    let config = Config::read(env)?;
+    if !is_valid_tenant(&tenant) {
+        return Err(ApiError::new(
+            400,
+            "invalid_tenant",
+            "a tenant is 1 to 64 of a-z, 0-9, `_` and `-`",
+        ));
+    }
+    if config
+        .tenants
+        .as_ref()
+        .is_some_and(|t| !t.contains(&tenant))
+    {
+        return Err(ApiError::new(
+            404,
+            "unknown_tenant",
+            "this Worker does not serve that tenant",
+        ));
+    }
+    let ctx = Ctx {
+        env,
+        config: &config,
+        tenant: &tenant,
+        rid,
+        started,
+    };
+    match op.as_str() {
+        "snapshot" => ctx.push(&mut req, MessageKind::Snapshot).await,
+        "delta" => ctx.push(&mut req, MessageKind::Delta).await,
+        "watermark" => ctx.push(&mut req, MessageKind::Watermark).await,
+        _ => {
+            config.authorize(&req)?;
+            match op.as_str() {
+                "check" => ctx.check(&mut req).await,
+                "check-many" => ctx.check_many(&mut req).await,
+                "status" => ctx.status().await,
+                _ => ctx.list(&req, op == "resources").await,
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    env: &'a Env,
+    config: &'a Config,
+    tenant: &'a str,
+    rid: &'a str,
+    started: f64,
+}
+
+/// The body as `T`: 400 `invalid_json` when it is not JSON at all, `invalid_body` when it is
+/// JSON of the wrong shape.
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_body(bytes).map_err(body_error)
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    match e {
+        BodyError::NotJson(m) => {
+            ApiError::new(400, "invalid_json", format!("the body is not JSON: {m}"))
+        }
+        BodyError::Shape(m) => {
+            ApiError::bad_body(format!("the body does not fit the request: {m}"))
+        }
+        BodyError::TooMany { limit } => ApiError::new(
+            413,
+            "batch_too_large",
+            format!("over the limit of {limit} requests per batch"),
+        ),
+    }
+}
+
+/// A request that names its own time (`context.now`, a listing's `now=`) is refused unless the
+/// Worker allows it (`ALLOW_CONTEXT_NOW`); even then the time moves only expiry, never the clock.
+fn context_time(config: &Config, given: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match given {
+        Some(_) if !config.allow_context_now => Err(ApiError::new(
+            400,
+            "invalid_context",
+            "this Worker decides at its own time: `context.now` (and a listing's `now`) needs \
+             ALLOW_CONTEXT_NOW=true",
+        )),
+        t => Ok(t),
+    }
+}
+
+/// How strict a tier's freshness is (`high` is the strictest).
+fn rank(t: Tier) -> u8 {
+    match t {
+        Tier::Low => 0,
+        Tier::Standard => 1,
+        Tier::High => 2,
+    }
+}
+
+/// One decision as a log line.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    event: &'static str,
+    ts: f64,
+    request_id: &'a str,
+    tenant: &'a str,
+    subject: &'a str,
+    action: &'a str,
+    resource: &'a str,
+    allowed: bool,
+    reason: Reason,
+    epoch: Option<u64>,
+    watermark: u64,
+    tier: Option<Tier>,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+}
+
+impl Ctx<'_> {
+    fn now_ms() -> f64 {
+        js_sys::Date::now()
+    }
+
+    fn edge(&self) -> Result<Rc<RefCell<Edge>>, ApiError> {
+        edge::edge(self.tenant, self.config, Self::now_ms())
+    }
+
+    /// Makes sure this isolate's knowledge of the watermark is fresh enough for `tier`. When
+    /// the authority cannot be reached, `high` fails closed (503) and so does an isolate that
+    /// never reached it; `standard` and `low` go on answering from what is held, still bounded
+    /// by the model's freshness gate (the origin's `confirmed_at`).
+    async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier) -> Result<(), ApiError> {
+        let now = Self::now_ms();
+        let (reuse, never) = {
+            let ed = e.borrow();
+            (
+                ed.may_reuse(tier, self.config.reuse_ms(tier), now),
+                ed.confirmed_ms.is_none(),
+            )
+        };
+        if reuse {
+            return Ok(());
+        }
+        match edge::sync(self.env, self.tenant, self.config, e, now).await {
+            Ok(()) => Ok(()),
+            Err(err) if tier == Tier::High || never => Err(err),
+            Err(err) => {
+                worker::console_warn!(
+                    "edge-authz: tenant {}: answering {} from held state: {}",
+                    self.tenant,
+                    tier.as_str(),
+                    err.message
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The strictest tier among these actions (an undeclared one, or no snapshot, is `high`).
+    fn strictest<'s>(e: &Edge, actions: impl Iterator<Item = &'s str>) -> Option<Tier> {
+        actions
+            .map(|a| e.ev.action_tier(a).unwrap_or(Tier::High))
+            .max_by_key(|t| rank(*t))
+    }
+
+    async fn check(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let bytes = body(req, "application/json", self.config.max_check_bytes).await?;
+        let b: CheckBody = parse_json(&bytes)?;
+        let requests = [(b.subject, b.action, b.resource)];
+        let out = self.decide(&requests, b.context.as_ref(), false).await?;
+        json(200, out, self.rid).map_err(internal)
+    }
+
+    async fn check_many(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let bytes = body(req, "application/json", self.config.max_batch_bytes).await?;
+        // Counted as it is read: a batch past the limit is refused before it is held whole.
+        let b = parse_check_many(&bytes, self.config.max_batch).map_err(body_error)?;
+        drop(bytes);
+        let out = self.decide(&b.requests, b.context.as_ref(), true).await?;
+        json(200, format!(r#"{{"decisions":{out}}}"#), self.rid).map_err(internal)
+    }
+
+    /// Decides the requests; the JSON of one decision, or of an array of them (`many`).
+    async fn decide(
+        &self,
+        requests: &[(String, String, String)],
+        context: Option<&serde_json::Value>,
+        many: bool,
+    ) -> Result<String, ApiError> {
+        let given = match edge_authz_protocol::context_now(context) {
+            Ok(t) => Ok(context_time(self.config, t)?),
+            Err(()) => Err(()),
+        };
+        let e = self.edge()?;
+        let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
+        if let Some(tier) = tier {
+            self.confirm(&e, tier).await?;
+        }
+        let now_ms = Self::now_ms();
+        let mut ed = e.borrow_mut();
+        let decisions: Vec<Decision> = match given {
+            Err(()) => requests.iter().map(|_| ed.ev.reject_request()).collect(),
+            Ok(given) => {
+                let now = At::clock(now_ms.max(0.0) as u64).with_now(given);
+                let checks: Vec<Check<'_>> = requests
+                    .iter()
+                    .map(|(s, a, r)| Check::new(s, a, r))
+                    .collect();
+                let mut out = Vec::with_capacity(checks.len());
+                ed.ev.check_many(&checks, now, &mut out);
+                out
+            }
+        };
+        let mut text = String::with_capacity(decisions.len() * 160 + 2);
+        if many {
+            text.push('[');
+        }
+        let latency_ms = Self::now_ms() - self.started;
+        let (mut allowed, mut denied) = (0, 0);
+        for (i, (d, (s, a, r))) in decisions.iter().zip(requests).enumerate() {
+            let d = ed.guard(*d);
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(
+                &serde_json::to_string(&ed.ev.explain(&d)).map_err(|_| {
+                    ApiError::new(500, "internal", "a decision could not be written")
+                })?,
+            );
+            if d.allowed {
+                allowed += 1;
+            } else {
+                denied += 1;
+            }
+            let rate = if d.allowed {
+                self.config.sample_allowed
+            } else {
+                self.config.sample_denied
+            };
+            if rate > 0.0 && js_sys::Math::random() < rate {
+                let line = LogLine {
+                    event: "decision",
+                    ts: now_ms,
+                    request_id: self.rid,
+                    tenant: self.tenant,
+                    subject: s,
+                    action: a,
+                    resource: r,
+                    allowed: d.allowed,
+                    reason: d.reason,
+                    epoch: d.epoch,
+                    watermark: d.watermark,
+                    tier: d.tier,
+                    latency_ms,
+                    index: many.then_some(i),
+                };
+                if let Ok(l) = serde_json::to_string(&line) {
+                    worker::console_log!("{l}");
+                }
+            }
+        }
+        ed.allowed += allowed;
+        ed.denied += denied;
+        if many {
+            text.push(']');
+        }
+        Ok(text)
+    }
+
+    async fn list(&self, req: &Request, resources: bool) -> Result<Response, ApiError> {
+        let url = req.url().map_err(internal)?;
+        let q = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let need = |name: &str| {
+            q(name).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "invalid_query",
+                    format!("the query parameter `{name}` is required"),
+                )
+            })
+        };
+        let action = need("action")?;
+        let who = need(if resources { "subject" } else { "resource" })?;
+        // The time: `now=<ms>`, or `context=<the JSON context of a check>`; as for a check, a
+        // malformed one is `invalid_request`.
+        let given =
+            match edge_authz_protocol::list_time(q("now").as_deref(), q("context").as_deref()) {
+                Ok(t) => Ok(context_time(self.config, t)?),
+                Err(()) => Err(()),
+            };
+        let e = self.edge()?;
+        let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
+        self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
+        let ed = e.borrow();
+        let wm = ed.head.map_or(0, |h| h.watermark);
+        // The evaluator refuses a stale state itself once it holds the watermark; this covers
+        // the case where it somehow could not take it.
+        if ed.ev.watermark() < wm && ed.ev.epoch().is_some_and(|ep| ep < wm) {
+            return Err(ApiError::new(
+                503,
+                "stale_snapshot",
+                "cannot list: stale snapshot",
+            ));
+        }
+        let Ok(given) = given else {
+            // Gate 1 before gate 2, as for a check.
+            return Err(ApiError::from_core(&ed.ev.reject_list()));
+        };
+        let now = At::clock(Self::now_ms().max(0.0) as u64).with_now(given);
+        let listed = if resources {
+            ed.ev
+                .list_resources(&who, &action, q("type").as_deref(), now)
+        } else {
+            ed.ev.list_subjects(&who, &action, now)
+        }
+        .map_err(|err| ApiError::from_core(&err))?;
+        let key = if resources { "resources" } else { "subjects" };
+        let body = serde_json::json!({ key: listed }).to_string();
+        json(200, body, self.rid).map_err(internal)
+    }
+
+    async fn status(&self) -> Result<Response, ApiError> {
+        let e = self.edge()?;
+        let now = Self::now_ms();
+        let reached = edge::sync(self.env, self.tenant, self.config, &e, now).await;
+        let ed = e.borrow();
+        let mut v = match serde_json::to_value(ed.ev.status()) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(ApiError::new(500, "internal", "status")),
+        };
+        let authority = match (&reached, ed.head) {
+            (Ok(()), Some(h)) => serde_json::to_value(h).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        v.insert("authority".into(), authority);
+        if let Err(err) = &reached {
+            v.insert(
+                "authorityError".into(),
+                serde_json::json!({ "code": err.code, "message": err.message }),
+            );
+        }
+        let edge = serde_json::json!({
+            "confirmedAgoMs": ed.confirmation_age(now).map(|a| a.round() as u64),
+            // This isolate's whole wasm linear memory (it only grows): what counts against the
+            // isolate's 128 MB with the JavaScript heap.
+            "wasmMemoryBytes": wasm_memory_bytes(),
+            "decisions": { "allowed": ed.allowed, "denied": ed.denied },
+            "reuseMs": {
+                "high": 0,
+                "standard": self.config.reuse_standard_ms,
+                "low": self.config.reuse_low_ms,
+            },
+        });
+        v.insert("edge".into(), edge);
+        json(200, serde_json::Value::Object(v).to_string(), self.rid).map_err(internal)
+    }
+
+    /// A signed message: checked here first (media type, size, magic, kind, version, tenant,
+    /// a trusted key, then the signature, by the runtime's Ed25519, on the body as JavaScript
+    /// holds it), so that an anonymous caller's refused body never enters this isolate's wasm
+    /// memory and never reaches, or creates, the tenant's Durable Object. The authority then
+    /// applies it, and this isolate applies it to its own evaluator before it answers: a 200
+    /// means the message is enforced here and at the authority.
+    async fn push(&self, req: &mut Request, kind: MessageKind) -> Result<Response, ApiError> {
+        self.config.authorize_push(req)?;
+        let limit = match kind {
+            MessageKind::Snapshot => self.config.max_snapshot_bytes,
+            _ => self.config.max_message_bytes,
+        };
+        let body = http::js_body(req, "application/msgpack", limit).await?;
+        let total = body.length() as usize;
+        let mut head = vec![0u8; total.min(edge_authz::PEEK_BYTES)];
+        body.subarray(0, head.len() as u32).copy_to(&mut head);
+        let core = edge_authz::Limits::default();
+        let limits = edge_authz::Limits {
+            max_message_bytes: limit.min(core.max_message_bytes),
+            ..core
+        };
+        let keys = self.config.public_keys()?;
+        let peeked = edge_authz::peek(&head, total, kind, self.tenant, &keys, &limits)
+            .map_err(|e| ApiError::from_core(&e))?;
+        if !verify::signature(&peeked, &body).await? {
+            return Err(ApiError::from_core(&edge_authz::Error::BadSignature));
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(body.clone().into()));
+        let url = format!("https://authority/push?tenant={}", self.tenant);
+        let inner = Request::new_with_init(&url, &init).map_err(internal)?;
+        let mut resp = edge::stub(self.env, self.tenant)?
+            .fetch_with_request(inner)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
+        let status = resp.status_code();
+        let text = resp
+            .text()
+            .await
+            .map_err(|_| ApiError::unavailable("the authority's answer could not be read"))?;
+        if status == 200 {
+            let e = self.edge()?;
+            let mut ed = e.borrow_mut();
+            ed.relayed(&body.to_vec(), &text, Self::now_ms());
+        }
+        json(status, text, self.rid).map_err(internal)
+    }
+}
+
+/// Ed25519 by the runtime's WebCrypto (workerd, like browsers and Node, has it): the signature
+/// of a pushed message is checked on the bytes as JavaScript holds them.
+mod verify {
+    use wasm_bindgen::{JsCast, JsValue};
+    use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+    use worker::wasm_bindgen_futures::JsFuture;
+
+    use super::http::ApiError;
+    use edge_authz::Peeked;
+
+    fn unavailable(what: &str) -> ApiError {
+        worker::console_error!("edge-authz: WebCrypto Ed25519: {what}");
+        ApiError::new(500, "internal", "the signature could not be checked")
+    }
+
+    async fn call(target: &JsValue, name: &str, args: &Array) -> Result<JsValue, ApiError> {
+        let f: Function = Reflect::get(target, &name.into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| unavailable(name))?;
+        let promise: Promise = f
+            .apply(target, args)
+            .ok()
+            .and_then(|p| p.dyn_into().ok())
+            .ok_or_else(|| unavailable(name))?;
+        JsFuture::from(promise).await.map_err(|_| unavailable(name))
+    }
+
+    /// Whether the peeked message's signature verifies over its prefix and payload.
+    pub async fn signature(p: &Peeked, message: &Uint8Array) -> Result<bool, ApiError> {
+        let subtle = Reflect::get(&worker::js_sys::global(), &"crypto".into())
+            .and_then(|c| Reflect::get(&c, &"subtle".into()))
+            .map_err(|_| unavailable("crypto.subtle"))?;
+        let alg = Object::new();
+        Reflect::set(&alg, &"name".into(), &"Ed25519".into())
+            .map_err(|_| unavailable("algorithm"))?;
+        let key = call(
+            &subtle,
+            "importKey",
+            &Array::of5(
+                &"raw".into(),
+                &Uint8Array::from(p.key.to_bytes().as_slice()),
+                &alg,
+                &false.into(),
+                &Array::of1(&"verify".into()),
+            ),
+        )
+        .await?;
+        let (at, len) = (p.payload_at as u32, p.payload_len as u32);
+        let signed = Uint8Array::new_with_length(p.prefix.len() as u32 + len);
+        signed.set(&Uint8Array::from(p.prefix.as_slice()), 0);
+        signed.set(&message.subarray(at, at + len), p.prefix.len() as u32);
+        let ok = call(
+            &subtle,
+            "verify",
+            &Array::of4(
+                &alg,
+                &key,
+                &Uint8Array::from(p.signature.as_slice()),
+                &signed,
+            ),
+        )
+        .await?;
+        Ok(ok.as_bool() == Some(true))
+    }
+}
