@@ -82,9 +82,9 @@ export interface Status {
 /** What a carried delta did when its watermark was applied. */
 export interface CarriedDelta {
   applied: boolean;
-  /** When it could not apply (`epoch_gap`, ...): the watermark still took effect. */
-  code?: ErrorCode;
-  message?: string;
+  /** Why it could not apply (`epoch_gap`, ...): the watermark still took effect. The same shape
+   * as the Worker's answer to a pushed watermark. */
+  error?: { code: ErrorCode; message: string };
 }
 
 /** Stable error codes (`Error.code`). Listing errors carry the refusing gate's reason instead. */

@@ -13,6 +13,7 @@
 // contexts are read as own properties only. Every error thrown carries a `code`.
 import {
   RawEvaluator,
+  answer_layout,
   compile_snapshot_raw,
   diff_models_raw,
   inspect_raw,
@@ -22,23 +23,28 @@ import {
 } from '../dist/edge_authz.js';
 import { host } from './internal.js';
 
-const REASONS = [
-  'no_snapshot',
-  'invalid_request',
-  'stale_snapshot',
-  'freshness_exceeded',
-  'unknown_action',
-  'suspended',
-  'unknown_resource',
-  'granted',
-  'no_grant',
-];
-const NO_SNAPSHOT = 0;
-const TIERS = [null, 'low', 'standard', 'high'];
-const HAS_GRANT = 1 << 7;
-const OUT_MOVED = 1 << 8;
+// The answer word's layout, read from the wasm module (crates/wasm: `answer_layout`) when the
+// first evaluator is made, so that this side cannot drift from the Rust side: the reasons and
+// tiers by their index in the word, the bit shifts and masks, the flags.
+let REASONS = null;
+let TIERS;
+let ALLOWED;
+let REASON_SHIFT;
+let REASON_MASK;
+let TIER_SHIFT;
+let TIER_MASK;
+let HAS_GRANT;
+let OUT_MOVED;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
-const NOT_A_STRING = 0xffffffff;
+let NOT_A_STRING;
+function readLayout() {
+  if (REASONS !== null) return;
+  const l = JSON.parse(answer_layout());
+  ({ tiers: TIERS, allowed: ALLOWED, reasonShift: REASON_SHIFT, reasonMask: REASON_MASK } = l);
+  ({ tierShift: TIER_SHIFT, tierMask: TIER_MASK, hasGrant: HAS_GRANT, outMoved: OUT_MOVED } = l);
+  NOT_A_STRING = l.notAString;
+  REASONS = l.reasons;
+}
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
 const CHUNK = 8192;
 // The longest valid id is 321 bytes (a 64-byte type, ':', a 256-byte name); a UTF-16 string longer
@@ -335,6 +341,7 @@ export class Evaluator {
 
   constructor(options, raw, clock) {
     try {
+      readLayout();
       if (options === BUILD) {
         this.#raw = raw;
         this.#clock = clock;
@@ -419,13 +426,13 @@ export class Evaluator {
   // The decision for answer word `w`; its grant ids (if any) start at U32 index `at`.
   // Returns the decision; `this.#next` is the index after its grant ids.
   #decision(w, at) {
-    const reason = REASONS[(w >>> 1) & 15];
+    const reason = REASONS[(w >>> REASON_SHIFT) & REASON_MASK];
     const d = {
-      allowed: (w & 1) === 1,
+      allowed: (w & ALLOWED) !== 0,
       reason,
-      epoch: ((w >>> 1) & 15) === NO_SNAPSHOT ? null : this.#epoch,
+      epoch: reason === 'no_snapshot' ? null : this.#epoch,
       watermark: this.#watermark,
-      tier: TIERS[(w >>> 5) & 3],
+      tier: TIERS[(w >>> TIER_SHIFT) & TIER_MASK],
     };
     if (w & HAS_GRANT) {
       // Every id is read before any name is looked up: a name lookup that misses the cache calls

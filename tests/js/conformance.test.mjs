@@ -58,7 +58,7 @@ const asJson = (v) => JSON.parse(JSON.stringify(v));
 function carried(delta) {
   if (delta === undefined || delta === null) return null;
   if (delta.applied) return 'applied';
-  return delta.code ?? 'already_applied';
+  return delta.error?.code ?? 'already_applied';
 }
 
 // The host's clock at a step: its `clock`, else (a push) its `issued_at`, else the machine's.

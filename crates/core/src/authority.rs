@@ -1,4 +1,4 @@
-//! The tenant authority's state machine, pure (the Worker's Durable Object persists it; issue 4).
+//! The tenant authority's state machine, pure (the Worker's Durable Object persists it).
 //!
 //! The authority is the one place that decides a tenant's epoch, watermark and `confirmed_at`.
 //! It verifies and applies every pushed message with a ledger [`Evaluator`] of its own (the
@@ -9,6 +9,7 @@
 //! Isolates replay those messages into their own evaluators, which verify the signatures again:
 //! the authority is trusted for ordering, never for content.
 
+pub use crate::sync::Head;
 use crate::{Applied, Error, Evaluator, MessageKind, PublicKey, WatermarkApplied};
 
 /// What one pushed message did, whatever its kind.
@@ -28,15 +29,6 @@ pub fn apply(ev: &mut Evaluator, bytes: &[u8]) -> Result<Pushed, Error> {
         Some(MessageKind::Watermark) => ev.apply_watermark(bytes).map(Pushed::Watermark),
         None => Err(Error::BadMagic),
     }
-}
-
-/// Where the authority stands; isolates compare theirs with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Head {
-    pub epoch: Option<u64>,
-    pub watermark: u64,
-    pub confirmed_at: Option<u64>,
 }
 
 /// One tenant's authority: its evaluator and the messages that rebuild its state.
@@ -62,11 +54,7 @@ impl Authority {
     }
 
     pub fn head(&self) -> Head {
-        Head {
-            epoch: self.ev.epoch(),
-            watermark: self.ev.watermark(),
-            confirmed_at: self.ev.confirmed_at(),
-        }
+        Head::of(&self.ev)
     }
 
     /// Loads a snapshot newer than the held epoch, which replaces the log. One of the held epoch

@@ -24,6 +24,7 @@ mod names;
 mod origin;
 mod patch;
 mod state;
+pub mod sync;
 mod wire;
 #[cfg(feature = "workload")]
 #[allow(clippy::indexing_slicing)]

@@ -6,7 +6,10 @@ pub const MAX_NOW: u64 = (1 << 53) - 1;
 
 /// Reads a context. `Ok(None)`: no time given (the host's clock applies). `Err(())`: the context
 /// is malformed and the request is `invalid_request`.
-#[allow(clippy::result_unit_err)]
+#[allow(
+    clippy::result_unit_err,
+    reason = "a malformed context has one meaning, an `invalid_request`, which the host gives"
+)]
 pub fn context_now(context: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
     use serde_json::Value;
     match context {

@@ -1,18 +1,26 @@
 //! The shapes every edge-authz host speaks, defined once: request bodies and lines as the
-//! command line, the npm package and the Worker read them, and the request context.
+//! command line, the npm package and the Worker read them; the request context; the JSON
+//! answers (errors, push answers, decisions, listings, status); the sync exchange between an
+//! authority and its replicas. Hosts move bytes and values between their runtime and these.
 #![cfg_attr(
     test,
     allow(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::indexing_slicing
+        clippy::indexing_slicing,
+        reason = "tests: they fail loudly and index what they built"
     )
 )]
 
+pub mod answers;
 mod context;
+pub mod frames;
 mod requests;
 
+pub use answers::{
+    http_status, CarriedDelta, Decisions, EdgeStatus, ErrorAnswer, ErrorBody, Listing, PushAnswer,
+};
 pub use context::{context_now, MAX_NOW};
 pub use requests::{
     list_time, parse_body, parse_check_many, parse_request_line, strict_json, BodyError, CheckBody,

@@ -348,7 +348,10 @@ impl<'de> Visitor<'de> for Requests<'_> {
 /// `now=<ms>`, or `context=<the JSON context of a check>`, or neither (`Ok(None)`: the host's
 /// clock). Anything else, both included, is malformed (`Err(())`: `invalid_request`, as for a
 /// check).
-#[allow(clippy::result_unit_err)]
+#[allow(
+    clippy::result_unit_err,
+    reason = "a malformed time has one meaning, an `invalid_request`, which the host gives"
+)]
 pub fn list_time(now: Option<&str>, context: Option<&str>) -> Result<Option<u64>, ()> {
     let context = match (now, context) {
         (None, None) => return Ok(None),

@@ -1,6 +1,6 @@
 //! The limits of the host formats at their boundary: a request context's time and JSON nesting
 //! in request bodies and request lines.
-#![allow(clippy::panic, clippy::unwrap_used)]
+#![allow(clippy::panic, clippy::unwrap_used, reason = "tests: they fail loudly")]
 
 use edge_authz_protocol::{
     context_now, parse_body, parse_request_line, BodyError, CheckBody, MAX_NOW,

@@ -12,10 +12,10 @@
 use wasm_bindgen::prelude::*;
 
 use edge_authz::{
-    compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, DeltaOutcome, Error,
-    Evaluator, Limits, Model, PublicKey, Reason, Request, SecretKey, State, Tier,
+    compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
+    Model, PublicKey, Reason, Request, SecretKey, State, Tier,
 };
-use edge_authz_protocol::MAX_NOW;
+use edge_authz_protocol::{PushAnswer, MAX_NOW};
 
 #[wasm_bindgen]
 extern "C" {
@@ -80,23 +80,64 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-// The answer word of a check: bit 0 allowed, bits 1-4 the reason's position in `Reason::ALL`,
-// bits 5-6 the tier (0 none, 1 low, 2 standard, 3 high), bit 7 grant ids written to `out`,
-// bit 8 `out` moved (the caller must ask for its new address).
+// The answer word of a check, defined here only: pkg/src/api.js reads the layout from
+// `answer_layout` once, so the two sides cannot drift. Bit 0 allowed, bits 1-4 the reason's
+// position in `Reason::ALL`, bits 5-6 the tier (0 none, then `Tier::ALL`'s order from 1), bit 7
+// grant ids written to `out`, bit 8 `out` moved (the caller must ask for its new address).
+pub const ALLOWED: u32 = 1;
+pub const REASON_SHIFT: u32 = 1;
+pub const REASON_MASK: u32 = 0b1111;
+pub const TIER_SHIFT: u32 = 5;
+pub const TIER_MASK: u32 = 0b11;
 pub const HAS_GRANT: u32 = 1 << 7;
 pub const OUT_MOVED: u32 = 1 << 8;
+
+// Every reason and tier fits its bits.
+const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
+const _: () = assert!(Tier::ALL.len() as u32 <= TIER_MASK);
 
 fn reason_index(r: Reason) -> u32 {
     Reason::ALL.iter().position(|x| *x == r).unwrap_or(0) as u32
 }
 
 fn tier_index(t: Option<Tier>) -> u32 {
-    match t {
-        None => 0,
-        Some(Tier::Low) => 1,
-        Some(Tier::Standard) => 2,
-        Some(Tier::High) => 3,
+    t.and_then(|t| Tier::ALL.iter().position(|x| *x == t))
+        .map_or(0, |i| i as u32 + 1)
+}
+
+/// The answer word's layout as JSON, for the package's JavaScript: `reasons` and `tiers` by
+/// their index in the word (`tiers[0]` is null: no tier), the bit shifts and masks, the flags
+/// and the marker of a field that is not a string.
+#[wasm_bindgen]
+pub fn answer_layout() -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Layout {
+        reasons: Vec<&'static str>,
+        tiers: Vec<Option<&'static str>>,
+        allowed: u32,
+        reason_shift: u32,
+        reason_mask: u32,
+        tier_shift: u32,
+        tier_mask: u32,
+        has_grant: u32,
+        out_moved: u32,
+        not_a_string: u32,
     }
+    json(&Layout {
+        reasons: Reason::ALL.iter().map(|r| r.as_str()).collect(),
+        tiers: std::iter::once(None)
+            .chain(Tier::ALL.iter().map(|t| Some(t.as_str())))
+            .collect(),
+        allowed: ALLOWED,
+        reason_shift: REASON_SHIFT,
+        reason_mask: REASON_MASK,
+        tier_shift: TIER_SHIFT,
+        tier_mask: TIER_MASK,
+        has_grant: HAS_GRANT,
+        out_moved: OUT_MOVED,
+        not_a_string: NOT_A_STRING,
+    })
 }
 
 /// Marks a request whose field was not a string on the JavaScript side.
@@ -128,7 +169,9 @@ impl RawEvaluator {
 
     /// Appends a decision's grant ids to `out`; returns its answer word.
     fn encode(ev: &Evaluator, d: &Decision, out: &mut Vec<u32>) -> u32 {
-        let mut word = u32::from(d.allowed) | reason_index(d.reason) << 1 | tier_index(d.tier) << 5;
+        let mut word = if d.allowed { ALLOWED } else { 0 }
+            | reason_index(d.reason) << REASON_SHIFT
+            | tier_index(d.tier) << TIER_SHIFT;
         if let (Some(g), Some(ix)) = (&d.grant, ev.index()) {
             let at = out.len();
             out.extend_from_slice(&[0, 0, 0, 0]);
@@ -259,21 +302,11 @@ impl RawEvaluator {
         Ok(vec![a.epoch as f64, f64::from(u8::from(a.applied))])
     }
 
-    /// The result as JSON: `{watermark, epoch, delta?: {applied} | {applied: false, code, message}}`.
+    /// The result as JSON, the push answer of a watermark (the protocol crate's `PushAnswer`):
+    /// `{watermark, epoch, delta?: {applied, error?: {code, message}}}`.
     pub fn apply_watermark(&mut self, bytes: &[u8]) -> Result<String, JsValue> {
         let w = self.ev.apply_watermark(bytes).map_err(|e| throw(&e))?;
-        let delta = w.delta.map(|d| match d {
-            DeltaOutcome::Applied => serde_json::json!({ "applied": true }),
-            DeltaOutcome::AlreadyApplied => serde_json::json!({ "applied": false }),
-            DeltaOutcome::Skipped(e) => serde_json::json!({
-                "applied": false, "code": e.code(), "message": e.to_string()
-            }),
-        });
-        let mut v = serde_json::json!({ "watermark": w.watermark, "epoch": w.epoch });
-        if let (Some(d), Some(map)) = (delta, v.as_object_mut()) {
-            map.insert("delta".into(), d);
-        }
-        Ok(json(&v))
+        Ok(json(&PushAnswer::from(&w)))
     }
 
     /// The held epoch, or -1 when nothing is loaded.

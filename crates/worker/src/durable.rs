@@ -8,10 +8,11 @@
 //! replaces the log.
 //!
 //! Internal protocol (the Worker is its only client, through the namespace binding):
-//! - `POST /push?tenant=T`, body a signed message of any kind: the contract's answer for it;
-//! - `GET /sync?tenant=T&epoch=E&watermark=W&confirmed=C`: header `x-head` (the authority's head,
-//!   JSON) and a body of the messages that bring a holder of (E, W, C) to that head, each framed
-//!   by its length (u32, little-endian); an empty body when the holder is already there.
+//! - `POST /push?tenant=T`, body a signed message of any kind: its push answer (the protocol
+//!   crate's `PushAnswer`);
+//! - `GET /sync?tenant=T&epoch=E&watermark=W&confirmed=C` (the protocol crate's `frames`):
+//!   header `x-head` (the authority's head, JSON) and a body of the messages that bring a holder
+//!   of (E, W, C) to that head, framed; an empty body when the holder is already there.
 
 use std::cell::RefCell;
 
@@ -21,7 +22,7 @@ use worker::{
 
 use super::http::{json, ApiError, Config};
 use edge_authz::authority::{Authority, Head, Pushed};
-use edge_authz::DeltaOutcome;
+use edge_authz_protocol::{frames, PushAnswer};
 
 const PART: usize = 1 << 20;
 
@@ -61,10 +62,7 @@ impl DurableObject for TenantAuthority {
                 Ok(bytes) => self.push(&tenant, &bytes),
                 Err(_) => Err(ApiError::bad_body("the body could not be read")),
             },
-            "/sync" => {
-                let num = |n: &str| query(n).and_then(|v| v.parse::<u64>().ok());
-                self.sync(&tenant, num("epoch"), num("watermark"), num("confirmed"))
-            }
+            "/sync" => self.sync(&tenant, frames::holder_of(query)),
             _ => Err(ApiError::new(404, "not_found", "no such path")),
         };
         match answer {
@@ -175,59 +173,23 @@ impl TenantAuthority {
                 .push(bytes)
                 .map_err(|e| ApiError::from_core(&e))?;
             persist(held, sql, &pushed, bytes)?;
-            let body = match &pushed {
-                Pushed::Snapshot(a) => serde_json::json!({ "epoch": a.epoch }),
-                Pushed::Delta(a) => serde_json::json!({ "epoch": a.epoch, "applied": a.applied }),
-                Pushed::Watermark(w) => {
-                    let mut v = serde_json::Map::new();
-                    v.insert("watermark".into(), w.watermark.into());
-                    v.insert("epoch".into(), w.epoch.into());
-                    if let Some(d) = &w.delta {
-                        let d = match d {
-                            DeltaOutcome::Applied => serde_json::json!({ "applied": true }),
-                            DeltaOutcome::AlreadyApplied => {
-                                serde_json::json!({ "applied": false })
-                            }
-                            DeltaOutcome::Skipped(e) => serde_json::json!({
-                                "applied": false,
-                                "error": { "code": e.code(), "message": e.to_string() }
-                            }),
-                        };
-                        v.insert("delta".into(), d);
-                    }
-                    serde_json::Value::Object(v)
-                }
-            };
-            json(200, body.to_string(), "").map_err(|_| ApiError::unavailable("answer"))
+            json(200, &PushAnswer::from(&pushed), "")
         })
     }
 
-    fn sync(
-        &self,
-        tenant: &str,
-        epoch: Option<u64>,
-        watermark: Option<u64>,
-        confirmed: Option<u64>,
-    ) -> Result<Response, ApiError> {
+    /// What `holder` lacks (`None`: a new replica, which needs everything), framed, with the
+    /// authority's head.
+    fn sync(&self, tenant: &str, holder: Option<Head>) -> Result<Response, ApiError> {
         self.with_held(tenant, |held, _| {
             let head = held.authority.head();
-            let mut body = Vec::new();
-            // No watermark given: a new evaluator, which needs everything.
-            let holder = watermark.map(|watermark| Head {
-                epoch,
-                watermark,
-                confirmed_at: confirmed,
-            });
-            if holder != Some(head) {
-                for m in held.authority.catch_up(holder) {
-                    let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
-                    body.extend_from_slice(&len.to_le_bytes());
-                    body.extend_from_slice(m);
-                }
-            }
+            let body = if holder == Some(head) {
+                Vec::new()
+            } else {
+                frames::encode(held.authority.catch_up(holder))
+            };
             let answer = || -> worker::Result<Response> {
                 let headers = Headers::new();
-                headers.set("x-head", &serde_json::to_string(&head)?)?;
+                headers.set(frames::HEAD_HEADER, &frames::head_header(&head))?;
                 headers.set("content-type", "application/octet-stream")?;
                 Ok(Response::from_bytes(body)?.with_headers(headers))
             };

@@ -1,7 +1,6 @@
-//! What one isolate holds per tenant: a decoded evaluator reused across requests, the authority's
-//! head as last confirmed, and when. [`sync`] brings it to the authority's head by replaying the
-//! signed messages the Durable Object returns (each verified again here: the authority is
-//! trusted for their order, never for their content).
+//! What one isolate holds per tenant: a replica (the core's `sync::Replica`: a decoded evaluator
+//! reused across requests, the authority's head as last confirmed, and when). [`sync`] fetches
+//! what the Durable Object says this isolate lacks; the replica replays and judges it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,112 +9,42 @@ use std::rc::Rc;
 use worker::{Env, Method, Request, RequestInit};
 
 use super::http::{ApiError, Config};
-use edge_authz::authority::{apply, Head};
-use edge_authz::{Decision, Evaluator, Reason, Tier};
+use edge_authz::sync::{Head, Replica, Synced};
+use edge_authz::Evaluator;
+use edge_authz_protocol::{frames, PushAnswer};
 
 /// Tenants an isolate keeps decoded at once; past it, the least recently used one is dropped.
 const MAX_TENANTS: usize = 32;
 
+/// One tenant in this isolate: the replica that follows the tenant's authority, and counts.
 pub struct Edge {
-    pub ev: Evaluator,
-    /// The authority's head at the last successful sync.
-    pub head: Option<Head>,
-    /// When that sync happened (the isolate's clock, ms).
-    pub confirmed_ms: Option<f64>,
+    pub replica: Replica,
     pub allowed: u64,
     pub denied: u64,
-    /// When this isolate relayed a push that the authority accepted (the isolate's clock, ms, as
-    /// the authority answered): until a sync that started after it confirms, every decision
-    /// confirms, whatever the tier, so the isolate that took a change answers with it at once.
-    /// (A sync that started before it may end after it, with the head from before the push:
-    /// that one does not count.)
-    pub pushed_at: Option<f64>,
     last_used: f64,
 }
 
+/// The isolate's clock (ms), as the core takes it.
+pub fn clock_ms(now_ms: f64) -> u64 {
+    now_ms.max(0.0) as u64
+}
+
 impl Edge {
-    /// How long ago the watermark was last confirmed with the authority.
-    pub fn confirmation_age(&self, now_ms: f64) -> Option<f64> {
-        self.confirmed_ms.map(|t| (now_ms - t).max(0.0))
+    pub fn ev(&self) -> &Evaluator {
+        self.replica.evaluator()
     }
 
-    /// Whether a decision of this tier may reuse the last confirmation. `high` never does, nor
-    /// does a tier configured with a reuse of 0, nor any after this isolate relayed a push.
-    pub fn may_reuse(&self, tier: Tier, reuse_ms: f64, now_ms: f64) -> bool {
-        tier != Tier::High
-            && self.pushed_at.is_none()
-            && reuse_ms > 0.0
-            && self
-                .confirmation_age(now_ms)
-                .is_some_and(|age| age <= reuse_ms)
-    }
-
-    /// Records a successful sync that started at `now_ms`. Syncs of concurrent requests may
-    /// finish out of order: the head and the time only move forward.
-    fn confirmed(&mut self, head: Head, now_ms: f64) {
-        self.note_head(head);
-        self.confirmed_ms = Some(self.confirmed_ms.map_or(now_ms, |t| t.max(now_ms)));
-        if self.pushed_at.is_some_and(|p| now_ms > p) {
-            self.pushed_at = None;
-        }
-    }
-
-    /// A push this isolate relayed and the authority accepted (`answer`, its JSON): applied to
-    /// this isolate's own evaluator before the 200 goes out, so that it never answers below a
-    /// message it acknowledged, however slow the authority is afterwards. Should the message
-    /// not apply here (this isolate is behind a delta's base), the watermark the authority
-    /// answered still holds through [`Edge::guard`], and every decision confirms until a sync
-    /// catches up.
+    /// A push this isolate relayed and the authority accepted (`answer`, its JSON), applied
+    /// here before the 200 goes out ([`Replica::relayed`]).
     pub fn relayed(&mut self, message: &[u8], answer: &str, now_ms: f64) {
-        self.ev.set_clock(Some(now_ms.max(0.0) as u64));
-        if let Err(e) = apply(&mut self.ev, message) {
+        let answered = serde_json::from_str::<PushAnswer>(answer)
+            .ok()
+            .map(|a| a.head());
+        if let Err(e) = self.replica.relayed(message, answered, clock_ms(now_ms)) {
             worker::console_warn!(
                 "edge-authz: tenant {}: a relayed message does not apply here yet: {e}",
-                self.ev.tenant()
+                self.ev().tenant()
             );
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            epoch: Option<u64>,
-            watermark: Option<u64>,
-        }
-        if let Ok(a) = serde_json::from_str::<Answer>(answer) {
-            self.note_head(Head {
-                epoch: a.epoch,
-                watermark: a.watermark.unwrap_or(0),
-                confirmed_at: None,
-            });
-        }
-        self.pushed_at = Some(now_ms);
-    }
-
-    /// What the authority reported, kept only if it moves the known head forward.
-    fn note_head(&mut self, head: Head) {
-        self.head = Some(match self.head {
-            Some(h) => Head {
-                epoch: h.epoch.max(head.epoch),
-                watermark: h.watermark.max(head.watermark),
-                confirmed_at: h.confirmed_at.max(head.confirmed_at),
-            },
-            None => head,
-        });
-    }
-
-    /// The last line of defence: an "allowed" from an epoch older than the watermark the
-    /// authority reported becomes `stale_snapshot`, even if this evaluator has not taken that
-    /// watermark (it always should have; this holds if it somehow has not).
-    pub fn guard(&self, d: Decision) -> Decision {
-        let wm = self.head.map_or(0, |h| h.watermark);
-        if d.allowed && d.epoch.is_none_or(|e| e < wm) {
-            Decision {
-                allowed: false,
-                reason: Reason::StaleSnapshot,
-                grant: None,
-                watermark: wm.max(d.watermark),
-                ..d
-            }
-        } else {
-            d
         }
     }
 }
@@ -143,12 +72,9 @@ pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edg
             }
         }
         let e = Rc::new(RefCell::new(Edge {
-            ev,
-            head: None,
-            confirmed_ms: None,
+            replica: Replica::new(ev),
             allowed: 0,
             denied: 0,
-            pushed_at: None,
             last_used: now_ms,
         }));
         edges.insert(tenant.to_string(), e.clone());
@@ -171,7 +97,8 @@ pub fn stub(env: &Env, tenant: &str) -> Result<worker::Stub, ApiError> {
         })
 }
 
-/// Asks the authority for its head and the messages this isolate lacks, and applies them.
+/// Asks the authority for its head and the messages this isolate lacks, and applies them; when
+/// what it holds does not lead there, starts again from the authority's snapshot.
 pub async fn sync(
     env: &Env,
     tenant: &str,
@@ -179,42 +106,29 @@ pub async fn sync(
     edge: &Rc<RefCell<Edge>>,
     now_ms: f64,
 ) -> Result<(), ApiError> {
-    let held = {
-        let e = edge.borrow();
-        Head {
-            epoch: e.ev.epoch(),
-            watermark: e.ev.watermark(),
-            confirmed_at: e.ev.confirmed_at(),
-        }
-    };
+    let started = clock_ms(now_ms);
+    let held = edge.borrow().replica.held();
     let timeout = config.authority_timeout_ms;
-    let (head, frames) = within(timeout, fetch(env, tenant, Some(held))).await?;
-    let reached = {
-        let mut e = edge.borrow_mut();
-        e.ev.set_clock(Some(now_ms.max(0.0) as u64));
-        replay(&mut e.ev, &frames);
-        reaches(&e.ev, &head)
-    };
-    if !reached {
-        // This isolate's state does not lead to the head (it was replaced by a new snapshot
-        // history, or a message failed here): start again from the authority's snapshot.
-        let (head2, frames) = within(timeout, fetch(env, tenant, None)).await?;
-        let mut fresh = evaluator(tenant, config)?;
-        fresh.set_clock(Some(now_ms.max(0.0) as u64));
-        replay(&mut fresh, &frames);
-        if !reaches(&fresh, &head2) {
-            edge.borrow_mut().note_head(head2);
-            return Err(ApiError::unavailable(
-                "this edge could not reach the authority's epoch",
-            ));
-        }
-        let mut e = edge.borrow_mut();
-        e.ev = fresh;
-        e.confirmed(head2, now_ms);
+    let (head, body) = within(timeout, fetch(env, tenant, Some(held))).await?;
+    let synced = edge
+        .borrow_mut()
+        .replica
+        .catch_up(head, frames::decode(&body), started);
+    if synced == Synced::Reached {
         return Ok(());
     }
-    edge.borrow_mut().confirmed(head, now_ms);
-    Ok(())
+    let (head, body) = within(timeout, fetch(env, tenant, None)).await?;
+    let fresh = evaluator(tenant, config)?;
+    match edge
+        .borrow_mut()
+        .replica
+        .restart(fresh, head, frames::decode(&body), started)
+    {
+        Synced::Reached => Ok(()),
+        Synced::Behind => Err(ApiError::unavailable(
+            "this edge could not reach the authority's epoch",
+        )),
+    }
 }
 
 /// `f`, or `authority_unavailable` once `ms` have passed without its answer.
@@ -232,35 +146,11 @@ async fn within<T>(
     }
 }
 
-fn reaches(ev: &Evaluator, head: &Head) -> bool {
-    ev.epoch() >= head.epoch && ev.watermark() >= head.watermark
-}
-
-/// Applies each message; one that fails (a replay racing another request's sync) is skipped,
-/// and [`reaches`] decides whether the result is good enough.
-fn replay(ev: &mut Evaluator, frames: &[u8]) {
-    let mut rest = frames;
-    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-        let len = u32::from_le_bytes(*len) as usize;
-        let Some((msg, tail)) = tail.split_at_checked(len) else {
-            return;
-        };
-        let _ = apply(ev, msg);
-        rest = tail;
-    }
-}
-
 async fn fetch(env: &Env, tenant: &str, held: Option<Head>) -> Result<(Head, Vec<u8>), ApiError> {
-    let mut url = format!("https://authority/sync?tenant={tenant}");
-    if let Some(h) = held {
-        if let Some(e) = h.epoch {
-            url.push_str(&format!("&epoch={e}"));
-        }
-        url.push_str(&format!("&watermark={}", h.watermark));
-        if let Some(c) = h.confirmed_at {
-            url.push_str(&format!("&confirmed={c}"));
-        }
-    }
+    let url = format!(
+        "https://authority/sync?{}",
+        frames::sync_query(tenant, held)
+    );
     let mut init = RequestInit::new();
     init.with_method(Method::Get);
     let req = Request::new_with_init(&url, &init)
@@ -279,10 +169,10 @@ async fn fetch(env: &Env, tenant: &str, held: Option<Head>) -> Result<(Head, Vec
     }
     let head: Head = resp
         .headers()
-        .get("x-head")
+        .get(frames::HEAD_HEADER)
         .ok()
         .flatten()
-        .and_then(|h| serde_json::from_str(&h).ok())
+        .and_then(|h| frames::read_head_header(&h))
         .ok_or_else(|| ApiError::unavailable("the authority's answer has no head"))?;
     let bytes = resp
         .bytes()

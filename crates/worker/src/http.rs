@@ -6,6 +6,7 @@ use serde::Serialize;
 use worker::{js_sys, wasm_bindgen, web_sys, Env, Headers, Request, Response};
 
 use edge_authz::{Error, PublicKey, Tier};
+use edge_authz_protocol::{http_status, ErrorAnswer, ErrorBody};
 
 /// An error answer: an HTTP status, a stable snake_case code and a message that says what is
 /// wrong. Nothing else leaks (no stack, no internal detail).
@@ -47,36 +48,13 @@ impl ApiError {
         }
     }
 
-    /// A message the evaluator refused: its code, and the status the contract gives it.
+    /// A message or request the core refused: its code, and its status (docs/http.md,
+    /// "Errors").
     pub fn from_core(e: &Error) -> ApiError {
-        let status = match e {
-            Error::BadSignature | Error::UnknownKey(_) => 401,
-            Error::TenantMismatch { .. } => 403,
-            Error::TooLarge { .. } => 413,
-            Error::Rollback { .. }
-            | Error::EpochGap { .. }
-            | Error::EpochConflict(_)
-            | Error::AlreadyApplied(_) => 409,
-            Error::Refused { reason, .. } => match reason {
-                edge_authz::Reason::InvalidRequest | edge_authz::Reason::UnknownAction => 400,
-                _ => 503,
-            },
-            Error::InvalidKey(_) | Error::PreviewMode => 500,
-            _ => 400,
-        };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(http_status(e), e.code(), e.to_string())
     }
 
     pub fn response(&self, request_id: &str) -> worker::Result<Response> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         headers.set("x-request-id", request_id)?;
@@ -86,11 +64,8 @@ impl ApiError {
         if let Some(allow) = self.allow {
             headers.set("allow", allow)?;
         }
-        let body = serde_json::to_string(&Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-            },
+        let body = serde_json::to_string(&ErrorAnswer {
+            error: ErrorBody::new(self.code, &self.message),
         })
         .unwrap_or_default();
         Ok(Response::ok(body)?
@@ -100,7 +75,17 @@ impl ApiError {
 }
 
 /// A JSON answer with the request id.
-pub fn json(status: u16, body: String, request_id: &str) -> worker::Result<Response> {
+pub fn json(status: u16, body: &impl Serialize, request_id: &str) -> Result<Response, ApiError> {
+    let text = serde_json::to_string(body)
+        .map_err(|_| ApiError::new(500, "internal", "an answer could not be written"))?;
+    json_text(status, text, request_id).map_err(|e| {
+        worker::console_error!("edge-authz: {e}");
+        ApiError::new(500, "internal", "internal error")
+    })
+}
+
+/// A JSON answer, already written, with the request id.
+pub fn json_text(status: u16, body: String, request_id: &str) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set("x-request-id", request_id)?;
@@ -234,11 +219,11 @@ impl Config {
     }
 
     /// How long a confirmation of the watermark may be reused for a decision of this tier.
-    pub fn reuse_ms(&self, tier: Tier) -> f64 {
+    pub fn reuse_ms(&self, tier: Tier) -> u64 {
         match tier {
-            Tier::High => 0.0,
-            Tier::Standard => self.reuse_standard_ms as f64,
-            Tier::Low => self.reuse_low_ms as f64,
+            Tier::High => 0,
+            Tier::Standard => self.reuse_standard_ms,
+            Tier::Low => self.reuse_low_ms,
         }
     }
 

@@ -24,7 +24,10 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
 use edge_authz::{is_valid_tenant, At, Decision, MessageKind, Reason, Request as Check, Tier};
-use edge_authz_protocol::{parse_body, parse_check_many, BodyError, CheckBody};
+use edge_authz_protocol::answers::{Counted, Health, Isolate, ReuseMs};
+use edge_authz_protocol::{
+    parse_body, parse_check_many, BodyError, CheckBody, Decisions, EdgeStatus, ErrorBody, Listing,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -157,9 +160,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
     let method = req.method();
     if path == "/health" {
         return match method {
-            Method::Get | Method::Head => {
-                json(200, r#"{"ok":true}"#.to_string(), rid).map_err(internal)
-            }
+            Method::Get | Method::Head => json(200, &Health { ok: true }, rid),
             _ => Err(ApiError::method("GET, HEAD")),
         };
     }
@@ -275,15 +276,6 @@ fn context_time(config: &Config, given: Option<u64>) -> Result<Option<u64>, ApiE
     }
 }
 
-/// How strict a tier's freshness is (`high` is the strictest).
-fn rank(t: Tier) -> u8 {
-    match t {
-        Tier::Low => 0,
-        Tier::Standard => 1,
-        Tier::High => 2,
-    }
-}
-
 /// One decision as a log line.
 #[derive(Serialize)]
 struct LogLine<'a> {
@@ -320,10 +312,10 @@ impl Ctx<'_> {
     async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier) -> Result<(), ApiError> {
         let now = Self::now_ms();
         let (reuse, never) = {
-            let ed = e.borrow();
+            let r = &e.borrow().replica;
             (
-                ed.may_reuse(tier, self.config.reuse_ms(tier), now),
-                ed.confirmed_ms.is_none(),
+                r.may_reuse(tier, self.config.reuse_ms(tier), edge::clock_ms(now)),
+                !r.ever_confirmed(),
             )
         };
         if reuse {
@@ -344,19 +336,25 @@ impl Ctx<'_> {
         }
     }
 
-    /// The strictest tier among these actions (an undeclared one, or no snapshot, is `high`).
+    /// The strictest tier among these actions (an undeclared one, or no snapshot, is `high`;
+    /// tiers are ordered from `low` to `high`).
     fn strictest<'s>(e: &Edge, actions: impl Iterator<Item = &'s str>) -> Option<Tier> {
         actions
-            .map(|a| e.ev.action_tier(a).unwrap_or(Tier::High))
-            .max_by_key(|t| rank(*t))
+            .map(|a| e.ev().action_tier(a).unwrap_or(Tier::High))
+            .max()
     }
 
     async fn check(&self, req: &mut Request) -> Result<Response, ApiError> {
         let bytes = body(req, "application/json", self.config.max_check_bytes).await?;
         let b: CheckBody = parse_json(&bytes)?;
         let requests = [(b.subject, b.action, b.resource)];
-        let out = self.decide(&requests, b.context.as_ref(), false).await?;
-        json(200, out, self.rid).map_err(internal)
+        let e = self.edge()?;
+        let decided = self
+            .decide(&e, &requests, b.context.as_ref(), false)
+            .await?;
+        let ed = e.borrow();
+        let view = decided.first().map(|d| ed.ev().explain(d));
+        json(200, &view, self.rid)
     }
 
     async fn check_many(&self, req: &mut Request) -> Result<Response, ApiError> {
@@ -364,30 +362,36 @@ impl Ctx<'_> {
         // Counted as it is read: a batch past the limit is refused before it is held whole.
         let b = parse_check_many(&bytes, self.config.max_batch).map_err(body_error)?;
         drop(bytes);
-        let out = self.decide(&b.requests, b.context.as_ref(), true).await?;
-        json(200, format!(r#"{{"decisions":{out}}}"#), self.rid).map_err(internal)
+        let e = self.edge()?;
+        let decided = self
+            .decide(&e, &b.requests, b.context.as_ref(), true)
+            .await?;
+        let ed = e.borrow();
+        let decisions = decided.iter().map(|d| ed.ev().explain(d)).collect();
+        json(200, &Decisions { decisions }, self.rid)
     }
 
-    /// Decides the requests; the JSON of one decision, or of an array of them (`many`).
+    /// Decides the requests (a batch when `many`), each through the replica's guard, counted
+    /// and sampled into the log.
     async fn decide(
         &self,
+        e: &Rc<RefCell<Edge>>,
         requests: &[(String, String, String)],
         context: Option<&serde_json::Value>,
         many: bool,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Vec<Decision>, ApiError> {
         let given = match edge_authz_protocol::context_now(context) {
             Ok(t) => Ok(context_time(self.config, t)?),
             Err(()) => Err(()),
         };
-        let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
         if let Some(tier) = tier {
-            self.confirm(&e, tier).await?;
+            self.confirm(e, tier).await?;
         }
         let now_ms = Self::now_ms();
         let mut ed = e.borrow_mut();
         let decisions: Vec<Decision> = match given {
-            Err(()) => requests.iter().map(|_| ed.ev.reject_request()).collect(),
+            Err(()) => requests.iter().map(|_| ed.ev().reject_request()).collect(),
             Ok(given) => {
                 let now = At::clock(now_ms.max(0.0) as u64).with_now(given);
                 let checks: Vec<Check<'_>> = requests
@@ -395,26 +399,18 @@ impl Ctx<'_> {
                     .map(|(s, a, r)| Check::new(s, a, r))
                     .collect();
                 let mut out = Vec::with_capacity(checks.len());
-                ed.ev.check_many(&checks, now, &mut out);
+                ed.replica
+                    .evaluator_mut()
+                    .check_many(&checks, now, &mut out);
                 out
             }
         };
-        let mut text = String::with_capacity(decisions.len() * 160 + 2);
-        if many {
-            text.push('[');
-        }
         let latency_ms = Self::now_ms() - self.started;
         let (mut allowed, mut denied) = (0, 0);
+        let mut guarded = Vec::with_capacity(decisions.len());
         for (i, (d, (s, a, r))) in decisions.iter().zip(requests).enumerate() {
-            let d = ed.guard(*d);
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(
-                &serde_json::to_string(&ed.ev.explain(&d)).map_err(|_| {
-                    ApiError::new(500, "internal", "a decision could not be written")
-                })?,
-            );
+            let d = ed.replica.guard(*d);
+            guarded.push(d);
             if d.allowed {
                 allowed += 1;
             } else {
@@ -449,10 +445,7 @@ impl Ctx<'_> {
         }
         ed.allowed += allowed;
         ed.denied += denied;
-        if many {
-            text.push(']');
-        }
-        Ok(text)
+        Ok(guarded)
     }
 
     async fn list(&self, req: &Request, resources: bool) -> Result<Response, ApiError> {
@@ -484,10 +477,9 @@ impl Ctx<'_> {
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
         self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
         let ed = e.borrow();
-        let wm = ed.head.map_or(0, |h| h.watermark);
         // The evaluator refuses a stale state itself once it holds the watermark; this covers
         // the case where it somehow could not take it.
-        if ed.ev.watermark() < wm && ed.ev.epoch().is_some_and(|ep| ep < wm) {
+        if ed.replica.stale_for_listing() {
             return Err(ApiError::new(
                 503,
                 "stale_snapshot",
@@ -496,19 +488,20 @@ impl Ctx<'_> {
         }
         let Ok(given) = given else {
             // Gate 1 before gate 2, as for a check.
-            return Err(ApiError::from_core(&ed.ev.reject_list()));
+            return Err(ApiError::from_core(&ed.ev().reject_list()));
         };
         let now = At::clock(Self::now_ms().max(0.0) as u64).with_now(given);
         let listed = if resources {
-            ed.ev
+            ed.ev()
                 .list_resources(&who, &action, q("type").as_deref(), now)
+                .map(Listing::Resources)
         } else {
-            ed.ev.list_subjects(&who, &action, now)
+            ed.ev()
+                .list_subjects(&who, &action, now)
+                .map(Listing::Subjects)
         }
         .map_err(|err| ApiError::from_core(&err))?;
-        let key = if resources { "resources" } else { "subjects" };
-        let body = serde_json::json!({ key: listed }).to_string();
-        json(200, body, self.rid).map_err(internal)
+        json(200, &listed, self.rid)
     }
 
     async fn status(&self) -> Result<Response, ApiError> {
@@ -516,35 +509,28 @@ impl Ctx<'_> {
         let now = Self::now_ms();
         let reached = edge::sync(self.env, self.tenant, self.config, &e, now).await;
         let ed = e.borrow();
-        let mut v = match serde_json::to_value(ed.ev.status()) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => return Err(ApiError::new(500, "internal", "status")),
-        };
-        let authority = match (&reached, ed.head) {
-            (Ok(()), Some(h)) => serde_json::to_value(h).unwrap_or_default(),
-            _ => serde_json::Value::Null,
-        };
-        v.insert("authority".into(), authority);
-        if let Err(err) = &reached {
-            v.insert(
-                "authorityError".into(),
-                serde_json::json!({ "code": err.code, "message": err.message }),
-            );
-        }
-        let edge = serde_json::json!({
-            "confirmedAgoMs": ed.confirmation_age(now).map(|a| a.round() as u64),
-            // This isolate's whole wasm linear memory (it only grows): what counts against the
-            // isolate's 128 MB with the JavaScript heap.
-            "wasmMemoryBytes": wasm_memory_bytes(),
-            "decisions": { "allowed": ed.allowed, "denied": ed.denied },
-            "reuseMs": {
-                "high": 0,
-                "standard": self.config.reuse_standard_ms,
-                "low": self.config.reuse_low_ms,
+        let status = EdgeStatus {
+            status: ed.ev().status(),
+            authority: reached.as_ref().ok().and(ed.replica.head()),
+            authority_error: reached
+                .as_ref()
+                .err()
+                .map(|err| ErrorBody::new(err.code, &err.message)),
+            edge: Isolate {
+                confirmed_ago_ms: ed.replica.confirmation_age(edge::clock_ms(now)),
+                wasm_memory_bytes: wasm_memory_bytes(),
+                decisions: Counted {
+                    allowed: ed.allowed,
+                    denied: ed.denied,
+                },
+                reuse_ms: ReuseMs {
+                    high: 0,
+                    standard: self.config.reuse_standard_ms,
+                    low: self.config.reuse_low_ms,
+                },
             },
-        });
-        v.insert("edge".into(), edge);
-        json(200, serde_json::Value::Object(v).to_string(), self.rid).map_err(internal)
+        };
+        json(200, &status, self.rid)
     }
 
     /// A signed message: checked here first (media type, size, magic, kind, version, tenant,
@@ -593,7 +579,7 @@ impl Ctx<'_> {
             let mut ed = e.borrow_mut();
             ed.relayed(&body.to_vec(), &text, Self::now_ms());
         }
-        json(status, text, self.rid).map_err(internal)
+        http::json_text(status, text, self.rid).map_err(internal)
     }
 }
 

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use edge_authz_protocol::PushAnswer;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::store::Link;
@@ -12,20 +14,18 @@ use super::store::Link;
 /// Links are replayed instead of the snapshot while they weigh less than the snapshot or this.
 const CHAIN_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Snapshot,
-    Delta,
-    Watermark,
-}
+/// Where an edge stands as its answers say: its epoch (`None`: it holds no snapshot) and its
+/// watermark (push answers do not carry `confirmed_at`: always `None` here).
+pub use edge_authz::sync::Head;
+/// The kind of a pushed message; its route is `/v1/{tenant}/{kind}`.
+pub use edge_authz::MessageKind as Kind;
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Snapshot => "snapshot",
-            Kind::Delta => "delta",
-            Kind::Watermark => "watermark",
-        }
+/// An edge's head from its epoch and watermark.
+pub fn edge_head(epoch: Option<u64>, watermark: u64) -> Head {
+    Head {
+        epoch,
+        watermark,
+        confirmed_at: None,
     }
 }
 
@@ -70,13 +70,6 @@ impl Answer {
             Answer::Ok(_) => EdgeError::Unreachable("200 where a failure was expected".into()),
         }
     }
-}
-
-/// Where an edge stands: its epoch (`None`: it holds no snapshot) and its watermark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    pub epoch: Option<u64>,
-    pub watermark: u64,
 }
 
 /// Why a catch-up stopped short.
@@ -308,8 +301,9 @@ pub struct Outcome {
     pub error: Option<EdgeError>,
 }
 
-fn u(v: &Value, k: &str) -> Option<u64> {
-    v.get(k).and_then(Value::as_u64)
+/// The answer as the push answer it must be (the protocol crate's `PushAnswer`), if it is one.
+fn typed(v: &Value) -> Option<PushAnswer> {
+    PushAnswer::deserialize(v).ok()
 }
 
 fn bad(what: &str, v: &Value) -> EdgeError {
@@ -322,11 +316,8 @@ fn bad(what: &str, v: &Value) -> EdgeError {
 /// The edge's head after it accepted a snapshot at `epoch`: its answer must be `{epoch}`, that
 /// epoch (the watermark is what it was).
 pub fn snapshot_answer(v: &Value, epoch: u64, watermark: u64) -> Result<Head, EdgeError> {
-    match u(v, "epoch") {
-        Some(e) if e == epoch => Ok(Head {
-            epoch: Some(e),
-            watermark,
-        }),
+    match typed(v) {
+        Some(PushAnswer::Snapshot { epoch: e }) if e == epoch => Ok(edge_head(Some(e), watermark)),
         _ => Err(bad(&format!("a snapshot at epoch {epoch}"), v)),
     }
 }
@@ -334,8 +325,8 @@ pub fn snapshot_answer(v: &Value, epoch: u64, watermark: u64) -> Result<Head, Ed
 /// The edge's epoch after it accepted a delta to `epoch`: its answer must be `{epoch, applied}`
 /// with that epoch (applied or already held).
 pub fn delta_answer(v: &Value, epoch: u64) -> Result<u64, EdgeError> {
-    match (u(v, "epoch"), v.get("applied").and_then(Value::as_bool)) {
-        (Some(e), Some(_)) if e == epoch => Ok(e),
+    match typed(v) {
+        Some(PushAnswer::Delta { epoch: e, .. }) if e == epoch => Ok(e),
         _ => Err(bad(&format!("a delta to epoch {epoch}"), v)),
     }
 }
@@ -344,21 +335,14 @@ pub fn delta_answer(v: &Value, epoch: u64) -> Result<u64, EdgeError> {
 /// `{watermark, epoch}`, the watermark at least the one pushed (it only rises) and the epoch a
 /// number or null (no snapshot yet). Also says whether a carried delta was skipped.
 pub fn watermark_answer(v: &Value, watermark: u64) -> Result<(Head, bool), EdgeError> {
-    let epoch = match v.get("epoch") {
-        Some(Value::Null) => Some(None),
-        Some(e) => e.as_u64().map(Some),
-        None => None,
-    };
-    match (u(v, "watermark"), epoch) {
-        (Some(w), Some(epoch)) if w >= watermark => {
-            let skipped = v.get("delta").and_then(|d| d.get("error")).is_some();
-            Ok((
-                Head {
-                    epoch,
-                    watermark: w,
-                },
-                skipped,
-            ))
+    match typed(v) {
+        Some(PushAnswer::Watermark {
+            watermark: w,
+            epoch,
+            delta,
+        }) if w >= watermark => {
+            let skipped = delta.is_some_and(|d| d.error.is_some());
+            Ok((edge_head(epoch, w), skipped))
         }
         _ => Err(bad(&format!("a watermark at {watermark}"), v)),
     }
@@ -463,10 +447,9 @@ pub fn advance(
                 // Only an answer that says where the edge now stands acknowledges the push.
                 let read = match kind {
                     Kind::Snapshot => snapshot_answer(&v, carries, h.watermark),
-                    Kind::Delta => delta_answer(&v, carries).map(|e| Head {
-                        epoch: Some(e),
-                        ..h
-                    }),
+                    Kind::Delta => {
+                        delta_answer(&v, carries).map(|e| edge_head(Some(e), h.watermark))
+                    }
                     Kind::Watermark => watermark_answer(&v, carries).map(|(h, skipped)| {
                         force_snapshot |= skipped;
                         h
@@ -533,7 +516,7 @@ pub fn advance(
 mod tests {
     use serde_json::json;
 
-    use super::{delta_answer, snapshot_answer, watermark_answer, EdgeError, Head, PushToken};
+    use super::{delta_answer, snapshot_answer, watermark_answer, EdgeError, PushToken};
 
     fn is_bad<T: std::fmt::Debug>(r: Result<T, EdgeError>) -> bool {
         matches!(r, Err(EdgeError::BadAnswer(_)))
@@ -541,7 +524,7 @@ mod tests {
 
     #[test]
     fn only_typed_answers_acknowledge() {
-        let head = |epoch, watermark| Head { epoch, watermark };
+        let head = super::edge_head;
         assert_eq!(
             snapshot_answer(&json!({"epoch": 7}), 7, 3),
             Ok(head(Some(7), 3))
@@ -571,7 +554,8 @@ mod tests {
         );
         assert_eq!(
             watermark_answer(
-                &json!({"watermark": 5, "epoch": 4, "delta": {"applied": false, "error": {}}}),
+                &json!({"watermark": 5, "epoch": 4,
+                        "delta": {"applied": false, "error": {"code": "epoch_gap", "message": "m"}}}),
                 5
             ),
             Ok((head(Some(4), 5), true))
@@ -582,6 +566,7 @@ mod tests {
             json!({"watermark": 3, "epoch": 5}),
             json!({"watermark": 5, "epoch": "5"}),
             json!({"epoch": 5}),
+            json!({"watermark": 5, "epoch": 4, "delta": {"applied": false, "error": {}}}),
         ] {
             assert!(is_bad(watermark_answer(&v, 4)), "{v}");
         }
@@ -590,7 +575,7 @@ mod tests {
     #[test]
     fn an_edge_ahead_by_its_watermark_is_told_apart() {
         let ahead = |epoch, watermark| EdgeError::Ahead {
-            head: Head { epoch, watermark },
+            head: super::edge_head(epoch, watermark),
             journal: 10,
         };
         assert_eq!(ahead(Some(10), 500).code(), "watermark_ahead");

@@ -311,10 +311,7 @@ impl Publisher {
         for s in &mut slots {
             let row = store.edge(&s.url)?;
             if row.last_error.is_none() {
-                s.head = row.epoch.map(|epoch| Head {
-                    epoch,
-                    watermark: row.watermark,
-                });
+                s.head = row.epoch.map(|epoch| edge::edge_head(epoch, row.watermark));
             }
         }
         let mut p = Publisher {

@@ -19,3 +19,4 @@ mod model_errors;
 mod mutations;
 mod props;
 mod status;
+mod sync;
