@@ -13,8 +13,8 @@
 
 use edge_authz::Reason;
 use edge_authz_wasm::{
-    compile_snapshot_raw, diff_models_raw, key_pair_from_seed, sign_watermark_raw, RawEvaluator,
-    HAS_GRANT,
+    answer_layout, compile_snapshot_raw, diff_models_raw, key_pair_from_seed, sign_watermark_raw,
+    RawEvaluator, HAS_GRANT,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -32,8 +32,56 @@ const MODEL: &str = r#"{
 
 const NOW: f64 = 1_000_000.0;
 
+/// The answer word's layout as the package's JavaScript reads it (`answer_layout`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Layout {
+    reasons: Vec<String>,
+    tiers: Vec<Option<String>>,
+    allowed: u32,
+    reason_shift: u32,
+    reason_mask: u32,
+    tier_shift: u32,
+    tier_mask: u32,
+}
+
+fn layout() -> Layout {
+    serde_json::from_str(&answer_layout()).unwrap()
+}
+
+/// The reason a word names, decoded as the JavaScript side decodes it: by name.
 fn reason(word: u32) -> Reason {
-    Reason::ALL[((word >> 1) & 15) as usize]
+    let l = layout();
+    let name = &l.reasons[((word >> l.reason_shift) & l.reason_mask) as usize];
+    *Reason::ALL.iter().find(|r| r.as_str() == name).unwrap()
+}
+
+/// The allowed bit.
+fn allowed(word: u32) -> u32 {
+    u32::from(word & layout().allowed != 0)
+}
+
+/// The tier's index in the layout's `tiers` (0: none, 1 low, 2 standard, 3 high).
+fn tier_of(word: u32) -> u32 {
+    let l = layout();
+    (word >> l.tier_shift) & l.tier_mask
+}
+
+#[wasm_bindgen_test]
+fn the_layout_names_every_reason_and_tier_once_in_the_cores_order() {
+    let l = layout();
+    let reasons: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(l.reasons, reasons);
+    assert_eq!(
+        l.tiers,
+        [
+            None,
+            Some("low".into()),
+            Some("standard".into()),
+            Some("high".into())
+        ]
+    );
+    assert!(l.reasons.len() <= (l.reason_mask + 1) as usize);
 }
 
 fn code_of(e: JsValue) -> String {
@@ -64,9 +112,9 @@ fn signed() -> (RawEvaluator, String) {
 fn a_grant_comes_back_as_a_word_and_ids() {
     let (mut ev, _) = signed();
     let (word, out) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
-    assert_eq!(word & 1, 1);
+    assert_eq!(allowed(word), 1);
     assert_eq!(reason(word), Reason::Granted);
-    assert_eq!((word >> 5) & 3, 1, "tier low");
+    assert_eq!(tier_of(word), 1, "tier low");
     assert_ne!(word & HAS_GRANT, 0);
     // principal, role, resource, hops, then the path from the subject to the principal.
     let names: Vec<String> = [(0, out[0]), (1, out[1]), (2, out[2])]
@@ -96,7 +144,7 @@ fn denials_carry_their_reason_and_tier() {
     for ((s, a, r), want, tier) in cases {
         let (word, out) = ev.check_str(s, a, r, NOW, NOW);
         assert_eq!(
-            (word & 1, reason(word), (word >> 5) & 3),
+            (allowed(word), reason(word), tier_of(word)),
             (0, want, tier),
             "{s} {a} {r}"
         );
@@ -112,7 +160,7 @@ fn denials_carry_their_reason_and_tier() {
     for clock in [-1.0, 0.5, f64::NAN, 2f64.powi(53)] {
         let (word, _) = ev.check_str("user:alice", "read", "doc:plan", clock, NOW);
         assert_eq!(
-            (word & 1, reason(word)),
+            (allowed(word), reason(word)),
             (0, Reason::InvalidRequest),
             "{clock}"
         );
