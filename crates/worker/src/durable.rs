@@ -8,7 +8,8 @@
 //! replaces the log.
 //!
 //! Internal protocol (the Worker is its only client, through the namespace binding):
-//! - `POST /push?tenant=T`, body a signed message of any kind: the contract's answer for it;
+//! - `POST /push?tenant=T`, body a signed message of any kind: its push answer (docs/http.md,
+//!   "Push answers");
 //! - `GET /sync?tenant=T&epoch=E&watermark=W&confirmed=C`: header `x-head` (the authority's head,
 //!   JSON) and a body of the messages that bring a holder of (E, W, C) to that head, each framed
 //!   by its length (u32, little-endian); an empty body when the holder is already there.

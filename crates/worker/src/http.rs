@@ -47,7 +47,7 @@ impl ApiError {
         }
     }
 
-    /// A message the evaluator refused: its code, and the status the contract gives it.
+    /// A message the evaluator refused: its code, and its status (docs/http.md, "Push errors").
     pub fn from_core(e: &Error) -> ApiError {
         let status = match e {
             Error::BadSignature | Error::UnknownKey(_) => 401,
