@@ -94,15 +94,17 @@ function anchors(file) {
   return out;
 }
 
-/** The links of a page: inline `[text](target)` and `![alt](target)`, and reference definitions
- * `[label]: target`, each with its line. */
+/** The links of a page: inline `[text](target)` and `![alt](target)` (their text may run over
+ * several lines), and reference definitions `[label]: target`, each with its line. */
 function links(text) {
   const out = [];
-  prose(text).forEach((raw, i) => {
-    const line = withoutCode(raw);
-    for (const m of line.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      out.push({ target: m[1], line: i + 1 });
-    }
+  const lines = prose(text).map(withoutCode);
+  const all = lines.join('\n');
+  const lineAt = (index) => all.slice(0, index).split('\n').length;
+  for (const m of all.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)/g)) {
+    out.push({ target: m[1], line: lineAt(m.index) });
+  }
+  lines.forEach((line, i) => {
     const def = /^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+"[^"]*")?\s*$/.exec(line);
     if (def) out.push({ target: def[1], line: i + 1 });
   });
