@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The npm-side benchmark of issue 3: edge-authz (its npm package) against @cedar-policy/cedar-wasm
+// The npm-side benchmark: edge-authz (its npm package) against @cedar-policy/cedar-wasm
 // (stateful API) and casbin (enforceSync), in one Node process, on the generated workload, every
 // answer checked against the plain JavaScript reference (bench/lib/reference.mjs).
 //

@@ -1,8 +1,9 @@
 // Scale: how big a tenant compiles, loads and answers, natively, in Node and in workerd, and
 // how much memory it takes there.
 //
-//   node bench/scale.mjs                 # the large tenant (100,000 users, 5,000 groups,
-//                                        # 100,000 documents, 200,000 assignments) and smaller ones
+//   node bench/scale.mjs                 # the large tenant the edge is sized for (100,000 users,
+//                                        # 5,000 groups, 100,000 documents, 200,000 assignments)
+//                                        # and smaller ones
 //   node bench/scale.mjs --quick         # small tenants only (a test of the benchmark itself)
 //   node bench/scale.mjs --users 200000 --groups 10000 --docs 200000 --assignments 400000
 //

@@ -1,11 +1,11 @@
 /// <reference lib="esnext.disposable" />
-// Type declarations of the npm package `edge-authz` (contract section 5). The same declarations
-// serve `import` (index.d.ts) and `require` (index.d.cts, a copy made by scripts/build-pkg.sh).
+// Type declarations of the npm package `edge-authz` (pkg/README.md, docs/javascript.md). The
+// same declarations serve `import` (index.d.ts) and `require` (index.d.cts, a copy made by scripts/build-pkg.sh).
 
 /** An action's risk tier; each tier has its own freshness bound. */
 export type Tier = 'low' | 'standard' | 'high';
 
-/** Why a decision came out as it did: the first failing gate (contract section 3), in gate order. */
+/** Why a decision came out as it did: the first failing gate (docs/decisions.md, "Gates"), in gate order. */
 export type Reason =
   | 'no_snapshot'
   | 'invalid_request'
@@ -127,7 +127,7 @@ export interface EdgeAuthzError extends Error {
   detail?: string;
 }
 
-/** A model object (contract section 2) or its JSON text. */
+/** A model object (docs/model.md) or its JSON text. */
 export type ModelInput = object | string;
 
 /** The host's clock: Unix milliseconds, a whole number from 0 to 2^53 - 1. */

@@ -11,7 +11,7 @@
 # every crash found, kept once fixed), and prints one line per target: executions, coverage
 # (libFuzzer's `cov` and `ft`), corpus size, and crashes (their inputs in
 # target/fuzz/artifacts/TARGET). It exits 1 if any target crashed. cargo fuzz needs nightly
-# flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them (TOOLCHAIN.md has no nightly).
+# flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them (these machines have no nightly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -41,7 +41,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $WB_VERSION" ]; the
   say "wasm-bindgen $WB_VERSION: present"
 else
   say "installing wasm-bindgen-cli $WB_VERSION (about 3 minutes)"
-  # Not --locked: its lock file wants a crate version the registry mirror lacks (TOOLCHAIN.md).
+  # Not --locked: its lock file wants a crate version the registry mirror lacks.
   cargo install --quiet wasm-bindgen-cli --version "$WB_VERSION"
 fi
 

@@ -23,6 +23,7 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/hostile.test.mjs
   tests/js/hostile.test.cjs tests/js/limits.test.mjs tests/js/copy-fuzz.test.mjs tests/js/size.test.mjs
   tests/js/browser.test.mjs tests/js/workerd.test.mjs tests/js/readme.test.mjs tests/js/golden.test.mjs
+  tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
 PUBLISH_TESTS="tests/js/publish*.test.mjs"

@@ -1,4 +1,4 @@
-// edge-authz through its npm package (pkg/, CONTRACT section 5), the same adapter shape as the peers.
+// edge-authz through its npm package (pkg/, pkg/README.md), the same adapter shape as the peers.
 //
 // - prepare (not timed: the origin's work): generateKeyPair + compileSnapshot(model, {epoch: 1,
 //   secretKey, issuedAt: now}). It runs in a worker thread (its own wasm instance), so that the

@@ -1,5 +1,5 @@
-// The plain JavaScript reference: CONTRACT section 3, gates 6, 8 and 9 only (every benchmark request
-// names a declared action and resource; freshness and watermark are out of scope). Written for
+// The plain JavaScript reference: docs/decisions.md, "Gates", gates 6, 8 and 9 only (every
+// benchmark request names a declared action and resource; freshness and watermark are out of scope). Written for
 // obviousness, not speed: every engine's every answer is compared with it.
 //
 // allowed(s, a, r, now) is true iff

@@ -1,5 +1,6 @@
 // The markdown report: one table of figures with edge-authz's advantage over each peer, the
-// targets of issue 3 next to the measured figures, and notes on how each figure was taken.
+// package's targets (bench/RESULTS.md, "The npm package") next to the measured figures, and notes
+// on how each figure was taken.
 
 const TARGETS = {
   throughput: 2_000_000, // checks/s, checkMany
@@ -64,7 +65,7 @@ export function renderMarkdown(out) {
     L.push('edge-authz is the TEST STAND-IN (bench/fake-edge-pkg), not the package: no target is judged.');
     L.push('');
   } else if (edge) {
-    L.push('### Targets of issue 3');
+    L.push('### Targets');
     L.push('');
     L.push('| target | measured | met |');
     L.push('|---|---:|:---:|');

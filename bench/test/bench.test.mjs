@@ -74,7 +74,7 @@ function allRequests(model) {
   return out;
 }
 
-test('reference: the semantics of CONTRACT section 3 on hand-made cases', () => {
+test('reference: the semantics of docs/decisions.md, "Gates", on hand-made cases', () => {
   const ref = buildReference(tricky());
   const yes = (s, a, r) => assert.equal(ref.allowed(s, a, r, NOW), true, `${s} ${a} ${r}`);
   const no = (s, a, r) => assert.equal(ref.allowed(s, a, r, NOW), false, `${s} ${a} ${r}`);

@@ -1,4 +1,5 @@
-// The JavaScript API of edge-authz (contract section 5), over the wasm core's raw bindings.
+// The JavaScript API of edge-authz (pkg/README.md, docs/javascript.md), over the wasm core's raw
+// bindings.
 //
 // The hot path: a check writes its three strings straight into the core's input buffer (ASCII by
 // a plain loop, anything else by TextEncoder.encodeInto) and makes one call with numbers only. The
@@ -326,7 +327,7 @@ function readRequests(requests) {
 
 const BUILD = Symbol('edge-authz raw evaluator');
 
-/** One tenant's authorization state, answering checks (contract section 5). */
+/** One tenant's authorization state, answering checks (docs/decisions.md). */
 export class Evaluator {
   #raw;
   #clock = hostClock;
@@ -597,7 +598,7 @@ export class Evaluator {
     }
   }
 
-  /** What the evaluator holds (contract section 5, plus digest, keyIds, freshness, heapBytes). */
+  /** What the evaluator holds (docs/decisions.md, "Status"). */
   status() {
     try {
       return JSON.parse(this.#live().status());

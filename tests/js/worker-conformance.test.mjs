@@ -10,10 +10,10 @@
 // The Worker runs with ALLOW_CONTEXT_NOW=true so that the context reaches it as the files give it.
 //
 // Not run through the Worker: 11-preview.json, whose evaluator is an unsigned preview; a Worker
-// only ever holds signed state (contract section 4), and a test below asserts it refuses to be
-// anything else. One mapping: the contract answers a snapshot push of the epoch already held
-// with 409; when the content is the same (`already_applied`), the harness reads it as the
-// package's idempotent `{epoch}`.
+// only ever holds signed state (docs/decisions.md, "Previews"), and a test below asserts it refuses
+// to be anything else. One mapping: the Worker answers a snapshot push of the epoch already held
+// with 409 (docs/http.md, "Push errors"); when the content is the same (`already_applied`), the
+// harness reads it as the package's idempotent `{epoch}`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';

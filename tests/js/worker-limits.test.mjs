@@ -23,7 +23,7 @@ import { client, model, origin, startEdge, WHAT_IF } from './edge.mjs';
 
 const MIB = 1024 * 1024;
 
-/** Asserts a contract error answer: status, code, `{error: {code, message}}` and nothing else. */
+/** Asserts an error answer (docs/http.md, "Errors"): status, code, `{error: {code, message}}` and nothing else. */
 function assertError(res, status, code, what = '') {
   const label = `${what} -> ${res.status} ${res.body.slice(0, 300)}`;
   assert.equal(res.status, status, label);

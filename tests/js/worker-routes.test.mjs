@@ -1,4 +1,4 @@
-// The Worker's HTTP API (contract section 6) route by route, and the bad-input catalogue over
+// The Worker's HTTP API (docs/http.md) route by route, and the bad-input catalogue over
 // HTTP, in workerd through Miniflare (edge.mjs's startEdge; one runtime per describe block).
 //
 // - routes: every route and method (404 not_found, 405 method_not_allowed + Allow), /health,
@@ -43,7 +43,7 @@ const enc = new TextEncoder();
 const bytes = (s) => enc.encode(s);
 const latin1 = (s) => Uint8Array.from(Buffer.from(s, 'latin1'));
 
-/** Asserts a contract error answer: status, code, `{error: {code, message}}` and nothing else. */
+/** Asserts an error answer (docs/http.md, "Errors"): status, code, `{error: {code, message}}` and nothing else. */
 function assertError(res, status, code, what = '') {
   const label = `${what} -> ${res.status} ${res.body.slice(0, 300)}`;
   assert.equal(res.status, status, label);

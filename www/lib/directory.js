@@ -10,7 +10,7 @@ function sorted(set) {
 }
 
 export class Directory {
-  /** @param {object} model a model object (contract section 2), assumed to compile */
+  /** @param {object} model a model object (docs/model.md), assumed to compile */
   constructor(model) {
     this.tenant = model.tenant;
     // Actions in the model's order (the columns of the permission tables).

@@ -59,7 +59,8 @@ export class LocalSource {
   }
 }
 
-// What a Worker answers when it will not list from what it holds (contract section 3, gates 3-5).
+// What a Worker answers when it will not list from what it holds (docs/decisions.md, "Listings":
+// gates 3 to 5).
 /** Listing options at `now` (none: the evaluator's clock). */
 const at = (now) => (now === undefined ? {} : { now });
 

@@ -1,4 +1,4 @@
-// A stand-in for the edge-authz npm package (CONTRACT section 5, the part the benchmark uses), built
+// A stand-in for the edge-authz npm package (pkg/README.md, the part the benchmark uses), built
 // on the benchmark's reference, so that the edge-authz adapter and the whole harness can be tested
 // before pkg/ exists:  node bench/run.mjs --quick --edge-pkg bench/fake-edge-pkg
 // Not a benchmark subject. FAKE_EDGE_WRONG=1 makes it deny one granted request (tests that a

@@ -1,4 +1,5 @@
-//! The tenant authority's state machine, pure (the Worker's Durable Object persists it).
+//! The tenant authority's state machine, pure (the Worker's Durable Object persists it;
+//! docs/worker.md, "Where the state lives").
 //!
 //! The authority is the one place that decides a tenant's epoch, watermark and `confirmed_at`.
 //! It verifies and applies every pushed message with a ledger [`Evaluator`] of its own (the

@@ -36,7 +36,7 @@ impl Tier {
     }
 }
 
-/// Why a decision came out as it did; the first failing gate of contract section 3.
+/// Why a decision came out as it did: the first failing gate (docs/decisions.md, "Gates").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -109,7 +109,7 @@ pub struct GrantView<'a> {
     pub path: Vec<&'a str>,
 }
 
-/// A decision as the contract's JSON object.
+/// A decision as its JSON object (docs/decisions.md, "What a decision explains").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecisionView<'a> {
     pub allowed: bool,

@@ -85,7 +85,7 @@ pub struct Counts {
     pub suspended: usize,
 }
 
-/// What an evaluator holds, as the contract's `status()` object (plus digest, keys, bounds).
+/// What an evaluator holds: the `status()` object of docs/decisions.md, "Status".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {

@@ -1,4 +1,4 @@
-//! Identifier syntax (contract section 1). Pure functions over `&str`, no allocation.
+//! Identifier syntax (docs/model.md, "Identifiers"). Pure functions over `&str`, no allocation.
 
 /// Longest accepted type part of an id (`user` in `user:alice`).
 pub const MAX_TYPE_LEN: usize = 64;

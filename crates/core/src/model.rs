@@ -1,4 +1,4 @@
-//! The model JSON of contract section 2: wire DTOs with `deny_unknown_fields`, kept apart from
+//! The model JSON of docs/model.md: wire DTOs with `deny_unknown_fields`, kept apart from
 //! [`State`]. [`Model::compile`] is where a model is validated, once.
 
 use std::collections::{BTreeMap, BTreeSet};

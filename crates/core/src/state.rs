@@ -9,7 +9,7 @@ use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{is_group, is_valid_action_name, is_valid_id, is_valid_tenant};
 use crate::Tier;
 
-/// Per-tier freshness bounds in milliseconds (contract section 4).
+/// Per-tier freshness bounds in milliseconds (docs/model.md, "Freshness bounds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Freshness {
     pub low: u64,

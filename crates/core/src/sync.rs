@@ -1,4 +1,4 @@
-//! How a replica follows its authority (docs/decisions.md, "Freshness per tier"): the policy
+//! How a replica follows its authority (docs/worker.md, "Freshness per tier"): the policy
 //! that decides, per decision, whether the last confirmation of the watermark may be reused,
 //! how a sync's answer is replayed and judged, and the last guard on every answer. Pure: the
 //! host (a Worker isolate, a Node service) does the I/O and passes its clock in, in ms.

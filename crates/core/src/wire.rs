@@ -18,7 +18,7 @@ use crate::Error;
 pub const MAGIC: &[u8; 6] = b"EDGEAZ";
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Size and count limits enforced on every input. See the limits table in the README.
+/// Size and count limits enforced on every input (docs/limits.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest signed message accepted, in bytes.

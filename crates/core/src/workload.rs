@@ -23,7 +23,7 @@ pub struct WorkloadSpec {
 }
 
 impl Default for WorkloadSpec {
-    /// The benchmark workload of the core issue.
+    /// The core benchmark's workload (bench/RESULTS.md, "The core").
     fn default() -> Self {
         WorkloadSpec {
             users: 10_000,

@@ -1,4 +1,4 @@
-//! The sync exchange between an authority and its replicas (docs/http.md, "Sync"): what a
+//! The sync exchange between an authority and its replicas (docs/formats.md, "Sync frames"): what a
 //! replica says it holds, the authority's head, and the messages that bring the replica to it,
 //! each framed by its length (u32, little-endian). The Durable Object writes frames; Worker
 //! isolates and other replicas read them.

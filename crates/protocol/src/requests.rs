@@ -1,7 +1,7 @@
 //! The request shapes the shells read, parsed here once so that every shell reads them the same
 //! way and the fuzzers reach them natively (`fuzz/`):
-//! - a request line of the command line's `check --requests` (contract section 7);
-//! - the bodies of the Worker's `POST /v1/{tenant}/check` and `check-many` (section 6);
+//! - a request line of the command line's `check --requests` (docs/cli.md, "check");
+//! - the bodies of the Worker's `POST /v1/{tenant}/check` and `check-many` (docs/http.md, "Checks");
 //! - the time of the Worker's listings, `GET .../resources` and `.../subjects` (`now=` or
 //!   `context=`).
 

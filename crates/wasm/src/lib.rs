@@ -1,5 +1,5 @@
-//! The npm package's bindings (feature `wasm`): a thin, numeric layer over the core that the
-//! package's JavaScript (`pkg/src/api.js`) wraps into the contract's API.
+//! The npm package's bindings: a thin, numeric layer over the core that the
+//! package's JavaScript (`pkg/src/api.js`) wraps into the package's API (docs/javascript.md).
 //!
 //! The hot path is shaped for JavaScript callers. A request's three strings are written by the
 //! caller straight into a buffer this side owns (`input`, lengths in `lens`), so a check crosses

@@ -8,8 +8,8 @@
 //! replaces the log.
 //!
 //! Internal protocol (the Worker is its only client, through the namespace binding):
-//! - `POST /push?tenant=T`, body a signed message of any kind: its push answer (the protocol
-//!   crate's `PushAnswer`);
+//! - `POST /push?tenant=T`, body a signed message of any kind: its push answer (docs/http.md,
+//!   "Push answers"; the protocol crate's `PushAnswer`);
 //! - `GET /sync?tenant=T&epoch=E&watermark=W&confirmed=C` (the protocol crate's `frames`):
 //!   header `x-head` (the authority's head, JSON) and a body of the messages that bring a holder
 //!   of (E, W, C) to that head, framed; an empty body when the holder is already there.

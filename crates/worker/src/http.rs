@@ -49,7 +49,7 @@ impl ApiError {
     }
 
     /// A message or request the core refused: its code, and its status (docs/http.md,
-    /// "Errors").
+    /// "Errors" and "Push errors").
     pub fn from_core(e: &Error) -> ApiError {
         ApiError::new(http_status(e), e.code(), e.to_string())
     }

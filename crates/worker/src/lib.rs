@@ -1,4 +1,4 @@
-//! The Cloudflare Worker (feature `worker`): the HTTP API of the contract's section 6.
+//! The Cloudflare Worker: the HTTP API of docs/http.md, over the state of docs/worker.md.
 //!
 //! - [`durable`]: the Durable Object `TenantAuthority`, one per tenant, the authority for the
 //!   epoch, the watermark and `confirmed_at`, and the store of the signed messages;

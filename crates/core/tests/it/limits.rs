@@ -1,4 +1,4 @@
-//! Every limit the core enforces (README "Limits"), at its boundary: the limit itself is taken,
+//! Every limit the core enforces (docs/limits.md), at its boundary: the limit itself is taken,
 //! one more is refused with its stable code and a message that names the limit, and a refused
 //! message leaves an edge's status and answers exactly as they were. Limits whose default is too
 //! big to build in a test are lowered with `Evaluator::set_limits` / `compile_limited`.

@@ -1,4 +1,5 @@
-//! Every model rejection of contract section 2 names the entry and has a stable detail code.
+//! Every model rejection of docs/model.md, "Validation", names the entry and has a stable detail
+//! code.
 use edge_authz::{Error, Model};
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! Property tests against a plainly written reference evaluator.
 //!
 //! The reference (`Reference` below) works straight from a `State`'s name-keyed maps and follows
-//! the contract (section 3, gates 5 to 9) and the conformance README's "Semantics fixed here":
+//! docs/decisions.md ("Gates", 5 to 9) and the conformance README's "Semantics fixed here":
 //! suspension inherited through nested groups, `now < expires_at`, and the grant choice (nearest
 //! resource, then shortest group path, then principal id, then role name, byte order; the path is
 //! the shortest subject-to-principal path, ties broken element by element in byte order). Paths
@@ -243,7 +243,7 @@ impl Raw {
 }
 
 impl Spec {
-    /// The model JSON (contract section 2). `reversed` lists every array backwards, which must
+    /// The model JSON (docs/model.md). `reversed` lists every array backwards, which must
     /// compile to the same state.
     fn to_json(&self, reversed: bool) -> Value {
         fn order<T>(mut v: Vec<T>, reversed: bool) -> Vec<T> {
@@ -1005,9 +1005,9 @@ proptest! {
     }
 }
 
-/// The minimal cases `revokes_is_sound` shrinks to (contract section 4 and the README's
-/// suspension rule): joining a suspended group, directly or through a group, suspends the
-/// member, so the change removes access and must be flagged as a revocation.
+/// The minimal cases `revokes_is_sound` shrinks to (docs/decisions.md, "Watermarks and
+/// fail-closed", and docs/model.md, "Suspension"): joining a suspended group, directly or through
+/// a group, suspends the member, so the change removes access and must be flagged as a revocation.
 #[test]
 fn joining_a_suspended_group_revokes() {
     let model = |memberships: Value| {
