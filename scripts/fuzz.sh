@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(snapshot delta watermark model_json request_line worker_body list_query)
+TARGETS=(snapshot delta watermark model_json request_line worker_body list_query sync_answer)
 export RUSTC_BOOTSTRAP=1
 
 ensure_cargo_fuzz() {
@@ -59,7 +59,7 @@ seeds)
   W=$(mktemp -d)
   trap 'rm -rf "$W"' EXIT
   rm -rf "$S"
-  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query}
+  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query,sync_answer}
   python3 -c 'import base64; print(base64.b64encode(bytes([7] * 32)).decode())' > "$W/key"
   T=1700000000000
   # Models: the example, edits of it (each a kind of change), the conformance suite's models,
@@ -107,6 +107,22 @@ seeds)
   printf '%s\n%s' 'x' 'c{"now":1800000000000}' > "$S/list_query/context"
   printf '%s\n%s' 'n5' 'c{"now":5}' > "$S/list_query/both"
   printf '%s\n%s' 'x' 'c{"then":1}' > "$S/list_query/bad-context"
+  # Push answers (`a`) and framed sync bodies (`f`): the snapshot, then a heartbeat and a
+  # watermark carrying a delta.
+  printf '%s' 'a{"epoch":3}' > "$S/sync_answer/snapshot-answer"
+  printf '%s' 'a{"epoch":3,"applied":true}' > "$S/sync_answer/delta-answer"
+  printf '%s' 'a{"watermark":5,"epoch":null}' > "$S/sync_answer/watermark-answer"
+  printf '%s' 'a{"watermark":5,"epoch":4,"delta":{"applied":false,"error":{"code":"epoch_gap","message":"m"}}}' \
+    > "$S/sync_answer/skipped-answer"
+  frame() { python3 -c 'import sys, struct
+out = sys.stdout.buffer
+out.write(b"f")
+for p in sys.argv[1:]:
+    b = open(p, "rb").read()
+    out.write(struct.pack("<I", len(b)) + b)' "$@"; }
+  frame "$W/s0" > "$S/sync_answer/frames-snapshot"
+  frame "$W/s0" "$W/w1" > "$S/sync_answer/frames-heartbeat"
+  frame "$W/s3" "$W/w2" > "$S/sync_answer/frames-carried"
   find "$S" -type f | wc -l | xargs printf '%s seed files in tests/fuzz/seeds\n'
   ;;
 replay)
