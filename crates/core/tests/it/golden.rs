@@ -635,24 +635,36 @@ fn golden_decisions_after_loading_in_order() {
     }
 }
 
+/// Where two JSON values first differ: the path, and both values there.
+fn first_difference(at: &str, a: &Value, b: &Value) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let (l, r) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if x.contains_key(k) != y.contains_key(k) {
+                    return Some(format!("{at}.{k}: {l} in one, absent in the other"));
+                }
+                first_difference(&format!("{at}.{k}"), l, r)
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (l, r))| first_difference(&format!("{at}[{i}]"), l, r)),
+        _ => (a != b).then(|| format!("{at}: {a} committed, {b} generated")),
+    }
+}
+
 #[test]
 fn golden_manifest_is_what_the_generator_writes() {
     let committed = manifest();
-    let g = generate();
-    for key in ["models", "messages", "stages"] {
-        for (i, (c, n)) in entries(&committed, key)
-            .iter()
-            .zip(entries(&g.manifest, key))
-            .enumerate()
-        {
-            assert_eq!(
-                c, n,
-                "golden.json `{key}`[{i}] is not what the generator writes"
-            );
-        }
+    let generated = generate().manifest;
+    if let Some(d) = first_difference("golden.json", &committed, &generated) {
+        panic!("golden.json is not what the generator writes: {d}");
     }
-    assert_eq!(
-        committed, g.manifest,
-        "golden.json is not what the generator writes"
-    );
 }
