@@ -16,6 +16,9 @@
 //!   answers each with the recorded outcome, status (content digest included) and decisions;
 //! - `golden_manifest_is_what_the_generator_writes`: golden.json as a whole, so that it cannot
 //!   drift from the code that makes it.
+//!
+//! The command line (crates/cli/tests/it/golden.rs), the npm package (tests/js/golden.test.mjs) and
+//! the Worker (tests/js/worker-golden.test.mjs) are held to the same files.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -39,8 +42,8 @@ const T1: u64 = 1_767_225_600_000;
 const HOUR: u64 = 3_600_000;
 /// When user:alice's admin assignment expires (tests/golden/models/epoch1.json).
 const ALICE_EXPIRES: u64 = 1_798_761_600_000;
-/// The status fields recorded after each message: the core's `status()` (crates/core/src/
-/// evaluator.rs) without `heapBytes`, an estimate that is not part of the format.
+/// The status fields recorded after each message: the core's `status()`
+/// (crates/core/src/evaluator.rs) without `heapBytes`, an estimate that is not part of the format.
 const STATUS_FIELDS: [&str; 11] = [
     "tenant",
     "epoch",
