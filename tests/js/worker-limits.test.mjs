@@ -17,9 +17,9 @@
 // - MAX_CLOCK_SKEW_MS (1 s): a push issued further in the authority's future is 400 `clock_skew`.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, sign as edSign } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { client, model, origin, startEdge, WHAT_IF } from './edge.mjs';
+import { patchSigned, prefix } from './msgpack.mjs';
 
 const MIB = 1024 * 1024;
 
@@ -39,62 +39,8 @@ function assertOk(res, what = '') {
   return res.json;
 }
 
-// --- Signed messages the origin functions would refuse to produce (src/wire.rs layout: `EDGEAZ`,
-// kind, version, then the MessagePack array [key_id, signature, payload]; the Ed25519 signature
-// covers the 8-byte prefix and the payload).
-
-function binHeader(n) {
-  if (n < 0x100) return Buffer.from([0xc4, n]);
-  if (n < 0x10000) return Buffer.from([0xc5, n >> 8, n & 0xff]);
-  const b = Buffer.alloc(5);
-  b[0] = 0xc6;
-  b.writeUInt32BE(n, 1);
-  return b;
-}
-
-function unpack(message) {
-  const b = Buffer.from(message);
-  assert.equal(b.subarray(0, 6).toString('latin1'), 'EDGEAZ');
-  let i = 8;
-  assert.equal(b[i++], 0x93, 'envelope: an array of 3');
-  assert.equal(b[i] & 0xe0, 0xa0, 'envelope: key id is a fixstr');
-  const kl = b[i++] & 0x1f;
-  const keyId = b.subarray(i, i + kl).toString('latin1');
-  i += kl;
-  assert.equal(b[i], 0xc4, 'envelope: signature is bin8');
-  const sl = b[i + 1];
-  i += 2;
-  const signature = b.subarray(i, i + sl);
-  i += sl;
-  let pl;
-  if (b[i] === 0xc4) [pl, i] = [b[i + 1], i + 2];
-  else if (b[i] === 0xc5) [pl, i] = [b.readUInt16BE(i + 1), i + 3];
-  else {
-    assert.equal(b[i], 0xc6, 'envelope: payload is bin');
-    [pl, i] = [b.readUInt32BE(i + 1), i + 5];
-  }
-  assert.equal(i + pl, b.length, 'envelope: nothing after the payload');
-  return { prefix: Buffer.from(b.subarray(0, 8)), keyId, signature: Buffer.from(signature), payload: Buffer.from(b.subarray(i, i + pl)) };
-}
-
-function edSignWith(secretKey, data) {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(secretKey, 'base64')]);
-  return edSign(null, data, createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
-}
-
-/** `message` with the one occurrence of `from` in its payload replaced by `to`, signed again. */
-function patchSigned(message, secretKey, from, to) {
-  const env = unpack(message);
-  const at = env.payload.indexOf(from);
-  assert.ok(at >= 0, 'the bytes to patch are in the payload');
-  assert.equal(env.payload.indexOf(from, at + 1), -1, 'the bytes to patch occur once');
-  const payload = Buffer.concat([env.payload.subarray(0, at), to, env.payload.subarray(at + from.length)]);
-  const kid = Buffer.from(env.keyId, 'latin1');
-  const signature = edSignWith(secretKey, Buffer.concat([env.prefix, payload]));
-  return new Uint8Array(
-    Buffer.concat([env.prefix, Buffer.from([0x93, 0xa0 | kid.length]), kid, binHeader(signature.length), signature, binHeader(payload.length), payload]),
-  );
-}
+// Signed messages the origin functions would refuse to produce are made by patching and signing
+// again what they do produce (tests/js/msgpack.mjs: `patchSigned`).
 
 /** What must not change after a refused push: status (the authority's head included), a batch
  * with a `high`-tier action (so the isolate confirms with the authority), and a listing. */
@@ -210,7 +156,7 @@ describe('limits past the Worker: the authority applies the core limits itself',
   test('MAX_SNAPSHOT_BYTES raised to 100 MiB: a 64 MiB + 1 snapshot is still 413 too_large, state unchanged', async () => {
     const before = await observe(c);
     const body = new Uint8Array(64 * MIB + 1);
-    body.set(Buffer.from('EDGEAZS\x01', 'latin1'));
+    body.set(prefix('snapshot'));
     const message = assertError(await c.push('snapshot', body), 413, 'too_large', '64 MiB + 1');
     assert.equal(message, `input is ${64 * MIB + 1} bytes, over the limit of ${64 * MIB}`);
     // Exactly 64 MiB is read, and refused for what it is.

@@ -31,8 +31,8 @@
 // always syncs; so a state change in the authority cannot hide behind an isolate's reuse window.
 import { describe, test, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, sign as edSign } from 'node:crypto';
 import { EXAMPLE, JSON_TYPE, MSGPACK, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
+import { issuedAtOf, itemSpans, keyIdOf as keyIdOfMessage, pack, resign, seal, signWith, unpack } from './msgpack.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -158,82 +158,17 @@ function within(promise, ms, what) {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-// --- The signed message layout (src/wire.rs): `EDGEAZ`, kind byte, version byte, then the
-// MessagePack array [key_id, signature, payload]; the signature covers prefix + payload. These
-// helpers take a message apart and sign modified ones with node:crypto, to build signed but
-// hostile messages the origin functions would never produce.
-
-function binHeader(n) {
-  if (n < 0x100) return Buffer.from([0xc4, n]);
-  if (n < 0x10000) return Buffer.from([0xc5, n >> 8, n & 0xff]);
-  const b = Buffer.alloc(5);
-  b[0] = 0xc6;
-  b.writeUInt32BE(n, 1);
-  return b;
-}
-
-function unpack(message) {
-  const b = Buffer.from(message);
-  assert.equal(b.subarray(0, 6).toString('latin1'), 'EDGEAZ');
-  let i = 8;
-  assert.equal(b[i++], 0x93, 'envelope: an array of 3');
-  assert.equal(b[i] & 0xe0, 0xa0, 'envelope: key id is a fixstr');
-  const kl = b[i++] & 0x1f;
-  const keyId = b.subarray(i, i + kl).toString('latin1');
-  i += kl;
-  assert.equal(b[i], 0xc4, 'envelope: signature is bin8');
-  const sl = b[i + 1];
-  i += 2;
-  const signature = b.subarray(i, i + sl);
-  i += sl;
-  let pl;
-  if (b[i] === 0xc4) [pl, i] = [b[i + 1], i + 2];
-  else if (b[i] === 0xc5) [pl, i] = [b.readUInt16BE(i + 1), i + 3];
-  else {
-    assert.equal(b[i], 0xc6, 'envelope: payload is bin');
-    [pl, i] = [b.readUInt32BE(i + 1), i + 5];
-  }
-  const payload = b.subarray(i, i + pl);
-  assert.equal(i + pl, b.length, 'envelope: nothing after the payload');
-  return { prefix: Buffer.from(b.subarray(0, 8)), keyId, signature: Buffer.from(signature), payload: Buffer.from(payload) };
-}
-
-function pack({ prefix, keyId, signature, payload }) {
-  const kid = Buffer.from(keyId, 'latin1');
-  return new Uint8Array(
-    Buffer.concat([prefix, Buffer.from([0x93, 0xa0 | kid.length]), kid, binHeader(signature.length), signature, binHeader(payload.length), payload]),
-  );
-}
-
-function edSignWith(secretKey, data) {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(secretKey, 'base64')]);
-  return edSign(null, data, createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
-}
-
-/** `message` with its payload and/or format version replaced, signed again with `secretKey`. */
-function resign(message, secretKey, { payload, version } = {}) {
-  const env = unpack(message);
-  const prefix = Buffer.from(env.prefix);
-  if (version !== undefined) prefix[7] = version;
-  const p = payload ?? env.payload;
-  return pack({ ...env, prefix, payload: p, signature: edSignWith(secretKey, Buffer.concat([prefix, p])) });
-}
+// --- Signed messages taken apart and signed again with tests/js/msgpack.mjs (the layout of
+// crates/core/src/wire.rs), to build signed but hostile messages the origin functions would never
+// produce.
 
 /** The key id a key pair signs under (read from a message it signed). */
-const keyIdOf = (o) => unpack(o.snapshot(M1, 1, 1)).keyId;
+const keyIdOf = (o) => keyIdOfMessage(o.snapshot(M1, 1, 1));
 
 /** A signed watermark built here, so that what it carries is not checked by the package:
  * payload [tenant, watermark, issued_at, delta bytes or nil]. */
 function craftWatermark(o, { tenant = 'acme', watermark, issuedAt, delta }) {
-  assert.ok(watermark < 0x80 && issuedAt > 2 ** 32);
-  const t = Buffer.from(tenant);
-  const when = Buffer.alloc(9);
-  when[0] = 0xcf;
-  when.writeBigUInt64BE(BigInt(issuedAt), 1);
-  const carried = delta ? Buffer.concat([binHeader(delta.length), Buffer.from(delta)]) : Buffer.from([0xc0]);
-  const payload = Buffer.concat([Buffer.from([0x94, 0xa0 | t.length]), t, Buffer.from([watermark]), when, carried]);
-  const prefix = Buffer.from('EDGEAZW\x01', 'latin1');
-  return pack({ prefix, keyId: keyIdOf(o), payload, signature: edSignWith(o.keys.secretKey, Buffer.concat([prefix, payload])) });
+  return seal('watermark', [tenant, watermark, issuedAt, delta ?? null], { secretKey: o.keys.secretKey, keyId: keyIdOf(o) });
 }
 
 function flipBit(message, index, bit) {
@@ -242,31 +177,22 @@ function flipBit(message, index, bit) {
   return out;
 }
 
-/** The issued_at of a message (a uint64 right after tenant and epoch(s) in every payload). */
-function unpackIssuedAt(message) {
-  const p = unpack(message).payload;
-  const i = p.indexOf(0xcf, 6);
-  assert.ok(i > 0 && i <= 8);
-  return Number(p.readBigUInt64BE(i + 1));
-}
-
-// Delta payload (rmp-serde, struct as array): [tenant, base_epoch, epoch, issued_at,
-// base_digest, digest, revokes, ops]; for tenant `acme` and epochs under 128 the offsets are fixed.
+// Delta payload [tenant, base_epoch, epoch, issued_at, base_digest, digest, revokes, ops]: where
+// its epochs (positive fixints here, one byte each) and its result digest's 32 bytes are.
 function deltaLayout(payload) {
-  assert.equal(payload[0], 0x98, 'delta payload: an array of 8');
-  assert.equal(payload.subarray(1, 6).toString('latin1'), '\xa4acme');
-  assert.ok(payload[6] < 0x80 && payload[7] < 0x80, 'epochs are positive fixints');
-  assert.equal(payload[8], 0xcf, 'issued_at is a uint64');
-  assert.deepEqual([payload[17], payload[18], payload[51], payload[52]], [0xc4, 32, 0xc4, 32], 'two 32-byte digests');
-  return { baseEpoch: 6, epoch: 7, digest: 53 };
+  const f = itemSpans(payload);
+  assert.equal(f.length, 8, 'delta payload: an array of 8');
+  assert.ok(f[1].end - f[1].start === 1 && f[2].end - f[2].start === 1, 'epochs are positive fixints');
+  assert.deepEqual([payload[f[5].start], payload[f[5].start + 1]], [0xc4, 32], 'a 32-byte digest');
+  return { baseEpoch: f[1].start, epoch: f[2].start, digest: f[5].start + 2 };
 }
 
-// Snapshot payload: [tenant, epoch, issued_at, content].
+// Snapshot payload [tenant, epoch, issued_at, content]: where its epoch (a positive fixint) is.
 function snapshotLayout(payload) {
-  assert.equal(payload[0], 0x94, 'snapshot payload: an array of 4');
-  assert.equal(payload.subarray(1, 6).toString('latin1'), '\xa4acme');
-  assert.ok(payload[6] < 0x80, 'epoch is a positive fixint');
-  return { epoch: 6 };
+  const f = itemSpans(payload);
+  assert.equal(f.length, 4, 'snapshot payload: an array of 4');
+  assert.equal(f[1].end - f[1].start, 1, 'the epoch is a positive fixint');
+  return { epoch: f[1].start };
 }
 
 // --- The fixed observation: status, a batch, single checks and two listings, at a `now` tied to
@@ -758,13 +684,17 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     await edge?.dispose();
   });
 
-  test('the message helpers of this file take messages apart and sign exactly as the origin does', () => {
+  test('the message helpers (tests/js/msgpack.mjs) take messages apart and sign exactly as the origin does', () => {
     for (const m of [s1, d12, w3]) assert.deepEqual(resign(m, o.keys.secretKey), m);
     const when = at();
     assert.deepEqual(craftWatermark(o, { watermark: 3, issuedAt: when, delta: d23 }), o.watermark(3, d23, when));
     assert.deepEqual(craftWatermark(o, { watermark: 5, issuedAt: when }), o.watermark(5, undefined, when));
-    deltaLayout(unpack(d12).payload);
-    snapshotLayout(unpack(s1).payload);
+    assert.deepEqual(deltaLayout(unpack(d12).payload), { baseEpoch: 6, epoch: 7, digest: 53 });
+    assert.deepEqual(snapshotLayout(unpack(s1).payload), { epoch: 6 });
+    // issued_at as a positive fixint, a uint16 and a uint64
+    assert.equal(issuedAtOf(o.snapshot(M1, 1, 1)), 1);
+    assert.equal(issuedAtOf(o.delta(M1, M2, 1, 2, 300).delta), 300);
+    assert.equal(issuedAtOf(o.watermark(3, d23, when)), when);
   });
 
   test('PUT snapshot answers 200 {epoch}; status and checks show it', async () => {
@@ -774,7 +704,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.equal(s.tenant, 'acme');
     assert.equal(s.epoch, 1);
     assert.equal(s.watermark, 0);
-    assert.equal(s.confirmedAt, unpackIssuedAt(s1));
+    assert.equal(s.confirmedAt, issuedAtOf(s1));
     assert.match(s.digest, /^[0-9a-f]{64}$/);
     assert.equal(s.stale, false);
     assert.equal(s.preview, false);
@@ -896,7 +826,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     await refused('snapshot', stranger.snapshot(OTHER(M1), 9, at()), 401, 'unknown_key', { what: 'untrusted key, other tenant' });
     for (const [kind, m] of [['snapshot', o.snapshot(M3, 9, at())], ['delta', d12], ['watermark', o.watermark(9, undefined, at())]]) {
       const env = unpack(m);
-      const theirs = edSignWith(stranger.keys.secretKey, Buffer.concat([env.prefix, env.payload]));
+      const theirs = signWith(stranger.keys.secretKey, Buffer.concat([env.prefix, env.payload]));
       await refused(kind, pack({ ...env, signature: theirs }), 401, 'bad_signature', { what: `${kind} signed by a stranger under a trusted key id` });
       await refused(kind, pack({ ...env, signature: Buffer.alloc(64) }), 401, 'bad_signature', { what: `${kind} zero signature`, light: true });
       // another trusted key's id on this signature
@@ -970,7 +900,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.equal(s.epoch, 2);
     assert.notEqual(s.digest, prev.digest);
     // confirmedAt: the largest issued_at among the applied messages
-    assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, unpackIssuedAt(d12)));
+    assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, issuedAtOf(d12)));
     assert.equal(assertOk(await atClock(s.confirmedAt + 1000, () => c.check('user:bob', 'write', 'doc:roadmap'))).reason, 'granted');
     const before = await observe(c);
     assert.deepEqual(assertOk(await c.push('delta', d12)), { epoch: 2, applied: false });
@@ -1006,7 +936,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.equal(s.epoch, 3);
     assert.equal(s.watermark, 3);
     assert.equal(s.stale, false);
-    assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, unpackIssuedAt(w3)));
+    assert.equal(s.confirmedAt, Math.max(prev.confirmedAt, issuedAtOf(w3)));
     assert.equal(assertOk(await atClock(s.confirmedAt + 1000, () => c.check('user:alice', 'export', 'doc:roadmap'))).reason, 'suspended');
     // the delta it carried, alone: already applied
     const before = await observe(c);
@@ -1028,7 +958,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
     assert.deepEqual(assertOk(await c.push('watermark', hb)), { watermark: 3, epoch: 3 });
     const s = assertOk(await c.status());
     assert.deepEqual({ ...s, confirmedAt: 0, authority: null, edge: null }, { ...before, confirmedAt: 0, authority: null, edge: null });
-    assert.equal(s.confirmedAt, unpackIssuedAt(hb));
+    assert.equal(s.confirmedAt, issuedAtOf(hb));
     assert.ok(s.confirmedAt > before.confirmedAt);
     assert.deepEqual(assertOk(await c.push('watermark', rotated.watermark(2, undefined, at()))), { watermark: 3, epoch: 3 });
     assert.equal(assertOk(await c.status()).watermark, 3);

@@ -15,8 +15,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { JSON_TYPE, MSGPACK, client, model, origin, pkg, startEdge, tempDir } from './edge.mjs';
+import { JSON_TYPE, MSGPACK, client, model, origin, startEdge, tempDir } from './edge.mjs';
 import { faults, withFaultyAuthority } from './faulty-authority.mjs';
+import { arrayHeader, encode, keyIdOf, pack, prefix } from './msgpack.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 // alice's direct admin assignment (read, write, export on workspace:eng and below) runs until here.
@@ -40,32 +41,16 @@ function decided(r, reason, what = '') {
   assert.equal(r.json.allowed, reason === 'granted', `${what}: ${r.body}`);
 }
 
-/** The key id a message names (inspect). */
-const keyIdOf = (bytes) => pkg.inspect(bytes).key_id ?? pkg.inspect(bytes).keyId;
-
 /**
- * A message of `size` bytes as an anonymous caller makes one: the right magic, kind and version, a
- * trusted key id, a payload that names `tenant`, and a signature of zeros.
+ * A message of `size` bytes as an anonymous caller makes one (tests/js/msgpack.mjs): the right
+ * magic, kind and version, a trusted key id, a payload that names `tenant` (then zeros, its
+ * length written as a bin32), and a signature of zeros.
  */
 function forged(kind, keyId, tenant, size) {
-  const kid = Buffer.from(keyId, 'latin1');
-  const head = Buffer.concat([
-    Buffer.from('EDGEAZ', 'latin1'),
-    Buffer.from([kind.charCodeAt(0), 1, 0x93, 0xa0 | kid.length]),
-    kid,
-    Buffer.from([0xc4, 64]),
-    Buffer.alloc(64),
-  ]);
-  const t = Buffer.from(tenant, 'latin1');
-  const payloadLen = size - head.length - 5;
-  const payload = Buffer.alloc(payloadLen);
-  payload[0] = 0x94;
-  payload[1] = 0xa0 | t.length;
-  t.copy(payload, 2);
-  const bin = Buffer.alloc(5);
-  bin[0] = 0xc6;
-  bin.writeUInt32BE(payloadLen, 1);
-  return Buffer.concat([head, bin, payload]);
+  const parts = { prefix: prefix(kind), keyId, signature: Buffer.alloc(64) };
+  const payload = Buffer.alloc(size - pack({ ...parts, payload: Buffer.alloc(0) }, { wide: true }).length);
+  Buffer.concat([arrayHeader(4), encode(tenant)]).copy(payload);
+  return pack({ ...parts, payload }, { wide: true });
 }
 
 /** The Durable Objects' databases under a persistence directory. */

@@ -14,4 +14,5 @@ mod cli;
 #[path = "../../../core/tests/it/common.rs"]
 mod common;
 mod conformance;
+mod golden;
 mod limits;

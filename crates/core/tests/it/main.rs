@@ -13,6 +13,7 @@ mod budget;
 mod clock;
 mod common;
 mod diff;
+mod golden;
 mod hostile;
 mod limits;
 mod model_errors;
