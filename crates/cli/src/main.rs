@@ -1,5 +1,4 @@
 //! The `edge-authz` command line: a thin shell over the core (files, clock, randomness, JSON lines).
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fs;
 use std::io::{self, BufRead, BufWriter, Read, Write};

@@ -1,13 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod authority;
 mod content;
@@ -26,7 +17,6 @@ mod patch;
 mod state;
 mod wire;
 #[cfg(feature = "workload")]
-#[allow(clippy::indexing_slicing)]
 pub mod workload;
 
 pub use content::Content;

@@ -213,7 +213,8 @@ impl Slot {
                 self.failures = self.failures.saturating_add(1);
                 self.next_try = Instant::now() + self.backoff();
                 let text = e.to_string();
-                let report = self.last_error.as_deref() != Some(&text) || self.failures % 10 == 0;
+                let report =
+                    self.last_error.as_deref() != Some(&text) || self.failures.is_multiple_of(10);
                 self.last_error = Some(text);
                 report
             }
