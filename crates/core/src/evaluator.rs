@@ -53,7 +53,8 @@ enum Mode {
         keys: Vec<PublicKey>,
         held: Option<Held<LedgerState>>,
     },
-    /// [`Evaluator::preview`]: one compiled state, unsigned, at epoch 0; takes no message.
+    /// [`Evaluator::preview`]: one compiled state, unsigned, at epoch 0; takes no message and
+    /// skips gates 3 and 4 (docs/decisions.md, "Previews").
     Preview { index: Index },
 }
 

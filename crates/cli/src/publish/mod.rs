@@ -438,7 +438,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Whether the crash tests asked to stop at `step` (only ever during a job).
+    /// Whether the crash tests asked to stop at `step` (`EDGE_AUTHZ_PUBLISH_PAUSE`, docs/cli.md),
+    /// which only ever happens during a job.
     fn pausing_at(&self, step: &str) -> bool {
         self.in_job && self.pause.as_deref() == Some(step)
     }
