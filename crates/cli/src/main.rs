@@ -1,5 +1,4 @@
 //! The `edge-authz` command line: a thin shell over the core (files, clock, randomness, JSON lines).
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fs;
 use std::io::{self, BufRead, BufWriter, Read, Write};
@@ -432,20 +431,10 @@ fn write_key(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), F
         .map_err(|e| Fail(format!("cannot write `{}`: {e}", path.display())))
 }
 
+/// Runs a command (all but `publish`, which has exit codes of its own: see `main`).
 fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
-        Command::Keygen { out_dir, force } => {
-            let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed)
-                .map_err(|e| Fail(format!("no randomness available: {e}")))?;
-            let pair = KeyPair::from_seed(seed);
-            fs::create_dir_all(&out_dir)
-                .map_err(|e| Fail(format!("cannot create `{}`: {e}", out_dir.display())))?;
-            write_key(&out_dir.join("origin.key"), &pair.secret_key, true, force)?;
-            write_key(&out_dir.join("origin.pub"), &pair.public_key, false, force)?;
-            let id = PublicKey::from_base64(&pair.public_key)?.id().to_string();
-            print_json(&json!({"publicKey": pair.public_key, "keyId": id, "dir": out_dir}))
-        }
+        Command::Keygen { out_dir, force } => keygen(&out_dir, force),
         Command::Validate { model } => {
             let (state, warnings) = load_model(&model)?;
             let ev = Evaluator::preview(&state)?;
@@ -453,28 +442,11 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 &json!({"tenant": state.tenant, "counts": ev.status().counts, "warnings": warnings}),
             )
         }
-        Command::Compile { model, epoch, sign } => {
-            let (state, warnings) = load_model(&model)?;
-            let bytes = compile_snapshot(&state, epoch, sign.issued_at()?, &sign.key()?)?;
-            write(&sign.out, &bytes)?;
-            let header = inspect(&bytes, &[], &Limits::default())?;
-            print_json(
-                &json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}),
-            )
-        }
+        Command::Compile { model, epoch, sign } => compile(&model, epoch, &sign),
         Command::Inspect {
             file,
             public_key: keys,
-        } => {
-            let keys = keys
-                .iter()
-                .map(|p| public_key(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            let bytes = read(&file)?;
-            let info = inspect(&bytes, &keys, &Limits::default())
-                .map_err(|e| Fail(format!("{}: {}", file.display(), Fail::from(e).0)))?;
-            print_json(&info)
-        }
+        } => inspect_file(&file, &keys),
         Command::Check {
             source,
             now,
@@ -482,23 +454,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             subject,
             action,
             resource,
-        } => {
-            // An offline tool: `--now` is both the clock and the time of the decisions.
-            let now = now.unwrap_or_else(now_ms);
-            let ev = evaluator(&source, now)?;
-            if let Some(src) = requests {
-                return check_batch(&ev, &src, now);
-            }
-            let (Some(s), Some(a), Some(r)) = (subject, action, resource) else {
-                return Err(Fail(
-                    "SUBJECT ACTION RESOURCE or --requests is required".into(),
-                ));
-            };
-            let d = ev.check(Request::new(&s, &a, &r), now);
-            let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
-            println!("{text}");
-            Ok(())
-        }
+        } => check(&source, now, requests, subject, action, resource),
         Command::Status { source } => print_json(&evaluator(&source, now_ms())?.status()),
         Command::ListResources {
             source,
@@ -529,22 +485,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             base_epoch,
             epoch,
             sign,
-        } => {
-            let (before, _) = load_model(&old)?;
-            let (after, _) = load_model(&new)?;
-            let d = diff_models(
-                &before,
-                &after,
-                base_epoch,
-                epoch,
-                sign.issued_at()?,
-                &sign.key()?,
-            )?;
-            write(&sign.out, &d.bytes)?;
-            print_json(
-                &json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}),
-            )
-        }
+        } => diff(&old, &new, (base_epoch, epoch), &sign),
         Command::Workload {
             users,
             groups,
@@ -571,24 +512,124 @@ fn run(cli: Cli) -> Result<(), Fail> {
             state,
             delta,
             sign,
-        } => {
-            watermark_within(&tenant, watermark, state.as_deref())?;
-            let delta = delta.as_deref().map(read).transpose()?;
-            let bytes = sign_watermark(
-                &tenant,
-                watermark,
-                sign.issued_at()?,
-                delta.as_deref(),
-                &sign.key()?,
-            )?;
-            write(&sign.out, &bytes)?;
-            print_json(
-                &json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}),
-            )
-        }
+        } => sign_watermark_file(
+            &tenant,
+            watermark,
+            state.as_deref(),
+            delta.as_deref(),
+            &sign,
+        ),
         // Handled in main (its own exit codes).
         Command::Publish(_) => Err(Fail("publish runs from main".into())),
     }
+}
+
+/// `keygen`: a new key pair from the system's randomness, written to `out_dir`.
+fn keygen(out_dir: &Path, force: bool) -> Result<(), Fail> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| Fail(format!("no randomness available: {e}")))?;
+    let pair = KeyPair::from_seed(seed);
+    fs::create_dir_all(out_dir)
+        .map_err(|e| Fail(format!("cannot create `{}`: {e}", out_dir.display())))?;
+    write_key(&out_dir.join("origin.key"), &pair.secret_key, true, force)?;
+    write_key(&out_dir.join("origin.pub"), &pair.public_key, false, force)?;
+    let id = PublicKey::from_base64(&pair.public_key)?.id().to_string();
+    print_json(&json!({"publicKey": pair.public_key, "keyId": id, "dir": out_dir}))
+}
+
+/// `compile`: the model's signed snapshot at `epoch`.
+fn compile(model: &Path, epoch: u64, sign: &Signing) -> Result<(), Fail> {
+    let (state, warnings) = load_model(model)?;
+    let bytes = compile_snapshot(&state, epoch, sign.issued_at()?, &sign.key()?)?;
+    write(&sign.out, &bytes)?;
+    let header = inspect(&bytes, &[], &Limits::default())?;
+    print_json(
+        &json!({"tenant": header.tenant, "epoch": epoch, "bytes": bytes.len(), "digest": header.digest, "keyId": header.key_id, "warnings": warnings}),
+    )
+}
+
+/// `inspect`: a message's header and counts, its signature verified against `keys` if any.
+fn inspect_file(file: &Path, keys: &[PathBuf]) -> Result<(), Fail> {
+    let keys = keys
+        .iter()
+        .map(|p| public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = read(file)?;
+    let info = inspect(&bytes, &keys, &Limits::default())
+        .map_err(|e| Fail(format!("{}: {}", file.display(), Fail::from(e).0)))?;
+    print_json(&info)
+}
+
+/// `check`: one request, or every line of `--requests`.
+fn check(
+    source: &Source,
+    now: Option<u64>,
+    requests: Option<String>,
+    subject: Option<String>,
+    action: Option<String>,
+    resource: Option<String>,
+) -> Result<(), Fail> {
+    // An offline tool: `--now` is both the clock and the time of the decisions.
+    let now = now.unwrap_or_else(now_ms);
+    let ev = evaluator(source, now)?;
+    if let Some(src) = requests {
+        return check_batch(&ev, &src, now);
+    }
+    let (Some(s), Some(a), Some(r)) = (subject, action, resource) else {
+        return Err(Fail(
+            "SUBJECT ACTION RESOURCE or --requests is required".into(),
+        ));
+    };
+    let d = ev.check(Request::new(&s, &a, &r), now);
+    let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `diff`: the signed delta from the model `old` to the model `new`, `(base_epoch, epoch)`.
+fn diff(
+    old: &Path,
+    new: &Path,
+    (base_epoch, epoch): (u64, u64),
+    sign: &Signing,
+) -> Result<(), Fail> {
+    let (before, _) = load_model(old)?;
+    let (after, _) = load_model(new)?;
+    let d = diff_models(
+        &before,
+        &after,
+        base_epoch,
+        epoch,
+        sign.issued_at()?,
+        &sign.key()?,
+    )?;
+    write(&sign.out, &d.bytes)?;
+    print_json(
+        &json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}),
+    )
+}
+
+/// `watermark`: a signed watermark message, carrying the delta in the file `delta` if given.
+fn sign_watermark_file(
+    tenant: &str,
+    watermark: u64,
+    state: Option<&Path>,
+    delta: Option<&Path>,
+    sign: &Signing,
+) -> Result<(), Fail> {
+    watermark_within(tenant, watermark, state)?;
+    let delta = delta.map(read).transpose()?;
+    let bytes = sign_watermark(
+        tenant,
+        watermark,
+        sign.issued_at()?,
+        delta.as_deref(),
+        &sign.key()?,
+    )?;
+    write(&sign.out, &bytes)?;
+    print_json(
+        &json!({"tenant": tenant, "watermark": watermark, "bytes": bytes.len(), "carriesDelta": delta.is_some()}),
+    )
 }
 
 fn main() -> ExitCode {

@@ -6,7 +6,11 @@
 //! 20,000 assignments, one 5,000-member group holding 5,000 assignments). Prints compile time,
 //! snapshot bytes, decode-and-index time, single-check latency and check_many throughput.
 //! `cargo bench --bench core`; `cargo test --benches` runs each once so it never rots.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failure stops it loudly, and it indexes the request sets it built"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,12 +26,34 @@ fn bench(c: &mut Criterion) {
     let spec = WorkloadSpec::default();
     let json = generate(&spec).to_string();
     let key = SecretKey::from_seed([1; 32]);
+    let (snapshot, ev) = compile_and_load(&json, &key);
+    let reqs = requests(&spec, 100_000, 7);
+    let batch = RequestBatch::new(&reqs);
+    let refs: Vec<Request<'_>> = batch.requests();
+    print_granted("requests", &ev, &refs);
+    let big = big_group_requests(&spec);
+    let big_batch = RequestBatch::new(&big);
+    let big_refs: Vec<Request<'_>> = big_batch.requests();
+    print_granted("big-group requests", &ev, &big_refs);
+
+    bench_build(c, &json, &key, &snapshot);
+    bench_check(c, &ev, &refs, &big_refs);
+    bench_check_many(c, &ev, &refs);
+}
+
+/// A signed edge trusting `key`, holding nothing.
+fn new_edge(key: &SecretKey) -> Evaluator {
+    Evaluator::with_keys("acme", vec![key.public_key()]).unwrap()
+}
+
+/// Compiles the model JSON into a snapshot and loads it once, printing the workload's counts,
+/// the evaluator's heap, the snapshot's size and both times.
+fn compile_and_load(json: &str, key: &SecretKey) -> (Vec<u8>, Evaluator) {
     let t = Instant::now();
-    let compiled = Model::from_json(&json).unwrap().compile().unwrap();
-    let snapshot = compile_snapshot(&compiled.state, 1, ISSUED_AT, &key).unwrap();
+    let compiled = Model::from_json(json).unwrap().compile().unwrap();
+    let snapshot = compile_snapshot(&compiled.state, 1, ISSUED_AT, key).unwrap();
     let compile_once = t.elapsed();
-    let new_edge = || Evaluator::with_keys("acme", vec![key.public_key()]).unwrap();
-    let mut ev = new_edge();
+    let mut ev = new_edge(key);
     let t = Instant::now();
     ev.load_snapshot(&snapshot).unwrap();
     let load_once = t.elapsed();
@@ -47,17 +73,12 @@ fn bench(c: &mut Criterion) {
         compile_once,
         load_once
     );
+    (snapshot, ev)
+}
 
-    let reqs = requests(&spec, 100_000, 7);
-    let batch = RequestBatch::new(&reqs);
-    let refs: Vec<Request<'_>> = batch.requests();
-    let granted = refs
-        .iter()
-        .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
-        .count();
-    println!("requests: {} generated, {} granted", refs.len(), granted);
-    // Members of the big group on the documents it holds assignments on.
-    let big: Vec<(String, String, String)> = (0..10_000)
+/// Members of the big group on the documents it holds assignments on.
+fn big_group_requests(spec: &WorkloadSpec) -> Vec<(String, String, String)> {
+    (0..10_000)
         .map(|i| {
             (
                 format!("user:u{}", (i * 7) % spec.big_group),
@@ -65,39 +86,44 @@ fn bench(c: &mut Criterion) {
                 format!("doc:w0-p{}-d{}", (i / 50) % 10, i % 50),
             )
         })
-        .collect();
-    let big_batch = RequestBatch::new(&big);
-    let big_refs: Vec<Request<'_>> = big_batch.requests();
-    let big_granted = big_refs
+        .collect()
+}
+
+/// Prints how many of `refs` the evaluator grants.
+fn print_granted(what: &str, ev: &Evaluator, refs: &[Request<'_>]) {
+    let granted = refs
         .iter()
         .filter(|r| ev.check(**r, NOW).reason == Reason::Granted)
         .count();
-    println!(
-        "big-group requests: {} generated, {} granted",
-        big_refs.len(),
-        big_granted
-    );
+    println!("{what}: {} generated, {granted} granted", refs.len());
+}
 
+/// The origin's compile-and-sign and an edge's decode-verify-and-index of the whole snapshot.
+fn bench_build(c: &mut Criterion, json: &str, key: &SecretKey, snapshot: &[u8]) {
     let mut g = c.benchmark_group("build");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     g.bench_function("compile_and_sign", |b| {
         b.iter(|| {
-            let c = Model::from_json(black_box(&json))
+            let c = Model::from_json(black_box(json))
                 .unwrap()
                 .compile()
                 .unwrap();
-            compile_snapshot(&c.state, 1, ISSUED_AT, &key).unwrap()
+            compile_snapshot(&c.state, 1, ISSUED_AT, key).unwrap()
         })
     });
     g.bench_function("decode_verify_and_index", |b| {
         b.iter(|| {
-            let mut e = new_edge();
-            e.load_snapshot(black_box(&snapshot)).unwrap();
+            let mut e = new_edge(key);
+            e.load_snapshot(black_box(snapshot)).unwrap();
             e
         })
     });
     g.finish();
+}
 
+/// Single checks: cache-cold over 100,000 requests, cache-warm over 1,000, the big group, and a
+/// check with its explanation.
+fn bench_check(c: &mut Criterion, ev: &Evaluator, refs: &[Request<'_>], big_refs: &[Request<'_>]) {
     let mut g = c.benchmark_group("check");
     let mut i = 0usize;
     g.bench_function("single_cold_100k", |b| {
@@ -129,16 +155,18 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
 
-    // 100,000 random requests over the whole tenant (cache-cold), and the first 1,000 of them
-    // again and again (cache-warm).
+/// 100,000 random requests over the whole tenant (cache-cold), and the first 1,000 of them again
+/// and again (cache-warm).
+fn bench_check_many(c: &mut Criterion, ev: &Evaluator, refs: &[Request<'_>]) {
     let mut g = c.benchmark_group("check_many");
     let mut out = Vec::with_capacity(refs.len());
     g.throughput(Throughput::Elements(refs.len() as u64));
     g.bench_function("cold_100k", |b| {
         b.iter(|| {
             out.clear();
-            ev.check_many(black_box(&refs), NOW, &mut out);
+            ev.check_many(black_box(refs), NOW, &mut out);
             out.len()
         })
     });

@@ -4,7 +4,11 @@
 )]
 //! Times checks in one process so variants compare under the same noise:
 //! `profile_check [hot|cold]` prints ns per check for a `check` loop and for `check_many`.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a profiling tool: a failure stops it loudly, and it indexes the requests it built"
+)]
 use std::time::Instant;
 
 use edge_authz::workload::{generate, requests, RequestBatch, WorkloadSpec};

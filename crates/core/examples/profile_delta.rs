@@ -3,7 +3,10 @@
     reason = "a host of the core: it measures time"
 )]
 //! Times applying a one-membership revocation delta to the benchmark workload.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a profiling tool: a failure stops it loudly"
+)]
 use std::time::Instant;
 
 use edge_authz::workload::{generate, WorkloadSpec};

@@ -3,7 +3,10 @@
     reason = "a host of the core: it measures time"
 )]
 //! Loads the benchmark snapshot repeatedly for profiling.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a profiling tool: a failure stops it loudly"
+)]
 use edge_authz::workload::{generate, WorkloadSpec};
 use edge_authz::{compile_snapshot, Evaluator, Model, SecretKey};
 

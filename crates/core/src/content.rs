@@ -50,6 +50,11 @@ fn missing(what: &str, name: &str) -> ModelError {
     )
 }
 
+/// A structural error of `what` (a table of [`Content`]).
+fn invalid(what: &str, msg: String) -> Result<(), ModelError> {
+    Err(ModelError::new(K::InvalidValue, what, msg))
+}
+
 fn id32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(NONE)
 }
@@ -285,8 +290,27 @@ impl Content {
         }
     }
 
-    /// Full structural validation: limits, sort order, id syntax, ranges, cycles, depth.
+    /// Full structural validation: limits, sort order, id syntax, ranges, cycles, depth, table by
+    /// table in the order of the fields (the first failure is the error).
     pub fn check(&self, limits: &Limits) -> Result<(), ModelError> {
+        self.check_counts(limits)?;
+        self.check_actions()?;
+        self.check_roles()?;
+        self.check_resources()?;
+        self.check_resource_depth(limits)?;
+        self.check_subjects()?;
+        self.check_memberships()?;
+        self.check_assignments()?;
+        self.check_suspended()?;
+        self.check_referenced()?;
+        if self.freshness.contains(&0) {
+            return invalid("freshness", "a freshness bound is zero".into());
+        }
+        Ok(())
+    }
+
+    /// The number of entries of each table.
+    fn check_counts(&self, limits: &Limits) -> Result<(), ModelError> {
         let limit = |what: &str, count: usize, max: usize| {
             if count > max {
                 Err(ModelError::new(
@@ -304,38 +328,49 @@ impl Content {
         limit("subjects", self.subjects.len(), limits.max_entries)?;
         limit("memberships", self.memberships.len(), limits.max_entries)?;
         limit("assignments", self.assignments.len(), limits.max_entries)?;
-        limit("suspended", self.suspended.len(), limits.max_entries)?;
-        let bad = |what: &str, msg: String| Err(ModelError::new(K::InvalidValue, what, msg));
+        limit("suspended", self.suspended.len(), limits.max_entries)
+    }
 
+    fn check_actions(&self) -> Result<(), ModelError> {
         if !is_strictly_sorted(&self.actions.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
-            return bad("actions", "actions are not sorted and unique".into());
+            return invalid("actions", "actions are not sorted and unique".into());
         }
         for (n, t) in &self.actions {
             if !is_valid_action_name(n) || Tier::from_u8(*t).is_none() {
-                return bad(
+                return invalid(
                     "actions",
                     format!("action `{}` has a bad name or tier", shorten(n)),
                 );
             }
         }
+        Ok(())
+    }
+
+    fn check_roles(&self) -> Result<(), ModelError> {
         let n_actions = self.actions.len();
         if !is_strictly_sorted(&self.roles.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
-            return bad("roles", "roles are not sorted and unique".into());
+            return invalid("roles", "roles are not sorted and unique".into());
         }
         for (n, ids) in &self.roles {
             if !is_valid_action_name(n)
                 || !is_strictly_sorted(ids)
                 || ids.iter().any(|a| *a as usize >= n_actions)
             {
-                return bad(
+                return invalid(
                     "roles",
                     format!("role `{}` has a bad name or action list", shorten(n)),
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Resource ids and parents (in range, not the resource itself); deeper cycles and the depth
+    /// are [`Content::check_resource_depth`]'s.
+    fn check_resources(&self) -> Result<(), ModelError> {
         let n_res = self.resources.len();
         if !self.resources.names().is_strictly_sorted() {
-            return bad("resources", "resources are not sorted and unique".into());
+            return invalid("resources", "resources are not sorted and unique".into());
         }
         for (i, (n, p)) in self.resources.iter().enumerate() {
             if !is_valid_id(n) || p.is_some_and(|p| p as usize >= n_res || p as usize == i) {
@@ -346,26 +381,33 @@ impl Content {
                         format!("resource cycle: {n} -> {n}"),
                     ));
                 }
-                return bad(
+                return invalid(
                     "resources",
                     format!("resource `{}` has a bad id or parent", shorten(n)),
                 );
             }
         }
-        self.check_resource_depth(limits)?;
+        Ok(())
+    }
 
-        let n_subj = self.subjects.len();
+    fn check_subjects(&self) -> Result<(), ModelError> {
         if !self.subjects.is_strictly_sorted() {
-            return bad("subjects", "subjects are not sorted and unique".into());
+            return invalid("subjects", "subjects are not sorted and unique".into());
         }
         if let Some(s) = self.subjects.iter().find(|s| !is_valid_id(s)) {
-            return bad(
+            return invalid(
                 "subjects",
                 format!("subject `{}` is not a valid id", shorten(s)),
             );
         }
+        Ok(())
+    }
+
+    /// Memberships: sorted, in range, into groups only, and without a cycle.
+    fn check_memberships(&self) -> Result<(), ModelError> {
+        let n_subj = self.subjects.len();
         if !is_strictly_sorted(&self.memberships) {
-            return bad(
+            return invalid(
                 "memberships",
                 "memberships are not sorted and unique".into(),
             );
@@ -375,7 +417,7 @@ impl Content {
                 self.subjects.get(*m as usize),
                 self.subjects.get(*g as usize),
             ) else {
-                return bad(
+                return invalid(
                     "memberships",
                     "a membership refers to a subject out of range".into(),
                 );
@@ -400,6 +442,10 @@ impl Content {
                 format!("group membership cycle: {}", names.join(" -> ")),
             ));
         }
+        Ok(())
+    }
+
+    fn check_assignments(&self) -> Result<(), ModelError> {
         if !is_strictly_sorted(
             &self
                 .assignments
@@ -407,28 +453,39 @@ impl Content {
                 .map(|(r, p, role, _)| (r, p, role))
                 .collect::<Vec<_>>(),
         ) {
-            return bad(
+            return invalid(
                 "assignments",
                 "assignments are not sorted and unique".into(),
             );
         }
+        let (n_res, n_subj) = (self.resources.len(), self.subjects.len());
         if self.assignments.iter().any(|(r, p, role, _)| {
             *r as usize >= n_res || *p as usize >= n_subj || *role as usize >= self.roles.len()
         }) {
-            return bad(
+            return invalid(
                 "assignments",
                 "an assignment refers to an id out of range".into(),
             );
         }
+        Ok(())
+    }
+
+    fn check_suspended(&self) -> Result<(), ModelError> {
+        let n_subj = self.subjects.len();
         if !is_strictly_sorted(&self.suspended)
             || self.suspended.iter().any(|s| *s as usize >= n_subj)
         {
-            return bad(
+            return invalid(
                 "suspended",
                 "suspended subjects are not sorted, unique and in range".into(),
             );
         }
-        let mut referenced = vec![false; n_subj];
+        Ok(())
+    }
+
+    /// Every subject in the table is named by a membership, an assignment or a suspension.
+    fn check_referenced(&self) -> Result<(), ModelError> {
+        let mut referenced = vec![false; self.subjects.len()];
         let mut mark = |i: u32| {
             if let Some(r) = referenced.get_mut(i as usize) {
                 *r = true;
@@ -441,13 +498,10 @@ impl Content {
         self.assignments.iter().for_each(|(_, p, _, _)| mark(*p));
         self.suspended.iter().for_each(|s| mark(*s));
         if referenced.iter().any(|r| !r) {
-            return bad(
+            return invalid(
                 "subjects",
                 "the subject table lists a subject nothing refers to".into(),
             );
-        }
-        if self.freshness.contains(&0) {
-            return bad("freshness", "a freshness bound is zero".into());
         }
         Ok(())
     }

@@ -37,38 +37,84 @@ impl<'a> Request<'a> {
     }
 }
 
-struct Loaded {
-    epoch: u64,
-    /// `None` in a ledger (see [`Evaluator::ledger`]).
-    index: Option<Index>,
-    /// A ledger's checked content and its digest.
-    ledger: Option<(Content, [u8; 32])>,
+/// What an evaluator is, and what it holds. Each constructor makes one kind and nothing turns an
+/// evaluator into another, so a preview takes no signed message, a ledger holds no index, and a
+/// signed evaluator always has keys.
+enum Mode {
+    /// [`Evaluator::new`], [`Evaluator::with_keys`]: takes messages signed by one of `keys` and
+    /// answers checks from the index of the state it holds.
+    Edge {
+        keys: Vec<PublicKey>,
+        held: Option<Held<Index>>,
+    },
+    /// [`Evaluator::ledger`]: takes the messages an edge takes, keeps only their content, and
+    /// answers no check.
+    Ledger {
+        keys: Vec<PublicKey>,
+        held: Option<Held<LedgerState>>,
+    },
+    /// [`Evaluator::preview`]: one compiled state, unsigned, at epoch 0; takes no message and
+    /// skips gates 3 and 4 (docs/decisions.md, "Previews").
+    Preview { index: Index },
 }
 
-impl Loaded {
-    fn new(epoch: u64, index: Index) -> Loaded {
-        Loaded {
-            epoch,
-            index: Some(index),
-            ledger: None,
+/// A state taken from a signed message, at its epoch.
+struct Held<T> {
+    epoch: u64,
+    state: T,
+}
+
+/// What a ledger holds of a state: its content, checked in full (its index was built, then
+/// dropped), and its digest.
+struct LedgerState {
+    content: Content,
+    digest: [u8; 32],
+}
+
+impl Mode {
+    /// The trusted keys (none in a preview).
+    fn keys(&self) -> &[PublicKey] {
+        match self {
+            Mode::Edge { keys, .. } | Mode::Ledger { keys, .. } => keys,
+            Mode::Preview { .. } => &[],
         }
     }
 
-    fn digest(&self) -> [u8; 32] {
-        match (&self.index, &self.ledger) {
-            (Some(ix), _) => ix.digest(),
-            (None, Some((_, d))) => *d,
-            (None, None) => [0; 32],
+    /// The epoch of the state held (a preview's is 0).
+    fn epoch(&self) -> Option<u64> {
+        match self {
+            Mode::Edge { held, .. } => held.as_ref().map(|h| h.epoch),
+            Mode::Ledger { held, .. } => held.as_ref().map(|h| h.epoch),
+            Mode::Preview { .. } => Some(0),
         }
     }
 
-    fn content(&self) -> Option<&Content> {
-        match (&self.index, &self.ledger) {
-            (Some(ix), _) => Some(ix.content()),
-            (None, Some((c, _))) => Some(c),
-            (None, None) => None,
+    /// The content digest of the state held.
+    fn digest(&self) -> Option<[u8; 32]> {
+        match self {
+            Mode::Edge { held, .. } => held.as_ref().map(|h| h.state.digest()),
+            Mode::Ledger { held, .. } => held.as_ref().map(|h| h.state.digest),
+            Mode::Preview { index } => Some(index.digest()),
         }
     }
+
+    /// The epoch and the index that answer a check (a ledger has none).
+    #[inline]
+    fn answering(&self) -> Option<(u64, &Index)> {
+        match self {
+            Mode::Edge { held, .. } => held.as_ref().map(|h| (h.epoch, &h.state)),
+            Mode::Preview { index } => Some((0, index)),
+            Mode::Ledger { .. } => None,
+        }
+    }
+}
+
+/// What the gates of a delta decided (see [`Evaluator::delta_gates`]).
+enum DeltaStep {
+    /// The delta leads to the held epoch and content: nothing to apply.
+    Held(u64),
+    /// The delta applies to the held state; its result must have this digest.
+    Apply([u8; 32]),
 }
 
 /// Table sizes of the loaded state.
@@ -177,22 +223,14 @@ impl From<u64> for At {
 /// Holds one tenant's authorization state and answers checks against it.
 pub struct Evaluator {
     tenant: String,
-    keys: Vec<PublicKey>,
-    preview: bool,
-    /// Keeps the content, and no index (see [`Evaluator::ledger`]).
-    ledger: bool,
+    /// Its kind, its keys and the state it holds.
+    mode: Mode,
     /// This host's clock, when set: messages issued past it by more than the tolerance are
     /// refused (see [`Evaluator::set_clock`]).
     clock: Option<u64>,
-    loaded: Option<Loaded>,
     watermark: u64,
     confirmed_at: Option<u64>,
     limits: Limits,
-}
-
-enum Prepared {
-    Noop(u64),
-    New(Box<Loaded>, u64),
 }
 
 impl Evaluator {
@@ -206,6 +244,24 @@ impl Evaluator {
     }
 
     pub fn with_keys(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
+        Self::signed(tenant, keys, |keys| Mode::Edge { keys, held: None })
+    }
+
+    /// A *ledger*: a signed evaluator that takes and refuses exactly the messages
+    /// [`Evaluator::new`] does (signatures, tenant, epochs, digests, the content checked in full:
+    /// each state's index is built, so that closures, group nesting and the memory budget are
+    /// checked too, and dropped), but keeps only the content: about a third of the memory. It
+    /// answers no check (every one is `no_snapshot`). The Worker's Durable Object holds one.
+    pub fn ledger(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
+        Self::signed(tenant, keys, |keys| Mode::Ledger { keys, held: None })
+    }
+
+    /// A signed evaluator of the kind `mode` makes of the keys, holding nothing yet.
+    fn signed(
+        tenant: &str,
+        keys: Vec<PublicKey>,
+        mode: impl FnOnce(Vec<PublicKey>) -> Mode,
+    ) -> Result<Evaluator, Error> {
         if !crate::id::is_valid_tenant(tenant) {
             return Err(Error::InvalidArgument(format!(
                 "tenant `{}` is not a valid tenant name",
@@ -219,26 +275,12 @@ impl Evaluator {
         }
         Ok(Evaluator {
             tenant: tenant.to_string(),
-            keys,
-            preview: false,
-            ledger: false,
+            mode: mode(keys),
             clock: None,
-            loaded: None,
             watermark: 0,
             confirmed_at: None,
             limits: Limits::default(),
         })
-    }
-
-    /// A *ledger*: a signed evaluator that takes and refuses exactly the messages
-    /// [`Evaluator::new`] does (signatures, tenant, epochs, digests, the content checked in full:
-    /// each state's index is built, so that closures, group nesting and the memory budget are
-    /// checked too, and dropped), but keeps only the content: about a third of the memory. It
-    /// answers no check (every one is `no_snapshot`). The Worker's Durable Object holds one.
-    pub fn ledger(tenant: &str, keys: Vec<PublicKey>) -> Result<Evaluator, Error> {
-        let mut ev = Self::with_keys(tenant, keys)?;
-        ev.ledger = true;
-        Ok(ev)
     }
 
     /// An unsigned preview evaluator over a compiled state (epoch 0; no watermark, no freshness).
@@ -248,11 +290,8 @@ impl Evaluator {
         let index = Index::build(Content::from_state(state)?, &limits)?;
         Ok(Evaluator {
             tenant: state.tenant.clone(),
-            keys: Vec::new(),
-            preview: true,
-            ledger: false,
+            mode: Mode::Preview { index },
             clock: None,
-            loaded: Some(Loaded::new(0, index)),
             watermark: 0,
             confirmed_at: None,
             limits,
@@ -296,11 +335,11 @@ impl Evaluator {
     }
 
     pub fn is_preview(&self) -> bool {
-        self.preview
+        matches!(self.mode, Mode::Preview { .. })
     }
 
     pub fn epoch(&self) -> Option<u64> {
-        self.loaded.as_ref().map(|l| l.epoch)
+        self.mode.epoch()
     }
 
     pub fn watermark(&self) -> u64 {
@@ -313,14 +352,7 @@ impl Evaluator {
 
     /// The loaded index, if any.
     pub fn index(&self) -> Option<&Index> {
-        self.loaded.as_ref().and_then(|l| l.index.as_ref())
-    }
-
-    /// The loaded state and its index: what answers a check (a ledger has none).
-    fn answering(&self) -> Option<(&Loaded, &Index)> {
-        self.loaded
-            .as_ref()
-            .and_then(|l| l.index.as_ref().map(|ix| (l, ix)))
+        self.mode.answering().map(|(_, ix)| ix)
     }
 
     fn check_tenant(&self, tenant: &str) -> Result<(), Error> {
@@ -339,11 +371,11 @@ impl Evaluator {
         bytes: &[u8],
         kind: MessageKind,
     ) -> Result<T, Error> {
-        if self.preview {
+        if self.is_preview() {
             return Err(Error::PreviewMode);
         }
         let env = parse(bytes, &self.limits)?.expect(kind)?;
-        env.verify(&self.keys)?;
+        env.verify(self.mode.keys())?;
         decode_exact(env.payload, kind.as_str())
     }
 
@@ -381,15 +413,15 @@ impl Evaluator {
                 p.epoch
             )));
         }
-        if let Some(l) = &self.loaded {
-            if p.epoch < l.epoch {
+        if let Some(held) = self.mode.epoch() {
+            if p.epoch < held {
                 return Err(Error::Rollback {
                     incoming: p.epoch,
-                    held: l.epoch,
+                    held,
                 });
             }
-            if p.epoch == l.epoch {
-                if crate::digest::digest(&p.content) != l.digest() {
+            if p.epoch == held {
+                if Some(crate::digest::digest(&p.content)) != self.mode.digest() {
                     return Err(Error::EpochConflict(p.epoch));
                 }
                 if newer_only {
@@ -402,19 +434,27 @@ impl Evaluator {
                 });
             }
         }
-        self.loaded = Some(if self.ledger {
-            // Built to be checked as an edge checks it (closures, nesting, the memory budget),
-            // then taken down to its content.
-            let content = self.build(p.content)?.into_content();
-            let digest = crate::digest::digest(&content);
-            Loaded {
-                epoch: p.epoch,
-                index: None,
-                ledger: Some((content, digest)),
+        let index = self.build(p.content)?;
+        match &mut self.mode {
+            Mode::Edge { held, .. } => {
+                *held = Some(Held {
+                    epoch: p.epoch,
+                    state: index,
+                });
             }
-        } else {
-            Loaded::new(p.epoch, self.build(p.content)?)
-        });
+            Mode::Ledger { held, .. } => {
+                // Built to be checked as an edge checks it (closures, nesting, the memory budget),
+                // then taken down to its content.
+                let content = index.into_content();
+                let digest = crate::digest::digest(&content);
+                *held = Some(Held {
+                    epoch: p.epoch,
+                    state: LedgerState { content, digest },
+                });
+            }
+            // `open` refused the message.
+            Mode::Preview { .. } => return Err(Error::PreviewMode),
+        }
         self.confirm(p.issued_at);
         Ok(Applied {
             epoch: p.epoch,
@@ -422,7 +462,9 @@ impl Evaluator {
         })
     }
 
-    fn prepare_delta(&mut self, p: &DeltaPayload) -> Result<Prepared, Error> {
+    /// Everything about a delta but its operations: tenant, clock, epochs, the held state and the
+    /// size. Says whether there is anything to apply, and the digest the result must have.
+    fn delta_gates(&self, p: &DeltaPayload) -> Result<DeltaStep, Error> {
         self.check_tenant(&p.tenant)?;
         self.check_clock(p.issued_at)?;
         if p.epoch <= p.base_epoch {
@@ -439,32 +481,33 @@ impl Evaluator {
         }
         let base_digest = digest_bytes(&p.base_digest, "delta")?;
         let digest = digest_bytes(&p.digest, "delta")?;
-        let Some(l) = &self.loaded else {
+        // The held digest is read only where it is needed: an index computes it on first use.
+        let Some(held) = self.mode.epoch() else {
             return Err(Error::EpochGap {
                 base: p.base_epoch,
                 held: None,
             });
         };
-        if p.epoch < l.epoch {
+        if p.epoch < held {
             return Err(Error::Rollback {
                 incoming: p.epoch,
-                held: l.epoch,
+                held,
             });
         }
-        if p.epoch == l.epoch {
-            return if digest == l.digest() {
-                Ok(Prepared::Noop(l.epoch))
+        if p.epoch == held {
+            return if Some(digest) == self.mode.digest() {
+                Ok(DeltaStep::Held(held))
             } else {
                 Err(Error::EpochConflict(p.epoch))
             };
         }
-        if p.base_epoch != l.epoch {
+        if p.base_epoch != held {
             return Err(Error::EpochGap {
                 base: p.base_epoch,
-                held: Some(l.epoch),
+                held: Some(held),
             });
         }
-        if base_digest != l.digest() {
+        if Some(base_digest) != self.mode.digest() {
             return Err(Error::DigestMismatch(
                 "the delta's base is not the held state",
             ));
@@ -476,86 +519,41 @@ impl Evaluator {
                 limit: self.limits.max_entries,
             });
         }
-        let mismatch =
-            || Error::DigestMismatch("the delta's result differs from the signed digest");
-        if self.ledger {
-            let Some(held) = l.content() else {
-                return Err(Error::EpochGap {
-                    base: p.base_epoch,
-                    held: None,
-                });
-            };
-            let content = crate::patch::apply(held, &p.ops)?;
-            let content = Index::build(content, &self.limits)
-                .map_err(|e| Error::InvalidDelta(e.to_string()))?
-                .into_content();
-            if crate::digest::digest(&content) != digest {
-                return Err(mismatch());
-            }
-            let loaded = Loaded {
-                epoch: p.epoch,
-                index: None,
-                ledger: Some((content, digest)),
-            };
-            return Ok(Prepared::New(Box::new(loaded), p.epoch));
-        }
-        // Two whole indexes would be the memory peak of a large tenant's delta: the held one is
-        // taken down to its content while the new one is built, and built again from that content
-        // if the delta fails. The caller commits what this returns at once.
-        let (held_epoch, held_digest) = (l.epoch, l.digest());
-        let Some(Loaded {
-            index: Some(held), ..
-        }) = self.loaded.take()
-        else {
-            return Err(Error::EpochGap {
-                base: p.base_epoch,
-                held: None,
-            });
-        };
-        let held = held.into_content();
-        let built = crate::patch::apply(&held, &p.ops).and_then(|content| {
-            let index = Index::build(content, &self.limits)
-                .map_err(|e| Error::InvalidDelta(e.to_string()))?;
-            if index.digest() == digest {
-                Ok(index)
-            } else {
-                Err(mismatch())
-            }
-        });
-        let loaded = match built {
-            Ok(index) => Loaded::new(p.epoch, index),
-            Err(e) => {
-                self.loaded =
-                    Index::rebuild(held, held_digest).map(|ix| Loaded::new(held_epoch, ix));
-                return Err(e);
-            }
-        };
-        Ok(Prepared::New(Box::new(loaded), p.epoch))
+        Ok(DeltaStep::Apply(digest))
     }
 
-    fn commit(&mut self, prepared: Prepared, issued_at: u64) -> Applied {
-        self.confirm(issued_at);
-        match prepared {
-            Prepared::Noop(epoch) => Applied {
-                epoch,
-                applied: false,
-            },
-            Prepared::New(loaded, epoch) => {
-                self.loaded = Some(*loaded);
-                Applied {
+    /// Takes a delta's payload: its gates, then its operations applied to the state held, which
+    /// the result replaces only when it is whole and has the signed digest. Moves `confirmed_at`
+    /// to the delta's `issued_at` when it is taken (applied, or already held).
+    fn take_delta(&mut self, p: &DeltaPayload) -> Result<Applied, Error> {
+        let digest = match self.delta_gates(p)? {
+            DeltaStep::Held(epoch) => {
+                self.confirm(p.issued_at);
+                return Ok(Applied {
                     epoch,
-                    applied: true,
-                }
+                    applied: false,
+                });
             }
+            DeltaStep::Apply(digest) => digest,
+        };
+        match &mut self.mode {
+            Mode::Edge { held, .. } => patch_index(held, p, digest, &self.limits)?,
+            Mode::Ledger { held, .. } => patch_ledger(held, p, digest, &self.limits)?,
+            // `open` refused the message.
+            Mode::Preview { .. } => return Err(Error::PreviewMode),
         }
+        self.confirm(p.issued_at);
+        Ok(Applied {
+            epoch: p.epoch,
+            applied: true,
+        })
     }
 
     /// Applies a signed delta. Its `base_epoch` must be the held epoch (else `epoch_gap`); a delta
     /// to the held epoch with the held content is a no-op; an older target is a `rollback`.
     pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<Applied, Error> {
         let p: DeltaPayload = self.open(bytes, MessageKind::Delta)?;
-        let prepared = self.prepare_delta(&p)?;
-        Ok(self.commit(prepared, p.issued_at))
+        self.take_delta(&p)
     }
 
     /// Applies a signed watermark message: the watermark only rises and `confirmed_at` moves to its
@@ -572,7 +570,6 @@ impl Evaluator {
             });
         }
         let mut outcome = None;
-        let mut prepared = None;
         if let Some(inner) = &p.delta {
             let d: DeltaPayload = self.open(inner, MessageKind::Delta)?;
             self.check_tenant(&d.tenant)?;
@@ -582,17 +579,10 @@ impl Evaluator {
                     d.epoch, p.watermark
                 )));
             }
-            match self.prepare_delta(&d) {
-                Ok(pr) => prepared = Some((pr, d.issued_at)),
-                Err(e) => outcome = Some(DeltaOutcome::Skipped(e)),
-            }
-        }
-        if let Some((pr, issued_at)) = prepared {
-            let applied = self.commit(pr, issued_at);
-            outcome = Some(if applied.applied {
-                DeltaOutcome::Applied
-            } else {
-                DeltaOutcome::AlreadyApplied
+            outcome = Some(match self.take_delta(&d) {
+                Ok(Applied { applied: true, .. }) => DeltaOutcome::Applied,
+                Ok(Applied { applied: false, .. }) => DeltaOutcome::AlreadyApplied,
+                Err(e) => DeltaOutcome::Skipped(e),
             });
         }
         self.watermark = self.watermark.max(p.watermark);
@@ -618,9 +608,9 @@ impl Evaluator {
     /// The decision for a request whose context could not be read: `no_snapshot` when nothing is
     /// loaded (gate 1 comes first), else `invalid_request`.
     pub fn reject_request(&self) -> Decision {
-        match &self.loaded {
+        match self.epoch() {
             None => self.decision(Reason::NoSnapshot, None, None),
-            Some(l) => self.decision(Reason::InvalidRequest, Some(l.epoch), None),
+            Some(epoch) => self.decision(Reason::InvalidRequest, Some(epoch), None),
         }
     }
 
@@ -633,7 +623,7 @@ impl Evaluator {
     /// Gates 2 to 4 once the ids are looked up (`None`: not in the snapshot).
     fn early_gates(
         &self,
-        (l, ix): (&Loaded, &Index),
+        (epoch, ix): (u64, &Index),
         action_ok: bool,
         ids_ok: bool,
         tier: Option<Tier>,
@@ -642,10 +632,10 @@ impl Evaluator {
         if !action_ok || !ids_ok {
             return Some(Reason::InvalidRequest);
         }
-        if self.preview {
+        if self.is_preview() {
             return None;
         }
-        if l.epoch < self.watermark {
+        if epoch < self.watermark {
             return Some(Reason::StaleSnapshot);
         }
         // An unknown action has no tier: hold it to the strictest bound.
@@ -664,18 +654,18 @@ impl Evaluator {
         clock: u64,
         ids_ok: impl FnOnce(&Index) -> bool,
     ) -> Result<(&Index, u32), Decision> {
-        let Some((l, ix)) = self.answering() else {
+        let Some((epoch, ix)) = self.mode.answering() else {
             return Err(self.decision(Reason::NoSnapshot, None, None));
         };
         let a = ix.action(action);
         let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(action);
-        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok(ix), tier, clock) {
-            return Err(self.decision(reason, Some(l.epoch), tier));
+        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok(ix), tier, clock) {
+            return Err(self.decision(reason, Some(epoch), tier));
         }
         match a {
             Some(a) => Ok((ix, a)),
-            None => Err(self.decision(Reason::UnknownAction, Some(l.epoch), None)),
+            None => Err(self.decision(Reason::UnknownAction, Some(epoch), None)),
         }
     }
 
@@ -688,11 +678,11 @@ impl Evaluator {
         ]
     }
 
-    /// Every gate, for ids already looked up in `l`.
+    /// Every gate, for ids already looked up in `ix` (the index of `epoch`).
     #[inline]
     fn decide(
         &self,
-        (l, ix): (&Loaded, &Index),
+        (epoch, ix): (u64, &Index),
         req: &Request<'_>,
         [s, a, r]: [Option<u32>; 3],
         at: At,
@@ -701,14 +691,14 @@ impl Evaluator {
         let action_ok = a.is_some() || is_valid_action_name(req.action);
         let ids_ok =
             (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
-        if let Some(reason) = self.early_gates((l, ix), action_ok, ids_ok, tier, at.clock) {
-            return self.decision(reason, Some(l.epoch), tier);
+        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, at.clock) {
+            return self.decision(reason, Some(epoch), tier);
         }
         let (reason, grant) = ix.decide(s, a, r, at.now);
         Decision {
             allowed: reason == Reason::Granted,
             reason,
-            epoch: Some(l.epoch),
+            epoch: Some(epoch),
             watermark: self.watermark,
             tier,
             grant,
@@ -725,9 +715,9 @@ impl Evaluator {
     /// `u64` is both). Allocation-free.
     pub fn check(&self, req: Request<'_>, at: impl Into<At>) -> Decision {
         let at = at.into();
-        match self.answering() {
+        match self.mode.answering() {
             None => self.decision(Reason::NoSnapshot, None, None),
-            Some((l, ix)) => self.decide((l, ix), &req, Self::lookup(ix, &req), at),
+            Some((epoch, ix)) => self.decide((epoch, ix), &req, Self::lookup(ix, &req), at),
         }
     }
 
@@ -739,7 +729,7 @@ impl Evaluator {
         const BLOCK: usize = 32;
         let at = at.into();
         out.reserve(requests.len());
-        let Some((l, ix)) = self.answering() else {
+        let Some((epoch, ix)) = self.mode.answering() else {
             out.extend(
                 requests
                     .iter()
@@ -765,15 +755,15 @@ impl Evaluator {
                 block
                     .iter()
                     .zip(ids)
-                    .map(|(req, ids)| self.decide((l, ix), req, ids, at)),
+                    .map(|(req, ids)| self.decide((epoch, ix), req, ids, at)),
             );
         }
     }
 
     /// A decision with names: the grant's principal, role, resource and group path.
     pub fn explain(&self, d: &Decision) -> DecisionView<'_> {
-        let grant = match (self.answering(), &d.grant) {
-            (Some((l, ix)), Some(g)) if Some(l.epoch) == d.epoch => ix.explain(g),
+        let grant = match (self.mode.answering(), &d.grant) {
+            (Some((epoch, ix)), Some(g)) if Some(epoch) == d.epoch => ix.explain(g),
             _ => None,
         };
         DecisionView {
@@ -870,11 +860,8 @@ impl Evaluator {
             epoch: self.epoch(),
             watermark: self.watermark,
             confirmed_at: self.confirmed_at,
-            stale: self
-                .loaded
-                .as_ref()
-                .is_some_and(|l| !self.preview && l.epoch < self.watermark),
-            preview: self.preview,
+            stale: !self.is_preview() && self.epoch().is_some_and(|e| e < self.watermark),
+            preview: self.is_preview(),
             counts,
             actions: ix.map_or_else(BTreeMap::new, |ix| {
                 ix.content()
@@ -883,10 +870,95 @@ impl Evaluator {
                     .map(|(name, t)| (name.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
                     .collect()
             }),
-            digest: self.loaded.as_ref().map(|l| hex(&l.digest())),
-            key_ids: self.keys.iter().map(|k| k.id().to_string()).collect(),
+            digest: self.mode.digest().map(|d| hex(&d)),
+            key_ids: self
+                .mode
+                .keys()
+                .iter()
+                .map(|k| k.id().to_string())
+                .collect(),
             freshness: ix.map(Index::freshness),
             heap_bytes: ix.map_or(0, Index::heap_bytes),
         }
     }
+}
+
+/// An edge's delta, applied to the index in `held`, which the new state replaces. The held index
+/// is taken down to its content while the new one is built (two whole indexes would be the
+/// memory peak of a large tenant's delta); when the delta fails, it is built again from that
+/// content, and `held` is as it was.
+fn patch_index(
+    held: &mut Option<Held<Index>>,
+    p: &DeltaPayload,
+    digest: [u8; 32],
+    limits: &Limits,
+) -> Result<(), Error> {
+    let Some(Held {
+        epoch: held_epoch,
+        state: index,
+    }) = held.take()
+    else {
+        return Err(Error::EpochGap {
+            base: p.base_epoch,
+            held: None,
+        });
+    };
+    let held_digest = index.digest();
+    let content = index.into_content();
+    let built = crate::patch::apply(&content, &p.ops).and_then(|next| {
+        let index = Index::build(next, limits).map_err(|e| Error::InvalidDelta(e.to_string()))?;
+        if index.digest() == digest {
+            Ok(index)
+        } else {
+            Err(mismatch())
+        }
+    });
+    match built {
+        Ok(index) => {
+            *held = Some(Held {
+                epoch: p.epoch,
+                state: index,
+            });
+            Ok(())
+        }
+        Err(e) => {
+            *held = Index::rebuild(content, held_digest).map(|index| Held {
+                epoch: held_epoch,
+                state: index,
+            });
+            Err(e)
+        }
+    }
+}
+
+/// A ledger's delta, applied to the content in `held`, which the new state replaces when it
+/// builds (the checks an edge makes) and has the signed digest.
+fn patch_ledger(
+    held: &mut Option<Held<LedgerState>>,
+    p: &DeltaPayload,
+    digest: [u8; 32],
+    limits: &Limits,
+) -> Result<(), Error> {
+    let Some(current) = held.as_ref() else {
+        return Err(Error::EpochGap {
+            base: p.base_epoch,
+            held: None,
+        });
+    };
+    let content = crate::patch::apply(&current.state.content, &p.ops)?;
+    let content = Index::build(content, limits)
+        .map_err(|e| Error::InvalidDelta(e.to_string()))?
+        .into_content();
+    if crate::digest::digest(&content) != digest {
+        return Err(mismatch());
+    }
+    *held = Some(Held {
+        epoch: p.epoch,
+        state: LedgerState { content, digest },
+    });
+    Ok(())
+}
+
+fn mismatch() -> Error {
+    Error::DigestMismatch("the delta's result differs from the signed digest")
 }

@@ -120,8 +120,252 @@ pub struct Index {
     members_count: usize,
 }
 
+/// Each role's actions as a bit set: `role_words` words per role. Returns `(role_words, bits)`.
+fn role_bits(content: &Content) -> (usize, Vec<u64>) {
+    let role_words = content.actions.len().div_ceil(64).max(1);
+    let mut role_bits = vec![0u64; content.roles.len() * role_words];
+    for (r, (_, acts)) in content.roles.iter().enumerate() {
+        for a in acts {
+            if let Some(w) = role_bits.get_mut(r * role_words + (*a as usize) / 64) {
+                *w |= 1u64 << (a % 64);
+            }
+        }
+    }
+    (role_words, role_bits)
+}
+
+/// The resource records, and the principal tables and bloom filters of the dense resources.
+struct ResourceTables {
+    res: Vec<ResourceRec>,
+    table: Vec<(u32, u32)>,
+    bloom: Vec<u64>,
+}
+
+/// One record per resource: its parent and its assignment slots, and for a dense resource (more
+/// than `DENSE` assignments) a principal table and a bloom filter, appended to the shared ones.
+fn resource_tables(content: &Content, slot_principal: &[u32]) -> ResourceTables {
+    let n_res = content.resources.len();
+    let (res_slot_start, _) = csr(n_res, content.assignments.iter().map(|(r, ..)| (*r, 0)));
+    let mut out = ResourceTables {
+        res: Vec::with_capacity(n_res),
+        table: Vec::new(),
+        bloom: Vec::new(),
+    };
+    for (i, (_, parent)) in content.resources.iter().enumerate() {
+        let lo = res_slot_start.get(i).copied().unwrap_or(0);
+        let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
+        let here = slot_principal.get(lo as usize..hi as usize).unwrap_or(&[]);
+        let mut rec = ResourceRec {
+            parent: parent.unwrap_or(NONE),
+            slot_lo: lo,
+            slot_hi: hi,
+            table_lo: 0,
+            table_mask: 0,
+            bloom_lo: 0,
+            bloom_mask: 0,
+        };
+        if here.len() > DENSE {
+            (rec.table_lo, rec.table_mask) = principal_table(here, &mut out.table);
+            (rec.bloom_lo, rec.bloom_mask) = bloom_filter(here, &mut out.bloom);
+        }
+        out.res.push(rec);
+    }
+    out
+}
+
+/// Appends an open-addressing table of a dense resource's principals (`here`, sorted) to
+/// `table`: each distinct principal with the offset of its first slot. Returns where it starts
+/// and its mask.
+fn principal_table(here: &[u32], table: &mut Vec<(u32, u32)>) -> (u32, u32) {
+    let size = (here.len() * 2).next_power_of_two();
+    let mask = u32::try_from(size - 1).unwrap_or(0);
+    let base = table.len();
+    table.resize(base + size, (EMPTY, 0));
+    for (k, principal) in here.iter().enumerate() {
+        if k > 0 && here.get(k - 1) == Some(principal) {
+            continue;
+        }
+        let mut at = table_hash(*principal) & mask;
+        while let Some(e) = table.get_mut(base + at as usize) {
+            if e.0 == EMPTY {
+                *e = (*principal, u32::try_from(k).unwrap_or(0));
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+    (u32::try_from(base).unwrap_or(0), mask)
+}
+
+/// Appends a one-hash bloom filter of a dense resource's principals to `bloom`, about eight bits
+/// per principal (one in eight absent principals passes). Returns its first word and its mask.
+fn bloom_filter(here: &[u32], bloom: &mut Vec<u64>) -> (u32, u32) {
+    let bits = (here.len() * 8).next_power_of_two().max(64);
+    let bloom_mask = u32::try_from(bits - 1).unwrap_or(63);
+    let words = bloom.len();
+    bloom.resize(words + bits / 64, 0u64);
+    for principal in here {
+        let bit = (bloom_hash(*principal) & bloom_mask) as usize;
+        if let Some(w) = bloom.get_mut(words + bit / 64) {
+            *w |= 1u64 << (bit % 64);
+        }
+    }
+    (u32::try_from(words).unwrap_or(0), bloom_mask)
+}
+
+/// Every subject's group closure, back to back: `start[s]..start[s + 1]` indexes `groups`
+/// (ascending) and `meta` (their packed `(dist, next)`, see `HOP_BITS`).
+struct Closures {
+    start: Vec<u32>,
+    groups: Vec<u32>,
+    meta: Vec<u32>,
+}
+
+impl Closures {
+    /// Group closures by breadth-first search over sorted group lists (`groups_start`,
+    /// `groups`: each subject's groups, as CSR): the first discovery of a group is along the
+    /// lexicographically smallest shortest path. Fails past `MAX_GROUP_DEPTH` or
+    /// `max_closure_entries`.
+    fn build(
+        content: &Content,
+        groups_start: &[u32],
+        groups: &[u32],
+        limits: &Limits,
+    ) -> Result<Closures, ModelError> {
+        let n_subj = content.subjects.len();
+        let mut out = Closures {
+            start: Vec::with_capacity(n_subj + 1),
+            groups: Vec::new(),
+            meta: Vec::new(),
+        };
+        let mut seen = vec![NONE; n_subj];
+        let mut queue: Vec<Hop> = Vec::new();
+        for s in 0..n_subj as u32 {
+            out.start
+                .push(u32::try_from(out.groups.len()).unwrap_or(NONE));
+            search(groups_start, groups, s, &mut seen, &mut queue);
+            out.check(content, s, &queue, limits)?;
+            queue.sort_unstable_by_key(|h| h.group);
+            out.groups.extend(queue.iter().map(|h| h.group));
+            out.meta.extend(
+                queue
+                    .iter()
+                    .map(|h| (h.dist << HOP_BITS) | hop_next(h.next)),
+            );
+        }
+        out.start
+            .push(u32::try_from(out.groups.len()).unwrap_or(NONE));
+        out.groups.shrink_to_fit();
+        out.meta.shrink_to_fit();
+        Ok(out)
+    }
+
+    /// The limits on subject `s`'s closure (`queue`, in discovery order): its depth, and the
+    /// entries of all closures so far.
+    fn check(
+        &self,
+        content: &Content,
+        s: u32,
+        queue: &[Hop],
+        limits: &Limits,
+    ) -> Result<(), ModelError> {
+        let name = |i: u32| content.subjects.get(i as usize).unwrap_or("");
+        if let Some(deep) = queue.last().filter(|h| h.dist > MAX_GROUP_DEPTH) {
+            return Err(ModelError::new(
+                K::LimitExceeded,
+                name(s),
+                format!(
+                    "`{}` is {} groups deep in `{}`, over the limit of {MAX_GROUP_DEPTH}",
+                    crate::state::shorten(name(s)),
+                    deep.dist,
+                    crate::state::shorten(name(deep.group)),
+                ),
+            ));
+        }
+        if self.groups.len() + queue.len() > limits.max_closure_entries {
+            return Err(ModelError::new(
+                K::LimitExceeded,
+                name(s),
+                format!(
+                    "group closures exceed {} entries: group nesting is too wide or deep",
+                    limits.max_closure_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The breadth-first search from subject `s` over its groups, into `queue` (cleared first) in
+/// discovery order. `seen[g] == s` marks the groups this search found.
+fn search(groups_start: &[u32], groups: &[u32], s: u32, seen: &mut [u32], queue: &mut Vec<Hop>) {
+    queue.clear();
+    if let Some(x) = seen.get_mut(s as usize) {
+        *x = s;
+    }
+    for g in row(groups_start, groups, s) {
+        if let Some(x) = seen.get_mut(*g as usize) {
+            if *x != s {
+                *x = s;
+                queue.push(Hop {
+                    group: *g,
+                    dist: 1,
+                    next: *g,
+                });
+            }
+        }
+    }
+    let mut head = 0;
+    while let Some(h) = queue.get(head).copied() {
+        head += 1;
+        for g in row(groups_start, groups, h.group) {
+            if let Some(x) = seen.get_mut(*g as usize) {
+                if *x != s {
+                    *x = s;
+                    queue.push(Hop {
+                        group: *g,
+                        dist: h.dist + 1,
+                        next: h.next,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One record per subject: its closure's range, and whether it or a group in its closure is
+/// suspended.
+fn subject_records(content: &Content, closures: &Closures) -> Vec<SubjectRec> {
+    let n_subj = content.subjects.len();
+    let mut direct = vec![false; n_subj];
+    for s in &content.suspended {
+        if let Some(x) = direct.get_mut(*s as usize) {
+            *x = true;
+        }
+    }
+    (0..n_subj)
+        .map(|s| {
+            let lo = closures.start.get(s).copied().unwrap_or(0);
+            let hi = closures.start.get(s + 1).copied().unwrap_or(0);
+            let inherited = closures
+                .groups
+                .get(lo as usize..hi as usize)
+                .unwrap_or(&[])
+                .iter()
+                .any(|g| direct.get(*g as usize).copied().unwrap_or(false));
+            SubjectRec {
+                closure_lo: lo,
+                closure_hi: hi,
+                suspended: inherited || direct.get(s).copied().unwrap_or(false),
+            }
+        })
+        .collect()
+}
+
 impl Index {
-    /// Checks the content and builds the index.
+    /// Checks the content and builds the index: the subject limit, the per-resource principal
+    /// tables, the group closures (and their limits), the per-subject records, and last the
+    /// memory budget of the whole.
     pub fn build(mut content: Content, limits: &Limits) -> Result<Index, ModelError> {
         content.check(limits)?;
         content.shrink_to_fit();
@@ -134,16 +378,7 @@ impl Index {
             ));
         }
         let n_res = content.resources.len();
-        let n_actions = content.actions.len();
-        let role_words = n_actions.div_ceil(64).max(1);
-        let mut role_bits = vec![0u64; content.roles.len() * role_words];
-        for (r, (_, acts)) in content.roles.iter().enumerate() {
-            for a in acts {
-                if let Some(w) = role_bits.get_mut(r * role_words + (*a as usize) / 64) {
-                    *w |= 1u64 << (a % 64);
-                }
-            }
-        }
+        let (role_words, role_bits) = role_bits(&content);
         let (children_start, children) = csr(
             n_res,
             content
@@ -152,60 +387,8 @@ impl Index {
                 .enumerate()
                 .filter_map(|(i, (_, p))| p.map(|p| (p, i as u32))),
         );
-        let (res_slot_start, _) = csr(n_res, content.assignments.iter().map(|(r, ..)| (*r, 0)));
         let slot_principal: Vec<u32> = content.assignments.iter().map(|(_, p, ..)| *p).collect();
-        let mut res = Vec::with_capacity(n_res);
-        let mut table: Vec<(u32, u32)> = Vec::new();
-        let mut bloom: Vec<u64> = Vec::new();
-        for (i, (_, parent)) in content.resources.iter().enumerate() {
-            let lo = res_slot_start.get(i).copied().unwrap_or(0);
-            let hi = res_slot_start.get(i + 1).copied().unwrap_or(0);
-            let here = slot_principal.get(lo as usize..hi as usize).unwrap_or(&[]);
-            let mut rec = ResourceRec {
-                parent: parent.unwrap_or(NONE),
-                slot_lo: lo,
-                slot_hi: hi,
-                table_lo: 0,
-                table_mask: 0,
-                bloom_lo: 0,
-                bloom_mask: 0,
-            };
-            if here.len() > DENSE {
-                let size = (here.len() * 2).next_power_of_two();
-                let mask = u32::try_from(size - 1).unwrap_or(0);
-                let base = table.len();
-                table.resize(base + size, (EMPTY, 0));
-                for (k, principal) in here.iter().enumerate() {
-                    if k > 0 && here.get(k - 1) == Some(principal) {
-                        continue;
-                    }
-                    let mut at = table_hash(*principal) & mask;
-                    while let Some(e) = table.get_mut(base + at as usize) {
-                        if e.0 == EMPTY {
-                            *e = (*principal, u32::try_from(k).unwrap_or(0));
-                            break;
-                        }
-                        at = (at + 1) & mask;
-                    }
-                }
-                rec.table_lo = u32::try_from(base).unwrap_or(0);
-                rec.table_mask = mask;
-                // About eight bits per principal: one in eight absent principals passes.
-                let bits = (here.len() * 8).next_power_of_two().max(64);
-                let bloom_mask = u32::try_from(bits - 1).unwrap_or(63);
-                let words = bloom.len();
-                bloom.resize(words + bits / 64, 0u64);
-                for principal in here {
-                    let bit = (bloom_hash(*principal) & bloom_mask) as usize;
-                    if let Some(w) = bloom.get_mut(words + bit / 64) {
-                        *w |= 1u64 << (bit % 64);
-                    }
-                }
-                rec.bloom_lo = u32::try_from(words).unwrap_or(0);
-                rec.bloom_mask = bloom_mask;
-            }
-            res.push(rec);
-        }
+        let ResourceTables { res, table, bloom } = resource_tables(&content, &slot_principal);
         let (principal_start, principal_slots) = csr(
             n_subj,
             content
@@ -217,106 +400,8 @@ impl Index {
         let (groups_start, groups) = csr(n_subj, content.memberships.iter().copied());
         let (members_start, members) =
             csr(n_subj, content.memberships.iter().map(|(m, g)| (*g, *m)));
-
-        // Group closures by breadth-first search over sorted group lists: the first discovery of a
-        // group is along the lexicographically smallest shortest path.
-        let mut closure_start = Vec::with_capacity(n_subj + 1);
-        let mut closure_groups: Vec<u32> = Vec::new();
-        let mut closure_meta: Vec<u32> = Vec::new();
-        let mut seen = vec![NONE; n_subj];
-        let mut queue: Vec<Hop> = Vec::new();
-        for s in 0..n_subj as u32 {
-            closure_start.push(u32::try_from(closure_groups.len()).unwrap_or(NONE));
-            queue.clear();
-            if let Some(x) = seen.get_mut(s as usize) {
-                *x = s;
-            }
-            for g in row(&groups_start, &groups, s) {
-                if let Some(x) = seen.get_mut(*g as usize) {
-                    if *x != s {
-                        *x = s;
-                        queue.push(Hop {
-                            group: *g,
-                            dist: 1,
-                            next: *g,
-                        });
-                    }
-                }
-            }
-            let mut head = 0;
-            while let Some(h) = queue.get(head).copied() {
-                head += 1;
-                for g in row(&groups_start, &groups, h.group) {
-                    if let Some(x) = seen.get_mut(*g as usize) {
-                        if *x != s {
-                            *x = s;
-                            queue.push(Hop {
-                                group: *g,
-                                dist: h.dist + 1,
-                                next: h.next,
-                            });
-                        }
-                    }
-                }
-            }
-            if let Some(deep) = queue.last().filter(|h| h.dist > MAX_GROUP_DEPTH) {
-                return Err(ModelError::new(
-                    K::LimitExceeded,
-                    content.subjects.get(s as usize).unwrap_or(""),
-                    format!(
-                        "`{}` is {} groups deep in `{}`, over the limit of {MAX_GROUP_DEPTH}",
-                        crate::state::shorten(content.subjects.get(s as usize).unwrap_or("")),
-                        deep.dist,
-                        crate::state::shorten(
-                            content.subjects.get(deep.group as usize).unwrap_or("")
-                        ),
-                    ),
-                ));
-            }
-            if closure_groups.len() + queue.len() > limits.max_closure_entries {
-                return Err(ModelError::new(
-                    K::LimitExceeded,
-                    content.subjects.get(s as usize).unwrap_or(""),
-                    format!(
-                        "group closures exceed {} entries: group nesting is too wide or deep",
-                        limits.max_closure_entries
-                    ),
-                ));
-            }
-            queue.sort_unstable_by_key(|h| h.group);
-            closure_groups.extend(queue.iter().map(|h| h.group));
-            closure_meta.extend(
-                queue
-                    .iter()
-                    .map(|h| (h.dist << HOP_BITS) | hop_next(h.next)),
-            );
-        }
-        closure_start.push(u32::try_from(closure_groups.len()).unwrap_or(NONE));
-        closure_groups.shrink_to_fit();
-        closure_meta.shrink_to_fit();
-
-        let mut direct = vec![false; n_subj];
-        for s in &content.suspended {
-            if let Some(x) = direct.get_mut(*s as usize) {
-                *x = true;
-            }
-        }
-        let subj = (0..n_subj)
-            .map(|s| {
-                let lo = closure_start.get(s).copied().unwrap_or(0);
-                let hi = closure_start.get(s + 1).copied().unwrap_or(0);
-                let inherited = closure_groups
-                    .get(lo as usize..hi as usize)
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|g| direct.get(*g as usize).copied().unwrap_or(false));
-                SubjectRec {
-                    closure_lo: lo,
-                    closure_hi: hi,
-                    suspended: inherited || direct.get(s).copied().unwrap_or(false),
-                }
-            })
-            .collect();
+        let closures = Closures::build(&content, &groups_start, &groups, limits)?;
+        let subj = subject_records(&content, &closures);
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
         let action_names: Names = content.actions.iter().map(|(n, _)| n).collect();
         let index = Index {
@@ -340,8 +425,8 @@ impl Index {
             children_start,
             children,
             subj,
-            closure_groups,
-            closure_meta,
+            closure_groups: closures.groups,
+            closure_meta: closures.meta,
             members_start,
             members,
             principal_start,
@@ -349,7 +434,13 @@ impl Index {
             members_count,
             content,
         };
-        let bytes = index.heap_bytes();
+        index.check_memory(limits)?;
+        Ok(index)
+    }
+
+    /// The edge's memory budget (`max_index_bytes`), for the content and the index together.
+    fn check_memory(&self, limits: &Limits) -> Result<(), ModelError> {
+        let bytes = self.heap_bytes();
         if bytes > limits.max_index_bytes {
             let mib = |b: usize| b as f64 / f64::from(1 << 20);
             return Err(ModelError::new(
@@ -363,7 +454,7 @@ impl Index {
                 ),
             ));
         }
-        Ok(index)
+        Ok(())
     }
 
     /// The content, the derived arrays dropped.

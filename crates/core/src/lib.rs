@@ -1,13 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod authority;
 mod content;
@@ -27,7 +18,6 @@ mod state;
 pub mod sync;
 mod wire;
 #[cfg(feature = "workload")]
-#[allow(clippy::indexing_slicing)]
 pub mod workload;
 
 pub use content::Content;

@@ -217,6 +217,8 @@ impl Model {
         self.compile_limited(&Limits::default())
     }
 
+    /// Validates the model and compiles it under `limits`: the version, each table without
+    /// duplicates, the references between them, and the index an edge would build.
     pub fn compile_limited(&self, limits: &Limits) -> Result<Compiled, ModelError> {
         if self.version != MODEL_VERSION {
             return Err(ModelError::new(
@@ -228,96 +230,7 @@ impl Model {
                 ),
             ));
         }
-        let mut loc = DocLocator {
-            actions: BTreeMap::new(),
-            resources: BTreeMap::new(),
-            memberships: BTreeMap::new(),
-            assignments: BTreeMap::new(),
-            suspended: BTreeMap::new(),
-        };
-        let mut actions = BTreeMap::new();
-        for (i, (name, def)) in self.actions.0.iter().enumerate() {
-            if actions.insert(name.clone(), def.tier).is_some() {
-                return Err(duplicate(format!("actions.{name}"), "action", name));
-            }
-            loc.actions.insert(name.clone(), i);
-        }
-        let mut roles = BTreeMap::new();
-        for (name, list) in &self.roles.0 {
-            let mut set = BTreeSet::new();
-            for (j, a) in list.iter().enumerate() {
-                if !set.insert(a.clone()) {
-                    return Err(duplicate(
-                        format!("roles.{name}[{j}]"),
-                        "action in a role",
-                        a,
-                    ));
-                }
-            }
-            if roles.insert(name.clone(), set).is_some() {
-                return Err(duplicate(format!("roles.{name}"), "role", name));
-            }
-        }
-        let mut resources = BTreeMap::new();
-        for (i, r) in self.resources.iter().enumerate() {
-            if resources.insert(r.id.clone(), r.parent.clone()).is_some() {
-                return Err(duplicate(format!("resources[{i}].id"), "resource", &r.id));
-            }
-            loc.resources.insert(r.id.clone(), i);
-        }
-        let mut memberships = BTreeSet::new();
-        for (i, m) in self.memberships.iter().enumerate() {
-            let pair = (m.member.clone(), m.group.clone());
-            if !memberships.insert(pair.clone()) {
-                return Err(duplicate(
-                    format!("memberships[{i}]"),
-                    "membership",
-                    &format!("{} in {}", m.member, m.group),
-                ));
-            }
-            loc.memberships.insert(pair, i);
-        }
-        let mut assignments = BTreeMap::new();
-        for (i, a) in self.assignments.iter().enumerate() {
-            let key = AssignmentKey {
-                resource: a.resource.clone(),
-                principal: a.principal.clone(),
-                role: a.role.clone(),
-            };
-            if assignments.insert(key.clone(), a.expires_at).is_some() {
-                return Err(duplicate(
-                    format!("assignments[{i}]"),
-                    "assignment",
-                    &format!("{} {} on {}", a.principal, a.role, a.resource),
-                ));
-            }
-            loc.assignments.insert(key, i);
-        }
-        let mut suspended = BTreeSet::new();
-        for (i, s) in self.suspended.iter().enumerate() {
-            if !suspended.insert(s.clone()) {
-                return Err(duplicate(format!("suspended[{i}]"), "suspended subject", s));
-            }
-            loc.suspended.insert(s.clone(), i);
-        }
-        let freshness = match &self.freshness {
-            None => DEFAULT_FRESHNESS,
-            Some(f) => Freshness {
-                low: f.low.unwrap_or(DEFAULT_FRESHNESS.low),
-                standard: f.standard.unwrap_or(DEFAULT_FRESHNESS.standard),
-                high: f.high.unwrap_or(DEFAULT_FRESHNESS.high),
-            },
-        };
-        let state = State {
-            tenant: self.tenant.clone(),
-            actions,
-            roles,
-            resources,
-            memberships,
-            assignments,
-            suspended,
-            freshness,
-        };
+        let (state, loc) = self.to_state()?;
         state.check_references(&loc)?;
         let content = Content::from_state(&state)?;
         // Building the index checks everything an edge will check (including the closure limit),
@@ -335,6 +248,139 @@ impl Model {
             content,
             warnings,
         })
+    }
+
+    /// The model's tables as a [`State`] (a duplicate entry is an error), and where each entry
+    /// stands in the document. References are not checked yet.
+    fn to_state(&self) -> Result<(State, DocLocator), ModelError> {
+        let mut loc = DocLocator {
+            actions: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            memberships: BTreeMap::new(),
+            assignments: BTreeMap::new(),
+            suspended: BTreeMap::new(),
+        };
+        let state = State {
+            tenant: self.tenant.clone(),
+            actions: self.unique_actions(&mut loc)?,
+            roles: self.unique_roles()?,
+            resources: self.unique_resources(&mut loc)?,
+            memberships: self.unique_memberships(&mut loc)?,
+            assignments: self.unique_assignments(&mut loc)?,
+            suspended: self.unique_suspended(&mut loc)?,
+            freshness: self.freshness_bounds(),
+        };
+        Ok((state, loc))
+    }
+
+    fn unique_actions(&self, loc: &mut DocLocator) -> Result<BTreeMap<String, Tier>, ModelError> {
+        let mut actions = BTreeMap::new();
+        for (i, (name, def)) in self.actions.0.iter().enumerate() {
+            if actions.insert(name.clone(), def.tier).is_some() {
+                return Err(duplicate(format!("actions.{name}"), "action", name));
+            }
+            loc.actions.insert(name.clone(), i);
+        }
+        Ok(actions)
+    }
+
+    fn unique_roles(&self) -> Result<BTreeMap<String, BTreeSet<String>>, ModelError> {
+        let mut roles = BTreeMap::new();
+        for (name, list) in &self.roles.0 {
+            let mut set = BTreeSet::new();
+            for (j, a) in list.iter().enumerate() {
+                if !set.insert(a.clone()) {
+                    return Err(duplicate(
+                        format!("roles.{name}[{j}]"),
+                        "action in a role",
+                        a,
+                    ));
+                }
+            }
+            if roles.insert(name.clone(), set).is_some() {
+                return Err(duplicate(format!("roles.{name}"), "role", name));
+            }
+        }
+        Ok(roles)
+    }
+
+    fn unique_resources(
+        &self,
+        loc: &mut DocLocator,
+    ) -> Result<BTreeMap<String, Option<String>>, ModelError> {
+        let mut resources = BTreeMap::new();
+        for (i, r) in self.resources.iter().enumerate() {
+            if resources.insert(r.id.clone(), r.parent.clone()).is_some() {
+                return Err(duplicate(format!("resources[{i}].id"), "resource", &r.id));
+            }
+            loc.resources.insert(r.id.clone(), i);
+        }
+        Ok(resources)
+    }
+
+    fn unique_memberships(
+        &self,
+        loc: &mut DocLocator,
+    ) -> Result<BTreeSet<(String, String)>, ModelError> {
+        let mut memberships = BTreeSet::new();
+        for (i, m) in self.memberships.iter().enumerate() {
+            let pair = (m.member.clone(), m.group.clone());
+            if !memberships.insert(pair.clone()) {
+                return Err(duplicate(
+                    format!("memberships[{i}]"),
+                    "membership",
+                    &format!("{} in {}", m.member, m.group),
+                ));
+            }
+            loc.memberships.insert(pair, i);
+        }
+        Ok(memberships)
+    }
+
+    fn unique_assignments(
+        &self,
+        loc: &mut DocLocator,
+    ) -> Result<BTreeMap<AssignmentKey, Option<u64>>, ModelError> {
+        let mut assignments = BTreeMap::new();
+        for (i, a) in self.assignments.iter().enumerate() {
+            let key = AssignmentKey {
+                resource: a.resource.clone(),
+                principal: a.principal.clone(),
+                role: a.role.clone(),
+            };
+            if assignments.insert(key.clone(), a.expires_at).is_some() {
+                return Err(duplicate(
+                    format!("assignments[{i}]"),
+                    "assignment",
+                    &format!("{} {} on {}", a.principal, a.role, a.resource),
+                ));
+            }
+            loc.assignments.insert(key, i);
+        }
+        Ok(assignments)
+    }
+
+    fn unique_suspended(&self, loc: &mut DocLocator) -> Result<BTreeSet<String>, ModelError> {
+        let mut suspended = BTreeSet::new();
+        for (i, s) in self.suspended.iter().enumerate() {
+            if !suspended.insert(s.clone()) {
+                return Err(duplicate(format!("suspended[{i}]"), "suspended subject", s));
+            }
+            loc.suspended.insert(s.clone(), i);
+        }
+        Ok(suspended)
+    }
+
+    /// The freshness bounds: the model's, each defaulting to [`DEFAULT_FRESHNESS`].
+    fn freshness_bounds(&self) -> Freshness {
+        match &self.freshness {
+            None => DEFAULT_FRESHNESS,
+            Some(f) => Freshness {
+                low: f.low.unwrap_or(DEFAULT_FRESHNESS.low),
+                standard: f.standard.unwrap_or(DEFAULT_FRESHNESS.standard),
+                high: f.high.unwrap_or(DEFAULT_FRESHNESS.high),
+            },
+        }
     }
 
     /// The model JSON of a state (canonical order), for exporting a state back to people.

@@ -92,8 +92,32 @@ fn table_change<'a>(
     Ok(TableChange { removed, added })
 }
 
+/// Applies `ops` to `c`, table by table in the order the checks have always run (actions, roles,
+/// resources, memberships, assignments, suspensions), then renumbers the subjects: the first
+/// failing operation is the error, whatever follows it.
 pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
-    // Actions and roles are small: edit them by name.
+    let actions = edit_actions(c, ops)?;
+    let roles = edit_roles(c, ops, &actions)?;
+    let resources = edit_resources(c, ops)?;
+    let subjects = Subjects::new(c, ops);
+    let memberships = edit_memberships(c, ops, &subjects)?;
+    let assignments = edit_assignments(c, ops, &resources, &roles, &subjects)?;
+    let suspended = edit_suspended(c, ops, &subjects)?;
+    let (subject_names, renumber) = subjects.rebuild(&memberships, &assignments, &suspended);
+    Ok(Content {
+        actions: actions.into_iter().collect(),
+        roles: roles.table,
+        resources: Resources::from_parts(resources.names, &resources.parents),
+        subjects: subject_names,
+        memberships: renumber.memberships(memberships),
+        assignments: renumber.assignments(assignments),
+        suspended: renumber.suspended(suspended),
+        freshness: ops.freshness.unwrap_or(c.freshness),
+    })
+}
+
+/// Actions are few: they are edited by name. Returns the new `(name, tier)` table.
+fn edit_actions(c: &Content, ops: &DeltaOps) -> Result<BTreeMap<String, u8>, Error> {
     let mut actions: BTreeMap<String, u8> = c.actions.iter().cloned().collect();
     for d in &ops.actions_del {
         actions.remove(d).ok_or_else(|| {
@@ -108,6 +132,24 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             .ok_or_else(|| bad(format!("action `{}` has an unknown tier {t}", shorten(n))))?;
         actions.insert(n.clone(), *t);
     }
+    Ok(actions)
+}
+
+/// The roles after a delta.
+struct Roles {
+    /// `(name, action ids ascending)` in the new action ids, sorted by name.
+    table: Vec<(String, Vec<u32>)>,
+    /// The old role names (the ids the held assignments use).
+    old_names: Names,
+    /// The new role names (the ids the new assignments use).
+    names: Names,
+    /// Old role id to new role id (`NONE`: removed).
+    map: Vec<u32>,
+}
+
+/// Roles are few too: edited by name (their actions as names, since action ids move), then
+/// interned against the new action table.
+fn edit_roles(c: &Content, ops: &DeltaOps, actions: &BTreeMap<String, u8>) -> Result<Roles, Error> {
     let action_name = |i: u32| {
         c.actions
             .get(i as usize)
@@ -132,7 +174,7 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         roles.insert(n.clone(), set);
     }
     let action_names: Names = actions.keys().collect();
-    let mut new_roles = Vec::with_capacity(roles.len());
+    let mut table = Vec::with_capacity(roles.len());
     for (n, acts) in &roles {
         let ids = acts
             .iter()
@@ -146,16 +188,35 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        new_roles.push((n.clone(), ids));
+        table.push((n.clone(), ids));
     }
-    let old_roles: Names = c.roles.iter().map(|(n, _)| n).collect();
-    let role_names: Names = roles.keys().collect();
-    let role_map: Vec<u32> = old_roles
+    let old_names: Names = c.roles.iter().map(|(n, _)| n).collect();
+    let names: Names = roles.keys().collect();
+    let map: Vec<u32> = old_names
         .iter()
-        .map(|n| find(&role_names, n).unwrap_or(NONE))
+        .map(|n| find(&names, n).unwrap_or(NONE))
         .collect();
+    Ok(Roles {
+        table,
+        old_names,
+        names,
+        map,
+    })
+}
 
-    // Resources.
+/// The resources after a delta.
+struct ResourceTable {
+    /// The new resource names, sorted.
+    names: Names,
+    /// Old resource id to new resource id (`NONE`: removed).
+    map: Vec<u32>,
+    /// Each new resource's parent, in new ids.
+    parents: Vec<Option<u32>>,
+}
+
+/// Resources are many: the table is merged, the old parents move as integers, and only the
+/// resources the delta sets are looked up by name.
+fn edit_resources(c: &Content, ops: &DeltaOps) -> Result<ResourceTable, Error> {
     let old_res = c.resources.names();
     let rc = table_change(
         old_res,
@@ -164,21 +225,38 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         "resource",
     )?;
     let added: Vec<&str> = rc.added.iter().copied().collect();
-    let (res_names, res_map) = merge(old_res, &rc.removed, &added);
+    let (names, map) = merge(old_res, &rc.removed, &added);
     let set_parent: BTreeMap<&str, Option<&str>> = ops
         .resources_set
         .iter()
         .map(|(n, p)| (n.as_str(), p.as_deref()))
         .collect();
-    let mut parents: Vec<Option<u32>> = vec![None; res_names.len()];
+    let mut parents: Vec<Option<u32>> = vec![None; names.len()];
+    keep_parents(c, &map, &set_parent, &mut parents)?;
+    set_parents(&names, &set_parent, &mut parents)?;
+    Ok(ResourceTable {
+        names,
+        map,
+        parents,
+    })
+}
+
+/// The parents of the resources the delta keeps and does not set, renumbered: a kept parent the
+/// delta removes is a dangling reference.
+fn keep_parents(
+    c: &Content,
+    res_map: &[u32],
+    set_parent: &BTreeMap<&str, Option<&str>>,
+    parents: &mut [Option<u32>],
+) -> Result<(), Error> {
     for (i, (name, p)) in c.resources.iter().enumerate() {
-        let new = remap(&res_map, i as u32);
+        let new = remap(res_map, i as u32);
         if new == NONE || set_parent.contains_key(name) {
             continue;
         }
         let p =
             match p {
-                Some(p) => Some(Some(remap(&res_map, p)).filter(|p| *p != NONE).ok_or_else(
+                Some(p) => Some(Some(remap(res_map, p)).filter(|p| *p != NONE).ok_or_else(
                     || {
                         bad(format!(
                             "resource `{}` keeps a parent the delta removes",
@@ -192,11 +270,20 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             *slot = p;
         }
     }
-    for (n, p) in &set_parent {
-        let id = find(&res_names, n)
+    Ok(())
+}
+
+/// The parents of the resources the delta sets, looked up by name in the new table.
+fn set_parents(
+    res_names: &Names,
+    set_parent: &BTreeMap<&str, Option<&str>>,
+    parents: &mut [Option<u32>],
+) -> Result<(), Error> {
+    for (n, p) in set_parent {
+        let id = find(res_names, n)
             .ok_or_else(|| bad(format!("resource `{}` is missing", shorten(n))))?;
         let p = match p {
-            Some(p) => Some(find(&res_names, p).ok_or_else(|| {
+            Some(p) => Some(find(res_names, p).ok_or_else(|| {
                 bad(format!(
                     "resource `{}` has undeclared parent `{}`",
                     shorten(n),
@@ -209,31 +296,113 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             *slot = p;
         }
     }
+    Ok(())
+}
 
-    // Subjects: old ids, then new names as extra ids `old.len() + k` until the table is rebuilt.
-    let n_old = c.subjects.len() as u32;
-    let mut extra: BTreeMap<&str, u32> = BTreeMap::new();
-    for name in ops
-        .memberships_add
-        .iter()
-        .flat_map(|(m, g)| [m.as_str(), g.as_str()])
-        .chain(ops.assignments_set.iter().map(|(_, p, _, _)| p.as_str()))
-        .chain(ops.suspended_add.iter().map(String::as_str))
-    {
-        if find(&c.subjects, name).is_none() && !extra.contains_key(name) {
-            let k = extra.len() as u32;
-            extra.insert(name, n_old + k);
+/// Subject ids while a delta is applied: the old table's ids, then the names the delta adds as
+/// extra ids `old.len() + k`, until [`Subjects::rebuild`] makes the new table.
+struct Subjects<'a> {
+    old: &'a Names,
+    n_old: u32,
+    extra: BTreeMap<&'a str, u32>,
+}
+
+impl<'a> Subjects<'a> {
+    fn new(c: &'a Content, ops: &'a DeltaOps) -> Subjects<'a> {
+        let n_old = c.subjects.len() as u32;
+        let mut extra: BTreeMap<&str, u32> = BTreeMap::new();
+        for name in ops
+            .memberships_add
+            .iter()
+            .flat_map(|(m, g)| [m.as_str(), g.as_str()])
+            .chain(ops.assignments_set.iter().map(|(_, p, _, _)| p.as_str()))
+            .chain(ops.suspended_add.iter().map(String::as_str))
+        {
+            if find(&c.subjects, name).is_none() && !extra.contains_key(name) {
+                let k = extra.len() as u32;
+                extra.insert(name, n_old + k);
+            }
+        }
+        Subjects {
+            old: &c.subjects,
+            n_old,
+            extra,
         }
     }
 
-    let subject = |name: &str| -> u32 {
-        find(&c.subjects, name)
-            .or_else(|| extra.get(name).copied())
+    /// The subject's id in the old table, if it is there.
+    fn old_id(&self, name: &str) -> Option<u32> {
+        find(self.old, name)
+    }
+
+    /// The subject's id, old or extra (`NONE` for a name the delta does not mention).
+    fn id(&self, name: &str) -> u32 {
+        self.old_id(name)
+            .or_else(|| self.extra.get(name).copied())
             .unwrap_or(NONE)
-    };
+    }
+
+    /// Whether `id` is in the old table.
+    fn is_old(&self, id: u32) -> bool {
+        id < self.n_old
+    }
+
+    /// The new subject table, from what the edited tables refer to, in name order; and the map
+    /// from the ids used so far to its ids.
+    fn rebuild(
+        self,
+        memberships: &[(u32, u32)],
+        assignments: &[Assignment],
+        suspended: &BTreeSet<u32>,
+    ) -> (Names, Renumber) {
+        let total = self.n_old as usize + self.extra.len();
+        let mut referenced = vec![false; total];
+        let mut mark = |i: u32| {
+            if let Some(r) = referenced.get_mut(i as usize) {
+                *r = true;
+            }
+        };
+        memberships.iter().for_each(|(m, g)| {
+            mark(*m);
+            mark(*g);
+        });
+        assignments.iter().for_each(|(_, p, _, _)| mark(*p));
+        suspended.iter().for_each(|s| mark(*s));
+        let removed: Vec<bool> = referenced
+            .iter()
+            .take(self.n_old as usize)
+            .map(|r| !r)
+            .collect();
+        let new_names: Vec<&str> = self
+            .extra
+            .iter()
+            .filter(|(_, id)| referenced.get(**id as usize).copied().unwrap_or(false))
+            .map(|(n, _)| *n)
+            .collect();
+        let (subjects, mut map) = merge(self.old, &removed, &new_names);
+        map.resize(total, NONE);
+        for (n, id) in &self.extra {
+            if let Some(slot) = map.get_mut(*id as usize) {
+                *slot = find(&subjects, n).unwrap_or(NONE);
+            }
+        }
+        (subjects, Renumber(map))
+    }
+}
+
+/// `(resource, principal, role, expires_at)`, as [`Content::assignments`] holds them.
+type Assignment = (u32, u32, u32, Option<u64>);
+
+/// Memberships: removals by old ids (each must exist, once), then the additions (each must be
+/// new), in the ids of [`Subjects`]; not yet sorted.
+fn edit_memberships(
+    c: &Content,
+    ops: &DeltaOps,
+    subjects: &Subjects<'_>,
+) -> Result<Vec<(u32, u32)>, Error> {
     let mut gone = vec![false; c.memberships.len()];
     for (m, g) in &ops.memberships_del {
-        let key = (find(&c.subjects, m), find(&c.subjects, g));
+        let key = (subjects.old_id(m), subjects.old_id(g));
         let at = match key {
             (Some(m), Some(g)) => c.memberships.binary_search(&(m, g)).ok(),
             _ => None,
@@ -261,8 +430,8 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             .map(|(x, _)| *x),
     );
     for (m, g) in &ops.memberships_add {
-        let pair = (subject(m), subject(g));
-        if pair.0 < n_old && pair.1 < n_old && kept.binary_search(&pair).is_ok() {
+        let pair = (subjects.id(m), subjects.id(g));
+        if subjects.is_old(pair.0) && subjects.is_old(pair.1) && kept.binary_search(&pair).is_ok() {
             return Err(bad(format!(
                 "adds membership `{}` in `{}` that already exists",
                 shorten(m),
@@ -271,17 +440,71 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         }
         kept.push(pair);
     }
-    let mut memberships = kept;
+    Ok(kept)
+}
 
-    // Assignments: removals by old ids, then the rest into new resource and role ids (a survivor
-    // on a removed resource or role is a dangling reference), then additions and new expiries.
-    // (Vectors, not maps: a large tenant's assignments are most of a delta's transient memory.)
+/// Assignments: removals by old ids, then the rest into new resource and role ids (a survivor
+/// on a removed resource or role is a dangling reference), then additions and new expiries,
+/// pushed after what they replace (see [`Renumber::assignments`]). Vectors, not maps: a large
+/// tenant's assignments are most of a delta's transient memory.
+fn edit_assignments(
+    c: &Content,
+    ops: &DeltaOps,
+    resources: &ResourceTable,
+    roles: &Roles,
+    subjects: &Subjects<'_>,
+) -> Result<Vec<Assignment>, Error> {
+    let gone = removed_assignments(c, ops, roles, subjects)?;
+    let mut assignments: Vec<Assignment> =
+        Vec::with_capacity(c.assignments.len() + ops.assignments_set.len());
+    for ((r, p, role, e), g) in c.assignments.iter().zip(&gone) {
+        if *g {
+            continue;
+        }
+        let (r, p, role, e) = (*r, *p, *role, *e);
+        let (r2, role2) = (remap(&resources.map, r), remap(&roles.map, role));
+        if r2 == NONE || role2 == NONE {
+            let name = |t: &Names, i: u32| shorten(t.get(i as usize).unwrap_or("?"));
+            return Err(bad(format!(
+                "the assignment of `{}` as `{}` on `{}` names a role or resource the delta removes",
+                name(&c.subjects, p),
+                name(&roles.old_names, role),
+                name(c.resources.names(), r)
+            )));
+        }
+        assignments.push((r2, p, role2, e));
+    }
+    for (res, p, role, e) in &ops.assignments_set {
+        let r = find(&resources.names, res).ok_or_else(|| {
+            bad(format!(
+                "assignment names undeclared resource `{}`",
+                shorten(res)
+            ))
+        })?;
+        let ro = find(&roles.names, role).ok_or_else(|| {
+            bad(format!(
+                "assignment names undeclared role `{}`",
+                shorten(role)
+            ))
+        })?;
+        assignments.push((r, subjects.id(p), ro, *e));
+    }
+    Ok(assignments)
+}
+
+/// Which held assignments the delta removes (each must exist, once), by position.
+fn removed_assignments(
+    c: &Content,
+    ops: &DeltaOps,
+    roles: &Roles,
+    subjects: &Subjects<'_>,
+) -> Result<Vec<bool>, Error> {
     let mut gone = vec![false; c.assignments.len()];
     for (res, p, role) in &ops.assignments_del {
         let key = (
-            find(old_res, res),
-            find(&c.subjects, p),
-            find(&old_roles, role),
+            find(c.resources.names(), res),
+            subjects.old_id(p),
+            find(&roles.old_names, role),
         );
         let at = match key {
             (Some(r), Some(p), Some(ro)) => c
@@ -301,45 +524,19 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
             }
         }
     }
-    let mut assignments: Vec<(u32, u32, u32, Option<u64>)> =
-        Vec::with_capacity(c.assignments.len() + ops.assignments_set.len());
-    for ((r, p, role, e), g) in c.assignments.iter().zip(&gone) {
-        if *g {
-            continue;
-        }
-        let (r, p, role, e) = (*r, *p, *role, *e);
-        let (r2, role2) = (remap(&res_map, r), remap(&role_map, role));
-        if r2 == NONE || role2 == NONE {
-            let name = |t: &Names, i: u32| shorten(t.get(i as usize).unwrap_or("?"));
-            return Err(bad(format!(
-                "the assignment of `{}` as `{}` on `{}` names a role or resource the delta removes",
-                name(&c.subjects, p),
-                name(&old_roles, role),
-                name(old_res, r)
-            )));
-        }
-        assignments.push((r2, p, role2, e));
-    }
-    for (res, p, role, e) in &ops.assignments_set {
-        let r = find(&res_names, res).ok_or_else(|| {
-            bad(format!(
-                "assignment names undeclared resource `{}`",
-                shorten(res)
-            ))
-        })?;
-        let ro = find(&role_names, role).ok_or_else(|| {
-            bad(format!(
-                "assignment names undeclared role `{}`",
-                shorten(role)
-            ))
-        })?;
-        // Pushed after what it replaces: see the dedup below.
-        assignments.push((r, subject(p), ro, *e));
-    }
+    Ok(gone)
+}
 
+/// Suspensions: lifts (each must be suspended), then new ones (each must not be), in the ids of
+/// [`Subjects`].
+fn edit_suspended(
+    c: &Content,
+    ops: &DeltaOps,
+    subjects: &Subjects<'_>,
+) -> Result<BTreeSet<u32>, Error> {
     let mut suspended: BTreeSet<u32> = c.suspended.iter().copied().collect();
     for s in &ops.suspended_del {
-        let id = find(&c.subjects, s).unwrap_or(NONE);
+        let id = subjects.old_id(s).unwrap_or(NONE);
         if !suspended.remove(&id) {
             return Err(bad(format!(
                 "lifts suspension of `{}` that is not suspended",
@@ -348,68 +545,50 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         }
     }
     for s in &ops.suspended_add {
-        if !suspended.insert(subject(s)) {
+        if !suspended.insert(subjects.id(s)) {
             return Err(bad(format!("suspends `{}` twice", shorten(s))));
         }
     }
+    Ok(suspended)
+}
 
-    // Rebuild the subject table from what is referenced, in name order.
-    let total = n_old as usize + extra.len();
-    let mut referenced = vec![false; total];
-    let mut mark = |i: u32| {
-        if let Some(r) = referenced.get_mut(i as usize) {
-            *r = true;
-        }
-    };
-    memberships.iter().for_each(|(m, g)| {
-        mark(*m);
-        mark(*g);
-    });
-    assignments.iter().for_each(|(_, p, _, _)| mark(*p));
-    suspended.iter().for_each(|s| mark(*s));
-    let removed: Vec<bool> = referenced.iter().take(n_old as usize).map(|r| !r).collect();
-    let new_names: Vec<&str> = extra
-        .iter()
-        .filter(|(_, id)| referenced.get(**id as usize).copied().unwrap_or(false))
-        .map(|(n, _)| *n)
-        .collect();
-    let (subjects, old_map) = merge(&c.subjects, &removed, &new_names);
-    let mut subject_map = old_map;
-    subject_map.resize(total, NONE);
-    for (n, id) in &extra {
-        if let Some(slot) = subject_map.get_mut(*id as usize) {
-            *slot = find(&subjects, n).unwrap_or(NONE);
-        }
-    }
-    let s = |i: u32| remap(&subject_map, i);
-    for (m, g) in &mut memberships {
-        (*m, *g) = (s(*m), s(*g));
-    }
-    memberships.sort_unstable();
-    for a in &mut assignments {
-        a.1 = s(a.1);
-    }
-    // A stable sort keeps equal keys in push order; of those the last pushed (a set: a new
-    // expiry) is the one that stays.
-    assignments.sort_by_key(|(r, p, role, _)| (*r, *p, *role));
-    assignments.dedup_by(|later, kept| {
-        let same = (later.0, later.1, later.2) == (kept.0, kept.1, kept.2);
-        if same {
-            *kept = *later;
-        }
-        same
-    });
-    let mut suspended: Vec<u32> = suspended.into_iter().map(s).collect();
-    suspended.sort_unstable();
+/// The map from the ids of [`Subjects`] to the rebuilt table's, applied to each edited table,
+/// which is then sorted as [`Content`] keeps it.
+struct Renumber(Vec<u32>);
 
-    Ok(Content {
-        actions: actions.into_iter().collect(),
-        roles: new_roles,
-        resources: Resources::from_parts(res_names, &parents),
-        subjects,
-        memberships,
-        assignments,
-        suspended,
-        freshness: ops.freshness.unwrap_or(c.freshness),
-    })
+impl Renumber {
+    fn id(&self, i: u32) -> u32 {
+        remap(&self.0, i)
+    }
+
+    fn memberships(&self, mut memberships: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        for (m, g) in &mut memberships {
+            (*m, *g) = (self.id(*m), self.id(*g));
+        }
+        memberships.sort_unstable();
+        memberships
+    }
+
+    fn assignments(&self, mut assignments: Vec<Assignment>) -> Vec<Assignment> {
+        for a in &mut assignments {
+            a.1 = self.id(a.1);
+        }
+        // A stable sort keeps equal keys in push order; of those the last pushed (a set: a new
+        // expiry) is the one that stays.
+        assignments.sort_by_key(|(r, p, role, _)| (*r, *p, *role));
+        assignments.dedup_by(|later, kept| {
+            let same = (later.0, later.1, later.2) == (kept.0, kept.1, kept.2);
+            if same {
+                *kept = *later;
+            }
+            same
+        });
+        assignments
+    }
+
+    fn suspended(&self, suspended: BTreeSet<u32>) -> Vec<u32> {
+        let mut suspended: Vec<u32> = suspended.into_iter().map(|s| self.id(s)).collect();
+        suspended.sort_unstable();
+        suspended
+    }
 }

@@ -205,7 +205,12 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Envelope<'a>
         });
     }
     let (kind, prefix, rest) = header(bytes)?;
-    let (key_id, signature, payload_len, mut rest) = envelope_head(rest)?;
+    let EnvelopeHead {
+        key_id,
+        signature,
+        payload_len,
+        mut rest,
+    } = envelope_head(rest)?;
     let payload =
         take(&mut rest, payload_len).ok_or_else(|| malformed("envelope", "truncated payload"))?;
     if !rest.is_empty() {
@@ -265,14 +270,20 @@ fn take<'a>(rest: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
     Some(head)
 }
 
+/// An envelope up to its payload (see [`envelope_head`]).
+struct EnvelopeHead<'a> {
+    key_id: &'a str,
+    signature: &'a [u8],
+    /// The payload's declared length.
+    payload_len: u32,
+    /// What follows: the payload, then nothing.
+    rest: &'a [u8],
+}
+
 /// The envelope up to its payload: `[key id, signature, payload]` is a MessagePack array of a
 /// string and two binaries; this reads the key id, the signature and the payload's declared
 /// length, and returns what follows (the payload, then nothing).
-#[allow(
-    clippy::type_complexity,
-    reason = "the four parts of an envelope, named where used"
-)]
-fn envelope_head(mut rest: &[u8]) -> Result<(&str, &[u8], u32, &[u8]), Error> {
+fn envelope_head(mut rest: &[u8]) -> Result<EnvelopeHead<'_>, Error> {
     use rmp::decode::{read_array_len, read_bin_len, read_str_len};
     let bad = |why: &str| malformed("envelope", why.to_string());
     if read_array_len(&mut rest).map_err(|_| bad("expected an array"))? != 3 {
@@ -283,8 +294,13 @@ fn envelope_head(mut rest: &[u8]) -> Result<(&str, &[u8], u32, &[u8]), Error> {
     let key_id = std::str::from_utf8(key_id).map_err(|_| bad("the key id is not UTF-8"))?;
     let len = read_bin_len(&mut rest).map_err(|_| bad("expected signature bytes"))?;
     let signature = take(&mut rest, len).ok_or_else(|| bad("truncated signature"))?;
-    let len = read_bin_len(&mut rest).map_err(|_| bad("expected payload bytes"))?;
-    Ok((key_id, signature, len, rest))
+    let payload_len = read_bin_len(&mut rest).map_err(|_| bad("expected payload bytes"))?;
+    Ok(EnvelopeHead {
+        key_id,
+        signature,
+        payload_len,
+        rest,
+    })
 }
 
 /// How many leading bytes of a message [`peek`] needs at most.
@@ -338,7 +354,12 @@ pub fn peek(
         Some(_) => {}
     }
     let (_, prefix, rest) = header(head)?;
-    let (key_id, signature, payload_len, mut payload) = envelope_head(rest).map_err(|e| {
+    let EnvelopeHead {
+        key_id,
+        signature,
+        payload_len,
+        rest: mut payload,
+    } = envelope_head(rest).map_err(|e| {
         // A header cut short by `head` is not a malformed message: the caller gave too little.
         if head.len() < total {
             truncated()

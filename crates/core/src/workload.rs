@@ -127,6 +127,12 @@ pub fn resource_ids(spec: &WorkloadSpec) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// The name of entry `i` of a table of `(name, ...)` (`""` past its end; the generator draws
+/// every `i` below the table's length).
+fn name_at<N: AsRef<str>, T>(table: &[(N, T)], i: usize) -> &str {
+    table.get(i).map_or("", |(n, _)| n.as_ref())
+}
+
 /// Generates the workload model JSON.
 pub fn generate(spec: &WorkloadSpec) -> Value {
     let mut rng = Rng::new(spec.seed);
@@ -177,18 +183,21 @@ pub fn generate(spec: &WorkloadSpec) -> Value {
         } else {
             format!("user:u{}", rng.below(spec.users))
         };
-        let role = ROLES[rng.below(ROLES.len())].0;
+        let role = name_at(&ROLES, rng.below(ROLES.len()));
         let expires =
             (rng.below(10) == 0).then(|| 1_700_000_000_000u64 + rng.below(200_000_000_000) as u64);
-        assignments.insert((principal, role, resources[r].0.clone()), expires);
+        assignments.insert(
+            (principal, role, name_at(&resources, r).to_string()),
+            expires,
+        );
     }
     let mut big_assigned = 0;
     let mut k = 0;
     while big_assigned < spec.big_group && k < resources.len() * ROLES.len() {
-        let r = &resources[(docs_start + k) % resources.len()].0;
-        let role = ROLES[(k / resources.len()) % ROLES.len()].0;
+        let r = name_at(&resources, (docs_start + k) % resources.len());
+        let role = name_at(&ROLES, (k / resources.len()) % ROLES.len());
         if let std::collections::btree_map::Entry::Vacant(v) =
-            assignments.entry((big.to_string(), role, r.clone()))
+            assignments.entry((big.to_string(), role, r.to_string()))
         {
             v.insert(None);
             big_assigned += 1;
@@ -204,7 +213,7 @@ pub fn generate(spec: &WorkloadSpec) -> Value {
         "memberships": memberships.iter().map(|(m, g)| json!({"member": m, "group": g})).collect::<Vec<_>>(),
         "assignments": assignments.iter().map(|((p, r, res), e)| {
             let mut a = json!({"principal": p, "role": r, "resource": res});
-            if let Some(e) = e { a["expires_at"] = json!(e); }
+            if let (Some(e), Some(a)) = (e, a.as_object_mut()) { a.insert("expires_at".into(), json!(e)); }
             a
         }).collect::<Vec<_>>(),
         "suspended": (0..spec.users / 500).map(|i| format!("user:u{}", i * 500 + 7)).collect::<Vec<_>>(),
@@ -220,8 +229,8 @@ pub fn requests(spec: &WorkloadSpec, n: usize, seed: u64) -> Vec<(String, String
     (0..n)
         .map(|_| {
             let u = format!("user:u{}", rng.below(spec.users));
-            let a = ACTIONS[rng.below(ACTIONS.len())].0.to_string();
-            let r = resources[rng.below(resources.len())].0.clone();
+            let a = name_at(&ACTIONS, rng.below(ACTIONS.len())).to_string();
+            let r = name_at(&resources, rng.below(resources.len())).to_string();
             (u, a, r)
         })
         .collect()

@@ -29,7 +29,7 @@ use edge_authz::{
 use serde_json::{json, Value};
 
 use super::{now_ms, read_text, secret_key, Fail};
-use edge::{advance, Client, EdgeError, Head, Kind, Plan, PushToken};
+use edge::{advance, Client, EdgeError, Head, Kind, Outcome, Plan, PushToken, Pushed};
 use store::{EdgeRow, NewEpoch, Store};
 
 /// Links replayed to an edge before a snapshot is pushed instead.
@@ -118,6 +118,34 @@ impl Out {
         let _ = writeln!(lock, "{line}");
         let _ = lock.flush();
     }
+
+    /// A `pushed` event for every message `edge` accepted, but the heartbeats that told nothing
+    /// new (`before`: where the publisher believed it stood).
+    fn pushes(&self, edge: &str, before: Option<Head>, pushed: &[Pushed]) {
+        let mut prev = before;
+        for p in pushed {
+            if !p.heartbeat || prev != Some(p.head) {
+                self.emit(json!({"event": "pushed", "edge": edge,
+                    "kind": p.kind.as_str(), "heartbeat": p.heartbeat, "bytes": p.bytes,
+                    "edgeEpoch": p.head.epoch, "edgeWatermark": p.head.watermark}));
+            }
+            prev = Some(p.head);
+        }
+    }
+
+    /// A warning and an `edge_error` event for the error the edge of `slot` (already updated by
+    /// [`Slot::absorb`]) answered.
+    fn edge_error(&self, slot: &Slot, e: &EdgeError) {
+        let text = e.to_string();
+        eprintln!(
+            "warning: edge {}: {text} (attempt {}, next in {} ms)",
+            slot.url,
+            slot.failures,
+            slot.backoff().as_millis()
+        );
+        self.emit(json!({"event": "edge_error", "edge": slot.url,
+            "error": text, "attempt": slot.failures, "code": e.code()}));
+    }
 }
 
 fn human(v: &Value) -> String {
@@ -153,6 +181,58 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether this edge gets a heartbeat in a round: when the round asks for one, and in its
+    /// first round of this run.
+    fn wants_heartbeat(&self, heartbeat: bool) -> bool {
+        heartbeat || self.last_ok.is_none()
+    }
+
+    /// Takes the outcome of a round: where the edge stands, when it was last heard from, and its
+    /// run of failures. Returns whether its error is one to report: a new error, and every 10th
+    /// repeat, not every retry.
+    fn absorb(&mut self, o: &Outcome, now: u64) -> bool {
+        self.head = o.head;
+        if !o.pushed.is_empty() {
+            self.last_ok = Some(Instant::now());
+            self.heard_at = Some(now);
+        }
+        match &o.error {
+            None => {
+                self.failures = 0;
+                self.last_error = None;
+                self.unauthorized = false;
+                self.next_try = Instant::now();
+                false
+            }
+            Some(e) => {
+                let unauthorized = matches!(e, EdgeError::Unauthorized { .. });
+                if unauthorized != self.unauthorized {
+                    self.failures = 0;
+                }
+                self.unauthorized = unauthorized;
+                self.failures = self.failures.saturating_add(1);
+                self.next_try = Instant::now() + self.backoff();
+                let text = e.to_string();
+                let report =
+                    self.last_error.as_deref() != Some(&text) || self.failures.is_multiple_of(10);
+                self.last_error = Some(text);
+                report
+            }
+        }
+    }
+
+    /// The journal's row of this edge.
+    fn row(&self) -> EdgeRow {
+        EdgeRow {
+            url: self.url.clone(),
+            epoch: self.head.map(|h| h.epoch),
+            watermark: self.head.map_or(0, |h| h.watermark),
+            heard_at: self.heard_at,
+            last_error: self.last_error.clone(),
+            failures: u64::from(self.failures),
+        }
+    }
+
     fn backoff(&self) -> Duration {
         let exp = self.failures.saturating_sub(1).min(7);
         if self.unauthorized {
@@ -355,9 +435,15 @@ impl Publisher {
         Ok(())
     }
 
+    /// Whether the crash tests asked to stop at `step` (`EDGE_AUTHZ_PUBLISH_PAUSE`, docs/cli.md),
+    /// which only ever happens during a job.
+    fn pausing_at(&self, step: &str) -> bool {
+        self.in_job && self.pause.as_deref() == Some(step)
+    }
+
     /// Stops here, when the crash tests asked for this step, until the process is killed.
     fn pause_at(&self, step: &str) {
-        if self.in_job && self.pause.as_deref() == Some(step) {
+        if self.pausing_at(step) {
             eprintln!("paused at {step} (pid {})", std::process::id());
             loop {
                 std::thread::sleep(Duration::from_secs(1));
@@ -425,6 +511,30 @@ impl Publisher {
         let Some(cur) = &self.current else {
             return Ok(0);
         };
+        let head = (cur.epoch, cur.watermark);
+        let outcomes = self.push_round(cur, which, heartbeat)?;
+        let bytes: u64 = outcomes
+            .iter()
+            .flat_map(|(_, o)| o.pushed.iter().map(|p| p.bytes as u64))
+            .sum();
+        if outcomes.iter().any(|(_, o)| !o.pushed.is_empty()) {
+            self.pause_at("before_ack");
+        }
+        let now = now_ms();
+        for (i, o) in outcomes {
+            self.take_outcome(i, &o, now, head)?;
+        }
+        Ok(bytes)
+    }
+
+    /// The pushes of one round: the plan (the journal's latest epoch, its recent links, a fresh
+    /// heartbeat), then every edge of `which` advanced towards it. Journals nothing.
+    fn push_round(
+        &self,
+        cur: &Current,
+        which: &[usize],
+        heartbeat: bool,
+    ) -> Result<Vec<(usize, Outcome)>, Fail> {
         let chain = self.store.chain(cur.epoch, MAX_CHAIN)?;
         let beat = self.sign_watermark(cur.watermark, cur.epoch, now_ms(), None)?;
         let plan = Plan {
@@ -434,119 +544,87 @@ impl Publisher {
             chain: &chain,
             heartbeat: &beat,
         };
-        let mid_push = self.in_job && self.pause.as_deref() == Some("mid_push");
-        let hook = || self.pause_at("mid_push");
+        Ok(if self.pausing_at("mid_push") {
+            self.advance_in_turn(&plan, which, heartbeat)
+        } else {
+            self.advance_together(&plan, which, heartbeat)
+        })
+    }
+
+    /// Advances the edges `which` at once, one scoped thread each.
+    fn advance_together(
+        &self,
+        plan: &Plan<'_>,
+        which: &[usize],
+        heartbeat: bool,
+    ) -> Vec<(usize, Outcome)> {
         let noop = || {};
-        let outcomes: Vec<(usize, edge::Outcome)> = if mid_push {
-            // Sequential, so that "mid-push" is after the first edge and before the next.
-            which
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = which
                 .iter()
                 .filter_map(|&i| {
                     let s = self.slots.get(i)?;
-                    let beat = heartbeat || s.last_ok.is_none();
-                    Some((i, advance(&s.client, &plan, s.head, beat, &hook)))
+                    let noop = &noop;
+                    let beat = s.wants_heartbeat(heartbeat);
+                    let run = move || advance(&s.client, plan, s.head, beat, noop);
+                    Some((i, scope.spawn(run)))
                 })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(i, h)| h.join().ok().map(|o| (i, o)))
                 .collect()
-        } else {
-            let slots = &self.slots;
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = which
-                    .iter()
-                    .filter_map(|&i| {
-                        let s = slots.get(i)?;
-                        let (plan, noop) = (&plan, &noop);
-                        let beat = heartbeat || s.last_ok.is_none();
-                        let run = move || advance(&s.client, plan, s.head, beat, noop);
-                        Some((i, scope.spawn(run)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .filter_map(|(i, h)| h.join().ok().map(|o| (i, o)))
-                    .collect()
-            })
-        };
-        let bytes: u64 = outcomes
+        })
+    }
+
+    /// Advances the edges `which` one after another, pausing after each accepted message: for the
+    /// crash tests' `mid_push`, which falls after the first edge and before the next.
+    fn advance_in_turn(
+        &self,
+        plan: &Plan<'_>,
+        which: &[usize],
+        heartbeat: bool,
+    ) -> Vec<(usize, Outcome)> {
+        let hook = || self.pause_at("mid_push");
+        which
             .iter()
-            .flat_map(|(_, o)| o.pushed.iter().map(|p| p.bytes as u64))
-            .sum();
-        if outcomes.iter().any(|(_, o)| !o.pushed.is_empty()) {
-            self.pause_at("before_ack");
+            .filter_map(|&i| {
+                let s = self.slots.get(i)?;
+                let beat = s.wants_heartbeat(heartbeat);
+                Some((i, advance(&s.client, plan, s.head, beat, &hook)))
+            })
+            .collect()
+    }
+
+    /// Takes edge `i`'s outcome of a round that went to the journal's `(epoch, watermark)`: into
+    /// its slot, out as events, and into the journal.
+    fn take_outcome(
+        &mut self,
+        i: usize,
+        o: &Outcome,
+        now: u64,
+        (epoch, watermark): (u64, u64),
+    ) -> Result<(), Fail> {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Ok(());
+        };
+        let before = slot.head;
+        // The first answer in this run confirms a belief taken from the journal.
+        let confirmed = slot.last_ok.is_some();
+        let report = slot.absorb(o, now);
+        self.out.pushes(&slot.url, before, &o.pushed);
+        if let (Some(e), true) = (&o.error, report) {
+            self.out.edge_error(slot, e);
         }
-        let now = now_ms();
-        let (epoch, watermark) = (cur.epoch, cur.watermark);
-        for (i, o) in outcomes {
-            let Some(slot) = self.slots.get_mut(i) else {
-                continue;
-            };
-            let before = slot.head;
-            // The first answer in this run confirms a belief taken from the journal.
-            let confirmed = slot.last_ok.is_some();
-            slot.head = o.head;
-            if !o.pushed.is_empty() {
-                slot.last_ok = Some(Instant::now());
-                slot.heard_at = Some(now);
-            }
-            // Every message but the heartbeats that told nothing new.
-            let mut prev = before;
-            for p in &o.pushed {
-                if !p.heartbeat || prev != Some(p.head) {
-                    self.out.emit(json!({"event": "pushed", "edge": slot.url,
-                        "kind": p.kind.as_str(), "heartbeat": p.heartbeat, "bytes": p.bytes,
-                        "edgeEpoch": p.head.epoch, "edgeWatermark": p.head.watermark}));
-                }
-                prev = Some(p.head);
-            }
-            match &o.error {
-                None => {
-                    slot.failures = 0;
-                    slot.last_error = None;
-                    slot.unauthorized = false;
-                    slot.next_try = Instant::now();
-                }
-                Some(e) => {
-                    let unauthorized = matches!(e, EdgeError::Unauthorized { .. });
-                    if unauthorized != slot.unauthorized {
-                        slot.failures = 0;
-                    }
-                    slot.unauthorized = unauthorized;
-                    slot.failures = slot.failures.saturating_add(1);
-                    slot.next_try = Instant::now() + slot.backoff();
-                    let text = e.to_string();
-                    // Report a new error, and every 10th repeat, not every retry.
-                    if slot.last_error.as_deref() != Some(&text) || slot.failures % 10 == 0 {
-                        eprintln!(
-                            "warning: edge {}: {text} (attempt {}, next in {} ms)",
-                            slot.url,
-                            slot.failures,
-                            slot.backoff().as_millis()
-                        );
-                        self.out
-                            .emit(json!({"event": "edge_error", "edge": slot.url,
-                            "error": text, "attempt": slot.failures,
-                            "code": e.code()}));
-                    }
-                    slot.last_error = Some(text);
-                }
-            }
-            let row = EdgeRow {
-                url: slot.url.clone(),
-                epoch: slot.head.map(|h| h.epoch),
-                watermark: slot.head.map_or(0, |h| h.watermark),
-                heard_at: slot.heard_at,
-                last_error: slot.last_error.clone(),
-                failures: u64::from(slot.failures),
-            };
-            self.store.record_edge(&row, now)?;
-            if o.error.is_none()
-                && slot.head.is_some_and(|h| at_head(h, epoch, watermark))
-                && (before != slot.head || !confirmed)
-            {
-                self.out
-                    .emit(json!({"event": "caught_up", "edge": slot.url, "epoch": epoch}));
-            }
+        self.store.record_edge(&slot.row(), now)?;
+        if o.error.is_none()
+            && slot.head.is_some_and(|h| at_head(h, epoch, watermark))
+            && (before != slot.head || !confirmed)
+        {
+            self.out
+                .emit(json!({"event": "caught_up", "edge": slot.url, "epoch": epoch}));
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Edges not at the latest epoch whose retry time has come.

@@ -64,24 +64,14 @@ pub fn edge_state(e: &EdgeRow, latest: Option<u64>, watermark: u64) -> &'static 
     }
 }
 
+/// The journal's report: its latest epoch, the epochs by kind, each edge, the propagation
+/// times, and the jobs.
 pub fn report(store: &Store) -> Result<Value, Fail> {
     let c = store.conn();
     let latest = store.latest_epoch()?;
     let watermark = store.watermark()?;
     let now = now_ms();
-    let mut kinds = serde_json::Map::new();
-    {
-        let mut stmt = c
-            .prepare("SELECT kind, COUNT(*) FROM epochs GROUP BY kind ORDER BY kind")
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(db_err)?;
-        for row in rows {
-            let (k, n) = row.map_err(db_err)?;
-            kinds.insert(k, n.into());
-        }
-    }
+    let kinds = epochs_by_kind(c)?;
     let last: Option<(String, i64, i64)> = c
         .query_row(
             "SELECT digest, issued_at, changed_at FROM epochs ORDER BY epoch DESC LIMIT 1",
@@ -89,78 +79,13 @@ pub fn report(store: &Store) -> Result<Value, Fail> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .ok();
-    let edges: Vec<Value> = store
-        .edges()?
-        .into_iter()
-        .map(|e| {
-            let epoch = e.epoch.flatten();
-            let lag = match (latest, epoch) {
-                (Some(l), Some(e)) => Some(l.saturating_sub(e)),
-                (Some(l), None) => Some(l),
-                _ => None,
-            };
-            let pending: i64 = c
-                .query_row(
-                    "SELECT COUNT(*) FROM acks WHERE edge = ?1 AND applied_at IS NULL",
-                    [&e.url],
-                    |r| r.get(0),
-                )
-                .unwrap_or(0);
-            json!({"url": e.url, "state": edge_state(&e, latest, watermark),
-                   "epoch": epoch, "watermark": e.watermark, "lag": lag,
-                   "enforcesWatermark": e.watermark >= watermark || epoch.is_some_and(|x| x >= watermark),
-                   "heardAt": e.heard_at, "heardAgoMs": e.heard_at.map(|h| now.saturating_sub(h)),
-                   "unappliedEpochs": pending, "failures": e.failures, "lastError": e.last_error})
-        })
-        .collect();
+    let edges = edge_reports(store, latest, watermark, now)?;
     let run: Option<i64> = c
         .query_row("SELECT MAX(run) FROM acks", [], |r| r.get(0))
         .map_err(db_err)?;
-    let jobs: (i64, i64, i64, i64) = c
-        .query_row(
-            "SELECT COUNT(*),
-                    COALESCE(SUM(outcome = 'over_budget'), 0),
-                    COALESCE(SUM(outcome = 'unacknowledged'), 0),
-                    COALESCE(SUM(outcome = 'interrupted'), 0) FROM jobs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(db_err)?;
-    let mut over = Vec::new();
-    {
-        let mut stmt = c
-            .prepare(
-                "SELECT epoch, kind, ended_at - started_at, budget_ms, bytes FROM jobs
-                 WHERE outcome = 'over_budget' ORDER BY id DESC LIMIT 5",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(
-                    json!({"epoch": r.get::<_, Option<i64>>(0)?, "kind": r.get::<_, String>(1)?,
-                          "ms": r.get::<_, i64>(2)?, "budgetMs": r.get::<_, i64>(3)?,
-                          "bytes": r.get::<_, i64>(4)?}),
-                )
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            over.push(row.map_err(db_err)?);
-        }
-    }
-    let open: Vec<Value> = {
-        let mut stmt = c
-            .prepare("SELECT id, epoch, kind, step FROM jobs WHERE ended_at IS NULL ORDER BY id")
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(
-                    json!({"job": r.get::<_, i64>(0)?, "epoch": r.get::<_, Option<i64>>(1)?,
-                          "kind": r.get::<_, String>(2)?, "step": r.get::<_, String>(3)?}),
-                )
-            })
-            .map_err(db_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
-    };
+    let jobs = job_counts(c)?;
+    let over = recent_over_budget(c)?;
+    let open = open_jobs(c)?;
     Ok(json!({
         "tenant": store.tenant,
         "epoch": latest,
@@ -183,6 +108,109 @@ pub fn report(store: &Store) -> Result<Value, Fail> {
         "jobs": {"count": jobs.0, "overBudget": jobs.1, "unacknowledged": jobs.2,
                  "interrupted": jobs.3, "open": open, "recentOverBudget": over},
     }))
+}
+
+/// How many epochs of each kind the journal holds.
+fn epochs_by_kind(c: &rusqlite::Connection) -> Result<serde_json::Map<String, Value>, Fail> {
+    let mut kinds = serde_json::Map::new();
+    let mut stmt = c
+        .prepare("SELECT kind, COUNT(*) FROM epochs GROUP BY kind ORDER BY kind")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(db_err)?;
+    for row in rows {
+        let (k, n) = row.map_err(db_err)?;
+        kinds.insert(k, n.into());
+    }
+    Ok(kinds)
+}
+
+/// Each edge as the journal last heard from it, against its `latest` epoch and `watermark`.
+fn edge_reports(
+    store: &Store,
+    latest: Option<u64>,
+    watermark: u64,
+    now: u64,
+) -> Result<Vec<Value>, Fail> {
+    let c = store.conn();
+    Ok(store
+        .edges()?
+        .into_iter()
+        .map(|e| {
+            let epoch = e.epoch.flatten();
+            let lag = match (latest, epoch) {
+                (Some(l), Some(e)) => Some(l.saturating_sub(e)),
+                (Some(l), None) => Some(l),
+                _ => None,
+            };
+            let pending: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM acks WHERE edge = ?1 AND applied_at IS NULL",
+                    [&e.url],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            json!({"url": e.url, "state": edge_state(&e, latest, watermark),
+                   "epoch": epoch, "watermark": e.watermark, "lag": lag,
+                   "enforcesWatermark": e.watermark >= watermark || epoch.is_some_and(|x| x >= watermark),
+                   "heardAt": e.heard_at, "heardAgoMs": e.heard_at.map(|h| now.saturating_sub(h)),
+                   "unappliedEpochs": pending, "failures": e.failures, "lastError": e.last_error})
+        })
+        .collect())
+}
+
+/// The jobs: in all, over budget, unacknowledged, interrupted.
+fn job_counts(c: &rusqlite::Connection) -> Result<(i64, i64, i64, i64), Fail> {
+    c.query_row(
+        "SELECT COUNT(*),
+                COALESCE(SUM(outcome = 'over_budget'), 0),
+                COALESCE(SUM(outcome = 'unacknowledged'), 0),
+                COALESCE(SUM(outcome = 'interrupted'), 0) FROM jobs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .map_err(db_err)
+}
+
+/// The last five jobs over their budget.
+fn recent_over_budget(c: &rusqlite::Connection) -> Result<Vec<Value>, Fail> {
+    let mut over = Vec::new();
+    let mut stmt = c
+        .prepare(
+            "SELECT epoch, kind, ended_at - started_at, budget_ms, bytes FROM jobs
+             WHERE outcome = 'over_budget' ORDER BY id DESC LIMIT 5",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(
+                json!({"epoch": r.get::<_, Option<i64>>(0)?, "kind": r.get::<_, String>(1)?,
+                      "ms": r.get::<_, i64>(2)?, "budgetMs": r.get::<_, i64>(3)?,
+                      "bytes": r.get::<_, i64>(4)?}),
+            )
+        })
+        .map_err(db_err)?;
+    for row in rows {
+        over.push(row.map_err(db_err)?);
+    }
+    Ok(over)
+}
+
+/// The jobs that have not ended (one running now, or one a crash left open).
+fn open_jobs(c: &rusqlite::Connection) -> Result<Vec<Value>, Fail> {
+    let mut stmt = c
+        .prepare("SELECT id, epoch, kind, step FROM jobs WHERE ended_at IS NULL ORDER BY id")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(
+                json!({"job": r.get::<_, i64>(0)?, "epoch": r.get::<_, Option<i64>>(1)?,
+                      "kind": r.get::<_, String>(2)?, "step": r.get::<_, String>(3)?}),
+            )
+        })
+        .map_err(db_err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
 }
 
 fn ms(v: &Value) -> String {

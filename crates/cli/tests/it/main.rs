@@ -2,15 +2,17 @@
 //! command line is).
 #![allow(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "tests: they fail loudly, and index the outputs and fixtures they read"
 )]
 
 mod budget;
 mod cli;
-// The core suite's fixtures (the example model, the test keys); not all of them are used here.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the core suite's fixtures (the example model, the test keys): not all are used here"
+)]
 #[path = "../../../core/tests/it/common.rs"]
 mod common;
 mod conformance;
