@@ -10,7 +10,7 @@ use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, DeltaOutcome, Error, Evaluator,
     KeyPair, Limits, Model, PublicKey, Request, SecretKey, State, MAX_CLOCK_SKEW_MS, MAX_WATERMARK,
 };
-use edge_authz_protocol::{context_now, parse_request_line};
+use edge_authz_protocol::{context_now, parse_request_line, Listing};
 use serde_json::json;
 
 mod publish;
@@ -466,7 +466,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             let now = now.unwrap_or_else(now_ms);
             let ev = evaluator(&source, now)?;
             let list = ev.list_resources(&subject, &action, type_filter.as_deref(), now)?;
-            print_json(&json!({"resources": list}))
+            print_json(&Listing::Resources(list))
         }
         Command::ListSubjects {
             source,
@@ -477,7 +477,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             let now = now.unwrap_or_else(now_ms);
             let ev = evaluator(&source, now)?;
             let list = ev.list_subjects(&resource, &action, now)?;
-            print_json(&json!({"subjects": list}))
+            print_json(&Listing::Subjects(list))
         }
         Command::Diff {
             old,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use edge_authz_protocol::PushAnswer;
+use edge_authz_protocol::{ErrorAnswer, PushAnswer};
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -237,26 +237,22 @@ impl Client {
             Ok(t) => t,
             Err(e) => return Answer::Unreachable(format!("the answer could not be read: {e}")),
         };
-        let json: Option<Value> = serde_json::from_str(&text).ok();
         if status == 200 {
-            return match json {
-                Some(v) => Answer::Ok(v),
-                None => Answer::Unreachable(format!("200 without a JSON body: {text:.200}")),
+            return match serde_json::from_str::<Value>(&text) {
+                Ok(v) => Answer::Ok(v),
+                Err(_) => Answer::Unreachable(format!("200 without a JSON body: {text:.200}")),
             };
         }
-        let err = json.as_ref().and_then(|v| v.get("error"));
-        let field = |k: &str| {
-            err.and_then(|e| e.get(k))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        // The Worker's error body, `{"error": {"code", "message"}}`, if this is one.
+        let err = serde_json::from_str::<ErrorAnswer>(&text)
+            .ok()
+            .map(|a| a.error);
         // A 401 `unauthorized` (the Worker's push token check), or a 401 without the Worker's
         // error body (a gateway in front of it): credentials. Other 401s (`bad_signature`,
         // `unknown_key`) judge the message, not the caller.
-        if status == 401 && (err.is_none() || field("code") == "unauthorized") {
+        if status == 401 && err.as_ref().is_none_or(|e| e.code == "unauthorized") {
             let message = match err {
-                Some(_) => field("message"),
+                Some(e) => e.message,
                 None => format!("{:.200}", text.trim()),
             };
             return Answer::Unauthorized {
@@ -264,13 +260,13 @@ impl Client {
                 message,
             };
         }
-        if status >= 500 || err.is_none() {
-            return Answer::Unreachable(format!("{status}: {:.200}", text.trim()));
-        }
-        Answer::Refused {
-            status,
-            code: field("code"),
-            message: field("message"),
+        match err {
+            Some(e) if status < 500 => Answer::Refused {
+                status,
+                code: e.code,
+                message: e.message,
+            },
+            _ => Answer::Unreachable(format!("{status}: {:.200}", text.trim())),
         }
     }
 }
