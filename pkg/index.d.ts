@@ -10,6 +10,7 @@ export type Reason =
   | 'no_snapshot'
   | 'invalid_request'
   | 'stale_snapshot'
+  | 'pending'
   | 'freshness_exceeded'
   | 'unknown_action'
   | 'suspended'
@@ -39,9 +40,12 @@ export interface Decision {
 
 /** `now`: Unix milliseconds, a whole number from 0 to 2^53 - 1; the host's clock when absent.
  * It is the time of assignment expiry only: freshness is judged by the evaluator's clock, which
- * no request can move. Read as an own property (inherited fields are not part of a context). */
+ * no request can move. `at_least_epoch`: the epoch the answer must come from at least (read your
+ * writes: the epoch a change reported); held below it, the decision is `pending`. Fields are
+ * read as own properties (inherited fields are not part of a context). */
 export interface Context {
   now?: number | null;
+  at_least_epoch?: number | null;
 }
 
 /** Freshness bounds in milliseconds, per tier. */

@@ -6,7 +6,7 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz_protocol::list_time;
+use edge_authz_protocol::list_context;
 use libfuzzer_sys::fuzz_target;
 
 /// `Some(rest)` when the part starts with its marker byte and the rest is UTF-8 (the Worker's
@@ -24,9 +24,9 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let ev = common::loaded();
-    match list_time(param(a, b'n'), param(b, b'c')) {
-        Ok(now) => {
-            let now = now.unwrap_or(common::NOW);
+    match list_context(param(a, b'n'), param(b, b'c')) {
+        Ok(c) => {
+            let now = c.at(common::NOW);
             for (who, action) in [("user:alice", "read"), ("group:eng", "export")] {
                 if let Ok(list) = ev.list_resources(who, action, None, now) {
                     assert!(list.windows(2).all(|w| w[0] < w[1]), "not sorted: {list:?}");

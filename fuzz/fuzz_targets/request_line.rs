@@ -5,7 +5,7 @@
 mod common;
 
 use edge_authz::{Request};
-use edge_authz_protocol::{context_now, parse_request_line};
+use edge_authz_protocol::{parse_request_line, read_context};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let ev = common::loaded();
     let decision = match parse_request_line(text.trim()) {
-        Some(l) => match context_now(l.context.as_ref()) {
-            Ok(t) => ev.check(
+        Some(l) => match read_context(l.context.as_ref()) {
+            Ok(c) => ev.check(
                 Request::new(&l.subject, &l.action, &l.resource),
-                t.unwrap_or(common::NOW),
+                c.at(common::NOW),
             ),
             Err(()) => ev.reject_request(),
         },

@@ -148,28 +148,40 @@ function timeOf(n, clock) {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-// `now` of a context (tests/conformance/README.md): an object whose only own enumerable field is
-// `now` (or none). The clock when absent, -1 when malformed or unreadable (a getter or a Proxy
-// trap that throws). Its `now` is read once.
-function contextNow(context, clock) {
+// The epoch the last context read by `readContext` needs at least (-1: none).
+let atLeast = -1;
+
+// A context (tests/conformance/README.md): an object whose only own enumerable fields are `now`
+// and `at_least_epoch` (or none). Returns its time: the clock when absent, -1 when the context is
+// malformed or unreadable (a getter or a Proxy trap that throws); leaves the epoch it needs in
+// `atLeast`. Each field is read once.
+function readContext(context, clock) {
+  atLeast = -1;
   if (context === undefined || context === null) return clock;
   if (typeof context !== 'object') return -1;
-  let n;
+  let n, e;
   try {
     if (Array.isArray(context)) return -1;
     const keys = Object.keys(context);
-    if (keys.length === 0) return clock;
-    if (keys.length !== 1 || keys[0] !== 'now') return -1;
-    n = context.now;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === 'now') n = context.now;
+      else if (keys[i] === 'at_least_epoch') e = context.at_least_epoch;
+      else return -1;
+    }
   } catch {
     return -1;
+  }
+  if (e !== undefined && e !== null) {
+    atLeast = timeOf(e, -1);
+    if (atLeast < 0) return -1;
   }
   return timeOf(n, clock);
 }
 
-// `now` of a listing's options: `context` (as check takes it) when given, else `now`.
+// The time of a listing's options: `context` (as check takes it) when given, else `now`.
 function listNow(o, clock) {
-  return o.context !== undefined ? contextNow(o.context, clock) : timeOf(o.now, clock);
+  atLeast = -1;
+  return o.context !== undefined ? readContext(o.context, clock) : timeOf(o.now, clock);
 }
 
 // The named own properties of an options object, each read once, into a fresh object; inherited
@@ -510,7 +522,8 @@ export class Evaluator {
   check(subject, action, resource, context) {
     try {
       const clock = this.#time();
-      const now = contextNow(context, clock);
+      const now = readContext(context, clock);
+      const least = atLeast;
       const raw = this.#live();
       // Strings are primitives: measured and copied from the same values.
       const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
@@ -523,7 +536,7 @@ export class Evaluator {
       const la = put(p, action, end);
       if (la !== NOT_A_STRING) p += la;
       const lr = put(p, resource, end);
-      const w = raw.check(ls, la, lr, clock, now);
+      const w = raw.check(ls, la, lr, clock, now, least);
       if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
       if (w & HAS_GRANT) views();
       return this.#decision(w, this.#outPtr >>> 2);
@@ -537,7 +550,8 @@ export class Evaluator {
     try {
       const fields = readRequests(requests);
       const clock = this.#time();
-      const now = contextNow(context, clock);
+      const now = readContext(context, clock);
+      const least = atLeast;
       const raw = this.#live();
       const count = fields.length / 3;
       const out = new Array(count);
@@ -556,7 +570,7 @@ export class Evaluator {
           if (n !== NOT_A_STRING) p += n;
           u32[l++] = n;
         }
-        raw.check_many(end - start, clock, now);
+        raw.check_many(end - start, clock, now, least);
         this.#outPtr = raw.out_ptr();
         views();
         const words = this.#outPtr >>> 2;
@@ -580,7 +594,8 @@ export class Evaluator {
       const type = o.type === undefined || o.type === null ? undefined : nameArg(o.type);
       const clock = this.#time();
       const now = listNow(o, clock);
-      return this.#live().list_resources(nameArg(subject), nameArg(action), type, clock, now);
+      const raw = this.#live();
+      return raw.list_resources(nameArg(subject), nameArg(action), type, clock, now, atLeast);
     } catch (e) {
       throw coded(e);
     }
@@ -592,7 +607,8 @@ export class Evaluator {
       const o = readOptions(options, ['context', 'now'], 'the options');
       const clock = this.#time();
       const now = listNow(o, clock);
-      return this.#live().list_subjects(nameArg(resource), nameArg(action), clock, now);
+      const raw = this.#live();
+      return raw.list_subjects(nameArg(resource), nameArg(action), clock, now, atLeast);
     } catch (e) {
       throw coded(e);
     }

@@ -64,7 +64,7 @@ export class LocalSource {
 /** Listing options at `now` (none: the evaluator's clock). */
 const at = (now) => (now === undefined ? {} : { now });
 
-const REFUSALS = new Set(['stale_snapshot', 'freshness_exceeded', 'unknown_action']);
+const REFUSALS = new Set(['stale_snapshot', 'pending', 'freshness_exceeded', 'unknown_action']);
 
 export class RemoteSource {
   /** @param base the Worker's URL; @param tenant; @param token the CHECK_TOKEN, or '' */

@@ -10,7 +10,7 @@ use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, DeltaOutcome, Error, Evaluator,
     KeyPair, Limits, Model, PublicKey, Request, SecretKey, State, MAX_CLOCK_SKEW_MS, MAX_WATERMARK,
 };
-use edge_authz_protocol::{context_now, parse_request_line, Listing};
+use edge_authz_protocol::{parse_request_line, read_context, Listing};
 use serde_json::json;
 
 mod publish;
@@ -57,8 +57,8 @@ enum Command {
     Check {
         #[command(flatten)]
         source: Source,
-        #[arg(long)]
-        now: Option<u64>,
+        #[command(flatten)]
+        times: Times,
         /// A file of JSON lines (`-` for standard input): [subject, action, resource] or
         /// {"subject", "action", "resource", "context"}.
         #[arg(long, conflicts_with_all = ["subject", "action", "resource"])]
@@ -80,8 +80,8 @@ enum Command {
     ListResources {
         #[command(flatten)]
         source: Source,
-        #[arg(long)]
-        now: Option<u64>,
+        #[command(flatten)]
+        times: Times,
         #[arg(long = "type")]
         type_filter: Option<String>,
         subject: String,
@@ -91,8 +91,8 @@ enum Command {
     ListSubjects {
         #[command(flatten)]
         source: Source,
-        #[arg(long)]
-        now: Option<u64>,
+        #[command(flatten)]
+        times: Times,
         resource: String,
         action: String,
     },
@@ -188,6 +188,27 @@ fn issued_at_within(issued_at: u64, clock: u64, force: bool) -> Result<u64, Fail
          (give --force-issued-at to sign it anyway) [clock_skew]",
         issued_at.saturating_sub(clock)
     )))
+}
+
+/// When an evaluating command decides, and what it needs.
+#[derive(Args, Clone, Copy)]
+struct Times {
+    /// Unix ms: both the clock and the time of the decisions (an offline tool). Default: now.
+    #[arg(long)]
+    now: Option<u64>,
+    /// Answer `pending` unless the state's epoch is at least this (read your writes).
+    #[arg(long)]
+    at_least_epoch: Option<u64>,
+}
+
+impl Times {
+    fn clock(&self) -> u64 {
+        self.now.unwrap_or_else(now_ms)
+    }
+
+    fn at(&self) -> At {
+        At::clock(self.clock()).with_at_least_epoch(self.at_least_epoch)
+    }
 }
 
 /// Where an evaluating command gets its state: a signed snapshot (plus deltas and watermarks,
@@ -317,7 +338,8 @@ fn evaluator(src: &Source, clock: u64) -> Result<Evaluator, Fail> {
     Ok(ev)
 }
 
-fn check_batch(ev: &Evaluator, source: &str, clock: u64) -> Result<(), Fail> {
+fn check_batch(ev: &Evaluator, source: &str, times: Times) -> Result<(), Fail> {
+    let clock = times.clock();
     let input: Box<dyn BufRead> = if source == "-" {
         Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
     } else {
@@ -360,11 +382,11 @@ fn check_batch(ev: &Evaluator, source: &str, clock: u64) -> Result<(), Fail> {
             continue;
         }
         let decision = match parse_request_line(text).filter(|_| !overlong) {
-            Some(l) => match context_now(l.context.as_ref()) {
+            Some(l) => match read_context(l.context.as_ref()) {
                 // A line's own `now` moves the time of its decision, never the clock.
-                Ok(t) => ev.check(
+                Ok(c) => ev.check(
                     Request::new(&l.subject, &l.action, &l.resource),
-                    At::clock(clock).with_now(t),
+                    c.at(clock),
                 ),
                 Err(()) => ev.reject_request(),
             },
@@ -449,34 +471,32 @@ fn run(cli: Cli) -> Result<(), Fail> {
         } => inspect_file(&file, &keys),
         Command::Check {
             source,
-            now,
+            times,
             requests,
             subject,
             action,
             resource,
-        } => check(&source, now, requests, subject, action, resource),
+        } => check(&source, times, requests, subject, action, resource),
         Command::Status { source } => print_json(&evaluator(&source, now_ms())?.status()),
         Command::ListResources {
             source,
-            now,
+            times,
             type_filter,
             subject,
             action,
         } => {
-            let now = now.unwrap_or_else(now_ms);
-            let ev = evaluator(&source, now)?;
-            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), now)?;
+            let ev = evaluator(&source, times.clock())?;
+            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), times.at())?;
             print_json(&Listing::Resources(list))
         }
         Command::ListSubjects {
             source,
-            now,
+            times,
             resource,
             action,
         } => {
-            let now = now.unwrap_or_else(now_ms);
-            let ev = evaluator(&source, now)?;
-            let list = ev.list_subjects(&resource, &action, now)?;
+            let ev = evaluator(&source, times.clock())?;
+            let list = ev.list_subjects(&resource, &action, times.at())?;
             print_json(&Listing::Subjects(list))
         }
         Command::Diff {
@@ -563,24 +583,22 @@ fn inspect_file(file: &Path, keys: &[PathBuf]) -> Result<(), Fail> {
 /// `check`: one request, or every line of `--requests`.
 fn check(
     source: &Source,
-    now: Option<u64>,
+    times: Times,
     requests: Option<String>,
     subject: Option<String>,
     action: Option<String>,
     resource: Option<String>,
 ) -> Result<(), Fail> {
-    // An offline tool: `--now` is both the clock and the time of the decisions.
-    let now = now.unwrap_or_else(now_ms);
-    let ev = evaluator(source, now)?;
+    let ev = evaluator(source, times.clock())?;
     if let Some(src) = requests {
-        return check_batch(&ev, &src, now);
+        return check_batch(&ev, &src, times);
     }
     let (Some(s), Some(a), Some(r)) = (subject, action, resource) else {
         return Err(Fail(
             "SUBJECT ACTION RESOURCE or --requests is required".into(),
         ));
     };
-    let d = ev.check(Request::new(&s, &a, &r), now);
+    let d = ev.check(Request::new(&s, &a, &r), times.at());
     let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
     println!("{text}");
     Ok(())

@@ -43,6 +43,7 @@ pub enum Reason {
     NoSnapshot,
     InvalidRequest,
     StaleSnapshot,
+    Pending,
     FreshnessExceeded,
     UnknownAction,
     Suspended,
@@ -52,10 +53,11 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::NoSnapshot,
         Reason::InvalidRequest,
         Reason::StaleSnapshot,
+        Reason::Pending,
         Reason::FreshnessExceeded,
         Reason::UnknownAction,
         Reason::Suspended,
@@ -69,6 +71,7 @@ impl Reason {
             Reason::NoSnapshot => "no_snapshot",
             Reason::InvalidRequest => "invalid_request",
             Reason::StaleSnapshot => "stale_snapshot",
+            Reason::Pending => "pending",
             Reason::FreshnessExceeded => "freshness_exceeded",
             Reason::UnknownAction => "unknown_action",
             Reason::Suspended => "suspended",

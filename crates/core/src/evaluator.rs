@@ -1,6 +1,6 @@
 //! The evaluator's state machine: what it holds (one indexed snapshot, the watermark,
-//! `confirmed_at`), how signed messages move it, and the decision gates 1 to 4 in front of the
-//! index's gates 5 to 9. Every method that can fail builds the new state aside and commits it only
+//! `confirmed_at`), how signed messages move it, and the decision gates 1 to 5 in front of the
+//! index's gates 6 to 10. Every method that can fail builds the new state aside and commits it only
 //! when nothing failed, so a rejected message leaves the evaluator exactly as it was.
 
 use std::collections::BTreeMap;
@@ -54,7 +54,7 @@ enum Mode {
         held: Option<Held<LedgerState>>,
     },
     /// [`Evaluator::preview`]: one compiled state, unsigned, at epoch 0; takes no message and
-    /// skips gates 3 and 4 (docs/decisions.md, "Previews").
+    /// skips gates 3 to 5 (docs/decisions.md, "Previews").
     Preview { index: Index },
 }
 
@@ -189,27 +189,42 @@ pub const MAX_EPOCH: u64 = (1 << 53) - 1;
 /// mistake still leaves the origin room to issue a snapshot at it and go on from there.
 pub const MAX_WATERMARK: u64 = 1 << 52;
 
-/// The two times of a decision (Unix ms). The **clock** is the host's own time: it alone judges
-/// freshness (gate 4). **`now`** is the time at which assignment expiry is evaluated: a request
-/// may name it (a what-if), but it never moves the clock, so no caller makes an old state fresh.
-/// A bare `u64` converts into both (the command line's `--now`, tests).
+/// When and from what a decision is made. The two times (Unix ms): the **clock** is the host's
+/// own time, and it alone judges freshness (gate 5); **`now`** is the time at which assignment
+/// expiry is evaluated: a request may name it (a what-if), but it never moves the clock, so no
+/// caller makes an old state fresh. A bare `u64` converts into both (the command line's `--now`,
+/// tests). And the epoch the request needs at least (`at_least_epoch`, read your writes): held
+/// below it, the answer is `pending` (gate 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct At {
     pub clock: u64,
     pub now: u64,
+    pub at_least_epoch: Option<u64>,
 }
 
 impl At {
     /// The host's clock, with `now` at the same time.
     pub fn clock(clock: u64) -> At {
-        At { clock, now: clock }
+        At {
+            clock,
+            now: clock,
+            at_least_epoch: None,
+        }
     }
 
     /// `now` moved to the request's time when it names one; the clock stays.
     pub fn with_now(self, now: Option<u64>) -> At {
         At {
-            clock: self.clock,
             now: now.unwrap_or(self.clock),
+            ..self
+        }
+    }
+
+    /// The epoch the request needs at least, if it names one.
+    pub fn with_at_least_epoch(self, at_least_epoch: Option<u64>) -> At {
+        At {
+            at_least_epoch,
+            ..self
         }
     }
 }
@@ -620,14 +635,14 @@ impl Evaluator {
         Self::refuse(self.reject_request(), "anything")
     }
 
-    /// Gates 2 to 4 once the ids are looked up (`None`: not in the snapshot).
+    /// Gates 2 to 5 once the ids are looked up (`None`: not in the snapshot).
     fn early_gates(
         &self,
         (epoch, ix): (u64, &Index),
         action_ok: bool,
         ids_ok: bool,
         tier: Option<Tier>,
-        clock: u64,
+        at: &At,
     ) -> Option<Reason> {
         if !action_ok || !ids_ok {
             return Some(Reason::InvalidRequest);
@@ -638,20 +653,23 @@ impl Evaluator {
         if epoch < self.watermark {
             return Some(Reason::StaleSnapshot);
         }
+        if at.at_least_epoch.is_some_and(|n| epoch < n) {
+            return Some(Reason::Pending);
+        }
         // An unknown action has no tier: hold it to the strictest bound.
         let bound = ix.freshness().bound(tier.unwrap_or(Tier::High));
-        if clock.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
+        if at.clock.saturating_sub(self.confirmed_at.unwrap_or(0)) > bound {
             return Some(Reason::FreshnessExceeded);
         }
         None
     }
 
-    /// Gates 1 to 5 shared by the listings: the loaded index and the action's id, or the
+    /// Gates 1 to 5 and 7 shared by the listings: the loaded index and the action's id, or the
     /// decision that refuses.
     fn gates(
         &self,
         action: &str,
-        clock: u64,
+        at: &At,
         ids_ok: impl FnOnce(&Index) -> bool,
     ) -> Result<(&Index, u32), Decision> {
         let Some((epoch, ix)) = self.mode.answering() else {
@@ -660,7 +678,7 @@ impl Evaluator {
         let a = ix.action(action);
         let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(action);
-        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok(ix), tier, clock) {
+        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok(ix), tier, at) {
             return Err(self.decision(reason, Some(epoch), tier));
         }
         match a {
@@ -691,7 +709,7 @@ impl Evaluator {
         let action_ok = a.is_some() || is_valid_action_name(req.action);
         let ids_ok =
             (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
-        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, at.clock) {
+        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, &at) {
             return self.decision(reason, Some(epoch), tier);
         }
         let (reason, grant) = ix.decide(s, a, r, at.now);
@@ -787,7 +805,7 @@ impl Evaluator {
     }
 
     /// Resources (optionally of one type) on which `subject` may do `action`, sorted. Fails with
-    /// the reason code when gates 1 to 5 refuse.
+    /// the reason code when gates 1 to 6 refuse.
     pub fn list_resources(
         &self,
         subject: &str,
@@ -799,7 +817,7 @@ impl Evaluator {
         let mut s = None;
         let type_ok = type_filter.is_none_or(|t| is_valid_id(&format!("{t}:x")));
         let (ix, a) = self
-            .gates(action, at.clock, |ix| {
+            .gates(action, &at, |ix| {
                 s = ix.subject(subject);
                 (s.is_some() || is_valid_id(subject)) && type_ok
             })
@@ -824,7 +842,7 @@ impl Evaluator {
         let at = at.into();
         let mut r = None;
         let (ix, a) = self
-            .gates(action, at.clock, |ix| {
+            .gates(action, &at, |ix| {
                 r = ix.resource(resource);
                 r.is_some() || is_valid_id(resource)
             })

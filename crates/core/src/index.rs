@@ -643,7 +643,7 @@ impl Index {
         None
     }
 
-    /// Gates 5 to 9 for looked-up ids (gates 1 to 4 are the evaluator's).
+    /// Gates 6 to 10 for looked-up ids (gates 1 to 5 are the evaluator's).
     pub fn decide(
         &self,
         s: Option<u32>,

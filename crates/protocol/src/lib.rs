@@ -21,8 +21,8 @@ mod requests;
 pub use answers::{
     http_status, CarriedDelta, Decisions, EdgeStatus, ErrorAnswer, ErrorBody, Listing, PushAnswer,
 };
-pub use context::{context_now, MAX_NOW};
+pub use context::{read_context, Context, MAX_NOW};
 pub use requests::{
-    list_time, parse_body, parse_check_many, parse_request_line, strict_json, BodyError, CheckBody,
-    CheckManyBody, RequestLine, StrictValue,
+    list_context, parse_body, parse_check_many, parse_request_line, strict_json, BodyError,
+    CheckBody, CheckManyBody, RequestLine, StrictValue,
 };

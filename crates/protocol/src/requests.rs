@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for Strict {
 }
 
 /// One request: subject, action, resource and the context as given (read by
-/// [`crate::context_now`]).
+/// [`crate::read_context`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestLine {
     pub subject: String,
@@ -344,22 +344,22 @@ impl<'de> Visitor<'de> for Requests<'_> {
     }
 }
 
-/// The time of a listing from its query's `now` and `context` values (percent-decoded):
-/// `now=<ms>`, or `context=<the JSON context of a check>`, or neither (`Ok(None)`: the host's
-/// clock). Anything else, both included, is malformed (`Err(())`: `invalid_request`, as for a
-/// check).
+/// The context of a listing from its query's `now` and `context` values (percent-decoded):
+/// `now=<ms>`, or `context=<the JSON context of a check>`, or neither (the host's clock, no
+/// epoch needed). Anything else, both included, is malformed (`Err(())`: `invalid_request`, as
+/// for a check).
 #[allow(
     clippy::result_unit_err,
     reason = "a malformed time has one meaning, an `invalid_request`, which the host gives"
 )]
-pub fn list_time(now: Option<&str>, context: Option<&str>) -> Result<Option<u64>, ()> {
+pub fn list_context(now: Option<&str>, context: Option<&str>) -> Result<crate::Context, ()> {
     let context = match (now, context) {
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(crate::Context::default()),
         (Some(n), None) => serde_json::json!({ "now": n.parse::<u64>().map_err(|_| ())? }),
         (None, Some(c)) => strict_json(c.as_bytes()).map_err(|_| ())?,
         (Some(_), Some(_)) => return Err(()),
     };
-    crate::context_now(Some(&context))
+    crate::read_context(Some(&context))
 }
 
 #[cfg(test)]
@@ -468,7 +468,7 @@ mod tests {
             ),
             None
         );
-        assert_eq!(list_time(None, Some(r#"{"now":1,"now":2}"#)), Err(()));
+        assert_eq!(list_context(None, Some(r#"{"now":1,"now":2}"#)), Err(()));
         assert!(strict_json(br#"[{"a":1},{"a":2}]"#).is_ok());
         assert!(strict_json(br#"{"a":1} x"#).is_err());
     }
@@ -497,11 +497,16 @@ mod tests {
 
     #[test]
     fn list_times() {
-        assert_eq!(list_time(None, None), Ok(None));
-        assert_eq!(list_time(Some("1700"), None), Ok(Some(1700)));
-        assert_eq!(list_time(None, Some(r#"{"now":5}"#)), Ok(Some(5)));
-        assert_eq!(list_time(None, Some("{}")), Ok(None));
-        assert_eq!(list_time(None, Some("null")), Ok(None));
+        let now = |n, c| list_context(n, c).map(|c| c.now);
+        assert_eq!(now(None, None), Ok(None));
+        assert_eq!(now(Some("1700"), None), Ok(Some(1700)));
+        assert_eq!(now(None, Some(r#"{"now":5}"#)), Ok(Some(5)));
+        assert_eq!(now(None, Some("{}")), Ok(None));
+        assert_eq!(now(None, Some("null")), Ok(None));
+        assert_eq!(
+            list_context(None, Some(r#"{"at_least_epoch":4}"#)).map(|c| c.at_least_epoch),
+            Ok(Some(4))
+        );
         for (n, c) in [
             (Some("-1"), None),
             (Some("1.5"), None),
@@ -512,7 +517,7 @@ mod tests {
             (None, Some("[")),
             (Some("5"), Some(r#"{"now":5}"#)),
         ] {
-            assert_eq!(list_time(n, c), Err(()), "{n:?} {c:?}");
+            assert_eq!(list_context(n, c), Err(()), "{n:?} {c:?}");
         }
     }
 }

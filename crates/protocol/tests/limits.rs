@@ -3,14 +3,14 @@
 #![allow(clippy::panic, clippy::unwrap_used, reason = "tests: they fail loudly")]
 
 use edge_authz_protocol::{
-    context_now, parse_body, parse_request_line, BodyError, CheckBody, MAX_NOW,
+    parse_body, parse_request_line, read_context, BodyError, CheckBody, MAX_NOW,
 };
 use serde_json::json;
 
 #[test]
 fn context_now_is_at_most_2_pow_53_minus_1() {
     assert_eq!(MAX_NOW, (1u64 << 53) - 1);
-    let now = |v: serde_json::Value| context_now(Some(&json!({ "now": v })));
+    let now = |v: serde_json::Value| read_context(Some(&json!({ "now": v }))).map(|c| c.now);
     assert_eq!(now(json!(MAX_NOW)), Ok(Some(MAX_NOW)));
     assert_eq!(now(json!(0)), Ok(Some(0)));
     for bad in [
@@ -38,7 +38,7 @@ fn json_nesting_of_128_levels_is_refused_127_is_read() {
         )
     };
     let ok: CheckBody = parse_body(body(127).as_bytes()).unwrap();
-    assert_eq!(context_now(ok.context.as_ref()), Err(()));
+    assert_eq!(read_context(ok.context.as_ref()), Err(()));
     match parse_body::<CheckBody>(body(128).as_bytes()) {
         Err(BodyError::NotJson(m)) => assert!(m.contains("recursion limit exceeded"), "{m}"),
         other => panic!("{other:?}"),

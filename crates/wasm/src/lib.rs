@@ -206,11 +206,21 @@ impl RawEvaluator {
         (t >= 0.0 && t <= MAX_NOW as f64 && t.fract() == 0.0).then_some(t as u64)
     }
 
-    /// The two times of a decision: the host's `clock`, and `now` (below 0: the context was
-    /// malformed). `Err` for a clock that is not a time; `Ok(None)` for a malformed context.
-    fn at(clock: f64, now: f64) -> Result<Option<At>, ()> {
+    /// The times and needs of a decision: the host's `clock`, `now` (below 0: the context was
+    /// malformed) and `at_least_epoch` (below 0: none). `Err` for a clock that is not a time;
+    /// `Ok(None)` for a malformed context.
+    fn at(clock: f64, now: f64, at_least_epoch: f64) -> Result<Option<At>, ()> {
         let clock = Self::time(clock).ok_or(())?;
-        Ok(Self::time(now).map(|now| At { clock, now }))
+        let at_least = if at_least_epoch < 0.0 {
+            Some(None)
+        } else {
+            Self::time(at_least_epoch).map(Some)
+        };
+        Ok(Self::time(now).zip(at_least).map(|(now, at_least)| {
+            At::clock(clock)
+                .with_now(Some(now))
+                .with_at_least_epoch(at_least)
+        }))
     }
 }
 
@@ -228,7 +238,7 @@ impl RawEvaluator {
     ) -> (u32, Vec<u32>) {
         self.write(&[[s, a, r]]);
         let len = |x: &str| x.len() as u32;
-        let word = self.check(len(s), len(a), len(r), clock, now);
+        let word = self.check(len(s), len(a), len(r), clock, now, -1.0);
         (word, self.out.clone())
     }
 
@@ -236,7 +246,7 @@ impl RawEvaluator {
     #[doc(hidden)]
     pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
         self.write(requests);
-        self.check_many(requests.len(), clock, now);
+        self.check_many(requests.len(), clock, now, -1.0);
         self.out.clone()
     }
 
@@ -354,16 +364,25 @@ impl RawEvaluator {
     }
 
     /// Decides the request whose fields (`ls`, `la`, `lr` bytes) are at the start of `input`, at
-    /// the host's `clock` and the request's `now` (below 0: the context was malformed). A clock
-    /// that is not a time fails closed (`invalid_request`; the package refuses it before).
-    pub fn check(&mut self, ls: u32, la: u32, lr: u32, clock: f64, now: f64) -> u32 {
+    /// the host's `clock`, the request's `now` (below 0: the context was malformed) and the
+    /// epoch it needs at least (below 0: none). A clock that is not a time fails closed
+    /// (`invalid_request`; the package refuses it before).
+    pub fn check(
+        &mut self,
+        ls: u32,
+        la: u32,
+        lr: u32,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+    ) -> u32 {
         let before = self.out.as_ptr();
         self.out.clear();
         let mut at = 0;
         let s = Self::field(&self.input, &mut at, ls);
         let a = Self::field(&self.input, &mut at, la);
         let r = Self::field(&self.input, &mut at, lr);
-        let d = match Self::at(clock, now) {
+        let d = match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
             _ => self.ev.reject_request(),
         };
@@ -377,7 +396,7 @@ impl RawEvaluator {
 
     /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
     /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
-    pub fn check_many(&mut self, count: usize, clock: f64, now: f64) {
+    pub fn check_many(&mut self, count: usize, clock: f64, now: f64, at_least_epoch: f64) {
         self.out.clear();
         let mut at = 0;
         let mut requests = Vec::with_capacity(count);
@@ -389,7 +408,7 @@ impl RawEvaluator {
             requests.push(Request::new(s, a, r));
         }
         self.decisions.clear();
-        match Self::at(clock, now) {
+        match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) => self.ev.check_many(&requests, at, &mut self.decisions),
             _ => self
                 .decisions
@@ -438,8 +457,9 @@ impl RawEvaluator {
         type_filter: Option<String>,
         clock: f64,
         now: f64,
+        at_least_epoch: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+        let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
             Some(at) => self
                 .ev
                 .list_resources(subject, action, type_filter.as_deref(), at),
@@ -454,8 +474,9 @@ impl RawEvaluator {
         action: &str,
         clock: f64,
         now: f64,
+        at_least_epoch: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let listed = match Self::at(clock, now).map_err(|()| invalid_clock())? {
+        let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
             Some(at) => self.ev.list_subjects(resource, action, at),
             None => Err(self.ev.reject_list()),
         };
@@ -566,7 +587,7 @@ impl RawEvaluator {
     /// wasm-bindgen's own string passing: three strings copied in per call.
     pub fn check_strs(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> u32 {
         self.out.clear();
-        let d = match Self::at(clock, now) {
+        let d = match Self::at(clock, now, -1.0) {
             Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
             _ => self.ev.reject_request(),
         };
@@ -584,10 +605,10 @@ impl RawEvaluator {
         }
         let clock = Self::time(clock);
         let d = match (serde_json::from_str::<Req>(request), clock) {
-            (Ok(q), Some(clock)) => match edge_authz_protocol::context_now(q.context.as_ref()) {
-                Ok(now) => self.ev.check(
+            (Ok(q), Some(clock)) => match edge_authz_protocol::read_context(q.context.as_ref()) {
+                Ok(c) => self.ev.check(
                     Request::new(&q.subject, &q.action, &q.resource),
-                    At::clock(clock).with_now(now),
+                    c.at(clock),
                 ),
                 Err(()) => self.ev.reject_request(),
             },

@@ -23,8 +23,9 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
-use edge_authz::{is_valid_tenant, At, Decision, MessageKind, Reason, Request as Check, Tier};
+use edge_authz::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
 use edge_authz_protocol::answers::{Counted, Health, Isolate, ReuseMs};
+use edge_authz_protocol::Context as RequestContext;
 use edge_authz_protocol::{
     parse_body, parse_check_many, BodyError, CheckBody, Decisions, EdgeStatus, ErrorBody, Listing,
 };
@@ -264,16 +265,25 @@ fn body_error(e: BodyError) -> ApiError {
 
 /// A request that names its own time (`context.now`, a listing's `now=`) is refused unless the
 /// Worker allows it (`ALLOW_CONTEXT_NOW`); even then the time moves only expiry, never the clock.
-fn context_time(config: &Config, given: Option<u64>) -> Result<Option<u64>, ApiError> {
-    match given {
+fn context_time(config: &Config, given: RequestContext) -> Result<RequestContext, ApiError> {
+    match given.now {
         Some(_) if !config.allow_context_now => Err(ApiError::new(
             400,
             "invalid_context",
             "this Worker decides at its own time: `context.now` (and a listing's `now`) needs \
              ALLOW_CONTEXT_NOW=true",
         )),
-        t => Ok(t),
+        _ => Ok(given),
     }
+}
+
+/// Whether a request needs an epoch this isolate does not hold yet (`at_least_epoch`): then it
+/// asks the authority first, whatever the tier, and answers `pending` only if the authority is
+/// below that epoch too.
+fn behind(e: &Edge, context: Option<&RequestContext>) -> bool {
+    context
+        .and_then(|c| c.at_least_epoch)
+        .is_some_and(|n| e.ev().epoch().is_none_or(|held| held < n))
 }
 
 /// One decision as a log line.
@@ -309,12 +319,13 @@ impl Ctx<'_> {
     /// the authority cannot be reached, `high` fails closed (503) and so does an isolate that
     /// never reached it; `standard` and `low` go on answering from what is held, still bounded
     /// by the model's freshness gate (the origin's `confirmed_at`).
-    async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier) -> Result<(), ApiError> {
+    /// `ask`: the request needs what this isolate lacks, so no confirmation is reused.
+    async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier, ask: bool) -> Result<(), ApiError> {
         let now = Self::now_ms();
         let (reuse, never) = {
             let r = &e.borrow().replica;
             (
-                r.may_reuse(tier, self.config.reuse_ms(tier), edge::clock_ms(now)),
+                !ask && r.may_reuse(tier, self.config.reuse_ms(tier), edge::clock_ms(now)),
                 !r.ever_confirmed(),
             )
         };
@@ -380,20 +391,21 @@ impl Ctx<'_> {
         context: Option<&serde_json::Value>,
         many: bool,
     ) -> Result<Vec<Decision>, ApiError> {
-        let given = match edge_authz_protocol::context_now(context) {
-            Ok(t) => Ok(context_time(self.config, t)?),
+        let given = match edge_authz_protocol::read_context(context) {
+            Ok(c) => Ok(context_time(self.config, c)?),
             Err(()) => Err(()),
         };
         let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
+        let ask = behind(&e.borrow(), given.as_ref().ok());
         if let Some(tier) = tier {
-            self.confirm(e, tier).await?;
+            self.confirm(e, tier, ask).await?;
         }
         let now_ms = Self::now_ms();
         let mut ed = e.borrow_mut();
         let decisions: Vec<Decision> = match given {
             Err(()) => requests.iter().map(|_| ed.ev().reject_request()).collect(),
             Ok(given) => {
-                let now = At::clock(now_ms.max(0.0) as u64).with_now(given);
+                let now = given.at(now_ms.max(0.0) as u64);
                 let checks: Vec<Check<'_>> = requests
                     .iter()
                     .map(|(s, a, r)| Check::new(s, a, r))
@@ -469,13 +481,14 @@ impl Ctx<'_> {
         // The time: `now=<ms>`, or `context=<the JSON context of a check>`; as for a check, a
         // malformed one is `invalid_request`.
         let given =
-            match edge_authz_protocol::list_time(q("now").as_deref(), q("context").as_deref()) {
-                Ok(t) => Ok(context_time(self.config, t)?),
+            match edge_authz_protocol::list_context(q("now").as_deref(), q("context").as_deref()) {
+                Ok(c) => Ok(context_time(self.config, c)?),
                 Err(()) => Err(()),
             };
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
-        self.confirm(&e, tier.unwrap_or(Tier::High)).await?;
+        let ask = behind(&e.borrow(), given.as_ref().ok());
+        self.confirm(&e, tier.unwrap_or(Tier::High), ask).await?;
         let ed = e.borrow();
         // The evaluator refuses a stale state itself once it holds the watermark; this covers
         // the case where it somehow could not take it.
@@ -490,7 +503,7 @@ impl Ctx<'_> {
             // Gate 1 before gate 2, as for a check.
             return Err(ApiError::from_core(&ed.ev().reject_list()));
         };
-        let now = At::clock(Self::now_ms().max(0.0) as u64).with_now(given);
+        let now = given.at(Self::now_ms().max(0.0) as u64);
         let listed = if resources {
             ed.ev()
                 .list_resources(&who, &action, q("type").as_deref(), now)

@@ -3,10 +3,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edge_authz::{
-    compile_snapshot, diff_models, sign_watermark, At, DeltaOutcome, Error, Evaluator, Request,
-    State,
+    compile_snapshot, diff_models, sign_watermark, DeltaOutcome, Error, Evaluator, Request, State,
 };
-use edge_authz_protocol::context_now;
+use edge_authz_protocol::read_context;
 use serde_json::{json, Value};
 
 use crate::common::{state_of_value, test_key};
@@ -117,13 +116,12 @@ impl Run {
         }
         // The step's `clock` is the host's clock (else this machine's); the context's `now` moves
         // only expiry.
-        let clock = At::clock(
-            step.get("clock")
-                .and_then(Value::as_u64)
-                .unwrap_or_else(host_now),
-        );
-        let now = context_now(step.get("context"));
-        let now_or_host = |n: Result<Option<u64>, ()>| n.map(|n| clock.with_now(n));
+        let clock = step
+            .get("clock")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(host_now);
+        let now = read_context(step.get("context"));
+        let now_or_host = |c: Result<edge_authz_protocol::Context, ()>| c.map(|c| c.at(clock));
         if let Some(req) = step.get("check") {
             let (sub, act, res) = (s(req, 0), s(req, 1), s(req, 2));
             let d = match now_or_host(now) {
