@@ -107,22 +107,29 @@ seeds)
   printf '%s\n%s' 'x' 'c{"now":1800000000000}' > "$S/list_query/context"
   printf '%s\n%s' 'n5' 'c{"now":5}' > "$S/list_query/both"
   printf '%s\n%s' 'x' 'c{"then":1}' > "$S/list_query/bad-context"
-  # Push answers (`a`) and framed sync bodies (`f`): the snapshot, then a heartbeat and a
-  # watermark carrying a delta.
+  # Push answers (`a`) and feed answers (`f`, MessagePack: the head, the messages, `more`): the
+  # snapshot, then a heartbeat and a watermark carrying a delta.
   printf '%s' 'a{"epoch":3}' > "$S/sync_answer/snapshot-answer"
   printf '%s' 'a{"epoch":3,"applied":true}' > "$S/sync_answer/delta-answer"
   printf '%s' 'a{"watermark":5,"epoch":null}' > "$S/sync_answer/watermark-answer"
   printf '%s' 'a{"watermark":5,"epoch":4,"delta":{"applied":false,"error":{"code":"epoch_gap","message":"m"}}}' \
     > "$S/sync_answer/skipped-answer"
-  frame() { python3 -c 'import sys, struct
+  feed() { # epoch watermark files...
+    python3 -c 'import sys, struct
+def s(t): return bytes([0xa0 | len(t)]) + t.encode()
+def u(n): return b"\xc0" if n is None else b"\xcf" + struct.pack(">Q", n)
 out = sys.stdout.buffer
-out.write(b"f")
-for p in sys.argv[1:]:
+out.write(b"f\x83" + s("head") + b"\x83" + s("epoch") + u(int(sys.argv[1])) + s("watermark")
+          + u(int(sys.argv[2])) + s("confirmedAt") + u(None) + s("messages"))
+files = sys.argv[3:]
+out.write(bytes([0x90 | len(files)]))
+for p in files:
     b = open(p, "rb").read()
-    out.write(struct.pack("<I", len(b)) + b)' "$@"; }
-  frame "$W/s0" > "$S/sync_answer/frames-snapshot"
-  frame "$W/s0" "$W/w1" > "$S/sync_answer/frames-heartbeat"
-  frame "$W/s3" "$W/w2" > "$S/sync_answer/frames-carried"
+    out.write(b"\xc6" + struct.pack(">I", len(b)) + b)
+out.write(s("more") + b"\xc2")' "$@"; }
+  feed 2 0 "$W/s0" > "$S/sync_answer/feed-snapshot"
+  feed 2 1 "$W/s0" "$W/w1" > "$S/sync_answer/feed-heartbeat"
+  feed 2 2 "$W/s3" "$W/w2" > "$S/sync_answer/feed-carried"
   find "$S" -type f | wc -l | xargs printf '%s seed files in tests/fuzz/seeds\n'
   ;;
 replay)

@@ -2,17 +2,17 @@
 //! says which:
 //! - `a`: the rest is a push answer as the publisher reads it (`PushAnswer`): read, it writes
 //!   back to JSON that reads as the same answer, and the head it names is the answer's own;
-//! - `f`: the rest is a framed sync body as a replica reads it (`frames::decode`): the frames
-//!   re-encode to a prefix of the body, and a replica holding nothing that replays them
+//! - `f`: the rest is a feed answer as a replica reads it (`feed::decode`): read, it encodes
+//!   to bytes that read as the same answer, and a replica holding nothing that replays it
 //!   reaches the head exactly when its evaluator does, never answers "allowed" below the
 //!   watermark it knows, and refuses a forged message (every message is verified again).
 #![no_main]
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::sync::{reaches, Head, Replica, Synced};
+use edge_authz::sync::{reaches, Replica, Synced};
 use edge_authz::Request;
-use edge_authz_protocol::{frames, PushAnswer};
+use edge_authz_protocol::{feed, PushAnswer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,15 +29,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Some((b'f', body)) => {
-            let messages: Vec<&[u8]> = frames::decode(body).collect();
-            let again = frames::encode(messages.iter().copied());
-            assert!(body.starts_with(&again), "the frames re-encode to another body");
-            // The authority's head as it might claim it: epoch 2, watermark 1.
-            let head = Head {
-                epoch: Some(2),
-                watermark: 1,
-                confirmed_at: None,
+            let Some(answer) = feed::decode(body) else {
+                return;
             };
+            let messages: Vec<&[u8]> = answer.messages().collect();
+            let again = feed::encode(answer.head, &messages, usize::MAX)
+                .unwrap_or_else(|| panic!("an answer read does not encode"));
+            let read = feed::decode(&again).unwrap_or_else(|| panic!("an encoded answer does not read"));
+            assert_eq!((read.head, read.messages().collect::<Vec<_>>()), (answer.head, messages.clone()));
+            let head = answer.head;
             let mut r = Replica::new(common::empty());
             let synced = r.catch_up(head, messages.iter().copied(), common::NOW);
             assert_eq!(synced == Synced::Reached, reaches(r.evaluator(), &head));

@@ -22,7 +22,19 @@ import {
   sign_watermark_raw,
   validate_model,
 } from '../dist/edge_authz.js';
-import { host } from './internal.js';
+import {
+  MAX_ARRAY,
+  clockOption,
+  coded,
+  describe,
+  fail,
+  hostClock,
+  readOptions,
+  stringArg,
+  stringsOf,
+  wellFormed,
+} from './args.js';
+import { host, CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
 
 // The answer word's layout, read from the wasm module (crates/wasm: `answer_layout`) when the
 // first evaluator is made, so that this side cannot drift from the Rust side: the reasons and
@@ -36,6 +48,7 @@ let TIER_SHIFT;
 let TIER_MASK;
 let HAS_GRANT;
 let OUT_MOVED;
+let NEEDS_CONFIRMATION;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
 let NOT_A_STRING;
 function readLayout() {
@@ -44,6 +57,7 @@ function readLayout() {
   ({ tiers: TIERS, allowed: ALLOWED, reasonShift: REASON_SHIFT, reasonMask: REASON_MASK } = l);
   ({ tierShift: TIER_SHIFT, tierMask: TIER_MASK, hasGrant: HAS_GRANT, outMoved: OUT_MOVED } = l);
   NOT_A_STRING = l.notAString;
+  NEEDS_CONFIRMATION = l.needsConfirmation;
   REASONS = l.reasons;
 }
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
@@ -52,40 +66,6 @@ const CHUNK = 8192;
 // than that cannot be valid, so it is refused here without being copied (a huge string would
 // otherwise cost a huge buffer in wasm memory).
 const MAX_FIELD = 64 + 1 + 256;
-
-// The largest length of a JavaScript array.
-const MAX_ARRAY = 2 ** 32 - 1;
-
-function fail(code, message, cause) {
-  const e = cause === undefined ? new Error(message) : new Error(message, { cause });
-  e.code = code;
-  return e;
-}
-
-// A thrown value as text, without calling the caller's code beyond an Error's `message` (no
-// toString of objects; a revoked Proxy or a throwing getter is described by its type).
-function describe(e) {
-  try {
-    if (e instanceof Error) {
-      const m = e.message;
-      if (typeof m === 'string') return m;
-    }
-  } catch {
-    // described by its type below
-  }
-  return typeof e === 'string' ? e : `a thrown ${typeof e}`;
-}
-
-// Every error leaves the package with a stable `code`: the package's and the core's errors have
-// one; anything else (a failed allocation, say) becomes `internal`, the original as its `cause`.
-function coded(e) {
-  try {
-    if (e instanceof Error && Object.hasOwn(e, 'code') && typeof e.code === 'string') return e;
-  } catch {
-    // not one of ours
-  }
-  return fail('internal', `edge-authz: ${describe(e)}`, e);
-}
 
 // Views of the wasm memory; a memory growth detaches them (byteLength 0), so they are renewed.
 let U8 = new Uint8Array(0);
@@ -99,11 +79,6 @@ function views() {
 }
 
 const encoder = new TextEncoder();
-const wellFormed =
-  typeof String.prototype.isWellFormed === 'function'
-    ? (s) => s.isWellFormed()
-    : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
-
 // Writes `s` as UTF-8 at `p`, never at or past `end` (the caller measured room for 3 bytes per
 // UTF-16 unit of the same primitive string, so the bound only fails closed should that ever be
 // wrong). Returns the bytes written, or NOT_A_STRING for a non-string or a string with lone
@@ -184,40 +159,16 @@ function listNow(o, clock) {
   return o.context !== undefined ? readContext(o.context, clock) : timeOf(o.now, clock);
 }
 
-// The named own properties of an options object, each read once, into a fresh object; inherited
-// properties (a polluted Object.prototype) are not options.
-function readOptions(options, keys, what) {
-  const o = { __proto__: null };
-  if (options === undefined || options === null) return o;
-  if (typeof options !== 'object') throw fail('invalid_argument', `${what} must be an object`);
-  try {
-    for (const k of keys) o[k] = Object.hasOwn(options, k) ? options[k] : undefined;
-  } catch (e) {
-    throw fail('invalid_argument', `${what} could not be read: ${describe(e)}`, e);
-  }
-  return o;
-}
-
-// An array of strings read once, element by element, into a fresh array (what the glue copies).
-function stringsOf(v, what) {
-  let out = null;
-  try {
-    if (Array.isArray(v)) {
-      const n = v.length;
-      if (Number.isSafeInteger(n) && n >= 0 && n <= MAX_ARRAY) {
-        out = [];
-        for (let i = 0; i < n && out !== null; i++) {
-          const k = v[i];
-          if (typeof k === 'string' && wellFormed(k)) out.push(k);
-          else out = null;
-        }
-      }
-    }
-  } catch (e) {
-    throw fail('invalid_argument', `${what} could not be read: ${describe(e)}`, e);
-  }
-  if (out === null) throw fail('invalid_argument', `${what} must be an array of base64 strings`);
-  return out;
+// A context read once into a fresh plain object (`undefined` when absent), or `[]` (a context the
+// core answers invalid_request) when it is malformed: what a Replica hands to its evaluator, maybe
+// twice (before and after a sync), without reading the caller's object again.
+function copyContext(context) {
+  const n = readContext(context, -2);
+  if (n === -1) return [];
+  const c = {};
+  if (n !== -2) c.now = n;
+  if (atLeast !== -1) c.at_least_epoch = atLeast;
+  return c;
 }
 
 function modelError(message, cause) {
@@ -277,28 +228,9 @@ function numberArg(v, name) {
   return v;
 }
 
-function stringArg(v, name) {
-  if (typeof v !== 'string' || !wellFormed(v)) {
-    throw fail('invalid_argument', `\`${name}\` must be a string (without lone surrogates)`);
-  }
-  return v;
-}
 
 function issuedAt(o) {
   return o.issuedAt === undefined ? Date.now() : numberArg(o.issuedAt, 'issuedAt');
-}
-
-// The default clock; `Date.now` is looked up at each call, so that a host's fake timers apply.
-const hostClock = () => Date.now();
-
-// The `clock` option: a function returning Unix ms (called at every decision and message), by
-// default the host's.
-function clockOption(o) {
-  if (o.clock === undefined) return hostClock;
-  if (typeof o.clock !== 'function') {
-    throw fail('invalid_argument', '`clock` must be a function returning Unix milliseconds');
-  }
-  return o.clock;
 }
 
 // The requests of a batch, read once: `length` once, each entry once, its `length` and three
@@ -521,70 +453,117 @@ export class Evaluator {
   /** Decides one request. Never throws for bad input: it answers `invalid_request`. */
   check(subject, action, resource, context) {
     try {
-      const clock = this.#time();
-      const now = readContext(context, clock);
-      const least = atLeast;
-      const raw = this.#live();
-      // Strings are primitives: measured and copied from the same values.
-      const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
-      if (need > this.#inLen) this.#reserve(need, 1);
-      views();
-      let p = this.#inPtr;
-      const end = p + this.#inLen;
-      const ls = put(p, subject, end);
-      if (ls !== NOT_A_STRING) p += ls;
-      const la = put(p, action, end);
-      if (la !== NOT_A_STRING) p += la;
-      const lr = put(p, resource, end);
-      const w = raw.check(ls, la, lr, clock, now, least);
-      if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
-      if (w & HAS_GRANT) views();
-      return this.#decision(w, this.#outPtr >>> 2);
+      return this.#check(subject, action, resource, context, false);
     } catch (e) {
       throw coded(e);
     }
   }
 
+  // A check; for a replica (`replica`), NEEDS, and nothing decided, when it must sync first.
+  #check(subject, action, resource, context, replica) {
+    const clock = this.#time();
+    const now = readContext(context, clock);
+    const least = atLeast;
+    const raw = this.#live();
+    // Strings are primitives: measured and copied from the same values.
+    const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
+    if (need > this.#inLen) this.#reserve(need, 1);
+    views();
+    let p = this.#inPtr;
+    const end = p + this.#inLen;
+    const ls = put(p, subject, end);
+    if (ls !== NOT_A_STRING) p += ls;
+    const la = put(p, action, end);
+    if (la !== NOT_A_STRING) p += la;
+    const lr = put(p, resource, end);
+    const w = replica
+      ? raw.replica_check(ls, la, lr, clock, now, least)
+      : raw.check(ls, la, lr, clock, now, least);
+    if (w === NEEDS_CONFIRMATION) return NEEDS;
+    if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
+    if (w & HAS_GRANT) views();
+    return this.#decision(w, this.#outPtr >>> 2);
+  }
+
   /** Decides many requests `[subject, action, resource]` at one time, in order. */
   checkMany(requests, context) {
     try {
-      const fields = readRequests(requests);
-      const clock = this.#time();
-      const now = readContext(context, clock);
-      const least = atLeast;
-      const raw = this.#live();
-      const count = fields.length / 3;
-      const out = new Array(count);
-      for (let start = 0; start < count; start += CHUNK) {
-        const end = Math.min(count, start + CHUNK);
-        let need = 0;
-        for (let j = 3 * start; j < 3 * end; j++) need += strLen(fields[j]);
-        this.#reserve(3 * need, end - start);
-        views();
-        let p = this.#inPtr;
-        const stop = p + this.#inLen;
-        let l = this.#lensPtr >>> 2;
-        const u32 = U32;
-        for (let j = 3 * start; j < 3 * end; j++) {
-          const n = put(p, fields[j], stop);
-          if (n !== NOT_A_STRING) p += n;
-          u32[l++] = n;
-        }
-        raw.check_many(end - start, clock, now, least);
-        this.#outPtr = raw.out_ptr();
-        views();
-        const words = this.#outPtr >>> 2;
-        let at = words + (end - start);
-        for (let i = start; i < end; i++) {
-          views(); // the previous decision's name lookups may have grown the memory
-          out[i] = this.#decision(U32[words + i - start], at);
-          at = this.#next;
-        }
-      }
-      return out;
+      return this.#checkMany(readRequests(requests), context, false);
     } catch (e) {
       throw coded(e);
     }
+  }
+
+  // A batch of requests read by readRequests; NEEDS for a replica that must sync first.
+  #checkMany(fields, context, replica) {
+    const clock = this.#time();
+    const now = readContext(context, clock);
+    const least = atLeast;
+    const raw = this.#live();
+    const count = fields.length / 3;
+    const out = new Array(count);
+    for (let start = 0; start < count; start += CHUNK) {
+      const end = Math.min(count, start + CHUNK);
+      let need = 0;
+      for (let j = 3 * start; j < 3 * end; j++) need += strLen(fields[j]);
+      this.#reserve(3 * need, end - start);
+      views();
+      let p = this.#inPtr;
+      const stop = p + this.#inLen;
+      let l = this.#lensPtr >>> 2;
+      const u32 = U32;
+      for (let j = 3 * start; j < 3 * end; j++) {
+        const n = put(p, fields[j], stop);
+        if (n !== NOT_A_STRING) p += n;
+        u32[l++] = n;
+      }
+      if (replica) {
+        if (!raw.replica_check_many(end - start, clock, now, least)) return NEEDS;
+      } else {
+        raw.check_many(end - start, clock, now, least);
+      }
+      this.#outPtr = raw.out_ptr();
+      views();
+      const words = this.#outPtr >>> 2;
+      let at = words + (end - start);
+      for (let i = start; i < end; i++) {
+        views(); // the previous decision's name lookups may have grown the memory
+        out[i] = this.#decision(U32[words + i - start], at);
+        at = this.#next;
+      }
+    }
+    return out;
+  }
+
+  // For the package's Replica (replica.js), which follows an authority with this evaluator.
+  // A check through a replica's policy (`replica`, by default) or as a plain check (after a
+  // confirmation); a batch as read by readRequests.
+  [PROBE](subject, action, resource, context, replica = true) {
+    return this.#check(subject, action, resource, context, replica);
+  }
+
+  [PROBE_MANY](fields, context, replica = true) {
+    return this.#checkMany(fields, context, replica);
+  }
+
+  [RAW]() {
+    return this.#live();
+  }
+
+  [CHANGED]() {
+    this.#sync();
+  }
+
+  [NOW]() {
+    return this.#time();
+  }
+
+  static [COPY_CONTEXT](context) {
+    return copyContext(context);
+  }
+
+  static [READ_REQUESTS](requests) {
+    return readRequests(requests);
   }
 
   /** Resources (optionally of one type) on which `subject` may do `action`, sorted. */

@@ -9,3 +9,5 @@ import { setWasm } from './internal.js';
 setWasm(initSync({ module: readFileSync(join(__dirname, 'edge_authz_bg.wasm')) }));
 
 export * from './api.js';
+export * from './replica.js';
+export * from './receiver.js';

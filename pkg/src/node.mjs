@@ -4,6 +4,8 @@ import api from '../dist/node.cjs';
 
 export const {
   Evaluator,
+  Replica,
+  createPushReceiver,
   generateKeyPair,
   compileSnapshot,
   diffModels,

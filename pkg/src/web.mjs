@@ -6,3 +6,5 @@ import { setWasm } from './internal.js';
 setWasm(await init({ module_or_path: new URL('../dist/edge_authz_bg.wasm', import.meta.url) }));
 
 export * from './api.js';
+export * from './replica.js';
+export * from './receiver.js';

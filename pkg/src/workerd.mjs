@@ -7,3 +7,5 @@ import { setWasm } from './internal.js';
 setWasm(initSync({ module: wasmModule }));
 
 export * from './api.js';
+export * from './replica.js';
+export * from './receiver.js';

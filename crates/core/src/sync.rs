@@ -130,6 +130,27 @@ impl Replica {
                 .is_some_and(|age| age <= reuse_ms)
     }
 
+    /// Whether a decision of this tier (needing at least `at_least_epoch`, if any) must wait
+    /// for a sync with the authority first: when it may not reuse the last confirmation
+    /// ([`Replica::may_reuse`]), or when it needs an epoch this replica does not hold (read
+    /// your writes: the authority may have it).
+    pub fn must_confirm(
+        &self,
+        tier: Tier,
+        reuse_ms: u64,
+        at_least_epoch: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        !self.may_reuse(tier, reuse_ms, now_ms)
+            || at_least_epoch.is_some_and(|n| self.ev.epoch().is_none_or(|held| held < n))
+    }
+
+    /// The tier a decision about `action` is confirmed at: the action's, `high` for an action
+    /// the held state does not declare (or when nothing is held).
+    pub fn tier_of(&self, action: &str) -> Tier {
+        self.ev.action_tier(action).unwrap_or(Tier::High)
+    }
+
     /// The authority's answer to a sync that started at `started_ms`: `messages` (what this
     /// replica lacked, in order) are replayed, judged at the host's clock, and the head and
     /// the confirmation are recorded when they reach `head`.

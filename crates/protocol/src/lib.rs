@@ -1,7 +1,7 @@
 //! The shapes every edge-authz host speaks, defined once: request bodies and lines as the
 //! command line, the npm package and the Worker read them; the request context; the JSON
-//! answers (errors, push answers, decisions, listings, status); the sync exchange between an
-//! authority and its replicas. Hosts move bytes and values between their runtime and these.
+//! answers (errors, push answers, decisions, listings, status); the feed between an authority
+//! and its replicas. Hosts move bytes and values between their runtime and these.
 #![cfg_attr(
     test,
     allow(
@@ -15,7 +15,7 @@
 
 pub mod answers;
 mod context;
-pub mod frames;
+pub mod feed;
 mod requests;
 
 pub use answers::{

@@ -11,11 +11,15 @@
 
 use wasm_bindgen::prelude::*;
 
+use edge_authz::authority::apply;
+use edge_authz::peek;
+use edge_authz::sync::{Replica, Synced};
 use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
-    Model, PublicKey, Reason, Request, SecretKey, State, Tier,
+    MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier,
 };
-use edge_authz_protocol::{PushAnswer, MAX_NOW};
+use edge_authz_protocol::feed::{self, FeedQuery};
+use edge_authz_protocol::{http_status, ErrorAnswer, ErrorBody, PushAnswer, MAX_NOW};
 
 #[wasm_bindgen]
 extern "C" {
@@ -83,7 +87,8 @@ fn json(v: &impl serde::Serialize) -> String {
 // The answer word of a check, defined here only: pkg/src/api.js reads the layout from
 // `answer_layout` once, so the two sides cannot drift. Bit 0 allowed, bits 1-4 the reason's
 // position in `Reason::ALL`, bits 5-6 the tier (0 none, then `Tier::ALL`'s order from 1), bit 7
-// grant ids written to `out`, bit 8 `out` moved (the caller must ask for its new address).
+// grant ids written to `out`, bit 8 `out` moved (the caller must ask for its new address), bit 9
+// (alone) a replica's check that waits for a sync.
 pub const ALLOWED: u32 = 1;
 pub const REASON_SHIFT: u32 = 1;
 pub const REASON_MASK: u32 = 0b1111;
@@ -91,6 +96,7 @@ pub const TIER_SHIFT: u32 = 5;
 pub const TIER_MASK: u32 = 0b11;
 pub const HAS_GRANT: u32 = 1 << 7;
 pub const OUT_MOVED: u32 = 1 << 8;
+pub const NEEDS_CONFIRMATION: u32 = 1 << 9;
 
 // Every reason and tier fits its bits.
 const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
@@ -122,6 +128,7 @@ pub fn answer_layout() -> String {
         tier_mask: u32,
         has_grant: u32,
         out_moved: u32,
+        needs_confirmation: u32,
         not_a_string: u32,
     }
     json(&Layout {
@@ -136,6 +143,7 @@ pub fn answer_layout() -> String {
         tier_mask: TIER_MASK,
         has_grant: HAS_GRANT,
         out_moved: OUT_MOVED,
+        needs_confirmation: NEEDS_CONFIRMATION,
         not_a_string: NOT_A_STRING,
     })
 }
@@ -146,7 +154,14 @@ pub const NOT_A_STRING: u32 = u32::MAX;
 /// One tenant's evaluator, as the package's JavaScript drives it.
 #[wasm_bindgen]
 pub struct RawEvaluator {
-    ev: Evaluator,
+    /// The evaluator, as a replica: a plain evaluator is one that never syncs (its guard then
+    /// knows no watermark and changes nothing); a `Replica` of the package follows a feed.
+    r: Replica,
+    /// Its trusted keys, for a replica that starts again from the authority's snapshot (none
+    /// for a preview).
+    keys: Vec<PublicKey>,
+    /// How long a `standard` and a `low` decision may reuse a confirmation (ms).
+    reuse: [u64; 2],
     /// Request bytes written by the caller.
     input: Vec<u8>,
     /// Byte lengths of the requests' fields, three per request.
@@ -157,9 +172,11 @@ pub struct RawEvaluator {
 }
 
 impl RawEvaluator {
-    fn wrap(ev: Evaluator) -> RawEvaluator {
+    fn wrap(ev: Evaluator, keys: Vec<PublicKey>) -> RawEvaluator {
         RawEvaluator {
-            ev,
+            r: Replica::new(ev),
+            keys,
+            reuse: [0, 0],
             input: vec![0; 4096],
             lens: vec![0; 3 * 64],
             out: Vec::with_capacity(1024),
@@ -225,6 +242,92 @@ impl RawEvaluator {
 }
 
 impl RawEvaluator {
+    /// Whether a decision about `action` at `at` must wait for a sync (`replica_check`).
+    fn must_confirm(&self, action: &str, at: &At) -> bool {
+        let tier = self.r.tier_of(action);
+        let reuse = match tier {
+            Tier::High => 0,
+            Tier::Standard => self.reuse[0],
+            Tier::Low => self.reuse[1],
+        };
+        self.r
+            .must_confirm(tier, reuse, at.at_least_epoch, at.clock)
+    }
+
+    fn check_one(
+        &mut self,
+        [ls, la, lr]: [u32; 3],
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        replica: bool,
+    ) -> u32 {
+        let before = self.out.as_ptr();
+        self.out.clear();
+        let mut at = 0;
+        let s = Self::field(&self.input, &mut at, ls);
+        let a = Self::field(&self.input, &mut at, la);
+        let r = Self::field(&self.input, &mut at, lr);
+        let d = match Self::at(clock, now, at_least_epoch) {
+            Ok(Some(at)) => {
+                if replica && self.must_confirm(a, &at) {
+                    return NEEDS_CONFIRMATION;
+                }
+                self.r.evaluator().check(Request::new(s, a, r), at)
+            }
+            _ => self.r.evaluator().reject_request(),
+        };
+        let d = self.r.guard(d);
+        let word = Self::encode(self.r.evaluator(), &d, &mut self.out);
+        if self.out.as_ptr() == before {
+            word
+        } else {
+            word | OUT_MOVED
+        }
+    }
+
+    fn check_many_inner(
+        &mut self,
+        count: usize,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        replica: bool,
+    ) -> bool {
+        self.out.clear();
+        let mut at = 0;
+        let mut requests = Vec::with_capacity(count);
+        for i in 0..count {
+            let len = |k: usize| self.lens.get(3 * i + k).copied().unwrap_or(NOT_A_STRING);
+            let s = Self::field(&self.input, &mut at, len(0));
+            let a = Self::field(&self.input, &mut at, len(1));
+            let r = Self::field(&self.input, &mut at, len(2));
+            requests.push(Request::new(s, a, r));
+        }
+        self.decisions.clear();
+        match Self::at(clock, now, at_least_epoch) {
+            Ok(Some(at)) => {
+                if replica && requests.iter().any(|q| self.must_confirm(q.action, &at)) {
+                    return false;
+                }
+                self.r
+                    .evaluator()
+                    .check_many(&requests, at, &mut self.decisions)
+            }
+            _ => self
+                .decisions
+                .extend(requests.iter().map(|_| self.r.evaluator().reject_request())),
+        }
+        self.out.resize(count, 0);
+        for (i, d) in self.decisions.iter().enumerate() {
+            let word = Self::encode(self.r.evaluator(), &self.r.guard(*d), &mut self.out);
+            if let Some(w) = self.out.get_mut(i) {
+                *w = word;
+            }
+        }
+        true
+    }
+
     /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
     /// the bindings from Rust).
     #[doc(hidden)]
@@ -278,8 +381,8 @@ impl RawEvaluator {
             .map(|k| PublicKey::from_base64(k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| throw(&e))?;
-        Evaluator::with_keys(tenant, keys)
-            .map(RawEvaluator::wrap)
+        Evaluator::with_keys(tenant, keys.clone())
+            .map(|ev| RawEvaluator::wrap(ev, keys))
             .map_err(|e| throw(&e))
     }
 
@@ -287,7 +390,7 @@ impl RawEvaluator {
     pub fn preview(model: &str) -> Result<RawEvaluator, JsValue> {
         let (state, _) = model_state(model)?;
         Evaluator::preview(&state)
-            .map(RawEvaluator::wrap)
+            .map(|ev| RawEvaluator::wrap(ev, Vec::new()))
             .map_err(|e| throw(&e))
     }
 
@@ -296,36 +399,48 @@ impl RawEvaluator {
     /// every message.
     pub fn set_clock(&mut self, clock: f64) -> Result<(), JsValue> {
         let clock = Self::time(clock).ok_or_else(invalid_clock)?;
-        self.ev.set_clock(Some(clock));
+        self.r.evaluator_mut().set_clock(Some(clock));
         Ok(())
     }
 
     /// `[epoch, applied (0 or 1)]`.
     pub fn load_snapshot(&mut self, bytes: &[u8]) -> Result<Vec<f64>, JsValue> {
-        let a = self.ev.load_snapshot(bytes).map_err(|e| throw(&e))?;
+        let a = self
+            .r
+            .evaluator_mut()
+            .load_snapshot(bytes)
+            .map_err(|e| throw(&e))?;
         Ok(vec![a.epoch as f64, f64::from(u8::from(a.applied))])
     }
 
     /// `[epoch, applied (0 or 1)]`.
     pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<Vec<f64>, JsValue> {
-        let a = self.ev.apply_delta(bytes).map_err(|e| throw(&e))?;
+        let a = self
+            .r
+            .evaluator_mut()
+            .apply_delta(bytes)
+            .map_err(|e| throw(&e))?;
         Ok(vec![a.epoch as f64, f64::from(u8::from(a.applied))])
     }
 
     /// The result as JSON, the push answer of a watermark (the protocol crate's `PushAnswer`):
     /// `{watermark, epoch, delta?: {applied, error?: {code, message}}}`.
     pub fn apply_watermark(&mut self, bytes: &[u8]) -> Result<String, JsValue> {
-        let w = self.ev.apply_watermark(bytes).map_err(|e| throw(&e))?;
+        let w = self
+            .r
+            .evaluator_mut()
+            .apply_watermark(bytes)
+            .map_err(|e| throw(&e))?;
         Ok(json(&PushAnswer::from(&w)))
     }
 
     /// The held epoch, or -1 when nothing is loaded.
     pub fn epoch(&self) -> f64 {
-        self.ev.epoch().map_or(-1.0, |e| e as f64)
+        self.r.evaluator().epoch().map_or(-1.0, |e| e as f64)
     }
 
     pub fn watermark(&self) -> f64 {
-        self.ev.watermark() as f64
+        self.r.evaluator().watermark() as f64
     }
 
     /// Makes room for `bytes` request bytes and `requests` requests.
@@ -376,56 +491,149 @@ impl RawEvaluator {
         now: f64,
         at_least_epoch: f64,
     ) -> u32 {
-        let before = self.out.as_ptr();
-        self.out.clear();
-        let mut at = 0;
-        let s = Self::field(&self.input, &mut at, ls);
-        let a = Self::field(&self.input, &mut at, la);
-        let r = Self::field(&self.input, &mut at, lr);
-        let d = match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
-            _ => self.ev.reject_request(),
-        };
-        let word = Self::encode(&self.ev, &d, &mut self.out);
-        if self.out.as_ptr() == before {
-            word
-        } else {
-            word | OUT_MOVED
-        }
+        self.check_one([ls, la, lr], clock, now, at_least_epoch, false)
+    }
+
+    /// `check` for a replica: `NEEDS_CONFIRMATION` alone, and nothing decided, when the
+    /// replica must sync with its authority first (the core's `Replica::must_confirm`).
+    pub fn replica_check(
+        &mut self,
+        ls: u32,
+        la: u32,
+        lr: u32,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+    ) -> u32 {
+        self.check_one([ls, la, lr], clock, now, at_least_epoch, true)
     }
 
     /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
     /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
     pub fn check_many(&mut self, count: usize, clock: f64, now: f64, at_least_epoch: f64) {
-        self.out.clear();
-        let mut at = 0;
-        let mut requests = Vec::with_capacity(count);
-        for i in 0..count {
-            let len = |k: usize| self.lens.get(3 * i + k).copied().unwrap_or(NOT_A_STRING);
-            let s = Self::field(&self.input, &mut at, len(0));
-            let a = Self::field(&self.input, &mut at, len(1));
-            let r = Self::field(&self.input, &mut at, len(2));
-            requests.push(Request::new(s, a, r));
-        }
-        self.decisions.clear();
-        match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) => self.ev.check_many(&requests, at, &mut self.decisions),
-            _ => self
-                .decisions
-                .extend(requests.iter().map(|_| self.ev.reject_request())),
-        }
-        self.out.resize(count, 0);
-        for (i, d) in self.decisions.iter().enumerate() {
-            let word = Self::encode(&self.ev, d, &mut self.out);
-            if let Some(w) = self.out.get_mut(i) {
-                *w = word;
-            }
-        }
+        self.check_many_inner(count, clock, now, at_least_epoch, false);
+    }
+
+    /// `check_many` for a replica: false, and nothing decided, when one of the requests needs
+    /// the replica to sync with its authority first.
+    pub fn replica_check_many(
+        &mut self,
+        count: usize,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+    ) -> bool {
+        self.check_many_inner(count, clock, now, at_least_epoch, true)
+    }
+
+    /// A message pushed to a route of `kind` (0 snapshot, 1 delta, 2 watermark), as the
+    /// Worker's push routes take it at the host's `clock`: `[status, JSON]`, 200 and the push
+    /// answer (the protocol crate's `PushAnswer`), or the refusal's status and its
+    /// `{"error": {code, message}}` (docs/http.md, "Push errors"), the state unchanged.
+    pub fn push(&mut self, kind: u32, bytes: &[u8], clock: f64) -> Result<Vec<String>, JsValue> {
+        let clock = Self::time(clock).ok_or_else(invalid_clock)?;
+        let kind = match kind {
+            0 => MessageKind::Snapshot,
+            1 => MessageKind::Delta,
+            _ => MessageKind::Watermark,
+        };
+        let ev = self.r.evaluator_mut();
+        ev.set_clock(Some(clock));
+        let head = bytes
+            .get(..bytes.len().min(edge_authz::PEEK_BYTES))
+            .unwrap_or(bytes);
+        let tenant = ev.tenant().to_string();
+        let answer = peek(
+            head,
+            bytes.len(),
+            kind,
+            &tenant,
+            &self.keys,
+            &Limits::default(),
+        )
+        .and_then(|_| apply(ev, bytes));
+        Ok(match answer {
+            Ok(pushed) => vec!["200".into(), json(&PushAnswer::from(&pushed))],
+            Err(e) => vec![
+                http_status(&e).to_string(),
+                json(&ErrorAnswer {
+                    error: ErrorBody::from(&e),
+                }),
+            ],
+        })
+    }
+
+    /// A replica's reuse windows: how long a `standard` and a `low` decision may reuse the last
+    /// confirmation (ms; 0: never).
+    pub fn set_reuse(&mut self, standard: f64, low: f64) -> Result<(), JsValue> {
+        self.reuse = [
+            whole("reuseMs.standard", standard)?,
+            whole("reuseMs.low", low)?,
+        ];
+        Ok(())
+    }
+
+    /// The feed query (without `?`) of what this replica holds, waiting up to `wait_ms`.
+    pub fn feed_query(&self, wait_ms: f64) -> Result<String, JsValue> {
+        let wait = whole("wait", wait_ms)?.min(feed::MAX_WAIT_MS);
+        Ok(FeedQuery::of(Some(self.r.held()), wait).to_query())
+    }
+
+    /// Replays a feed answer to a request that started at `started` (the host's clock): 0 the
+    /// replica reached the authority's head (the confirmation is recorded), 1 its state does
+    /// not lead there (start again: `restart`), 2 the answer stopped at its size limit (ask
+    /// again from here), 3 the bytes are not a feed answer (nothing changed).
+    pub fn feed(&mut self, body: &[u8], started: f64) -> Result<u32, JsValue> {
+        let started = Self::time(started).ok_or_else(invalid_clock)?;
+        let Some(answer) = feed::decode(body) else {
+            return Ok(3);
+        };
+        Ok(
+            match self.r.catch_up(answer.head, answer.messages(), started) {
+                Synced::Reached => 0,
+                Synced::Behind if answer.more => 2,
+                Synced::Behind => 1,
+            },
+        )
+    }
+
+    /// Starts again from a feed answer to a query that named nothing held: 0 reached (the
+    /// replica now holds that state), 1 still behind (it keeps what it held, and the head's
+    /// watermark holds through its guard), 3 not a feed answer.
+    pub fn restart(&mut self, body: &[u8], started: f64) -> Result<u32, JsValue> {
+        let started = Self::time(started).ok_or_else(invalid_clock)?;
+        let Some(answer) = feed::decode(body) else {
+            return Ok(3);
+        };
+        let tenant = self.r.evaluator().tenant().to_string();
+        let fresh = Evaluator::with_keys(&tenant, self.keys.clone()).map_err(|e| throw(&e))?;
+        Ok(
+            match self
+                .r
+                .restart(fresh, answer.head, answer.messages(), started)
+            {
+                Synced::Reached => 0,
+                Synced::Behind => 1,
+            },
+        )
+    }
+
+    /// How long ago (ms) the replica last confirmed with its authority; -1 when it never did.
+    pub fn confirmation_age(&self, now: f64) -> f64 {
+        Self::time(now)
+            .and_then(|now| self.r.confirmation_age(now))
+            .map_or(-1.0, |a| a as f64)
+    }
+
+    /// The authority's head as last reported (JSON `{epoch, watermark, confirmedAt}`), or
+    /// `null`.
+    pub fn authority_head(&self) -> String {
+        json(&self.r.head())
     }
 
     /// The sizes of the name tables `[subjects, roles, resources]` (for the caller's caches).
     pub fn table_sizes(&self) -> Vec<u32> {
-        self.ev.index().map_or_else(
+        self.r.evaluator().index().map_or_else(
             || vec![0, 0, 0],
             |ix| {
                 let c = ix.content();
@@ -439,7 +647,7 @@ impl RawEvaluator {
 
     /// A name by dense id: kind 0 subject, 1 role, 2 resource.
     pub fn name(&self, kind: u32, id: u32) -> String {
-        let Some(ix) = self.ev.index() else {
+        let Some(ix) = self.r.evaluator().index() else {
             return String::new();
         };
         match kind {
@@ -460,10 +668,12 @@ impl RawEvaluator {
         at_least_epoch: f64,
     ) -> Result<Vec<String>, JsValue> {
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) => self
-                .ev
-                .list_resources(subject, action, type_filter.as_deref(), at),
-            None => Err(self.ev.reject_list()),
+            Some(at) => {
+                self.r
+                    .evaluator()
+                    .list_resources(subject, action, type_filter.as_deref(), at)
+            }
+            None => Err(self.r.evaluator().reject_list()),
         };
         listed.map_err(|e| throw(&e))
     }
@@ -477,15 +687,15 @@ impl RawEvaluator {
         at_least_epoch: f64,
     ) -> Result<Vec<String>, JsValue> {
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) => self.ev.list_subjects(resource, action, at),
-            None => Err(self.ev.reject_list()),
+            Some(at) => self.r.evaluator().list_subjects(resource, action, at),
+            None => Err(self.r.evaluator().reject_list()),
         };
         listed.map_err(|e| throw(&e))
     }
 
     /// `status()` as JSON.
     pub fn status(&self) -> String {
-        json(&self.ev.status())
+        json(&self.r.evaluator().status())
     }
 }
 
@@ -588,10 +798,10 @@ impl RawEvaluator {
     pub fn check_strs(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> u32 {
         self.out.clear();
         let d = match Self::at(clock, now, -1.0) {
-            Ok(Some(at)) => self.ev.check(Request::new(s, a, r), at),
-            _ => self.ev.reject_request(),
+            Ok(Some(at)) => self.r.evaluator().check(Request::new(s, a, r), at),
+            _ => self.r.evaluator().reject_request(),
         };
-        Self::encode(&self.ev, &d, &mut self.out)
+        Self::encode(self.r.evaluator(), &d, &mut self.out)
     }
 
     /// A JSON round trip: the request as JSON in, the explained decision as JSON out.
@@ -606,14 +816,14 @@ impl RawEvaluator {
         let clock = Self::time(clock);
         let d = match (serde_json::from_str::<Req>(request), clock) {
             (Ok(q), Some(clock)) => match edge_authz_protocol::read_context(q.context.as_ref()) {
-                Ok(c) => self.ev.check(
+                Ok(c) => self.r.evaluator().check(
                     Request::new(&q.subject, &q.action, &q.resource),
                     c.at(clock),
                 ),
-                Err(()) => self.ev.reject_request(),
+                Err(()) => self.r.evaluator().reject_request(),
             },
-            _ => self.ev.reject_request(),
+            _ => self.r.evaluator().reject_request(),
         };
-        json(&self.ev.explain(&d))
+        json(&self.r.evaluator().explain(&d))
     }
 }

@@ -10,21 +10,28 @@
 //! Internal protocol (the Worker is its only client, through the namespace binding):
 //! - `POST /push?tenant=T`, body a signed message of any kind: its push answer (docs/http.md,
 //!   "Push answers"; the protocol crate's `PushAnswer`);
-//! - `GET /sync?tenant=T&epoch=E&watermark=W&confirmed=C` (the protocol crate's `frames`):
-//!   header `x-head` (the authority's head, JSON) and a body of the messages that bring a holder
-//!   of (E, W, C) to that head, framed; an empty body when the holder is already there.
+//! - `GET /sync?tenant=T&after=E&watermark=W&confirmed=C` (the protocol crate's `feed`): a feed
+//!   answer (`FeedAnswer`, MessagePack) with the authority's head and the messages that bring a
+//!   holder of (E, W, C) to it, for the Worker's isolates;
+//! - `GET /feed?tenant=T&after=E&watermark=W&confirmed=C&wait=MS`: the same for the Worker's
+//!   public feed, at most 8 MiB, held up to `wait` ms until the head moves past the holder.
 
 use std::cell::RefCell;
 
+use futures_channel::oneshot;
 use worker::{
     durable_object, DurableObject, Env, Headers, Request, Response, SqlStorageValue, State,
 };
 
 use super::http::{json, ApiError, Config};
-use edge_authz::authority::{Authority, Head, Pushed};
-use edge_authz_protocol::{frames, PushAnswer};
+use edge_authz::authority::{Authority, Pushed};
+use edge_authz_protocol::feed::{self, FeedQuery};
+use edge_authz_protocol::PushAnswer;
 
 const PART: usize = 1 << 20;
+
+/// Feed requests one object holds waiting at once; past it, a request is answered at once.
+const MAX_WAITING: usize = 1000;
 
 struct Held {
     tenant: String,
@@ -38,6 +45,8 @@ pub struct TenantAuthority {
     state: State,
     env: Env,
     held: RefCell<Option<Held>>,
+    /// Feed requests waiting for the head to move: each is told after every accepted push.
+    waiting: RefCell<Vec<oneshot::Sender<()>>>,
 }
 
 impl DurableObject for TenantAuthority {
@@ -46,6 +55,7 @@ impl DurableObject for TenantAuthority {
             state,
             env,
             held: RefCell::new(None),
+            waiting: RefCell::new(Vec::new()),
         }
     }
 
@@ -62,7 +72,11 @@ impl DurableObject for TenantAuthority {
                 Ok(bytes) => self.push(&tenant, &bytes),
                 Err(_) => Err(ApiError::bad_body("the body could not be read")),
             },
-            "/sync" => self.sync(&tenant, frames::holder_of(query)),
+            path @ ("/sync" | "/feed") => match FeedQuery::parse(query) {
+                Ok(q) if path == "/sync" => self.answer(&tenant, &q, usize::MAX),
+                Ok(q) => self.feed(&tenant, q).await,
+                Err(m) => Err(ApiError::new(400, "invalid_query", m)),
+            },
             _ => Err(ApiError::new(404, "not_found", "no such path")),
         };
         match answer {
@@ -173,24 +187,74 @@ impl TenantAuthority {
                 .push(bytes)
                 .map_err(|e| ApiError::from_core(&e))?;
             persist(held, sql, &pushed, bytes)?;
+            for w in self.waiting.borrow_mut().drain(..) {
+                let _ = w.send(());
+            }
             json(200, &PushAnswer::from(&pushed), "")
         })
     }
 
-    /// What `holder` lacks (`None`: a new replica, which needs everything), framed, with the
-    /// authority's head.
-    fn sync(&self, tenant: &str, holder: Option<Head>) -> Result<Response, ApiError> {
+    /// The public feed: the answer at once when the head is past the holder (or the request
+    /// does not wait), else when a push moves it or the wait ends, whichever comes first.
+    async fn feed(&self, tenant: &str, q: FeedQuery) -> Result<Response, ApiError> {
+        use futures_util::future::{select, Either};
+        let mut waited = false;
+        loop {
+            let head = self.with_held(tenant, |held, _| Ok(held.authority.head()))?;
+            if waited || q.wait_ms == 0 || q.is_behind(&head) {
+                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
+            }
+            let Some(told) = self.wait_for_push() else {
+                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
+            };
+            let delay = worker::Delay::from(core::time::Duration::from_millis(q.wait_ms));
+            if let Either::Right(_) = select(told, delay).await {
+                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
+            }
+            // Told of a push: it may not concern this holder (a heartbeat it named no
+            // confirmation for); then answer anyway rather than wait again.
+            waited = true;
+        }
+    }
+
+    /// A receiver told at the next accepted push, unless too many requests wait already.
+    fn wait_for_push(&self) -> Option<oneshot::Receiver<()>> {
+        let mut waiting = self.waiting.borrow_mut();
+        waiting.retain(|w| !w.is_canceled());
+        if waiting.len() >= MAX_WAITING {
+            return None;
+        }
+        let (tell, told) = oneshot::channel();
+        waiting.push(tell);
+        Some(told)
+    }
+
+    /// The feed answer for the holder `q` names (none: a new replica, which needs everything):
+    /// the authority's head and what the holder lacks, at most `limit` bytes.
+    fn answer(&self, tenant: &str, q: &FeedQuery, limit: usize) -> Result<Response, ApiError> {
         self.with_held(tenant, |held, _| {
             let head = held.authority.head();
-            let body = if holder == Some(head) {
+            let holder = q.holder();
+            let messages = if holder == Some(head) {
                 Vec::new()
             } else {
-                frames::encode(held.authority.catch_up(holder))
+                held.authority.catch_up(holder)
             };
+            let body = feed::encode(head, &messages, limit).ok_or_else(|| {
+                let size = messages.first().map_or(0, |m| m.len());
+                ApiError::new(
+                    413,
+                    "too_large",
+                    format!(
+                        "the next message is {size} bytes, over the feed's limit of {limit}; \
+                         this tenant cannot be followed through the feed"
+                    ),
+                )
+            })?;
             let answer = || -> worker::Result<Response> {
                 let headers = Headers::new();
-                headers.set(frames::HEAD_HEADER, &frames::head_header(&head))?;
-                headers.set("content-type", "application/octet-stream")?;
+                headers.set("content-type", "application/msgpack")?;
+                headers.set("cache-control", "no-store")?;
                 Ok(Response::from_bytes(body)?.with_headers(headers))
             };
             answer().map_err(|_| ApiError::unavailable("answer"))

@@ -1,6 +1,6 @@
 //! What one isolate holds per tenant: a replica (the core's `sync::Replica`: a decoded evaluator
 //! reused across requests, the authority's head as last confirmed, and when). [`sync`] fetches
-//! what the Durable Object says this isolate lacks; the replica replays and judges it.
+//! the Durable Object's feed answer (what this isolate lacks); the replica replays and judges it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,7 +11,8 @@ use worker::{Env, Method, Request, RequestInit};
 use super::http::{ApiError, Config};
 use edge_authz::sync::{Head, Replica, Synced};
 use edge_authz::Evaluator;
-use edge_authz_protocol::{frames, PushAnswer};
+use edge_authz_protocol::feed::{self, FeedQuery};
+use edge_authz_protocol::PushAnswer;
 
 /// Tenants an isolate keeps decoded at once; past it, the least recently used one is dropped.
 const MAX_TENANTS: usize = 32;
@@ -109,20 +110,22 @@ pub async fn sync(
     let started = clock_ms(now_ms);
     let held = edge.borrow().replica.held();
     let timeout = config.authority_timeout_ms;
-    let (head, body) = within(timeout, fetch(env, tenant, Some(held))).await?;
+    let body = within(timeout, fetch(env, tenant, Some(held))).await?;
+    let answer = read(&body)?;
     let synced = edge
         .borrow_mut()
         .replica
-        .catch_up(head, frames::decode(&body), started);
+        .catch_up(answer.head, answer.messages(), started);
     if synced == Synced::Reached {
         return Ok(());
     }
-    let (head, body) = within(timeout, fetch(env, tenant, None)).await?;
+    let body = within(timeout, fetch(env, tenant, None)).await?;
+    let answer = read(&body)?;
     let fresh = evaluator(tenant, config)?;
     match edge
         .borrow_mut()
         .replica
-        .restart(fresh, head, frames::decode(&body), started)
+        .restart(fresh, answer.head, answer.messages(), started)
     {
         Synced::Reached => Ok(()),
         Synced::Behind => Err(ApiError::unavailable(
@@ -146,10 +149,17 @@ async fn within<T>(
     }
 }
 
-async fn fetch(env: &Env, tenant: &str, held: Option<Head>) -> Result<(Head, Vec<u8>), ApiError> {
+/// A feed answer, or `authority_unavailable` for bytes that are not one.
+fn read(body: &[u8]) -> Result<feed::FeedAnswer<'_>, ApiError> {
+    feed::decode(body)
+        .ok_or_else(|| ApiError::unavailable("the authority's answer is not a feed answer"))
+}
+
+/// The authority's feed answer for a holder of `held` (`None`: everything from the snapshot).
+async fn fetch(env: &Env, tenant: &str, held: Option<Head>) -> Result<Vec<u8>, ApiError> {
     let url = format!(
-        "https://authority/sync?{}",
-        frames::sync_query(tenant, held)
+        "https://authority/sync?tenant={tenant}&{}",
+        FeedQuery::of(held, 0).to_query()
     );
     let mut init = RequestInit::new();
     init.with_method(Method::Get);
@@ -167,16 +177,7 @@ async fn fetch(env: &Env, tenant: &str, held: Option<Head>) -> Result<(Head, Vec
             text.chars().take(300).collect::<String>()
         )));
     }
-    let head: Head = resp
-        .headers()
-        .get(frames::HEAD_HEADER)
-        .ok()
-        .flatten()
-        .and_then(|h| frames::read_head_header(&h))
-        .ok_or_else(|| ApiError::unavailable("the authority's answer has no head"))?;
-    let bytes = resp
-        .bytes()
+    resp.bytes()
         .await
-        .map_err(|_| ApiError::unavailable("the authority's answer could not be read"))?;
-    Ok((head, bytes))
+        .map_err(|_| ApiError::unavailable("the authority's answer could not be read"))
 }

@@ -121,6 +121,9 @@ pub struct Config {
     /// `PUSH_TOKEN`: when set, the push endpoints also need `Authorization: Bearer <PUSH_TOKEN>`
     /// (defense in depth: the messages' signatures remain what authenticates them).
     pub push_token: Option<String>,
+    /// `FEED_TOKEN`: the bearer token of the feed (`GET /v1/{tenant}/feed`); `CHECK_TOKEN`
+    /// when unset.
+    pub feed_token: Option<String>,
 }
 
 /// Default limits; each can be changed by the variable of the same name.
@@ -198,6 +201,7 @@ impl Config {
                 }
             },
             push_token: text(env, "PUSH_TOKEN"),
+            feed_token: text(env, "FEED_TOKEN"),
         })
     }
 
@@ -235,6 +239,14 @@ impl Config {
     /// The bearer check of the push endpoints, when a `PUSH_TOKEN` is configured.
     pub fn authorize_push(&self, req: &Request) -> Result<(), ApiError> {
         bearer(req, self.push_token.as_deref(), "PUSH_TOKEN")
+    }
+
+    /// The bearer check of the feed: `FEED_TOKEN` when configured, else `CHECK_TOKEN`.
+    pub fn authorize_feed(&self, req: &Request) -> Result<(), ApiError> {
+        match &self.feed_token {
+            Some(t) => bearer(req, Some(t), "FEED_TOKEN"),
+            None => self.authorize(req),
+        }
     }
 }
 

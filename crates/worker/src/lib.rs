@@ -25,6 +25,7 @@ use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
 use edge_authz::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
 use edge_authz_protocol::answers::{Counted, Health, Isolate, ReuseMs};
+use edge_authz_protocol::feed::FeedQuery;
 use edge_authz_protocol::Context as RequestContext;
 use edge_authz_protocol::{
     parse_body, parse_check_many, BodyError, CheckBody, Decisions, EdgeStatus, ErrorBody, Listing,
@@ -82,7 +83,7 @@ fn read_route(path: &str) -> Option<&'static str> {
     };
     match op {
         "check" | "check-many" => Some("POST, OPTIONS"),
-        "resources" | "subjects" | "status" => Some("GET, OPTIONS"),
+        "resources" | "subjects" | "status" | "feed" => Some("GET, OPTIONS"),
         _ => None,
     }
 }
@@ -178,7 +179,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
     };
     let allow = match op.as_str() {
         "check" | "check-many" | "delta" | "watermark" => "POST",
-        "resources" | "subjects" | "status" => "GET",
+        "resources" | "subjects" | "status" | "feed" => "GET",
         "snapshot" => "PUT",
         _ => {
             return Err(ApiError::new(
@@ -221,6 +222,10 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
         "snapshot" => ctx.push(&mut req, MessageKind::Snapshot).await,
         "delta" => ctx.push(&mut req, MessageKind::Delta).await,
         "watermark" => ctx.push(&mut req, MessageKind::Watermark).await,
+        "feed" => {
+            config.authorize_feed(&req)?;
+            ctx.feed(&req).await
+        }
         _ => {
             config.authorize(&req)?;
             match op.as_str() {
@@ -277,15 +282,6 @@ fn context_time(config: &Config, given: RequestContext) -> Result<RequestContext
     }
 }
 
-/// Whether a request needs an epoch this isolate does not hold yet (`at_least_epoch`): then it
-/// asks the authority first, whatever the tier, and answers `pending` only if the authority is
-/// below that epoch too.
-fn behind(e: &Edge, context: Option<&RequestContext>) -> bool {
-    context
-        .and_then(|c| c.at_least_epoch)
-        .is_some_and(|n| e.ev().epoch().is_none_or(|held| held < n))
-}
-
 /// One decision as a log line.
 #[derive(Serialize)]
 struct LogLine<'a> {
@@ -319,17 +315,27 @@ impl Ctx<'_> {
     /// the authority cannot be reached, `high` fails closed (503) and so does an isolate that
     /// never reached it; `standard` and `low` go on answering from what is held, still bounded
     /// by the model's freshness gate (the origin's `confirmed_at`).
-    /// `ask`: the request needs what this isolate lacks, so no confirmation is reused.
-    async fn confirm(&self, e: &Rc<RefCell<Edge>>, tier: Tier, ask: bool) -> Result<(), ApiError> {
+    /// `at_least_epoch`: the epoch the request needs, which this isolate may lack.
+    async fn confirm(
+        &self,
+        e: &Rc<RefCell<Edge>>,
+        tier: Tier,
+        at_least_epoch: Option<u64>,
+    ) -> Result<(), ApiError> {
         let now = Self::now_ms();
-        let (reuse, never) = {
+        let (must, never) = {
             let r = &e.borrow().replica;
             (
-                !ask && r.may_reuse(tier, self.config.reuse_ms(tier), edge::clock_ms(now)),
+                r.must_confirm(
+                    tier,
+                    self.config.reuse_ms(tier),
+                    at_least_epoch,
+                    edge::clock_ms(now),
+                ),
                 !r.ever_confirmed(),
             )
         };
-        if reuse {
+        if !must {
             return Ok(());
         }
         match edge::sync(self.env, self.tenant, self.config, e, now).await {
@@ -396,9 +402,9 @@ impl Ctx<'_> {
             Err(()) => Err(()),
         };
         let tier = Self::strictest(&e.borrow(), requests.iter().map(|r| r.1.as_str()));
-        let ask = behind(&e.borrow(), given.as_ref().ok());
+        let at_least = given.as_ref().ok().and_then(|c| c.at_least_epoch);
         if let Some(tier) = tier {
-            self.confirm(e, tier, ask).await?;
+            self.confirm(e, tier, at_least).await?;
         }
         let now_ms = Self::now_ms();
         let mut ed = e.borrow_mut();
@@ -487,8 +493,9 @@ impl Ctx<'_> {
             };
         let e = self.edge()?;
         let tier = Self::strictest(&e.borrow(), std::iter::once(action.as_str()));
-        let ask = behind(&e.borrow(), given.as_ref().ok());
-        self.confirm(&e, tier.unwrap_or(Tier::High), ask).await?;
+        let at_least = given.as_ref().ok().and_then(|c| c.at_least_epoch);
+        self.confirm(&e, tier.unwrap_or(Tier::High), at_least)
+            .await?;
         let ed = e.borrow();
         // The evaluator refuses a stale state itself once it holds the watermark; this covers
         // the case where it somehow could not take it.
@@ -544,6 +551,39 @@ impl Ctx<'_> {
             },
         };
         json(200, &status, self.rid)
+    }
+
+    /// The authority's feed (docs/http.md, "The feed"): the query checked here, then answered,
+    /// and held while it waits, by the tenant's Durable Object.
+    async fn feed(&self, req: &Request) -> Result<Response, ApiError> {
+        let url = req.url().map_err(internal)?;
+        let q = FeedQuery::parse(|name| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        })
+        .map_err(|m| ApiError::new(400, "invalid_query", m))?;
+        let inner = format!(
+            "https://authority/feed?tenant={}&{}",
+            self.tenant,
+            q.to_query()
+        );
+        let resp = edge::stub(self.env, self.tenant)?
+            .fetch_with_str(&inner)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("the authority did not answer: {e}")))?;
+        // A fetched answer's headers are immutable: the answer goes out with new ones.
+        let kind = resp.headers().get("content-type").ok().flatten();
+        let headers = Headers::new();
+        headers
+            .set(
+                "content-type",
+                kind.as_deref().unwrap_or("application/msgpack"),
+            )
+            .and_then(|()| headers.set("cache-control", "no-store"))
+            .and_then(|()| headers.set("x-request-id", self.rid))
+            .map_err(internal)?;
+        Ok(resp.with_headers(headers))
     }
 
     /// A signed message: checked here first (media type, size, magic, kind, version, tenant,
