@@ -26,7 +26,7 @@ PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/host
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
-PUBLISH_TESTS="tests/js/publish*.test.mjs"
+PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs"
 
 node_tests() { # name, files...
   local name=$1

@@ -1,0 +1,266 @@
+// The feed and the npm package's Replica, end to end: the built Worker in workerd (Miniflare) on
+// 127.0.0.1, the release publisher (`edge-authz publish --stdin`, heartbeats flowing), and
+// Replicas in this Node process following the Worker over HTTP.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { decode } from './msgpack.mjs';
+import { EXAMPLE, MSGPACK, client, model, origin, pkg, startEdge, tempDir } from './edge.mjs';
+import { freePort, originOnDisk, sleep, startPublisher } from './publisher.mjs';
+
+const { Replica } = pkg;
+const FEED = 'feed-token';
+const CHECK = 'check-token';
+
+/** A feed answer as a plain object (MessagePack maps come back as pairs). */
+function feedAnswer(body) {
+  const v = Object.fromEntries(decode(body));
+  return { head: Object.fromEntries(v.head), messages: v.messages, more: v.more };
+}
+
+async function feed(edge, query = '', token = FEED) {
+  const r = await edge.fetch(`/v1/acme/feed${query}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  return r;
+}
+
+describe('the feed', () => {
+  const o = origin();
+  let edge;
+  let open;
+  before(async () => {
+    const vars = { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, CHECK_TOKEN: CHECK };
+    edge = await startEdge({ vars: { ...vars, FEED_TOKEN: FEED }, port: await freePort() });
+    open = await startEdge({ vars, port: await freePort() });
+    for (const e of [edge, open]) assert.equal((await client(e).push('snapshot', o.snapshot(EXAMPLE, 1))).status, 200);
+  });
+  after(async () => {
+    await edge?.dispose();
+    await open?.dispose();
+  });
+
+  test('FEED_TOKEN (else CHECK_TOKEN) guards it; a malformed query is 400 invalid_query; GET only', async () => {
+    assert.equal((await feed(edge, '', null)).status, 401);
+    assert.equal((await feed(edge, '', CHECK)).status, 401, 'CHECK_TOKEN does not open a feed that has its own token');
+    const ok = await feed(edge);
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(ok.headers.get('content-type'), 'application/msgpack');
+    assert.equal(ok.headers.get('cache-control'), 'no-store');
+    assert.equal((await feed(open, '', CHECK)).status, 200, 'without FEED_TOKEN, CHECK_TOKEN opens it');
+    assert.equal((await feed(open, '', null)).status, 401);
+    for (const q of ['?after=x', '?after=-1', '?wait=30001', '?watermark=9007199254740992', '?confirmed=1.5']) {
+      const r = await feed(edge, q);
+      assert.equal(r.status, 400, `${q}: ${r.body}`);
+      assert.equal(r.json.error.code, 'invalid_query', q);
+    }
+    const post = await edge.fetch('/v1/acme/feed', { method: 'POST', headers: { authorization: `Bearer ${FEED}` } });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET');
+  });
+
+  test('it answers the head and what a holder lacks, verified by the replica, nothing when it holds it all', async () => {
+    const a = feedAnswer(await raw(edge, ''));
+    assert.equal(a.head.epoch, 1);
+    assert.equal(a.head.watermark, 0);
+    assert.equal(a.messages.length, 1, 'the snapshot');
+    assert.equal(a.more, false);
+    const held = `?after=1&watermark=0&confirmed=${a.head.confirmedAt}`;
+    const none = feedAnswer(await raw(edge, held));
+    assert.deepEqual(none.head, a.head);
+    assert.equal(none.messages.length, 0);
+    // A snapshot bytes-for-bytes what the origin signed: the feed relays, never re-signs.
+    const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [o.keys.publicKey] });
+    assert.deepEqual(ev.loadSnapshot(new Uint8Array(a.messages[0])), { epoch: 1, applied: true });
+  });
+
+  test('with wait, the request is held until a push moves the head, or until the wait ends', async () => {
+    const a = feedAnswer(await raw(edge, ''));
+    const held = `after=1&watermark=0&confirmed=${a.head.confirmedAt}`;
+    // Nothing new: answered at the end of the wait, empty.
+    let t0 = Date.now();
+    const idle = feedAnswer(await raw(edge, `?${held}&wait=400`));
+    assert.ok(Date.now() - t0 >= 350, `answered after ${Date.now() - t0} ms`);
+    assert.equal(idle.messages.length, 0);
+    // A delta pushed while it waits: answered at once with it.
+    t0 = Date.now();
+    const waiting = raw(edge, `?${held}&wait=20000`);
+    await sleep(300);
+    const m2 = model((m) => m.memberships.push({ member: 'user:bob', group: 'group:eng' }));
+    const d = o.delta(EXAMPLE, m2, 1, 2);
+    assert.equal((await client(edge).push('delta', d.delta)).status, 200);
+    const woke = feedAnswer(await waiting);
+    const took = Date.now() - t0;
+    assert.ok(took < 5000, `the waiting request was answered ${took} ms after it was sent`);
+    assert.equal(woke.head.epoch, 2);
+    assert.equal(woke.messages.length, 1, 'the delta');
+  });
+});
+
+/** The raw bytes of a feed answer from a listening edge. */
+async function raw(edge, query) {
+  const r = await globalThis.fetch(`${edge.url}/v1/acme/feed${query}`, { headers: { authorization: `Bearer ${FEED}` } });
+  assert.equal(r.status, 200, `feed${query}: ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+// Ten users, each an admin of the organisation through a group of their own; the freshness bounds
+// short so that a cut-off replica's tiers fail closed within seconds.
+const USERS = 10;
+const FRESHNESS = { low: 6000, standard: 3000, high: 1500 };
+function team() {
+  return model((m) => {
+    m.freshness = FRESHNESS;
+    for (let k = 0; k < USERS; k++) {
+      m.memberships.push({ member: `user:u${k}`, group: `group:g${k}` });
+      m.assignments.push({ principal: `group:g${k}`, role: 'admin', resource: 'org:acme' });
+    }
+  });
+}
+const TIER_OF = { read: 'low', write: 'standard', export: 'high' };
+
+describe('a Replica following the Worker while the publisher pushes and heartbeats flow', () => {
+  let origin;
+  let edge;
+  let pub;
+  let epochs = 0;
+  const replicas = [];
+  const follow = (opts = {}) => {
+    const r = new Replica({ tenant: 'acme', publicKeys: [origin.pub], feed: edge.url, token: FEED, ...opts });
+    replicas.push(r);
+    return r;
+  };
+  /** Sends one `--stdin` line; resolves the `issued` event of its epoch. */
+  const change = async (line) => {
+    const n = ++epochs;
+    pub.child.stdin.write(`${JSON.stringify(line)}\n`);
+    return pub.until((e) => e.event === 'issued' && e.epoch === n);
+  };
+
+  before(async () => {
+    origin = await originOnDisk();
+    const port = await freePort();
+    edge = await startEdge({
+      vars: { ORIGIN_PUBLIC_KEYS: origin.pub, CHECK_TOKEN: CHECK, FEED_TOKEN: FEED },
+      port,
+      persist: tempDir('edge-authz-replica-'),
+    });
+    edge.url = `http://127.0.0.1:${port}`;
+    pub = startPublisher(origin, [edge], ['--stdin', '--tenant', 'acme', '--heartbeat', '300']);
+    await change(team());
+    await pub.until((e) => e.event === 'caught_up' && e.epoch === 1);
+  });
+  after(async () => {
+    for (const r of replicas) r.close();
+    await pub?.stop();
+    await edge?.dispose();
+  });
+
+  test('revocations: the very next high check after publish acknowledges is denied, standard and low within their windows; 10,000 racing checks, none allowed below a watermark', async () => {
+    const reuse = { standard: 500, low: 2000 };
+    const rep = follow({ reuseMs: reuse });
+    await rep.ready();
+    const windowOf = { high: 0, ...reuse };
+    const seen = [];
+    const revokedAt = new Map();
+    let stop = false;
+    const racer = async (seed) => {
+      for (let i = seed; !stop; i++) {
+        const k = i % USERS;
+        const action = ['read', 'write', 'export'][i % 3];
+        const started = Date.now();
+        const d = await rep.check(`user:u${k}`, action, 'doc:roadmap');
+        seen.push({ k, tier: TIER_OF[action], started, d });
+      }
+    };
+    const racers = Array.from({ length: 8 }, (_, i) => racer(i * 7));
+    for (let k = 0; k < 5; k++) {
+      await sleep(150);
+      const issued = await change({ op: 'remove_membership', member: `user:u${k}`, group: `group:g${k}` });
+      assert.equal(issued.kind, 'revocation');
+      const ack = await pub.until((e) => e.event === 'revocation_acknowledged' && e.epoch === issued.epoch);
+      revokedAt.set(k, ack.at);
+      const next = await rep.check(`user:u${k}`, 'export', 'doc:roadmap');
+      assert.equal(next.allowed, false, `u${k} export right after the acknowledgement: ${JSON.stringify(next)}`);
+      assert.ok(next.epoch >= issued.epoch, JSON.stringify(next));
+    }
+    // Past the longest window, and at least 10,000 checks.
+    const until = Date.now() + reuse.low + 500;
+    while (Date.now() < until || seen.length < 10_000) await sleep(50);
+    stop = true;
+    await Promise.all(racers);
+    assert.ok(seen.length >= 10_000, `${seen.length} checks`);
+    let belowWatermark = 0;
+    const late = [];
+    for (const { k, tier, started, d } of seen) {
+      if (d.allowed && (d.epoch === null || d.epoch < d.watermark)) belowWatermark++;
+      const at = revokedAt.get(k);
+      if (d.allowed && at !== undefined && started > at + windowOf[tier]) late.push({ k, tier, after: started - at });
+    }
+    assert.equal(belowWatermark, 0, 'allowed from an epoch below the watermark');
+    assert.deepEqual(late, [], 'allowed past the tier\'s window after the revocation was acknowledged');
+    const st = rep.status();
+    assert.equal(st.feed.connected, true);
+    assert.equal(st.epoch, epochs);
+  });
+
+  test('at_least_epoch: a grant\'s epoch from publish --json makes the next check granted after the replica asks its feed; an epoch nobody has is pending', async () => {
+    // Not following, and a long low window: only a check that needs more asks the feed.
+    const rep = follow({ follow: false, reuseMs: { low: 60_000, standard: 60_000 } });
+    await rep.ready();
+    const REQ = ['user:newcomer', 'read', 'doc:roadmap'];
+    assert.equal((await rep.check(...REQ)).reason, 'no_grant');
+    const issued = await change({ op: 'add_assignment', principal: 'user:newcomer', role: 'viewer', resource: 'doc:roadmap' });
+    assert.equal(issued.kind, 'grant');
+    await pub.until((e) => e.event === 'caught_up' && e.epoch === issued.epoch);
+    const stale = await rep.check(...REQ);
+    assert.equal(stale.reason, 'no_grant', 'within its window the replica answers from what it holds');
+    assert.ok(stale.epoch < issued.epoch);
+    const d = await rep.check(...REQ, { at_least_epoch: issued.epoch });
+    assert.equal(d.allowed, true, JSON.stringify(d));
+    assert.equal(d.reason, 'granted');
+    assert.equal(d.epoch, issued.epoch);
+    const p = await rep.check(...REQ, { at_least_epoch: issued.epoch + 1000 });
+    assert.equal(p.reason, 'pending');
+    assert.equal(p.allowed, false);
+    const many = await rep.checkMany([REQ, ['user:u9', 'export', 'doc:roadmap']], { at_least_epoch: issued.epoch });
+    assert.deepEqual(many.map((x) => x.reason), ['granted', 'granted']);
+  });
+
+  test('the feed cut: high fails closed at once, standard and low at their bounds; the feed back, all recover without a restart', async () => {
+    const rep = follow();
+    await rep.ready();
+    const ask = (action) => rep.check('user:u9', action, 'doc:roadmap');
+    for (const a of ['read', 'write', 'export']) assert.equal((await ask(a)).allowed, true, a);
+    const cutAt = Date.now();
+    await edge.dispose();
+    // High: refused at once, whether the follower has noticed yet or not.
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      await assert.rejects(ask('export'), (e) => e.code === 'authority_unavailable');
+      assert.ok(Date.now() - t0 < 1500, `a high check took ${Date.now() - t0} ms to fail`);
+    }
+    // Standard and low go on from what is held until their bounds pass.
+    const firstDenied = {};
+    while (Object.keys(firstDenied).length < 2 && Date.now() - cutAt < FRESHNESS.low + 5000) {
+      for (const a of ['read', 'write']) {
+        const d = await ask(a);
+        if (!d.allowed && firstDenied[a] === undefined) {
+          assert.equal(d.reason, 'freshness_exceeded', JSON.stringify(d));
+          firstDenied[a] = Date.now() - cutAt;
+        }
+      }
+      await sleep(100);
+    }
+    assert.ok(firstDenied.write > 500 && firstDenied.write <= FRESHNESS.standard + 1500, `standard denied ${firstDenied.write} ms after the cut`);
+    assert.ok(firstDenied.read > FRESHNESS.standard && firstDenied.read <= FRESHNESS.low + 1500, `low denied ${firstDenied.read} ms after the cut`);
+    assert.equal(rep.status().feed.connected, false);
+    // The Worker back, on its port and storage; the publisher's heartbeats reach it again.
+    await edge.restart();
+    const back = Date.now();
+    let ok = false;
+    while (!ok && Date.now() - back < 20_000) {
+      ok = (await Promise.all(['read', 'write', 'export'].map((a) => ask(a).catch(() => null)))).every((d) => d?.allowed);
+      if (!ok) await sleep(200);
+    }
+    assert.ok(ok, 'every tier answers again once the feed is back');
+    assert.equal(rep.status().feed.connected, true);
+  });
+});
