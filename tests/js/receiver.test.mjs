@@ -1,0 +1,222 @@
+// The push receiver (createPushReceiver) and the Express and Fastify examples
+// (examples/node/*.mjs), run from a fresh install of the packed package: the release publisher
+// pushes to the Node services and to the built Worker in workerd alike, and every hostile push
+// gets the same status and answer from each, leaving the state as it was.
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { freshInstall } from './fresh.mjs';
+import { EXAMPLE, model, startEdge } from './edge.mjs';
+import { base, BOB, CAROL, freePort, originOnDisk, withoutBob } from './publisher.mjs';
+import { REPO_DIR } from './pkg.mjs';
+
+const PUSH = 'push-token';
+
+/** The examples and the package as a consumer has them (one module instance for both). */
+async function consumer() {
+  const { consumer: dir } = freshInstall();
+  for (const f of ['express.mjs', 'fastify.mjs']) copyFileSync(path.join(REPO_DIR, 'examples/node', f), path.join(dir, f));
+  for (const dep of ['express', 'fastify']) {
+    try {
+      symlinkSync(path.join(REPO_DIR, 'node_modules', dep), path.join(dir, 'node_modules', dep));
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+  }
+  const load = (f) => import(pathToFileURL(path.join(dir, f)).href);
+  return { pkg: await load('node_modules/edge-authz/src/node.mjs'), express: await load('express.mjs'), fastify: await load('fastify.mjs') };
+}
+
+/** A Node service of an example on 127.0.0.1, its evaluator receiving pushes. */
+async function service(kind, mod, pkg, pub) {
+  const ev = new pkg.Evaluator({ tenant: 'acme', publicKeys: [pub] });
+  const receiver = pkg.createPushReceiver({ evaluator: ev, pushToken: PUSH });
+  const app = mod.createApp(ev, { receiver });
+  let url;
+  let close;
+  if (kind === 'fastify') {
+    url = await app.listen({ port: 0, host: '127.0.0.1' });
+    close = () => app.close();
+  } else {
+    const server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    url = `http://127.0.0.1:${server.address().port}`;
+    close = () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  }
+  return { kind, url, ev, close };
+}
+
+/** Answers as `{status, json}`. */
+async function send(url, p, init = {}) {
+  const r = await fetch(`${url}${p}`, init);
+  const text = await r.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: r.status, json, allow: r.headers.get('allow') };
+}
+
+describe('the push receiver in Express and Fastify, against the Worker', () => {
+  let c;
+  let origin;
+  let worker;
+  let services;
+  let all;
+  before(async () => {
+    c = await consumer();
+    origin = await originOnDisk();
+    const port = await freePort();
+    worker = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: origin.pub, PUSH_TOKEN: PUSH }, port });
+    worker.url = `http://127.0.0.1:${port}`;
+    worker.kind = 'worker';
+    services = [await service('express', c.express, c.pkg, origin.pub), await service('fastify', c.fastify, c.pkg, origin.pub)];
+    all = [worker, ...services];
+  });
+  after(async () => {
+    for (const s of services ?? []) await s.close();
+    await worker?.dispose();
+  });
+
+  const publish = (file) => origin.publish(all, [file], { env: { EDGE_AUTHZ_PUSH_TOKEN: PUSH } });
+
+  /** The decision each service's route gives `[subject, action, resource]`, and the Worker's. */
+  async function decisions(req) {
+    const out = {};
+    for (const s of services) {
+      const [subject, action, resource] = req;
+      assert.equal(action, 'read');
+      const r = await send(s.url, `/docs/${resource.split(':')[1]}`, { headers: { 'x-user': subject } });
+      out[s.kind] = r.status === 200 ? 'allowed' : `${r.status} ${r.json.reason ?? r.json.error}`;
+    }
+    return out;
+  }
+
+  test('publish --edge: snapshot, revocation (a watermark carrying its delta), grant: acknowledged alike, and the routes authorize by it', async () => {
+    const first = await publish(origin.write(base()));
+    assert.equal(first.code, 0, first.stderr);
+    for (const e of all) assert.ok(first.events.some((x) => x.event === 'caught_up' && x.edge === e.url), `${e.kind}: ${first.stdout}`);
+    assert.deepEqual(await decisions(BOB), { express: 'allowed', fastify: 'allowed' });
+    assert.deepEqual(await decisions(CAROL), { express: '403 no_grant', fastify: '403 no_grant' });
+
+    const rev = await publish(origin.write(base(withoutBob)));
+    assert.equal(rev.code, 0, rev.stderr);
+    const issued = rev.events.find((e) => e.event === 'issued');
+    assert.equal(issued.kind, 'revocation');
+    const ack = rev.events.find((e) => e.event === 'revocation_acknowledged');
+    assert.deepEqual(ack.edges.sort(), all.map((e) => e.url).sort());
+    for (const e of all) {
+      const pushed = rev.events.filter((x) => x.event === 'pushed' && x.edge === e.url);
+      assert.deepEqual(pushed.map((x) => [x.kind, x.edgeEpoch, x.edgeWatermark]), [['watermark', issued.epoch, issued.epoch]], e.kind);
+    }
+    assert.deepEqual(await decisions(BOB), { express: '403 no_grant', fastify: '403 no_grant' });
+
+    const grant = await publish(origin.write(base((m) => {
+      withoutBob(m);
+      m.memberships.push({ member: 'user:carol', group: 'group:eng' });
+    })));
+    assert.equal(grant.code, 0, grant.stderr);
+    const g = grant.events.find((e) => e.event === 'issued');
+    assert.equal(g.kind, 'grant');
+    for (const e of all) {
+      assert.deepEqual(grant.events.filter((x) => x.event === 'pushed' && x.edge === e.url).map((x) => x.kind), ['delta'], e.kind);
+    }
+    assert.deepEqual(await decisions(CAROL), { express: 'allowed', fastify: 'allowed' });
+    const report = await origin.status();
+    assert.equal(report.edges.length, 3);
+    for (const e of report.edges) assert.equal(e.lag, 0, JSON.stringify(e));
+    for (const s of services) {
+      const st = s.ev.status();
+      assert.equal(st.epoch, g.epoch);
+      assert.equal(st.digest, report.digest);
+    }
+  });
+
+  test('every refused push gets the Worker\'s status and answer, and changes nothing', async () => {
+    const { pkg } = c;
+    const held = services[0].ev.status();
+    const epoch = held.epoch;
+    const secret = readFileSync(origin.secretKey, 'utf8').trim();
+    const stray = pkg.generateKeyPair();
+    const m0 = base((m) => {
+      withoutBob(m);
+      m.memberships.push({ member: 'user:carol', group: 'group:eng' });
+    });
+    const m1 = model((m) => m.memberships.push({ member: 'user:dave', group: 'group:eng' }));
+    const old = pkg.compileSnapshot(EXAMPLE, { epoch: 1, secretKey: secret });
+    const delta = pkg.diffModels(m0, m1, { baseEpoch: epoch, epoch: epoch + 1, secretKey: secret }).delta;
+    const gap = pkg.diffModels(m0, m1, { baseEpoch: epoch + 5, epoch: epoch + 6, secretKey: secret }).delta;
+    const forged = Uint8Array.from(delta);
+    forged[forged.length - 1] ^= 1;
+    const stranger = pkg.diffModels(m0, m1, { baseEpoch: epoch, epoch: epoch + 1, secretKey: stray.secretKey }).delta;
+    const otherTenant = pkg.compileSnapshot({ ...EXAMPLE, tenant: 'other' }, { epoch: epoch + 1, secretKey: secret });
+    const msgpack = { 'content-type': 'application/msgpack', authorization: `Bearer ${PUSH}` };
+    const cases = [
+      ['rollback', 'PUT', '/v1/acme/snapshot', msgpack, old],
+      ['a forged signature', 'POST', '/v1/acme/delta', msgpack, forged],
+      ['an unknown key', 'POST', '/v1/acme/delta', msgpack, stranger],
+      ['another tenant\'s snapshot', 'PUT', '/v1/acme/snapshot', msgpack, otherTenant],
+      ['a delta on the snapshot route', 'PUT', '/v1/acme/snapshot', msgpack, delta],
+      ['a gap', 'POST', '/v1/acme/delta', msgpack, gap],
+      ['not a message', 'POST', '/v1/acme/watermark', msgpack, new TextEncoder().encode('hello, edge')],
+      ['an empty body', 'POST', '/v1/acme/delta', msgpack, new Uint8Array()],
+      ['no token', 'POST', '/v1/acme/delta', { 'content-type': 'application/msgpack' }, delta],
+      ['a wrong token', 'POST', '/v1/acme/delta', { ...msgpack, authorization: 'Bearer nope' }, delta],
+      ['another media type', 'POST', '/v1/acme/delta', { ...msgpack, 'content-type': 'application/json' }, delta],
+      ['over the size limit', 'POST', '/v1/acme/delta', msgpack, new Uint8Array((8 << 20) + 1)],
+      ['another method', 'GET', '/v1/acme/delta', {}, undefined],
+      ['a malformed tenant', 'POST', '/v1/ACME!/delta', msgpack, delta],
+    ];
+    for (const [what, method, p, headers, body] of cases) {
+      const answers = {};
+      for (const e of all) answers[e.kind] = await send(e.url, p, { method, headers, body });
+      const w = answers.worker;
+      assert.ok(w.status >= 400, `${what}: the Worker answered ${w.status} ${JSON.stringify(w.json)}`);
+      for (const s of services) {
+        assert.deepEqual(answers[s.kind], w, `${what}: ${s.kind} answered otherwise than the Worker`);
+        assert.deepEqual(s.ev.status(), held, `${what}: ${s.kind}'s state changed`);
+      }
+    }
+    // The good delta applies alike; its replay is the Worker's no-op answer.
+    const good = {};
+    for (const e of all) good[e.kind] = await send(e.url, '/v1/acme/delta', { method: 'POST', headers: msgpack, body: delta });
+    for (const s of services) assert.deepEqual(good[s.kind], good.worker, s.kind);
+    assert.deepEqual(good.worker.json, { epoch: epoch + 1, applied: true });
+    const again = {};
+    for (const e of all) again[e.kind] = await send(e.url, '/v1/acme/delta', { method: 'POST', headers: msgpack, body: delta });
+    for (const s of services) assert.deepEqual(again[s.kind], again.worker, s.kind);
+    assert.deepEqual(again.worker.json, { epoch: epoch + 1, applied: false });
+  });
+
+  test('a service serves one tenant; other paths go on to the app; the middleware answers 403 with the reason and 503 when the edge cannot answer now', async () => {
+    for (const s of services) {
+      const other = await send(s.url, '/v1/other/delta', { method: 'POST', headers: { 'content-type': 'application/msgpack', authorization: `Bearer ${PUSH}` }, body: new Uint8Array([1]) });
+      assert.equal(other.status, 404, s.kind);
+      assert.equal(other.json.error.code, 'unknown_tenant');
+      const d = await send(s.url, '/docs/roadmap', { headers: { 'x-user': 'user:dave' } });
+      assert.equal(d.status, 200, `${s.kind}: ${JSON.stringify(d.json)}`);
+      assert.equal(d.json.decision.reason, 'granted');
+      const denied = await send(s.url, '/docs/roadmap/export', { method: 'POST', headers: { 'x-user': 'user:dave' } });
+      assert.deepEqual([denied.status, denied.json.reason], [403, 'no_grant'], s.kind);
+      const epoch = s.ev.status().epoch;
+      const pending = await send(s.url, '/docs/roadmap', { headers: { 'x-user': 'user:dave', 'x-edge-epoch': String(epoch + 1) } });
+      assert.deepEqual([pending.status, pending.json.reason], [503, 'pending'], s.kind);
+    }
+    // A fresh service that holds nothing yet: 503 no_snapshot, never a 403.
+    const idle = await service('express', c.express, c.pkg, origin.pub);
+    try {
+      const d = await send(idle.url, '/docs/roadmap', { headers: { 'x-user': 'user:dave' } });
+      assert.deepEqual([d.status, d.json.reason], [503, 'no_snapshot']);
+    } finally {
+      await idle.close();
+    }
+  });
+});
