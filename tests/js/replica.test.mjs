@@ -264,3 +264,36 @@ describe('a Replica following the Worker while the publisher pushes and heartbea
     assert.equal(rep.status().feed.connected, true);
   });
 });
+
+describe('the Worker: a check that needs an epoch its isolate lacks asks the authority first', () => {
+  const o = origin();
+  let edge;
+  before(async () => {
+    // Two isolates sharing one authority: pushes go through isolate 1, checks through isolate 0,
+    // whose low window (60 s) would otherwise keep it on what it held.
+    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, CONFIRM_REUSE_MS_LOW: '60000' }, isolates: 2 });
+  });
+  after(async () => edge?.dispose());
+
+  test('granted with at_least_epoch, pending above the authority, the held answer without it', async () => {
+    const pusher = client(edge, { isolate: 1 });
+    const checker = client(edge, { isolate: 0 });
+    assert.equal((await pusher.push('snapshot', o.snapshot(EXAMPLE, 1))).status, 200);
+    const REQ = ['user:bob', 'read', 'doc:roadmap'];
+    assert.equal((await checker.check(...REQ)).json.reason, 'no_grant');
+    const m2 = model((m) => m.memberships.push({ member: 'user:bob', group: 'group:eng' }));
+    assert.equal((await pusher.push('delta', o.delta(EXAMPLE, m2, 1, 2).delta)).status, 200);
+    const held = await checker.check(...REQ);
+    assert.deepEqual([held.json.reason, held.json.epoch], ['no_grant', 1], 'within its window the isolate answers from what it holds');
+    const d = await checker.check(...REQ, { at_least_epoch: 2 });
+    assert.deepEqual([d.status, d.json.allowed, d.json.reason, d.json.epoch], [200, true, 'granted', 2]);
+    const p = await checker.check(...REQ, { at_least_epoch: 3 });
+    assert.deepEqual([p.status, p.json.reason, p.json.epoch], [200, 'pending', 2]);
+    const many = await checker.checkMany([REQ, ['user:alice', 'read', 'doc:roadmap']], { at_least_epoch: 3 });
+    assert.deepEqual(many.json.decisions.map((x) => x.reason), ['pending', 'pending']);
+    const listed = await checker.get(`resources?subject=user:bob&action=read&context=${encodeURIComponent('{"at_least_epoch":3}')}`);
+    assert.deepEqual([listed.status, listed.json.error.code], [503, 'pending']);
+    const bad = await checker.check(...REQ, { at_least_epoch: -1 });
+    assert.equal(bad.json.reason, 'invalid_request');
+  });
+});
