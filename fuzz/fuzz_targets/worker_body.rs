@@ -4,8 +4,8 @@
 #[path = "common.rs"]
 mod common;
 
-use edge_authz::{At, Request};
-use edge_authz_protocol::{context_now, parse_body, parse_check_many, CheckBody};
+use edge_authz::Request;
+use edge_authz_protocol::{parse_body, parse_check_many, read_context, CheckBody};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
         .map(|(s, a, r)| Request::new(s, a, r))
         .collect();
     let mut out = Vec::new();
-    match context_now(context.as_ref()) {
-        Ok(t) => ev.check_many(&checks, At::clock(common::NOW).with_now(t), &mut out),
+    match read_context(context.as_ref()) {
+        Ok(c) => ev.check_many(&checks, c.at(common::NOW), &mut out),
         Err(()) => out.extend(checks.iter().map(|_| ev.reject_request())),
     }
     assert_eq!(out.len(), checks.len());
