@@ -120,6 +120,13 @@ export type ErrorCode =
   | 'invalid_clock'
   /** A call on an evaluator after `free()`. */
   | 'freed'
+  /** A Replica's confirmation with its feed could not be had and the decision's tier may not
+   * answer from what is held (`high`, an undeclared action, a replica that never confirmed). */
+  | 'authority_unavailable'
+  /** The feed refused the Replica's token (401 or 403): no retry mends it. */
+  | 'unauthorized'
+  /** A call on a Replica after `close()`. */
+  | 'closed'
   /** Anything else that went wrong inside the package (the original error is its `cause`). */
   | 'internal'
   | Reason;
@@ -157,7 +164,7 @@ export declare class Evaluator {
    * `invalid_clock`. */
   check(subject: string, action: string, resource: string, context?: Context): Decision;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
-  /** Throws with the refusing gate's reason as `code` (gates 1 to 5). `context` (as for check)
+  /** Throws with the refusing gate's reason as `code` (gates 1 to 6). `context` (as for check)
    * or its shorthand `now` sets the time of expiry; the clock otherwise (and always for
    * freshness). */
   listResources(
@@ -172,6 +179,94 @@ export declare class Evaluator {
   free(): void;
   [Symbol.dispose](): void;
 }
+
+/** What a Replica says of its feed, besides the evaluator's status. */
+export interface FeedStatus {
+  /** The feed's URL: `{feed}/v1/{tenant}/feed`. */
+  url: string;
+  /** Whether it follows the feed between checks (long polls). */
+  following: boolean;
+  /** Whether the last exchange with the feed succeeded. */
+  connected: boolean;
+  /** When it last heard from the feed (the clock's ms), or null. */
+  lastHeardAt: number | null;
+  /** How long ago it last confirmed the authority's watermark (ms), or null. */
+  confirmedAgoMs: number | null;
+  /** The authority's head as last heard. */
+  authority: { epoch: number | null; watermark: number; confirmedAt: number | null } | null;
+  /** Feed round trips so far. */
+  exchanges: number;
+  error: { code: ErrorCode; message: string } | null;
+}
+
+/** An evaluator that follows an authority's feed (a Worker's `GET /v1/{tenant}/feed`), verifying
+ * every message itself, and confirming with the feed per tier as a Worker isolate does with its
+ * Durable Object: `high` before every decision (concurrent checks share a round trip), `standard`
+ * and `low` within their reuse windows; cut off, `high` rejects with `authority_unavailable` and the
+ * others answer until their freshness bounds pass. docs/replicas.md. */
+export declare class Replica {
+  constructor(options: {
+    tenant: string;
+    publicKeys: string[];
+    /** The Worker's base URL, e.g. `https://authz.example.com`. */
+    feed: string;
+    /** The feed's bearer token (the Worker's FEED_TOKEN, else CHECK_TOKEN). */
+    token?: string;
+    /** Default: the host's `fetch`. */
+    fetch?: (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
+    /** How long a `low` and a `standard` decision may reuse a confirmation (ms); default 10,000
+     * and 1,000. */
+    reuseMs?: { low?: number; standard?: number };
+    clock?: Clock;
+    /** How long a feed answer may take beyond its wait (ms, default 2,000). */
+    timeoutMs?: number;
+    /** How long a follower's request waits for something newer (ms, default 25,000, at most 30,000). */
+    waitMs?: number;
+    /** Follow the feed between checks (default true; false in hosts where nothing runs between
+     * requests, such as workerd: confirmations are then made on demand). */
+    follow?: boolean;
+  });
+  /** Resolves once the first snapshot is loaded; rejects when the feed refuses the token or the
+   * replica is closed first. */
+  ready(): Promise<void>;
+  check(subject: string, action: string, resource: string, context?: Context): Promise<Decision>;
+  checkMany(requests: Array<[string, string, string]>, context?: Context): Promise<Decision[]>;
+  status(): Status & { feed: FeedStatus };
+  /** Stops following and releases the evaluator. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** The minimal `node:http` shapes the push receiver uses. */
+export interface PushRequest extends AsyncIterable<Uint8Array> {
+  method?: string;
+  url?: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+export interface PushResponse {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body: string): unknown;
+  headersSent?: boolean;
+}
+
+/** A `node:http` handler taking the origin's pushes into `evaluator` on the Worker's routes
+ * (`PUT /v1/{tenant}/snapshot`, `POST /v1/{tenant}/delta`, `POST /v1/{tenant}/watermark`), with the
+ * Worker's answers; other requests go to `next` (or get 404). docs/replicas.md, "Receiving pushes". */
+export interface PushReceiver {
+  (req: PushRequest, res: PushResponse, next?: () => unknown): Promise<unknown>;
+  /** Whether `req` is for one of the push routes. */
+  handles(req: { url?: string }): boolean;
+}
+
+export declare function createPushReceiver(options: {
+  evaluator: Evaluator;
+  /** The bearer token every push must carry (the Worker's PUSH_TOKEN). */
+  pushToken?: string;
+  /** Default 32 MiB. */
+  maxSnapshotBytes?: number;
+  /** Default 8 MiB (deltas and watermarks). */
+  maxMessageBytes?: number;
+}): PushReceiver;
 
 export declare function generateKeyPair(): { publicKey: string; secretKey: string };
 

@@ -152,6 +152,8 @@ describe('the push receiver in Express and Fastify, against the Worker', () => {
     });
     const m1 = model((m) => m.memberships.push({ member: 'user:dave', group: 'group:eng' }));
     const old = pkg.compileSnapshot(EXAMPLE, { epoch: 1, secretKey: secret });
+    const same = pkg.compileSnapshot(m0, { epoch, secretKey: secret });
+    const conflict = pkg.compileSnapshot(m1, { epoch, secretKey: secret });
     const delta = pkg.diffModels(m0, m1, { baseEpoch: epoch, epoch: epoch + 1, secretKey: secret }).delta;
     const gap = pkg.diffModels(m0, m1, { baseEpoch: epoch + 5, epoch: epoch + 6, secretKey: secret }).delta;
     const forged = Uint8Array.from(delta);
@@ -161,6 +163,8 @@ describe('the push receiver in Express and Fastify, against the Worker', () => {
     const msgpack = { 'content-type': 'application/msgpack', authorization: `Bearer ${PUSH}` };
     const cases = [
       ['rollback', 'PUT', '/v1/acme/snapshot', msgpack, old],
+      ['the held epoch again, same content', 'PUT', '/v1/acme/snapshot', msgpack, same],
+      ['the held epoch again, other content', 'PUT', '/v1/acme/snapshot', msgpack, conflict],
       ['a forged signature', 'POST', '/v1/acme/delta', msgpack, forged],
       ['an unknown key', 'POST', '/v1/acme/delta', msgpack, stranger],
       ['another tenant\'s snapshot', 'PUT', '/v1/acme/snapshot', msgpack, otherTenant],

@@ -32,6 +32,16 @@ pub fn apply(ev: &mut Evaluator, bytes: &[u8]) -> Result<Pushed, Error> {
     }
 }
 
+/// What an edge that the origin pushes to does with a pushed message, as the authority does it
+/// (the Worker's answers): [`apply`], but a snapshot of the epoch already held is refused
+/// (`already_applied` with the same content, `epoch_conflict` with another).
+pub fn receive(ev: &mut Evaluator, bytes: &[u8]) -> Result<Pushed, Error> {
+    match MessageKind::of(bytes) {
+        Some(MessageKind::Snapshot) => ev.load_newer_snapshot(bytes).map(Pushed::Snapshot),
+        _ => apply(ev, bytes),
+    }
+}
+
 /// One tenant's authority: its evaluator and the messages that rebuild its state.
 pub struct Authority {
     ev: Evaluator,

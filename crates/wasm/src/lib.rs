@@ -11,7 +11,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use edge_authz::authority::apply;
+use edge_authz::authority::receive;
 use edge_authz::peek;
 use edge_authz::sync::{Replica, Synced};
 use edge_authz::{
@@ -551,7 +551,7 @@ impl RawEvaluator {
             &self.keys,
             &Limits::default(),
         )
-        .and_then(|_| apply(ev, bytes));
+        .and_then(|_| receive(ev, bytes));
         Ok(match answer {
             Ok(pushed) => vec!["200".into(), json(&PushAnswer::from(&pushed))],
             Err(e) => vec![
