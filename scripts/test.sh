@@ -8,7 +8,8 @@
 #                              Chromium, the node --test suites of the package, the npm benchmark once
 #   scripts/test.sh worker     the Worker and the admin page in workerd and Chromium, and the
 #                              Worker's benchmarks once, quick (scale, soak)
-#   scripts/test.sh publish    the origin's publisher against Workers in workerd, its benchmark once
+#   scripts/test.sh publish    the origin's publisher against Workers in workerd, its benchmark once;
+#                              replicas and the push receiver; the replica benchmark once
 #   scripts/test.sh fuzz       a minute of each fuzz target (seeds and regressions first)
 #
 # Several subsets may be named: `scripts/test.sh core pkg`. The node --test files of each subset
@@ -126,6 +127,10 @@ publish() {
   say "the publisher's benchmark once, quick, against two Workers in workerd (exits 1 on a wrong answer)"
   node bench/publish.mjs --quick > target/bench-publish.md
   grep -A 12 '^### Targets' target/bench-publish.md || tail -n 20 target/bench-publish.md
+
+  say "the replica benchmark once, quick, against a Worker in workerd (exits 1 on an allow after a revocation)"
+  node bench/replica.mjs --quick > target/bench-replica.md
+  cat target/bench-replica.md
 }
 
 fuzz() {
