@@ -9,23 +9,27 @@
 //   node_modules, with model.json the model of the CommonJS example; headless Chromium opens it
 //   and the page's body must be the decision, with no console errors or failed requests (the
 //   server and the browser from hosts.mjs).
-// - "Cloudflare Workers": the block is bundled as wrangler bundles a Worker (hosts.mjs's
-//   bundleWorker, as in workerd.test.mjs) and run in Miniflare with a KV namespace SNAPSHOTS
-//   holding a signed snapshot under 'acme' and the var ORIGIN_PUBLIC_KEYS; a changed KV value is
-//   not seen by the same isolate (the evaluator is kept in module scope) but is by a new one.
+// - The serving examples run against a live origin: the project's Worker in workerd on
+//   127.0.0.1 and the release publisher (`publish --stdin`, heartbeats every 300 ms) pushing the
+//   CommonJS example's model with short freshness bounds (low 3 s, standard 2 s, high 1 s) to the
+//   Worker and to the "receiving the origin's pushes" example, run as a server (stopped by PID).
+//   "following the origin's Worker" runs as the Node blocks do, with the Worker's URL, feed token
+//   and key in its environment; "Cloudflare Workers" is bundled as wrangler bundles a Worker
+//   (hosts.mjs's bundleWorker) and run in Miniflare with those as vars. Each is asked again after
+//   waiting past a freshness bound: the heartbeats keep every answer the same.
 // - "Errors": a fragment (`edge` and `deltaFromTheFuture` are not defined); it is run unchanged
 //   between a prelude that defines them and a check of what it caught and of the evaluator.
 // Any other fenced block in the README fails the first test: an example nobody runs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import { Miniflare } from 'miniflare';
 import { freshInstall } from './fresh.mjs';
 import { bundleWorker, launchChromium, openPage, serveStatic } from './hosts.mjs';
-import { PKG_DIR, importPackage } from './pkg.mjs';
+import { PKG_DIR } from './pkg.mjs';
 
 const README_PATH = path.join(PKG_DIR, 'README.md');
 const README = readFileSync(README_PATH, 'utf8');
@@ -64,6 +68,8 @@ const EXAMPLES = {
   esm: { heading: 'Node.js (ESM)', lang: 'js' },
   browser: { heading: 'Browsers', lang: 'html' },
   worker: { heading: 'Cloudflare Workers', lang: 'js' },
+  replica: { heading: 'Node.js: following', lang: 'js' },
+  receiver: { heading: 'Node.js: receiving', lang: 'js' },
   errors: { heading: 'Errors', lang: 'js' },
 };
 
@@ -135,7 +141,7 @@ process.on('exit', () => writeFileSync(process.env.README_RECORD, JSON.stringify
 `;
 
 /** Runs `code` as `file` in the consumer folder: `{calls, stdout, stderr}` (asserts exit 0). */
-function runNode(file, code) {
+function runNode(file, code, env = {}) {
   const { consumer } = freshInstall();
   writeFileSync(path.join(consumer, 'readme-record.cjs'), RECORDER);
   writeFileSync(path.join(consumer, file), code);
@@ -144,7 +150,7 @@ function runNode(file, code) {
     cwd: consumer,
     encoding: 'utf8',
     timeout: 30_000,
-    env: { ...process.env, README_RECORD: record, NODE_OPTIONS: '' },
+    env: { ...process.env, ...env, README_RECORD: record, NODE_OPTIONS: '' },
   });
   assert.equal(r.status, 0, `node ${file} exited with ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
   assert.equal(r.stderr, '', `node ${file} wrote to stderr`);
@@ -336,9 +342,98 @@ ${block.code}</body>
   assert.deepEqual(served.filter(([, t]) => t === 404), []);
 });
 
-test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers from KV and keeps its evaluator', async () => {
+// ---------------------------------------------------------------------------------------------
+// The live origin of the serving examples, made once.
+
+const FRESHNESS = { low: 3000, standard: 2000, high: 1000 };
+const PAST_A_BOUND_MS = FRESHNESS.low + 500;
+const FEED_TOKEN = 'readme-feed-token';
+const PUSH_TOKEN = 'readme-push-token';
+let live;
+
+async function liveOrigin() {
+  if (live) return live;
+  const { startEdge } = await import('./edge.mjs');
+  const { freePort, originOnDisk, startPublisher } = await import('./publisher.mjs');
+  const origin = await originOnDisk();
+  const port = await freePort();
+  const worker = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: origin.pub, FEED_TOKEN }, port });
+  worker.url = `http://127.0.0.1:${port}`;
+  // The receiving example, as a server of its own.
+  const { consumer } = freshInstall();
+  const file = path.join(consumer, 'readme-receiver.mjs');
+  writeFileSync(file, example('receiver').code);
+  const rport = await freePort();
+  const server = spawn(process.execPath, [file], {
+    cwd: consumer,
+    env: { ...process.env, PORT: String(rport), ORIGIN_PUBLIC_KEYS: origin.pub, PUSH_TOKEN, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  server.stderr.on('data', (d) => (stderr += d));
+  const receiver = { url: `http://127.0.0.1:${rport}`, server, stderr: () => stderr };
+  for (let i = 0; ; i++) {
+    const up = await fetch(`${receiver.url}/docs/plan`).then(() => true, () => false);
+    if (up) break;
+    assert.ok(i < 100 && server.exitCode === null, `the receiving example did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The publisher takes the push token from its environment (which it inherits).
+  process.env.EDGE_AUTHZ_PUSH_TOKEN = PUSH_TOKEN;
+  const pub = startPublisher(origin, [worker, receiver], ['--stdin', '--tenant', 'acme', '--heartbeat', '300']);
+  delete process.env.EDGE_AUTHZ_PUSH_TOKEN;
+  pub.child.stdin.write(`${JSON.stringify({ ...readmeModel(), freshness: FRESHNESS })}\n`);
+  for (const e of [worker, receiver]) await pub.until((x) => x.event === 'caught_up' && x.edge === e.url);
+  live = { origin, worker, receiver, pub };
+  return live;
+}
+
+after(async () => {
+  if (!live) return;
+  await live.pub.stop();
+  live.receiver.server.kill('SIGKILL');
+  await live.worker.dispose();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('README "Node.js: following the origin\'s Worker": a Replica, as its comments say, now and past a freshness bound', async () => {
+  const block = example('replica');
+  const { origin, worker } = await liveOrigin();
+  const env = { ORIGIN_PUBLIC_KEYS: origin.pub, EDGE_URL: worker.url, FEED_TOKEN };
+  for (const when of ['now', 'past a bound']) {
+    if (when !== 'now') await sleep(PAST_A_BOUND_MS);
+    const { calls } = runNode('readme-replica.mjs', block.code, env);
+    const expected = assertClaims(block, calls);
+    assert.deepEqual(expected.map((c) => c.value), ['granted', 'no_grant', 1], when);
+  }
+});
+
+test('README "Node.js: receiving the origin\'s pushes": publish --edge reaches the server, which answers by it past a freshness bound', async () => {
+  // Past the low bound, still granted: the publisher's heartbeats reach the server.
+  const { receiver } = await liveOrigin();
+  const ask = async (user) => {
+    const r = await fetch(`${receiver.url}/docs/plan`, { headers: { 'x-user': user } });
+    return { status: r.status, d: await r.json() };
+  };
+  for (const when of ['now', 'past a bound']) {
+    if (when !== 'now') await sleep(PAST_A_BOUND_MS);
+    const a = await ask('user:alice');
+    assert.deepEqual([a.status, a.d.reason, a.d.epoch], [200, 'granted', 1], `${when}: ${JSON.stringify(a.d)}`);
+    const b = await ask('user:bob');
+    assert.deepEqual([b.status, b.d.reason], [403, 'no_grant'], when);
+  }
+  // A push without the token is refused as the Worker refuses it.
+  const r = await fetch(`${receiver.url}/v1/acme/delta`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(4) });
+  assert.equal(r.status, 401);
+  assert.equal((await r.json()).error.code, 'unauthorized');
+  assert.equal(receiver.stderr(), '');
+});
+
+test('README "Cloudflare Workers": a Worker of yours, bundled as wrangler does, follows the project\'s Worker, now and past a freshness bound', async () => {
   const block = example('worker');
-  const { root, consumer } = freshInstall();
+  const { consumer } = freshInstall();
+  const { origin, worker } = await liveOrigin();
   const entry = path.join(consumer, 'readme-worker.mjs');
   writeFileSync(entry, block.code);
   const outdir = path.join(consumer, 'readme-worker-dist');
@@ -346,14 +441,7 @@ test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers
   assert.equal(collected.length, 1, JSON.stringify(collected));
   assert.equal(collected[0].source, path.join(consumer, 'node_modules/edge-authz/dist/edge_authz_bg.wasm'));
   assert.match(readFileSync(outfile, 'utf8'), /src\/workerd\.mjs/, 'the workerd entry');
-
-  // The origin, in Node: the README's CommonJS model signed at epoch 1; a rotated-out key first
-  // in ORIGIN_PUBLIC_KEYS, so the Worker's split(',') matters.
-  const { generateKeyPair, compileSnapshot, inspect } = await importPackage();
-  const model = readmeModel();
-  const old = generateKeyPair();
-  const keys = generateKeyPair();
-  const options = {
+  mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
     modules: [
@@ -362,24 +450,9 @@ test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers
     ],
     modulesRoot: outdir,
     compatibilityDate: '2026-04-01',
-    kvNamespaces: ['SNAPSHOTS'],
-    kvPersist: path.join(root, 'readme-kv'),
-    bindings: { ORIGIN_PUBLIC_KEYS: `${old.publicKey},${keys.publicKey}` },
-  };
-  mf = new Miniflare(options);
-  await mf.ready;
-  let kv = await mf.getKVNamespace('SNAPSHOTS');
-  // Nothing published yet: the load throws (an error response), and the Worker must not keep
-  // the empty evaluator (it would answer no_snapshot for the isolate's whole life).
-  const early = await mf.dispatchFetch('http://edge.test/', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ subject: 'user:alice', action: 'read', resource: 'doc:plan' }),
+    bindings: { ORIGIN_PUBLIC_KEYS: origin.pub, EDGE_URL: worker.url, FEED_TOKEN },
   });
-  await early.text();
-  assert.notEqual(early.status, 200, 'a Worker with no snapshot in KV does not answer');
-  await kv.put('acme', compileSnapshot(model, { epoch: 1, secretKey: keys.secretKey }));
-
+  await mf.ready;
   const ask = async (subject, action, resource) => {
     const res = await mf.dispatchFetch('http://edge.test/', {
       method: 'POST',
@@ -388,42 +461,33 @@ test('README "Cloudflare Workers": the Worker, bundled as wrangler does, answers
     });
     const text = await res.text();
     assert.equal(res.status, 200, text);
-    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     return JSON.parse(text);
   };
-  const granted = {
-    allowed: true,
-    reason: 'granted',
-    epoch: 1,
-    watermark: 0,
-    tier: 'low',
-    grant: { principal: 'group:eng', role: 'viewer', resource: 'org:acme', path: ['user:alice', 'group:eng'] },
-  };
-  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), granted);
-  assert.deepEqual(await ask('user:alice', 'export', 'doc:plan'), {
-    allowed: false,
-    reason: 'no_grant',
-    epoch: 1,
-    watermark: 0,
-    tier: 'high',
+  for (const when of ['now', 'past a bound']) {
+    if (when !== 'now') await sleep(PAST_A_BOUND_MS);
+    assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), {
+      allowed: true,
+      reason: 'granted',
+      epoch: 1,
+      watermark: 0,
+      tier: 'low',
+      grant: { principal: 'group:eng', role: 'viewer', resource: 'org:acme', path: ['user:alice', 'group:eng'] },
+    }, when);
+    assert.deepEqual(await ask('user:alice', 'export', 'doc:plan'), {
+      allowed: false,
+      reason: 'no_grant',
+      epoch: 1,
+      watermark: 0,
+      tier: 'high',
+    }, when);
+  }
+  // The project's Worker out of reach: a high decision is refused (503), never answered stale.
+  await live.worker.dispose();
+  const res = await mf.dispatchFetch('http://edge.test/', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ subject: 'user:alice', action: 'export', resource: 'doc:plan' }),
   });
-
-  // The origin publishes epoch 2 (alice left group:eng). The isolate decoded the snapshot once
-  // and keeps answering from it: still epoch 1.
-  const next = compileSnapshot({ ...model, memberships: [] }, { epoch: 2, secretKey: keys.secretKey });
-  await kv.put('acme', next);
-  const stored = await kv.get('acme', 'arrayBuffer');
-  assert.equal(inspect(new Uint8Array(stored), { publicKeys: [keys.publicKey] }).epoch, 2, 'KV holds epoch 2');
-  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), granted);
-
-  // A new isolate (workerd restarted, same persisted KV) reads the new snapshot.
-  await mf.setOptions(options);
-  kv = await mf.getKVNamespace('SNAPSHOTS');
-  assert.deepEqual(await ask('user:alice', 'read', 'doc:plan'), {
-    allowed: false,
-    reason: 'no_grant',
-    epoch: 2,
-    watermark: 0,
-    tier: 'low',
-  });
+  assert.equal(res.status, 503);
+  assert.deepEqual(await res.json(), { error: 'authority_unavailable' });
 });

@@ -365,6 +365,18 @@ impl Evaluator {
         self.confirmed_at
     }
 
+    /// Whether a decision of `tier` at `clock` passes the freshness gate (gate 5) with what is
+    /// held: false when nothing is held or the origin was last heard more than the tier's bound
+    /// ago. A preview has no freshness gate.
+    pub fn is_fresh_for(&self, tier: Tier, clock: u64) -> bool {
+        if self.is_preview() {
+            return true;
+        }
+        self.index().is_some_and(|ix| {
+            clock.saturating_sub(self.confirmed_at.unwrap_or(0)) <= ix.freshness().bound(tier)
+        })
+    }
+
     /// The loaded index, if any.
     pub fn index(&self) -> Option<&Index> {
         self.mode.answering().map(|(_, ix)| ix)

@@ -132,8 +132,10 @@ impl Replica {
 
     /// Whether a decision of this tier (needing at least `at_least_epoch`, if any) must wait
     /// for a sync with the authority first: when it may not reuse the last confirmation
-    /// ([`Replica::may_reuse`]), or when it needs an epoch this replica does not hold (read
-    /// your writes: the authority may have it).
+    /// ([`Replica::may_reuse`]); when it needs an epoch this replica does not hold (read your
+    /// writes: the authority may have it); or when what it holds is past the tier's freshness
+    /// bound (the authority may have heard from the origin since: a reuse window longer than a
+    /// bound must not turn a fresh authority's answer into `freshness_exceeded`).
     pub fn must_confirm(
         &self,
         tier: Tier,
@@ -143,6 +145,7 @@ impl Replica {
     ) -> bool {
         !self.may_reuse(tier, reuse_ms, now_ms)
             || at_least_epoch.is_some_and(|n| self.ev.epoch().is_none_or(|held| held < n))
+            || !self.ev.is_fresh_for(tier, now_ms)
     }
 
     /// The tier a decision about `action` is confirmed at: the action's, `high` for an action

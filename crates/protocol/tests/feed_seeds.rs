@@ -1,6 +1,10 @@
 //! The fuzz seeds of feed answers (written by scripts/fuzz.sh without this crate) read as feed
 //! answers, so the fuzz target starts from answers that go past the reader.
-#![allow(clippy::panic, clippy::indexing_slicing, reason = "tests: they fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: they fail loudly"
+)]
 use edge_authz_protocol::feed;
 
 #[test]

@@ -217,3 +217,32 @@ fn a_tampered_message_from_the_authority_is_skipped_and_judged() {
     );
     assert_eq!(r.held().epoch, Some(1));
 }
+
+#[test]
+fn a_decision_confirms_first_when_it_cannot_reuse_needs_a_later_epoch_or_is_past_its_bound() {
+    let (_, r) = caught_up();
+    let reuse = 10_000;
+    // Just confirmed: low and standard reuse it, high never does.
+    assert!(!r.must_confirm(Tier::Low, reuse, None, T0 + 1));
+    assert!(!r.must_confirm(Tier::Standard, reuse, None, T0 + 1));
+    assert!(r.must_confirm(Tier::High, reuse, None, T0 + 1));
+    // Past the reuse window; a window of 0 never reuses.
+    assert!(r.must_confirm(Tier::Low, reuse, None, T0 + reuse + 1));
+    assert!(r.must_confirm(Tier::Low, 0, None, T0 + 1));
+    // Read your writes: an epoch above the held one asks the authority; the held one does not.
+    assert!(r.must_confirm(Tier::Low, reuse, Some(2), T0 + 1));
+    assert!(!r.must_confirm(Tier::Low, reuse, Some(1), T0 + 1));
+    // Within a window longer than the tier's freshness bound, but past the bound: the authority
+    // may have heard from the origin since.
+    let bound = r
+        .evaluator()
+        .index()
+        .unwrap()
+        .freshness()
+        .bound(Tier::Standard);
+    let long = 2 * bound;
+    assert!(!r.must_confirm(Tier::Standard, long, None, T0 + bound));
+    assert!(r.must_confirm(Tier::Standard, long, None, T0 + bound + 1));
+    // A replica that holds nothing always asks.
+    assert!(Replica::new(evaluator()).must_confirm(Tier::Low, reuse, None, T0));
+}
