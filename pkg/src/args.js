@@ -96,3 +96,14 @@ export function clockOption(o) {
   }
   return o.clock;
 }
+
+// The bytes of `chunks` (Uint8Arrays, `total` bytes in all) in one array.
+export function concat(chunks, total) {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}

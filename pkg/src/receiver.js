@@ -3,7 +3,7 @@
 // (usable as it is from Express, Koa or Fastify). It answers exactly as the Worker does: the same
 // routes, limits, statuses and JSON, the push answers and refusals made by the same core code.
 import { Evaluator } from './api.js';
-import { coded, fail, readOptions, stringArg } from './args.js';
+import { coded, concat, fail, readOptions, stringArg } from './args.js';
 import { NOW, RAW, CHANGED } from './internal.js';
 
 // The Worker's body limits (docs/limits.md): a snapshot, and a delta or a watermark.
@@ -96,13 +96,7 @@ async function bodyOf(req, res, limit) {
     refuse(res, 400, 'invalid_body', 'the body could not be read');
     return null;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(chunks, total);
 }
 
 /** A handler `(req, res, next?)` for `node:http` that receives the origin's pushes into

@@ -4,7 +4,7 @@
 // whether a decision may reuse the last confirmation, is the core's (crates/core/src/sync.rs,
 // through the wasm bindings): the same policy a Worker isolate follows with its Durable Object.
 import { Evaluator } from './api.js';
-import { coded, describe, fail, readOptions, stringArg, stringsOf } from './args.js';
+import { coded, concat, describe, fail, readOptions, stringArg, stringsOf } from './args.js';
 import { CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
 
 // How long a `standard` and a `low` decision may reuse a confirmation by default (ms), as a
@@ -86,13 +86,7 @@ async function readCapped(resp, cap) {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(chunks, total);
 }
 
 // The error of a feed answer that is not 200: the feed's own code when it says one; `unauthorized`
