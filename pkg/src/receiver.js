@@ -58,7 +58,14 @@ function pathOf(req) {
 // The route a path names: `{tenant, op}` for `/v1/{tenant}/{snapshot|delta|watermark}`, else null.
 function routeOf(req) {
   const m = /^\/v1\/([^/]+)\/(snapshot|delta|watermark)$/.exec(pathOf(req));
-  return m === null ? null : { tenant: decodeURIComponent(m[1]), op: m[2] };
+  if (m === null) return null;
+  let tenant;
+  try {
+    tenant = decodeURIComponent(m[1]);
+  } catch {
+    tenant = m[1]; // a malformed escape: not a tenant name (400 invalid_tenant)
+  }
+  return { tenant, op: m[2] };
 }
 
 // The body, at most `limit` bytes: by its `Content-Length` before anything is read, and by what

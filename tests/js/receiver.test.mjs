@@ -178,13 +178,15 @@ describe('the push receiver in Express and Fastify, against the Worker', () => {
       ['over the size limit', 'POST', '/v1/acme/delta', msgpack, new Uint8Array((8 << 20) + 1)],
       ['another method', 'GET', '/v1/acme/delta', {}, undefined],
       ['a malformed tenant', 'POST', '/v1/ACME!/delta', msgpack, delta],
+      // Fastify's router answers a malformed escape itself (400), before any hook runs.
+      ['a malformed escape in the tenant', 'POST', '/v1/ac%E0%A4me/delta', msgpack, delta, ['express']],
     ];
-    for (const [what, method, p, headers, body] of cases) {
+    for (const [what, method, p, headers, body, only] of cases) {
       const answers = {};
       for (const e of all) answers[e.kind] = await send(e.url, p, { method, headers, body });
       const w = answers.worker;
       assert.ok(w.status >= 400, `${what}: the Worker answered ${w.status} ${JSON.stringify(w.json)}`);
-      for (const s of services) {
+      for (const s of services.filter((x) => !only || only.includes(x.kind))) {
         assert.deepEqual(answers[s.kind], w, `${what}: ${s.kind} answered otherwise than the Worker`);
         assert.deepEqual(s.ev.status(), held, `${what}: ${s.kind}'s state changed`);
       }
