@@ -12,7 +12,7 @@
 //  1. A `low` check within its reuse window (reuseMs.low 600,000, follow: false) against a bare
 //     Evaluator.check on the same snapshot: ns per call of (a) `ev.check()` in a synchronous loop,
 //     (b) `await ev.check()` in an async loop (the same await as a Replica's check), (c) `await
-//     replica.check()`; median of alternating rounds after a warm-up; (c)/(b) and (c)/(a) against
+//     replica.check()`, (d) `replica.tryCheck()` in a synchronous loop; median of alternating rounds after a warm-up; (c)/(b) and (c)/(a) against
 //     the target "within 10% of a bare check".
 //  2. `high` checks (each confirms with the feed, a round trip to the local Worker): latency of
 //     sequential checks, p50/p99, and what that adds over a bare check; then rounds of concurrent
@@ -355,6 +355,17 @@ async function figureLow(snapshot) {
       }
       return [Number(hr() - t0) / n, allowed];
     },
+    d: (n) => {
+      let allowed = 0;
+      const t0 = hr();
+      for (let i = 0; i < n; i++) {
+        const q = REQS[i & 3];
+        const d = rep.tryCheck(q[0], q[1], q[2]);
+        if (d === undefined) fail('figure 1: tryCheck asked for a confirmation within the window');
+        if (d.allowed) allowed++;
+      }
+      return [Number(hr() - t0) / n, allowed];
+    },
   };
   const count = (xs) => xs.filter(Boolean).length;
   const expected = (n) => Math.floor(n / 4) * count(allowedFlags) + count(allowedFlags.slice(0, n % 4));
@@ -363,12 +374,12 @@ async function figureLow(snapshot) {
     if (allowed !== expected(n)) fail(`figure 1: variant (${v}) allowed ${allowed} of ${n} calls, expected ${expected(n)}`);
     return ns;
   };
-  for (const v of ['a', 'b', 'c']) await run(v, opts.warmup);
-  const samples = { a: [], b: [], c: [] };
-  const orders = [['a', 'b', 'c'], ['b', 'c', 'a'], ['c', 'a', 'b']];
+  for (const v of ['a', 'b', 'c', 'd']) await run(v, opts.warmup);
+  const samples = { a: [], b: [], c: [], d: [] };
+  const orders = [['a', 'b', 'c', 'd'], ['b', 'c', 'd', 'a'], ['c', 'd', 'a', 'b'], ['d', 'a', 'b', 'c']];
   for (let r = 0; r < opts.rounds; r++) {
-    for (const v of orders[r % 3]) samples[v].push(await run(v, opts.calls));
-    log(`  round ${r + 1}: a ${samples.a.at(-1).toFixed(0)} ns, b ${samples.b.at(-1).toFixed(0)} ns, c ${samples.c.at(-1).toFixed(0)} ns`);
+    for (const v of orders[r % 4]) samples[v].push(await run(v, opts.calls));
+    log(`  round ${r + 1}: a ${samples.a.at(-1).toFixed(0)} ns, b ${samples.b.at(-1).toFixed(0)} ns, c ${samples.c.at(-1).toFixed(0)} ns, d ${samples.d.at(-1).toFixed(0)} ns`);
   }
   const exchanges = rep.status().feed.exchanges - exchangesBefore;
   if (exchanges !== 0) fail(`figure 1: low checks within their window made ${exchanges} feed round trips`);
@@ -381,21 +392,27 @@ async function figureLow(snapshot) {
   const a = median(samples.a);
   const b = median(samples.b);
   const c = median(samples.c);
+  const d = median(samples.d);
   return {
     calls: opts.calls,
     rounds: opts.rounds,
     warmup: opts.warmup,
-    nsPerCall: { syncBare: a, awaitBare: b, replicaLow: c },
+    nsPerCall: { syncBare: a, awaitBare: b, replicaLow: c, replicaTry: d },
     samples,
-    ratio: { replicaOverAwaitBare: c / b, replicaOverSyncBare: c / a },
+    ratio: { replicaOverAwaitBare: c / b, replicaOverSyncBare: c / a, tryOverSyncBare: d / a },
     // The same ratios round by round (the variants of one round ran back to back).
     roundRatio: {
       replicaOverAwaitBare: roundRatios(samples.c, samples.b),
       replicaOverSyncBare: roundRatios(samples.c, samples.a),
+      tryOverSyncBare: roundRatios(samples.d, samples.a),
     },
-    rangeNs: { syncBare: range(samples.a), awaitBare: range(samples.b), replicaLow: range(samples.c) },
+    rangeNs: { syncBare: range(samples.a), awaitBare: range(samples.b), replicaLow: range(samples.c), replicaTry: range(samples.d) },
     target: LOW_TARGET,
-    met: { replicaOverAwaitBare: c / b <= LOW_TARGET, replicaOverSyncBare: c / a <= LOW_TARGET },
+    met: {
+      replicaOverAwaitBare: c / b <= LOW_TARGET,
+      replicaOverSyncBare: c / a <= LOW_TARGET,
+      tryOverSyncBare: d / a <= LOW_TARGET,
+    },
     feedRoundTrips: exchanges,
   };
 }
@@ -597,6 +614,8 @@ function report(f) {
   L.push(`| (c) \`await replica.check()\`, \`low\` within its window | ${nsRange('replicaLow')} | | |`);
   L.push(`| (c)/(b): the replica vs a bare check, same await | ${ratioRange('replicaOverAwaitBare')} | ≤ ${fx(LOW_TARGET)}× (within 10% of a bare check) | ${verdict(l.met.replicaOverAwaitBare)} |`);
   L.push(`| (c)/(a): the replica vs a synchronous bare check | ${ratioRange('replicaOverSyncBare')} | ≤ ${fx(LOW_TARGET)}× (within 10% of a bare check) | ${verdict(l.met.replicaOverSyncBare)} |`);
+  L.push(`| (d) \`replica.tryCheck()\`, \`low\` within its window, synchronous loop | ${nsRange('replicaTry')} | | |`);
+  L.push(`| (d)/(a): the replica's synchronous path vs a synchronous bare check | ${ratioRange('tryOverSyncBare')} | ≤ ${fx(LOW_TARGET)}× (within 10% of a bare check) | ${verdict(l.met.tryOverSyncBare)} |`);
   L.push('');
   const h = f.high;
   L.push('## 2. `high` checks: a feed round trip each, shared when concurrent');

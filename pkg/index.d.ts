@@ -230,6 +230,9 @@ export declare class Replica {
    * replica is closed first. */
   ready(): Promise<void>;
   check(subject: string, action: string, resource: string, context?: Context): Promise<Decision>;
+  /** `check`'s decision, synchronously, when it needs no confirmation with the feed; `undefined`
+   * when it does (then `await check(...)`). */
+  tryCheck(subject: string, action: string, resource: string, context?: Context): Decision | undefined;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Promise<Decision[]>;
   status(): Status & { feed: FeedStatus };
   /** Stops following and releases the evaluator. */

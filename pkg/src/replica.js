@@ -203,6 +203,20 @@ export class Replica {
     return this.#confirmed(() => [this.#ev[PROBE](subject, action, resource, c, false)]).then((ds) => ds[0]);
   }
 
+  /** The decision `check` would give, synchronously, when it needs no confirmation with the feed
+   * (its tier may reuse the last one, and the replica holds what the context needs); `undefined`
+   * when it does (then `await check(...)`). For hot paths: no promise, no allocation beyond the
+   * decision. */
+  tryCheck(subject, action, resource, context) {
+    try {
+      if (this.#closed) throw closed();
+      const d = this.#ev[PROBE](subject, action, resource, context);
+      return d === NEEDS ? undefined : d;
+    } catch (e) {
+      throw coded(e);
+    }
+  }
+
   /** Decides many requests `[subject, action, resource]` at one time, in order; confirmed at their
    * strictest tier. */
   checkMany(requests, context) {

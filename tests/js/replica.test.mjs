@@ -224,6 +224,23 @@ describe('a Replica following the Worker while the publisher pushes and heartbea
     assert.deepEqual(many.map((x) => x.reason), ['granted', 'granted']);
   });
 
+  test('tryCheck: the decision at once when no confirmation is needed, undefined when one is', async () => {
+    const rep = follow({ follow: false, reuseMs: { low: 60_000, standard: 0 } });
+    await rep.ready();
+    const exchanges = rep.status().feed.exchanges;
+    const low = rep.tryCheck('user:u9', 'read', 'doc:roadmap');
+    assert.deepEqual(low, await rep.check('user:u9', 'read', 'doc:roadmap'));
+    assert.equal(low.allowed, true);
+    assert.equal(rep.tryCheck('user:u9', 'read', 'doc:roadmap', { now: 'then' }).reason, 'invalid_request');
+    assert.equal(rep.status().feed.exchanges, exchanges, 'no round trip for a low check within its window');
+    assert.equal(rep.tryCheck('user:u9', 'export', 'doc:roadmap'), undefined, 'high always confirms');
+    assert.equal(rep.tryCheck('user:u9', 'write', 'doc:roadmap'), undefined, 'a window of 0 never reuses');
+    assert.equal(rep.tryCheck('user:u9', 'read', 'doc:roadmap', { at_least_epoch: 10 ** 6 }), undefined);
+    assert.equal(rep.tryCheck('user:u9', 'delete', 'doc:roadmap'), undefined, 'an undeclared action is high');
+    rep.close();
+    assert.throws(() => rep.tryCheck('user:u9', 'read', 'doc:roadmap'), (e) => e.code === 'closed');
+  });
+
   test('the feed cut: high fails closed at once, standard and low at their bounds; the feed back, all recover without a restart', async () => {
     const rep = follow();
     await rep.ready();

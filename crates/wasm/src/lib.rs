@@ -242,9 +242,15 @@ impl RawEvaluator {
 }
 
 impl RawEvaluator {
-    /// Whether a decision about `action` at `at` must wait for a sync (`replica_check`).
-    fn must_confirm(&self, action: &str, at: &At) -> bool {
-        let tier = self.r.tier_of(action);
+    /// Whether decision `d`, made at `at`, must wait for a sync (`replica_check`): by its tier
+    /// (`high` for an undeclared action or when nothing is held). A malformed request needs none:
+    /// its answer does not depend on the state. The decision is made first and dropped when a
+    /// sync must come first, so that the hot path looks the names up once.
+    fn must_confirm(&self, d: &Decision, at: &At) -> bool {
+        if d.reason == Reason::InvalidRequest {
+            return false;
+        }
+        let tier = d.tier.unwrap_or(Tier::High);
         let reuse = match tier {
             Tier::High => 0,
             Tier::Standard => self.reuse[0],
@@ -270,10 +276,11 @@ impl RawEvaluator {
         let r = Self::field(&self.input, &mut at, lr);
         let d = match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) => {
-                if replica && self.must_confirm(a, &at) {
+                let d = self.r.evaluator().check(Request::new(s, a, r), at);
+                if replica && self.must_confirm(&d, &at) {
                     return NEEDS_CONFIRMATION;
                 }
-                self.r.evaluator().check(Request::new(s, a, r), at)
+                d
             }
             _ => self.r.evaluator().reject_request(),
         };
@@ -307,12 +314,12 @@ impl RawEvaluator {
         self.decisions.clear();
         match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) => {
-                if replica && requests.iter().any(|q| self.must_confirm(q.action, &at)) {
-                    return false;
-                }
                 self.r
                     .evaluator()
-                    .check_many(&requests, at, &mut self.decisions)
+                    .check_many(&requests, at, &mut self.decisions);
+                if replica && self.decisions.iter().any(|d| self.must_confirm(d, &at)) {
+                    return false;
+                }
             }
             _ => self
                 .decisions

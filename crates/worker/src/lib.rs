@@ -356,9 +356,7 @@ impl Ctx<'_> {
     /// The strictest tier among these actions (an undeclared one, or no snapshot, is `high`;
     /// tiers are ordered from `low` to `high`).
     fn strictest<'s>(e: &Edge, actions: impl Iterator<Item = &'s str>) -> Option<Tier> {
-        actions
-            .map(|a| e.ev().action_tier(a).unwrap_or(Tier::High))
-            .max()
+        actions.map(|a| e.replica.tier_of(a)).max()
     }
 
     async fn check(&self, req: &mut Request) -> Result<Response, ApiError> {
