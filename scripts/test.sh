@@ -23,11 +23,13 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 # The node --test files of each subset (globs under tests/js and bench/test).
 PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/hostile.test.mjs
   tests/js/hostile.test.cjs tests/js/limits.test.mjs tests/js/copy-fuzz.test.mjs tests/js/size.test.mjs
-  tests/js/browser.test.mjs tests/js/workerd.test.mjs tests/js/readme.test.mjs tests/js/golden.test.mjs
+  tests/js/browser.test.mjs tests/js/workerd.test.mjs tests/js/golden.test.mjs
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
-PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs"
+# The README's examples run against a live origin (the Worker and the publisher): with these.
+PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
+  tests/js/readme.test.mjs"
 
 node_tests() { # name, files...
   local name=$1
