@@ -39,6 +39,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { hr, percentile } from './lib/measure.mjs';
+import { rng } from './lib/rng.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -146,25 +148,14 @@ const LOW_TARGET = 1.1;
 const concurrentTarget = (n) => Math.max(1, Math.floor(n / 100));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const hr = () => process.hrtime.bigint();
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = mulberry32(opts.seed);
+const pct = percentile;
+const random = rng(opts.seed).next;
 
 const failures = [];
 function fail(msg) {
