@@ -197,24 +197,17 @@ impl TenantAuthority {
     /// The public feed: the answer at once when the head is past the holder (or the request
     /// does not wait), else when a push moves it or the wait ends, whichever comes first.
     async fn feed(&self, tenant: &str, q: FeedQuery) -> Result<Response, ApiError> {
-        use futures_util::future::{select, Either};
-        let mut waited = false;
-        loop {
-            let head = self.with_held(tenant, |held, _| Ok(held.authority.head()))?;
-            if waited || q.wait_ms == 0 || q.is_behind(&head) {
-                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
+        use futures_util::future::select;
+        let head = self.with_held(tenant, |held, _| Ok(held.authority.head()))?;
+        if q.wait_ms > 0 && !q.is_behind(&head) {
+            // Until the next accepted push (which may not concern this holder: it is answered
+            // anyway) or the end of the wait; at once when too many requests wait already.
+            if let Some(told) = self.wait_for_push() {
+                let delay = worker::Delay::from(core::time::Duration::from_millis(q.wait_ms));
+                select(told, delay).await;
             }
-            let Some(told) = self.wait_for_push() else {
-                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
-            };
-            let delay = worker::Delay::from(core::time::Duration::from_millis(q.wait_ms));
-            if let Either::Right(_) = select(told, delay).await {
-                return self.answer(tenant, &q, feed::MAX_ANSWER_BYTES);
-            }
-            // Told of a push: it may not concern this holder (a heartbeat it named no
-            // confirmation for); then answer anyway rather than wait again.
-            waited = true;
         }
+        self.answer(tenant, &q, feed::MAX_ANSWER_BYTES)
     }
 
     /// A receiver told at the next accepted push, unless too many requests wait already.
