@@ -3,13 +3,14 @@
 // pushes to the Node services and to the built Worker in workerd alike, and every hostile push
 // gets the same status and answer from each, leaving the state as it was.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { freshInstall } from './fresh.mjs';
-import { EXAMPLE, model, startEdge } from './edge.mjs';
-import { base, BOB, CAROL, freePort, originOnDisk, withoutBob } from './publisher.mjs';
+import { EXAMPLE, client, model, origin as signer, startEdge } from './edge.mjs';
+import { base, BOB, CAROL, freePort, originOnDisk, sleep, withoutBob } from './publisher.mjs';
 import { REPO_DIR } from './pkg.mjs';
 
 const PUSH = 'push-token';
@@ -26,7 +27,7 @@ async function consumer() {
     }
   }
   const load = (f) => import(pathToFileURL(path.join(dir, f)).href);
-  return { pkg: await load('node_modules/edge-authz/src/node.mjs'), express: await load('express.mjs'), fastify: await load('fastify.mjs') };
+  return { dir, pkg: await load('node_modules/edge-authz/src/node.mjs'), express: await load('express.mjs'), fastify: await load('fastify.mjs') };
 }
 
 /** A Node service of an example on 127.0.0.1, its evaluator receiving pushes. */
@@ -224,5 +225,114 @@ describe('the push receiver in Express and Fastify, against the Worker', () => {
     } finally {
       await idle.close();
     }
+  });
+});
+
+/**
+ * An example run as its own process (`node FILE` in the consumer's folder, as its header says),
+ * on a free port of 127.0.0.1 with `env`: `{url, output, stop}` once it answers HTTP; `stop`
+ * kills it by its PID.
+ */
+async function runExample(dir, file, env) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(dir, file)], {
+    cwd: dir,
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (b) => (output += b));
+  child.stderr.on('data', (b) => (output += b));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    await exited;
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}: ${output}`);
+    try {
+      await fetch(`${url}/`);
+      break;
+    } catch {
+      if (i > 200) {
+        await stop();
+        throw new Error(`${file} did not listen on ${url} within 20 s: ${output}`);
+      }
+      await sleep(100);
+    }
+  }
+  return { url, stop, output: () => output };
+}
+
+describe('the examples run as their headers say', () => {
+  const FEED = 'feed-token';
+  const o = signer();
+  const ALICE = { 'x-user': 'user:alice' };
+  let dir;
+  let worker;
+  const running = [];
+  before(async () => {
+    ({ dir } = await consumer());
+    worker = await startEdge({
+      vars: { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, FEED_TOKEN: FEED },
+      port: await freePort(),
+    });
+    assert.equal((await client(worker).push('snapshot', o.snapshot(EXAMPLE, 1))).status, 200);
+  });
+  after(async () => {
+    for (const r of running) await r.stop();
+    await worker?.dispose();
+  });
+
+  test('express.mjs follows the Worker with a Replica: 200, 403 after a revocation, 503 pending, 503 when the feed is gone', async () => {
+    const app = await runExample(dir, 'express.mjs', {
+      EDGE_FEED: worker.url,
+      FEED_TOKEN: FEED,
+      ORIGIN_PUBLIC_KEYS: o.keys.publicKey,
+    });
+    running.push(app);
+    const read = await send(app.url, '/docs/roadmap', { headers: ALICE });
+    assert.equal(read.status, 200, JSON.stringify(read.json));
+    assert.equal(read.json.decision.epoch, 1);
+    const exported = await send(app.url, '/docs/roadmap/export', { method: 'POST', headers: ALICE });
+    assert.equal(exported.status, 200, JSON.stringify(exported.json));
+    const pending = await send(app.url, '/docs/roadmap', { headers: { ...ALICE, 'x-edge-epoch': '2' } });
+    assert.deepEqual([pending.status, pending.json.reason], [503, 'pending']);
+
+    // The revocation (alice's assignment and membership), a watermark carrying its delta.
+    const next = model((m) => {
+      m.assignments = m.assignments.filter((x) => x.principal !== 'user:alice');
+      m.memberships = m.memberships.filter((x) => x.member !== 'user:alice');
+    });
+    const ack = await client(worker).push('watermark', o.watermark(2, o.delta(EXAMPLE, next, 1, 2).delta));
+    assert.equal(ack.status, 200, ack.body);
+    const denied = await send(app.url, '/docs/roadmap/export', { method: 'POST', headers: ALICE });
+    assert.deepEqual([denied.status, denied.json.reason, denied.json.epoch], [403, 'no_grant', 2]);
+    const mine = await send(app.url, '/docs/roadmap', { headers: { ...ALICE, 'x-edge-epoch': '2' } });
+    assert.deepEqual([mine.status, mine.json.reason], [403, 'no_grant'], 'the epoch the caller needs, now held');
+
+    // The Worker gone: a `high` action cannot be confirmed (503, never a 200 or a 403).
+    await worker.dispose();
+    const cut = await send(app.url, '/docs/roadmap/export', { method: 'POST', headers: ALICE });
+    assert.deepEqual([cut.status, cut.json.error], [503, 'authority_unavailable']);
+    await app.stop();
+  });
+
+  test('fastify.mjs receives the origin\'s pushes: 503 until the snapshot, then decisions from it', async () => {
+    const app = await runExample(dir, 'fastify.mjs', { ORIGIN_PUBLIC_KEYS: o.keys.publicKey, PUSH_TOKEN: PUSH });
+    running.push(app);
+    const idle = await send(app.url, '/docs/roadmap', { headers: ALICE });
+    assert.deepEqual([idle.status, idle.json.reason], [503, 'no_snapshot']);
+    const push = (op, body, method = 'POST') =>
+      send(app.url, `/v1/acme/${op}`, { method, headers: { 'content-type': 'application/msgpack', authorization: `Bearer ${PUSH}` }, body });
+    const loaded = await push('snapshot', o.snapshot(EXAMPLE, 1), 'PUT');
+    assert.equal(loaded.status, 200, JSON.stringify(loaded.json));
+    assert.equal((await send(app.url, '/docs/roadmap', { headers: ALICE })).status, 200);
+    const denied = await send(app.url, '/docs/roadmap/export', { method: 'POST', headers: { 'x-user': 'user:bob' } });
+    assert.deepEqual([denied.status, denied.json.reason], [403, 'no_grant']);
+    const wrong = await send(app.url, '/v1/acme/delta', { method: 'POST', headers: { 'content-type': 'application/msgpack', authorization: 'Bearer nope' }, body: new Uint8Array([1]) });
+    assert.equal(wrong.status, 401);
+    await app.stop();
   });
 });
