@@ -29,7 +29,7 @@ PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/host
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
 # The README's examples run against a live origin (the Worker and the publisher): with these.
 PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
-  tests/js/browser-replica.test.mjs tests/js/readme.test.mjs"
+  tests/js/browser-replica.test.mjs tests/js/workerd-replica.test.mjs tests/js/readme.test.mjs"
 
 node_tests() { # name, files...
   local name=$1
