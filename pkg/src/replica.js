@@ -356,13 +356,22 @@ export class Replica {
     try {
       const started = this.#now();
       let r = 2;
-      for (let i = 0; r === 2 && i <= MAX_CONTINUATIONS; i++) {
-        const body = await this.#get(this.#query(i === 0 ? wait : 0), wait, signal);
-        r = this.#apply((raw) => raw.feed(body, started));
-      }
+      let i = 0;
+      // Answers cut at their size limit (2) are followed by the rest, asked for from where the
+      // replica then stands.
+      const rest = async () => {
+        for (; r === 2 && i <= MAX_CONTINUATIONS; i++) {
+          const body = await this.#get(this.#query(i === 0 ? wait : 0), wait, signal);
+          r = this.#apply((raw) => raw.feed(body, started));
+        }
+      };
+      await rest();
       if (r === 1) {
         const body = await this.#get('', 0, signal);
         r = this.#apply((raw) => raw.restart(body, started));
+        if (r === 1) throw unavailable("the feed's messages do not reach the authority's head");
+        i = Math.max(i, 1); // no wait from here on
+        await rest();
         if (r === 1) throw unavailable("the feed's messages do not reach the authority's head");
       }
       if (r === 3) throw unavailable('the feed answered something that is not a feed answer');

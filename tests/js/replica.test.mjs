@@ -3,7 +3,7 @@
 // Replicas in this Node process following the Worker over HTTP.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { decode } from './msgpack.mjs';
+import { decode, encode, strHeader } from './msgpack.mjs';
 import { EXAMPLE, MSGPACK, client, model, origin, pkg, startEdge, tempDir } from './edge.mjs';
 import { freePort, originOnDisk, sleep, startPublisher } from './publisher.mjs';
 
@@ -100,6 +100,72 @@ async function raw(edge, query) {
   assert.equal(r.status, 200, `feed${query}: ${r.status}`);
   return new Uint8Array(await r.arrayBuffer());
 }
+
+/** A feed answer's bytes: `{head, messages, more}` as the feed encodes it (a MessagePack map). */
+function feedBytes(head, messages, more) {
+  const map = (entries) =>
+    Buffer.concat([Buffer.from([0x80 | entries.length]), ...entries.flatMap(([k, v]) => [strHeader(Buffer.byteLength(k)), Buffer.from(k), v])]);
+  const opt = (v) => (v === null ? encode(null) : encode(v));
+  return map([
+    ['head', map([['epoch', opt(head.epoch)], ['watermark', encode(head.watermark)], ['confirmedAt', opt(head.confirmedAt)]])],
+    ['messages', encode(messages)],
+    ['more', encode(more)],
+  ]);
+}
+
+describe('a feed whose answers are cut at their size limit', () => {
+  // An authority in this process, answering as the Worker's (the log after the holder's epoch
+  // when it holds it, else the whole log from the snapshot), but cut after `CUT` messages with
+  // `more` set, as the feed cuts at 8 MiB: a replica must follow a log longer than one answer.
+  const CUT = 2;
+  const o = origin();
+  let log;
+  let head;
+  const asked = [];
+  const fetch = async (url) => {
+    const q = new URL(url).searchParams;
+    asked.push(q.toString());
+    const after = q.has('after') ? Number(q.get('after')) : null;
+    const at = log.findIndex(([e]) => e === after);
+    const suffix = (at >= 0 ? log.slice(at + 1) : log).map(([, m]) => m);
+    const body = feedBytes(head, suffix.slice(0, CUT), suffix.length > CUT);
+    return new Response(body, { status: 200, headers: { 'content-type': 'application/msgpack' } });
+  };
+
+  test('a replica on another history starts again from the snapshot in pieces, and reaches the head', async () => {
+    // First the replica holds epoch 5 of one history...
+    const a5 = o.snapshot(model((m) => m.suspended.push('user:bob')), 5);
+    log = [[5, a5]];
+    head = { epoch: 5, watermark: 0, confirmedAt: Date.now() };
+    const rep = new Replica({ tenant: 'acme', publicKeys: [o.keys.publicKey], feed: 'http://feed.test/v1/acme/feed', fetch, follow: false });
+    try {
+      await rep.ready();
+      assert.equal(rep.status().epoch, 5);
+      // ... then the authority holds another: a snapshot at the same epoch, and deltas to 9.
+      let state = EXAMPLE;
+      log = [[5, o.snapshot(state, 5)]];
+      for (let e = 6; e <= 9; e++) {
+        const next = { ...state, memberships: [...state.memberships, { member: `user:u${e}`, group: 'group:eng' }] };
+        log.push([e, o.delta(state, next, e - 1, e).delta]);
+        state = next;
+      }
+      head = { epoch: 9, watermark: 0, confirmedAt: Date.now() };
+      asked.length = 0;
+      // A high check confirms first: the feed's pieces bring it to epoch 9.
+      const d = await rep.check('user:u9', 'export', 'doc:roadmap');
+      assert.deepEqual([d.allowed, d.reason, d.epoch], [false, 'no_grant', 9], JSON.stringify(d));
+      const r = await rep.check('user:u9', 'read', 'doc:roadmap');
+      assert.deepEqual([r.allowed, r.reason, r.epoch], [true, 'granted', 9], JSON.stringify(r));
+      assert.equal(rep.status().epoch, 9);
+      // After 5 (its deltas do not apply here), from nothing (the snapshot and one delta, cut),
+      // then from 6 (cut again) and from 8.
+      assert.deepEqual(asked.map((q) => q.match(/after=\d+/)?.[0] ?? 'from nothing'), ['after=5', 'from nothing', 'after=6', 'after=8']);
+      assert.equal((await rep.check('user:bob', 'read', 'doc:roadmap')).reason, 'no_grant', 'the other history: bob is not suspended');
+    } finally {
+      rep.close();
+    }
+  });
+});
 
 // Ten users, each an admin of the organisation through a group of their own; the freshness bounds
 // short so that a cut-off replica's tiers fail closed within seconds.

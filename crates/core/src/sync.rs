@@ -78,6 +78,10 @@ pub enum Synced {
     /// that does not apply here): the host starts again from the authority's snapshot with a
     /// new evaluator ([`Replica::restart`]).
     Behind,
+    /// A restart from an answer that stopped at its size limit: the replica took the part it
+    /// was given (it leads further than what it held) and asks again from there, as after
+    /// [`Replica::catch_up`]; no confirmation is recorded until it reaches the head.
+    Partly,
 }
 
 impl Replica {
@@ -175,19 +179,26 @@ impl Replica {
 
     /// Starts again from `fresh` (a new evaluator of the same tenant and keys) and the
     /// authority's messages from its snapshot on. When they do not reach `head` either, the
-    /// replica keeps what it held, notes the head (so its guard holds the watermark) and
-    /// answers [`Synced::Behind`].
+    /// replica notes the head (so its guard holds the watermark) and keeps what it held
+    /// ([`Synced::Behind`]), unless the answer was cut at its size limit (`cut`) and what the
+    /// messages built holds a later epoch than this replica: then it takes that and goes on
+    /// from there ([`Synced::Partly`]), so that a log longer than one answer can be followed.
     pub fn restart<'m>(
         &mut self,
         mut fresh: Evaluator,
         head: Head,
         messages: impl IntoIterator<Item = &'m [u8]>,
         started_ms: u64,
+        cut: bool,
     ) -> Synced {
         fresh.set_clock(Some(started_ms));
         replay(&mut fresh, messages);
         if !reaches(&fresh, &head) {
             self.note_head(head);
+            if cut && fresh.epoch() > self.ev.epoch() {
+                self.ev = fresh;
+                return Synced::Partly;
+            }
             return Synced::Behind;
         }
         self.ev = fresh;

@@ -588,25 +588,31 @@ impl RawEvaluator {
 
     /// Replays a feed answer to a request that started at `started` (the host's clock): 0 the
     /// replica reached the authority's head (the confirmation is recorded), 1 its state does
-    /// not lead there (start again: `restart`), 2 the answer stopped at its size limit (ask
-    /// again from here), 3 the bytes are not a feed answer (nothing changed).
+    /// not lead there (start again: `restart`), 2 the answer stopped at its size limit after
+    /// moving the replica (ask again from here), 3 the bytes are not a feed answer (nothing
+    /// changed).
     pub fn feed(&mut self, body: &[u8], started: f64) -> Result<u32, JsValue> {
         let started = Self::time(started).ok_or_else(invalid_clock)?;
         let Some(answer) = feed::decode(body) else {
             return Ok(3);
         };
-        Ok(
-            match self.r.catch_up(answer.head, answer.messages(), started) {
-                Synced::Reached => 0,
-                Synced::Behind if answer.more => 2,
-                Synced::Behind => 1,
-            },
-        )
+        let before = self.r.evaluator().epoch();
+        let synced = self.r.catch_up(answer.head, answer.messages(), started);
+        // The rest of a cut answer helps only when this part moved the replica: one that did
+        // not apply here would be asked for again, and again.
+        let moved = self.r.evaluator().epoch() > before;
+        Ok(match synced {
+            Synced::Reached => 0,
+            Synced::Behind | Synced::Partly if answer.more && moved => 2,
+            Synced::Behind | Synced::Partly => 1,
+        })
     }
 
     /// Starts again from a feed answer to a query that named nothing held: 0 reached (the
     /// replica now holds that state), 1 still behind (it keeps what it held, and the head's
-    /// watermark holds through its guard), 3 not a feed answer.
+    /// watermark holds through its guard), 2 the answer stopped at its size limit and the
+    /// replica took what it built (ask the feed again from here, as after `feed`'s 2), 3 not
+    /// a feed answer.
     pub fn restart(&mut self, body: &[u8], started: f64) -> Result<u32, JsValue> {
         let started = Self::time(started).ok_or_else(invalid_clock)?;
         let Some(answer) = feed::decode(body) else {
@@ -617,10 +623,11 @@ impl RawEvaluator {
         Ok(
             match self
                 .r
-                .restart(fresh, answer.head, answer.messages(), started)
+                .restart(fresh, answer.head, answer.messages(), started, answer.more)
             {
                 Synced::Reached => 0,
                 Synced::Behind => 1,
+                Synced::Partly => 2,
             },
         )
     }

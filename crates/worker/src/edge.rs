@@ -122,13 +122,16 @@ pub async fn sync(
     let body = within(timeout, fetch(env, tenant, None)).await?;
     let answer = read(&body)?;
     let fresh = evaluator(tenant, config)?;
-    match edge
-        .borrow_mut()
-        .replica
-        .restart(fresh, answer.head, answer.messages(), started)
-    {
+    match edge.borrow_mut().replica.restart(
+        fresh,
+        answer.head,
+        answer.messages(),
+        started,
+        answer.more,
+    ) {
         Synced::Reached => Ok(()),
-        Synced::Behind => Err(ApiError::unavailable(
+        // The authority's answers to its isolates are not cut (no size limit on `/sync`).
+        Synced::Behind | Synced::Partly => Err(ApiError::unavailable(
             "this edge could not reach the authority's epoch",
         )),
     }

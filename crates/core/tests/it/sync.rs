@@ -182,7 +182,7 @@ fn a_replica_on_another_history_is_behind_and_restarts_from_the_snapshot() {
     assert_eq!(r.catch_up(head, Vec::new(), T0 + 20), Synced::Behind);
     assert!(!reaches(r.evaluator(), &head));
     assert_eq!(
-        r.restart(evaluator(), head, a.catch_up(None), T0 + 20),
+        r.restart(evaluator(), head, a.catch_up(None), T0 + 20, false),
         Synced::Reached
     );
     assert_eq!(r.held().epoch, Some(3));
@@ -194,11 +194,67 @@ fn a_replica_on_another_history_is_behind_and_restarts_from_the_snapshot() {
         confirmed_at: None,
     };
     assert_eq!(
-        r.restart(evaluator(), far, Vec::new(), T0 + 30),
+        r.restart(evaluator(), far, Vec::new(), T0 + 30, false),
         Synced::Behind
     );
     assert_eq!(r.held().epoch, Some(3));
     assert_eq!(r.known_watermark(), 9);
+}
+
+#[test]
+fn a_restart_cut_at_the_answer_limit_goes_on_from_the_part_it_took() {
+    let (mut a, mut r) = caught_up();
+    let k = test_key();
+    // A new snapshot history at epoch 3, then deltas to epoch 6: the replica (epoch 1) must
+    // restart, and the answer is cut after the snapshot and one delta.
+    a.push(&compile_snapshot(&example(), 3, T0 + 10, &k).unwrap())
+        .unwrap();
+    let mut state = example();
+    for epoch in 4..=6 {
+        let mut next = state.clone();
+        next.memberships
+            .insert((format!("user:u{epoch}"), "group:eng".into()));
+        a.push(
+            &diff_models(&state, &next, epoch - 1, epoch, T0 + 10, &k)
+                .unwrap()
+                .bytes,
+        )
+        .unwrap();
+        state = next;
+    }
+    let head = a.head();
+    let all = a.catch_up(None);
+    assert_eq!(all.len(), 4);
+    // Uncut, the same part would not do: the replica keeps epoch 1.
+    assert_eq!(
+        r.restart(evaluator(), head, all[..2].to_vec(), T0 + 20, false),
+        Synced::Behind
+    );
+    assert_eq!(r.held().epoch, Some(1));
+    // Cut: it takes epoch 4, records no confirmation, and its guard holds the head.
+    let confirmed = r.confirmation_age(T0 + 20);
+    assert_eq!(
+        r.restart(evaluator(), head, all[..2].to_vec(), T0 + 20, true),
+        Synced::Partly
+    );
+    assert_eq!(r.held().epoch, Some(4));
+    assert_eq!(r.confirmation_age(T0 + 20), confirmed);
+    assert_eq!(r.known_watermark(), head.watermark);
+    // The rest, asked for from there, reaches the head and confirms.
+    let rest = a.catch_up(Some(r.held()));
+    assert_eq!(rest.len(), 2);
+    assert_eq!(r.catch_up(head, rest, T0 + 30), Synced::Reached);
+    assert_eq!(r.held().epoch, Some(6));
+    assert_eq!(r.confirmation_age(T0 + 30), Some(0));
+    // A cut part that leads no further than what is held is not taken.
+    a.push(&compile_snapshot(&state, 7, T0 + 40, &k).unwrap())
+        .unwrap();
+    let older = compile_snapshot(&example(), 5, T0 + 40, &k).unwrap();
+    assert_eq!(
+        r.restart(evaluator(), a.head(), [older.as_slice()], T0 + 40, true),
+        Synced::Behind
+    );
+    assert_eq!(r.held().epoch, Some(6));
 }
 
 #[test]
