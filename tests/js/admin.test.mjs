@@ -150,12 +150,12 @@ test('the example: status, the subject view against the package, and an explaine
   await shot(page, '1-subject');
 
   // Another "as of" time redraws the table: after alice's admin assignment expires
-  // (1798761600000 is 2027-01-01), only the read through her groups is left.
-  await page.fill('#asof', '2027-06-01T00:00:00');
+  // (4070908800000 is 2099-01-01), only the read through her groups is left.
+  await page.fill('#asof', '2099-06-01T00:00:00');
   await page.dispatchEvent('#asof', 'change');
   await page.waitForFunction((t) => document.querySelector('#subject-out').dataset.now !== t, String(now));
   const later = Number(await page.getAttribute('#subject-out', 'data-now'));
-  assert.ok(later > 1798761600000);
+  assert.ok(later > 4070908800000);
   const expired = await tableOf(page, 'subject-out', 'resource');
   const laterRows = union(actions.map((a) => ev.listResources('user:alice', a, { now: later })));
   assert.deepEqual(laterRows, ['doc:roadmap', 'org:acme', 'workspace:eng']);
@@ -204,8 +204,8 @@ test('the check tool: the full decision, at a chosen time', async () => {
   const cases = [
     ['user:mallory', 'read', 'doc:roadmap', '', 'suspended'],
     ['user:alice', 'export', 'doc:roadmap', '2026-06-01T00:00:00', 'granted'],
-    // After alice's admin assignment expires (1798761600000 is 2027-01-01).
-    ['user:alice', 'export', 'doc:roadmap', '2027-06-01T00:00:00', 'no_grant'],
+    // After alice's admin assignment expires (4070908800000 is 2099-01-01).
+    ['user:alice', 'export', 'doc:roadmap', '2099-06-01T00:00:00', 'no_grant'],
     ['user:alice', 'read', 'doc:nope', '', 'unknown_resource'],
   ];
   for (const [s, a, r, time, reason] of cases) {

@@ -419,7 +419,7 @@ describe('routes, methods, paths, bodies and default limits', () => {
     assert.deepEqual(many.decisions.map((d) => d.reason), ['granted', 'granted', 'no_grant', 'no_grant', 'suspended', 'unknown_resource', 'unknown_action', 'invalid_request', 'no_grant']);
     assert.deepEqual(many.decisions[0], ALICE_READ_ORG(1, 0));
     assert.deepEqual(assertOk(await c.checkMany([], { now })), { decisions: [] });
-    // no context: the Worker's clock (alice's admin assignment runs until 2027-01-01)
+    // no context: the Worker's clock (alice's admin assignment runs until 2099-01-01)
     assert.equal(assertOk(await c.check('user:mallory', 'read', 'org:acme')).reason, 'suspended');
     // `context: null` and `{now: null}` mean "no time given"
     for (const context of [null, { now: null }]) {

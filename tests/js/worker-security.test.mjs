@@ -21,7 +21,7 @@ import { arrayHeader, encode, keyIdOf, pack, prefix } from './msgpack.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 // alice's direct admin assignment (read, write, export on workspace:eng and below) runs until here.
-const EXPIRES = 1798761600000;
+const EXPIRES = 4070908800000;
 // alice's admin assignment removed: a revocation (she keeps `read` through group:staff).
 const REVOKED = model((m) => {
   m.assignments = m.assignments.filter((a) => a.principal !== 'user:alice');
