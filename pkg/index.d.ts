@@ -127,6 +127,12 @@ export type ErrorCode =
   | 'unauthorized'
   /** A call on a Replica after `close()`. */
   | 'closed'
+  /** A call before the WebAssembly module was loaded: with `edge-authz/init`, `await init()` first. */
+  | 'not_initialized'
+  /** `init()` could not fetch, compile or instantiate the WebAssembly module it was given. */
+  | 'wasm_load_failed'
+  /** `generateKeyPair()` on a host without cryptographic randomness (`crypto.getRandomValues`). */
+  | 'no_randomness'
   /** Anything else that went wrong inside the package (the original error is its `cause`). */
   | 'internal'
   | Reason;
@@ -270,6 +276,27 @@ export declare function createPushReceiver(options: {
   /** Default 8 MiB (deltas and watermarks). */
   maxMessageBytes?: number;
 }): PushReceiver;
+
+/** What `init()` can load the WebAssembly module from: a URL (or its text) to fetch, a request,
+ * a response (or a promise of one), the module's bytes, or a compiled module. */
+export type InitInput =
+  | string
+  | URL
+  | Request
+  | Response
+  | PromiseLike<Response>
+  | ArrayBuffer
+  | ArrayBufferView
+  | WebAssembly.Module;
+
+/**
+ * Loads the WebAssembly module; resolves once the package is usable. Needed only with the
+ * `edge-authz/init` entry (no top-level await), before the first call: `await init()` fetches the
+ * `.wasm` file next to the package's glue, `await init(input)` loads it from where the application
+ * serves or bundles it. Every other entry loads the module as it is imported, and there `init()`
+ * resolves at once. Later calls resolve at once; a failure rejects with `wasm_load_failed`.
+ */
+export declare function init(input?: InitInput): Promise<void>;
 
 export declare function generateKeyPair(): { publicKey: string; secretKey: string };
 

@@ -6,6 +6,8 @@
 #                              line), the core's purity, the benchmark once as a test
 #   scripts/test.sh pkg        the npm package: its build, wasm-bindgen tests in Node and headless
 #                              Chromium, the node --test suites of the package, the npm benchmark once
+#   scripts/test.sh toolchains the packed package built and run by the toolchains of tests/toolchains/
+#                              (Vite 5 to 8, webpack, esbuild, Jest, Vitest, Node 18)
 #   scripts/test.sh worker     the Worker and the admin page in workerd and Chromium, and the
 #                              Worker's benchmarks once, quick (scale, soak)
 #   scripts/test.sh publish    the origin's publisher against Workers in workerd, its benchmark once;
@@ -27,6 +29,8 @@ PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/host
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
+# The packed package built by real toolchains (Vite, webpack, esbuild, Jest, Vitest, Node 18).
+TOOLCHAIN_TESTS="tests/js/toolchains.test.mjs"
 # The README's examples run against a live origin (the Worker and the publisher): with these.
 PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
   tests/js/browser-replica.test.mjs tests/js/workerd-replica.test.mjs tests/js/readme.test.mjs"
@@ -45,7 +49,7 @@ node_tests() { # name, files...
 
 every_node_test_is_in_a_subset() {
   local listed missing=0
-  listed=$(for f in $PKG_TESTS $WORKER_TESTS $PUBLISH_TESTS; do echo "$f"; done | sort -u)
+  listed=$(for f in $PKG_TESTS $TOOLCHAIN_TESTS $WORKER_TESTS $PUBLISH_TESTS; do echo "$f"; done | sort -u)
   for f in tests/js/*.test.mjs tests/js/*.test.cjs bench/test/*.test.mjs; do
     if ! grep -qx "$f" <<< "$listed"; then
       echo "error: $f is in no subset of scripts/test.sh" >&2
@@ -92,6 +96,12 @@ pkg() {
 
   say "the npm benchmark once, on a small workload (every answer checked)"
   node bench/run.mjs --quick > /dev/null
+}
+
+toolchains() {
+  ./scripts/build-pkg.sh --if-stale
+  say "node --test: the packed package built and run by Vite 5 to 8, webpack 5, esbuild, Jest, Vitest and Node 18 (tools from the npm registry, cached in ~/.npm)"
+  node_tests toolchains $TOOLCHAIN_TESTS
 }
 
 worker() {
@@ -144,12 +154,12 @@ fuzz() {
 mkdir -p target
 if [ $# = 0 ]; then
   every_node_test_is_in_a_subset
-  set -- core fuzz pkg worker publish
+  set -- core fuzz pkg toolchains worker publish
 fi
 for subset in "$@"; do
   case $subset in
-    core | pkg | worker | publish | fuzz) "$subset" ;;
-    *) echo "usage: scripts/test.sh [core|pkg|worker|publish|fuzz]..." >&2; exit 2 ;;
+    core | pkg | toolchains | worker | publish | fuzz) "$subset" ;;
+    *) echo "usage: scripts/test.sh [core|pkg|toolchains|worker|publish|fuzz]..." >&2; exit 2 ;;
   esac
 done
 say "all tests passed ($*)"

@@ -34,7 +34,7 @@ import {
   stringsOf,
   wellFormed,
 } from './args.js';
-import { host, CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
+import { host, needWasm, CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
 
 // The answer word's layout, read from the wasm module (crates/wasm: `answer_layout`) when the
 // first evaluator is made, so that this side cannot drift from the Rust side: the reasons and
@@ -52,6 +52,7 @@ let NEEDS_CONFIRMATION;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
 let NOT_A_STRING;
 function readLayout() {
+  needWasm();
   if (REASONS !== null) return;
   const l = JSON.parse(answer_layout());
   ({ tiers: TIERS, allowed: ALLOWED, reasonShift: REASON_SHIFT, reasonMask: REASON_MASK } = l);
@@ -308,6 +309,7 @@ export class Evaluator {
    * `options.clock` as the constructor's (the time of expiry when a context names none). */
   static preview(model, options) {
     try {
+      needWasm();
       const text = modelText(model);
       const clock = clockOption(readOptions(options, ['clock'], 'the options'));
       return new Evaluator(BUILD, RawEvaluator.preview(text), clock);
@@ -618,11 +620,22 @@ export class Evaluator {
   }
 }
 
+// Fills `bytes` from the host's cryptographic randomness: WebCrypto where it is global (browsers,
+// workerd, Node 19 on), else Node's own (`host.nodeCrypto`, set by the Node entry: Node 18).
+function randomValues(bytes) {
+  const c = globalThis.crypto ?? host.nodeCrypto?.();
+  if (typeof c?.getRandomValues !== 'function') {
+    throw fail('no_randomness', 'this host has no cryptographic random source (globalThis.crypto.getRandomValues)');
+  }
+  c.getRandomValues(bytes);
+}
+
 /** A fresh Ed25519 key pair for the origin, as base64 strings. */
 export function generateKeyPair() {
   const seed = new Uint8Array(32);
   try {
-    globalThis.crypto.getRandomValues(seed);
+    needWasm();
+    randomValues(seed);
     const [publicKey, secretKey] = key_pair_from_seed(seed);
     return { publicKey, secretKey };
   } catch (e) {
@@ -635,6 +648,7 @@ export function generateKeyPair() {
 /** Compiles a model into a signed snapshot at `epoch`. */
 export function compileSnapshot(model, options) {
   try {
+    needWasm();
     const o = readOptions(options, ['epoch', 'secretKey', 'issuedAt'], 'the options');
     return compile_snapshot_raw(
       modelText(model),
@@ -650,6 +664,7 @@ export function compileSnapshot(model, options) {
 /** The signed delta from `before` (at `baseEpoch`) to `after` (at `epoch`), and whether it revokes. */
 export function diffModels(before, after, options) {
   try {
+    needWasm();
     const o = readOptions(options, ['baseEpoch', 'epoch', 'secretKey', 'issuedAt'], 'the options');
     const out = diff_models_raw(
       modelText(before),
@@ -668,6 +683,7 @@ export function diffModels(before, after, options) {
 /** A signed watermark (a heartbeat when it does not rise), optionally carrying a delta. */
 export function signWatermark(options) {
   try {
+    needWasm();
     const o = readOptions(options, ['tenant', 'watermark', 'secretKey', 'issuedAt', 'delta'], 'the options');
     return sign_watermark_raw(
       stringArg(o.tenant, 'tenant'),
@@ -684,6 +700,7 @@ export function signWatermark(options) {
 /** Checks a model; returns its warnings, throws `invalid_model` (with `detail`) when it does not compile. */
 export function validateModel(model) {
   try {
+    needWasm();
     return { warnings: validate_model(modelText(model)) };
   } catch (e) {
     throw coded(e);
@@ -693,6 +710,7 @@ export function validateModel(model) {
 /** A snapshot's, delta's or watermark's header and counts; checks the signature when keys are given. */
 export function inspect(bytes, options) {
   try {
+    needWasm();
     const b = bytesOf(bytes, 'the message');
     const o = readOptions(options, ['publicKeys'], 'the options');
     const keys = o.publicKeys === undefined ? [] : stringsOf(o.publicKeys, '`publicKeys`');

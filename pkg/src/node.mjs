@@ -3,6 +3,7 @@
 import api from '../dist/node.cjs';
 
 export const {
+  init,
   Evaluator,
   Replica,
   createPushReceiver,

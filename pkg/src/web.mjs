@@ -1,10 +1,8 @@
 // Browser (and default) entry: fetches and compiles the wasm next to the glue with top-level
-// await, so the module is ready to use once imported.
-import init from '../dist/edge_authz.js';
-import { setWasm } from './internal.js';
+// await, so the module is ready to use once imported. The same module instance as init.mjs
+// (`init()` here resolves at once).
+import { init } from './init.mjs';
 
-setWasm(await init({ module_or_path: new URL('../dist/edge_authz_bg.wasm', import.meta.url) }));
+await init();
 
-export * from './api.js';
-export * from './replica.js';
-export * from './receiver.js';
+export * from './init.mjs';

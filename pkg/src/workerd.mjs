@@ -6,6 +6,7 @@ import { setWasm } from './internal.js';
 
 setWasm(initSync({ module: wasmModule }));
 
+export { init } from './ready.js';
 export * from './api.js';
 export * from './replica.js';
 export * from './receiver.js';

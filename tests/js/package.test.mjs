@@ -87,6 +87,51 @@ process.stdout.write(JSON.stringify({
   assert.deepEqual(out, EXPECTED);
 });
 
+test('edge-authz/init: every call throws not_initialized until init(); a failed init rejects with wasm_load_failed and may be tried again', () => {
+  writeFileSync(
+    path.join(consumer, 'init.mjs'),
+    `import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as api from 'edge-authz/init';
+const require = createRequire(import.meta.url);
+const code = (f) => { try { f(); return 'no error'; } catch (e) { return e.code; } };
+const out = {};
+out.before = [
+  code(() => api.generateKeyPair()),
+  code(() => new api.Evaluator({ tenant: 'acme', publicKeys: [] })),
+  code(() => api.Evaluator.preview('{}')),
+  code(() => api.validateModel('{}')),
+  code(() => new api.Replica({ tenant: 'acme', publicKeys: [], feed: 'http://127.0.0.1:9' })),
+];
+out.bad = await api.init(new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9])).then(() => 'resolved', (e) => e.code);
+out.stillBefore = code(() => api.generateKeyPair());
+const bytes = readFileSync(require.resolve('edge-authz/edge_authz_bg.wasm'));
+out.loaded = await api.init(bytes).then(() => 'resolved', (e) => e.code);
+out.keys = api.generateKeyPair().publicKey.length;
+out.again = await api.init().then(() => 'resolved', (e) => e.code);
+// The other browser entry is the same instance (its top-level init resolves at once).
+const web = await import('edge-authz/web');
+out.sameAsWeb = web.Evaluator === api.Evaluator;
+out.resolved = ['edge-authz/web', 'edge-authz/init', 'edge-authz/node', 'edge-authz/workerd'].map((s) => import.meta.resolve(s).split('/node_modules/edge-authz/')[1]);
+const node = require('edge-authz/node');
+out.nodeInit = await node.init().then(() => 'resolved');
+out.nodeSame = node.Evaluator === require('edge-authz').Evaluator;
+process.stdout.write(JSON.stringify(out));
+`,
+  );
+  const out = node('init.mjs');
+  assert.deepEqual(out.before, Array(5).fill('not_initialized'));
+  assert.equal(out.bad, 'wasm_load_failed');
+  assert.equal(out.stillBefore, 'not_initialized');
+  assert.equal(out.loaded, 'resolved');
+  assert.equal(out.keys, 44);
+  assert.equal(out.again, 'resolved');
+  assert.equal(out.sameAsWeb, true);
+  assert.deepEqual(out.resolved, ['src/web.mjs', 'src/init.mjs', 'src/node.mjs', 'src/workerd.mjs']);
+  assert.equal(out.nodeInit, 'resolved');
+  assert.equal(out.nodeSame, true);
+});
+
 // The same consumer code, type-checked as CommonJS (.cts) and as ESM (.mts).
 const CONSUMER_TS = `import {
   Evaluator,
