@@ -16,7 +16,8 @@ cp www/index.html www/app.js www/style.css "$out/"
 # Cloudflare and wrangler dev read _headers at the root of the assets directory.
 cp www/_headers build/assets/_headers
 cp www/lib/*.js "$out/lib/"
-cp pkg/src/web.mjs pkg/src/api.js pkg/src/args.js pkg/src/internal.js pkg/src/replica.js pkg/src/receiver.js "$out/pkg/src/"
+cp pkg/src/web.mjs pkg/src/init.mjs pkg/src/load.js pkg/src/api.js pkg/src/args.js pkg/src/internal.js \
+  pkg/src/replica.js pkg/src/receiver.js "$out/pkg/src/"
 cp pkg/dist/edge_authz.js pkg/dist/edge_authz_bg.wasm "$out/pkg/dist/"
 cp examples/acme.json "$out/examples/"
 echo "build/assets/admin: $(find "$out" -type f | wc -l) files, $(du -sk "$out" | cut -f1) KiB"

@@ -1,4 +1,4 @@
-// Vite 7 and later build the package as it is; the dev server must serve it as it is
+// Vite 7 builds the package as it is; its dev server must serve it as it is
 // (pre-bundled, the wasm's URL next to the glue is lost).
 export default {
   optimizeDeps: { exclude: ['edge-authz'] },
