@@ -168,8 +168,8 @@ test('no file of the repository cites an outside contract or an issue number', (
   const problems = [];
   let scanned = 0;
   for (const file of projectFiles()) {
-    // This file names the patterns it looks for.
-    if (file === self) continue;
+    // This file names the patterns it looks for; the license's text is the Apache License's own.
+    if (file === self || path.basename(file) === 'LICENSE') continue;
     const bytes = readFileSync(path.join(REPO, file));
     if (bytes.includes(0)) continue; // binary (fuzz seeds, images)
     scanned += 1;

@@ -26,6 +26,8 @@ test('the tarball holds exactly the package files', () => {
     .filter((f) => /\.(m?js)$/.test(f))
     .map((f) => `src/${f}`);
   const expected = [
+    'CHANGELOG.md',
+    'LICENSE',
     'README.md',
     'dist/edge_authz.js',
     'dist/edge_authz_bg.wasm',
@@ -44,6 +46,12 @@ test('the tarball holds exactly the package files', () => {
   const pj = JSON.parse(readFileSync(path.join(consumer, 'node_modules/edge-authz/package.json'), 'utf8'));
   assert.equal(pj.name, 'edge-authz');
   assert.equal(Object.keys(pj.dependencies ?? {}).length, 0, 'no dependencies');
+  // What people check before adopting a package.
+  assert.equal(pj.license, 'Apache-2.0');
+  assert.match(readFileSync(path.join(consumer, 'node_modules/edge-authz/LICENSE'), 'utf8'), /^\s*Apache License\s+Version 2\.0, January 2004/);
+  assert.match(readFileSync(path.join(consumer, 'node_modules/edge-authz/CHANGELOG.md'), 'utf8'), /^## Versions and stability$/m);
+  assert.equal(pj.engines.node, '>=18', 'the oldest Node the toolchain tests run (tests/toolchains/node18)');
+  assert.equal(pj.module, undefined, 'no `module` field sending old bundlers to an entry with top-level await');
 });
 
 test('require("edge-authz") in a fresh CommonJS script: a full round trip', () => {
