@@ -44,7 +44,13 @@ node_modules/.bin/wasm-opt -Oz --low-memory-unused --converge --strip-debug --st
   --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-reference-types --enable-multivalue \
   "$TMP/edge_authz_bg.wasm" -o "$OUT/edge_authz_bg.wasm"
-cp "$TMP/edge_authz.js" "$OUT/edge_authz.js"
+# The glue's initSync compiles what is not `instanceof WebAssembly.Module`; a module compiled in
+# another realm (Next.js's Edge runtime gives its `?module` imports from its own) fails that test
+# and is not bytes either: recognise a module by its tag too, in whatever realm it was made.
+grep -q 'if (!(module instanceof WebAssembly.Module)) {' "$TMP/edge_authz.js" ||
+  { echo "build-pkg.sh: wasm-bindgen's initSync changed; revisit the realm patch" >&2; exit 1; }
+sed "s/if (!(module instanceof WebAssembly.Module)) {/if (!(module instanceof WebAssembly.Module) \&\& Object.prototype.toString.call(module) !== '[object WebAssembly.Module]') {/" \
+  "$TMP/edge_authz.js" > "$OUT/edge_authz.js"
 if [ "${BOUNDARY:-0}" = 1 ]; then
   exit 0
 fi

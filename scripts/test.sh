@@ -7,7 +7,7 @@
 #   scripts/test.sh pkg        the npm package: its build, wasm-bindgen tests in Node and headless
 #                              Chromium, the node --test suites of the package, the npm benchmark once
 #   scripts/test.sh toolchains the packed package built and run by the toolchains of tests/toolchains/
-#                              (Vite 5 to 8, webpack, esbuild, Jest, Vitest, Node 18)
+#                              (Vite 5 to 8, webpack, esbuild, Next.js, Jest, Vitest, Node 18)
 #   scripts/test.sh worker     the Worker and the admin page in workerd and Chromium, and the
 #                              Worker's benchmarks once, quick (scale, soak)
 #   scripts/test.sh publish    the origin's publisher against Workers in workerd, its benchmark once;
@@ -29,7 +29,7 @@ PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/host
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
 WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
-# The packed package built by real toolchains (Vite, webpack, esbuild, Jest, Vitest, Node 18).
+# The packed package built by real toolchains (Vite, webpack, esbuild, Next.js, Jest, Vitest, Node 18).
 TOOLCHAIN_TESTS="tests/js/toolchains.test.mjs"
 # The README's examples run against a live origin (the Worker and the publisher): with these.
 PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
@@ -100,7 +100,7 @@ pkg() {
 
 toolchains() {
   ./scripts/build-pkg.sh --if-stale
-  say "node --test: the packed package built and run by Vite 5 to 8, webpack 5, esbuild, Jest, Vitest and Node 18 (tools from the npm registry, cached in ~/.npm)"
+  say "node --test: the packed package built and run by Vite 5 to 8, webpack 5, esbuild, Next.js 15 and 16, Jest, Vitest and Node 18 (tools from the npm registry, cached in ~/.npm)"
   node_tests toolchains $TOOLCHAIN_TESTS
 }
 

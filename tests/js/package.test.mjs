@@ -120,7 +120,7 @@ out.again = await api.init().then(() => 'resolved', (e) => e.code);
 // The other browser entry is the same instance (its top-level init resolves at once).
 const web = await import('edge-authz/web');
 out.sameAsWeb = web.Evaluator === api.Evaluator;
-out.resolved = ['edge-authz/web', 'edge-authz/init', 'edge-authz/node', 'edge-authz/workerd'].map((s) => import.meta.resolve(s).split('/node_modules/edge-authz/')[1]);
+out.resolved = ['edge-authz/web', 'edge-authz/init', 'edge-authz/node', 'edge-authz/workerd', 'edge-authz/edge-light'].map((s) => import.meta.resolve(s).split('/node_modules/edge-authz/')[1]);
 const node = require('edge-authz/node');
 out.nodeInit = await node.init().then(() => 'resolved');
 out.nodeSame = node.Evaluator === require('edge-authz').Evaluator;
@@ -135,7 +135,7 @@ process.stdout.write(JSON.stringify(out));
   assert.equal(out.keys, 44);
   assert.equal(out.again, 'resolved');
   assert.equal(out.sameAsWeb, true);
-  assert.deepEqual(out.resolved, ['src/web.mjs', 'src/init.mjs', 'src/node.mjs', 'src/workerd.mjs']);
+  assert.deepEqual(out.resolved, ['src/web.mjs', 'src/init.mjs', 'src/node.mjs', 'src/workerd.mjs', 'src/edge-light.mjs']);
   assert.equal(out.nodeInit, 'resolved');
   assert.equal(out.nodeSame, true);
 });

@@ -50,6 +50,7 @@ function project(name) {
     prepared.set(name, (async () => {
       const { tarball } = freshInstall();
       const dir = path.join(root, name);
+      if (name.startsWith('next')) cpSync(path.join(PROJECTS, 'next-app'), dir, { recursive: true });
       cpSync(path.join(PROJECTS, name), dir, { recursive: true });
       copyFileSync(ROUNDTRIP, path.join(dir, 'roundtrip.mjs'));
       const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
@@ -99,34 +100,55 @@ async function checkServed(dir) {
   }
 }
 
-/** Starts a dev server (`args` after the port) in `dir`, checks the round trip, stops it by PID. */
-async function checkDevServer(dir, cmd, args) {
+/**
+ * Starts a server (`node` with `cmd` and then `args(port)`) in `dir` on a free port of 127.0.0.1:
+ * `{base, stop}` once it answers HTTP; `stop` ends it by its PID.
+ */
+async function startServer(dir, cmd, args) {
   const port = await freePort();
-  const child = spawn(process.execPath, [...cmd, ...args(port)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cmd, ...args(port)], {
+    cwd: dir,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    await exited;
+  };
+  const base = `http://127.0.0.1:${port}`;
   try {
-    const base = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
-      assert.equal(child.exitCode, null, `the dev server exited:\n${out}`);
+      assert.equal(child.exitCode, null, `the server exited:\n${out}`);
       try {
-        if ((await fetch(`${base}/`)).ok) break;
+        if ((await fetch(`${base}/`)).status < 500) break;
       } catch {
         // not listening yet
       }
-      assert.ok(i < 300, `the dev server did not answer within 30 s:\n${out}`);
+      assert.ok(i < 600, `the server did not answer within 60 s:\n${out}`);
       await sleep(100);
     }
-    assert.deepEqual(await roundTripIn(`${base}/`), EXPECTED, out);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { base, stop, output: () => out };
+}
+
+/** Starts a dev server in `dir` and checks the round trip in its page. */
+async function checkDevServer(dir, cmd, args) {
+  const server = await startServer(dir, cmd, args);
+  try {
+    assert.deepEqual(await roundTripIn(`${server.base}/`), EXPECTED, server.output());
   } finally {
-    if (child.exitCode === null) process.kill(child.pid, 'SIGTERM');
-    await exited;
+    await server.stop();
   }
 }
 
-const ALL = ['vite5', 'vite6', 'vite7', 'vite8', 'webpack', 'esbuild-browser', 'esbuild-node', 'jest', 'vitest', 'node18'];
+const ALL = ['vite5', 'vite6', 'vite7', 'vite8', 'webpack', 'esbuild-browser', 'esbuild-node', 'jest', 'vitest', 'node18', 'next15', 'next16'];
 
 before(async () => {
   browser = await launchChromium();
@@ -233,7 +255,38 @@ test('Node 18: require and import share one instance; key pairs from Node\'s Web
   assert.equal(got.code, 'invalid_key');
 });
 
+for (const [name, version] of [['next15', '15 (webpack)'], ['next16', '16 (Turbopack)']]) {
+  test(`Next.js ${version}: a server component, a client component, a Node route, an Edge route and Edge middleware`, async () => {
+    const dir = await project(name);
+    const next = ['node_modules/next/dist/bin/next'];
+    const built = await run(process.execPath, [...next, 'build'], { cwd: dir, env: { NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 600_000 });
+    assert.equal(built.code, 0, built.out);
+    const server = await startServer(dir, next, (port) => ['start', '-H', '127.0.0.1', '-p', String(port)]);
+    try {
+      for (const route of ['/api/node', '/api/edge', '/from-middleware']) {
+        const r = await fetch(`${server.base}${route}`);
+        const text = await r.text();
+        assert.equal(r.status, 200, `${route}: ${text}\n${server.output()}`);
+        assert.deepEqual(JSON.parse(text), EXPECTED, route);
+      }
+      const { page, problems } = await openPage(browser);
+      try {
+        await page.goto(`${server.base}/`);
+        await page.waitForSelector('#client', { timeout: 30_000 });
+        assert.deepEqual(JSON.parse(await page.textContent('#server')), EXPECTED, 'the server component');
+        assert.deepEqual(JSON.parse(await page.textContent('#client')), EXPECTED, 'the client component');
+        assert.deepEqual(problems, []);
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+}
+
 test('every project of tests/toolchains is run here', () => {
-  const dirs = readdirSync(PROJECTS, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name !== 'browser-app').map((d) => d.name);
+  const shared = ['browser-app', 'next-app'];
+  const dirs = readdirSync(PROJECTS, { withFileTypes: true }).filter((d) => d.isDirectory() && !shared.includes(d.name)).map((d) => d.name);
   assert.deepEqual(dirs.sort(), [...ALL].sort());
 });
