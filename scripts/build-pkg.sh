@@ -55,11 +55,11 @@ if [ "${BOUNDARY:-0}" = 1 ]; then
   exit 0
 fi
 # Node's CommonJS entry: the same API and glue, bundled into one CommonJS file with the wasm
-# embedded (base64, decoded by esbuild's own helper: no Buffer, no atob, so the file also runs in
-# Jest's jsdom environment, with text-codec.js in place of the global TextDecoder and TextEncoder
-# it lacks); node:crypto is required only on Node 18, node:util only where those globals are missing.
+# embedded (base64, decoded by node-cjs.js with what the host has, so the file also runs in Jest's
+# jsdom environment, with text-codec.js in place of the global TextDecoder and TextEncoder it
+# lacks); node:crypto is required only on Node 18, node:util only where those globals are missing.
 node_modules/.bin/esbuild pkg/src/node-cjs.js --bundle --platform=neutral --format=cjs \
-  --loader:.wasm=binary --external:node:crypto --external:node:util --inject:pkg/src/text-codec.js \
+  --loader:.wasm=base64 --external:node:crypto --external:node:util --inject:pkg/src/text-codec.js \
   --target=node18 --log-level=warning --log-override:empty-import-meta=silent --outfile="$OUT/node.cjs"
 cp pkg/index.d.ts pkg/index.d.cts
 printf 'wasm: %s bytes (%s gzipped)\n' "$(wc -c < "$OUT/edge_authz_bg.wasm")" \
