@@ -30,8 +30,13 @@ pub enum ModelErrorKind {
     GroupCycle,
     /// A limit (count, depth, size) is exceeded.
     LimitExceeded,
-    /// Any other out-of-range value (a freshness bound of zero, ...).
+    /// Any other out-of-range value (a freshness bound of zero, a malformed CIDR or time, a
+    /// condition's value of the wrong type, ...).
     InvalidValue,
+    /// A condition, assignment or action names a condition that is not declared.
+    UndeclaredCondition,
+    /// Conditions refer to each other in a cycle.
+    ConditionCycle,
 }
 
 impl ModelErrorKind {
@@ -50,6 +55,8 @@ impl ModelErrorKind {
             Self::GroupCycle => "group_cycle",
             Self::LimitExceeded => "limit_exceeded",
             Self::InvalidValue => "invalid_value",
+            Self::UndeclaredCondition => "undeclared_condition",
+            Self::ConditionCycle => "condition_cycle",
         }
     }
 }

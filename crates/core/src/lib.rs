@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod authority;
+pub mod condition;
 mod content;
 mod decision;
 mod delta;
