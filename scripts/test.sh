@@ -100,7 +100,7 @@ pkg() {
 
 toolchains() {
   ./scripts/build-pkg.sh --if-stale
-  say "node --test: the packed package built and run by Vite 5 to 8, webpack 5, esbuild, Next.js 15 and 16, Jest, Vitest and Node 18 (tools from the npm registry, cached in ~/.npm)"
+  say "node --test: the packed package built and run by Vite 5 to 8, webpack 5, esbuild, Next.js 15 and 16, wrangler, Jest, Vitest and Node 18 (tools from the npm registry, cached in ~/.npm)"
   node_tests toolchains $TOOLCHAIN_TESTS
 }
 

@@ -100,23 +100,42 @@ async function checkServed(dir) {
   }
 }
 
+// What the tools' servers and builds run with: no telemetry, no colours, no interactive keys,
+// nothing fetched from outside (wrangler's `cf` object).
+const QUIET = {
+  NEXT_TELEMETRY_DISABLED: '1',
+  WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  WRANGLER_HIDE_BANNER: 'true',
+  CI: '1',
+  NO_COLOR: '1',
+};
+
 /**
- * Starts a server (`node` with `cmd` and then `args(port)`) in `dir` on a free port of 127.0.0.1:
- * `{base, stop}` once it answers HTTP; `stop` ends it by its PID.
+ * Starts a server (`node` with `cmd` and then `args(port)`) in `dir` on a free port of 127.0.0.1,
+ * in its own process group: `{base, stop}` once it answers HTTP; `stop` ends the group (the
+ * server and whatever it started, workerd for wrangler) by its PID.
  */
 async function startServer(dir, cmd, args) {
   const port = await freePort();
   const child = spawn(process.execPath, [...cmd, ...args(port)], {
     cwd: dir,
-    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NO_COLOR: '1' },
+    env: { ...process.env, ...QUIET },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
     await exited;
   };
   const base = `http://127.0.0.1:${port}`;
@@ -148,7 +167,7 @@ async function checkDevServer(dir, cmd, args) {
   }
 }
 
-const ALL = ['vite5', 'vite6', 'vite7', 'vite8', 'webpack', 'esbuild-browser', 'esbuild-node', 'jest', 'vitest', 'node18', 'next15', 'next16'];
+const ALL = ['vite5', 'vite6', 'vite7', 'vite8', 'webpack', 'esbuild-browser', 'esbuild-node', 'jest', 'vitest', 'node18', 'next15', 'next16', 'wrangler'];
 
 before(async () => {
   browser = await launchChromium();
@@ -259,7 +278,7 @@ for (const [name, version] of [['next15', '15 (webpack)'], ['next16', '16 (Turbo
   test(`Next.js ${version}: a server component, a client component, a Node route, an Edge route and Edge middleware`, async () => {
     const dir = await project(name);
     const next = ['node_modules/next/dist/bin/next'];
-    const built = await run(process.execPath, [...next, 'build'], { cwd: dir, env: { NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 600_000 });
+    const built = await run(process.execPath, [...next, 'build'], { cwd: dir, env: QUIET, timeoutMs: 600_000 });
     assert.equal(built.code, 0, built.out);
     const server = await startServer(dir, next, (port) => ['start', '-H', '127.0.0.1', '-p', String(port)]);
     try {
@@ -284,6 +303,24 @@ for (const [name, version] of [['next15', '15 (webpack)'], ['next16', '16 (Turbo
     }
   });
 }
+
+test('wrangler 4: a Worker of the user\'s, built by `wrangler deploy --dry-run` and run by `wrangler dev`', async () => {
+  const dir = await project('wrangler');
+  const wrangler = ['node_modules/wrangler/bin/wrangler.js'];
+  const built = await run(process.execPath, [...wrangler, 'deploy', '--dry-run', '--outdir', 'dist'], { cwd: dir, env: QUIET });
+  assert.equal(built.code, 0, built.out);
+  const out = readdirSync(path.join(dir, 'dist'));
+  assert.ok(out.some((f) => f.endsWith('edge_authz_bg.wasm')), `wrangler collected the wasm as a module: ${out}`);
+  const server = await startServer(dir, wrangler, (port) => ['dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false']);
+  try {
+    const r = await fetch(`${server.base}/`);
+    const text = await r.text();
+    assert.equal(r.status, 200, `${text}\n${server.output()}`);
+    assert.deepEqual(JSON.parse(text), EXPECTED);
+  } finally {
+    await server.stop();
+  }
+});
 
 test('every project of tests/toolchains is run here', () => {
   const shared = ['browser-app', 'next-app'];
