@@ -287,7 +287,8 @@ export type InitInput =
   | PromiseLike<Response>
   | ArrayBuffer
   | ArrayBufferView
-  | WebAssembly.Module;
+  /* lib.dom declares WebAssembly.Module with no members, which a number would satisfy alone. */
+  | (WebAssembly.Module & object);
 
 /**
  * Loads the WebAssembly module; resolves once the package is usable. Needed only with the

@@ -245,6 +245,29 @@ test('TypeScript (strict, module nodenext): an ESM consumer (.mts) type-checks a
   assert.match(out, /node_modules\/edge-authz\/index\.d\.ts$/m, 'resolved through the `import` types');
 });
 
+test('TypeScript: every subpath entry has the declarations, init() included', () => {
+  const source = `import { init, Evaluator } from 'edge-authz/init';
+import * as web from 'edge-authz/web';
+import * as node from 'edge-authz/node';
+import * as workerd from 'edge-authz/workerd';
+import * as edgeLight from 'edge-authz/edge-light';
+
+export async function start(bytes: Uint8Array, url: URL): Promise<boolean> {
+  await init(bytes);
+  await init(url);
+  await init();
+  await web.init(fetch(url));
+  // @ts-expect-error: init takes no number
+  await node.init(42);
+  const ev: Evaluator = new workerd.Evaluator({ tenant: 'acme', publicKeys: [] });
+  return ev instanceof edgeLight.Evaluator;
+}
+`;
+  const { status, out } = tsc('subpaths', 'subpaths.mts', source);
+  assert.equal(status, 0, out);
+  for (const f of ['index.d.ts']) assert.match(out, new RegExp(`node_modules/edge-authz/${f.replace('.', '\\.')}$`, 'm'));
+});
+
 test('TypeScript: the @ts-expect-error line is needed (without it the check fails)', () => {
   for (const [name, file] of [
     ['negative-cjs', 'negative.cts'],
