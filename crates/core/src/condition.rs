@@ -817,6 +817,104 @@ fn compare(attr: Option<&Attr>, op: Op, lit: &Literal) -> Truth {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Judging the grants of one request.
+
+/// What the conditions make of a request's candidate grants (docs/decisions.md, "Conditions").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The candidate at this position holds: its `when` and the action's `requires` are true.
+    Granted(usize),
+    /// No candidate holds, and for one of them every failing condition is a step-up.
+    StepUpRequired,
+    /// No candidate holds, and none could by a step-up alone.
+    ConditionFailed,
+    /// There was no candidate.
+    NoGrant,
+}
+
+/// The outcome, and for a refusal the failing top-level conditions (names, sorted) and the
+/// context attributes they lacked (sorted, possibly empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub conditions: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Conditions {
+    /// Judges the grants that would allow a request if conditions were ignored, in the order the
+    /// evaluator found them: `candidates` holds each one's `when` (a condition index, if any),
+    /// `requires` the action's conditions. The first candidate whose conditions are all true
+    /// grants. Else the refusal names the failing conditions: of the candidates that a step-up
+    /// alone would let through (every failing condition `step_up`), when there is one
+    /// (`StepUpRequired`), else of every candidate (`ConditionFailed`). Each condition is
+    /// evaluated once per request.
+    pub fn judge(
+        &self,
+        candidates: &[Option<usize>],
+        requires: &[usize],
+        ctx: &Context,
+        now_ms: u64,
+    ) -> Verdict {
+        let refused = |outcome| Verdict {
+            outcome,
+            conditions: Vec::new(),
+            missing: Vec::new(),
+        };
+        if candidates.is_empty() {
+            return refused(Outcome::NoGrant);
+        }
+        // Each top-level condition's truth and the attributes it lacked, once.
+        let mut memo: BTreeMap<usize, (Truth, BTreeSet<String>)> = BTreeMap::new();
+        let mut truth = |i: usize| -> Truth {
+            memo.entry(i)
+                .or_insert_with(|| {
+                    let mut missing = BTreeSet::new();
+                    let t = self.eval(i, ctx, now_ms, &mut missing);
+                    (t, missing)
+                })
+                .0
+        };
+        let mut failing: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
+        for (k, when) in candidates.iter().enumerate() {
+            let failed: Vec<usize> = when
+                .iter()
+                .chain(requires)
+                .copied()
+                .filter(|i| truth(*i) != Truth::True)
+                .collect();
+            if failed.is_empty() {
+                return refused(Outcome::Granted(k));
+            }
+            failing.push(failed);
+        }
+        let step_up = |i: &usize| self.get(*i).is_some_and(|c| c.step_up);
+        let by_step_up: Vec<&Vec<usize>> =
+            failing.iter().filter(|f| f.iter().all(step_up)).collect();
+        let (outcome, named) = if by_step_up.is_empty() {
+            (Outcome::ConditionFailed, failing.iter().collect::<Vec<_>>())
+        } else {
+            (Outcome::StepUpRequired, by_step_up)
+        };
+        let indexes: BTreeSet<usize> = named.into_iter().flatten().copied().collect();
+        let conditions: BTreeSet<String> = indexes
+            .iter()
+            .filter_map(|i| self.get(*i).map(|c| c.name.clone()))
+            .collect();
+        let missing: BTreeSet<String> = indexes
+            .iter()
+            .filter_map(|i| memo.get(i))
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect();
+        Verdict {
+            outcome,
+            conditions: conditions.into_iter().collect(),
+            missing: missing.into_iter().collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1093,5 +1191,51 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn judging_candidates_grants_the_first_that_holds_and_names_what_failed() {
+        let c = contract_example();
+        let idx = |n: &str| c.index(n).unwrap();
+        let requires = [idx("mfa_recent")];
+        let office_only = [Some(idx("finance_ok")), None];
+        // No context: every condition is unknown; mfa_recent alone is a step-up, so the second
+        // candidate (no `when`) could get through by a step-up.
+        let v = c.judge(&office_only, &requires, &Context::default(), WED_NOON);
+        assert_eq!(v.outcome, Outcome::StepUpRequired);
+        assert_eq!(v.conditions, vec!["mfa_recent".to_owned()]);
+        assert_eq!(v.missing, vec!["mfa_age_s".to_owned()]);
+        // A recent MFA: the second candidate holds (the first still lacks the office).
+        let fresh = ctx(json!({"mfa_age_s": 60}));
+        assert_eq!(
+            c.judge(&office_only, &requires, &fresh, 0).outcome,
+            Outcome::Granted(1)
+        );
+        // Both hold: the first wins.
+        let both = ctx(json!({"mfa_age_s": 60, "ip": "10.0.0.9", "risk_score": 1}));
+        assert_eq!(
+            c.judge(&office_only, &requires, &both, 0).outcome,
+            Outcome::Granted(0)
+        );
+        // Only the first candidate, outside the office: not fixable by a step-up.
+        let v = c.judge(
+            &[Some(idx("finance_ok"))],
+            &requires,
+            &ctx(json!({"ip": "192.0.2.1", "risk_score": 1})),
+            0,
+        );
+        assert_eq!(v.outcome, Outcome::ConditionFailed);
+        assert_eq!(
+            v.conditions,
+            vec!["finance_ok".to_owned(), "mfa_recent".to_owned()]
+        );
+        assert_eq!(v.missing, vec!["mfa_age_s".to_owned()]);
+        // No candidate at all.
+        assert_eq!(c.judge(&[], &requires, &both, 0).outcome, Outcome::NoGrant);
+        // No conditions anywhere: the first candidate grants.
+        assert_eq!(
+            c.judge(&[None, None], &[], &Context::default(), 0).outcome,
+            Outcome::Granted(0)
+        );
     }
 }
