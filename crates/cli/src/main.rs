@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edge_authz::{
-    compile_snapshot, diff_models, inspect, sign_watermark, At, DeltaOutcome, Error, Evaluator,
+    compile_snapshot, diff_models, inspect, sign_watermark, DeltaOutcome, Error, Evaluator,
     KeyPair, Limits, Model, PublicKey, Request, SecretKey, State, MAX_CLOCK_SKEW_MS, MAX_WATERMARK,
 };
-use edge_authz_protocol::{parse_request_line, read_context, Listing};
+use edge_authz_protocol::{parse_request_line, read_context, Context, Listing};
 use serde_json::json;
 
 mod publish;
@@ -191,7 +191,7 @@ fn issued_at_within(issued_at: u64, clock: u64, force: bool) -> Result<u64, Fail
 }
 
 /// When an evaluating command decides, and what it needs.
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Clone)]
 struct Times {
     /// Unix ms: both the clock and the time of the decisions (an offline tool). Default: now.
     #[arg(long)]
@@ -199,6 +199,11 @@ struct Times {
     /// Answer `pending` unless the state's epoch is at least this (read your writes).
     #[arg(long)]
     at_least_epoch: Option<u64>,
+    /// The request's context as JSON: attributes that conditions test, e.g.
+    /// '{"ip": "10.1.2.3", "mfa_age_s": 120}' (a malformed one is `invalid_request`); with
+    /// --requests, the context of the lines that give none.
+    #[arg(long, value_name = "JSON")]
+    context: Option<String>,
 }
 
 impl Times {
@@ -206,8 +211,17 @@ impl Times {
         self.now.unwrap_or_else(now_ms)
     }
 
-    fn at(&self) -> At {
-        At::clock(self.clock()).with_at_least_epoch(self.at_least_epoch)
+    /// The `--context` as read (`Err`: malformed), with `--at-least-epoch` when it names none.
+    fn context(&self) -> Result<Context, ()> {
+        let mut c = match &self.context {
+            None => Context::default(),
+            Some(text) => {
+                let v: serde_json::Value = serde_json::from_str(text).map_err(|_| ())?;
+                read_context(Some(&v))?
+            }
+        };
+        c.at_least_epoch = c.at_least_epoch.or(self.at_least_epoch);
+        Ok(c)
     }
 }
 
@@ -340,6 +354,7 @@ fn evaluator(src: &Source, clock: u64) -> Result<Evaluator, Fail> {
 
 fn check_batch(ev: &Evaluator, source: &str, times: Times) -> Result<(), Fail> {
     let clock = times.clock();
+    let default = times.context();
     let input: Box<dyn BufRead> = if source == "-" {
         Box::new(io::BufReader::with_capacity(1 << 16, io::stdin().lock()))
     } else {
@@ -382,14 +397,22 @@ fn check_batch(ev: &Evaluator, source: &str, times: Times) -> Result<(), Fail> {
             continue;
         }
         let decision = match parse_request_line(text).filter(|_| !overlong) {
-            Some(l) => match read_context(l.context.as_ref()) {
-                // A line's own `now` moves the time of its decision, never the clock.
-                Ok(c) => ev.check(
-                    Request::new(&l.subject, &l.action, &l.resource),
-                    c.at(clock),
-                ),
-                Err(()) => ev.reject_request(),
-            },
+            Some(l) => {
+                let own = l.context.as_ref().map(|c| {
+                    read_context(Some(c)).map(|mut c| {
+                        c.at_least_epoch = c.at_least_epoch.or(times.at_least_epoch);
+                        c
+                    })
+                });
+                match own.as_ref().unwrap_or(&default) {
+                    // A line's own `now` moves the time of its decision, never the clock.
+                    Ok(c) => ev.check(
+                        Request::new(&l.subject, &l.action, &l.resource),
+                        c.at(clock),
+                    ),
+                    Err(()) => ev.reject_request(),
+                }
+            }
             None => ev.reject_request(),
         };
         serde_json::to_writer(&mut out, &ev.explain(&decision)).map_err(|e| write_err(&e))?;
@@ -486,7 +509,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             action,
         } => {
             let ev = evaluator(&source, times.clock())?;
-            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), times.at())?;
+            let ctx = times.context().map_err(|()| ev.reject_list())?;
+            let at = ctx.at(times.clock());
+            let list = ev.list_resources(&subject, &action, type_filter.as_deref(), at)?;
             print_json(&Listing::Resources(list))
         }
         Command::ListSubjects {
@@ -496,7 +521,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
             action,
         } => {
             let ev = evaluator(&source, times.clock())?;
-            let list = ev.list_subjects(&resource, &action, times.at())?;
+            let ctx = times.context().map_err(|()| ev.reject_list())?;
+            let list = ev.list_subjects(&resource, &action, ctx.at(times.clock()))?;
             print_json(&Listing::Subjects(list))
         }
         Command::Diff {
@@ -598,7 +624,10 @@ fn check(
             "SUBJECT ACTION RESOURCE or --requests is required".into(),
         ));
     };
-    let d = ev.check(Request::new(&s, &a, &r), times.at());
+    let d = match times.context() {
+        Ok(ctx) => ev.check(Request::new(&s, &a, &r), ctx.at(times.clock())),
+        Err(()) => ev.reject_request(),
+    };
     let text = serde_json::to_string(&ev.explain(&d)).map_err(|e| Fail(e.to_string()))?;
     println!("{text}");
     Ok(())

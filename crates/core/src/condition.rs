@@ -83,6 +83,11 @@ pub struct ContextError {
 }
 
 impl Context {
+    /// No attributes.
+    pub const EMPTY: Context = Context {
+        attrs: BTreeMap::new(),
+    };
+
     /// A context of `entries`; a key twice, a reserved or malformed key, or a value outside the
     /// limits is refused.
     pub fn new(entries: impl IntoIterator<Item = (String, Attr)>) -> Result<Context, ContextError> {
@@ -156,7 +161,7 @@ pub fn is_attr_name(s: &str) -> bool {
 
 /// A condition as the model JSON writes it: exactly one of a comparison (`attr`, `op`, `value`),
 /// a time window (`time`), `all`, `any` or `not`; `step_up` on any.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,11 +351,15 @@ pub struct Condition {
     pub step_up: bool,
 }
 
-/// A model's conditions, compiled and ordered so that each one's parts come before it.
+/// A model's conditions, compiled, each at the position of its definition (its id); the
+/// parts of `all`, `any` and `not` are ids too. Compiling refused cycles, so evaluating one
+/// recurses at most [`MAX_DEPTH`] levels.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conditions {
     list: Vec<Condition>,
     by_name: BTreeMap<String, usize>,
+    /// Bit `i`: condition `i` is a step-up.
+    step_up: u64,
 }
 
 impl Conditions {
@@ -400,37 +409,46 @@ impl Conditions {
             );
         }
         let order = topological(defs, &parts)?;
-        let mut out = Conditions::default();
-        // By definition index: how deep it nests, and its place in `out`.
-        let mut placed: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        // By definition index: how deep it nests (parts come first in `order`).
+        let mut depth = vec![0usize; defs.len()];
+        let mut tests: Vec<Option<Condition>> = vec![None; defs.len()];
         for i in order {
             let (Some((name, def)), Some(own)) = (defs.get(i), parts.get(i)) else {
                 continue;
             };
             let at = format!("conditions.{name}");
-            let mut depth = 0;
-            let mut refs = Vec::with_capacity(own.len());
-            for p in own {
-                // Every part was placed before it (topological order).
-                let (d, position) = placed.get(p).copied().unwrap_or((0, 0));
-                depth = depth.max(d + 1);
-                refs.push(position);
-            }
-            if depth > MAX_DEPTH {
+            let d = own
+                .iter()
+                .map(|p| depth.get(*p).copied().unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0);
+            if d > MAX_DEPTH {
                 return Err(ModelError::new(
                     K::LimitExceeded,
                     at,
                     format!("nested deeper than {MAX_DEPTH} levels"),
                 ));
             }
-            let test = test_of(def, &at, refs)?;
-            placed.insert(i, (depth, out.list.len()));
-            out.by_name.insert(name.clone(), out.list.len());
-            out.list.push(Condition {
-                name: name.clone(),
-                test,
-                step_up: def.step_up,
-            });
+            if let Some(slot) = depth.get_mut(i) {
+                *slot = d;
+            }
+            let test = test_of(def, &at, own.clone())?;
+            if let Some(slot) = tests.get_mut(i) {
+                *slot = Some(Condition {
+                    name: name.clone(),
+                    test,
+                    step_up: def.step_up,
+                });
+            }
+        }
+        let mut out = Conditions::default();
+        for (i, c) in tests.into_iter().enumerate() {
+            let c = c.ok_or_else(|| invalid("conditions", "a condition was not compiled"))?;
+            out.by_name.insert(c.name.clone(), i);
+            if c.step_up {
+                out.step_up |= 1 << i;
+            }
+            out.list.push(c);
         }
         Ok(out)
     }
@@ -452,15 +470,10 @@ impl Conditions {
         self.list.get(i)
     }
 
-    /// Evaluates condition `i` on `ctx` at `now_ms` (Unix ms, the request's `now`); the
-    /// attributes that were absent or of another type go into `missing`.
-    pub fn eval(
-        &self,
-        i: usize,
-        ctx: &Context,
-        now_ms: u64,
-        missing: &mut BTreeSet<String>,
-    ) -> Truth {
+    /// Evaluates condition `i` on `ctx` at `now_ms` (Unix ms, the request's `now`). Each
+    /// comparison that was undetermined (its attribute absent or of another type) sets its bit
+    /// in `missing`; [`Conditions::missing_attrs`] names their attributes.
+    pub fn eval(&self, i: usize, ctx: &Context, now_ms: u64, missing: &mut u64) -> Truth {
         let Some(c) = self.list.get(i) else {
             return Truth::Unknown;
         };
@@ -468,7 +481,7 @@ impl Conditions {
             Test::Compare { attr, op, value } => {
                 let t = compare(ctx.get(attr), *op, value);
                 if t == Truth::Unknown {
-                    missing.insert(attr.clone());
+                    *missing |= 1 << i;
                 }
                 t
             }
@@ -478,6 +491,63 @@ impl Conditions {
             Test::All(ps) => self.combine(ps, Truth::False, ctx, now_ms, missing),
             Test::Any(ps) => self.combine(ps, Truth::True, ctx, now_ms, missing),
         }
+    }
+
+    /// Every condition evaluated on `ctx` at `now_ms`: a mask of those that are true.
+    pub fn true_mask(&self, ctx: &Context, now_ms: u64) -> u64 {
+        let mut missing = 0;
+        (0..self.list.len())
+            .filter(|i| self.eval(*i, ctx, now_ms, &mut missing) == Truth::True)
+            .fold(0, |m, i| m | 1 << i)
+    }
+
+    /// The names of the conditions whose bits `mask` sets, sorted.
+    pub fn names(&self, mask: u64) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask >> i & 1 == 1)
+            .map(|(_, c)| c.name.as_str())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The attributes of the comparisons whose bits `mask` sets, sorted, each once.
+    pub fn missing_attrs(&self, mask: u64) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask >> i & 1 == 1)
+            .filter_map(|(_, c)| match &c.test {
+                Test::Compare { attr, .. } => Some(attr.as_str()),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The attributes that some comparison tests, sorted, each once: a host passes only these
+    /// from a context.
+    pub fn attributes(&self) -> Vec<&str> {
+        self.missing_attrs(u64::MAX)
+    }
+
+    /// The ids of the conditions `names` names (undeclared ones are left out), as a mask.
+    pub fn mask_of<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u64 {
+        names
+            .into_iter()
+            .filter_map(|n| self.index(n))
+            .fold(0, |m, i| m | 1 << i)
+    }
+
+    /// The step-up conditions, as a mask.
+    pub fn step_up_mask(&self) -> u64 {
+        self.step_up
     }
 }
 
@@ -491,7 +561,7 @@ impl Conditions {
         decisive: Truth,
         ctx: &Context,
         now_ms: u64,
-        missing: &mut BTreeSet<String>,
+        missing: &mut u64,
     ) -> Truth {
         let mut out = decisive.not();
         for p in ps {
@@ -820,98 +890,166 @@ fn compare(attr: Option<&Attr>, op: Op, lit: &Literal) -> Truth {
 // ---------------------------------------------------------------------------------------------
 // Judging the grants of one request.
 
-/// What the conditions make of a request's candidate grants (docs/decisions.md, "Conditions").
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the conditions made of a request's candidate grants (docs/decisions.md, "Conditions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The candidate at this position holds: its `when` and the action's `requires` are true.
-    Granted(usize),
-    /// No candidate holds, and for one of them every failing condition is a step-up.
+    /// A candidate held: its `when` and the action's `requires` are true.
+    Granted,
+    /// No candidate held, and for one of them every failing condition is a step-up.
     StepUpRequired,
-    /// No candidate holds, and none could by a step-up alone.
+    /// No candidate held, and none could by a step-up alone.
     ConditionFailed,
     /// There was no candidate.
     NoGrant,
 }
 
-/// The outcome, and for a refusal the failing top-level conditions (names, sorted) and the
-/// context attributes they lacked (sorted, possibly empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Judges, one by one, the grants that would allow a request if conditions were ignored, and
+/// remembers what failed. Each condition is evaluated at most once per request, and nothing is
+/// allocated (a request's conditions are at most 64: one bit each).
+pub struct Judge<'a> {
+    conditions: &'a Conditions,
+    ctx: &'a Context,
+    now_ms: u64,
+    /// The action's `requires`.
+    requires: u64,
+    /// Conditions evaluated so far, and those of them that were true.
+    known: u64,
+    true_: u64,
+    /// The comparisons that were undetermined.
+    missing: u64,
+    /// Whether a candidate was offered, and the failing conditions of all candidates and of
+    /// those a step-up alone would let through.
+    offered: bool,
+    failed: u64,
+    failed_step_up: u64,
+    step_up_possible: bool,
+}
+
+/// A judgement: the outcome, and for a refusal the failing top-level conditions and the
+/// comparisons among their parts that lacked an attribute (masks of condition ids;
+/// [`Conditions::names`] and [`Conditions::missing_attrs`] name them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     pub outcome: Outcome,
-    pub conditions: Vec<String>,
-    pub missing: Vec<String>,
+    pub conditions: u64,
+    pub missing: u64,
+}
+
+impl<'a> Judge<'a> {
+    pub fn new(conditions: &'a Conditions, requires: u64, ctx: &'a Context, now_ms: u64) -> Self {
+        Judge {
+            conditions,
+            ctx,
+            now_ms,
+            requires,
+            known: 0,
+            true_: 0,
+            missing: 0,
+            offered: false,
+            failed: 0,
+            failed_step_up: 0,
+            step_up_possible: false,
+        }
+    }
+
+    /// The conditions of `mask` that are not true, each evaluated once.
+    fn failing(&mut self, mask: u64) -> u64 {
+        let mut todo = mask & !self.known;
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let mut missing = 0;
+            if self.conditions.eval(i, self.ctx, self.now_ms, &mut missing) == Truth::True {
+                self.true_ |= 1 << i;
+            } else {
+                // Only a failing condition's missing attributes are worth naming.
+                self.missing |= missing;
+            }
+            self.known |= 1 << i;
+        }
+        mask & !self.true_
+    }
+
+    /// Whether the action's `requires` all hold (with no candidate offered).
+    pub fn requires_hold(&mut self) -> bool {
+        self.failing(self.requires) == 0
+    }
+
+    /// Offers a candidate grant with its `when` (a condition id, if any): true when it holds.
+    pub fn offer(&mut self, when: Option<usize>) -> bool {
+        self.offered = true;
+        let mask = self.requires | when.map_or(0, |w| 1 << w);
+        let failed = self.failing(mask);
+        if failed == 0 {
+            return true;
+        }
+        self.failed |= failed;
+        if failed & !self.conditions.step_up == 0 {
+            self.step_up_possible = true;
+            self.failed_step_up |= failed;
+        }
+        false
+    }
+
+    /// The refusal after every candidate was offered and none held.
+    pub fn refusal(&self) -> Verdict {
+        let (outcome, named) = match (self.offered, self.step_up_possible) {
+            (false, _) => (Outcome::NoGrant, 0),
+            (true, true) => (Outcome::StepUpRequired, self.failed_step_up),
+            (true, false) => (Outcome::ConditionFailed, self.failed),
+        };
+        Verdict {
+            outcome,
+            conditions: named,
+            missing: self.missing_under(named),
+        }
+    }
+
+    /// The undetermined comparisons within the conditions of `named` (themselves or their parts).
+    fn missing_under(&self, named: u64) -> u64 {
+        let mut reach = 0u64;
+        let mut todo = named;
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            if reach >> i & 1 == 1 {
+                continue;
+            }
+            reach |= 1 << i;
+            if let Some(c) = self.conditions.get(i) {
+                match &c.test {
+                    Test::All(ps) | Test::Any(ps) => ps.iter().for_each(|p| todo |= 1 << p),
+                    Test::Not(p) => todo |= 1 << p,
+                    Test::Compare { .. } | Test::Time(_) => {}
+                }
+            }
+        }
+        self.missing & reach
+    }
 }
 
 impl Conditions {
-    /// Judges the grants that would allow a request if conditions were ignored, in the order the
-    /// evaluator found them: `candidates` holds each one's `when` (a condition index, if any),
-    /// `requires` the action's conditions. The first candidate whose conditions are all true
-    /// grants. Else the refusal names the failing conditions: of the candidates that a step-up
-    /// alone would let through (every failing condition `step_up`), when there is one
-    /// (`StepUpRequired`), else of every candidate (`ConditionFailed`). Each condition is
-    /// evaluated once per request.
+    /// Judges `candidates` (each one's `when`) in order: the position of the first that holds,
+    /// or the refusal. A convenience over [`Judge`] for tests and tools.
     pub fn judge(
         &self,
         candidates: &[Option<usize>],
-        requires: &[usize],
+        requires: u64,
         ctx: &Context,
         now_ms: u64,
-    ) -> Verdict {
-        let refused = |outcome| Verdict {
-            outcome,
-            conditions: Vec::new(),
-            missing: Vec::new(),
-        };
-        if candidates.is_empty() {
-            return refused(Outcome::NoGrant);
-        }
-        // Each top-level condition's truth and the attributes it lacked, once.
-        let mut memo: BTreeMap<usize, (Truth, BTreeSet<String>)> = BTreeMap::new();
-        let mut truth = |i: usize| -> Truth {
-            memo.entry(i)
-                .or_insert_with(|| {
-                    let mut missing = BTreeSet::new();
-                    let t = self.eval(i, ctx, now_ms, &mut missing);
-                    (t, missing)
-                })
-                .0
-        };
-        let mut failing: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
-        for (k, when) in candidates.iter().enumerate() {
-            let failed: Vec<usize> = when
-                .iter()
-                .chain(requires)
-                .copied()
-                .filter(|i| truth(*i) != Truth::True)
-                .collect();
-            if failed.is_empty() {
-                return refused(Outcome::Granted(k));
+    ) -> (Option<usize>, Verdict) {
+        let mut j = Judge::new(self, requires, ctx, now_ms);
+        for (k, w) in candidates.iter().enumerate() {
+            if j.offer(*w) {
+                let v = Verdict {
+                    outcome: Outcome::Granted,
+                    conditions: 0,
+                    missing: 0,
+                };
+                return (Some(k), v);
             }
-            failing.push(failed);
         }
-        let step_up = |i: &usize| self.get(*i).is_some_and(|c| c.step_up);
-        let by_step_up: Vec<&Vec<usize>> =
-            failing.iter().filter(|f| f.iter().all(step_up)).collect();
-        let (outcome, named) = if by_step_up.is_empty() {
-            (Outcome::ConditionFailed, failing.iter().collect::<Vec<_>>())
-        } else {
-            (Outcome::StepUpRequired, by_step_up)
-        };
-        let indexes: BTreeSet<usize> = named.into_iter().flatten().copied().collect();
-        let conditions: BTreeSet<String> = indexes
-            .iter()
-            .filter_map(|i| self.get(*i).map(|c| c.name.clone()))
-            .collect();
-        let missing: BTreeSet<String> = indexes
-            .iter()
-            .filter_map(|i| memo.get(i))
-            .flat_map(|(_, m)| m.iter().cloned())
-            .collect();
-        Verdict {
-            outcome,
-            conditions: conditions.into_iter().collect(),
-            missing: missing.into_iter().collect(),
-        }
+        (None, j.refusal())
     }
 }
 
@@ -960,9 +1098,29 @@ mod tests {
     }
 
     fn eval(c: &Conditions, name: &str, x: &Context, now: u64) -> (Truth, Vec<String>) {
-        let mut missing = BTreeSet::new();
+        let mut missing = 0;
         let t = c.eval(c.index(name).unwrap(), x, now, &mut missing);
-        (t, missing.into_iter().collect())
+        let attrs = c.missing_attrs(missing);
+        (t, attrs.into_iter().map(str::to_owned).collect())
+    }
+
+    /// A judgement as (position granted, outcome, condition names, missing attributes).
+    fn judged(
+        c: &Conditions,
+        candidates: &[Option<usize>],
+        requires: &[usize],
+        x: &Context,
+        now: u64,
+    ) -> (Option<usize>, Outcome, Vec<String>, Vec<String>) {
+        let mask = requires.iter().fold(0, |m, i| m | 1 << i);
+        let (k, v) = c.judge(candidates, mask, x, now);
+        let own = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
+        (
+            k,
+            v.outcome,
+            own(c.names(v.conditions)),
+            own(c.missing_attrs(v.missing)),
+        )
     }
 
     // 2026-12-02 (a Wednesday) 12:00 UTC.
@@ -1201,41 +1359,48 @@ mod tests {
         let office_only = [Some(idx("finance_ok")), None];
         // No context: every condition is unknown; mfa_recent alone is a step-up, so the second
         // candidate (no `when`) could get through by a step-up.
-        let v = c.judge(&office_only, &requires, &Context::default(), WED_NOON);
-        assert_eq!(v.outcome, Outcome::StepUpRequired);
-        assert_eq!(v.conditions, vec!["mfa_recent".to_owned()]);
-        assert_eq!(v.missing, vec!["mfa_age_s".to_owned()]);
+        let (k, outcome, names, missing) =
+            judged(&c, &office_only, &requires, &Context::default(), WED_NOON);
+        assert_eq!((k, outcome), (None, Outcome::StepUpRequired));
+        assert_eq!(names, vec!["mfa_recent".to_owned()]);
+        assert_eq!(missing, vec!["mfa_age_s".to_owned()]);
         // A recent MFA: the second candidate holds (the first still lacks the office).
         let fresh = ctx(json!({"mfa_age_s": 60}));
-        assert_eq!(
-            c.judge(&office_only, &requires, &fresh, 0).outcome,
-            Outcome::Granted(1)
-        );
+        let j = judged(&c, &office_only, &requires, &fresh, 0);
+        assert_eq!((j.0, j.1), (Some(1), Outcome::Granted));
         // Both hold: the first wins.
         let both = ctx(json!({"mfa_age_s": 60, "ip": "10.0.0.9", "risk_score": 1}));
-        assert_eq!(
-            c.judge(&office_only, &requires, &both, 0).outcome,
-            Outcome::Granted(0)
-        );
-        // Only the first candidate, outside the office: not fixable by a step-up.
-        let v = c.judge(
+        let j = judged(&c, &office_only, &requires, &both, 0);
+        assert_eq!((j.0, j.1), (Some(0), Outcome::Granted));
+        // Only the first candidate, outside the office: not fixable by a step-up; the missing
+        // attributes are those of the failing conditions only.
+        let (k, outcome, names, missing) = judged(
+            &c,
             &[Some(idx("finance_ok"))],
             &requires,
             &ctx(json!({"ip": "192.0.2.1", "risk_score": 1})),
             0,
         );
-        assert_eq!(v.outcome, Outcome::ConditionFailed);
+        assert_eq!((k, outcome), (None, Outcome::ConditionFailed));
         assert_eq!(
-            v.conditions,
+            names,
             vec!["finance_ok".to_owned(), "mfa_recent".to_owned()]
         );
-        assert_eq!(v.missing, vec!["mfa_age_s".to_owned()]);
-        // No candidate at all.
-        assert_eq!(c.judge(&[], &requires, &both, 0).outcome, Outcome::NoGrant);
-        // No conditions anywhere: the first candidate grants.
-        assert_eq!(
-            c.judge(&[None, None], &[], &Context::default(), 0).outcome,
-            Outcome::Granted(0)
+        assert_eq!(missing, vec!["mfa_age_s".to_owned()]);
+        // A condition that is true names none of its parts' missing attributes.
+        let (_, outcome, names, missing) = judged(
+            &c,
+            &[Some(idx("office"))],
+            &[],
+            &ctx(json!({"ip": "192.0.2.1"})),
+            0,
         );
+        assert_eq!(outcome, Outcome::ConditionFailed);
+        assert_eq!((names, missing), (vec!["office".to_owned()], vec![]));
+        // No candidate at all.
+        assert_eq!(judged(&c, &[], &requires, &both, 0).1, Outcome::NoGrant);
+        // No conditions anywhere: the first candidate grants.
+        let j = judged(&c, &[None, None], &[], &Context::default(), 0);
+        assert_eq!((j.0, j.1), (Some(0), Outcome::Granted));
     }
 }

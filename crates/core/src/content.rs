@@ -2,7 +2,7 @@
 //! snapshot carries and what the [`crate::Index`] is built from. `check` re-validates it, because a
 //! decoder must never trust its input to be well formed, signed or not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxBuildHasher;
 
@@ -11,6 +11,7 @@ type FxHashSet<K> = std::collections::HashSet<K, FxBuildHasher>;
 
 use serde::{Deserialize, Serialize};
 
+use crate::condition::{ConditionDef, Conditions};
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{is_group, is_valid_action_name, is_valid_id};
 use crate::names::{Names, Resources};
@@ -40,6 +41,121 @@ pub struct Content {
     pub suspended: Vec<u32>,
     /// Freshness bounds in ms: low, standard, high.
     pub freshness: [u64; 3],
+    /// The conditions, when the state has any. Last, and left out when empty, so that a state
+    /// without conditions encodes exactly as format version 1 did.
+    #[serde(default, skip_serializing_if = "ConditionTables::is_empty")]
+    pub conditional: ConditionTables,
+}
+
+/// A state's conditions (docs/model.md, "Conditions"), interned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConditionTables {
+    /// `(name, definition as the model's JSON)`, sorted by name; a condition's id is its place.
+    pub conditions: Vec<(String, String)>,
+    /// `(action, condition)`, sorted: each action's `requires`.
+    pub requires: Vec<(u32, u32)>,
+    /// `(assignment, condition)`, sorted: an assignment's `when` (the assignment by its place).
+    pub when: Vec<(u32, u32)>,
+}
+
+impl ConditionTables {
+    pub fn is_empty(&self) -> bool {
+        self.conditions.is_empty() && self.requires.is_empty() && self.when.is_empty()
+    }
+
+    /// Interns a state's conditions; `actions` and `assignments` are the state's, in order.
+    fn from_state(state: &State) -> Result<ConditionTables, ModelError> {
+        let mut out = ConditionTables::default();
+        if state.conditions.is_empty() && state.requires.is_empty() && state.when.is_empty() {
+            return Ok(out);
+        }
+        let ids: BTreeMap<&str, u32> = state
+            .conditions
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), id32(i)))
+            .collect();
+        let find = |n: &str| ids.get(n).copied().ok_or_else(|| missing("condition", n));
+        for (name, def) in &state.conditions {
+            out.conditions.push((name.clone(), condition_json(def)));
+        }
+        for (a, (name, _)) in state.actions.iter().enumerate() {
+            for c in state.requires.get(name).into_iter().flatten() {
+                out.requires.push((id32(a), find(c)?));
+            }
+        }
+        out.requires.sort_unstable();
+        for (i, key) in state.assignments.keys().enumerate() {
+            if let Some(c) = state.when.get(key) {
+                out.when.push((id32(i), find(c)?));
+            }
+        }
+        if out.when.len() != state.when.len()
+            || state
+                .requires
+                .keys()
+                .any(|a| !state.actions.contains_key(a))
+        {
+            return Err(ModelError::new(
+                K::InvalidValue,
+                "conditions",
+                "a condition is attached to an action or assignment that does not exist",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The conditions compiled (`check` also checks each reference).
+    pub fn compile(&self) -> Result<Conditions, ModelError> {
+        let mut defs = Vec::with_capacity(self.conditions.len());
+        for (name, json) in &self.conditions {
+            let def: ConditionDef = serde_json::from_str(json).map_err(|e| {
+                ModelError::new(
+                    K::InvalidValue,
+                    format!("conditions.{}", shorten(name)),
+                    format!("a condition that does not read: {e}"),
+                )
+            })?;
+            defs.push((name.clone(), def));
+        }
+        Conditions::compile(&defs)
+    }
+
+    fn check(&self, n_actions: usize, n_assignments: usize) -> Result<(), ModelError> {
+        if !is_strictly_sorted(&self.conditions.iter().map(|(n, _)| n).collect::<Vec<_>>()) {
+            return invalid("conditions", "conditions are not sorted and unique".into());
+        }
+        self.compile()?;
+        let n = self.conditions.len();
+        if !is_strictly_sorted(&self.requires)
+            || self
+                .requires
+                .iter()
+                .any(|(a, c)| *a as usize >= n_actions || *c as usize >= n)
+        {
+            return invalid(
+                "conditions",
+                "an action's requires are not sorted, unique and in range".into(),
+            );
+        }
+        if !is_strictly_sorted(&self.when.iter().map(|(a, _)| a).collect::<Vec<_>>())
+            || self
+                .when
+                .iter()
+                .any(|(a, c)| *a as usize >= n_assignments || *c as usize >= n)
+        {
+            return invalid(
+                "conditions",
+                "assignments' conditions are not sorted, unique and in range".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A condition as the model's JSON writes it (what a snapshot carries and a digest covers).
+pub(crate) fn condition_json(def: &ConditionDef) -> String {
+    serde_json::to_string(def).unwrap_or_default()
 }
 
 fn missing(what: &str, name: &str) -> ModelError {
@@ -224,6 +340,7 @@ impl Content {
             assignments,
             suspended,
             freshness: state.freshness.to_array(),
+            conditional: ConditionTables::from_state(state)?,
         })
     }
 
@@ -240,6 +357,7 @@ impl Content {
         let action_names: Names = self.actions.iter().map(|(n, _)| n).collect();
         let role_names: Names = self.roles.iter().map(|(n, _)| n).collect();
         let resource_names = self.resources.names();
+        let (conditions, requires, when) = self.condition_names();
         State {
             tenant: tenant.to_string(),
             actions: self
@@ -287,7 +405,65 @@ impl Content {
                 .map(|s| name(&self.subjects, *s))
                 .collect(),
             freshness: Freshness::from_array(self.freshness),
+            conditions: conditions
+                .into_iter()
+                .filter_map(|(n, j)| Some((n, serde_json::from_str(&j).ok()?)))
+                .collect(),
+            requires,
+            when,
         }
+    }
+
+    /// The condition tables by name: definitions (as JSON), `requires`, and `when`.
+    #[allow(
+        clippy::type_complexity,
+        reason = "the three tables of `State`, by name"
+    )]
+    pub(crate) fn condition_names(
+        &self,
+    ) -> (
+        BTreeMap<String, String>,
+        BTreeMap<String, BTreeSet<String>>,
+        BTreeMap<AssignmentKey, String>,
+    ) {
+        let name = |t: &Names, i: u32| t.get(i as usize).unwrap_or_default().to_string();
+        let action_names: Names = self.actions.iter().map(|(n, _)| n).collect();
+        let role_names: Names = self.roles.iter().map(|(n, _)| n).collect();
+        let resource_names = self.resources.names();
+        let mut requires: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, c) in &self.conditional.requires {
+            requires
+                .entry(name(&action_names, *a))
+                .or_default()
+                .insert(self.condition_name(*c));
+        }
+        let when = self
+            .conditional
+            .when
+            .iter()
+            .filter_map(|(i, c)| {
+                let (r, p, role, _) = self.assignments.get(*i as usize)?;
+                let key = AssignmentKey {
+                    resource: name(resource_names, *r),
+                    principal: name(&self.subjects, *p),
+                    role: name(&role_names, *role),
+                };
+                Some((key, self.condition_name(*c)))
+            })
+            .collect();
+        (
+            self.conditional.conditions.iter().cloned().collect(),
+            requires,
+            when,
+        )
+    }
+
+    fn condition_name(&self, c: u32) -> String {
+        self.conditional
+            .conditions
+            .get(c as usize)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
     }
 
     /// Full structural validation: limits, sort order, id syntax, ranges, cycles, depth, table by
@@ -306,7 +482,8 @@ impl Content {
         if self.freshness.contains(&0) {
             return invalid("freshness", "a freshness bound is zero".into());
         }
-        Ok(())
+        self.conditional
+            .check(self.actions.len(), self.assignments.len())
     }
 
     /// The number of entries of each table.

@@ -49,11 +49,13 @@ pub enum Reason {
     Suspended,
     UnknownResource,
     Granted,
+    StepUpRequired,
+    ConditionFailed,
     NoGrant,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::NoSnapshot,
         Reason::InvalidRequest,
         Reason::StaleSnapshot,
@@ -63,6 +65,8 @@ impl Reason {
         Reason::Suspended,
         Reason::UnknownResource,
         Reason::Granted,
+        Reason::StepUpRequired,
+        Reason::ConditionFailed,
         Reason::NoGrant,
     ];
 
@@ -77,6 +81,8 @@ impl Reason {
             Reason::Suspended => "suspended",
             Reason::UnknownResource => "unknown_resource",
             Reason::Granted => "granted",
+            Reason::StepUpRequired => "step_up_required",
+            Reason::ConditionFailed => "condition_failed",
             Reason::NoGrant => "no_grant",
         }
     }
@@ -101,6 +107,18 @@ pub struct Decision {
     pub watermark: u64,
     pub tier: Option<Tier>,
     pub grant: Option<GrantRef>,
+    /// For `step_up_required` and `condition_failed`: the failing conditions, and the
+    /// comparisons among them that lacked their attribute, as masks of the deciding index's
+    /// condition ids ([`crate::Evaluator::explain`] names them); 0 otherwise.
+    pub conditions: u64,
+    pub missing: u64,
+}
+
+impl Reason {
+    /// Whether the reason is a refusal by conditions (its decision names them).
+    pub fn is_conditional(self) -> bool {
+        matches!(self, Reason::StepUpRequired | Reason::ConditionFailed)
+    }
 }
 
 /// The grant of an allowed decision, by name: `path` runs from the subject to the principal.
@@ -110,6 +128,9 @@ pub struct GrantView<'a> {
     pub role: &'a str,
     pub resource: &'a str,
     pub path: Vec<&'a str>,
+    /// The assignment's condition, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<&'a str>,
 }
 
 /// A decision as its JSON object (docs/decisions.md, "What a decision explains").
@@ -122,4 +143,10 @@ pub struct DecisionView<'a> {
     pub tier: Option<Tier>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantView<'a>>,
+    /// For `step_up_required` and `condition_failed`: the failing conditions, sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<&'a str>>,
+    /// With `conditions`: the context attributes they lacked, sorted (possibly empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Vec<&'a str>>,
 }

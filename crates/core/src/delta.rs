@@ -32,6 +32,32 @@ pub struct DeltaOps {
     pub suspended_del: Vec<String>,
     /// New freshness bounds (low, standard, high), when they changed.
     pub freshness: Option<[u64; 3]>,
+    /// Changes to conditions. Last, and left out when empty, so that a delta without them
+    /// encodes exactly as format version 1 did.
+    #[serde(default, skip_serializing_if = "ConditionOps::is_empty")]
+    pub conditional: ConditionOps,
+}
+
+/// A delta's changes to conditions (docs/model.md, "Conditions"), applied after every other
+/// operation of the delta.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionOps {
+    /// Added or changed conditions: `(name, definition as the model's JSON)`.
+    pub set: Vec<(String, String)>,
+    pub del: Vec<String>,
+    /// Actions whose `requires` changed: `(action, the whole new list)`; empty removes it.
+    pub requires: Vec<(String, Vec<String>)>,
+    /// Assignments whose `when` changed: `(resource, principal, role, when)`; `None` removes it.
+    pub when: Vec<(String, String, String, Option<String>)>,
+}
+
+impl ConditionOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+            && self.del.is_empty()
+            && self.requires.is_empty()
+            && self.when.is_empty()
+    }
 }
 
 impl DeltaOps {
@@ -43,7 +69,17 @@ impl DeltaOps {
         self.counts().values().sum()
     }
 
+    /// Each kind of operation's count (those on conditions only when there are some).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let conditional = [
+            ("conditions_set", self.conditional.set.len()),
+            ("conditions_del", self.conditional.del.len()),
+            ("requires_set", self.conditional.requires.len()),
+            ("when_set", self.conditional.when.len()),
+        ];
+        let conditional = conditional
+            .into_iter()
+            .filter(|_| !self.conditional.is_empty());
         [
             ("actions_set", self.actions_set.len()),
             ("actions_del", self.actions_del.len()),
@@ -59,6 +95,7 @@ impl DeltaOps {
             ("suspended_del", self.suspended_del.len()),
         ]
         .into_iter()
+        .chain(conditional)
         .collect()
     }
 }
@@ -105,7 +142,9 @@ fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
 /// that was allowed changes: a removed membership, assignment, resource, action or role; a role
 /// losing an action; a resource moved to another parent; a new suspension, or a new membership in a
 /// suspended group (suspension is inherited); an earlier expiry; a
-/// shorter freshness bound for any action (a stricter tier or a smaller bound).
+/// shorter freshness bound for any action (a stricter tier or a smaller bound); a condition
+/// attached to an existing assignment or changed on it, a condition an action newly requires, or
+/// a change to a condition that a grant or an action used (a changed definition may be stricter).
 pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
     if before.tenant != after.tenant {
         return Err(Error::TenantMismatch {
@@ -193,7 +232,79 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
             .iter()
             .any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
     }
+    revokes |= diff_conditions(before, after, &mut ops.conditional);
     Ok(Diff { ops, revokes })
+}
+
+/// The condition operations from `before` to `after`, and whether they can deny a request that
+/// was allowed.
+fn diff_conditions(before: &State, after: &State, ops: &mut ConditionOps) -> bool {
+    let mut revokes = false;
+    let conditions = changes(&before.conditions, &after.conditions);
+    let used = used_conditions(before);
+    for (name, old, def) in conditions.set {
+        revokes |= old.is_some() && used.contains(name.as_str());
+        ops.set
+            .push((name.clone(), crate::content::condition_json(def)));
+    }
+    revokes |= conditions.removed.iter().any(|n| used.contains(n.as_str()));
+    ops.del = conditions.removed.into_iter().cloned().collect();
+    let empty = std::collections::BTreeSet::new();
+    let actions: std::collections::BTreeSet<&String> = before
+        .requires
+        .keys()
+        .chain(after.requires.keys())
+        .collect();
+    for a in actions {
+        let (old, new) = (
+            before.requires.get(a).unwrap_or(&empty),
+            after.requires.get(a).unwrap_or(&empty),
+        );
+        if old != new {
+            // A new requirement on an action that grants today.
+            revokes |= before.actions.contains_key(a) && !new.is_subset(old);
+            ops.requires
+                .push((a.clone(), new.iter().cloned().collect()));
+        }
+    }
+    let keys: std::collections::BTreeSet<&AssignmentKey> =
+        before.when.keys().chain(after.when.keys()).collect();
+    for k in keys {
+        let (old, new) = (before.when.get(k), after.when.get(k));
+        if old != new {
+            // A condition put on, or changed on, an assignment that grants today.
+            revokes |= new.is_some() && before.assignments.contains_key(k);
+            ops.when.push((
+                k.resource.clone(),
+                k.principal.clone(),
+                k.role.clone(),
+                new.cloned(),
+            ));
+        }
+    }
+    revokes
+}
+
+/// The conditions a state's grants and actions use, with every part of those.
+fn used_conditions(state: &State) -> std::collections::BTreeSet<&str> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack: Vec<&str> = state
+        .requires
+        .values()
+        .flatten()
+        .chain(state.when.values())
+        .map(String::as_str)
+        .collect();
+    while let Some(n) = stack.pop() {
+        if !out.insert(n) {
+            continue;
+        }
+        if let Some(def) = state.conditions.get(n) {
+            stack.extend(def.all.iter().chain(&def.any).flatten().map(String::as_str));
+            stack.extend(def.not.as_deref());
+        }
+    }
+    out
 }
 
 /// Groups that are suspended or belong, directly or through nested groups, to a suspended group.
@@ -319,6 +430,79 @@ pub fn apply_ops(state: &mut State, ops: &DeltaOps) -> Result<(), Error> {
     }
     if let Some(f) = ops.freshness {
         state.freshness = Freshness::from_array(f);
+    }
+    apply_condition_ops(state, &ops.conditional)
+}
+
+fn apply_condition_ops(state: &mut State, ops: &ConditionOps) -> Result<(), Error> {
+    edit_conditions(
+        &mut state.conditions,
+        &mut state.requires,
+        &mut state.when,
+        ops,
+        |name, json| {
+            serde_json::from_str(json)
+                .map_err(|e| bad(format!("condition `{}` does not read: {e}", shorten(name))))
+        },
+    )
+}
+
+/// Applies condition operations to tables kept by name (the state's, or a patch's whose
+/// definitions stay as their JSON, read by `read`), strictly.
+pub(crate) fn edit_conditions<V>(
+    conditions: &mut BTreeMap<String, V>,
+    requires: &mut BTreeMap<String, std::collections::BTreeSet<String>>,
+    when: &mut BTreeMap<AssignmentKey, String>,
+    ops: &ConditionOps,
+    read: impl Fn(&str, &str) -> Result<V, Error>,
+) -> Result<(), Error> {
+    for name in &ops.del {
+        conditions.remove(name).ok_or_else(|| {
+            bad(format!(
+                "removes condition `{}` that does not exist",
+                shorten(name)
+            ))
+        })?;
+    }
+    for (name, json) in &ops.set {
+        conditions.insert(name.clone(), read(name, json)?);
+    }
+    for (action, names) in &ops.requires {
+        let set: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+        if set.len() != names.len() {
+            return Err(bad(format!(
+                "action `{}` requires a condition twice",
+                shorten(action)
+            )));
+        }
+        let old = if set.is_empty() {
+            requires.remove(action)
+        } else {
+            requires.insert(action.clone(), set)
+        };
+        if names.is_empty() && old.is_none() {
+            return Err(bad(format!(
+                "removes the requirements of `{}`, which has none",
+                shorten(action)
+            )));
+        }
+    }
+    for (resource, principal, role, w) in &ops.when {
+        let key = AssignmentKey {
+            resource: resource.clone(),
+            principal: principal.clone(),
+            role: role.clone(),
+        };
+        let old = match w {
+            Some(w) => when.insert(key, w.clone()),
+            None => when.remove(&key),
+        };
+        if w.is_none() && old.is_none() {
+            return Err(bad(format!(
+                "removes the condition of an assignment of `{}`, which has none",
+                shorten(principal)
+            )));
+        }
     }
     Ok(())
 }

@@ -63,6 +63,23 @@ pub(crate) fn digest(c: &Content) -> [u8; 32] {
     s.u64(c.suspended.len() as u64);
     c.suspended.iter().for_each(|i| s.u64(u64::from(*i)));
     c.freshness.iter().for_each(|f| s.u64(*f));
+    // Conditions only when there are some: a state without them keeps the digest it always had.
+    let t = &c.conditional;
+    if !t.is_empty() {
+        s.0.update(b"conditions");
+        s.u64(t.conditions.len() as u64);
+        for (n, def) in &t.conditions {
+            s.str(n);
+            s.str(def);
+        }
+        for pairs in [&t.requires, &t.when] {
+            s.u64(pairs.len() as u64);
+            for (a, b) in pairs {
+                s.u64(u64::from(*a));
+                s.u64(u64::from(*b));
+            }
+        }
+    }
     s.0.finalize().into()
 }
 

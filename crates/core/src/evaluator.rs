@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::condition::{Conditions, Context};
 use crate::content::Content;
 use crate::digest::hex;
 use crate::id::{is_valid_action_name, is_valid_id};
@@ -189,31 +190,49 @@ pub const MAX_EPOCH: u64 = (1 << 53) - 1;
 /// mistake still leaves the origin room to issue a snapshot at it and go on from there.
 pub const MAX_WATERMARK: u64 = 1 << 52;
 
+/// The context of a request that gives none.
+static NO_CONTEXT: Context = Context::EMPTY;
+
 /// When and from what a decision is made. The two times (Unix ms): the **clock** is the host's
 /// own time, and it alone judges freshness (gate 5); **`now`** is the time at which assignment
 /// expiry is evaluated: a request may name it (a what-if), but it never moves the clock, so no
 /// caller makes an old state fresh. A bare `u64` converts into both (the command line's `--now`,
 /// tests). And the epoch the request needs at least (`at_least_epoch`, read your writes): held
-/// below it, the answer is `pending` (gate 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct At {
+/// below it, the answer is `pending` (gate 4). And the request's attributes, which conditions
+/// test (docs/model.md, "Conditions"); none by default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct At<'a> {
     pub clock: u64,
     pub now: u64,
     pub at_least_epoch: Option<u64>,
+    pub context: &'a Context,
 }
 
-impl At {
+impl At<'static> {
     /// The host's clock, with `now` at the same time.
-    pub fn clock(clock: u64) -> At {
+    pub fn clock(clock: u64) -> At<'static> {
         At {
             clock,
             now: clock,
             at_least_epoch: None,
+            context: &NO_CONTEXT,
+        }
+    }
+}
+
+impl<'a> At<'a> {
+    /// The request's attributes.
+    pub fn with_context<'b>(self, context: &'b Context) -> At<'b> {
+        At {
+            clock: self.clock,
+            now: self.now,
+            at_least_epoch: self.at_least_epoch,
+            context,
         }
     }
 
     /// `now` moved to the request's time when it names one; the clock stays.
-    pub fn with_now(self, now: Option<u64>) -> At {
+    pub fn with_now(self, now: Option<u64>) -> At<'a> {
         At {
             now: now.unwrap_or(self.clock),
             ..self
@@ -221,7 +240,7 @@ impl At {
     }
 
     /// The epoch the request needs at least, if it names one.
-    pub fn with_at_least_epoch(self, at_least_epoch: Option<u64>) -> At {
+    pub fn with_at_least_epoch(self, at_least_epoch: Option<u64>) -> At<'a> {
         At {
             at_least_epoch,
             ..self
@@ -229,8 +248,8 @@ impl At {
     }
 }
 
-impl From<u64> for At {
-    fn from(clock: u64) -> At {
+impl From<u64> for At<'static> {
+    fn from(clock: u64) -> At<'static> {
         At::clock(clock)
     }
 }
@@ -629,6 +648,8 @@ impl Evaluator {
             watermark: self.watermark,
             tier,
             grant: None,
+            conditions: 0,
+            missing: 0,
         }
     }
 
@@ -654,7 +675,7 @@ impl Evaluator {
         action_ok: bool,
         ids_ok: bool,
         tier: Option<Tier>,
-        at: &At,
+        at: &At<'_>,
     ) -> Option<Reason> {
         if !action_ok || !ids_ok {
             return Some(Reason::InvalidRequest);
@@ -681,7 +702,7 @@ impl Evaluator {
     fn gates(
         &self,
         action: &str,
-        at: &At,
+        at: &At<'_>,
         ids_ok: impl FnOnce(&Index) -> bool,
     ) -> Result<(&Index, u32), Decision> {
         let Some((epoch, ix)) = self.mode.answering() else {
@@ -715,7 +736,7 @@ impl Evaluator {
         (epoch, ix): (u64, &Index),
         req: &Request<'_>,
         [s, a, r]: [Option<u32>; 3],
-        at: At,
+        at: At<'_>,
     ) -> Decision {
         let tier = a.map(|a| ix.tier(a));
         let action_ok = a.is_some() || is_valid_action_name(req.action);
@@ -724,14 +745,16 @@ impl Evaluator {
         if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, &at) {
             return self.decision(reason, Some(epoch), tier);
         }
-        let (reason, grant) = ix.decide(s, a, r, at.now);
+        let d = ix.decide_in(s, a, r, at.now, at.context);
         Decision {
-            allowed: reason == Reason::Granted,
-            reason,
+            allowed: d.reason == Reason::Granted,
+            reason: d.reason,
             epoch: Some(epoch),
             watermark: self.watermark,
             tier,
-            grant,
+            grant: d.grant,
+            conditions: d.conditions,
+            missing: d.missing,
         }
     }
 
@@ -743,7 +766,7 @@ impl Evaluator {
 
     /// Decides one request at the times `at` (the host's clock, and the request's `now`; a bare
     /// `u64` is both). Allocation-free.
-    pub fn check(&self, req: Request<'_>, at: impl Into<At>) -> Decision {
+    pub fn check<'c>(&self, req: Request<'_>, at: impl Into<At<'c>>) -> Decision {
         let at = at.into();
         match self.mode.answering() {
             None => self.decision(Reason::NoSnapshot, None, None),
@@ -755,7 +778,12 @@ impl Evaluator {
     /// stage by stage (look up the names of the whole block; read its records; read their first
     /// data; decide): the reads within a stage are independent of one another, so their cache
     /// misses overlap, where one check after another would wait for each miss in turn.
-    pub fn check_many(&self, requests: &[Request<'_>], at: impl Into<At>, out: &mut Vec<Decision>) {
+    pub fn check_many<'c>(
+        &self,
+        requests: &[Request<'_>],
+        at: impl Into<At<'c>>,
+        out: &mut Vec<Decision>,
+    ) {
         const BLOCK: usize = 32;
         let at = at.into();
         out.reserve(requests.len());
@@ -792,9 +820,15 @@ impl Evaluator {
 
     /// A decision with names: the grant's principal, role, resource and group path.
     pub fn explain(&self, d: &Decision) -> DecisionView<'_> {
-        let grant = match (self.mode.answering(), &d.grant) {
-            (Some((epoch, ix)), Some(g)) if Some(epoch) == d.epoch => ix.explain(g),
+        let ix = match self.mode.answering() {
+            Some((epoch, ix)) if Some(epoch) == d.epoch => Some(ix),
             _ => None,
+        };
+        let grant = ix.zip(d.grant.as_ref()).and_then(|(ix, g)| ix.explain(g));
+        let named = |mask: u64, f: fn(&Conditions, u64) -> Vec<&str>| {
+            d.reason
+                .is_conditional()
+                .then(|| ix.map(|ix| f(ix.conditions(), mask)).unwrap_or_default())
         };
         DecisionView {
             allowed: d.allowed,
@@ -803,6 +837,8 @@ impl Evaluator {
             watermark: d.watermark,
             tier: d.tier,
             grant,
+            conditions: named(d.conditions, Conditions::names),
+            missing: named(d.missing, Conditions::missing_attrs),
         }
     }
 
@@ -818,12 +854,12 @@ impl Evaluator {
 
     /// Resources (optionally of one type) on which `subject` may do `action`, sorted. Fails with
     /// the reason code when gates 1 to 6 refuse.
-    pub fn list_resources(
+    pub fn list_resources<'c>(
         &self,
         subject: &str,
         action: &str,
         type_filter: Option<&str>,
-        at: impl Into<At>,
+        at: impl Into<At<'c>>,
     ) -> Result<Vec<String>, Error> {
         let at = at.into();
         let mut s = None;
@@ -836,7 +872,7 @@ impl Evaluator {
             .map_err(|d| Self::refuse(d, "resources"))?;
         match s {
             Some(s) if !ix.is_suspended(s) => Ok(ix
-                .resources_for(s, a, type_filter, at.now)
+                .resources_for(s, a, type_filter, at.now, at.context)
                 .into_iter()
                 .map(str::to_string)
                 .collect()),
@@ -845,11 +881,11 @@ impl Evaluator {
     }
 
     /// Members (not groups), not suspended, who may do `action` on `resource`, sorted.
-    pub fn list_subjects(
+    pub fn list_subjects<'c>(
         &self,
         resource: &str,
         action: &str,
-        at: impl Into<At>,
+        at: impl Into<At<'c>>,
     ) -> Result<Vec<String>, Error> {
         let at = at.into();
         let mut r = None;
@@ -861,7 +897,7 @@ impl Evaluator {
             .map_err(|d| Self::refuse(d, "subjects"))?;
         match r {
             Some(r) => Ok(ix
-                .subjects_for(r, a, at.now)
+                .subjects_for(r, a, at.now, at.context)
                 .into_iter()
                 .map(str::to_string)
                 .collect()),

@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use crate::condition::{Conditions, Context, Judge, Outcome};
 use crate::content::{csr, row, Content, NONE};
 use crate::digest::digest;
 use crate::error::{ModelError, ModelErrorKind as K};
@@ -118,6 +119,34 @@ pub struct Index {
     principal_start: Vec<u32>,
     principal_slots: Vec<u32>,
     members_count: usize,
+    /// The conditions, compiled; each action's `requires` as a mask (empty when no action has
+    /// any); whether any assignment has a `when`. Without conditions a check takes the path it
+    /// always took.
+    conditions: Conditions,
+    requires: Vec<u64>,
+    has_when: bool,
+}
+
+/// A decision of gates 7 to 12 for looked-up ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub reason: Reason,
+    pub grant: Option<GrantRef>,
+    /// The failing conditions and the comparisons that lacked their attribute (masks of
+    /// condition ids), for a refusal by conditions.
+    pub conditions: u64,
+    pub missing: u64,
+}
+
+impl Decided {
+    fn plain(reason: Reason, grant: Option<GrantRef>) -> Decided {
+        Decided {
+            reason,
+            grant,
+            conditions: 0,
+            missing: 0,
+        }
+    }
 }
 
 /// Each role's actions as a bit set: `role_words` words per role. Returns `(role_words, bits)`.
@@ -404,7 +433,21 @@ impl Index {
         let subj = subject_records(&content, &closures);
         let members_count = content.subjects.iter().filter(|s| !is_group(s)).count();
         let action_names: Names = content.actions.iter().map(|(n, _)| n).collect();
+        let conditions = content.conditional.compile()?;
+        let mut requires = Vec::new();
+        if !content.conditional.requires.is_empty() {
+            requires = vec![0u64; content.actions.len()];
+            for (a, c) in &content.conditional.requires {
+                if let Some(m) = requires.get_mut(*a as usize) {
+                    *m |= 1 << c;
+                }
+            }
+        }
+        let has_when = !content.conditional.when.is_empty();
         let index = Index {
+            conditions,
+            requires,
+            has_when,
             digest: OnceLock::new(),
             freshness: content.freshness(),
             subject_ids: NameTable::build(&content.subjects),
@@ -552,16 +595,9 @@ impl Index {
             .unwrap_or(&[])
     }
 
-    /// In a dense resource, the offset of the first usable slot of principal `p`.
+    /// In a dense resource, the offset of principal `p`'s first slot (its slots follow it).
     #[inline(always)]
-    fn probe(
-        &self,
-        rec: &ResourceRec,
-        principals: &[u32],
-        p: u32,
-        a: u32,
-        now: u64,
-    ) -> Option<usize> {
+    fn run_of(&self, rec: &ResourceRec, p: u32) -> Option<usize> {
         let bit = (bloom_hash(p) & rec.bloom_mask) as usize;
         let word = self
             .bloom
@@ -575,21 +611,34 @@ impl Index {
         loop {
             let (key, first) = *self.table.get(rec.table_lo as usize + at as usize)?;
             if key == p {
-                let first = first as usize;
-                let base = rec.slot_lo as usize;
-                return principals
-                    .get(first..)?
-                    .iter()
-                    .take_while(|x| **x == p)
-                    .enumerate()
-                    .find(|(k, _)| self.usable(base + first + k, a, now))
-                    .map(|(k, _)| first + k);
+                return Some(first as usize);
             }
             if key == EMPTY {
                 return None;
             }
             at = (at + 1) & rec.table_mask;
         }
+    }
+
+    /// In a dense resource, the offset of the first usable slot of principal `p`.
+    #[inline(always)]
+    fn probe(
+        &self,
+        rec: &ResourceRec,
+        principals: &[u32],
+        p: u32,
+        a: u32,
+        now: u64,
+    ) -> Option<usize> {
+        let first = self.run_of(rec, p)?;
+        let base = rec.slot_lo as usize;
+        principals
+            .get(first..)?
+            .iter()
+            .take_while(|x| **x == p)
+            .enumerate()
+            .find(|(k, _)| self.usable(base + first + k, a, now))
+            .map(|(k, _)| first + k)
     }
 
     /// Gate 8: the grant for a known subject, action and resource, if any. Nearest resource first,
@@ -643,7 +692,7 @@ impl Index {
         None
     }
 
-    /// Gates 6 to 10 for looked-up ids (gates 1 to 5 are the evaluator's).
+    /// Gates 7 to 12 for looked-up ids (gates 1 to 5 are the evaluator's), without a context.
     pub fn decide(
         &self,
         s: Option<u32>,
@@ -651,19 +700,165 @@ impl Index {
         r: Option<u32>,
         now: u64,
     ) -> (Reason, Option<GrantRef>) {
+        let d = self.decide_in(s, a, r, now, &Context::EMPTY);
+        (d.reason, d.grant)
+    }
+
+    /// Gates 7 to 12 for looked-up ids, with the request's context.
+    #[inline]
+    pub fn decide_in(
+        &self,
+        s: Option<u32>,
+        a: Option<u32>,
+        r: Option<u32>,
+        now: u64,
+        ctx: &Context,
+    ) -> Decided {
         let Some(a) = a else {
-            return (Reason::UnknownAction, None);
+            return Decided::plain(Reason::UnknownAction, None);
         };
         if s.is_some_and(|s| self.is_suspended(s)) {
-            return (Reason::Suspended, None);
+            return Decided::plain(Reason::Suspended, None);
         }
         let Some(r) = r else {
-            return (Reason::UnknownResource, None);
+            return Decided::plain(Reason::UnknownResource, None);
         };
-        match s.and_then(|s| self.find_grant(s, a, r, now)) {
-            Some(g) => (Reason::Granted, Some(g)),
-            None => (Reason::NoGrant, None),
+        let requires = self.requires_of(a);
+        if requires == 0 && !self.has_when {
+            return match s.and_then(|s| self.find_grant(s, a, r, now)) {
+                Some(g) => Decided::plain(Reason::Granted, Some(g)),
+                None => Decided::plain(Reason::NoGrant, None),
+            };
         }
+        let Some(s) = s else {
+            return Decided::plain(Reason::NoGrant, None);
+        };
+        let mut judge = Judge::new(&self.conditions, requires, ctx, now);
+        let grant = if self.has_when {
+            self.find_conditional(s, a, r, now, &mut judge)
+        } else {
+            // Every candidate has the same conditions (the action's): the best one stands for all.
+            self.find_grant(s, a, r, now).filter(|_| judge.offer(None))
+        };
+        match grant {
+            Some(g) => Decided::plain(Reason::Granted, Some(g)),
+            None => {
+                let v = judge.refusal();
+                let reason = match v.outcome {
+                    Outcome::StepUpRequired => Reason::StepUpRequired,
+                    Outcome::ConditionFailed => Reason::ConditionFailed,
+                    Outcome::Granted | Outcome::NoGrant => Reason::NoGrant,
+                };
+                Decided {
+                    reason,
+                    grant: None,
+                    conditions: v.conditions,
+                    missing: v.missing,
+                }
+            }
+        }
+    }
+
+    /// An action's `requires`, as a mask.
+    #[inline(always)]
+    fn requires_of(&self, a: u32) -> u64 {
+        self.requires.get(a as usize).copied().unwrap_or(0)
+    }
+
+    /// The `when` of assignment slot `i`.
+    fn when_of(&self, i: usize) -> Option<usize> {
+        let w = &self.content.conditional.when;
+        let i = u32::try_from(i).ok()?;
+        w.binary_search_by_key(&i, |(slot, _)| *slot)
+            .ok()
+            .and_then(|k| w.get(k))
+            .map(|(_, c)| *c as usize)
+    }
+
+    /// The compiled conditions.
+    pub fn conditions(&self) -> &Conditions {
+        &self.conditions
+    }
+
+    /// The grant of gate 10 when assignments have conditions: every candidate (unexpired, with
+    /// the action) in the order `find_grant` prefers them (nearest resource, then shortest group
+    /// path, then slot), offered to `judge` until one holds.
+    fn find_conditional(
+        &self,
+        s: u32,
+        a: u32,
+        r: u32,
+        now: u64,
+        judge: &mut Judge<'_>,
+    ) -> Option<GrantRef> {
+        let (groups, meta) = self.closure_of(s);
+        let mut found: Vec<(u32, usize)> = Vec::new();
+        let mut y = r;
+        while let Some(rec) = self.res.get(y as usize) {
+            let principals = self.principals_on(rec);
+            let base = rec.slot_lo as usize;
+            found.clear();
+            if rec.table_mask == 0 {
+                for (i, p) in principals.iter().enumerate() {
+                    let d = if *p == s {
+                        0
+                    } else {
+                        match groups.binary_search(p) {
+                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| hop_dist(*m)),
+                            Err(_) => continue,
+                        }
+                    };
+                    if self.usable(base + i, a, now) {
+                        found.push((d, i));
+                    }
+                }
+            } else {
+                let own = std::iter::once((s, 0));
+                let via = groups.iter().zip(meta).map(|(g, m)| (*g, hop_dist(*m)));
+                for (p, d) in own.chain(via) {
+                    let Some(first) = self.run_of(rec, p) else {
+                        continue;
+                    };
+                    let run = principals.get(first..).unwrap_or(&[]);
+                    for (k, _) in run.iter().enumerate().take_while(|(_, x)| **x == p) {
+                        if self.usable(base + first + k, a, now) {
+                            found.push((d, first + k));
+                        }
+                    }
+                }
+            }
+            found.sort_unstable();
+            for (_, i) in &found {
+                if judge.offer(self.when_of(base + i)) {
+                    return Some(GrantRef {
+                        assignment: u32::try_from(base + i).unwrap_or(NONE),
+                        subject: s,
+                    });
+                }
+            }
+            y = rec.parent;
+        }
+        None
+    }
+
+    /// The conditions that hold for a listing's context: `None` when the action's `requires`
+    /// do not (nothing is listed), else a mask of the conditions that are true.
+    fn listing_truths(&self, a: u32, ctx: &Context, now: u64) -> Option<u64> {
+        if self.conditions.is_empty() {
+            return Some(0);
+        }
+        let mut judge = Judge::new(&self.conditions, self.requires_of(a), ctx, now);
+        if !judge.requires_hold() {
+            return None;
+        }
+        Some(self.conditions.true_mask(ctx, now))
+    }
+
+    /// Whether slot `i` grants the action in a listing whose true conditions are `truths`.
+    #[inline]
+    fn listed(&self, i: usize, a: u32, now: u64, truths: u64) -> bool {
+        self.usable(i, a, now)
+            && (!self.has_when || self.when_of(i).is_none_or(|w| truths >> w & 1 == 1))
     }
 
     /// A subject's id (`""` for an id out of range).
@@ -726,18 +921,32 @@ impl Index {
             role: self.role_name(role),
             resource: self.resource_name(r),
             path: ids.into_iter().map(|s| self.subject_name(s)).collect(),
+            when: self
+                .when_of(g.assignment as usize)
+                .and_then(|w| self.conditions.get(w))
+                .map(|c| c.name.as_str()),
         })
     }
 
     /// Every resource (optionally of one type) on which the subject may do the action, sorted.
     /// The subject must not be suspended (the caller's gate).
-    pub fn resources_for(&self, s: u32, a: u32, type_filter: Option<&str>, now: u64) -> Vec<&str> {
+    pub fn resources_for(
+        &self,
+        s: u32,
+        a: u32,
+        type_filter: Option<&str>,
+        now: u64,
+        ctx: &Context,
+    ) -> Vec<&str> {
+        let Some(truths) = self.listing_truths(a, ctx, now) else {
+            return Vec::new();
+        };
         let mut marked = vec![false; self.content.resources.len()];
         let mut stack = Vec::new();
         let principals = std::iter::once(s).chain(self.closure_of(s).0.iter().copied());
         for p in principals {
             for slot_id in row(&self.principal_start, &self.principal_slots, p) {
-                let usable = self.usable(*slot_id as usize, a, now);
+                let usable = self.listed(*slot_id as usize, a, now, truths);
                 if let (true, Some((r, ..))) =
                     (usable, self.content.assignments.get(*slot_id as usize))
                 {
@@ -762,7 +971,10 @@ impl Index {
     }
 
     /// Every member (not group), not suspended, who may do the action on the resource, sorted.
-    pub fn subjects_for(&self, r: u32, a: u32, now: u64) -> Vec<&str> {
+    pub fn subjects_for(&self, r: u32, a: u32, now: u64, ctx: &Context) -> Vec<&str> {
+        let Some(truths) = self.listing_truths(a, ctx, now) else {
+            return Vec::new();
+        };
         let mut marked = vec![false; self.content.subjects.len()];
         let mut stack = Vec::new();
         let mut y = r;
@@ -772,7 +984,7 @@ impl Index {
                 self.principals_on(rec)
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| self.usable(base + i, a, now))
+                    .filter(|(i, _)| self.listed(base + i, a, now, truths))
                     .map(|(_, p)| *p),
             );
             y = rec.parent;

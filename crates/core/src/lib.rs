@@ -21,22 +21,22 @@ mod wire;
 #[cfg(feature = "workload")]
 pub mod workload;
 
-pub use content::Content;
+pub use content::{ConditionTables, Content};
 pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
-pub use delta::{apply_ops, diff, DeltaOps, Diff};
+pub use delta::{apply_ops, diff, ConditionOps, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
 pub use evaluator::{
     Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied,
     MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
 };
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
-pub use index::Index;
+pub use index::{Decided, Index};
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
 pub use names::{Names, Resources};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use state::{shorten, AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use wire::{
-    inspect, peek, sign_raw, Inspection, Limits, MessageKind, Peeked, FORMAT_VERSION, MAGIC,
-    PEEK_BYTES,
+    inspect, peek, sign_raw, sign_versioned, Inspection, Limits, MessageKind, Peeked,
+    FORMAT_VERSION, MAGIC, MIN_FORMAT_VERSION, PEEK_BYTES,
 };

@@ -9,6 +9,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::condition::{ConditionDef, Conditions};
 use crate::content::Content;
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::state::{shorten, AssignmentKey, Entry, Freshness, Locate, State, DEFAULT_FRESHNESS};
@@ -24,6 +25,12 @@ pub const ROLE_WARNING_THRESHOLD: usize = 20;
 /// can name a duplicate key instead of silently keeping the last one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entries<V>(pub Vec<(String, V)>);
+
+impl<V> Entries<V> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl<V> Default for Entries<V> {
     fn default() -> Self {
@@ -65,6 +72,9 @@ impl<V: Serialize> Serialize for Entries<V> {
 #[serde(deny_unknown_fields)]
 pub struct ActionDef {
     pub tier: Tier,
+    /// Conditions every grant of the action needs (docs/model.md, "Conditions").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +100,9 @@ pub struct AssignmentDef {
     pub resource: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The condition the grant holds under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +136,8 @@ pub struct Model {
     pub suspended: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<FreshnessDef>,
+    #[serde(default, skip_serializing_if = "Entries::is_empty")]
+    pub conditions: Entries<ConditionDef>,
 }
 
 /// A compiled model: its canonical state, interned content, and any warnings.
@@ -230,6 +245,8 @@ impl Model {
                 ),
             ));
         }
+        // Conditions first, in document order: a duplicate or the first error is named as written.
+        Conditions::compile(&self.conditions.0)?;
         let (state, loc) = self.to_state()?;
         state.check_references(&loc)?;
         let content = Content::from_state(&state)?;
@@ -269,8 +286,36 @@ impl Model {
             assignments: self.unique_assignments(&mut loc)?,
             suspended: self.unique_suspended(&mut loc)?,
             freshness: self.freshness_bounds(),
+            conditions: self.conditions.0.iter().cloned().collect(),
+            requires: self.requires(),
+            when: self.when(),
         };
         Ok((state, loc))
+    }
+
+    /// The actions' `requires` (a name twice counts once).
+    fn requires(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.actions
+            .0
+            .iter()
+            .filter(|(_, d)| !d.requires.is_empty())
+            .map(|(n, d)| (n.clone(), d.requires.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// The assignments' `when`.
+    fn when(&self) -> BTreeMap<AssignmentKey, String> {
+        self.assignments
+            .iter()
+            .filter_map(|a| {
+                let key = AssignmentKey {
+                    resource: a.resource.clone(),
+                    principal: a.principal.clone(),
+                    role: a.role.clone(),
+                };
+                a.when.clone().map(|w| (key, w))
+            })
+            .collect()
     }
 
     fn unique_actions(&self, loc: &mut DocLocator) -> Result<BTreeMap<String, Tier>, ModelError> {
@@ -392,7 +437,11 @@ impl Model {
                 state
                     .actions
                     .iter()
-                    .map(|(k, t)| (k.clone(), ActionDef { tier: *t }))
+                    .map(|(k, t)| {
+                        let requires = state.requires.get(k);
+                        let requires = requires.into_iter().flatten().cloned().collect();
+                        (k.clone(), ActionDef { tier: *t, requires })
+                    })
                     .collect(),
             ),
             roles: Entries(
@@ -426,6 +475,7 @@ impl Model {
                     role: k.role.clone(),
                     resource: k.resource.clone(),
                     expires_at: *e,
+                    when: state.when.get(k).cloned(),
                 })
                 .collect(),
             suspended: state.suspended.iter().cloned().collect(),
@@ -434,6 +484,13 @@ impl Model {
                 standard: Some(state.freshness.standard),
                 high: Some(state.freshness.high),
             }),
+            conditions: Entries(
+                state
+                    .conditions
+                    .iter()
+                    .map(|(n, d)| (n.clone(), d.clone()))
+                    .collect(),
+            ),
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::delta::{diff, DeltaOps};
 use crate::digest::digest;
 use crate::keys::SecretKey;
 use crate::wire::{
-    decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload, WatermarkPayload,
+    decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload,
+    WatermarkPayload, FORMAT_VERSION, MIN_FORMAT_VERSION,
 };
 use crate::{Error, State, MAX_EPOCH, MAX_WATERMARK};
 
@@ -43,6 +44,15 @@ fn check_epoch(epoch: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The format version a message needs: the first, unless it carries conditions.
+fn version_for(without_conditions: bool) -> u8 {
+    if without_conditions {
+        MIN_FORMAT_VERSION
+    } else {
+        FORMAT_VERSION
+    }
+}
+
 /// Signs a snapshot of `state` at `epoch` (at least 1).
 pub fn compile_snapshot(
     state: &State,
@@ -55,8 +65,10 @@ pub fn compile_snapshot(
     }
     check_epoch(epoch)?;
     let content = content_of(state)?;
+    let version = version_for(content.conditional.is_empty());
     Ok(seal(
         MessageKind::Snapshot,
+        version,
         &SnapshotPayload {
             tenant: state.tenant.clone(),
             epoch,
@@ -96,7 +108,12 @@ pub fn diff_models(
         ops: d.ops.clone(),
     };
     Ok(DeltaOutput {
-        bytes: seal(MessageKind::Delta, &payload, key),
+        bytes: seal(
+            MessageKind::Delta,
+            version_for(d.ops.conditional.is_empty()),
+            &payload,
+            key,
+        ),
         revokes: d.revokes,
         ops: d.ops,
     })
@@ -145,5 +162,10 @@ pub fn sign_watermark(
         issued_at,
         delta: delta.map(|d| ByteBuf::from(d.to_vec())),
     };
-    Ok(seal(MessageKind::Watermark, &payload, key))
+    Ok(seal(
+        MessageKind::Watermark,
+        MIN_FORMAT_VERSION,
+        &payload,
+        key,
+    ))
 }

@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::content::{Content, NONE};
-use crate::delta::DeltaOps;
+use crate::content::{ConditionTables, Content, NONE};
+use crate::delta::{edit_conditions, ConditionOps, DeltaOps};
 use crate::names::{Names, Resources};
 use crate::state::shorten;
 use crate::{Error, Tier};
@@ -104,7 +104,7 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
     let assignments = edit_assignments(c, ops, &resources, &roles, &subjects)?;
     let suspended = edit_suspended(c, ops, &subjects)?;
     let (subject_names, renumber) = subjects.rebuild(&memberships, &assignments, &suspended);
-    Ok(Content {
+    let mut out = Content {
         actions: actions.into_iter().collect(),
         roles: roles.table,
         resources: Resources::from_parts(resources.names, &resources.parents),
@@ -113,7 +113,80 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         assignments: renumber.assignments(assignments),
         suspended: renumber.suspended(suspended),
         freshness: ops.freshness.unwrap_or(c.freshness),
-    })
+        conditional: ConditionTables::default(),
+    };
+    out.conditional = edit_condition_tables(c, &out, &ops.conditional)?;
+    Ok(out)
+}
+
+/// The condition tables of `new` (the patched content, all else done): the old ones by name,
+/// edited by name, then interned in the new ids. Conditions are few; an assignment's `when`
+/// moves by its names, so only the assignments that have one are looked up.
+fn edit_condition_tables(
+    old: &Content,
+    new: &Content,
+    ops: &ConditionOps,
+) -> Result<ConditionTables, Error> {
+    let t = &old.conditional;
+    if t.is_empty() && ops.is_empty() {
+        return Ok(ConditionTables::default());
+    }
+    let state = old.condition_names();
+    let (mut conditions, mut requires, mut when) = state;
+    edit_conditions(&mut conditions, &mut requires, &mut when, ops, |_, json| {
+        Ok(json.to_string())
+    })?;
+    let ids: BTreeMap<&str, u32> = conditions
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let cond = |n: &str| {
+        ids.get(n)
+            .copied()
+            .ok_or_else(|| bad(format!("names undeclared condition `{}`", shorten(n))))
+    };
+    let mut out = ConditionTables::default();
+    for (a, names) in &requires {
+        let id = new
+            .actions
+            .binary_search_by(|(n, _)| n.as_str().cmp(a))
+            .map_err(|_| {
+                bad(format!(
+                    "action `{}` requires conditions but does not exist",
+                    shorten(a)
+                ))
+            })?;
+        for n in names {
+            out.requires.push((id as u32, cond(n)?));
+        }
+    }
+    out.requires.sort_unstable();
+    let role_names: Names = new.roles.iter().map(|(n, _)| n).collect();
+    for (k, n) in &when {
+        let key = (
+            find(new.resources.names(), &k.resource),
+            find(&new.subjects, &k.principal),
+            find(&role_names, &k.role),
+        );
+        let slot = match key {
+            (Some(r), Some(p), Some(ro)) => new
+                .assignments
+                .binary_search_by_key(&(r, p, ro), |(r, p, ro, _)| (*r, *p, *ro))
+                .ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            bad(format!(
+                "a condition on an assignment of `{}` that does not exist",
+                shorten(&k.principal)
+            ))
+        })?;
+        out.when.push((slot as u32, cond(n)?));
+    }
+    out.when.sort_unstable();
+    out.conditions = conditions.into_iter().collect();
+    Ok(out)
 }
 
 /// Actions are few: they are edited by name. Returns the new `(name, tier)` table.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::condition::{ConditionDef, Conditions};
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{is_group, is_valid_action_name, is_valid_id, is_valid_tenant};
 use crate::Tier;
@@ -69,6 +70,12 @@ pub struct State {
     pub assignments: BTreeMap<AssignmentKey, Option<u64>>,
     pub suspended: BTreeSet<String>,
     pub freshness: Freshness,
+    /// Named conditions (docs/model.md, "Conditions").
+    pub conditions: BTreeMap<String, ConditionDef>,
+    /// The conditions an action requires of every grant (only actions that require some).
+    pub requires: BTreeMap<String, BTreeSet<String>>,
+    /// The condition an assignment holds under (only assignments that have one).
+    pub when: BTreeMap<AssignmentKey, String>,
 }
 
 /// Names an entry of a state in error messages: a JSON path for a model, an id otherwise.
@@ -230,6 +237,54 @@ impl State {
         }
         for s in &self.suspended {
             check_id(s, "suspended subject", loc, Entry::Suspended(s))?;
+        }
+        self.check_conditions(loc)
+    }
+
+    /// The conditions compile, and every `requires` and `when` names a declared condition on a
+    /// declared action or an existing assignment.
+    pub(crate) fn check_conditions(&self, loc: &dyn Locate) -> Result<(), ModelError> {
+        if self.conditions.is_empty() && self.requires.is_empty() && self.when.is_empty() {
+            return Ok(());
+        }
+        let defs: Vec<(String, ConditionDef)> = self
+            .conditions
+            .iter()
+            .map(|(n, d)| (n.clone(), d.clone()))
+            .collect();
+        Conditions::compile(&defs)?;
+        let undeclared = |at: String, name: &str| {
+            err(
+                K::UndeclaredCondition,
+                at,
+                format!("`{}` is not a declared condition", shorten(name)),
+            )
+        };
+        for (action, names) in &self.requires {
+            let at = format!("{}.requires", loc.at(Entry::Action(action)));
+            if !self.actions.contains_key(action) {
+                return Err(err(
+                    K::UndeclaredAction,
+                    at,
+                    format!("`{}` is not a declared action", shorten(action)),
+                ));
+            }
+            if let Some(n) = names.iter().find(|n| !self.conditions.contains_key(*n)) {
+                return Err(undeclared(at, n));
+            }
+        }
+        for (key, name) in &self.when {
+            let at = format!("{}.when", loc.at(Entry::Assignment(key)));
+            if !self.assignments.contains_key(key) {
+                return Err(err(
+                    K::InvalidValue,
+                    at,
+                    "a condition on an assignment that does not exist".into(),
+                ));
+            }
+            if !self.conditions.contains_key(name) {
+                return Err(undeclared(at, name));
+            }
         }
         Ok(())
     }

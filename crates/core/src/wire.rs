@@ -16,7 +16,13 @@ use crate::keys::{PublicKey, SecretKey};
 use crate::Error;
 
 pub const MAGIC: &[u8; 6] = b"EDGEAZ";
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this build writes when a message needs it: version 2 adds conditions to
+/// snapshots and deltas. A message without conditions is written as version 1 (the same bytes as
+/// before conditions existed), so edges that read only version 1 keep working until a model
+/// uses conditions.
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest format version this build reads.
+pub const MIN_FORMAT_VERSION: u8 = 1;
 
 /// Size and count limits enforced on every input (docs/limits.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,9 +149,9 @@ pub(crate) struct WatermarkPayload {
 
 const PREFIX_LEN: usize = 8;
 
-fn prefix(kind: MessageKind) -> [u8; PREFIX_LEN] {
+fn prefix(kind: MessageKind, version: u8) -> [u8; PREFIX_LEN] {
     let [a, b, c, d, e, f] = *MAGIC;
-    [a, b, c, d, e, f, kind.byte(), FORMAT_VERSION]
+    [a, b, c, d, e, f, kind.byte(), version]
 }
 
 fn malformed(what: &'static str, e: impl std::fmt::Display) -> Error {
@@ -182,9 +188,14 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec(value).unwrap_or_default()
 }
 
-/// Signs a payload into a complete message.
-pub(crate) fn seal<T: Serialize>(kind: MessageKind, payload: &T, key: &SecretKey) -> Vec<u8> {
-    sign_raw(kind, &encode(payload), key)
+/// Signs a payload into a complete message of format `version`.
+pub(crate) fn seal<T: Serialize>(
+    kind: MessageKind,
+    version: u8,
+    payload: &T,
+    key: &SecretKey,
+) -> Vec<u8> {
+    sign_versioned(kind, version, &encode(payload), key)
 }
 
 /// A message whose envelope parsed; its signature is not yet checked.
@@ -194,6 +205,7 @@ pub(crate) struct Envelope<'a> {
     pub key_id: String,
     pub signature: &'a [u8],
     pub payload: &'a [u8],
+    pub version: u8,
     prefix: [u8; PREFIX_LEN],
 }
 
@@ -224,6 +236,7 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Envelope<'a>
         key_id: key_id.to_string(),
         signature,
         payload,
+        version: prefix.get(7).copied().unwrap_or(0),
         prefix,
     })
 }
@@ -246,7 +259,7 @@ fn header(bytes: &[u8]) -> Result<(MessageKind, [u8; PREFIX_LEN], &[u8]), Error>
         head.get(6).copied().unwrap_or(0),
         head.get(7).copied().unwrap_or(0),
     );
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -489,7 +502,7 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
     };
     let mut out = Inspection {
         kind: env.kind,
-        format_version: FORMAT_VERSION,
+        format_version: env.version,
         bytes: bytes.len(),
         key_id: crate::state::shorten(&env.key_id),
         signature,
@@ -522,6 +535,11 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
                 ("suspended", c.suspended.len()),
             ]
             .into_iter()
+            .chain(
+                [("conditions", c.conditional.conditions.len())]
+                    .into_iter()
+                    .filter(|_| !c.conditional.is_empty()),
+            )
             .collect();
         }
         MessageKind::Delta => {
@@ -554,7 +572,13 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
 /// produce signed but otherwise hostile messages; the origin functions never need it.
 #[doc(hidden)]
 pub fn sign_raw(kind: MessageKind, payload: &[u8], key: &SecretKey) -> Vec<u8> {
-    let p = prefix(kind);
+    sign_versioned(kind, FORMAT_VERSION, payload, key)
+}
+
+/// [`sign_raw`] at a given format version.
+#[doc(hidden)]
+pub fn sign_versioned(kind: MessageKind, version: u8, payload: &[u8], key: &SecretKey) -> Vec<u8> {
+    let p = prefix(kind, version);
     let mut signed = p.to_vec();
     signed.extend_from_slice(payload);
     let sig = key.sign(&signed);

@@ -226,7 +226,7 @@ impl RawEvaluator {
     /// The times and needs of a decision: the host's `clock`, `now` (below 0: the context was
     /// malformed) and `at_least_epoch` (below 0: none). `Err` for a clock that is not a time;
     /// `Ok(None)` for a malformed context.
-    fn at(clock: f64, now: f64, at_least_epoch: f64) -> Result<Option<At>, ()> {
+    fn at(clock: f64, now: f64, at_least_epoch: f64) -> Result<Option<At<'static>>, ()> {
         let clock = Self::time(clock).ok_or(())?;
         let at_least = if at_least_epoch < 0.0 {
             Some(None)

@@ -6,7 +6,9 @@
 //! {principal, role, resource, expires_at?} / `remove_assignment` {principal, role, resource};
 //! `suspend` / `unsuspend` {subject}; `set_role` {role, actions}; `remove_role` {role};
 //! `add_resource` {id, parent?}; `remove_resource` {id}; `move_resource` {id, parent};
-//! `set_action` {action, tier}.
+//! `set_action` {action, tier, requires?} (without `requires`, the action keeps those it has);
+//! `set_condition` {name, condition} (a condition as the model writes it); `remove_condition`
+//! {name}. `add_assignment` takes `when` (a condition's name).
 
 use edge_authz::Model;
 use serde::Deserialize;
@@ -29,6 +31,8 @@ pub enum Op {
         resource: String,
         #[serde(default)]
         expires_at: Option<u64>,
+        #[serde(default)]
+        when: Option<String>,
     },
     RemoveAssignment {
         principal: String,
@@ -63,6 +67,15 @@ pub enum Op {
     SetAction {
         action: String,
         tier: edge_authz::Tier,
+        #[serde(default)]
+        requires: Option<Vec<String>>,
+    },
+    SetCondition {
+        name: String,
+        condition: edge_authz::condition::ConditionDef,
+    },
+    RemoveCondition {
+        name: String,
     },
 }
 
@@ -124,6 +137,7 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
                 role,
                 resource,
                 expires_at,
+                when,
             } => {
                 let same = |x: &&edge_authz::AssignmentDef| {
                     &x.principal == principal && &x.role == role && &x.resource == resource
@@ -138,6 +152,7 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
                     role: role.clone(),
                     resource: resource.clone(),
                     expires_at: *expires_at,
+                    when: when.clone(),
                 });
             }
             Op::RemoveAssignment {
@@ -203,11 +218,37 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
                     .ok_or_else(|| missing(&format!("resource {id}")))?;
                 r.parent.clone_from(parent);
             }
-            Op::SetAction { action, tier } => {
-                let def = edge_authz::ActionDef { tier: *tier };
-                match m.actions.0.iter_mut().find(|(n, _)| n == action) {
-                    Some((_, d)) => *d = def,
-                    None => m.actions.0.push((action.clone(), def)),
+            Op::SetAction {
+                action,
+                tier,
+                requires,
+            } => match m.actions.0.iter_mut().find(|(n, _)| n == action) {
+                Some((_, d)) => {
+                    d.tier = *tier;
+                    if let Some(r) = requires {
+                        d.requires.clone_from(r);
+                    }
+                }
+                None => {
+                    let requires = requires.clone().unwrap_or_default();
+                    let def = edge_authz::ActionDef {
+                        tier: *tier,
+                        requires,
+                    };
+                    m.actions.0.push((action.clone(), def));
+                }
+            },
+            Op::SetCondition { name, condition } => {
+                match m.conditions.0.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, d)) => d.clone_from(condition),
+                    None => m.conditions.0.push((name.clone(), condition.clone())),
+                }
+            }
+            Op::RemoveCondition { name } => {
+                let before = m.conditions.0.len();
+                m.conditions.0.retain(|(n, _)| n != name);
+                if m.conditions.0.len() == before {
+                    return Err(missing(&format!("condition {name}")));
                 }
             }
         }

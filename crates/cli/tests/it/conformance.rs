@@ -120,11 +120,11 @@ impl Run {
             .get("clock")
             .and_then(Value::as_u64)
             .unwrap_or_else(host_now);
-        let now = read_context(step.get("context"));
-        let now_or_host = |c: Result<edge_authz_protocol::Context, ()>| c.map(|c| c.at(clock));
+        let ctx = read_context(step.get("context"));
+        let now = ctx.as_ref().map(|c| c.at(clock)).map_err(|_| ());
         if let Some(req) = step.get("check") {
             let (sub, act, res) = (s(req, 0), s(req, 1), s(req, 2));
-            let d = match now_or_host(now) {
+            let d = match now {
                 Ok(now) => self.ev.check(Request::new(&sub, &act, &res), now),
                 Err(()) => self.ev.reject_request(),
             };
@@ -132,7 +132,7 @@ impl Run {
         }
         if let Some(req) = step.get("list_resources") {
             let ty = step.get("type").and_then(Value::as_str);
-            let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
+            let now = now.map_err(|()| self.ev.reject_list())?;
             return Ok(json!(self.ev.list_resources(
                 &s(req, 0),
                 &s(req, 1),
@@ -141,7 +141,7 @@ impl Run {
             )?));
         }
         if let Some(req) = step.get("list_subjects") {
-            let now = now_or_host(now).map_err(|()| self.ev.reject_list())?;
+            let now = now.map_err(|()| self.ev.reject_list())?;
             return Ok(json!(self.ev.list_subjects(&s(req, 0), &s(req, 1), now)?));
         }
         if step.get("status").is_some() {

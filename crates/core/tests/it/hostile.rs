@@ -124,7 +124,7 @@ fn catalogue(ev: &Evaluator) -> Vec<(&'static str, Call, Vec<u8>, &'static str)>
     let last = flipped_payload.len() - 3;
     flipped_payload[last] ^= 0x01;
     let mut future = good_snap.clone();
-    future[7] = 2;
+    future[7] = edge_authz::FORMAT_VERSION + 1;
     let mut wrong_magic = good_snap.clone();
     wrong_magic[0] = b'X';
     let mut unknown_kind = good_snap.clone();
