@@ -16,6 +16,8 @@ export type Reason =
   | 'suspended'
   | 'unknown_resource'
   | 'granted'
+  | 'step_up_required'
+  | 'condition_failed'
   | 'no_grant';
 
 /** The assignment that granted a decision; `path` runs from the subject to the principal. */
@@ -24,6 +26,8 @@ export interface Grant {
   role: string;
   resource: string;
   path: string[];
+  /** The condition the assignment holds under, when it has one. */
+  when?: string;
 }
 
 /** A decision. `grant` is present only when `allowed`. */
@@ -36,16 +40,28 @@ export interface Decision {
   /** The action's tier; null when the action is not declared or nothing is loaded. */
   tier: Tier | null;
   grant?: Grant;
+  /** For `step_up_required` and `condition_failed`: the failing conditions, sorted. */
+  conditions?: string[];
+  /** With `conditions`: the context attributes they lacked, sorted (possibly empty). */
+  missing?: string[];
 }
 
+/** A context attribute: a string (at most 256 bytes), a finite number, a boolean, or a list of at
+ * most 32 such strings. */
+export type Attribute = string | number | boolean | string[];
+
 /** `now`: Unix milliseconds, a whole number from 0 to 2^53 - 1; the host's clock when absent.
- * It is the time of assignment expiry only: freshness is judged by the evaluator's clock, which
- * no request can move. `at_least_epoch`: the epoch the answer must come from at least (read your
- * writes: the epoch a change reported); held below it, the decision is `pending`. Fields are
- * read as own properties (inherited fields are not part of a context). */
+ * It is the time of assignment expiry and time conditions only: freshness is judged by the
+ * evaluator's clock, which no request can move. `at_least_epoch`: the epoch the answer must come
+ * from at least (read your writes: the epoch a change reported); held below it, the decision is
+ * `pending`. Every other key is an attribute that conditions test (docs/decisions.md, "Context"):
+ * `[a-z][a-z0-9_]*` of at most 64 bytes, at most 32 of them; anything else makes the request
+ * `invalid_request`. Fields are read as own properties (inherited fields are not part of a
+ * context). */
 export interface Context {
   now?: number | null;
   at_least_epoch?: number | null;
+  [attribute: string]: Attribute | null | undefined;
 }
 
 /** Freshness bounds in milliseconds, per tier. */

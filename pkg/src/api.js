@@ -49,6 +49,8 @@ let TIER_MASK;
 let HAS_GRANT;
 let OUT_MOVED;
 let NEEDS_CONFIRMATION;
+let HAS_CONDITIONS;
+let GRANT_WHEN;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
 let NOT_A_STRING;
 function readLayout() {
@@ -59,6 +61,8 @@ function readLayout() {
   ({ tierShift: TIER_SHIFT, tierMask: TIER_MASK, hasGrant: HAS_GRANT, outMoved: OUT_MOVED } = l);
   NOT_A_STRING = l.notAString;
   NEEDS_CONFIRMATION = l.needsConfirmation;
+  HAS_CONDITIONS = l.hasConditions;
+  GRANT_WHEN = l.grantWhen;
   REASONS = l.reasons;
 }
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
@@ -124,15 +128,68 @@ function timeOf(n, clock) {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-// The epoch the last context read by `readContext` needs at least (-1: none).
+// The epoch the last context read by `readContext` needs at least (-1: none), and its
+// attributes: `ctxCount` keys and values, read once (a list copied).
 let atLeast = -1;
+let ctxCount = 0;
+const ctxKeys = [];
+const ctxVals = [];
 
-// A context (tests/conformance/README.md): an object whose only own enumerable fields are `now`
-// and `at_least_epoch` (or none). Returns its time: the clock when absent, -1 when the context is
-// malformed or unreadable (a getter or a Proxy trap that throws); leaves the epoch it needs in
-// `atLeast`. Each field is read once.
+// Context limits (docs/decisions.md, "Context"), as the core checks them.
+const MAX_KEYS = 32;
+const MAX_KEY = 64;
+const MAX_STRING = 256;
+const MAX_LIST = 32;
+const KEY = /^[a-z][a-z0-9_]*$/;
+
+// The UTF-8 length of a well-formed string.
+function utf8Length(s) {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdbff ? (i++, 2) : 2;
+  }
+  return n;
+}
+
+function attrString(v) {
+  return typeof v === 'string' && v.length <= MAX_STRING && wellFormed(v) && utf8Length(v) <= MAX_STRING;
+}
+
+// An attribute's value read once: the string, finite number or boolean itself, a fresh copy of a
+// list of strings, or undefined when it is none of those within the limits.
+function attrValue(v) {
+  switch (typeof v) {
+    case 'string':
+      return attrString(v) ? v : undefined;
+    case 'number':
+      return Number.isFinite(v) ? v : undefined;
+    case 'boolean':
+      return v;
+    case 'object': {
+      if (!Array.isArray(v)) return undefined;
+      const n = v.length;
+      if (!(n <= MAX_LIST)) return undefined;
+      const out = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const x = v[i];
+        if (!attrString(x)) return undefined;
+        out[i] = x;
+      }
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}
+
+// A context (docs/decisions.md, "Context"): an object of `now`, `at_least_epoch` and attributes,
+// each optional. Returns its time: the clock when absent, -1 when the context is malformed or
+// unreadable (a getter or a Proxy trap that throws); leaves the epoch it needs in `atLeast` and
+// its attributes in `ctxKeys` / `ctxVals`. Each field is read once.
 function readContext(context, clock) {
   atLeast = -1;
+  ctxCount = 0;
   if (context === undefined || context === null) return clock;
   if (typeof context !== 'object') return -1;
   let n, e;
@@ -140,9 +197,17 @@ function readContext(context, clock) {
     if (Array.isArray(context)) return -1;
     const keys = Object.keys(context);
     for (let i = 0; i < keys.length; i++) {
-      if (keys[i] === 'now') n = context.now;
-      else if (keys[i] === 'at_least_epoch') e = context.at_least_epoch;
-      else return -1;
+      const k = keys[i];
+      if (k === 'now') n = context.now;
+      else if (k === 'at_least_epoch') e = context.at_least_epoch;
+      else {
+        if (ctxCount === MAX_KEYS || k.length > MAX_KEY || !KEY.test(k)) return -1;
+        const v = attrValue(context[k]);
+        if (v === undefined) return -1;
+        ctxKeys[ctxCount] = k;
+        ctxVals[ctxCount] = v;
+        ctxCount++;
+      }
     }
   } catch {
     return -1;
@@ -157,6 +222,7 @@ function readContext(context, clock) {
 // The time of a listing's options: `context` (as check takes it) when given, else `now`.
 function listNow(o, clock) {
   atLeast = -1;
+  ctxCount = 0;
   return o.context !== undefined ? readContext(o.context, clock) : timeOf(o.now, clock);
 }
 
@@ -169,8 +235,11 @@ function copyContext(context) {
   const c = {};
   if (n !== -2) c.now = n;
   if (atLeast !== -1) c.at_least_epoch = atLeast;
+  for (let i = 0; i < ctxCount; i++) c[ctxKeys[i]] = ctxVals[i];
   return c;
 }
+
+const F64 = new DataView(new ArrayBuffer(8));
 
 function modelError(message, cause) {
   const err = fail('invalid_model', message, cause);
@@ -351,7 +420,68 @@ export class Evaluator {
     this.#watermark = this.#raw.watermark();
     // Preallocated so that filling them at random ids keeps V8's fast (non-dictionary) arrays.
     this.#names = Array.from(this.#raw.table_sizes(), (n) => new Array(n));
+    // The conditions by id ([name, attribute or null]), and the attributes they test: only
+    // those cross into wasm; without conditions a context crosses not at all.
+    this.#conds = JSON.parse(this.#raw.conditions());
+    this.#attrs = new Set();
+    for (const [, attr] of this.#conds) if (attr !== null) this.#attrs.add(attr);
   }
+  #conds = [];
+  #attrs = new Set();
+
+  // Writes the attributes of the context last read that a condition tests into the core's
+  // context buffer; returns their length in bytes, or -1 for none.
+  #putContext(raw) {
+    const attrs = this.#attrs;
+    if (ctxCount === 0 || attrs.size === 0) return -1;
+    let need = 0;
+    for (let i = 0; i < ctxCount; i++) {
+      if (!attrs.has(ctxKeys[i])) continue;
+      const v = ctxVals[i];
+      need += 2 + ctxKeys[i].length;
+      if (typeof v === 'string') need += 2 + 3 * v.length;
+      else if (typeof v === 'number') need += 8;
+      else if (typeof v !== 'boolean') for (const x of v) need += 2 + 3 * x.length + 1;
+    }
+    if (need === 0) return -1;
+    if (need > this.#ctxLen) {
+      raw.ctx_reserve(need);
+      this.#ctxLen = raw.ctx_len();
+    }
+    const base = raw.ctx_ptr();
+    views();
+    const u8 = U8;
+    let p = base;
+    const str = (x) => {
+      const { written } = encoder.encodeInto(x, u8.subarray(p + 2, p + 2 + 3 * x.length));
+      u8[p] = written & 0xff;
+      u8[p + 1] = written >>> 8;
+      p += 2 + written;
+    };
+    for (let i = 0; i < ctxCount; i++) {
+      const k = ctxKeys[i];
+      if (!attrs.has(k)) continue;
+      u8[p++] = k.length;
+      for (let j = 0; j < k.length; j++) u8[p++] = k.charCodeAt(j);
+      const v = ctxVals[i];
+      if (typeof v === 'string') {
+        u8[p++] = 0;
+        str(v);
+      } else if (typeof v === 'number') {
+        u8[p++] = 1;
+        F64.setFloat64(0, v, true);
+        for (let j = 0; j < 8; j++) u8[p++] = F64.getUint8(j);
+      } else if (typeof v === 'boolean') {
+        u8[p++] = v ? 3 : 2;
+      } else {
+        u8[p++] = 4;
+        u8[p++] = v.length;
+        for (const x of v) str(x);
+      }
+    }
+    return p - base;
+  }
+  #ctxLen = 0;
 
   #name(kind, id) {
     const cache = this.#names[kind];
@@ -391,6 +521,8 @@ export class Evaluator {
       const hops = u32[at + 3];
       const path = new Array(hops);
       for (let i = 0; i < hops; i++) path[i] = u32[at + 4 + i];
+      at += 4 + hops;
+      const when = w & GRANT_WHEN ? u32[at++] : -1;
       for (let i = 0; i < hops; i++) path[i] = this.#name(0, path[i]);
       d.grant = {
         principal: this.#name(0, principal),
@@ -398,10 +530,26 @@ export class Evaluator {
         resource: this.#name(2, resource),
         path,
       };
-      this.#next = at + 4 + hops;
-    } else {
-      this.#next = at;
+      if (when !== -1) d.grant.when = this.#conds[when][0];
     }
+    if (w & HAS_CONDITIONS) {
+      const u32 = U32;
+      const [c0, c1, m0, m1] = [u32[at], u32[at + 1], u32[at + 2], u32[at + 3]];
+      at += 4;
+      // Ids follow the names' order, so the names come out sorted.
+      const conditions = [];
+      const missing = new Set();
+      const conds = this.#conds;
+      for (let i = 0; i < conds.length; i++) {
+        const bit = i < 32 ? (c0 >>> i) & 1 : (c1 >>> (i - 32)) & 1;
+        if (bit) conditions.push(conds[i][0]);
+        const m = i < 32 ? (m0 >>> i) & 1 : (m1 >>> (i - 32)) & 1;
+        if (m && conds[i][1] !== null) missing.add(conds[i][1]);
+      }
+      d.conditions = conditions;
+      d.missing = [...missing].sort();
+    }
+    this.#next = at;
     return d;
   }
   #next = 0;
@@ -467,6 +615,7 @@ export class Evaluator {
     const now = readContext(context, clock);
     const least = atLeast;
     const raw = this.#live();
+    const ctx = now < 0 ? -1 : this.#putContext(raw);
     // Strings are primitives: measured and copied from the same values.
     const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
     if (need > this.#inLen) this.#reserve(need, 1);
@@ -479,8 +628,8 @@ export class Evaluator {
     if (la !== NOT_A_STRING) p += la;
     const lr = put(p, resource, end);
     const w = replica
-      ? raw.replica_check(ls, la, lr, clock, now, least)
-      : raw.check(ls, la, lr, clock, now, least);
+      ? raw.replica_check(ls, la, lr, clock, now, least, ctx)
+      : raw.check(ls, la, lr, clock, now, least, ctx);
     if (w === NEEDS_CONFIRMATION) return NEEDS;
     if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
     if (w & HAS_GRANT) views();
@@ -502,6 +651,7 @@ export class Evaluator {
     const now = readContext(context, clock);
     const least = atLeast;
     const raw = this.#live();
+    const ctx = now < 0 ? -1 : this.#putContext(raw);
     const count = fields.length / 3;
     const out = new Array(count);
     for (let start = 0; start < count; start += CHUNK) {
@@ -520,9 +670,9 @@ export class Evaluator {
         u32[l++] = n;
       }
       if (replica) {
-        if (!raw.replica_check_many(end - start, clock, now, least)) return NEEDS;
+        if (!raw.replica_check_many(end - start, clock, now, least, ctx)) return NEEDS;
       } else {
-        raw.check_many(end - start, clock, now, least);
+        raw.check_many(end - start, clock, now, least, ctx);
       }
       this.#outPtr = raw.out_ptr();
       views();
@@ -575,8 +725,10 @@ export class Evaluator {
       const type = o.type === undefined || o.type === null ? undefined : nameArg(o.type);
       const clock = this.#time();
       const now = listNow(o, clock);
+      const least = atLeast;
       const raw = this.#live();
-      return raw.list_resources(nameArg(subject), nameArg(action), type, clock, now, atLeast);
+      const ctx = now < 0 ? -1 : this.#putContext(raw);
+      return raw.list_resources(nameArg(subject), nameArg(action), type, clock, now, least, ctx);
     } catch (e) {
       throw coded(e);
     }
@@ -588,8 +740,10 @@ export class Evaluator {
       const o = readOptions(options, ['context', 'now'], 'the options');
       const clock = this.#time();
       const now = listNow(o, clock);
+      const least = atLeast;
       const raw = this.#live();
-      return raw.list_subjects(nameArg(resource), nameArg(action), clock, now, atLeast);
+      const ctx = now < 0 ? -1 : this.#putContext(raw);
+      return raw.list_subjects(nameArg(resource), nameArg(action), clock, now, least, ctx);
     } catch (e) {
       throw coded(e);
     }
@@ -610,7 +764,7 @@ export class Evaluator {
     const raw = this.#raw;
     if (raw === null) return;
     this.#raw = null;
-    this.#inPtr = this.#inLen = this.#lensPtr = this.#lensLen = this.#outPtr = 0;
+    this.#inPtr = this.#inLen = this.#lensPtr = this.#lensLen = this.#outPtr = this.#ctxLen = 0;
     this.#names = [[], [], []];
     raw.free();
   }

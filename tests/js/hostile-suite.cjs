@@ -338,10 +338,31 @@ module.exports = function defineHostileTests(api, test, label) {
     let clock = NOW;
     const ev = signedExample(() => clock);
     const q = ['user:alice', 'read', 'doc:roadmap'];
+    const many33 = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i]));
+    const throwing = { get ip() { throw new Error('no'); } };
+    Object.defineProperty(throwing, 'ip', { enumerable: true });
     const malformed = [
-      { now: NOW, extra: 1 },
-      { now: NOW, ip: '10.0.0.1' },
-      { time: NOW },
+      { now: NOW, extra: null },
+      { now: NOW, extra: undefined },
+      { now: NOW, ip: { v: 4 } },
+      { Time: NOW },
+      { '1a': 1 },
+      { 'bad-key': 1 },
+      { ['a'.repeat(65)]: 1 },
+      many33,
+      { risk: NaN },
+      { risk: Infinity },
+      { risk: -Infinity },
+      { risk: 1n },
+      { risk: () => 1 },
+      { risk: Symbol('x') },
+      { amr: ['pwd', 1] },
+      { amr: Array(33).fill('x') },
+      { amr: ['\uD800'] },
+      { ip: '\uDC00' },
+      { ip: 'x'.repeat(257) },
+      { ip: '\u00e9'.repeat(129) },
+      throwing,
       { now: -1 },
       { now: -NOW },
       { now: 1500.5 },
@@ -368,6 +389,13 @@ module.exports = function defineHostileTests(api, test, label) {
       const many = ev.checkMany([q, q], c);
       assert.deepEqual(many.map((x) => x.reason), ['invalid_request', 'invalid_request']);
     }
+    // Attributes within the limits are not malformed (the example has no conditions to use them).
+    const fine = [
+      { ip: '10.0.0.1', managed: true, risk_score: 1.5, amr: ['pwd', 'mfa'] },
+      { ['a'.repeat(64)]: 'x'.repeat(256), e: '\u00e9'.repeat(128), l: Array(32).fill('x') },
+      Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, i])),
+    ];
+    for (const c of fine) assert.equal(ev.check(...q, { ...c, now: NOW }).reason, 'granted', JSON.stringify(c));
     // Lists take `now` in their options; a malformed one is invalid_request.
     for (const now of [-1, 1500.5, '1500', NaN, Infinity, 2 ** 53, 1500n, true, {}]) {
       throwsCode(() => ev.listResources('user:alice', 'read', { now }), 'invalid_request', `listResources now ${String(now)}`);

@@ -8,10 +8,8 @@
 //! nesting deeper than [`MAX_DEPTH`], and orders the conditions so that evaluation needs no
 //! recursion guard.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, ModelErrorKind as K};
 
@@ -72,7 +70,8 @@ pub enum Attr {
 /// A request's attributes, checked against the limits above.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
-    attrs: BTreeMap<String, Attr>,
+    /// Sorted by key (at most [`MAX_CONTEXT_KEYS`]: a vector is the smallest map).
+    attrs: Vec<(String, Attr)>,
 }
 
 /// Why a context was refused: the key (empty for the context as a whole) and what is wrong.
@@ -84,14 +83,12 @@ pub struct ContextError {
 
 impl Context {
     /// No attributes.
-    pub const EMPTY: Context = Context {
-        attrs: BTreeMap::new(),
-    };
+    pub const EMPTY: Context = Context { attrs: Vec::new() };
 
     /// A context of `entries`; a key twice, a reserved or malformed key, or a value outside the
     /// limits is refused.
     pub fn new(entries: impl IntoIterator<Item = (String, Attr)>) -> Result<Context, ContextError> {
-        let mut attrs = BTreeMap::new();
+        let mut attrs: Vec<(String, Attr)> = Vec::new();
         for (key, value) in entries {
             let fail = |message: String| ContextError {
                 key: crate::state::shorten(&key),
@@ -106,8 +103,9 @@ impl Context {
                 )));
             }
             check_value(&value).map_err(fail)?;
-            if attrs.insert(key.clone(), value).is_some() {
-                return Err(fail("the key is given twice".into()));
+            match attrs.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+                Ok(_) => return Err(fail("the key is given twice".into())),
+                Err(at) => attrs.insert(at, (key, value)),
             }
             if attrs.len() > MAX_CONTEXT_KEYS {
                 return Err(ContextError {
@@ -120,7 +118,11 @@ impl Context {
     }
 
     pub fn get(&self, key: &str) -> Option<&Attr> {
-        self.attrs.get(key)
+        self.attrs
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .and_then(|i| self.attrs.get(i))
+            .map(|(_, v)| v)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,41 +161,109 @@ pub fn is_attr_name(s: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The model's form.
 
-/// A condition as the model JSON writes it: exactly one of a comparison (`attr`, `op`, `value`),
-/// a time window (`time`), `all`, `any` or `not`; `step_up` on any.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionDef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<WindowDef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub any: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub step_up: bool,
+/// A condition as the model JSON writes it: an object, exactly one of a comparison (`attr`,
+/// `op`, `value`), a time window (`time`), `all`, `any` or `not`, with `step_up` on any. Kept as
+/// the JSON value itself (what snapshots carry and digests cover) and read by [`Conditions::compile`],
+/// which names the field of each error.
+pub type ConditionDef = serde_json::Value;
+
+/// A definition's fields, read from its JSON.
+struct Def<'a> {
+    attr: Option<&'a str>,
+    op: Option<&'a str>,
+    value: Option<&'a serde_json::Value>,
+    time: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    all: Option<Vec<&'a str>>,
+    any: Option<Vec<&'a str>>,
+    not: Option<&'a str>,
+    step_up: bool,
 }
 
-/// A weekly window: the days it opens on, and the minutes from `from` to `to` (`HH:MM`) at a
-/// fixed offset from UTC; both times absent is the whole of each listed day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowDef {
-    pub days: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub utc_offset_minutes: i32,
+fn wrong_type(at: String, what: &str) -> ModelError {
+    ModelError::new(K::InvalidJson, at, format!("expected {what}"))
+}
+
+/// An object's fields, each one of `known` (else `unknown_field`, named).
+fn fields<'a>(
+    v: &'a serde_json::Value,
+    at: &str,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, serde_json::Value>, ModelError> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| wrong_type(at.to_string(), "an object"))?;
+    if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ModelError::new(
+            K::UnknownField,
+            format!("{at}.{}", crate::state::shorten(k)),
+            format!("unknown field, expected one of {}", known.join(", ")),
+        ));
+    }
+    Ok(map)
+}
+
+fn text(v: Option<&serde_json::Value>, at: String) -> Result<Option<&str>, ModelError> {
+    v.map(|v| v.as_str().ok_or_else(|| wrong_type(at, "a string")))
+        .transpose()
+}
+
+fn texts(v: Option<&serde_json::Value>, at: String) -> Result<Option<Vec<&str>>, ModelError> {
+    v.map(|v| {
+        v.as_array()
+            .and_then(|a| a.iter().map(serde_json::Value::as_str).collect())
+            .ok_or_else(|| wrong_type(at, "a list of strings"))
+    })
+    .transpose()
+}
+
+impl<'a> Def<'a> {
+    fn read(v: &'a serde_json::Value, at: &str) -> Result<Def<'a>, ModelError> {
+        const KNOWN: [&str; 8] = [
+            "attr", "op", "value", "time", "all", "any", "not", "step_up",
+        ];
+        let m = fields(v, at, &KNOWN)?;
+        let field = |f: &str| format!("{at}.{f}");
+        Ok(Def {
+            attr: text(m.get("attr"), field("attr"))?,
+            op: text(m.get("op"), field("op"))?,
+            value: m.get("value"),
+            time: m
+                .get("time")
+                .map(|t| {
+                    fields(
+                        t,
+                        &field("time"),
+                        &["days", "from", "to", "utc_offset_minutes"],
+                    )
+                })
+                .transpose()?,
+            all: texts(m.get("all"), field("all"))?,
+            any: texts(m.get("any"), field("any"))?,
+            not: text(m.get("not"), field("not"))?,
+            step_up: match m.get("step_up") {
+                None => false,
+                Some(b) => b
+                    .as_bool()
+                    .ok_or_else(|| wrong_type(field("step_up"), "a boolean"))?,
+            },
+        })
+    }
+}
+
+/// The names of the conditions a definition names in `all`, `any` and `not` (none for a
+/// definition that does not read).
+pub fn parts(def: &ConditionDef) -> Vec<&str> {
+    let list = |k: &str| {
+        def.get(k)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+    };
+    list("all")
+        .chain(list("any"))
+        .chain(def.get("not").and_then(serde_json::Value::as_str))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,13 +421,22 @@ pub struct Condition {
     pub step_up: bool,
 }
 
+impl Condition {
+    /// The attribute a comparison tests (`None` for other kinds).
+    pub fn attr(&self) -> Option<&str> {
+        match &self.test {
+            Test::Compare { attr, .. } => Some(attr),
+            _ => None,
+        }
+    }
+}
+
 /// A model's conditions, compiled, each at the position of its definition (its id); the
 /// parts of `all`, `any` and `not` are ids too. Compiling refused cycles, so evaluating one
 /// recurses at most [`MAX_DEPTH`] levels.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conditions {
     list: Vec<Condition>,
-    by_name: BTreeMap<String, usize>,
     /// Bit `i`: condition `i` is a step-up.
     step_up: u64,
 }
@@ -373,7 +452,8 @@ impl Conditions {
                 format!("more than {MAX_CONDITIONS} conditions"),
             ));
         }
-        let mut declared = BTreeMap::new();
+        // At most 64 names: looked up by scanning.
+        let declared = |n: &str| defs.iter().position(|(d, _)| d == n);
         for (i, (name, _)) in defs.iter().enumerate() {
             let at = format!("conditions.{}", crate::state::shorten(name));
             if !is_attr_name(name) {
@@ -383,18 +463,22 @@ impl Conditions {
                     "a condition's name is [a-z][a-z0-9_]* of at most 64 bytes",
                 ));
             }
-            if declared.insert(name.as_str(), i).is_some() {
+            if declared(name) != Some(i) {
                 return Err(ModelError::new(K::DuplicateId, at, "declared twice"));
             }
         }
+        let read: Vec<Def<'_>> = defs
+            .iter()
+            .map(|(name, def)| Def::read(def, &format!("conditions.{name}")))
+            .collect::<Result<_, _>>()?;
         // Each definition's direct parts, by index.
         let mut parts: Vec<Vec<usize>> = Vec::with_capacity(defs.len());
-        for (name, def) in defs {
+        for ((name, _), def) in defs.iter().zip(&read) {
             parts.push(
                 references(def)
                     .into_iter()
                     .map(|(field, r)| {
-                        declared.get(r.as_str()).copied().ok_or_else(|| {
+                        declared(&r).ok_or_else(|| {
                             ModelError::new(
                                 K::UndeclaredCondition,
                                 format!("conditions.{name}.{field}"),
@@ -413,7 +497,8 @@ impl Conditions {
         let mut depth = vec![0usize; defs.len()];
         let mut tests: Vec<Option<Condition>> = vec![None; defs.len()];
         for i in order {
-            let (Some((name, def)), Some(own)) = (defs.get(i), parts.get(i)) else {
+            let (Some((name, _)), Some(def), Some(own)) = (defs.get(i), read.get(i), parts.get(i))
+            else {
                 continue;
             };
             let at = format!("conditions.{name}");
@@ -444,7 +529,6 @@ impl Conditions {
         let mut out = Conditions::default();
         for (i, c) in tests.into_iter().enumerate() {
             let c = c.ok_or_else(|| invalid("conditions", "a condition was not compiled"))?;
-            out.by_name.insert(c.name.clone(), i);
             if c.step_up {
                 out.step_up |= 1 << i;
             }
@@ -463,7 +547,7 @@ impl Conditions {
 
     /// The index of the condition named `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.list.iter().position(|c| c.name == name)
     }
 
     pub fn get(&self, i: usize) -> Option<&Condition> {
@@ -576,15 +660,15 @@ impl Conditions {
 }
 
 /// The condition names `def` refers to, with the field that names each.
-fn references(def: &ConditionDef) -> Vec<(String, String)> {
+fn references(def: &Def<'_>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (field, list) in [("all", &def.all), ("any", &def.any)] {
         for (k, r) in list.iter().flatten().enumerate() {
-            out.push((format!("{field}[{k}]"), r.clone()));
+            out.push((format!("{field}[{k}]"), (*r).to_string()));
         }
     }
-    if let Some(r) = &def.not {
-        out.push(("not".into(), r.clone()));
+    if let Some(r) = def.not {
+        out.push(("not".into(), r.to_string()));
     }
     out
 }
@@ -596,10 +680,10 @@ fn topological(
     parts: &[Vec<usize>],
 ) -> Result<Vec<usize>, ModelError> {
     let name = |i: usize| defs.get(i).map_or("", |(n, _)| n.as_str());
-    let mut done = BTreeSet::new();
+    let mut done = vec![false; defs.len()];
     let mut order = Vec::with_capacity(defs.len());
     for start in 0..defs.len() {
-        if done.contains(&start) {
+        if done.get(start).copied().unwrap_or(true) {
             continue;
         }
         // Depth-first without recursion: the path, each with the next part to visit.
@@ -623,12 +707,14 @@ fn topological(
                             format!("conditions refer to each other: {}", cycle.join(" -> ")),
                         ));
                     }
-                    if !done.contains(&p) {
+                    if !done.get(p).copied().unwrap_or(true) {
                         path.push((p, 0));
                     }
                 }
                 None => {
-                    done.insert(node);
+                    if let Some(d) = done.get_mut(node) {
+                        *d = true;
+                    }
                     order.push(node);
                     path.pop();
                 }
@@ -643,7 +729,7 @@ fn invalid(at: impl Into<String>, message: impl Into<String>) -> ModelError {
 }
 
 /// The compiled test of one definition; `refs` are the places of the conditions it names.
-fn test_of(def: &ConditionDef, at: &str, refs: Vec<usize>) -> Result<Test, ModelError> {
+fn test_of(def: &Def<'_>, at: &str, refs: Vec<usize>) -> Result<Test, ModelError> {
     let comparison = def.attr.is_some() || def.op.is_some() || def.value.is_some();
     let kinds = [
         comparison,
@@ -661,7 +747,7 @@ fn test_of(def: &ConditionDef, at: &str, refs: Vec<usize>) -> Result<Test, Model
     if comparison {
         return compile_comparison(def, at);
     }
-    if let Some(w) = &def.time {
+    if let Some(w) = def.time {
         return Ok(Test::Time(compile_window(w, &format!("{at}.time"))?));
     }
     if let Some(list) = &def.all {
@@ -679,11 +765,11 @@ fn test_of(def: &ConditionDef, at: &str, refs: Vec<usize>) -> Result<Test, Model
     Ok(Test::Not(refs.first().copied().unwrap_or(0)))
 }
 
-fn compile_comparison(def: &ConditionDef, at: &str) -> Result<Test, ModelError> {
-    let (Some(attr), Some(op), Some(value)) = (&def.attr, &def.op, &def.value) else {
+fn compile_comparison(def: &Def<'_>, at: &str) -> Result<Test, ModelError> {
+    let (Some(attr), Some(op), Some(value)) = (def.attr, def.op, def.value) else {
         return Err(invalid(at, "a comparison has attr, op and value"));
     };
-    if !is_attr_name(attr) || RESERVED_KEYS.contains(&attr.as_str()) {
+    if !is_attr_name(attr) || RESERVED_KEYS.contains(&attr) {
         return Err(ModelError::new(
             K::MalformedId,
             format!("{at}.attr"),
@@ -770,7 +856,7 @@ fn compile_comparison(def: &ConditionDef, at: &str) -> Result<Test, ModelError> 
         }
     };
     Ok(Test::Compare {
-        attr: attr.clone(),
+        attr: attr.to_string(),
         op,
         value,
     })
@@ -801,12 +887,17 @@ fn minute_of(s: &str) -> Option<u16> {
     (h < 24 && m < 60).then_some(h * 60 + m)
 }
 
-fn compile_window(w: &WindowDef, at: &str) -> Result<Window, ModelError> {
+fn compile_window(
+    w: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<Window, ModelError> {
+    let field = |f: &str| format!("{at}.{f}");
+    let list = texts(w.get("days"), field("days"))?.unwrap_or_default();
     let mut days = 0u8;
-    if w.days.is_empty() {
-        return Err(invalid(format!("{at}.days"), "names at least one day"));
+    if list.is_empty() {
+        return Err(invalid(field("days"), "names at least one day"));
     }
-    for (k, d) in w.days.iter().enumerate() {
+    for (k, d) in list.iter().enumerate() {
         let i = DAY_NAMES.iter().position(|n| n == d).ok_or_else(|| {
             invalid(
                 format!("{at}.days[{k}]"),
@@ -830,7 +921,17 @@ fn compile_window(w: &WindowDef, at: &str) -> Result<Window, ModelError> {
             )
         })
     };
-    let (from, to) = match (&w.from, &w.to) {
+    let offset = match w.get("utc_offset_minutes") {
+        None => 0,
+        Some(v) => v
+            .as_i64()
+            .and_then(|o| i32::try_from(o).ok())
+            .ok_or_else(|| wrong_type(field("utc_offset_minutes"), "a whole number"))?,
+    };
+    let (from, to) = match (
+        text(w.get("from"), field("from"))?,
+        text(w.get("to"), field("to"))?,
+    ) {
         (None, None) => (0, 0),
         (Some(f), Some(t)) => {
             let (from, to) = (time("from", f)?, time("to", t)?);
@@ -844,7 +945,7 @@ fn compile_window(w: &WindowDef, at: &str) -> Result<Window, ModelError> {
         }
         _ => return Err(invalid(at, "`from` and `to` go together")),
     };
-    if !(-1080..=1080).contains(&w.utc_offset_minutes) {
+    if !(-1080..=1080).contains(&offset) {
         return Err(invalid(
             format!("{at}.utc_offset_minutes"),
             "from -1080 to 1080 (UTC-18:00 to UTC+18:00)",
@@ -854,7 +955,7 @@ fn compile_window(w: &WindowDef, at: &str) -> Result<Window, ModelError> {
         days,
         from,
         to,
-        offset: w.utc_offset_minutes,
+        offset,
     })
 }
 

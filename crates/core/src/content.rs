@@ -47,8 +47,9 @@ pub struct Content {
     pub conditional: ConditionTables,
 }
 
-/// A state's conditions (docs/model.md, "Conditions"), interned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A state's conditions (docs/model.md, "Conditions"), interned. On the wire: one string, the
+/// JSON `[conditions, requires, when]` (docs/formats.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConditionTables {
     /// `(name, definition as the model's JSON)`, sorted by name; a condition's id is its place.
     pub conditions: Vec<(String, String)>,
@@ -56,6 +57,41 @@ pub struct ConditionTables {
     pub requires: Vec<(u32, u32)>,
     /// `(assignment, condition)`, sorted: an assignment's `when` (the assignment by its place).
     pub when: Vec<(u32, u32)>,
+}
+
+impl Serialize for ConditionTables {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::wire::json_text as j;
+        s.serialize_str(&format!(
+            "[{},{},{}]",
+            j::named_texts_json(&self.conditions),
+            j::pairs(&self.requires),
+            j::pairs(&self.when)
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConditionTables {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_text(&text).ok_or_else(|| serde::de::Error::custom("malformed condition tables"))
+    }
+}
+
+impl ConditionTables {
+    /// The tables from their wire JSON; `None` when it is not that.
+    pub(crate) fn from_text(text: &str) -> Option<ConditionTables> {
+        use crate::wire::json_text as j;
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        match j::list(&v)?.as_slice() {
+            [c, r, w] => Some(ConditionTables {
+                conditions: j::named_texts(c)?,
+                requires: j::pair_list(r)?,
+                when: j::pair_list(w)?,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl ConditionTables {
@@ -69,13 +105,14 @@ impl ConditionTables {
         if state.conditions.is_empty() && state.requires.is_empty() && state.when.is_empty() {
             return Ok(out);
         }
-        let ids: BTreeMap<&str, u32> = state
-            .conditions
-            .keys()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), id32(i)))
-            .collect();
-        let find = |n: &str| ids.get(n).copied().ok_or_else(|| missing("condition", n));
+        // Ids are places in name order: found by binary search.
+        let names: Vec<&str> = state.conditions.keys().map(String::as_str).collect();
+        let find = |n: &str| {
+            names
+                .binary_search(&n)
+                .map(id32)
+                .map_err(|_| missing("condition", n))
+        };
         for (name, def) in &state.conditions {
             out.conditions.push((name.clone(), condition_json(def)));
         }
@@ -405,10 +442,15 @@ impl Content {
                 .map(|s| name(&self.subjects, *s))
                 .collect(),
             freshness: Freshness::from_array(self.freshness),
-            conditions: conditions
-                .into_iter()
-                .filter_map(|(n, j)| Some((n, serde_json::from_str(&j).ok()?)))
-                .collect(),
+            conditions: {
+                let mut m = BTreeMap::new();
+                for (n, j) in conditions {
+                    if let Ok(def) = serde_json::from_str(&j) {
+                        m.insert(n, def);
+                    }
+                }
+                m
+            },
             requires,
             when,
         }
@@ -437,25 +479,22 @@ impl Content {
                 .or_default()
                 .insert(self.condition_name(*c));
         }
-        let when = self
-            .conditional
-            .when
-            .iter()
-            .filter_map(|(i, c)| {
-                let (r, p, role, _) = self.assignments.get(*i as usize)?;
+        let mut when = BTreeMap::new();
+        for (i, c) in &self.conditional.when {
+            if let Some((r, p, role, _)) = self.assignments.get(*i as usize) {
                 let key = AssignmentKey {
                     resource: name(resource_names, *r),
                     principal: name(&self.subjects, *p),
                     role: name(&role_names, *role),
                 };
-                Some((key, self.condition_name(*c)))
-            })
-            .collect();
-        (
-            self.conditional.conditions.iter().cloned().collect(),
-            requires,
-            when,
-        )
+                when.insert(key, self.condition_name(*c));
+            }
+        }
+        let mut conditions = BTreeMap::new();
+        for (n, def) in &self.conditional.conditions {
+            conditions.insert(n.clone(), def.clone());
+        }
+        (conditions, requires, when)
     }
 
     fn condition_name(&self, c: u32) -> String {

@@ -39,8 +39,9 @@ pub struct DeltaOps {
 }
 
 /// A delta's changes to conditions (docs/model.md, "Conditions"), applied after every other
-/// operation of the delta.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// operation of the delta. On the wire: one string, the JSON `[set, del, requires, when]`
+/// (docs/formats.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConditionOps {
     /// Added or changed conditions: `(name, definition as the model's JSON)`.
     pub set: Vec<(String, String)>,
@@ -49,6 +50,78 @@ pub struct ConditionOps {
     pub requires: Vec<(String, Vec<String>)>,
     /// Assignments whose `when` changed: `(resource, principal, role, when)`; `None` removes it.
     pub when: Vec<(String, String, String, Option<String>)>,
+}
+
+impl Serialize for ConditionOps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::wire::json_text as j;
+        let requires: Vec<String> = self
+            .requires
+            .iter()
+            .map(|(a, names)| format!("[{},{}]", j::quote(a), j::strings(names)))
+            .collect();
+        let when: Vec<String> = self
+            .when
+            .iter()
+            .map(|(r, p, role, w)| {
+                let w = w.as_deref().map_or_else(|| "null".to_string(), j::quote);
+                format!("[{},{},{},{w}]", j::quote(r), j::quote(p), j::quote(role))
+            })
+            .collect();
+        s.serialize_str(&format!(
+            "[{},{},[{}],[{}]]",
+            j::named_texts_json(&self.set),
+            j::strings(&self.del),
+            requires.join(","),
+            when.join(",")
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConditionOps {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_text(&text)
+            .ok_or_else(|| serde::de::Error::custom("malformed condition operations"))
+    }
+}
+
+impl ConditionOps {
+    /// The operations from their wire JSON; `None` when it is not that.
+    pub(crate) fn from_text(text: &str) -> Option<ConditionOps> {
+        use crate::wire::json_text as j;
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        match j::list(&v)?.as_slice() {
+            [set, del, requires, when] => Some(ConditionOps {
+                set: j::named_texts(set)?,
+                del: j::string_list(del)?,
+                requires: j::list(requires)?
+                    .iter()
+                    .map(|x| match x.as_array()?.as_slice() {
+                        [a, names] => Some((j::string(a)?, j::string_list(names)?)),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+                when: j::list(when)?
+                    .iter()
+                    .map(|x| match x.as_array()?.as_slice() {
+                        [r, p, role, w] => Some((
+                            j::string(r)?,
+                            j::string(p)?,
+                            j::string(role)?,
+                            if w.is_null() {
+                                None
+                            } else {
+                                Some(j::string(w)?)
+                            },
+                        )),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl ConditionOps {
@@ -243,11 +316,14 @@ fn diff_conditions(before: &State, after: &State, ops: &mut ConditionOps) -> boo
     let conditions = changes(&before.conditions, &after.conditions);
     let used = used_conditions(before);
     for (name, old, def) in conditions.set {
-        revokes |= old.is_some() && used.contains(name.as_str());
+        revokes |= old.is_some() && used.contains(&name.as_str());
         ops.set
             .push((name.clone(), crate::content::condition_json(def)));
     }
-    revokes |= conditions.removed.iter().any(|n| used.contains(n.as_str()));
+    revokes |= conditions
+        .removed
+        .iter()
+        .any(|n| used.contains(&n.as_str()));
     ops.del = conditions.removed.into_iter().cloned().collect();
     let empty = std::collections::BTreeSet::new();
     let actions: std::collections::BTreeSet<&String> = before
@@ -267,8 +343,10 @@ fn diff_conditions(before: &State, after: &State, ops: &mut ConditionOps) -> boo
                 .push((a.clone(), new.iter().cloned().collect()));
         }
     }
-    let keys: std::collections::BTreeSet<&AssignmentKey> =
-        before.when.keys().chain(after.when.keys()).collect();
+    let keys = before
+        .when
+        .keys()
+        .chain(after.when.keys().filter(|k| !before.when.contains_key(*k)));
     for k in keys {
         let (old, new) = (before.when.get(k), after.when.get(k));
         if old != new {
@@ -286,8 +364,9 @@ fn diff_conditions(before: &State, after: &State, ops: &mut ConditionOps) -> boo
 }
 
 /// The conditions a state's grants and actions use, with every part of those.
-fn used_conditions(state: &State) -> std::collections::BTreeSet<&str> {
-    let mut out = std::collections::BTreeSet::new();
+fn used_conditions(state: &State) -> Vec<&str> {
+    // At most 64 conditions: a vector is the smallest set.
+    let mut out = Vec::new();
     let mut stack: Vec<&str> = state
         .requires
         .values()
@@ -296,12 +375,12 @@ fn used_conditions(state: &State) -> std::collections::BTreeSet<&str> {
         .map(String::as_str)
         .collect();
     while let Some(n) = stack.pop() {
-        if !out.insert(n) {
+        if out.contains(&n) {
             continue;
         }
+        out.push(n);
         if let Some(def) = state.conditions.get(n) {
-            stack.extend(def.all.iter().chain(&def.any).flatten().map(String::as_str));
-            stack.extend(def.not.as_deref());
+            stack.extend(crate::condition::parts(def));
         }
     }
     out

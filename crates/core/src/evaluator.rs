@@ -412,11 +412,7 @@ impl Evaluator {
         }
     }
 
-    fn open<T: serde::de::DeserializeOwned>(
-        &self,
-        bytes: &[u8],
-        kind: MessageKind,
-    ) -> Result<T, Error> {
+    fn open<T: crate::unpack::Unpack>(&self, bytes: &[u8], kind: MessageKind) -> Result<T, Error> {
         if self.is_preview() {
             return Err(Error::PreviewMode);
         }

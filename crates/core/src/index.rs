@@ -775,6 +775,15 @@ impl Index {
             .map(|(_, c)| *c as usize)
     }
 
+    /// The `when` of a grant's assignment (a condition id).
+    pub fn grant_when(&self, g: &GrantRef) -> Option<usize> {
+        if self.has_when {
+            self.when_of(g.assignment as usize)
+        } else {
+            None
+        }
+    }
+
     /// The compiled conditions.
     pub fn conditions(&self) -> &Conditions {
         &self.conditions
@@ -792,7 +801,8 @@ impl Index {
         judge: &mut Judge<'_>,
     ) -> Option<GrantRef> {
         let (groups, meta) = self.closure_of(s);
-        let mut found: Vec<(u32, usize)> = Vec::new();
+        // (dist, slot offset): u32 pairs, a type the index sorts already.
+        let mut found: Vec<(u32, u32)> = Vec::new();
         let mut y = r;
         while let Some(rec) = self.res.get(y as usize) {
             let principals = self.principals_on(rec);
@@ -809,7 +819,7 @@ impl Index {
                         }
                     };
                     if self.usable(base + i, a, now) {
-                        found.push((d, i));
+                        found.push((d, i as u32));
                     }
                 }
             } else {
@@ -822,13 +832,14 @@ impl Index {
                     let run = principals.get(first..).unwrap_or(&[]);
                     for (k, _) in run.iter().enumerate().take_while(|(_, x)| **x == p) {
                         if self.usable(base + first + k, a, now) {
-                            found.push((d, first + k));
+                            found.push((d, (first + k) as u32));
                         }
                     }
                 }
             }
             found.sort_unstable();
             for (_, i) in &found {
+                let i = *i as usize;
                 if judge.offer(self.when_of(base + i)) {
                     return Some(GrantRef {
                         assignment: u32::try_from(base + i).unwrap_or(NONE),

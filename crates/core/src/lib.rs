@@ -17,6 +17,7 @@ mod origin;
 mod patch;
 mod state;
 pub mod sync;
+mod unpack;
 mod wire;
 #[cfg(feature = "workload")]
 pub mod workload;

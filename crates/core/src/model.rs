@@ -286,36 +286,47 @@ impl Model {
             assignments: self.unique_assignments(&mut loc)?,
             suspended: self.unique_suspended(&mut loc)?,
             freshness: self.freshness_bounds(),
-            conditions: self.conditions.0.iter().cloned().collect(),
+            conditions: self.unique_conditions(),
             requires: self.requires(),
             when: self.when(),
         };
         Ok((state, loc))
     }
 
+    /// The conditions (compiling them refused a duplicate).
+    fn unique_conditions(&self) -> BTreeMap<String, crate::condition::ConditionDef> {
+        let mut out = BTreeMap::new();
+        for (n, d) in &self.conditions.0 {
+            out.insert(n.clone(), d.clone());
+        }
+        out
+    }
+
     /// The actions' `requires` (a name twice counts once).
     fn requires(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.actions
-            .0
-            .iter()
-            .filter(|(_, d)| !d.requires.is_empty())
-            .map(|(n, d)| (n.clone(), d.requires.iter().cloned().collect()))
-            .collect()
+        let mut out = BTreeMap::new();
+        for (n, d) in &self.actions.0 {
+            if !d.requires.is_empty() {
+                out.insert(n.clone(), d.requires.iter().cloned().collect());
+            }
+        }
+        out
     }
 
     /// The assignments' `when`.
     fn when(&self) -> BTreeMap<AssignmentKey, String> {
-        self.assignments
-            .iter()
-            .filter_map(|a| {
+        let mut out = BTreeMap::new();
+        for a in &self.assignments {
+            if let Some(w) = &a.when {
                 let key = AssignmentKey {
                     resource: a.resource.clone(),
                     principal: a.principal.clone(),
                     role: a.role.clone(),
                 };
-                a.when.clone().map(|w| (key, w))
-            })
-            .collect()
+                out.insert(key, w.clone());
+            }
+        }
+        out
     }
 
     fn unique_actions(&self, loc: &mut DocLocator) -> Result<BTreeMap<String, Tier>, ModelError> {

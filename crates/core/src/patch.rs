@@ -136,15 +136,13 @@ fn edit_condition_tables(
     edit_conditions(&mut conditions, &mut requires, &mut when, ops, |_, json| {
         Ok(json.to_string())
     })?;
-    let ids: BTreeMap<&str, u32> = conditions
-        .keys()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i as u32))
-        .collect();
+    // Ids are places in name order: found by binary search.
+    let names: Vec<&str> = conditions.keys().map(String::as_str).collect();
     let cond = |n: &str| {
-        ids.get(n)
-            .copied()
-            .ok_or_else(|| bad(format!("names undeclared condition `{}`", shorten(n))))
+        names
+            .binary_search(&n)
+            .map(|i| i as u32)
+            .map_err(|_| bad(format!("names undeclared condition `{}`", shorten(n))))
     };
     let mut out = ConditionTables::default();
     for (a, names) in &requires {

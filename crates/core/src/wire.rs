@@ -5,7 +5,6 @@
 //! signature covers the 8-byte prefix followed by the payload bytes, so a message cannot be
 //! replayed as another kind or version. The payload is MessagePack (rmp-serde, structs as arrays).
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -16,6 +15,76 @@ use crate::keys::{PublicKey, SecretKey};
 use crate::Error;
 
 pub const MAGIC: &[u8; 6] = b"EDGEAZ";
+
+/// A payload's conditions (its [`crate::ConditionTables`] or [`crate::ConditionOps`]) are one
+/// MessagePack string holding their JSON, read here by hand: conditions are the model's JSON
+/// already, and each type decoded through serde costs the wasm its own decoder.
+pub(crate) mod json_text {
+    use serde_json::Value;
+
+    /// A JSON string literal.
+    pub fn quote(s: &str) -> String {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+
+    /// `[a, b]` of numbers, for each pair.
+    pub fn pairs(v: &[(u32, u32)]) -> String {
+        let items: Vec<String> = v.iter().map(|(a, b)| format!("[{a},{b}]")).collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// `[x, ...]` of strings.
+    pub fn strings<'a>(v: impl IntoIterator<Item = &'a String>) -> String {
+        let items: Vec<String> = v.into_iter().map(|s| quote(s)).collect();
+        format!("[{}]", items.join(","))
+    }
+
+    pub fn list(v: &Value) -> Option<&Vec<Value>> {
+        v.as_array()
+    }
+
+    pub fn string(v: &Value) -> Option<String> {
+        v.as_str().map(str::to_owned)
+    }
+
+    pub fn u32_of(v: &Value) -> Option<u32> {
+        v.as_u64().and_then(|n| u32::try_from(n).ok())
+    }
+
+    pub fn pair_list(v: &Value) -> Option<Vec<(u32, u32)>> {
+        list(v)?
+            .iter()
+            .map(|p| match p.as_array()?.as_slice() {
+                [a, b] => Some((u32_of(a)?, u32_of(b)?)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn string_list(v: &Value) -> Option<Vec<String>> {
+        list(v)?.iter().map(string).collect()
+    }
+
+    /// `[[name, text], ...]`.
+    pub fn named_texts(v: &Value) -> Option<Vec<(String, String)>> {
+        list(v)?
+            .iter()
+            .map(|p| match p.as_array()?.as_slice() {
+                [a, b] => Some((string(a)?, string(b)?)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn named_texts_json(v: &[(String, String)]) -> String {
+        let items: Vec<String> = v
+            .iter()
+            .map(|(a, b)| format!("[{},{}]", quote(a), quote(b)))
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+}
+
 /// The format version this build writes when a message needs it: version 2 adds conditions to
 /// snapshots and deltas. A message without conditions is written as version 1 (the same bytes as
 /// before conditions existed), so edges that read only version 1 keep working until a model
@@ -161,27 +230,7 @@ fn malformed(what: &'static str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Decodes MessagePack, refusing trailing bytes.
-pub(crate) fn decode_exact<T: DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<T, Error> {
-    let mut cursor = std::io::Cursor::new(bytes);
-    let value = {
-        let mut de = rmp_serde::Deserializer::new(&mut cursor);
-        T::deserialize(&mut de).map_err(|e| malformed(what, e))?
-    };
-    if cursor.position() as usize != bytes.len() {
-        return Err(malformed(
-            what,
-            format!(
-                "{} trailing bytes",
-                bytes.len() - cursor.position() as usize
-            ),
-        ));
-    }
-    Ok(value)
-}
+pub(crate) use crate::unpack::decode_exact;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding plain structs of strings, integers and byte buffers into a Vec cannot fail.

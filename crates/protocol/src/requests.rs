@@ -507,13 +507,19 @@ mod tests {
             list_context(None, Some(r#"{"at_least_epoch":4}"#)).map(|c| c.at_least_epoch),
             Ok(Some(4))
         );
+        // Attributes beside the times: a listing's context is a check's.
+        assert_eq!(
+            list_context(None, Some(r#"{"ip":"10.0.0.1","now":5}"#)).map(|c| c.now),
+            Ok(Some(5))
+        );
         for (n, c) in [
             (Some("-1"), None),
             (Some("1.5"), None),
             (Some(""), None),
             (Some("9007199254740992"), None),
             (None, Some(r#"{"now":"5"}"#)),
-            (None, Some(r#"{"then":5}"#)),
+            (None, Some(r#"{"Then":5}"#)),
+            (None, Some(r#"{"then":null}"#)),
             (None, Some("[")),
             (Some("5"), Some(r#"{"now":5}"#)),
         ] {

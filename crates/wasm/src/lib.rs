@@ -12,6 +12,7 @@
 use wasm_bindgen::prelude::*;
 
 use edge_authz::authority::receive;
+use edge_authz::condition::{Attr, Context};
 use edge_authz::peek;
 use edge_authz::sync::{Replica, Synced};
 use edge_authz::{
@@ -88,7 +89,9 @@ fn json(v: &impl serde::Serialize) -> String {
 // `answer_layout` once, so the two sides cannot drift. Bit 0 allowed, bits 1-4 the reason's
 // position in `Reason::ALL`, bits 5-6 the tier (0 none, then `Tier::ALL`'s order from 1), bit 7
 // grant ids written to `out`, bit 8 `out` moved (the caller must ask for its new address), bit 9
-// (alone) a replica's check that waits for a sync.
+// (alone) a replica's check that waits for a sync, bit 10 a refusal by conditions whose masks
+// follow in `out` (failing conditions, then missing comparisons: two words each, low first),
+// bit 11 a grant whose `when` (a condition id) follows its path in `out`.
 pub const ALLOWED: u32 = 1;
 pub const REASON_SHIFT: u32 = 1;
 pub const REASON_MASK: u32 = 0b1111;
@@ -97,6 +100,8 @@ pub const TIER_MASK: u32 = 0b11;
 pub const HAS_GRANT: u32 = 1 << 7;
 pub const OUT_MOVED: u32 = 1 << 8;
 pub const NEEDS_CONFIRMATION: u32 = 1 << 9;
+pub const HAS_CONDITIONS: u32 = 1 << 10;
+pub const GRANT_WHEN: u32 = 1 << 11;
 
 // Every reason and tier fits its bits.
 const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
@@ -129,6 +134,8 @@ pub fn answer_layout() -> String {
         has_grant: u32,
         out_moved: u32,
         needs_confirmation: u32,
+        has_conditions: u32,
+        grant_when: u32,
         not_a_string: u32,
     }
     json(&Layout {
@@ -144,6 +151,8 @@ pub fn answer_layout() -> String {
         has_grant: HAS_GRANT,
         out_moved: OUT_MOVED,
         needs_confirmation: NEEDS_CONFIRMATION,
+        has_conditions: HAS_CONDITIONS,
+        grant_when: GRANT_WHEN,
         not_a_string: NOT_A_STRING,
     })
 }
@@ -169,6 +178,50 @@ pub struct RawEvaluator {
     /// Answer words and grant ids.
     out: Vec<u32>,
     decisions: Vec<Decision>,
+    /// A request's context as the caller encodes it (see `read_context`), the bytes of the
+    /// last one read and what they said: a batch, or the same context again, is read once.
+    ctx_in: Vec<u8>,
+    ctx_bytes: Vec<u8>,
+    ctx: Option<Context>,
+}
+
+/// The context of a request that gives none.
+static NO_CONTEXT: Context = Context::EMPTY;
+
+/// Reads a context as pkg/src/api.js encodes it: for each attribute, its key (a byte of length,
+/// then the bytes), a tag and the value: 0 a string (two bytes of length, little-endian, then
+/// UTF-8), 1 a number (8 bytes, an f64, little-endian), 2 false, 3 true, 4 a list (a byte of
+/// count, then each string as tag 0's). `None` for bytes that do not read, or a context outside
+/// the limits (docs/decisions.md, "Context").
+fn read_context(mut b: &[u8]) -> Option<Context> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    fn text(b: &mut &[u8]) -> Option<String> {
+        let len = take(b, 2)?;
+        let len = u16::from_le_bytes([*len.first()?, *len.get(1)?]) as usize;
+        String::from_utf8(take(b, len)?.to_vec()).ok()
+    }
+    let mut attrs = Vec::new();
+    while !b.is_empty() {
+        let klen = *take(&mut b, 1)?.first()? as usize;
+        let key = String::from_utf8(take(&mut b, klen)?.to_vec()).ok()?;
+        let value = match *take(&mut b, 1)?.first()? {
+            0 => Attr::Str(text(&mut b)?),
+            1 => Attr::Num(f64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?)),
+            2 => Attr::Bool(false),
+            3 => Attr::Bool(true),
+            4 => {
+                let n = *take(&mut b, 1)?.first()?;
+                Attr::List((0..n).map(|_| text(&mut b)).collect::<Option<_>>()?)
+            }
+            _ => return None,
+        };
+        attrs.push((key, value));
+    }
+    Context::new(attrs).ok()
 }
 
 impl RawEvaluator {
@@ -181,7 +234,30 @@ impl RawEvaluator {
             lens: vec![0; 3 * 64],
             out: Vec::with_capacity(1024),
             decisions: Vec::new(),
+            ctx_in: vec![0; 256],
+            ctx_bytes: Vec::new(),
+            ctx: None,
         }
+    }
+
+    /// Reads the context of the next decision: `len` bytes of `ctx_in`, or none (`len` below
+    /// 0). False when they do not read (the request is then malformed).
+    fn load_context(&mut self, len: i32) -> bool {
+        let Ok(len) = usize::try_from(len) else {
+            self.ctx_bytes.clear();
+            self.ctx = Some(Context::EMPTY);
+            return true;
+        };
+        let Some(bytes) = self.ctx_in.get(..len) else {
+            self.ctx = None;
+            return false;
+        };
+        if self.ctx_bytes != bytes || self.ctx.is_none() {
+            self.ctx_bytes.clear();
+            self.ctx_bytes.extend_from_slice(bytes);
+            self.ctx = read_context(bytes);
+        }
+        self.ctx.is_some()
     }
 
     /// Appends a decision's grant ids to `out`; returns its answer word.
@@ -198,9 +274,19 @@ impl RawEvaluator {
                     head.copy_from_slice(&[p, role, r, hops]);
                 }
                 word |= HAS_GRANT;
+                if let Some(w) = ix.grant_when(g) {
+                    out.push(w as u32);
+                    word |= GRANT_WHEN;
+                }
             } else {
                 out.truncate(at);
             }
+        }
+        if d.reason.is_conditional() {
+            let split = |m: u64| [m as u32, (m >> 32) as u32];
+            out.extend_from_slice(&split(d.conditions));
+            out.extend_from_slice(&split(d.missing));
+            word |= HAS_CONDITIONS;
         }
         word
     }
@@ -260,22 +346,29 @@ impl RawEvaluator {
             .must_confirm(tier, reuse, at.at_least_epoch, at.clock)
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     fn check_one(
         &mut self,
         [ls, la, lr]: [u32; 3],
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
         replica: bool,
     ) -> u32 {
         let before = self.out.as_ptr();
         self.out.clear();
+        let read = self.load_context(ctx);
         let mut at = 0;
         let s = Self::field(&self.input, &mut at, ls);
         let a = Self::field(&self.input, &mut at, la);
         let r = Self::field(&self.input, &mut at, lr);
         let d = match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) => {
+            Ok(Some(at)) if read => {
+                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
                 let d = self.r.evaluator().check(Request::new(s, a, r), at);
                 if replica && self.must_confirm(&d, &at) {
                     return NEEDS_CONFIRMATION;
@@ -299,9 +392,11 @@ impl RawEvaluator {
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
         replica: bool,
     ) -> bool {
         self.out.clear();
+        let read = self.load_context(ctx);
         let mut at = 0;
         let mut requests = Vec::with_capacity(count);
         for i in 0..count {
@@ -313,7 +408,8 @@ impl RawEvaluator {
         }
         self.decisions.clear();
         match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) => {
+            Ok(Some(at)) if read => {
+                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
                 self.r
                     .evaluator()
                     .check_many(&requests, at, &mut self.decisions);
@@ -348,7 +444,7 @@ impl RawEvaluator {
     ) -> (u32, Vec<u32>) {
         self.write(&[[s, a, r]]);
         let len = |x: &str| x.len() as u32;
-        let word = self.check(len(s), len(a), len(r), clock, now, -1.0);
+        let word = self.check(len(s), len(a), len(r), clock, now, -1.0, -1);
         (word, self.out.clone())
     }
 
@@ -356,7 +452,7 @@ impl RawEvaluator {
     #[doc(hidden)]
     pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
         self.write(requests);
-        self.check_many(requests.len(), clock, now, -1.0);
+        self.check_many(requests.len(), clock, now, -1.0, -1);
         self.out.clone()
     }
 
@@ -489,6 +585,10 @@ impl RawEvaluator {
     /// the host's `clock`, the request's `now` (below 0: the context was malformed) and the
     /// epoch it needs at least (below 0: none). A clock that is not a time fails closed
     /// (`invalid_request`; the package refuses it before).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn check(
         &mut self,
         ls: u32,
@@ -497,12 +597,17 @@ impl RawEvaluator {
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
     ) -> u32 {
-        self.check_one([ls, la, lr], clock, now, at_least_epoch, false)
+        self.check_one([ls, la, lr], clock, now, at_least_epoch, ctx, false)
     }
 
     /// `check` for a replica: `NEEDS_CONFIRMATION` alone, and nothing decided, when the
     /// replica must sync with its authority first (the core's `Replica::must_confirm`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn replica_check(
         &mut self,
         ls: u32,
@@ -511,14 +616,22 @@ impl RawEvaluator {
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
     ) -> u32 {
-        self.check_one([ls, la, lr], clock, now, at_least_epoch, true)
+        self.check_one([ls, la, lr], clock, now, at_least_epoch, ctx, true)
     }
 
     /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
     /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
-    pub fn check_many(&mut self, count: usize, clock: f64, now: f64, at_least_epoch: f64) {
-        self.check_many_inner(count, clock, now, at_least_epoch, false);
+    pub fn check_many(
+        &mut self,
+        count: usize,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        ctx: i32,
+    ) {
+        self.check_many_inner(count, clock, now, at_least_epoch, ctx, false);
     }
 
     /// `check_many` for a replica: false, and nothing decided, when one of the requests needs
@@ -529,8 +642,44 @@ impl RawEvaluator {
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
     ) -> bool {
-        self.check_many_inner(count, clock, now, at_least_epoch, true)
+        self.check_many_inner(count, clock, now, at_least_epoch, ctx, true)
+    }
+
+    /// Makes room for a context of `bytes` bytes.
+    pub fn ctx_reserve(&mut self, bytes: usize) {
+        if self.ctx_in.len() < bytes {
+            self.ctx_in.resize(bytes.next_power_of_two(), 0);
+        }
+    }
+
+    /// Where the caller writes a context (valid until the next `ctx_reserve`).
+    pub fn ctx_ptr(&mut self) -> *mut u8 {
+        self.ctx_in.as_mut_ptr()
+    }
+
+    pub fn ctx_len(&self) -> usize {
+        self.ctx_in.len()
+    }
+
+    /// The held state's conditions by id, as JSON: `[[name, attribute or null], ...]` (the
+    /// attribute a comparison tests). The package names a decision's conditions and missing
+    /// attributes from it, and passes only the attributes conditions test.
+    pub fn conditions(&self) -> String {
+        let list: Vec<(&str, Option<&str>)> = self
+            .r
+            .evaluator()
+            .index()
+            .map(|ix| {
+                let c = ix.conditions();
+                (0..c.len())
+                    .filter_map(|i| c.get(i))
+                    .map(|c| (c.name.as_str(), c.attr()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json(&list)
     }
 
     /// A message pushed to a route of `kind` (0 snapshot, 1 delta, 2 watermark), as the
@@ -672,37 +821,53 @@ impl RawEvaluator {
         .to_string()
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn list_resources(
-        &self,
+        &mut self,
         subject: &str,
         action: &str,
         type_filter: Option<String>,
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
     ) -> Result<Vec<String>, JsValue> {
+        let read = self.load_context(ctx);
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) => {
-                self.r
-                    .evaluator()
-                    .list_resources(subject, action, type_filter.as_deref(), at)
-            }
-            None => Err(self.r.evaluator().reject_list()),
+            Some(at) if read => self.r.evaluator().list_resources(
+                subject,
+                action,
+                type_filter.as_deref(),
+                at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT)),
+            ),
+            _ => Err(self.r.evaluator().reject_list()),
         };
         listed.map_err(|e| throw(&e))
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn list_subjects(
-        &self,
+        &mut self,
         resource: &str,
         action: &str,
         clock: f64,
         now: f64,
         at_least_epoch: f64,
+        ctx: i32,
     ) -> Result<Vec<String>, JsValue> {
+        let read = self.load_context(ctx);
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) => self.r.evaluator().list_subjects(resource, action, at),
-            None => Err(self.r.evaluator().reject_list()),
+            Some(at) if read => {
+                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
+                self.r.evaluator().list_subjects(resource, action, at)
+            }
+            _ => Err(self.r.evaluator().reject_list()),
         };
         listed.map_err(|e| throw(&e))
     }

@@ -177,15 +177,15 @@ fn the_clock_judges_freshness_and_now_only_expiry() {
     assert_eq!(reason(word), Reason::Granted);
     let out = ev.check_many_str(&[["user:alice", "read", "doc:plan"]], NOW + 300_001.0, NOW);
     assert_eq!(reason(out[0]), Reason::FreshnessExceeded);
-    let listed = ev.list_resources("user:alice", "read", None, NOW + 300_001.0, NOW, -1.0);
+    let listed = ev.list_resources("user:alice", "read", None, NOW + 300_001.0, NOW, -1.0, -1);
     assert_eq!(code_of(listed.unwrap_err()), "freshness_exceeded");
     let listed = ev
-        .list_subjects("doc:plan", "read", NOW, 0.0, -1.0)
+        .list_subjects("doc:plan", "read", NOW, 0.0, -1.0, -1)
         .unwrap();
     assert_eq!(listed, ["user:alice"]);
     assert_eq!(
         code_of(
-            ev.list_subjects("doc:plan", "read", -1.0, NOW, -1.0)
+            ev.list_subjects("doc:plan", "read", -1.0, NOW, -1.0, -1)
                 .unwrap_err()
         ),
         "invalid_clock"

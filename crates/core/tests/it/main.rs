@@ -12,6 +12,7 @@ mod authority;
 mod budget;
 mod clock;
 mod common;
+mod conditions;
 mod diff;
 mod golden;
 mod hostile;
