@@ -139,10 +139,9 @@ fn changes() -> Vec<(&'static str, Value, bool)> {
     m["actions"]["export"] = json!({"tier": "high"});
     out.push(("an action's requirement removed", m, false));
     let mut m = base();
-    m["assignments"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"principal": "user:dave", "role": "viewer", "resource": "doc:a", "when": "managed"}));
+    m["assignments"].as_array_mut().unwrap().push(
+        json!({"principal": "user:dave", "role": "viewer", "resource": "doc:a", "when": "managed"}),
+    );
     out.push(("a new grant with a condition", m, false));
     let mut m = base();
     m["conditions"]["mfa_recent"]["step_up"] = json!(false);
@@ -161,11 +160,18 @@ fn diff_marks_the_changes_that_can_deny_and_deltas_patch_as_ops_apply() {
         // Whatever diff says, no allowed answer turns into a denial unless it says revokes.
         let (old, new) = (answers(&preview(&before)), answers(&preview(&after)));
         let lost = old.iter().zip(&new).any(|(o, n)| o.0 && !n.0);
-        assert!(d.revokes || !lost, "{what}: an allowed check was lost unmarked");
+        assert!(
+            d.revokes || !lost,
+            "{what}: an allowed check was lost unmarked"
+        );
         // The signed delta applies in ids to what `apply_ops` gives by name.
         let mut ev = signed_at(&before, 1);
         let delta = diff_models(&before, &after, 1, 2, T0, &key).unwrap();
-        let expected_version = if delta.ops.conditional.is_empty() { 1 } else { 2 };
+        let expected_version = if delta.ops.conditional.is_empty() {
+            1
+        } else {
+            2
+        };
         assert_eq!(delta.bytes[7], expected_version, "{what}: format version");
         ev.apply_delta(&delta.bytes)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -207,7 +213,10 @@ fn a_delta_that_breaks_a_reference_is_refused_and_changes_nothing() {
         &key,
     );
     // Refused by the patch itself, before the result's digest is compared.
-    assert_eq!(ev.apply_delta(&payload).unwrap_err().code(), "invalid_delta");
+    assert_eq!(
+        ev.apply_delta(&payload).unwrap_err().code(),
+        "invalid_delta"
+    );
     assert_eq!(ev.status(), status);
     assert_eq!(answers(&ev), answers(&preview(&before)));
 }
@@ -223,8 +232,7 @@ fn unhex(h: &str) -> Vec<u8> {
 fn listings_take_the_context() {
     let ev = preview(&state_of_value(base()));
     let none = Context::default();
-    let office =
-        Context::new([("ip".to_string(), Attr::Str("10.0.0.1".into()))]).unwrap();
+    let office = Context::new([("ip".to_string(), Attr::Str("10.0.0.1".into()))]).unwrap();
     let list = |ctx: &Context| {
         ev.list_subjects("doc:a", "read", edge_authz::At::clock(T0).with_context(ctx))
             .unwrap()

@@ -13,8 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use edge_authz::condition::{Attr, Context};
 use edge_authz::{
-    apply_ops, compile_snapshot, diff, diff_models, id_type, inspect, sign_watermark, Error,
+    apply_ops, compile_snapshot, diff, diff_models, id_type, inspect, sign_watermark, At, Error,
     Evaluator, Limits, MessageKind, Model, Reason, Request, State, Tier,
 };
 use proptest::collection::vec;
@@ -78,6 +79,10 @@ struct Spec {
     assignments: BTreeMap<(String, String, String), Option<u64>>,
     suspended: BTreeSet<String>,
     freshness: Option<(u64, u64, u64)>,
+    /// Conditions by name (model JSON), each action's `requires`, each assignment's `when`.
+    conditions: BTreeMap<String, Value>,
+    requires: BTreeMap<String, BTreeSet<String>>,
+    when: BTreeMap<(String, String, String), String>,
 }
 
 type RawAssignment = (bool, usize, usize, usize, Option<u64>);
@@ -99,6 +104,71 @@ struct Raw {
     /// (is a group, which)
     suspended: Vec<(bool, usize)>,
     freshness: Option<(u64, u64, u64)>,
+    conditions: RawConditions,
+}
+
+/// Conditions: each (kind, operator, literal, step_up, two earlier conditions it may name);
+/// `requires` as (action, condition); `when` as (assignment, condition).
+#[derive(Debug, Clone)]
+struct RawConditions {
+    defs: Vec<(usize, usize, usize, bool, usize, usize)>,
+    requires: Vec<(usize, usize)>,
+    when: Vec<(usize, usize)>,
+}
+
+const CONDS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
+
+/// Condition `i`'s definition from its raw parts; `all`, `any` and `not` name earlier ones.
+fn condition_def(
+    i: usize,
+    (kind, op, lit, step_up, r1, r2): (usize, usize, usize, bool, usize, usize),
+) -> Value {
+    let kind = if i == 0 { kind % 3 } else { kind % 6 };
+    let abc = ["a", "b", "c"][lit % 3];
+    let ab = ["a", "b"][lit % 2];
+    let mut def = match kind {
+        0 => {
+            let ops = ["<", "<=", ">", ">=", "==", "!="];
+            json!({"attr": "n", "op": ops[op % 6], "value": lit % 4})
+        }
+        1 => match op % 4 {
+            0 => json!({"attr": "s", "op": "in", "value": ["a", abc]}),
+            1 => json!({"attr": "s", "op": "not_in", "value": [abc]}),
+            2 => json!({"attr": "s", "op": "==", "value": abc}),
+            _ => json!({"attr": "s", "op": "!=", "value": abc}),
+        },
+        2 => json!({"attr": "l", "op": "contains", "value": ab}),
+        3 => json!({"all": [CONDS[r1 % i], CONDS[r2 % i]]}),
+        4 => json!({"any": [CONDS[r1 % i], CONDS[r2 % i]]}),
+        _ => json!({"not": CONDS[r1 % i]}),
+    };
+    if step_up {
+        def["step_up"] = json!(true);
+    }
+    def
+}
+
+fn raw_conditions() -> impl Strategy<Value = RawConditions> {
+    (
+        vec(
+            (
+                0usize..6,
+                0usize..6,
+                0usize..4,
+                prop::bool::weighted(0.3),
+                0usize..6,
+                0usize..6,
+            ),
+            0..=6,
+        ),
+        vec((0usize..6, 0usize..6), 0..=3),
+        vec((0usize..25, 0usize..6), 0..=8),
+    )
+        .prop_map(|(defs, requires, when)| RawConditions {
+            defs,
+            requires,
+            when,
+        })
 }
 
 fn raw() -> impl Strategy<Value = Raw> {
@@ -127,6 +197,7 @@ fn raw() -> impl Strategy<Value = Raw> {
         ),
         vec((prop::bool::weighted(0.4), 0usize..12), 0..=4),
         proptest::option::of((5_000u64..400_000, 5_000u64..400_000, 5_000u64..400_000)),
+        raw_conditions(),
     )
         .prop_map(
             |(
@@ -137,6 +208,7 @@ fn raw() -> impl Strategy<Value = Raw> {
                 assignments,
                 suspended,
                 freshness,
+                conditions,
             )| Raw {
                 n_actions,
                 tiers,
@@ -149,6 +221,7 @@ fn raw() -> impl Strategy<Value = Raw> {
                 assignments,
                 suspended,
                 freshness,
+                conditions,
             },
         )
 }
@@ -228,6 +301,31 @@ impl Raw {
                 }
             })
             .collect();
+        let rc = &self.conditions;
+        let conditions: BTreeMap<String, Value> = rc
+            .defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (CONDS[i].to_string(), condition_def(i, *d)))
+            .collect();
+        let names: Vec<String> = conditions.keys().cloned().collect();
+        let mut requires: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut when = BTreeMap::new();
+        if !names.is_empty() {
+            let acts: Vec<String> = actions.keys().cloned().collect();
+            for &(a, c) in &rc.requires {
+                requires
+                    .entry(pick_s(&acts, a))
+                    .or_default()
+                    .insert(pick_s(&names, c));
+            }
+            let keys: Vec<(String, String, String)> = assignments.keys().cloned().collect();
+            for &(k, c) in &rc.when {
+                if !keys.is_empty() {
+                    when.insert(keys[k % keys.len()].clone(), pick_s(&names, c));
+                }
+            }
+        }
         Spec {
             users,
             groups,
@@ -238,6 +336,9 @@ impl Raw {
             assignments,
             suspended,
             freshness: self.freshness,
+            conditions,
+            requires,
+            when,
         }
     }
 }
@@ -254,7 +355,11 @@ impl Spec {
         }
         let mut actions = serde_json::Map::new();
         for (name, tier) in order(self.actions.iter().collect(), reversed) {
-            actions.insert(name.clone(), json!({ "tier": tier.as_str() }));
+            let mut def = json!({ "tier": tier.as_str() });
+            if let Some(r) = self.requires.get(name) {
+                def["requires"] = json!(order(r.iter().collect(), reversed));
+            }
+            actions.insert(name.clone(), def);
         }
         let mut roles = serde_json::Map::new();
         for (name, acts) in order(self.roles.iter().collect(), reversed) {
@@ -273,9 +378,15 @@ impl Spec {
             .collect();
         let assignments: Vec<Value> = order(self.assignments.iter().collect(), reversed)
             .into_iter()
-            .map(|((p, r, res), exp)| match exp {
-                Some(e) => json!({ "principal": p, "role": r, "resource": res, "expires_at": e }),
-                None => json!({ "principal": p, "role": r, "resource": res }),
+            .map(|(k @ (p, r, res), exp)| {
+                let mut a = json!({ "principal": p, "role": r, "resource": res });
+                if let Some(e) = exp {
+                    a["expires_at"] = json!(e);
+                }
+                if let Some(w) = self.when.get(k) {
+                    a["when"] = json!(w);
+                }
+                a
             })
             .collect();
         let mut model = json!({
@@ -290,6 +401,13 @@ impl Spec {
         });
         if let Some((low, standard, high)) = self.freshness {
             model["freshness"] = json!({ "low": low, "standard": standard, "high": high });
+        }
+        if !self.conditions.is_empty() {
+            let mut conditions = serde_json::Map::new();
+            for (n, d) in order(self.conditions.iter().collect(), reversed) {
+                conditions.insert(n.clone(), d.clone());
+            }
+            model["conditions"] = Value::Object(conditions);
         }
         model
     }
@@ -357,6 +475,7 @@ impl Spec {
             Mutation::RemoveAssignment(i) => {
                 if let Some(k) = nth(&self.assignments.keys().cloned().collect(), i) {
                     self.assignments.remove(&k);
+                    self.when.remove(&k);
                 }
             }
             Mutation::Expiry(i, exp) => {
@@ -405,6 +524,7 @@ impl Spec {
                     }
                 }
                 self.assignments.retain(|(_, _, r), _| *r != id);
+                self.when.retain(|(_, _, r), _| *r != id);
             }
             Mutation::AddResource(ty, p) => {
                 let id = format!("{}:m{}", RES_TYPES[ty % 3], self.resources.len());
@@ -445,11 +565,49 @@ impl Spec {
                 }
                 let name = pick_s(&actions, a);
                 self.actions.remove(&name);
+                self.requires.remove(&name);
                 for acts in self.roles.values_mut() {
                     acts.remove(&name);
                 }
             }
             Mutation::Freshness(f) => self.freshness = f,
+            Mutation::When(k, c) => {
+                let keys: Vec<(String, String, String)> =
+                    self.assignments.keys().cloned().collect();
+                let names: Vec<String> = self.conditions.keys().cloned().collect();
+                if keys.is_empty() {
+                    return;
+                }
+                let key = keys[k % keys.len()].clone();
+                match c.filter(|_| !names.is_empty()) {
+                    Some(c) => self.when.insert(key, pick_s(&names, c)),
+                    None => self.when.remove(&key),
+                };
+            }
+            Mutation::Requires(a, c) => {
+                let acts: Vec<String> = self.actions.keys().cloned().collect();
+                let names: Vec<String> = self.conditions.keys().cloned().collect();
+                if acts.is_empty() || names.is_empty() {
+                    return;
+                }
+                let (a, c) = (pick_s(&acts, a), pick_s(&names, c));
+                let set = self.requires.entry(a.clone()).or_default();
+                if !set.remove(&c) {
+                    set.insert(c);
+                }
+                if set.is_empty() {
+                    self.requires.remove(&a);
+                }
+            }
+            Mutation::Condition(i, d) => {
+                // A new definition for a condition: a comparison only, so no cycle can form.
+                let names: Vec<String> = self.conditions.keys().cloned().collect();
+                if names.is_empty() {
+                    return;
+                }
+                let name = pick_s(&names, i);
+                self.conditions.insert(name, condition_def(0, d));
+            }
         }
     }
 }
@@ -484,6 +642,12 @@ enum Mutation {
     Retier(usize, usize),
     RemoveAction(usize),
     Freshness(Option<(u64, u64, u64)>),
+    /// Put (or, with `None`, take off) a condition on an assignment.
+    When(usize, Option<usize>),
+    /// Toggle a condition in an action's `requires`.
+    Requires(usize, usize),
+    /// Redefine a condition.
+    Condition(usize, (usize, usize, usize, bool, usize, usize)),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -505,6 +669,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => (i(), i()).prop_map(|(a, t)| Mutation::Retier(a, t)),
         1 => i().prop_map(Mutation::RemoveAction),
         1 => proptest::option::of((5_000u64..400_000, 5_000u64..400_000, 5_000u64..400_000)).prop_map(Mutation::Freshness),
+        2 => (i(), proptest::option::of(i())).prop_map(|(k, c)| Mutation::When(k, c)),
+        2 => (i(), i()).prop_map(|(a, c)| Mutation::Requires(a, c)),
+        2 => (i(), (0usize..6, 0usize..6, 0usize..4, any::<bool>(), 0usize..6, 0usize..6))
+            .prop_map(|(c, d)| Mutation::Condition(c, d)),
     ]
 }
 
@@ -535,8 +703,148 @@ fn model_pair() -> impl Strategy<Value = (Spec, Spec)> {
 // ---------------------------------------------------------------------------------------------
 // The reference evaluator
 
-type GrantT = (String, String, String, Vec<String>);
-type Outcome = (Reason, Option<GrantT>);
+/// A grant: principal, role, resource, path, `when`.
+type GrantT = (String, String, String, Vec<String>, Option<String>);
+/// A decision: reason, grant, and for a refusal by conditions the failing conditions and the
+/// missing attributes.
+type Outcome = (Reason, Option<GrantT>, Vec<String>, Vec<String>);
+
+/// A context for the reference: attribute name to its JSON value.
+type RefCtx = BTreeMap<String, Value>;
+
+/// The contexts requests are asked in: attributes `n` (a number), `s` (a string), `l` (a list of
+/// strings), absent or of the wrong type in some.
+fn ref_contexts() -> Vec<RefCtx> {
+    [
+        json!({}),
+        json!({"n": 1, "s": "a", "l": ["a"]}),
+        json!({"n": 3, "s": "b", "l": ["b"]}),
+        json!({"n": "x", "s": 1, "l": "a"}),
+        json!({"n": 0}),
+        json!({"s": "a", "l": ["a", "b"]}),
+        json!({"n": 2, "s": "c", "l": []}),
+        json!({"n": 3.5, "s": "a", "l": ["b"]}),
+    ]
+    .into_iter()
+    .map(|v| v.as_object().unwrap().clone().into_iter().collect())
+    .collect()
+}
+
+/// The same contexts as the core takes them.
+fn contexts() -> Vec<Context> {
+    ref_contexts()
+        .iter()
+        .map(|c| {
+            let attrs = c.iter().map(|(k, v)| {
+                let a = match v {
+                    Value::String(s) => Attr::Str(s.clone()),
+                    Value::Number(n) => Attr::Num(n.as_f64().unwrap()),
+                    Value::Bool(b) => Attr::Bool(*b),
+                    Value::Array(l) => {
+                        Attr::List(l.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                    }
+                    _ => unreachable!(),
+                };
+                (k.clone(), a)
+            });
+            Context::new(attrs).unwrap()
+        })
+        .collect()
+}
+
+/// A comparison on a context, plainly: `None` when the attribute is absent or of another type.
+fn ref_compare(def: &Value, ctx: &RefCtx) -> Option<bool> {
+    let v = ctx.get(def["attr"].as_str()?)?;
+    let lit = &def["value"];
+    match def["op"].as_str()? {
+        op @ ("<" | "<=" | ">" | ">=") => {
+            let (x, y) = (v.as_f64()?, lit.as_f64()?);
+            Some(match op {
+                "<" => x < y,
+                "<=" => x <= y,
+                ">" => x > y,
+                _ => x >= y,
+            })
+        }
+        op @ ("==" | "!=") => {
+            let same = match (v, lit) {
+                (Value::String(a), Value::String(b)) => a == b,
+                (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                (Value::Bool(a), Value::Bool(b)) => a == b,
+                _ => return None,
+            };
+            Some(same == (op == "=="))
+        }
+        op @ ("in" | "not_in") => {
+            let x = v.as_str()?;
+            let found = lit.as_array()?.iter().any(|y| y.as_str() == Some(x));
+            Some(found == (op == "in"))
+        }
+        "contains" => {
+            let items = v.as_array()?;
+            if items.iter().any(|i| !i.is_string()) {
+                return None;
+            }
+            Some(items.iter().any(|i| i == lit))
+        }
+        _ => None,
+    }
+}
+
+/// A condition's truth, three-valued (`None`: undetermined), by recursion on its parts.
+fn ref_truth(state: &State, name: &str, ctx: &RefCtx) -> Option<bool> {
+    let def = &state.conditions[name];
+    let parts = |k: &str| -> Vec<Option<bool>> {
+        def[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| ref_truth(state, n.as_str().unwrap(), ctx))
+            .collect()
+    };
+    if def.get("all").is_some() {
+        let p = parts("all");
+        if p.contains(&Some(false)) {
+            Some(false)
+        } else if p.contains(&None) {
+            None
+        } else {
+            Some(true)
+        }
+    } else if def.get("any").is_some() {
+        let p = parts("any");
+        if p.contains(&Some(true)) {
+            Some(true)
+        } else if p.contains(&None) {
+            None
+        } else {
+            Some(false)
+        }
+    } else if let Some(n) = def.get("not") {
+        ref_truth(state, n.as_str().unwrap(), ctx).map(|b| !b)
+    } else {
+        ref_compare(def, ctx)
+    }
+}
+
+/// The attributes of the undetermined comparisons within condition `name`.
+fn ref_missing(state: &State, name: &str, ctx: &RefCtx, out: &mut BTreeSet<String>) {
+    let def = &state.conditions[name];
+    let mut any_part = false;
+    for k in ["all", "any"] {
+        for n in def.get(k).and_then(Value::as_array).into_iter().flatten() {
+            any_part = true;
+            ref_missing(state, n.as_str().unwrap(), ctx, out);
+        }
+    }
+    if let Some(n) = def.get("not") {
+        any_part = true;
+        ref_missing(state, n.as_str().unwrap(), ctx, out);
+    }
+    if !any_part && ref_compare(def, ctx).is_none() {
+        out.insert(def["attr"].as_str().unwrap().to_string());
+    }
+}
 
 /// Every simple path from `subject` up through memberships, keeping for each reached subject
 /// (the subject itself included, with the path `[subject]`) the shortest path, ties broken by
@@ -590,18 +898,31 @@ fn ancestors(state: &State, resource: &str) -> BTreeMap<String, usize> {
 }
 
 fn ref_check(state: &State, subject: &str, action: &str, resource: &str, now: u64) -> Outcome {
+    ref_check_in(state, subject, action, resource, now, &RefCtx::new())
+}
+
+fn ref_check_in(
+    state: &State,
+    subject: &str,
+    action: &str,
+    resource: &str,
+    now: u64,
+    ctx: &RefCtx,
+) -> Outcome {
+    let refused = |reason| (reason, None, Vec::new(), Vec::new());
     if !state.actions.contains_key(action) {
-        return (Reason::UnknownAction, None);
+        return refused(Reason::UnknownAction);
     }
     let paths = best_paths(state, subject);
     if paths.keys().any(|p| state.suspended.contains(p)) {
-        return (Reason::Suspended, None);
+        return refused(Reason::Suspended);
     }
     if !state.resources.contains_key(resource) {
-        return (Reason::UnknownResource, None);
+        return refused(Reason::UnknownResource);
     }
     let chain = ancestors(state, resource);
-    let mut best: Option<(usize, usize, String, String, String, Vec<String>)> = None;
+    // Every candidate (conditions ignored), in the order of preference.
+    let mut candidates = Vec::new();
     for (k, exp) in &state.assignments {
         let Some(&dist) = chain.get(&k.resource) else {
             continue;
@@ -619,25 +940,59 @@ fn ref_check(state: &State, subject: &str, action: &str, resource: &str, now: u6
         if exp.is_some_and(|e| now >= e) {
             continue;
         }
-        let cand = (
-            dist,
-            path.len(),
-            k.principal.clone(),
-            k.role.clone(),
-            k.resource.clone(),
-            path.clone(),
-        );
-        if best
-            .as_ref()
-            .is_none_or(|b| (cand.0, cand.1, &cand.2, &cand.3) < (b.0, b.1, &b.2, &b.3))
-        {
-            best = Some(cand);
+        candidates.push((dist, path.len(), k.principal.clone(), k.role.clone(), k));
+    }
+    candidates.sort_by(|a, b| (a.0, a.1, &a.2, &a.3).cmp(&(b.0, b.1, &b.2, &b.3)));
+    let requires: Vec<&String> = state.requires.get(action).into_iter().flatten().collect();
+    let mut failing: Vec<BTreeSet<String>> = Vec::new();
+    for (_, _, p, role, k) in &candidates {
+        let when = state.when.get(*k);
+        let failed: BTreeSet<String> = when
+            .into_iter()
+            .chain(requires.iter().copied())
+            .filter(|c| ref_truth(state, c, ctx) != Some(true))
+            .cloned()
+            .collect();
+        if failed.is_empty() {
+            let path = paths[p].clone();
+            let grant = (
+                p.clone(),
+                role.clone(),
+                k.resource.clone(),
+                path,
+                when.cloned(),
+            );
+            return (Reason::Granted, Some(grant), Vec::new(), Vec::new());
         }
+        failing.push(failed);
     }
-    match best {
-        Some((_, _, p, r, res, path)) => (Reason::Granted, Some((p, r, res, path))),
-        None => (Reason::NoGrant, None),
+    if failing.is_empty() {
+        return refused(Reason::NoGrant);
     }
+    let step_up = |c: &String| state.conditions[c].get("step_up") == Some(&json!(true));
+    let by_step_up: Vec<&BTreeSet<String>> =
+        failing.iter().filter(|f| f.iter().all(step_up)).collect();
+    let (reason, named): (Reason, BTreeSet<String>) = if by_step_up.is_empty() {
+        (
+            Reason::ConditionFailed,
+            failing.iter().flatten().cloned().collect(),
+        )
+    } else {
+        (
+            Reason::StepUpRequired,
+            by_step_up.into_iter().flatten().cloned().collect(),
+        )
+    };
+    let mut missing = BTreeSet::new();
+    for c in &named {
+        ref_missing(state, c, ctx, &mut missing);
+    }
+    (
+        reason,
+        None,
+        named.into_iter().collect(),
+        missing.into_iter().collect(),
+    )
 }
 
 fn ref_list_resources(
@@ -646,6 +1001,7 @@ fn ref_list_resources(
     action: &str,
     ty: Option<&str>,
     now: u64,
+    ctx: &RefCtx,
 ) -> Result<Vec<String>, &'static str> {
     if !state.actions.contains_key(action) {
         return Err("unknown_action");
@@ -654,7 +1010,7 @@ fn ref_list_resources(
         .resources
         .keys()
         .filter(|r| ty.is_none_or(|t| id_type(r) == t))
-        .filter(|r| ref_check(state, subject, action, r, now).0 == Reason::Granted)
+        .filter(|r| ref_check_in(state, subject, action, r, now, ctx).0 == Reason::Granted)
         .cloned()
         .collect())
 }
@@ -678,6 +1034,7 @@ fn ref_list_subjects(
     resource: &str,
     action: &str,
     now: u64,
+    ctx: &RefCtx,
 ) -> Result<Vec<String>, &'static str> {
     if !state.actions.contains_key(action) {
         return Err("unknown_action");
@@ -685,7 +1042,7 @@ fn ref_list_subjects(
     Ok(known_subjects(state)
         .into_iter()
         .filter(|s| id_type(s) != "group")
-        .filter(|s| ref_check(state, s, action, resource, now).0 == Reason::Granted)
+        .filter(|s| ref_check_in(state, s, action, resource, now, ctx).0 == Reason::Granted)
         .collect())
 }
 
@@ -693,18 +1050,32 @@ fn ref_list_subjects(
 // The evaluator side
 
 fn ev_check(ev: &Evaluator, subject: &str, action: &str, resource: &str, now: u64) -> Outcome {
-    let d = ev.check(Request::new(subject, action, resource), now);
+    ev_check_in(ev, subject, action, resource, now, &Context::default())
+}
+
+fn ev_check_in(
+    ev: &Evaluator,
+    subject: &str,
+    action: &str,
+    resource: &str,
+    now: u64,
+    ctx: &Context,
+) -> Outcome {
+    let at = At::clock(now).with_context(ctx);
+    let d = ev.check(Request::new(subject, action, resource), at);
     assert_eq!(
         d.allowed,
         d.reason == Reason::Granted,
         "allowed and reason disagree: {d:?}"
     );
-    let grant = ev.explain(&d).grant.map(|g| {
+    let view = ev.explain(&d);
+    let grant = view.grant.map(|g| {
         (
             g.principal.to_string(),
             g.role.to_string(),
             g.resource.to_string(),
             g.path.iter().map(|s| s.to_string()).collect(),
+            g.when.map(str::to_string),
         )
     });
     assert_eq!(
@@ -712,7 +1083,13 @@ fn ev_check(ev: &Evaluator, subject: &str, action: &str, resource: &str, now: u6
         grant.is_some(),
         "a grant must come exactly with an allowed decision: {d:?}"
     );
-    (d.reason, grant)
+    let own = |v: Option<Vec<&str>>| -> Vec<String> {
+        v.unwrap_or_default()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    (d.reason, grant, own(view.conditions), own(view.missing))
 }
 
 fn code<T>(r: Result<T, Error>) -> Result<T, String> {
@@ -791,23 +1168,28 @@ proptest! {
         let state = spec.state();
         let ev = preview(&state);
         let (subjects, actions, resources) = universe(&[&spec]);
+        let (ref_ctxs, ctxs) = (ref_contexts(), contexts());
         for &(si, ai, ri, now) in &reqs {
             let (s, a, res) = (pick_s(&subjects, si), pick_s(&actions, ai), pick_s(&resources, ri));
-            let got = ev_check(&ev, &s, &a, &res, now);
-            let want = ref_check(&state, &s, &a, &res, now);
-            prop_assert_eq!(&got, &want, "check({}, {}, {}, now {}) on {}", s, a, res, now, show(&spec));
+            // The context: none when the model has no conditions, else one of the fixed ones.
+            let c = if spec.conditions.is_empty() { 0 } else { (si * 7 + ri) % ctxs.len() };
+            let (rc, ctx) = (&ref_ctxs[c], &ctxs[c]);
+            let got = ev_check_in(&ev, &s, &a, &res, now, ctx);
+            let want = ref_check_in(&state, &s, &a, &res, now, rc);
+            prop_assert_eq!(&got, &want, "check({}, {}, {}, now {}, context {:?}) on {}", s, a, res, now, rc, show(&spec));
             let d = ev.check(Request::new(&s, &a, &res), now);
             prop_assert_eq!(d.tier, state.actions.get(&a).copied());
             prop_assert_eq!(d.epoch, Some(0));
 
+            let at = At::clock(now).with_context(ctx);
             let ty = pick(&TYPE_FILTERS, si + ri);
-            let got = code(ev.list_resources(&s, &a, ty, now));
-            let want = ref_list_resources(&state, &s, &a, ty, now).map_err(str::to_string);
-            prop_assert_eq!(&got, &want, "list_resources({}, {}, {:?}, now {}) on {}", s, a, ty, now, show(&spec));
+            let got = code(ev.list_resources(&s, &a, ty, at));
+            let want = ref_list_resources(&state, &s, &a, ty, now, rc).map_err(str::to_string);
+            prop_assert_eq!(&got, &want, "list_resources({}, {}, {:?}, now {}, context {:?}) on {}", s, a, ty, now, rc, show(&spec));
 
-            let got = code(ev.list_subjects(&res, &a, now));
-            let want = ref_list_subjects(&state, &res, &a, now).map_err(str::to_string);
-            prop_assert_eq!(&got, &want, "list_subjects({}, {}, now {}) on {}", res, a, now, show(&spec));
+            let got = code(ev.list_subjects(&res, &a, at));
+            let want = ref_list_subjects(&state, &res, &a, now, rc).map_err(str::to_string);
+            prop_assert_eq!(&got, &want, "list_subjects({}, {}, now {}, context {:?}) on {}", res, a, now, rc, show(&spec));
         }
     }
 
@@ -867,6 +1249,26 @@ proptest! {
                             "check({}, {}, {}, now {}) allowed by a, denied by b ({:?}), but diff(a, b).revokes is false;\n a = {}\n b = {}",
                             s, act, r, now, after.reason, show(&sa), show(&sb)
                         );
+                    }
+                }
+            }
+        }
+        // With conditions, every context too (at one time).
+        if !(sa.conditions.is_empty() && sb.conditions.is_empty()) {
+            let now = nows[0];
+            for (c, ctx) in contexts().iter().enumerate() {
+                let at = At::clock(now).with_context(ctx);
+                for s in &subjects {
+                    for act in &actions {
+                        for r in &resources {
+                            let before = ev_a.check(Request::new(s, act, r), at).allowed;
+                            let after = ev_b.check(Request::new(s, act, r), at);
+                            prop_assert!(
+                                !before || after.allowed || d.revokes,
+                                "check({}, {}, {}, now {}, context {}) allowed by a, denied by b ({:?}), but diff(a, b).revokes is false;\n a = {}\n b = {}",
+                                s, act, r, now, c, after.reason, show(&sa), show(&sb)
+                            );
+                        }
                     }
                 }
             }
@@ -933,6 +1335,19 @@ proptest! {
             for act in &actions {
                 for r in &resources {
                     prop_assert_eq!(code(ev.list_subjects(r, act, now)), code(pv.list_subjects(r, act, now)));
+                }
+            }
+        }
+        if !sb.conditions.is_empty() {
+            for ctx in &contexts() {
+                for s in &subjects {
+                    for act in &actions {
+                        for r in &resources {
+                            let got = ev_check_in(&ev, s, act, r, nows[0], ctx);
+                            let want = ev_check_in(&pv, s, act, r, nows[0], ctx);
+                            prop_assert_eq!(&got, &want, "check({}, {}, {}) with a context; a = {}, b = {}", s, act, r, show(&sa), show(&sb));
+                        }
+                    }
                 }
             }
         }
