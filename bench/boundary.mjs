@@ -66,7 +66,7 @@ function rawBuffer(q) {
   for (let i = 0; i < s.length; i++) u8[p++] = s.charCodeAt(i);
   for (let i = 0; i < a.length; i++) u8[p++] = a.charCodeAt(i);
   for (let i = 0; i < r.length; i++) u8[p++] = r.charCodeAt(i);
-  return raw.check(s.length, a.length, r.length, NOW, NOW);
+  return raw.check(s.length, a.length, r.length, NOW, NOW, -1, -1);
 }
 
 const variants = [

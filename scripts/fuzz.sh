@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fuzz targets of fuzz/ (cargo fuzz, libFuzzer with AddressSanitizer), one per decoder and
-# parser: snapshot, delta, watermark, model_json, request_line, worker_body, list_query.
+# parser: snapshot, delta, watermark, model_json, request_line, worker_body, list_query,
+# sync_answer, conditions.
 #
 #   scripts/fuzz.sh run [SECONDS] [TARGET...]   # each target for SECONDS (default 60), all by default
 #   scripts/fuzz.sh replay                      # every seed and regression case once, no fuzzing
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(snapshot delta watermark model_json request_line worker_body list_query sync_answer)
+TARGETS=(snapshot delta watermark model_json request_line worker_body list_query sync_answer conditions)
 export RUSTC_BOOTSTRAP=1
 
 ensure_cargo_fuzz() {
@@ -59,7 +60,7 @@ seeds)
   W=$(mktemp -d)
   trap 'rm -rf "$W"' EXIT
   rm -rf "$S"
-  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query,sync_answer}
+  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query,sync_answer,conditions}
   python3 -c 'import base64; print(base64.b64encode(bytes([7] * 32)).decode())' > "$W/key"
   T=1700000000000
   # Models: the example, edits of it (each a kind of change), the conformance suite's models,
@@ -130,6 +131,14 @@ out.write(s("more") + b"\xc2")' "$@"; }
   feed 2 0 "$W/s0" > "$S/sync_answer/feed-snapshot"
   feed 2 1 "$W/s0" "$W/w1" > "$S/sync_answer/feed-heartbeat"
   feed 2 2 "$W/s3" "$W/w2" > "$S/sync_answer/feed-carried"
+  # Conditions (docs/model.md's example: each kind and operator) and contexts, on two lines.
+  cond() { printf '%s\n%s' "$2" "$3" > "$S/conditions/$1"; }
+  cond every-kind '{"mfa_recent":{"attr":"mfa_age_s","op":"<=","value":900,"step_up":true},"office":{"attr":"ip","op":"in_cidr","value":["10.0.0.0/8","2001:db8::/32"]},"low_risk":{"attr":"risk_score","op":"<","value":50},"managed":{"attr":"device","op":"in","value":["managed","compliant"]},"has_mfa":{"attr":"amr","op":"contains","value":"mfa","step_up":true},"workday":{"time":{"days":["mon","tue","wed","thu","fri"],"from":"08:00","to":"18:00","utc_offset_minutes":60}},"finance_ok":{"all":["office","low_risk"]},"unflagged":{"not":"flagged"},"flagged":{"attr":"flagged","op":"==","value":true}}' \
+    '{"ip":"10.1.2.3","risk_score":10,"mfa_age_s":60,"device":"managed","amr":["pwd","mfa"],"flagged":false}'
+  cond empty-context '{"a":{"attr":"x","op":"!=","value":"y"},"b":{"any":["a","c"]},"c":{"attr":"n","op":"not_in","value":[1,2]}}' '{}'
+  cond night '{"night":{"time":{"days":["fri"],"from":"22:00","to":"02:00","utc_offset_minutes":-300}}}' '{"now":1700000000000}'
+  cond cycle '{"a":{"not":"b"},"b":{"all":["a"]}}' '{"x":1}'
+  cond bad-context '{"a":{"attr":"x","op":">=","value":1.5}}' '{"x":null,"Y":[1]}'
   find "$S" -type f | wc -l | xargs printf '%s seed files in tests/fuzz/seeds\n'
   ;;
 replay)

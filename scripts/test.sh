@@ -12,7 +12,7 @@
 #                              Worker's benchmarks once, quick (scale, soak)
 #   scripts/test.sh publish    the origin's publisher against Workers in workerd, its benchmark once;
 #                              replicas and the push receiver; the replica benchmark once
-#   scripts/test.sh fuzz       a minute of each fuzz target (seeds and regressions first)
+#   scripts/test.sh fuzz       45 seconds of each fuzz target (seeds and regressions first)
 #
 # Several subsets may be named: `scripts/test.sh core pkg`. The node --test files of each subset
 # are listed below; a test file that no subset names fails the run of everything.
@@ -146,9 +146,9 @@ publish() {
 }
 
 fuzz() {
-  say "the fuzz targets, a minute each (seeds and regression cases first; exits 1 on a crash)"
+  say "the fuzz targets, 45 seconds each (seeds and regression cases first; exits 1 on a crash)"
   mkdir -p target
-  ./scripts/fuzz.sh run "${FUZZ_SECONDS:-60}" | tee target/fuzz-short.txt
+  ./scripts/fuzz.sh run "${FUZZ_SECONDS:-45}" | tee target/fuzz-short.txt
 }
 
 mkdir -p target

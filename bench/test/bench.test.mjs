@@ -245,3 +245,17 @@ test('run.mjs --model FILE and a missing package', { timeout: 60000 }, () => {
     fs.unlinkSync(file);
   }
 });
+
+test('conditions.mjs prints its four rows, the rows answering as they should', { timeout: 120000 }, () => {
+  const r = spawnSync(process.execPath, [path.join(bench, 'conditions.mjs'), '--users', '400', '--rounds', '1'], {
+    cwd: repo, encoding: 'utf8', maxBuffer: 1 << 26,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const rows = r.stdout.split('\n').filter((l) => /^\| (bare|conditions)/.test(l));
+  assert.deepEqual(rows.map((l) => l.split('|')[1].trim()), ['bare', 'bare + context', 'conditions', 'conditions + context']);
+  // The shares allowed: a context changes nothing without conditions, and conditions refuse
+  // some requests without a context that the context lets through.
+  const allowed = rows.map((l) => Number(l.split('|')[2].trim().replace('%', '')));
+  assert.equal(allowed[0], allowed[1]);
+  assert.ok(allowed[2] < allowed[0] && allowed[3] > allowed[2], r.stdout);
+});

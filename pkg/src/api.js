@@ -140,7 +140,18 @@ const MAX_KEYS = 32;
 const MAX_KEY = 64;
 const MAX_STRING = 256;
 const MAX_LIST = 32;
-const KEY = /^[a-z][a-z0-9_]*$/;
+// `[a-z][a-z0-9_]*` of at most MAX_KEY bytes, by a loop (a regular expression costs more here).
+function attrKey(k) {
+  const n = k.length;
+  if (n === 0 || n > MAX_KEY) return false;
+  let c = k.charCodeAt(0);
+  if (c < 97 || c > 122) return false;
+  for (let i = 1; i < n; i++) {
+    c = k.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95)) return false;
+  }
+  return true;
+}
 
 // The UTF-8 length of a well-formed string.
 function utf8Length(s) {
@@ -152,8 +163,15 @@ function utf8Length(s) {
   return n;
 }
 
+// A string attribute within the limit: at most 85 UTF-16 units are at most 255 bytes, so only
+// longer strings are measured.
 function attrString(v) {
-  return typeof v === 'string' && v.length <= MAX_STRING && wellFormed(v) && utf8Length(v) <= MAX_STRING;
+  return (
+    typeof v === 'string' &&
+    v.length <= MAX_STRING &&
+    wellFormed(v) &&
+    (v.length <= 85 || utf8Length(v) <= MAX_STRING)
+  );
 }
 
 // An attribute's value read once: the string, finite number or boolean itself, a fresh copy of a
@@ -201,7 +219,7 @@ function readContext(context, clock) {
       if (k === 'now') n = context.now;
       else if (k === 'at_least_epoch') e = context.at_least_epoch;
       else {
-        if (ctxCount === MAX_KEYS || k.length > MAX_KEY || !KEY.test(k)) return -1;
+        if (ctxCount === MAX_KEYS || !attrKey(k)) return -1;
         const v = attrValue(context[k]);
         if (v === undefined) return -1;
         ctxKeys[ctxCount] = k;
@@ -447,13 +465,23 @@ export class Evaluator {
     if (need > this.#ctxLen) {
       raw.ctx_reserve(need);
       this.#ctxLen = raw.ctx_len();
+      this.#ctxPtr = raw.ctx_ptr();
     }
-    const base = raw.ctx_ptr();
+    const base = this.#ctxPtr;
     views();
     const u8 = U8;
     let p = base;
+    // A string as two bytes of length and its UTF-8: ASCII by a loop, the rest by encodeInto.
     const str = (x) => {
-      const { written } = encoder.encodeInto(x, u8.subarray(p + 2, p + 2 + 3 * x.length));
+      const n = x.length;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = x.charCodeAt(i);
+        if (c > 0x7f) break;
+        u8[p + 2 + i] = c;
+      }
+      let written = n;
+      if (i < n) written = i + encoder.encodeInto(x.slice(i), u8.subarray(p + 2 + i, p + 2 + 3 * n)).written;
       u8[p] = written & 0xff;
       u8[p + 1] = written >>> 8;
       p += 2 + written;
@@ -482,6 +510,7 @@ export class Evaluator {
     return p - base;
   }
   #ctxLen = 0;
+  #ctxPtr = 0;
 
   #name(kind, id) {
     const cache = this.#names[kind];
@@ -615,7 +644,7 @@ export class Evaluator {
     const now = readContext(context, clock);
     const least = atLeast;
     const raw = this.#live();
-    const ctx = now < 0 ? -1 : this.#putContext(raw);
+    const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
     // Strings are primitives: measured and copied from the same values.
     const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
     if (need > this.#inLen) this.#reserve(need, 1);
@@ -651,7 +680,7 @@ export class Evaluator {
     const now = readContext(context, clock);
     const least = atLeast;
     const raw = this.#live();
-    const ctx = now < 0 ? -1 : this.#putContext(raw);
+    const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
     const count = fields.length / 3;
     const out = new Array(count);
     for (let start = 0; start < count; start += CHUNK) {
@@ -727,7 +756,7 @@ export class Evaluator {
       const now = listNow(o, clock);
       const least = atLeast;
       const raw = this.#live();
-      const ctx = now < 0 ? -1 : this.#putContext(raw);
+      const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
       return raw.list_resources(nameArg(subject), nameArg(action), type, clock, now, least, ctx);
     } catch (e) {
       throw coded(e);
@@ -742,7 +771,7 @@ export class Evaluator {
       const now = listNow(o, clock);
       const least = atLeast;
       const raw = this.#live();
-      const ctx = now < 0 ? -1 : this.#putContext(raw);
+      const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
       return raw.list_subjects(nameArg(resource), nameArg(action), clock, now, least, ctx);
     } catch (e) {
       throw coded(e);
@@ -764,7 +793,7 @@ export class Evaluator {
     const raw = this.#raw;
     if (raw === null) return;
     this.#raw = null;
-    this.#inPtr = this.#inLen = this.#lensPtr = this.#lensLen = this.#outPtr = this.#ctxLen = 0;
+    this.#inPtr = this.#inLen = this.#lensPtr = this.#lensLen = this.#outPtr = this.#ctxLen = this.#ctxPtr = 0;
     this.#names = [[], [], []];
     raw.free();
   }

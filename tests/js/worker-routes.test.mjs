@@ -474,7 +474,8 @@ describe('routes, methods, paths, bodies and default limits', () => {
 
   test('checks: a malformed context is a 200 decision with reason invalid_request', async () => {
     for (const context of [{ now: 'x' }, { now: -1 }, { now: 1.5 }, { now: 2 ** 53 }, { now: 1e300 }, { now: true }, { now: [1] }, { now: {} },
-      { extra: 1 }, { now: 1, extra: 1 }, [], 'x', 1, true]) {
+      { extra: null }, { now: 1, extra: {} }, { Extra: 1 }, { l: [1] }, { s: 'x'.repeat(257) },
+      Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i])), [], 'x', 1, true]) {
       const r = assertOk(await edge.fetch('/v1/acme/check', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ subject: 'user:alice', action: 'read', resource: 'org:acme', context }) }));
       assert.deepEqual(r, { allowed: false, reason: 'invalid_request', epoch: 1, watermark: 0, tier: null }, JSON.stringify(context));
       const m = assertOk(await c.checkMany([['user:alice', 'read', 'org:acme'], ['user:bob', 'read', 'org:acme']], context));

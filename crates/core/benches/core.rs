@@ -39,6 +39,107 @@ fn bench(c: &mut Criterion) {
     bench_build(c, &json, &key, &snapshot);
     bench_check(c, &ev, &refs, &big_refs);
     bench_check_many(c, &ev, &refs);
+    bench_conditions(c, &json, &key, &ev, &refs);
+}
+
+/// The workload with five conditions and a `when` on every tenth assignment (docs/model.md,
+/// "Conditions").
+fn with_conditions(json: &str) -> String {
+    let mut m: serde_json::Value = serde_json::from_str(json).unwrap();
+    m["conditions"] = serde_json::json!({
+        "office": {"attr": "ip", "op": "in_cidr", "value": ["10.0.0.0/8", "2001:db8::/32"]},
+        "managed": {"attr": "device", "op": "in", "value": ["managed", "compliant"]},
+        "low_risk": {"attr": "risk_score", "op": "<", "value": 50},
+        "mfa_recent": {"attr": "mfa_age_s", "op": "<=", "value": 900, "step_up": true},
+        "trusted": {"any": ["office", "managed"]}
+    });
+    let names = ["office", "managed", "low_risk", "trusted"];
+    for (i, a) in m["assignments"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        if i % 10 == 0 {
+            a["when"] = serde_json::json!(names[(i / 10) % names.len()]);
+        }
+    }
+    m.to_string()
+}
+
+/// The same requests, the model without conditions and with them (a `when` on 10% of the
+/// assignments) under a five-attribute context: what conditions cost a check.
+fn bench_conditions(
+    c: &mut Criterion,
+    json: &str,
+    key: &SecretKey,
+    bare: &Evaluator,
+    refs: &[Request<'_>],
+) {
+    let (_, ev) = compile_and_load(&with_conditions(json), key);
+    let ctx = edge_authz::condition::Context::new([
+        (
+            "ip".to_string(),
+            edge_authz::condition::Attr::Str("10.1.2.3".into()),
+        ),
+        (
+            "device".to_string(),
+            edge_authz::condition::Attr::Str("byod".into()),
+        ),
+        (
+            "risk_score".to_string(),
+            edge_authz::condition::Attr::Num(12.0),
+        ),
+        (
+            "mfa_age_s".to_string(),
+            edge_authz::condition::Attr::Num(60.0),
+        ),
+        (
+            "amr".to_string(),
+            edge_authz::condition::Attr::List(vec!["pwd".into(), "mfa".into()]),
+        ),
+    ])
+    .unwrap();
+    let at = edge_authz::At::clock(NOW).with_context(&ctx);
+    let granted = refs
+        .iter()
+        .filter(|r| ev.check(**r, at).reason == Reason::Granted)
+        .count();
+    println!(
+        "conditions (a when on 10% of assignments, a 5-attribute context): {granted} of {} granted",
+        refs.len()
+    );
+    let mut g = c.benchmark_group("conditions");
+    let mut i = 0usize;
+    g.bench_function("single_cold_100k_bare", |b| {
+        b.iter(|| {
+            i = (i + 1) % refs.len();
+            bare.check(black_box(refs[i]), NOW)
+        })
+    });
+    g.bench_function("single_cold_100k_conditions", |b| {
+        b.iter(|| {
+            i = (i + 1) % refs.len();
+            ev.check(black_box(refs[i]), at)
+        })
+    });
+    let mut out = Vec::with_capacity(refs.len());
+    g.throughput(Throughput::Elements(refs.len() as u64));
+    g.bench_function("check_many_cold_100k_bare", |b| {
+        b.iter(|| {
+            out.clear();
+            bare.check_many(black_box(refs), NOW, &mut out);
+            out.len()
+        })
+    });
+    g.bench_function("check_many_cold_100k_conditions", |b| {
+        b.iter(|| {
+            out.clear();
+            ev.check_many(black_box(refs), at, &mut out);
+            out.len()
+        })
+    });
+    g.finish();
 }
 
 /// A signed edge trusting `key`, holding nothing.

@@ -70,6 +70,17 @@ struct ResourceRec {
     bloom_mask: u32,
 }
 
+/// How many group hops from subject `s` to principal `p` (0: `p` is `s`), given `s`'s closure;
+/// `None` when `s` does not reach `p`.
+#[inline(always)]
+fn distance(s: u32, p: u32, groups: &[u32], meta: &[u32]) -> Option<u32> {
+    if p == s {
+        return Some(0);
+    }
+    let j = groups.binary_search(&p).ok()?;
+    Some(meta.get(j).map_or(u32::MAX, |m| hop_dist(*m)))
+}
+
 /// A resource with more assignments than this gets a principal table.
 const DENSE: usize = 12;
 /// Marks an empty entry of a principal table.
@@ -653,13 +664,8 @@ impl Index {
             let mut best: Option<(u32, usize)> = None;
             if rec.table_mask == 0 {
                 for (i, p) in principals.iter().enumerate() {
-                    let d = if *p == s {
-                        0
-                    } else {
-                        match groups.binary_search(p) {
-                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| hop_dist(*m)),
-                            Err(_) => continue,
-                        }
+                    let Some(d) = distance(s, *p, groups, meta) else {
+                        continue;
                     };
                     if best.is_none_or(|(bd, _)| d < bd) && self.usable(base + i, a, now) {
                         best = Some((d, i));
@@ -810,13 +816,8 @@ impl Index {
             found.clear();
             if rec.table_mask == 0 {
                 for (i, p) in principals.iter().enumerate() {
-                    let d = if *p == s {
-                        0
-                    } else {
-                        match groups.binary_search(p) {
-                            Ok(j) => meta.get(j).map_or(u32::MAX, |m| hop_dist(*m)),
-                            Err(_) => continue,
-                        }
+                    let Some(d) = distance(s, *p, groups, meta) else {
+                        continue;
                     };
                     if self.usable(base + i, a, now) {
                         found.push((d, i as u32));

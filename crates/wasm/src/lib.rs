@@ -185,6 +185,13 @@ pub struct RawEvaluator {
     ctx: Option<Context>,
 }
 
+/// Grows a buffer the caller writes into to hold `n` items at least (to a power of two).
+fn grow<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n.next_power_of_two(), T::default());
+    }
+}
+
 /// The context of a request that gives none.
 static NO_CONTEXT: Context = Context::EMPTY;
 
@@ -241,23 +248,27 @@ impl RawEvaluator {
     }
 
     /// Reads the context of the next decision: `len` bytes of `ctx_in`, or none (`len` below
-    /// 0). False when they do not read (the request is then malformed).
-    fn load_context(&mut self, len: i32) -> bool {
+    /// 0). `None` when they do not read (the request is then malformed), else whether the
+    /// decision takes `ctx` (false: no context; nothing is touched on that path).
+    fn load_context(&mut self, len: i32) -> Option<bool> {
         let Ok(len) = usize::try_from(len) else {
-            self.ctx_bytes.clear();
-            self.ctx = Some(Context::EMPTY);
-            return true;
+            return Some(false);
         };
-        let Some(bytes) = self.ctx_in.get(..len) else {
-            self.ctx = None;
-            return false;
-        };
+        let bytes = self.ctx_in.get(..len)?;
         if self.ctx_bytes != bytes || self.ctx.is_none() {
             self.ctx_bytes.clear();
             self.ctx_bytes.extend_from_slice(bytes);
             self.ctx = read_context(bytes);
         }
-        self.ctx.is_some()
+        self.ctx.as_ref().map(|_| true)
+    }
+
+    /// The context of a decision, as `load_context` said.
+    fn context_of(ctx: &Option<Context>, with: bool) -> &Context {
+        match ctx {
+            Some(c) if with => c,
+            _ => &NO_CONTEXT,
+        }
     }
 
     /// Appends a decision's grant ids to `out`; returns its answer word.
@@ -362,13 +373,14 @@ impl RawEvaluator {
         let before = self.out.as_ptr();
         self.out.clear();
         let read = self.load_context(ctx);
+        let with = read == Some(true);
         let mut at = 0;
         let s = Self::field(&self.input, &mut at, ls);
         let a = Self::field(&self.input, &mut at, la);
         let r = Self::field(&self.input, &mut at, lr);
         let d = match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) if read => {
-                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
+            Ok(Some(at)) if read.is_some() => {
+                let at = at.with_context(Self::context_of(&self.ctx, with));
                 let d = self.r.evaluator().check(Request::new(s, a, r), at);
                 if replica && self.must_confirm(&d, &at) {
                     return NEEDS_CONFIRMATION;
@@ -397,6 +409,7 @@ impl RawEvaluator {
     ) -> bool {
         self.out.clear();
         let read = self.load_context(ctx);
+        let with = read == Some(true);
         let mut at = 0;
         let mut requests = Vec::with_capacity(count);
         for i in 0..count {
@@ -408,8 +421,8 @@ impl RawEvaluator {
         }
         self.decisions.clear();
         match Self::at(clock, now, at_least_epoch) {
-            Ok(Some(at)) if read => {
-                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
+            Ok(Some(at)) if read.is_some() => {
+                let at = at.with_context(Self::context_of(&self.ctx, with));
                 self.r
                     .evaluator()
                     .check_many(&requests, at, &mut self.decisions);
@@ -548,13 +561,8 @@ impl RawEvaluator {
 
     /// Makes room for `bytes` request bytes and `requests` requests.
     pub fn reserve(&mut self, bytes: usize, requests: usize) {
-        if self.input.len() < bytes {
-            self.input.resize(bytes.next_power_of_two(), 0);
-        }
-        let lens = requests.saturating_mul(3);
-        if self.lens.len() < lens {
-            self.lens.resize(lens.next_power_of_two(), 0);
-        }
+        grow(&mut self.input, bytes);
+        grow(&mut self.lens, requests.saturating_mul(3));
     }
 
     /// Where the caller writes request bytes (valid until the next `reserve`).
@@ -649,9 +657,7 @@ impl RawEvaluator {
 
     /// Makes room for a context of `bytes` bytes.
     pub fn ctx_reserve(&mut self, bytes: usize) {
-        if self.ctx_in.len() < bytes {
-            self.ctx_in.resize(bytes.next_power_of_two(), 0);
-        }
+        grow(&mut self.ctx_in, bytes);
     }
 
     /// Where the caller writes a context (valid until the next `ctx_reserve`).
@@ -836,12 +842,13 @@ impl RawEvaluator {
         ctx: i32,
     ) -> Result<Vec<String>, JsValue> {
         let read = self.load_context(ctx);
+        let with = read == Some(true);
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) if read => self.r.evaluator().list_resources(
+            Some(at) if read.is_some() => self.r.evaluator().list_resources(
                 subject,
                 action,
                 type_filter.as_deref(),
-                at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT)),
+                at.with_context(Self::context_of(&self.ctx, with)),
             ),
             _ => Err(self.r.evaluator().reject_list()),
         };
@@ -862,9 +869,10 @@ impl RawEvaluator {
         ctx: i32,
     ) -> Result<Vec<String>, JsValue> {
         let read = self.load_context(ctx);
+        let with = read == Some(true);
         let listed = match Self::at(clock, now, at_least_epoch).map_err(|()| invalid_clock())? {
-            Some(at) if read => {
-                let at = at.with_context(self.ctx.as_ref().unwrap_or(&NO_CONTEXT));
+            Some(at) if read.is_some() => {
+                let at = at.with_context(Self::context_of(&self.ctx, with));
                 self.r.evaluator().list_subjects(resource, action, at)
             }
             _ => Err(self.r.evaluator().reject_list()),
