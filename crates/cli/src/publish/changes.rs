@@ -313,4 +313,79 @@ mod tests {
         ));
         Ok(())
     }
+
+    #[test]
+    fn condition_operations_apply_and_diff_says_which_revoke() -> Result<(), String> {
+        let m = example()?;
+        let state = |m: &Model| m.compile().map(|c| c.state).map_err(|e| e.to_string());
+        let revokes = |a: &Model, b: &Model| -> Result<bool, String> {
+            edge_authz::diff(&state(a)?, &state(b)?)
+                .map(|d| d.revokes)
+                .map_err(|e| e.to_string())
+        };
+        let office = apply(
+            &m,
+            &ops(
+                r#"[{"op":"set_condition","name":"office","condition":{"attr":"ip","op":"in_cidr","value":"10.0.0.0/8"}},
+                    {"op":"set_condition","name":"mfa","condition":{"attr":"mfa_age_s","op":"<=","value":900,"step_up":true}},
+                    {"op":"add_assignment","principal":"user:bob","role":"viewer","resource":"org:acme","when":"office"}]"#,
+            )?,
+        )?;
+        // A new grant with a condition, new conditions: no revocation.
+        assert!(!revokes(&m, &office)?);
+        // A stricter condition in use, a requirement on an action: revocations.
+        let stricter = apply(
+            &office,
+            &ops(
+                r#"{"op":"set_condition","name":"office","condition":{"attr":"ip","op":"in_cidr","value":"10.1.0.0/16"}}"#,
+            )?,
+        )?;
+        assert!(revokes(&office, &stricter)?);
+        let required = apply(
+            &office,
+            &ops(r#"{"op":"set_action","action":"export","tier":"high","requires":["mfa"]}"#)?,
+        )?;
+        assert!(revokes(&office, &required)?);
+        // set_action without `requires` keeps them; `[]` takes them off (a grant).
+        let retiered = apply(
+            &required,
+            &ops(r#"{"op":"set_action","action":"export","tier":"standard"}"#)?,
+        )?;
+        let export = |m: &Model| {
+            m.actions
+                .0
+                .iter()
+                .find(|(n, _)| n == "export")
+                .map(|(_, d)| d.requires.clone())
+        };
+        assert_eq!(export(&retiered), Some(vec!["mfa".to_string()]));
+        let lifted = apply(
+            &required,
+            &ops(r#"{"op":"set_action","action":"export","tier":"high","requires":[]}"#)?,
+        )?;
+        assert_eq!(export(&lifted), Some(vec![]));
+        assert!(!revokes(&required, &lifted)?);
+        // A condition still in use cannot go; one no one uses can; an absent one is an error.
+        let in_use = apply(
+            &office,
+            &ops(r#"{"op":"remove_condition","name":"office"}"#)?,
+        )?;
+        assert!(in_use
+            .compile()
+            .is_err_and(|e| e.kind.code() == "undeclared_condition"));
+        let unused = apply(&office, &ops(r#"{"op":"remove_condition","name":"mfa"}"#)?)?;
+        assert!(unused.compile().is_ok());
+        assert!(apply(&m, &ops(r#"{"op":"remove_condition","name":"nope"}"#)?).is_err());
+        // A malformed condition does not compile, naming it.
+        let bad = apply(
+            &m,
+            &ops(
+                r#"{"op":"set_condition","name":"bad","condition":{"attr":"ip","op":"in_cidr","value":"10.0.0.1/8"}}"#,
+            )?,
+        )?;
+        assert!(bad
+            .compile()
+            .is_err_and(|e| e.at.starts_with("conditions.bad")));
+        Ok(())
+    }
 }

@@ -730,3 +730,103 @@ fn a_push_token_that_cannot_be_read_is_a_usage_error() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"));
 }
+
+#[test]
+fn check_takes_a_context_and_names_the_conditions_that_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let model = serde_json::json!({
+        "version": 1, "tenant": "acme",
+        "actions": {"read": {"tier": "low"}, "export": {"tier": "high", "requires": ["mfa_recent"]}},
+        "roles": {"exporter": ["read", "export"]},
+        "resources": [{"id": "org:acme"}],
+        "assignments": [{"principal": "user:alice", "role": "exporter", "resource": "org:acme", "when": "office"}],
+        "conditions": {
+            "office": {"attr": "ip", "op": "in_cidr", "value": "10.0.0.0/8"},
+            "mfa_recent": {"attr": "mfa_age_s", "op": "<=", "value": 900, "step_up": true}
+        }
+    });
+    std::fs::write(p.join("m.json"), model.to_string()).unwrap();
+    let check = |context: Option<&str>| {
+        let mut args = vec!["check", "--model", "m.json"];
+        if let Some(c) = context {
+            args.extend(["--context", c]);
+        }
+        args.extend(["user:alice", "export", "org:acme"]);
+        ok(p, &args)
+    };
+    let d = check(Some(r#"{"ip": "10.1.2.3", "mfa_age_s": 60}"#));
+    assert_eq!(d["reason"], "granted");
+    assert_eq!(d["grant"]["when"], "office");
+    let d = check(Some(r#"{"ip": "10.1.2.3"}"#));
+    assert_eq!(d["reason"], "step_up_required");
+    assert_eq!(d["conditions"], serde_json::json!(["mfa_recent"]));
+    assert_eq!(d["missing"], serde_json::json!(["mfa_age_s"]));
+    let d = check(None);
+    assert_eq!(d["reason"], "condition_failed");
+    assert_eq!(d["conditions"], serde_json::json!(["mfa_recent", "office"]));
+    assert_eq!(d["missing"], serde_json::json!(["ip", "mfa_age_s"]));
+    // A malformed context is an invalid_request decision, exit 0, never a usage error.
+    for bad in [
+        "{",
+        r#"{"ip": null}"#,
+        r#"{"Ip": "x"}"#,
+        "[1]",
+        r#"{"n": NaN}"#,
+    ] {
+        assert_eq!(check(Some(bad))["reason"], "invalid_request", "{bad}");
+    }
+    // Listings take it too.
+    let listed = ok(
+        p,
+        &[
+            "list-subjects",
+            "--model",
+            "m.json",
+            "--context",
+            r#"{"ip": "10.0.0.1", "mfa_age_s": 1}"#,
+            "org:acme",
+            "export",
+        ],
+    );
+    assert_eq!(listed["subjects"], serde_json::json!(["user:alice"]));
+    let listed = ok(
+        p,
+        &["list-subjects", "--model", "m.json", "org:acme", "read"],
+    );
+    assert_eq!(listed["subjects"], serde_json::json!([]));
+    // In a batch, the lines without a context take --context.
+    let mut child = bin()
+        .current_dir(p)
+        .args([
+            "check",
+            "--model",
+            "m.json",
+            "--context",
+            r#"{"ip": "10.0.0.1"}"#,
+            "--requests",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"[\"user:alice\", \"read\", \"org:acme\"]\n{\"subject\": \"user:alice\", \"action\": \"read\", \"resource\": \"org:acme\", \"context\": {\"ip\": \"192.0.2.1\"}}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let reasons: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(reasons, ["granted", "condition_failed"]);
+}
