@@ -38,6 +38,7 @@ const state = {
   stagedModel: null,
   stagedEvaluator: null, // the staged model's preview, kept for impact
   lastSubjectMs: null,
+  attrs: {}, // the request context's attributes (the context editor)
 };
 
 function message(text, kind = 'error') {
@@ -86,6 +87,7 @@ const fmtTime = (ms) => (ms === null || ms === undefined ? '—' : `${new Date(m
 async function useSource(source, note) {
   state.source?.free();
   state.source = source;
+  source.attrs = state.attrs;
   state.stagedEvaluator?.free();
   state.stagedEvaluator = null;
   state.staged = [];
@@ -155,6 +157,13 @@ async function showStatus() {
     ['counts', Object.entries(s.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ')],
   ];
   if (s.digest) fields.push(['digest', s.digest.slice(0, 16) + '…']);
+  // A model in the page shows its conditions and what its actions require.
+  const model = state.source.model;
+  if (model?.conditions && Object.keys(model.conditions).length) {
+    fields.push(['conditions', Object.entries(model.conditions).map(([n, c]) => `${n} ${JSON.stringify(c)}`).join('; ')]);
+    const req = Object.entries(model.actions ?? {}).filter(([, a]) => a.requires?.length);
+    if (req.length) fields.push(['requires', req.map(([n, a]) => `${n}: ${a.requires.join(', ')}`).join('; ')]);
+  }
   // A Worker also says what its tenant's authority (the Durable Object) holds, or why it could
   // not be reached.
   if (s.authorityError) fields.push(['authority', `unreachable: [${s.authorityError.code}] ${s.authorityError.message}`]);
@@ -241,7 +250,14 @@ function explain(decision, request) {
       ' ', h('code', { class: 'reason' }, d.reason), ` ${subject} · ${action} · ${resource}`,
       d.tier ? ` · tier ${d.tier}` : '', ` · epoch ${d.epoch ?? '—'}`),
     d.grant
-      ? h('p', {}, `grant: ${d.grant.principal} holds ${d.grant.role} on ${d.grant.resource}`)
+      ? h('p', {}, `grant: ${d.grant.principal} holds ${d.grant.role} on ${d.grant.resource}`,
+        d.grant.when ? [' while ', h('code', { class: 'when' }, d.grant.when), ' holds'] : '')
+      : null,
+    d.conditions
+      ? h('p', { class: 'conditions', dataset: { conditions: d.conditions.join(' '), missing: d.missing.join(' ') } },
+        d.reason === 'step_up_required' ? 'a step-up would let this through: ' : 'refused by ',
+        d.conditions.map((c, i) => [i ? ', ' : '', h('code', {}, c)]),
+        d.missing.length ? [' · the context lacks ', d.missing.map((a, i) => [i ? ', ' : '', h('code', {}, a)])] : '')
       : null,
     drawPath(d, resource),
     h('pre', { class: 'decision' }, JSON.stringify(d, null, 2)),
@@ -251,9 +267,11 @@ function explain(decision, request) {
 // -------------------------------------------------------------------------------------------
 // A paged table of ids by actions, each cell a decision that explains itself when clicked.
 
-/** A cell: the role that allows, `·` for no grant, `✕` for a refusal (suspended, stale, ...). */
+/** A cell: the role that allows (`?` when it holds under a condition), `·` for no grant, `⇡` for
+ * a step-up, `✕` for any other refusal (conditions failed, suspended, stale, ...). */
 function cellText(d) {
-  if (d.allowed) return `✓ ${d.grant.role}`;
+  if (d.allowed) return `✓ ${d.grant.role}${d.grant.when ? ' ?' : ''}`;
+  if (d.reason === 'step_up_required') return '⇡';
   return d.reason === 'no_grant' ? '·' : '✕';
 }
 
@@ -290,7 +308,9 @@ function permissionTable({ rows, rowKey, request, out, title, emptyText, now }) 
           return h('td', {
             class: d.allowed ? 'allow' : d.reason === 'no_grant' ? 'deny' : 'deny refused',
             dataset: { action: a, allowed: String(d.allowed), reason: d.reason },
-            title: d.allowed ? `${d.grant.role} via ${d.grant.path.join(' → ')} on ${d.grant.resource}` : d.reason,
+            title: d.allowed
+              ? `${d.grant.role} via ${d.grant.path.join(' → ')} on ${d.grant.resource}${d.grant.when ? ` while ${d.grant.when}` : ''}`
+              : d.conditions ? `${d.reason}: ${d.conditions.join(', ')}` : d.reason,
             tabindex: 0,
             onclick: () => detail.replaceChildren(explain(d, req)),
             onkeydown: (e) => e.key === 'Enter' && detail.replaceChildren(explain(d, req)),
@@ -451,6 +471,12 @@ function stageFields() {
     if (name === 'expires_at') {
       return h('label', {}, 'expires (optional) ', h('input', { name, type: 'datetime-local', step: 1 }));
     }
+    if (name === 'condition') {
+      return h('label', {}, 'condition (JSON) ', h('input', { name, required: true, size: 50, autocomplete: 'off', spellcheck: 'false', placeholder: '{"attr": "ip", "op": "in_cidr", "value": "10.0.0.0/8"}' }));
+    }
+    if (name === 'when') {
+      return h('label', {}, 'condition (empty: none) ', h('input', { name, autocomplete: 'off', placeholder: 'office' }));
+    }
     return h('label', {}, `${name} `, h('input', { name, required: !optional, autocomplete: 'off', placeholder: name === 'parent' ? 'new parent' : '' }));
   });
   $('stage-fields').replaceChildren(...out);
@@ -516,6 +542,7 @@ function renderStaged() {
     beforeEvaluator: src().evaluator,
     beforeDirectory: src().directory,
     afterEvaluator: state.stagedEvaluator,
+    attrs: src().attrs,
   });
   const rowsOf = (rows, cls, side) =>
     h('table', { class: `diff ${cls}` },
@@ -709,17 +736,39 @@ function wire() {
     renderStaged();
   };
   $('use-staged').onclick = () => guarded(() => loadModel(state.stagedModel, 'the staged model'));
-  // A new "as of" time redraws what is open.
-  $('asof').onchange = () =>
-    guarded(async () => {
-      if (!state.source) return;
-      const subject = $('subject-out').dataset.subject;
-      const resource = $('resource-out').dataset.resource;
-      if (subject) await openSubject(subject);
-      if (resource) await openResource(resource);
-      if (state.staged.length) renderStaged();
-    });
+  // A new "as of" time, or a new request context, redraws what is open.
+  $('attrs').onchange = () => guarded(() => { readAttrs(); return redraw(); });
+  $('asof').onchange = () => guarded(redraw);
   stageFields();
+}
+
+/** The context editor's attributes (a JSON object), given to the source; an error otherwise. */
+function readAttrs() {
+  const text = $('attrs').value.trim();
+  let attrs = {};
+  if (text) {
+    try {
+      attrs = JSON.parse(text);
+    } catch (e) {
+      throw Object.assign(new Error(`the request context is not JSON: ${e.message}`), { code: 'invalid_json' });
+    }
+    if (attrs === null || typeof attrs !== 'object' || Array.isArray(attrs)) {
+      throw Object.assign(new Error('the request context is a JSON object of attributes'), { code: 'invalid_context' });
+    }
+  }
+  state.attrs = attrs;
+  if (state.source) state.source.attrs = attrs;
+  message(null);
+}
+
+/** Asks again for what is open (the subject's and the resource's tables, the what-if impact). */
+async function redraw() {
+  if (!state.source) return;
+  const subject = $('subject-out').dataset.subject;
+  const resource = $('resource-out').dataset.resource;
+  if (subject) await openSubject(subject);
+  if (resource) await openResource(resource);
+  if (state.staged.length) renderStaged();
 }
 
 async function start() {

@@ -7,6 +7,14 @@
 //   names: ids are typed.
 import { Directory } from './directory.js';
 
+/** A request context: the page's attributes (docs/decisions.md, "Context") and, when the view
+ * asks for one, its time; `undefined` when both are absent. */
+export function contextOf(attrs, now) {
+  const c = { ...(attrs ?? {}) };
+  if (now !== undefined) c.now = now;
+  return Object.keys(c).length ? c : undefined;
+}
+
 /** A Map id -> Set of actions, from `[action, ids]` lists. */
 function byKey(lists) {
   const out = new Map();
@@ -28,6 +36,8 @@ export class LocalSource {
     this.evaluator = api.Evaluator.preview(model);
     this.directory = new Directory(model);
     this.kind = 'preview';
+    /** The request attributes the page asks with (its context editor). */
+    this.attrs = {};
   }
 
   async status() {
@@ -40,18 +50,18 @@ export class LocalSource {
 
   /** Map resource -> Set of actions `subject` may do on it at `now`. */
   async permissionsOf(subject, now) {
-    const lists = this.actions().map((a) => [a.name, this.evaluator.listResources(subject, a.name, at(now))]);
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listResources(subject, a.name, { context: contextOf(this.attrs, now) })]);
     return byKey(lists);
   }
 
   /** Map member -> Set of actions it may do on `resource` at `now`. */
   async accessTo(resource, now) {
-    const lists = this.actions().map((a) => [a.name, this.evaluator.listSubjects(resource, a.name, at(now))]);
+    const lists = this.actions().map((a) => [a.name, this.evaluator.listSubjects(resource, a.name, { context: contextOf(this.attrs, now) })]);
     return byKey(lists);
   }
 
   async checkMany(requests, now) {
-    return this.evaluator.checkMany(requests, now === undefined ? undefined : { now });
+    return this.evaluator.checkMany(requests, contextOf(this.attrs, now));
   }
 
   free() {
@@ -61,9 +71,6 @@ export class LocalSource {
 
 // What a Worker answers when it will not list from what it holds (docs/decisions.md, "Listings":
 // gates 3 to 5).
-/** Listing options at `now` (none: the evaluator's clock). */
-const at = (now) => (now === undefined ? {} : { now });
-
 const REFUSALS = new Set(['stale_snapshot', 'pending', 'freshness_exceeded', 'unknown_action']);
 
 export class RemoteSource {
@@ -77,6 +84,7 @@ export class RemoteSource {
     this.directory = null;
     this.origin = `${this.base}/v1/${tenant}`;
     this.actionList = [];
+    this.attrs = {};
   }
 
   async call(path, init = {}) {
@@ -125,8 +133,11 @@ export class RemoteSource {
     return this.actionList;
   }
 
+  /** A listing: with attributes, the whole context as `context=` (its time inside it). */
   async list(kind, query, now) {
-    const q = new URLSearchParams(now === undefined ? query : { ...query, now: String(now) });
+    const context = contextOf(this.attrs, now);
+    const extra = context === undefined ? {} : Object.keys(this.attrs).length ? { context: JSON.stringify(context) } : { now: String(now) };
+    const q = new URLSearchParams({ ...query, ...extra });
     return this.call(`${kind}?${q}`);
   }
 
@@ -162,9 +173,9 @@ export class RemoteSource {
   async checkMany(requests, now) {
     const out = [];
     for (let i = 0; i < requests.length; i += 500) {
-      const body = JSON.stringify(
-        now === undefined ? { requests: requests.slice(i, i + 500) } : { requests: requests.slice(i, i + 500), context: { now } },
-      );
+      const context = contextOf(this.attrs, now);
+      const batch = requests.slice(i, i + 500);
+      const body = JSON.stringify(context === undefined ? { requests: batch } : { requests: batch, context });
       const answer = await this.call('check-many', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -3,7 +3,8 @@
 // `applyChanges(model, changes)` returns the staged model (the input is not touched); a change
 // that names nothing to remove, or that would not compile, throws with a `code`.
 // `impact(api, before, after, changes, now, given?)` compares two preview evaluators (built, or
-// `given`: `beforeEvaluator`, `afterEvaluator`, `beforeDirectory`), one per model, on
+// `given`: `beforeEvaluator`, `afterEvaluator`, `beforeDirectory`), one per model, under the
+// request attributes `given.attrs` (the page's context) at `now`, on
 // every (member, action, resource) a change could affect, and returns the decisions that differ:
 // revocations (allowed before, denied after) and grants (the reverse). It also asks the package's
 // `diffModels` for the delta the origin would publish, and whether it counts as a revocation.
@@ -18,6 +19,8 @@ export const CHANGE_KINDS = {
   unsuspend: ['subject'],
   set_role: ['role', 'actions'],
   move_resource: ['resource', 'parent'],
+  set_condition: ['name', 'condition'],
+  set_when: ['principal', 'role', 'resource', 'when?'],
 };
 
 function fail(code, message) {
@@ -45,6 +48,12 @@ export function describe(c) {
       return `role ${c.role} = [${c.actions.join(', ')}]`;
     case 'move_resource':
       return `move ${c.resource} under ${c.parent}`;
+    case 'set_condition':
+      return `condition ${c.name} = ${JSON.stringify(c.condition)}`;
+    case 'set_when':
+      return c.when
+        ? `${c.principal}'s ${c.role} on ${c.resource} holds only when ${c.when}`
+        : `${c.principal}'s ${c.role} on ${c.resource} holds unconditionally`;
     default:
       return `unknown change ${c.kind}`;
   }
@@ -106,6 +115,30 @@ function applyOne(m, c) {
       r.parent = c.parent;
       return;
     }
+    case 'set_condition': {
+      let def = c.condition;
+      if (typeof def === 'string') {
+        try {
+          def = JSON.parse(def);
+        } catch (e) {
+          throw fail('invalid_json', `the condition is not JSON: ${e.message}`);
+        }
+        c.condition = def;
+      }
+      m.conditions ??= {};
+      if (JSON.stringify(m.conditions[c.name]) === JSON.stringify(def)) throw fail('no_change', `${c.name} is already that`);
+      m.conditions[c.name] = def;
+      return;
+    }
+    case 'set_when': {
+      const a = (m.assignments ?? []).find((x) => same(x, c, ['principal', 'role', 'resource']));
+      if (!a) throw fail('not_found', `${c.principal} holds no ${c.role} on ${c.resource}`);
+      const when = c.when || undefined;
+      if (a.when === when) throw fail('no_change', `that is already the assignment's condition`);
+      if (when) a.when = when;
+      else delete a.when;
+      return;
+    }
     default:
       throw fail('invalid_change', `unknown change kind ${c.kind}`);
   }
@@ -165,6 +198,15 @@ function reach(c, dirs) {
     }
     case 'move_resource':
       return { subjects: null, actions, resources: new Set(dirs.flatMap((d) => d.subtree(c.resource))) };
+    case 'set_when':
+      return {
+        subjects: members(c.principal),
+        actions: new Set(dirs.flatMap((d) => d.roles.get(c.role) ?? [])),
+        resources: new Set(dirs.flatMap((d) => d.subtree(c.resource))),
+      };
+    case 'set_condition':
+      // A condition may be anywhere: every member, every action, every resource.
+      return { subjects: new Set(dirs.flatMap((d) => d.members)), actions, resources: null };
     default:
       return { subjects: null, actions, resources: null };
   }
@@ -178,6 +220,8 @@ const key = (s, a, r) => `${s}\u0000${a}\u0000${r}`;
  * `grants` is a sorted array of `{subject, action, resource, before, after}` (decisions).
  */
 export function impact(api, before, after, changes, now, given = {}) {
+  // The page's request attributes, when it has some: both models are asked with them.
+  const context = { ...(given.attrs ?? {}), now };
   const started = performance.now();
   const dirs = [given.beforeDirectory ?? new Directory(before), new Directory(after)];
   // Evaluators the caller already holds are used, and left to the caller.
@@ -195,7 +239,7 @@ export function impact(api, before, after, changes, now, given = {}) {
         for (const s of subjects) {
           if (isGroup(s)) continue;
           for (const a of actions) {
-            const [b, f] = evs.map((ev) => new Set(tryList(() => ev.listResources(s, a, { now }))));
+            const [b, f] = evs.map((ev) => new Set(tryList(() => ev.listResources(s, a, { context }))));
             examined += b.size + f.size;
             for (const r of b) if (!f.has(r) && (resources === null || resources.has(r))) note(s, a, r);
             for (const r of f) if (!b.has(r) && (resources === null || resources.has(r))) note(s, a, r);
@@ -204,7 +248,7 @@ export function impact(api, before, after, changes, now, given = {}) {
       } else {
         for (const r of resources) {
           for (const a of actions) {
-            const [b, f] = evs.map((ev) => new Set(tryList(() => ev.listSubjects(r, a, { now }))));
+            const [b, f] = evs.map((ev) => new Set(tryList(() => ev.listSubjects(r, a, { context }))));
             examined += b.size + f.size;
             for (const s of b) if (!f.has(s)) note(s, a, r);
             for (const s of f) if (!b.has(s)) note(s, a, r);
@@ -213,7 +257,7 @@ export function impact(api, before, after, changes, now, given = {}) {
       }
     }
     const requests = [...changed.values()];
-    const [db, da] = evs.map((ev) => ev.checkMany(requests, { now }));
+    const [db, da] = evs.map((ev) => ev.checkMany(requests, context));
     const revocations = [];
     const grants = [];
     requests.forEach(([subject, action, resource], i) => {
