@@ -459,7 +459,10 @@ export class Evaluator {
       need += 2 + ctxKeys[i].length;
       if (typeof v === 'string') need += 2 + 3 * v.length;
       else if (typeof v === 'number') need += 8;
-      else if (typeof v !== 'boolean') for (const x of v) need += 2 + 3 * x.length + 1;
+      else if (typeof v !== 'boolean') {
+        need += 1; // the count, even of an empty list
+        for (const x of v) need += 2 + 3 * x.length;
+      }
     }
     if (need === 0) return -1;
     if (need > this.#ctxLen) {
