@@ -614,25 +614,6 @@ impl Conditions {
         out.dedup();
         out
     }
-
-    /// The attributes that some comparison tests, sorted, each once: a host passes only these
-    /// from a context.
-    pub fn attributes(&self) -> Vec<&str> {
-        self.missing_attrs(u64::MAX)
-    }
-
-    /// The ids of the conditions `names` names (undeclared ones are left out), as a mask.
-    pub fn mask_of<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u64 {
-        names
-            .into_iter()
-            .filter_map(|n| self.index(n))
-            .fold(0, |m, i| m | 1 << i)
-    }
-
-    /// The step-up conditions, as a mask.
-    pub fn step_up_mask(&self) -> u64 {
-        self.step_up
-    }
 }
 
 impl Conditions {
@@ -1129,31 +1110,6 @@ impl<'a> Judge<'a> {
     }
 }
 
-impl Conditions {
-    /// Judges `candidates` (each one's `when`) in order: the position of the first that holds,
-    /// or the refusal. A convenience over [`Judge`] for tests and tools.
-    pub fn judge(
-        &self,
-        candidates: &[Option<usize>],
-        requires: u64,
-        ctx: &Context,
-        now_ms: u64,
-    ) -> (Option<usize>, Verdict) {
-        let mut j = Judge::new(self, requires, ctx, now_ms);
-        for (k, w) in candidates.iter().enumerate() {
-            if j.offer(*w) {
-                let v = Verdict {
-                    outcome: Outcome::Granted,
-                    conditions: 0,
-                    missing: 0,
-                };
-                return (Some(k), v);
-            }
-        }
-        (None, j.refusal())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1205,6 +1161,29 @@ mod tests {
         (t, attrs.into_iter().map(str::to_owned).collect())
     }
 
+    /// Judges `candidates` (each one's `when`) in order: the position of the first that holds,
+    /// or the refusal.
+    fn judge_all(
+        c: &Conditions,
+        candidates: &[Option<usize>],
+        requires: u64,
+        ctx: &Context,
+        now_ms: u64,
+    ) -> (Option<usize>, Verdict) {
+        let mut j = Judge::new(c, requires, ctx, now_ms);
+        for (k, w) in candidates.iter().enumerate() {
+            if j.offer(*w) {
+                let v = Verdict {
+                    outcome: Outcome::Granted,
+                    conditions: 0,
+                    missing: 0,
+                };
+                return (Some(k), v);
+            }
+        }
+        (None, j.refusal())
+    }
+
     /// A judgement as (position granted, outcome, condition names, missing attributes).
     fn judged(
         c: &Conditions,
@@ -1214,7 +1193,7 @@ mod tests {
         now: u64,
     ) -> (Option<usize>, Outcome, Vec<String>, Vec<String>) {
         let mask = requires.iter().fold(0, |m, i| m | 1 << i);
-        let (k, v) = c.judge(candidates, mask, x, now);
+        let (k, v) = judge_all(c, candidates, mask, x, now);
         let own = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
         (
             k,
