@@ -428,6 +428,8 @@ mod tests {
             br#"{"a":1}{"b":2}"#,
             br#"{"requests":[["s","a"]],}"#,
             br#"{"subject":"user:\ud800","action":"read","resource":"org:acme"}"#,
+            // A number JSON cannot hold, as a context attribute: the body is not JSON.
+            br#"{"subject":"s","action":"a","resource":"r","context":{"x":1e400}}"#,
         ] {
             assert!(matches!(
                 parse_check_many(not_json, 10),
