@@ -128,6 +128,21 @@ impl Context {
     pub fn is_empty(&self) -> bool {
         self.attrs.is_empty()
     }
+
+    /// This context without the keys `dropped`, then with `set` (each already checked against
+    /// the limits; a key of `set` replaces the same key here). For a token's mapped claims.
+    pub fn overridden(&self, dropped: &[String], set: Vec<(String, Attr)>) -> Context {
+        let mut attrs: Vec<(String, Attr)> = self
+            .attrs
+            .iter()
+            .filter(|(k, _)| !dropped.contains(k) && !set.iter().any(|(s, _)| s == k))
+            .cloned()
+            .collect();
+        attrs.extend(set);
+        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        attrs.truncate(MAX_CONTEXT_KEYS);
+        Context { attrs }
+    }
 }
 
 fn check_value(v: &Attr) -> Result<(), String> {

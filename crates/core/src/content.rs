@@ -23,7 +23,7 @@ use crate::Tier;
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// The interned tables of one state. Ids are positions in the sorted name tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 pub struct Content {
     /// `(name, tier)`, sorted by name. Tier: 0 low, 1 standard, 2 high.
     pub actions: Vec<(String, u8)>,
@@ -43,8 +43,37 @@ pub struct Content {
     pub freshness: [u64; 3],
     /// The conditions, when the state has any. Last, and left out when empty, so that a state
     /// without conditions encodes exactly as format version 1 did.
-    #[serde(default, skip_serializing_if = "ConditionTables::is_empty")]
+    #[serde(default)]
     pub conditional: ConditionTables,
+    /// Token issuers and session revocations, when the state has any; after the conditions,
+    /// which are then written even when empty (format version 3).
+    #[serde(default)]
+    pub identity: crate::Identity,
+}
+
+/// A struct as a MessagePack array of its fields; the optional last two only when needed.
+impl Serialize for Content {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let extra = usize::from(!self.conditional.is_empty() || !self.identity.is_empty())
+            + usize::from(!self.identity.is_empty());
+        let mut t = s.serialize_tuple(8 + extra)?;
+        t.serialize_element(&self.actions)?;
+        t.serialize_element(&self.roles)?;
+        t.serialize_element(&self.resources)?;
+        t.serialize_element(&self.subjects)?;
+        t.serialize_element(&self.memberships)?;
+        t.serialize_element(&self.assignments)?;
+        t.serialize_element(&self.suspended)?;
+        t.serialize_element(&self.freshness)?;
+        if extra > 0 {
+            t.serialize_element(&self.conditional)?;
+        }
+        if extra > 1 {
+            t.serialize_element(&self.identity)?;
+        }
+        t.end()
+    }
 }
 
 /// A state's conditions (docs/model.md, "Conditions"), interned. On the wire: one string, the
@@ -378,6 +407,7 @@ impl Content {
             suspended,
             freshness: state.freshness.to_array(),
             conditional: ConditionTables::from_state(state)?,
+            identity: state.identity.clone(),
         })
     }
 
@@ -453,6 +483,7 @@ impl Content {
             },
             requires,
             when,
+            identity: self.identity.clone(),
         }
     }
 

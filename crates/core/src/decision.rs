@@ -45,6 +45,9 @@ pub enum Reason {
     StaleSnapshot,
     Pending,
     FreshnessExceeded,
+    TokenInvalid,
+    TokenExpired,
+    SessionRevoked,
     UnknownAction,
     Suspended,
     UnknownResource,
@@ -55,12 +58,15 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 15] = [
         Reason::NoSnapshot,
         Reason::InvalidRequest,
         Reason::StaleSnapshot,
         Reason::Pending,
         Reason::FreshnessExceeded,
+        Reason::TokenInvalid,
+        Reason::TokenExpired,
+        Reason::SessionRevoked,
         Reason::UnknownAction,
         Reason::Suspended,
         Reason::UnknownResource,
@@ -77,6 +83,9 @@ impl Reason {
             Reason::StaleSnapshot => "stale_snapshot",
             Reason::Pending => "pending",
             Reason::FreshnessExceeded => "freshness_exceeded",
+            Reason::TokenInvalid => "token_invalid",
+            Reason::TokenExpired => "token_expired",
+            Reason::SessionRevoked => "session_revoked",
             Reason::UnknownAction => "unknown_action",
             Reason::Suspended => "suspended",
             Reason::UnknownResource => "unknown_resource",
@@ -149,4 +158,10 @@ pub struct DecisionView<'a> {
     /// With `conditions`: the context attributes they lacked, sorted (possibly empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<&'a str>>,
+    /// For a token check that passed gate 6: the subject the token names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    /// For a token check refused at gate 6: what was wrong (`signature`, `audience`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_error: Option<&'static str>,
 }

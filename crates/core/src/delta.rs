@@ -10,7 +10,7 @@ use crate::{Error, Tier};
 
 /// The operations of one delta. Removals are checked to exist and additions not to, so a delta
 /// applies to exactly one state; the signed digests make that airtight.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct DeltaOps {
     /// Added or re-tiered actions: `(name, tier)`.
     pub actions_set: Vec<(String, u8)>,
@@ -34,8 +34,42 @@ pub struct DeltaOps {
     pub freshness: Option<[u64; 3]>,
     /// Changes to conditions. Last, and left out when empty, so that a delta without them
     /// encodes exactly as format version 1 did.
-    #[serde(default, skip_serializing_if = "ConditionOps::is_empty")]
+    #[serde(default)]
     pub conditional: ConditionOps,
+    /// Changes to token issuers and session revocations, applied last. After the conditions,
+    /// which are then written even when empty (format version 3).
+    #[serde(default)]
+    pub identity: crate::IdentityOps,
+}
+
+/// A struct as a MessagePack array of its fields; the optional last two only when needed.
+impl Serialize for DeltaOps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let extra = usize::from(!self.conditional.is_empty() || !self.identity.is_empty())
+            + usize::from(!self.identity.is_empty());
+        let mut t = s.serialize_tuple(13 + extra)?;
+        t.serialize_element(&self.actions_set)?;
+        t.serialize_element(&self.actions_del)?;
+        t.serialize_element(&self.roles_set)?;
+        t.serialize_element(&self.roles_del)?;
+        t.serialize_element(&self.resources_set)?;
+        t.serialize_element(&self.resources_del)?;
+        t.serialize_element(&self.memberships_add)?;
+        t.serialize_element(&self.memberships_del)?;
+        t.serialize_element(&self.assignments_set)?;
+        t.serialize_element(&self.assignments_del)?;
+        t.serialize_element(&self.suspended_add)?;
+        t.serialize_element(&self.suspended_del)?;
+        t.serialize_element(&self.freshness)?;
+        if extra > 0 {
+            t.serialize_element(&self.conditional)?;
+        }
+        if extra > 1 {
+            t.serialize_element(&self.identity)?;
+        }
+        t.end()
+    }
 }
 
 /// A delta's changes to conditions (docs/model.md, "Conditions"), applied after every other
@@ -153,6 +187,11 @@ impl DeltaOps {
         let conditional = conditional
             .into_iter()
             .filter(|_| !self.conditional.is_empty());
+        let identity = self
+            .identity
+            .counts()
+            .into_iter()
+            .filter(|_| !self.identity.is_empty());
         [
             ("actions_set", self.actions_set.len()),
             ("actions_del", self.actions_del.len()),
@@ -169,6 +208,7 @@ impl DeltaOps {
         ]
         .into_iter()
         .chain(conditional)
+        .chain(identity)
         .collect()
     }
 }
@@ -306,6 +346,9 @@ pub fn diff(before: &State, after: &State) -> Result<Diff, Error> {
             .any(|t| after.freshness.bound(*t) < before.freshness.bound(*t));
     }
     revokes |= diff_conditions(before, after, &mut ops.conditional);
+    let (identity, identity_revokes) = before.identity.diff(&after.identity);
+    ops.identity = identity;
+    revokes |= identity_revokes;
     Ok(Diff { ops, revokes })
 }
 
@@ -510,7 +553,9 @@ pub fn apply_ops(state: &mut State, ops: &DeltaOps) -> Result<(), Error> {
     if let Some(f) = ops.freshness {
         state.freshness = Freshness::from_array(f);
     }
-    apply_condition_ops(state, &ops.conditional)
+    apply_condition_ops(state, &ops.conditional)?;
+    state.identity = state.identity.apply(&ops.identity)?;
+    Ok(())
 }
 
 fn apply_condition_ops(state: &mut State, ops: &ConditionOps) -> Result<(), Error> {

@@ -80,6 +80,11 @@ pub(crate) fn digest(c: &Content) -> [u8; 32] {
             }
         }
     }
+    // Likewise the identity part.
+    if !c.identity.is_empty() {
+        s.0.update(b"identity");
+        s.str(&c.identity.to_text());
+    }
     s.0.finalize().into()
 }
 

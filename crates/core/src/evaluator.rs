@@ -20,6 +20,29 @@ use crate::wire::{
 };
 use crate::{Decision, DecisionView, Error, Reason, State, Tier};
 
+/// A decided token check: the decision, the token's subject once it passed gate 6, and what was
+/// wrong when gate 6 refused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenDecision {
+    pub decision: Decision,
+    pub subject: Option<String>,
+    pub fault: Option<crate::token::Fault>,
+}
+
+/// What [`Evaluator::check_token`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenAnswer {
+    Decided(TokenDecision),
+    /// The verifier could not say whether the signature verifies: verify `signature` over
+    /// `message` with `key` (JWK JSON) by `alg`, tell the verifier, and check again.
+    Verify {
+        alg: crate::Alg,
+        key: String,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    },
+}
+
 /// A request: subject, action, resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -835,6 +858,78 @@ impl Evaluator {
             grant,
             conditions: named(d.conditions, Conditions::names),
             missing: named(d.missing, Conditions::missing_attrs),
+            subject: None,
+            token_error: None,
+        }
+    }
+
+    /// Decides a request that carries a token instead of a subject (docs/decisions.md, "Token
+    /// checks"): gates 1 to 5 for the action and resource, then gate 6 admits the token
+    /// (signature verified by `verify`, see [`crate::token::Verify`]), then the rest for the
+    /// token's subject, with its mapped claims in place of the caller's attributes of the same
+    /// names. Whatever `verify` says, the state decides: a key removed or a session revoked
+    /// since is seen here.
+    pub fn check_token(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        at: At<'_>,
+        verify: &mut dyn FnMut(&crate::token::Verify<'_>) -> Option<bool>,
+    ) -> TokenAnswer {
+        let done = |decision, subject, fault| {
+            TokenAnswer::Decided(TokenDecision {
+                decision,
+                subject,
+                fault,
+            })
+        };
+        let Some((epoch, ix)) = self.mode.answering() else {
+            return done(self.decision(Reason::NoSnapshot, None, None), None, None);
+        };
+        let a = ix.action(action);
+        let tier = a.map(|a| ix.tier(a));
+        let action_ok = a.is_some() || is_valid_action_name(action);
+        let ids_ok = ix.resource(resource).is_some() || is_valid_id(resource);
+        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, &at) {
+            return done(self.decision(reason, Some(epoch), tier), None, None);
+        }
+        let admitted = match ix.content().identity.admit(token, at.clock, verify) {
+            crate::token::Admission::Admitted(a) => a,
+            crate::token::Admission::Refused(f) => {
+                return done(self.decision(f.reason(), Some(epoch), tier), None, Some(f))
+            }
+            crate::token::Admission::Verify {
+                alg,
+                key,
+                message,
+                signature,
+            } => {
+                return TokenAnswer::Verify {
+                    alg,
+                    key,
+                    message,
+                    signature,
+                }
+            }
+        };
+        let context = at.context.overridden(&admitted.mapped, admitted.attrs);
+        let req = Request::new(&admitted.subject, action, resource);
+        let d = self.decide(
+            (epoch, ix),
+            &req,
+            Self::lookup(ix, &req),
+            at.with_context(&context),
+        );
+        done(d, Some(admitted.subject), None)
+    }
+
+    /// [`Evaluator::explain`] for a token check: with the token's subject or what was wrong.
+    pub fn explain_token<'s>(&'s self, t: &'s TokenDecision) -> DecisionView<'s> {
+        DecisionView {
+            subject: t.subject.as_deref(),
+            token_error: t.fault.map(crate::token::Fault::as_str),
+            ..self.explain(&t.decision)
         }
     }
 

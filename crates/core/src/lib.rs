@@ -9,6 +9,7 @@ mod digest;
 mod error;
 mod evaluator;
 mod id;
+pub mod identity;
 mod index;
 mod keys;
 mod model;
@@ -17,6 +18,7 @@ mod origin;
 mod patch;
 mod state;
 pub mod sync;
+pub mod token;
 mod unpack;
 mod wire;
 #[cfg(feature = "workload")]
@@ -27,10 +29,11 @@ pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, ConditionOps, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
 pub use evaluator::{
-    Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, WatermarkApplied,
-    MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
+    Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, TokenAnswer, TokenDecision,
+    WatermarkApplied, MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
 };
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
+pub use identity::{Alg, Identity, IdentityOps, Issuer, Jwk};
 pub use index::{Decided, Index};
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::condition::{ConditionDef, Conditions};
 use crate::content::Content;
 use crate::error::{ModelError, ModelErrorKind as K};
+use crate::identity::Identity;
 use crate::state::{shorten, AssignmentKey, Entry, Freshness, Locate, State, DEFAULT_FRESHNESS};
 use crate::wire::Limits;
 use crate::Tier;
@@ -138,6 +139,13 @@ pub struct Model {
     pub freshness: Option<FreshnessDef>,
     #[serde(default, skip_serializing_if = "Entries::is_empty")]
     pub conditions: Entries<ConditionDef>,
+    /// The identity providers whose tokens edges accept (docs/model.md, "Tokens and sessions"),
+    /// read by hand when compiling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuers: Option<serde_json::Value>,
+    /// Session revocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<serde_json::Value>,
 }
 
 /// A compiled model: its canonical state, interned content, and any warnings.
@@ -289,6 +297,7 @@ impl Model {
             conditions: self.unique_conditions(),
             requires: self.requires(),
             when: self.when(),
+            identity: Identity::from_model(self.issuers.as_ref(), self.sessions.as_ref())?,
         };
         Ok((state, loc))
     }
@@ -502,6 +511,14 @@ impl Model {
                     .map(|(n, d)| (n.clone(), d.clone()))
                     .collect(),
             ),
+            issuers: (!state.identity.issuers.is_empty())
+                .then(|| serde_json::from_str(&state.identity.issuers_json()).ok())
+                .flatten(),
+            sessions: (!(state.identity.revoked.is_empty()
+                && state.identity.families.is_empty()
+                && state.identity.not_before.is_empty()))
+            .then(|| serde_json::from_str(&state.identity.sessions_json()).ok())
+            .flatten(),
         }
     }
 }

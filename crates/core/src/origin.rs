@@ -44,12 +44,15 @@ fn check_epoch(epoch: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The format version a message needs: the first, unless it carries conditions.
-fn version_for(without_conditions: bool) -> u8 {
-    if without_conditions {
-        MIN_FORMAT_VERSION
-    } else {
+/// The format version a message needs: the first, unless it carries conditions (2) or
+/// identity (3).
+fn version_for(without_conditions: bool, without_identity: bool) -> u8 {
+    if !without_identity {
         FORMAT_VERSION
+    } else if !without_conditions {
+        2
+    } else {
+        MIN_FORMAT_VERSION
     }
 }
 
@@ -65,7 +68,7 @@ pub fn compile_snapshot(
     }
     check_epoch(epoch)?;
     let content = content_of(state)?;
-    let version = version_for(content.conditional.is_empty());
+    let version = version_for(content.conditional.is_empty(), content.identity.is_empty());
     Ok(seal(
         MessageKind::Snapshot,
         version,
@@ -110,7 +113,7 @@ pub fn diff_models(
     Ok(DeltaOutput {
         bytes: seal(
             MessageKind::Delta,
-            version_for(d.ops.conditional.is_empty()),
+            version_for(d.ops.conditional.is_empty(), d.ops.identity.is_empty()),
             &payload,
             key,
         ),

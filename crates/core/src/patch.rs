@@ -114,6 +114,7 @@ pub(crate) fn apply(c: &Content, ops: &DeltaOps) -> Result<Content, Error> {
         suspended: renumber.suspended(suspended),
         freshness: ops.freshness.unwrap_or(c.freshness),
         conditional: ConditionTables::default(),
+        identity: c.identity.apply(&ops.identity)?,
     };
     out.conditional = edit_condition_tables(c, &out, &ops.conditional)?;
     Ok(out)

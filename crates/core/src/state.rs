@@ -76,6 +76,8 @@ pub struct State {
     pub requires: BTreeMap<String, BTreeSet<String>>,
     /// The condition an assignment holds under (only assignments that have one).
     pub when: BTreeMap<AssignmentKey, String>,
+    /// Token issuers and session revocations (docs/model.md, "Tokens and sessions").
+    pub identity: crate::Identity,
 }
 
 /// Names an entry of a state in error messages: a JSON path for a model, an id otherwise.

@@ -112,14 +112,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A struct: an array of `required` fields, or of one more (its optional last field).
-    /// Returns whether the optional field is there.
-    fn fields(&mut self, required: usize) -> R<bool> {
+    /// A struct: an array of `required` fields, or of up to two more (its optional last
+    /// fields). Returns how many of those are there.
+    fn fields(&mut self, required: usize) -> R<usize> {
         match self.array()? {
-            n if n == required => Ok(false),
-            n if n == required + 1 => Ok(true),
+            n if (required..=required + 2).contains(&n) => Ok(n - required),
             n => Err(self.fail(format!("expected {required} fields, found {n}"))),
         }
+    }
+
+    /// The identity part: its JSON text.
+    fn identity(&mut self) -> R<crate::Identity> {
+        let text = self.str()?;
+        crate::Identity::from_text(text).map_err(|e| self.fail(format!("identity: {e}")))
     }
 
     fn freshness(&mut self) -> R<[u64; 3]> {
@@ -169,7 +174,7 @@ impl<'a> Reader<'a> {
     }
 
     fn content(&mut self) -> R<Content> {
-        let conditional = self.fields(8)?;
+        let optional = self.fields(8)?;
         let mut c = Content {
             actions: self.list(|r| {
                 r.tuple(2)?;
@@ -189,17 +194,21 @@ impl<'a> Reader<'a> {
             suspended: self.list(Self::u32)?,
             freshness: self.freshness()?,
             conditional: ConditionTables::default(),
+            identity: crate::Identity::default(),
         };
-        if conditional {
+        if optional > 0 {
             let text = self.str()?;
             c.conditional = ConditionTables::from_text(text)
                 .ok_or_else(|| self.fail("malformed condition tables"))?;
+        }
+        if optional > 1 {
+            c.identity = self.identity()?;
         }
         Ok(c)
     }
 
     fn ops(&mut self) -> R<DeltaOps> {
-        let conditional = self.fields(13)?;
+        let optional = self.fields(13)?;
         let mut ops = DeltaOps {
             actions_set: self.list(|r| {
                 r.tuple(2)?;
@@ -230,11 +239,17 @@ impl<'a> Reader<'a> {
             suspended_del: self.strings()?,
             freshness: self.option(Self::freshness)?,
             conditional: ConditionOps::default(),
+            identity: crate::IdentityOps::default(),
         };
-        if conditional {
+        if optional > 0 {
             let text = self.str()?;
             ops.conditional = ConditionOps::from_text(text)
                 .ok_or_else(|| self.fail("malformed condition operations"))?;
+        }
+        if optional > 1 {
+            let text = self.str()?;
+            ops.identity = crate::IdentityOps::from_text(text)
+                .ok_or_else(|| self.fail("malformed identity operations"))?;
         }
         Ok(ops)
     }
@@ -316,13 +331,31 @@ mod tests {
             suspended: vec![1],
             freshness: [1, 2, 3],
             conditional: ConditionTables::default(),
+            identity: crate::Identity::default(),
         }
+    }
+
+    /// An identity part with an issuer and an entry of each session table.
+    fn sample_identity() -> crate::Identity {
+        crate::Identity::from_text(
+            r#"{"issuers":[{"issuer":"https://i.example/","audiences":["a"],"jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]},"subject":"user:{sub}"}],
+               "sessions":{"revoked":[{"sid":"s1","until":9}],"revoked_families":[{"family":"f","until":9}],"not_before":{"user:a":5}}}"#,
+        )
+        .unwrap()
     }
 
     #[test]
     fn round_trips_what_serde_writes() {
         let mut c = sample_content();
-        for with_conditions in [false, true] {
+        for (with_conditions, with_identity) in
+            [(false, false), (false, true), (true, false), (true, true)]
+        {
+            c.identity = if with_identity {
+                sample_identity()
+            } else {
+                Default::default()
+            };
+            c.conditional = ConditionTables::default();
             if with_conditions {
                 c.conditional = ConditionTables {
                     conditions: vec![("a".into(), r#"{"attr":"x","op":"==","value":1}"#.into())],
@@ -366,8 +399,18 @@ mod tests {
             suspended_del: vec!["user:t".into()],
             freshness: Some([4, 5, 6]),
             conditional: ConditionOps::default(),
+            identity: crate::IdentityOps::default(),
         };
-        for with_conditions in [false, true] {
+        for (with_conditions, with_identity) in
+            [(false, false), (false, true), (true, false), (true, true)]
+        {
+            ops.identity = crate::IdentityOps::default();
+            if with_identity {
+                ops.identity.set = sample_identity();
+                ops.identity.del_issuers = vec!["x".into()];
+                ops.identity.del_families = vec![("fam".into(), "g".into())];
+            }
+            ops.conditional = ConditionOps::default();
             if with_conditions {
                 ops.conditional = ConditionOps {
                     set: vec![("a".into(), r#"{"not":"b"}"#.into())],

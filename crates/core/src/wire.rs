@@ -86,10 +86,10 @@ pub(crate) mod json_text {
 }
 
 /// The format version this build writes when a message needs it: version 2 adds conditions to
-/// snapshots and deltas. A message without conditions is written as version 1 (the same bytes as
-/// before conditions existed), so edges that read only version 1 keep working until a model
-/// uses conditions.
-pub const FORMAT_VERSION: u8 = 2;
+/// snapshots and deltas, version 3 token issuers and sessions after them. A message is written
+/// at the oldest version that holds it (without either, version 1: the same bytes as before
+/// conditions existed), so older edges keep working until a model uses what they lack.
+pub const FORMAT_VERSION: u8 = 3;
 /// The oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u8 = 1;
 

@@ -16,6 +16,7 @@
 pub mod answers;
 mod context;
 pub mod feed;
+pub mod jws;
 mod requests;
 
 pub use answers::{

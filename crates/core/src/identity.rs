@@ -1,0 +1,842 @@
+//! Identity: the identity providers whose tokens an edge accepts (`issuers`) and the revoked
+//! sessions (`sessions`) of docs/model.md, "Tokens and sessions". Name-keyed and the same in a
+//! [`crate::State`] and a [`crate::Content`]; read by hand from the model's JSON, which is also
+//! its wire form (one JSON text, docs/formats.md), so that every error names its field and the
+//! wasm carries no decoder of its own for it.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::error::{ModelError, ModelErrorKind as K};
+use crate::id::is_valid_id;
+use crate::state::shorten;
+
+/// At most this many issuers in a model.
+pub const MAX_ISSUERS: usize = 16;
+/// At most this many keys per issuer.
+pub const MAX_KEYS: usize = 16;
+/// At most this many audiences, and claims mapped, per issuer.
+pub const MAX_AUDIENCES: usize = 16;
+/// The largest `leeway_s` an issuer may set.
+pub const MAX_LEEWAY_S: u64 = 300;
+/// The smallest and largest RSA modulus accepted, in bits.
+pub const RSA_BITS: (usize, usize) = (2048, 8192);
+/// A string of an issuer (name, audience, template, claim name, key id) or a session entry.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The claim that computes the time since authentication, in seconds.
+pub const AUTH_AGE: &str = "@auth_age_s";
+
+/// A token signature algorithm (only asymmetric ones: never `none`, never HMAC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Alg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Alg> {
+        match s {
+            "RS256" => Some(Alg::Rs256),
+            "ES256" => Some(Alg::Es256),
+            "EdDSA" => Some(Alg::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// A public key of an issuer: its id, algorithm and public parameters (base64url, checked).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Jwk {
+    pub kid: Option<String>,
+    pub alg: Alg,
+    /// RSA: `n` (modulus) and `e` (exponent). EC P-256: `x` and `y`. Ed25519: `x` and empty.
+    pub a: String,
+    pub b: String,
+}
+
+impl Jwk {
+    /// The key as JWK JSON (what WebCrypto's `importKey("jwk", ...)` takes), canonical.
+    pub fn to_json(&self) -> String {
+        let q = crate::wire::json_text::quote;
+        let kid = self
+            .kid
+            .as_deref()
+            .map(|k| format!(",\"kid\":{}", q(k)))
+            .unwrap_or_default();
+        let body = match self.alg {
+            Alg::Rs256 => format!("\"kty\":\"RSA\",\"n\":{},\"e\":{}", q(&self.a), q(&self.b)),
+            Alg::Es256 => format!(
+                "\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":{},\"y\":{}",
+                q(&self.a),
+                q(&self.b)
+            ),
+            Alg::EdDsa => format!("\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":{}", q(&self.a)),
+        };
+        format!("{{{body},\"alg\":\"{}\"{kid}}}", self.alg.as_str())
+    }
+
+    /// The decoded public parameters: `(n, e)`, `(x, y)` or `(x, [])`.
+    pub fn params(&self) -> (Vec<u8>, Vec<u8>) {
+        let d = |s: &str| URL_SAFE_NO_PAD.decode(s).unwrap_or_default();
+        (d(&self.a), d(&self.b))
+    }
+}
+
+/// One identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// Sorted, unique.
+    pub audiences: Vec<String>,
+    /// In the model's order.
+    pub keys: Vec<Jwk>,
+    /// The subject template: `{claim}` placeholders, e.g. `user:{sub}`.
+    pub subject: String,
+    /// `(attribute, claim)`, sorted by attribute; the claim may be [`AUTH_AGE`].
+    pub claims: Vec<(String, String)>,
+    pub leeway_s: u64,
+}
+
+/// The issuers and the session revocations of one state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    pub issuers: BTreeMap<String, Issuer>,
+    /// Revoked session ids (`sid`) to the time (ms) their entry may be dropped.
+    pub revoked: BTreeMap<String, u64>,
+    /// Revoked token families, `(claim, family)`, to the time their entry may be dropped.
+    pub families: BTreeMap<(String, String), u64>,
+    /// Per subject: tokens issued (`iat`) before this time (ms) are refused.
+    pub not_before: BTreeMap<String, u64>,
+}
+
+/// The claim a family revocation reads when it names none.
+pub const DEFAULT_FAMILY_CLAIM: &str = "fam";
+
+fn invalid(at: impl Into<String>, message: impl Into<String>) -> ModelError {
+    ModelError::new(K::InvalidValue, at, message)
+}
+
+fn shape(at: &str, what: &str) -> ModelError {
+    ModelError::new(K::InvalidJson, at, format!("expected {what}"))
+}
+
+fn object<'v>(v: &'v Value, at: &str) -> Result<&'v Map<String, Value>, ModelError> {
+    v.as_object().ok_or_else(|| shape(at, "an object"))
+}
+
+fn array<'v>(v: &'v Value, at: &str) -> Result<&'v Vec<Value>, ModelError> {
+    v.as_array().ok_or_else(|| shape(at, "an array"))
+}
+
+/// A short string (a name, a claim, an id).
+fn name(v: &Value, at: &str) -> Result<String, ModelError> {
+    let s = v.as_str().ok_or_else(|| shape(at, "a string"))?;
+    if s.is_empty() || s.len() > MAX_NAME_BYTES || s.chars().any(char::is_control) {
+        return Err(invalid(
+            at,
+            format!("a string of 1 to {MAX_NAME_BYTES} bytes without control characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn time(v: &Value, at: &str) -> Result<u64, ModelError> {
+    v.as_u64()
+        .ok_or_else(|| shape(at, "a time in Unix milliseconds"))
+}
+
+/// Refuses fields other than `known`.
+fn only(m: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), ModelError> {
+    match m.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ModelError::new(
+            K::UnknownField,
+            format!("{at}.{k}"),
+            format!("unknown field `{}`", shorten(k)),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn required<'v>(m: &'v Map<String, Value>, at: &str, key: &str) -> Result<&'v Value, ModelError> {
+    m.get(key).ok_or_else(|| {
+        ModelError::new(
+            K::InvalidJson,
+            format!("{at}.{key}"),
+            format!("missing field `{key}`"),
+        )
+    })
+}
+
+/// Members of a JWK that only a private or symmetric key has: refused, so that a secret is never
+/// published to every edge by mistake.
+const PRIVATE_MEMBERS: [&str; 9] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"];
+
+fn b64(m: &Map<String, Value>, at: &str, key: &str) -> Result<(String, Vec<u8>), ModelError> {
+    let at = format!("{at}.{key}");
+    let s = required(m, "", key)
+        .map_err(|_| ModelError::new(K::InvalidJson, at.clone(), format!("missing `{key}`")))?
+        .as_str()
+        .ok_or_else(|| shape(&at, "a base64url string"))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| invalid(&at, "not base64url without padding"))?;
+    Ok((s.to_string(), bytes))
+}
+
+fn read_jwk(v: &Value, at: &str) -> Result<Jwk, ModelError> {
+    let m = object(v, at)?;
+    if let Some(p) = PRIVATE_MEMBERS.iter().find(|p| m.contains_key(**p)) {
+        return Err(invalid(
+            format!("{at}.{p}"),
+            "a private or symmetric key: issuers take public keys only",
+        ));
+    }
+    let text = |key: &str| m.get(key).and_then(Value::as_str);
+    if let Some(u) = m.get("use") {
+        if u.as_str() != Some("sig") {
+            return Err(invalid(format!("{at}.use"), "a key's `use` must be `sig`"));
+        }
+    }
+    let kid = match m.get("kid") {
+        Some(k) => Some(name(k, &format!("{at}.kid"))?),
+        None => None,
+    };
+    let (alg, a, b) = match (text("kty"), text("crv")) {
+        (Some("RSA"), _) => {
+            let (n, nb) = b64(m, at, "n")?;
+            let (e, eb) = b64(m, at, "e")?;
+            let bits = nb
+                .iter()
+                .position(|b| *b != 0)
+                .map_or(0, |i| (nb.len() - i) * 8);
+            if !(RSA_BITS.0..=RSA_BITS.1).contains(&bits) {
+                return Err(invalid(
+                    format!("{at}.n"),
+                    format!(
+                        "an RSA modulus of {} to {} bits, not {bits}",
+                        RSA_BITS.0, RSA_BITS.1
+                    ),
+                ));
+            }
+            if eb.is_empty() || eb.len() > 8 {
+                return Err(invalid(
+                    format!("{at}.e"),
+                    "an RSA exponent of 1 to 8 bytes",
+                ));
+            }
+            (Alg::Rs256, n, e)
+        }
+        (Some("EC"), Some("P-256")) => {
+            let (x, xb) = b64(m, at, "x")?;
+            let (y, yb) = b64(m, at, "y")?;
+            if xb.len() != 32 || yb.len() != 32 {
+                return Err(invalid(at, "a P-256 key's `x` and `y` are 32 bytes each"));
+            }
+            (Alg::Es256, x, y)
+        }
+        (Some("OKP"), Some("Ed25519")) => {
+            let (x, xb) = b64(m, at, "x")?;
+            if xb.len() != 32 {
+                return Err(invalid(
+                    format!("{at}.x"),
+                    "an Ed25519 key's `x` is 32 bytes",
+                ));
+            }
+            (Alg::EdDsa, x, String::new())
+        }
+        _ => {
+            return Err(invalid(
+                at,
+                "a key is RSA, EC on P-256 or OKP on Ed25519 (`kty`, `crv`)",
+            ))
+        }
+    };
+    if let Some(named) = m.get("alg") {
+        if named.as_str() != Some(alg.as_str()) {
+            return Err(invalid(
+                format!("{at}.alg"),
+                format!("this key's algorithm is {}", alg.as_str()),
+            ));
+        }
+    }
+    Ok(Jwk { kid, alg, a, b })
+}
+
+/// Whether a subject template's placeholders are claim names, at least one.
+fn template_parts(t: &str) -> Option<Vec<Part<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let (lit, tail) = rest.split_at(open);
+        let close = tail.find('}')?;
+        let claim = tail.get(1..close)?;
+        if claim.is_empty() || claim.contains('{') {
+            return None;
+        }
+        if !lit.is_empty() {
+            out.push(Part::Lit(lit));
+        }
+        out.push(Part::Claim(claim));
+        rest = tail.get(close + 1..)?;
+    }
+    if rest.contains('}') {
+        return None;
+    }
+    if !rest.is_empty() {
+        out.push(Part::Lit(rest));
+    }
+    out.iter()
+        .any(|p| matches!(p, Part::Claim(_)))
+        .then_some(out)
+}
+
+pub(crate) enum Part<'a> {
+    Lit(&'a str),
+    Claim(&'a str),
+}
+
+impl Issuer {
+    pub(crate) fn subject_parts(&self) -> Vec<Part<'_>> {
+        template_parts(&self.subject).unwrap_or_default()
+    }
+}
+
+fn read_issuer(v: &Value, at: &str) -> Result<(String, Issuer), ModelError> {
+    let m = object(v, at)?;
+    only(
+        m,
+        at,
+        &[
+            "issuer",
+            "audiences",
+            "jwks",
+            "subject",
+            "claims",
+            "leeway_s",
+        ],
+    )?;
+    let iss = name(required(m, at, "issuer")?, &format!("{at}.issuer"))?;
+    let aud_at = format!("{at}.audiences");
+    let mut audiences = Vec::new();
+    for (i, a) in array(required(m, at, "audiences")?, &aud_at)?
+        .iter()
+        .enumerate()
+    {
+        audiences.push(name(a, &format!("{aud_at}[{i}]"))?);
+    }
+    audiences.sort();
+    audiences.dedup();
+    if audiences.is_empty() || audiences.len() > MAX_AUDIENCES {
+        return Err(invalid(aud_at, format!("1 to {MAX_AUDIENCES} audiences")));
+    }
+    let jwks_at = format!("{at}.jwks");
+    let jwks = object(required(m, at, "jwks")?, &jwks_at)?;
+    let keys_at = format!("{jwks_at}.keys");
+    let mut keys: Vec<Jwk> = Vec::new();
+    for (i, k) in array(required(jwks, &jwks_at, "keys")?, &keys_at)?
+        .iter()
+        .enumerate()
+    {
+        let key = read_jwk(k, &format!("{keys_at}[{i}]"))?;
+        if key.kid.is_some() && keys.iter().any(|o| o.kid == key.kid) {
+            return Err(ModelError::new(
+                K::DuplicateId,
+                format!("{keys_at}[{i}].kid"),
+                "two keys with the same `kid`",
+            ));
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(invalid(keys_at, format!("1 to {MAX_KEYS} keys")));
+    }
+    if keys.len() > 1 && keys.iter().any(|k| k.kid.is_none()) {
+        return Err(invalid(
+            keys_at,
+            "an issuer with several keys names each with a `kid`",
+        ));
+    }
+    let subject = name(required(m, at, "subject")?, &format!("{at}.subject"))?;
+    if template_parts(&subject).is_none() {
+        return Err(invalid(
+            format!("{at}.subject"),
+            "a subject template names at least one claim, as in `user:{sub}`",
+        ));
+    }
+    let mut claims = Vec::new();
+    if let Some(c) = m.get("claims") {
+        let c_at = format!("{at}.claims");
+        for (attr, claim) in object(c, &c_at)? {
+            let here = format!("{c_at}.{attr}");
+            if !crate::condition::is_attr_name(attr)
+                || crate::condition::RESERVED_KEYS.contains(&attr.as_str())
+            {
+                return Err(ModelError::new(
+                    K::MalformedId,
+                    here,
+                    "an attribute name is [a-z][a-z0-9_]*, not `now` or `at_least_epoch`",
+                ));
+            }
+            claims.push((attr.clone(), name(claim, &here)?));
+        }
+        if claims.len() > crate::condition::MAX_CONTEXT_KEYS {
+            return Err(invalid(
+                c_at,
+                format!("at most {} claims", crate::condition::MAX_CONTEXT_KEYS),
+            ));
+        }
+        claims.sort();
+    }
+    let leeway_s = match m.get("leeway_s") {
+        None => 0,
+        Some(l) => match l.as_u64() {
+            Some(s) if s <= MAX_LEEWAY_S => s,
+            _ => {
+                return Err(invalid(
+                    format!("{at}.leeway_s"),
+                    format!("a number of seconds from 0 to {MAX_LEEWAY_S}"),
+                ))
+            }
+        },
+    };
+    Ok((
+        iss,
+        Issuer {
+            audiences,
+            keys,
+            subject,
+            claims,
+            leeway_s,
+        },
+    ))
+}
+
+impl Identity {
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+            && self.revoked.is_empty()
+            && self.families.is_empty()
+            && self.not_before.is_empty()
+    }
+
+    /// The number of entries, for limits and `inspect`.
+    pub fn len(&self) -> usize {
+        self.issuers.len() + self.revoked.len() + self.families.len() + self.not_before.len()
+    }
+
+    /// Reads a model's `issuers` and `sessions` (either may be absent). Duplicates are refused.
+    pub fn from_model(
+        issuers: Option<&Value>,
+        sessions: Option<&Value>,
+    ) -> Result<Identity, ModelError> {
+        let mut out = Identity::default();
+        if let Some(list) = issuers {
+            let list = array(list, "issuers")?;
+            if list.len() > MAX_ISSUERS {
+                return Err(ModelError::new(
+                    K::LimitExceeded,
+                    "issuers",
+                    format!("at most {MAX_ISSUERS} issuers"),
+                ));
+            }
+            for (i, v) in list.iter().enumerate() {
+                let at = format!("issuers[{i}]");
+                let (iss, issuer) = read_issuer(v, &at)?;
+                if out.issuers.insert(iss.clone(), issuer).is_some() {
+                    return Err(ModelError::new(
+                        K::DuplicateId,
+                        format!("{at}.issuer"),
+                        format!("duplicate issuer `{}`", shorten(&iss)),
+                    ));
+                }
+            }
+        }
+        if let Some(s) = sessions {
+            out.read_sessions(s, "sessions", false)?;
+        }
+        Ok(out)
+    }
+
+    /// Reads a `sessions` object into this identity; `replace` lets an entry replace one already
+    /// there (operations), else a duplicate is refused (a model).
+    fn read_sessions(&mut self, v: &Value, at: &str, replace: bool) -> Result<(), ModelError> {
+        let m = object(v, at)?;
+        only(m, at, &["revoked", "revoked_families", "not_before"])?;
+        let dup = |here: String, what: &str, id: &str| {
+            ModelError::new(
+                K::DuplicateId,
+                here,
+                format!("duplicate {what} `{}`", shorten(id)),
+            )
+        };
+        if let Some(list) = m.get("revoked") {
+            let r_at = format!("{at}.revoked");
+            for (i, e) in array(list, &r_at)?.iter().enumerate() {
+                let here = format!("{r_at}[{i}]");
+                let em = object(e, &here)?;
+                only(em, &here, &["sid", "until"])?;
+                let sid = name(required(em, &here, "sid")?, &format!("{here}.sid"))?;
+                let until = time(required(em, &here, "until")?, &format!("{here}.until"))?;
+                if self.revoked.insert(sid.clone(), until).is_some() && !replace {
+                    return Err(dup(here, "revoked session", &sid));
+                }
+            }
+        }
+        if let Some(list) = m.get("revoked_families") {
+            let f_at = format!("{at}.revoked_families");
+            for (i, e) in array(list, &f_at)?.iter().enumerate() {
+                let here = format!("{f_at}[{i}]");
+                let em = object(e, &here)?;
+                only(em, &here, &["family", "claim", "until"])?;
+                let family = name(required(em, &here, "family")?, &format!("{here}.family"))?;
+                let claim = match em.get("claim") {
+                    Some(c) => name(c, &format!("{here}.claim"))?,
+                    None => DEFAULT_FAMILY_CLAIM.to_string(),
+                };
+                let until = time(required(em, &here, "until")?, &format!("{here}.until"))?;
+                if self
+                    .families
+                    .insert((claim, family.clone()), until)
+                    .is_some()
+                    && !replace
+                {
+                    return Err(dup(here, "revoked family", &family));
+                }
+            }
+        }
+        if let Some(map) = m.get("not_before") {
+            let n_at = format!("{at}.not_before");
+            for (subject, t) in object(map, &n_at)? {
+                let here = format!("{n_at}.{subject}");
+                if !is_valid_id(subject) {
+                    return Err(ModelError::new(
+                        K::MalformedId,
+                        here,
+                        format!("`{}` is not a subject id", shorten(subject)),
+                    ));
+                }
+                self.not_before.insert(subject.clone(), time(t, &here)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the session entries whose `until` is at or before `now` (ms): the origin does
+    /// this when it compiles. Whether anything was dropped.
+    pub fn drop_expired(&mut self, now: u64) -> bool {
+        let before = self.revoked.len() + self.families.len();
+        self.revoked.retain(|_, until| *until > now);
+        self.families.retain(|_, until| *until > now);
+        before != self.revoked.len() + self.families.len()
+    }
+
+    /// The model's `issuers` array, canonical.
+    pub fn issuers_json(&self) -> String {
+        let q = crate::wire::json_text::quote;
+        let items: Vec<String> = self
+            .issuers
+            .iter()
+            .map(|(iss, i)| issuer_json(q(iss), i))
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// The model's `sessions` object, canonical.
+    pub fn sessions_json(&self) -> String {
+        let q = crate::wire::json_text::quote;
+        let revoked: Vec<String> = self
+            .revoked
+            .iter()
+            .map(|(sid, u)| format!("{{\"sid\":{},\"until\":{u}}}", q(sid)))
+            .collect();
+        let families: Vec<String> = self
+            .families
+            .iter()
+            .map(|((claim, fam), u)| {
+                format!(
+                    "{{\"family\":{},\"claim\":{},\"until\":{u}}}",
+                    q(fam),
+                    q(claim)
+                )
+            })
+            .collect();
+        let nb: Vec<String> = self
+            .not_before
+            .iter()
+            .map(|(s, t)| format!("{}:{t}", q(s)))
+            .collect();
+        format!(
+            "{{\"revoked\":[{}],\"revoked_families\":[{}],\"not_before\":{{{}}}}}",
+            revoked.join(","),
+            families.join(","),
+            nb.join(",")
+        )
+    }
+
+    /// The wire form: `{"issuers": [...], "sessions": {...}}`, canonical (docs/formats.md).
+    pub fn to_text(&self) -> String {
+        format!(
+            "{{\"issuers\":{},\"sessions\":{}}}",
+            self.issuers_json(),
+            self.sessions_json()
+        )
+    }
+
+    /// Reads the wire form back.
+    pub fn from_text(text: &str) -> Result<Identity, ModelError> {
+        let v: Value = serde_json::from_str(text).map_err(|e| shape("", &e.to_string()))?;
+        let m = object(&v, "identity")?;
+        only(m, "identity", &["issuers", "sessions"])?;
+        Identity::from_model(m.get("issuers"), m.get("sessions"))
+    }
+}
+
+fn issuer_json(iss: String, i: &Issuer) -> String {
+    let q = crate::wire::json_text::quote;
+    let keys: Vec<String> = i.keys.iter().map(Jwk::to_json).collect();
+    let claims: Vec<String> = i
+        .claims
+        .iter()
+        .map(|(a, c)| format!("{}:{}", q(a), q(c)))
+        .collect();
+    format!(
+        "{{\"issuer\":{iss},\"audiences\":{},\"jwks\":{{\"keys\":[{}]}},\"subject\":{},\"claims\":{{{}}},\"leeway_s\":{}}}",
+        crate::wire::json_text::strings(&i.audiences),
+        keys.join(","),
+        q(&i.subject),
+        claims.join(","),
+        i.leeway_s
+    )
+}
+
+/// The changes a delta makes to an [`Identity`]: entries set (added or replaced) and removed.
+/// On the wire: one string, the JSON `{"set": identity, "del": {...}}` (docs/formats.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdentityOps {
+    pub set: Identity,
+    pub del_issuers: Vec<String>,
+    pub del_revoked: Vec<String>,
+    pub del_families: Vec<(String, String)>,
+    pub del_not_before: Vec<String>,
+}
+
+impl IdentityOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+            && self.del_issuers.is_empty()
+            && self.del_revoked.is_empty()
+            && self.del_families.is_empty()
+            && self.del_not_before.is_empty()
+    }
+
+    pub fn to_text(&self) -> String {
+        use crate::wire::json_text::{quote, strings};
+        let fams: Vec<String> = self
+            .del_families
+            .iter()
+            .map(|(c, f)| format!("[{},{}]", quote(c), quote(f)))
+            .collect();
+        format!(
+            "{{\"set\":{},\"del\":{{\"issuers\":{},\"revoked\":{},\"revoked_families\":[{}],\"not_before\":{}}}}}",
+            self.set.to_text(),
+            strings(&self.del_issuers),
+            strings(&self.del_revoked),
+            fams.join(","),
+            strings(&self.del_not_before)
+        )
+    }
+
+    pub fn from_text(text: &str) -> Option<IdentityOps> {
+        use crate::wire::json_text as j;
+        let v: Value = serde_json::from_str(text).ok()?;
+        let m = v.as_object()?;
+        let set = m.get("set")?.as_object()?;
+        let mut out = IdentityOps {
+            set: Identity::from_model(set.get("issuers"), None).ok()?,
+            ..IdentityOps::default()
+        };
+        if let Some(s) = set.get("sessions") {
+            out.set.read_sessions(s, "sessions", true).ok()?;
+        }
+        let del = m.get("del")?;
+        out.del_issuers = j::string_list(del.get("issuers")?)?;
+        out.del_revoked = j::string_list(del.get("revoked")?)?;
+        out.del_families = j::named_texts(del.get("revoked_families")?)?;
+        out.del_not_before = j::string_list(del.get("not_before")?)?;
+        Some(out)
+    }
+
+    /// The counts `inspect` shows.
+    pub fn counts(&self) -> [(&'static str, usize); 2] {
+        [
+            ("identity_set", self.set.len()),
+            (
+                "identity_del",
+                self.del_issuers.len()
+                    + self.del_revoked.len()
+                    + self.del_families.len()
+                    + self.del_not_before.len(),
+            ),
+        ]
+    }
+}
+
+fn gone(what: &str, id: &str) -> crate::Error {
+    crate::Error::InvalidDelta(format!(
+        "the delta removes {what} `{}`, which is not there",
+        shorten(id)
+    ))
+}
+
+impl Identity {
+    /// Applies `ops` strictly: every removed entry must be there. Removals first, then sets.
+    pub fn apply(&self, ops: &IdentityOps) -> Result<Identity, crate::Error> {
+        let mut out = self.clone();
+        for i in &ops.del_issuers {
+            out.issuers.remove(i).ok_or_else(|| gone("issuer", i))?;
+        }
+        for s in &ops.del_revoked {
+            out.revoked
+                .remove(s)
+                .ok_or_else(|| gone("revoked session", s))?;
+        }
+        for f in &ops.del_families {
+            out.families
+                .remove(f)
+                .ok_or_else(|| gone("revoked family", &f.1))?;
+        }
+        for s in &ops.del_not_before {
+            out.not_before
+                .remove(s)
+                .ok_or_else(|| gone("not_before of", s))?;
+        }
+        let s = &ops.set;
+        out.issuers
+            .extend(s.issuers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out.revoked
+            .extend(s.revoked.iter().map(|(k, v)| (k.clone(), *v)));
+        out.families
+            .extend(s.families.iter().map(|(k, v)| (k.clone(), *v)));
+        out.not_before
+            .extend(s.not_before.iter().map(|(k, v)| (k.clone(), *v)));
+        Ok(out)
+    }
+
+    /// The operations that turn `self` into `after`, and whether they can refuse a token this
+    /// state accepts (a revocation): a session or family revoked or kept longer, a `not_before`
+    /// set or raised, an issuer removed, or changed in a way other than adding keys or
+    /// audiences or widening its leeway.
+    pub fn diff(&self, after: &Identity) -> (IdentityOps, bool) {
+        let mut ops = IdentityOps::default();
+        let mut revokes = false;
+        for (iss, old) in &self.issuers {
+            match after.issuers.get(iss) {
+                None => {
+                    ops.del_issuers.push(iss.clone());
+                    revokes = true;
+                }
+                Some(new) if new != old => {
+                    revokes |= !widens(old, new);
+                    ops.set.issuers.insert(iss.clone(), new.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for (iss, new) in &after.issuers {
+            if !self.issuers.contains_key(iss) {
+                ops.set.issuers.insert(iss.clone(), new.clone());
+            }
+        }
+        revokes |= diff_map(
+            &self.revoked,
+            &after.revoked,
+            &mut ops.set.revoked,
+            &mut ops.del_revoked,
+        );
+        revokes |= diff_map(
+            &self.families,
+            &after.families,
+            &mut ops.set.families,
+            &mut ops.del_families,
+        );
+        revokes |= diff_map(
+            &self.not_before,
+            &after.not_before,
+            &mut ops.set.not_before,
+            &mut ops.del_not_before,
+        );
+        (ops, revokes)
+    }
+}
+
+/// Whether `new` accepts every token `old` does: the same subject and claims, every old key and
+/// audience kept, and a leeway at least as wide.
+fn widens(old: &Issuer, new: &Issuer) -> bool {
+    old.subject == new.subject
+        && old.claims == new.claims
+        && new.leeway_s >= old.leeway_s
+        && old.audiences.iter().all(|a| new.audiences.contains(a))
+        && old.keys.iter().all(|k| new.keys.contains(k))
+}
+
+/// Sets and deletions between two maps whose larger value is the stricter one (a revocation kept
+/// longer, a later `not_before`); whether any entry is new or rose.
+fn diff_map<K: Ord + Clone>(
+    before: &BTreeMap<K, u64>,
+    after: &BTreeMap<K, u64>,
+    set: &mut BTreeMap<K, u64>,
+    del: &mut Vec<K>,
+) -> bool {
+    let mut rises = false;
+    for (k, v) in after {
+        match before.get(k) {
+            Some(old) if old == v => {}
+            old => {
+                rises |= old.is_none_or(|o| v > o);
+                set.insert(k.clone(), *v);
+            }
+        }
+    }
+    del.extend(before.keys().filter(|k| !after.contains_key(*k)).cloned());
+    rises
+}
+
+/// On the wire: one MessagePack string holding [`Identity::to_text`].
+impl serde::Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Identity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Identity::from_text(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// On the wire: one MessagePack string holding [`IdentityOps::to_text`].
+impl serde::Serialize for IdentityOps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IdentityOps {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        IdentityOps::from_text(&text)
+            .ok_or_else(|| serde::de::Error::custom("malformed identity operations"))
+    }
+}
