@@ -61,13 +61,20 @@ enum Command {
         times: Times,
         /// A file of JSON lines (`-` for standard input): [subject, action, resource] or
         /// {"subject", "action", "resource", "context"}.
-        #[arg(long, conflicts_with_all = ["subject", "action", "resource"])]
+        #[arg(long, conflicts_with_all = ["subject", "action", "resource", "token"])]
         requests: Option<String>,
+        /// Check a token instead of a subject: a compact JWS (`-` reads it from standard
+        /// input, out of the process list), verified against the model's issuers; then give
+        /// ACTION RESOURCE only. E.g. `check --token - read doc:roadmap < token.jwt`.
+        #[arg(long, value_name = "JWT")]
+        token: Option<String>,
+        /// SUBJECT (ACTION with --token).
         #[arg(required_unless_present = "requests")]
         subject: Option<String>,
+        /// ACTION (RESOURCE with --token).
         #[arg(required_unless_present = "requests")]
         action: Option<String>,
-        #[arg(required_unless_present = "requests")]
+        #[arg(required_unless_present_any = ["requests", "token"])]
         resource: Option<String>,
     },
     /// Print the evaluator's status (epoch, watermark, confirmed_at, stale, counts) after loading
@@ -495,7 +502,17 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Check {
             source,
             times,
+            requests: _,
+            token: Some(token),
+            subject,
+            action,
+            resource,
+        } => check_token(&source, &times, &token, [subject, action, resource]),
+        Command::Check {
+            source,
+            times,
             requests,
+            token: None,
             subject,
             action,
             resource,
@@ -585,8 +602,11 @@ fn keygen(out_dir: &Path, force: bool) -> Result<(), Fail> {
 
 /// `compile`: the model's signed snapshot at `epoch`.
 fn compile(model: &Path, epoch: u64, sign: &Signing) -> Result<(), Fail> {
-    let (state, warnings) = load_model(model)?;
-    let bytes = compile_snapshot(&state, epoch, sign.issued_at()?, &sign.key()?)?;
+    let (mut state, warnings) = load_model(model)?;
+    let issued_at = sign.issued_at()?;
+    // Session revocations past their `until` are dropped when the origin compiles.
+    state.identity.drop_expired(issued_at);
+    let bytes = compile_snapshot(&state, epoch, issued_at, &sign.key()?)?;
     write(&sign.out, &bytes)?;
     let header = inspect(&bytes, &[], &Limits::default())?;
     print_json(
@@ -633,6 +653,51 @@ fn check(
     Ok(())
 }
 
+/// `check --token`: one request by a token's subject, its signature verified natively.
+fn check_token(
+    source: &Source,
+    times: &Times,
+    token: &str,
+    args: [Option<String>; 3],
+) -> Result<(), Fail> {
+    let [Some(a), Some(r), None] = args else {
+        return Err(Fail(
+            "with --token, give ACTION RESOURCE (the subject comes from the token)".into(),
+        ));
+    };
+    let token = if token == "-" {
+        let mut text = String::new();
+        io::stdin()
+            .take(edge_authz::token::MAX_TOKEN_BYTES as u64 + 2)
+            .read_to_string(&mut text)
+            .map_err(|e| Fail(format!("cannot read the token from standard input: {e}")))?;
+        text.trim().to_string()
+    } else {
+        token.to_string()
+    };
+    let ev = evaluator(source, times.clock())?;
+    let d = match times.context() {
+        Ok(ctx) => {
+            let mut verify =
+                |v: &edge_authz::token::Verify<'_>| Some(edge_authz_protocol::jws::verify(v));
+            match ev.check_token(&token, &a, &r, ctx.at(times.clock()), &mut verify) {
+                edge_authz::TokenAnswer::Decided(d) => d,
+                edge_authz::TokenAnswer::Verify { .. } => {
+                    return Err(Fail("the token's signature was not verified".into()))
+                }
+            }
+        }
+        Err(()) => edge_authz::TokenDecision {
+            decision: ev.reject_request(),
+            subject: None,
+            fault: None,
+        },
+    };
+    let text = serde_json::to_string(&ev.explain_token(&d)).map_err(|e| Fail(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// `diff`: the signed delta from the model `old` to the model `new`, `(base_epoch, epoch)`.
 fn diff(
     old: &Path,
@@ -641,15 +706,12 @@ fn diff(
     sign: &Signing,
 ) -> Result<(), Fail> {
     let (before, _) = load_model(old)?;
-    let (after, _) = load_model(new)?;
-    let d = diff_models(
-        &before,
-        &after,
-        base_epoch,
-        epoch,
-        sign.issued_at()?,
-        &sign.key()?,
-    )?;
+    let (mut after, _) = load_model(new)?;
+    let issued_at = sign.issued_at()?;
+    // NEW is compiled now, so its session entries past their `until` are dropped; OLD stands
+    // as written (the state its snapshot holds when nothing had passed when it was compiled).
+    after.identity.drop_expired(issued_at);
+    let d = diff_models(&before, &after, base_epoch, epoch, issued_at, &sign.key()?)?;
     write(&sign.out, &d.bytes)?;
     print_json(
         &json!({"tenant": after.tenant, "base_epoch": base_epoch, "epoch": epoch, "revokes": d.revokes, "bytes": d.bytes.len(), "counts": d.ops.counts()}),

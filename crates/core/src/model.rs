@@ -235,6 +235,27 @@ impl Model {
         serde_path_to_error::deserialize(value).map_err(json_error)
     }
 
+    /// Drops the session revocations whose `until` is at or before `now` (ms), as the origin
+    /// does before it compiles (docs/model.md, "Tokens and sessions"). Whether any went.
+    pub fn drop_expired_sessions(&mut self, now: u64) -> bool {
+        let mut dropped = false;
+        if let Some(serde_json::Value::Object(s)) = &mut self.sessions {
+            for table in ["revoked", "revoked_families"] {
+                if let Some(serde_json::Value::Array(list)) = s.get_mut(table) {
+                    let before = list.len();
+                    // A malformed entry stays, for compiling to name.
+                    list.retain(|e| {
+                        e.get("until")
+                            .and_then(|u| u.as_u64())
+                            .is_none_or(|u| u > now)
+                    });
+                    dropped |= list.len() != before;
+                }
+            }
+        }
+        dropped
+    }
+
     /// Validates the model and compiles it.
     pub fn compile(&self) -> Result<Compiled, ModelError> {
         self.compile_limited(&Limits::default())

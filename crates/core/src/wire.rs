@@ -589,6 +589,16 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
                     .into_iter()
                     .filter(|_| !c.conditional.is_empty()),
             )
+            .chain(
+                [
+                    ("issuers", c.identity.issuers.len()),
+                    ("revoked_sessions", c.identity.revoked.len()),
+                    ("revoked_families", c.identity.families.len()),
+                    ("not_before", c.identity.not_before.len()),
+                ]
+                .into_iter()
+                .filter(|_| !c.identity.is_empty()),
+            )
             .collect();
         }
         MessageKind::Delta => {

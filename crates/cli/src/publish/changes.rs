@@ -8,11 +8,15 @@
 //! `add_resource` {id, parent?}; `remove_resource` {id}; `move_resource` {id, parent};
 //! `set_action` {action, tier, requires?} (without `requires`, the action keeps those it has);
 //! `set_condition` {name, condition} (a condition as the model writes it); `remove_condition`
-//! {name}. `add_assignment` takes `when` (a condition's name).
+//! {name}. `add_assignment` takes `when` (a condition's name). Tokens and sessions:
+//! `revoke_session` {sid, until}; `revoke_family` {family, claim?, until}; `sign_out`
+//! {subject, at} (tokens of the subject issued before `at` are refused; a later sign-out
+//! wins); `set_issuer` {issuer, audiences, jwks, subject, claims?, leeway_s?} (added or
+//! replaced); `remove_issuer` {issuer}.
 
 use edge_authz::Model;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -76,6 +80,25 @@ pub enum Op {
     },
     RemoveCondition {
         name: String,
+    },
+    RevokeSession {
+        sid: String,
+        until: u64,
+    },
+    RevokeFamily {
+        family: String,
+        #[serde(default)]
+        claim: Option<String>,
+        until: u64,
+    },
+    SignOut {
+        subject: String,
+        at: u64,
+    },
+    /// An issuer as the model writes it (checked when the model compiles).
+    SetIssuer(serde_json::Map<String, Value>),
+    RemoveIssuer {
+        issuer: String,
     },
 }
 
@@ -251,9 +274,105 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
                     return Err(missing(&format!("condition {name}")));
                 }
             }
+            Op::RevokeSession { .. }
+            | Op::RevokeFamily { .. }
+            | Op::SignOut { .. }
+            | Op::SetIssuer(_)
+            | Op::RemoveIssuer { .. } => identity_op(&mut m, op)?,
         }
     }
     Ok(m)
+}
+
+/// Replaces the entry of `list` whose `key` fields equal `entry`'s, or appends `entry`.
+fn put(list: &mut Vec<Value>, entry: Value, key: &[&str]) {
+    let same = |e: &Value| key.iter().all(|k| e.get(*k) == entry.get(*k));
+    match list.iter_mut().find(|e| same(e)) {
+        Some(e) => *e = entry,
+        None => list.push(entry),
+    }
+}
+
+/// The model's `sessions` table `name` (an array), made if absent.
+fn session_list<'m>(m: &'m mut Model, name: &str) -> Result<&'m mut Vec<Value>, String> {
+    let s = m.sessions.get_or_insert_with(|| json!({}));
+    let s = s
+        .as_object_mut()
+        .ok_or("the model's `sessions` is not an object")?;
+    s.entry(name)
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| format!("the model's `sessions.{name}` is not an array"))
+}
+
+fn identity_op(m: &mut Model, op: &Op) -> Result<(), String> {
+    match op {
+        Op::RevokeSession { sid, until } => {
+            let list = session_list(m, "revoked")?;
+            put(list, json!({"sid": sid, "until": until}), &["sid"]);
+        }
+        Op::RevokeFamily {
+            family,
+            claim,
+            until,
+        } => {
+            let claim = claim
+                .clone()
+                .unwrap_or_else(|| edge_authz::identity::DEFAULT_FAMILY_CLAIM.to_string());
+            let list = session_list(m, "revoked_families")?;
+            put(
+                list,
+                json!({"family": family, "claim": claim, "until": until}),
+                &["family", "claim"],
+            );
+        }
+        Op::SignOut { subject, at } => {
+            let s = m.sessions.get_or_insert_with(|| json!({}));
+            let nb = s
+                .as_object_mut()
+                .ok_or("the model's `sessions` is not an object")?
+                .entry("not_before")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .ok_or("the model's `sessions.not_before` is not an object")?;
+            // A sign-out never moves an earlier one back.
+            let at = nb
+                .get(subject)
+                .and_then(Value::as_u64)
+                .map_or(*at, |old| old.max(*at));
+            nb.insert(subject.clone(), json!(at));
+        }
+        Op::SetIssuer(issuer) => {
+            let name = issuer
+                .get("issuer")
+                .cloned()
+                .ok_or("set_issuer needs `issuer`")?;
+            let list = m
+                .issuers
+                .get_or_insert_with(|| json!([]))
+                .as_array_mut()
+                .ok_or("the model's `issuers` is not an array")?;
+            let entry = Value::Object(issuer.clone());
+            match list.iter_mut().find(|i| i.get("issuer") == Some(&name)) {
+                Some(i) => *i = entry,
+                None => list.push(entry),
+            }
+        }
+        Op::RemoveIssuer { issuer } => {
+            let list = m
+                .issuers
+                .as_mut()
+                .and_then(Value::as_array_mut)
+                .ok_or_else(|| missing(&format!("issuer {issuer}")))?;
+            let before = list.len();
+            list.retain(|i| i.get("issuer").and_then(Value::as_str) != Some(issuer));
+            if list.len() == before {
+                return Err(missing(&format!("issuer {issuer}")));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -386,6 +505,92 @@ mod tests {
         assert!(bad
             .compile()
             .is_err_and(|e| e.at.starts_with("conditions.bad")));
+        Ok(())
+    }
+
+    #[test]
+    fn session_and_issuer_operations_apply_and_each_revocation_revokes() -> Result<(), String> {
+        let m = example()?;
+        let state = |m: &Model| m.compile().map(|c| c.state).map_err(|e| e.to_string());
+        let revokes = |a: &Model, b: &Model| -> Result<bool, String> {
+            edge_authz::diff(&state(a)?, &state(b)?)
+                .map(|d| d.revokes)
+                .map_err(|e| e.to_string())
+        };
+        let issuer = r#"{"op":"set_issuer","issuer":"https://idp.example/","audiences":["api"],
+            "jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]},
+            "subject":"user:{sub}","claims":{"amr":"amr"}}"#;
+        let with_issuer = apply(&m, &ops(issuer)?)?;
+        // A new issuer admits tokens: a grant.
+        assert!(!revokes(&m, &with_issuer)?);
+        assert_eq!(state(&with_issuer)?.identity.issuers.len(), 1);
+        // Replacing it with another audience set drops `api`: a revocation.
+        let narrowed = apply(
+            &with_issuer,
+            &ops(&issuer.replace(r#"["api"]"#, r#"["web"]"#))?,
+        )?;
+        assert_eq!(state(&narrowed)?.identity.issuers.len(), 1);
+        assert!(revokes(&with_issuer, &narrowed)?);
+        // Adding an audience only widens it.
+        let widened = apply(
+            &with_issuer,
+            &ops(&issuer.replace(r#"["api"]"#, r#"["api","web"]"#))?,
+        )?;
+        assert!(!revokes(&with_issuer, &widened)?);
+        for op in [
+            r#"{"op":"revoke_session","sid":"s-1","until":4070908800000}"#,
+            r#"{"op":"revoke_family","family":"rt-42","until":4070908800000}"#,
+            r#"{"op":"sign_out","subject":"user:alice","at":1800000000000}"#,
+            r#"{"op":"remove_issuer","issuer":"https://idp.example/"}"#,
+        ] {
+            let after = apply(&with_issuer, &ops(op)?)?;
+            assert!(revokes(&with_issuer, &after)?, "{op}");
+        }
+        // The same revocation again changes nothing; an earlier sign-out keeps the later one.
+        let revoked = apply(
+            &with_issuer,
+            &ops(r#"{"op":"revoke_session","sid":"s-1","until":9}"#)?,
+        )?;
+        let again = apply(
+            &revoked,
+            &ops(r#"{"op":"revoke_session","sid":"s-1","until":9}"#)?,
+        )?;
+        assert_eq!(state(&revoked)?, state(&again)?);
+        let out = apply(
+            &m,
+            &ops(r#"{"op":"sign_out","subject":"user:alice","at":20}"#)?,
+        )?;
+        let earlier = apply(
+            &out,
+            &ops(r#"{"op":"sign_out","subject":"user:alice","at":10}"#)?,
+        )?;
+        assert_eq!(
+            state(&earlier)?.identity.not_before.get("user:alice"),
+            Some(&20)
+        );
+        // The family's claim defaults to `fam`.
+        let fam = apply(
+            &m,
+            &ops(r#"{"op":"revoke_family","family":"rt-1","until":9}"#)?,
+        )?;
+        assert!(state(&fam)?
+            .identity
+            .families
+            .contains_key(&("fam".to_string(), "rt-1".to_string())));
+        // An absent issuer cannot go; a malformed one does not compile, naming its field.
+        assert!(apply(&m, &ops(r#"{"op":"remove_issuer","issuer":"nope"}"#)?).is_err());
+        let bad = apply(&m, &ops(&issuer.replace("user:{sub}", "user:"))?)?;
+        assert!(bad.compile().is_err_and(|e| e.at == "issuers[0].subject"));
+        assert!(parse(r#"{"op":"sign_out","subject":"user:a"}"#).is_err());
+        // Expired revocations go when the origin compiles; later ones stay.
+        let mut two = apply(
+            &m,
+            &ops(r#"[{"op":"revoke_session","sid":"old","until":100},
+                     {"op":"revoke_session","sid":"new","until":300}]"#)?,
+        )?;
+        assert!(two.drop_expired_sessions(200));
+        let kept: Vec<String> = state(&two)?.identity.revoked.into_keys().collect();
+        assert_eq!(kept, vec!["new".to_string()]);
         Ok(())
     }
 }

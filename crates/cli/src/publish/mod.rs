@@ -770,7 +770,10 @@ impl Publisher {
 
     /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
     /// latest, then the pushes its kind calls for.
-    fn publish(&mut self, model: Model, changed_at: u64) -> Result<Ended, Fail> {
+    fn publish(&mut self, mut model: Model, changed_at: u64) -> Result<Ended, Fail> {
+        // Session revocations past their `until` go when the origin compiles: the journal
+        // keeps the model without them, so the state it holds is the one edges hold.
+        model.drop_expired_sessions(now_ms());
         if model.tenant != self.tenant {
             return Err(Fail(format!(
                 "the model is for tenant `{}`, this publisher's journal is `{}` [tenant_mismatch]",

@@ -18,3 +18,4 @@ mod common;
 mod conformance;
 mod golden;
 mod limits;
+mod tokens;
