@@ -34,7 +34,24 @@ import {
   stringsOf,
   wellFormed,
 } from './args.js';
-import { host, needWasm, CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
+import {
+  host,
+  needWasm,
+  CHANGED,
+  COPY_CONTEXT,
+  NEEDS,
+  NOW,
+  PROBE,
+  PROBE_MANY,
+  PROBE_TOKEN,
+  RAW,
+  READ_REQUESTS,
+} from './internal.js';
+import { verifySignature } from './token.js';
+
+// The longest token read (the core's limit, `MAX_TOKEN_BYTES`); a longer one is not copied into
+// wasm memory but answered as the core answers any malformed token.
+const MAX_TOKEN = 8192;
 
 // The answer word's layout, read from the wasm module (crates/wasm: `answer_layout`) when the
 // first evaluator is made, so that this side cannot drift from the Rust side: the reasons and
@@ -51,6 +68,7 @@ let OUT_MOVED;
 let NEEDS_CONFIRMATION;
 let HAS_CONDITIONS;
 let GRANT_WHEN;
+let NEEDS_VERIFY;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
 let NOT_A_STRING;
 function readLayout() {
@@ -63,6 +81,7 @@ function readLayout() {
   NEEDS_CONFIRMATION = l.needsConfirmation;
   HAS_CONDITIONS = l.hasConditions;
   GRANT_WHEN = l.grantWhen;
+  NEEDS_VERIFY = l.needsVerify;
   REASONS = l.reasons;
 }
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
@@ -668,6 +687,59 @@ export class Evaluator {
     return this.#decision(w, this.#outPtr >>> 2);
   }
 
+  /** Decides a request by a token (a compact JWS) instead of a subject: a Promise of the
+   * decision, with `subject` once the token passed (docs/javascript.md, `checkToken`). The
+   * signature is verified by the host's WebCrypto once per token and key; the held state decides
+   * every time. Never rejects for a bad token: it answers `token_invalid`. */
+  checkToken(token, action, resource, context) {
+    let c;
+    try {
+      c = context === undefined ? undefined : copyContext(context);
+    } catch (e) {
+      return Promise.reject(coded(e));
+    }
+    return this.#checkToken(token, action, resource, c, false).catch((e) => {
+      throw coded(e);
+    });
+  }
+
+  // A token check: rounds of deciding, each synchronous, until no signature is left to verify.
+  // For a replica (`replica`), NEEDS when it must sync first.
+  async #checkToken(token, action, resource, context, replica) {
+    const t = typeof token === 'string' && token.length <= MAX_TOKEN && wellFormed(token) ? token : '';
+    for (let round = 0; round < 4; round++) {
+      const d = this.#tokenRound(t, action, resource, context, replica);
+      if (d === NEEDS || d !== null) return d;
+      const raw = this.#live();
+      const { alg, key } = JSON.parse(raw.token_pending());
+      const id = raw.token_pending_id();
+      const ok = await verifySignature(alg, JSON.stringify(key), raw.token_message(), raw.token_signature());
+      this.#live().token_verified(id, ok);
+    }
+    throw fail('token_unverified', 'the token check asked for a signature four times');
+  }
+
+  // One synchronous round of a token check: the decision, NEEDS, or null when a signature must
+  // be verified first (the core holds what).
+  #tokenRound(token, action, resource, context, replica) {
+    const clock = this.#time();
+    const now = readContext(context, clock);
+    const least = atLeast;
+    const raw = this.#live();
+    const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
+    const w = raw.check_token(token, nameArg(action), nameArg(resource), clock, now, least, ctx, replica);
+    if (w === NEEDS_CONFIRMATION) return NEEDS;
+    if (w === NEEDS_VERIFY) return null;
+    if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
+    views();
+    const d = this.#decision(w, this.#outPtr >>> 2);
+    const subject = raw.token_subject();
+    if (subject !== undefined) d.subject = subject;
+    const error = raw.token_error();
+    if (error !== undefined) d.token_error = error;
+    return d;
+  }
+
   /** Decides many requests `[subject, action, resource]` at one time, in order. */
   checkMany(requests, context) {
     try {
@@ -724,6 +796,10 @@ export class Evaluator {
   // confirmation); a batch as read by readRequests.
   [PROBE](subject, action, resource, context, replica = true) {
     return this.#check(subject, action, resource, context, replica);
+  }
+
+  [PROBE_TOKEN](token, action, resource, context, replica = true) {
+    return this.#checkToken(token, action, resource, context, replica);
   }
 
   [PROBE_MANY](fields, context, replica = true) {

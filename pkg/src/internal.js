@@ -23,6 +23,7 @@ export function needWasm() {
 // drive an Evaluator (api.js). Symbols that no entry point exports: not part of the public API.
 export const PROBE = Symbol('edge-authz probe');
 export const PROBE_MANY = Symbol('edge-authz probe many');
+export const PROBE_TOKEN = Symbol('edge-authz probe token');
 export const RAW = Symbol('edge-authz raw');
 export const CHANGED = Symbol('edge-authz changed');
 export const NOW = Symbol('edge-authz now');

@@ -138,8 +138,12 @@ impl Context {
             .filter(|(k, _)| !dropped.contains(k) && !set.iter().any(|(s, _)| s == k))
             .cloned()
             .collect();
-        attrs.extend(set);
-        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in set {
+            let at = attrs
+                .binary_search_by(|(x, _)| x.as_str().cmp(&k))
+                .unwrap_or_else(|i| i);
+            attrs.insert(at, (k, v));
+        }
         attrs.truncate(MAX_CONTEXT_KEYS);
         Context { attrs }
     }
@@ -812,11 +816,11 @@ fn compile_comparison(def: &Def<'_>, at: &str) -> Result<Test, ModelError> {
             let list = items(value)
                 .ok_or_else(|| wrong("a list of 1 to 256 strings or of 1 to 256 numbers"))?;
             if list.iter().all(serde_json::Value::is_string) {
-                Literal::Strs(
-                    list.iter()
-                        .map(|v| string(v).ok_or_else(|| wrong("strings of at most 256 bytes")))
-                        .collect::<Result<_, _>>()?,
-                )
+                let mut set = BTreeSet::new();
+                for v in list.iter() {
+                    set.insert(string(v).ok_or_else(|| wrong("strings of at most 256 bytes"))?);
+                }
+                Literal::Strs(set)
             } else {
                 Literal::Nums(
                     list.iter()

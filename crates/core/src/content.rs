@@ -15,7 +15,7 @@ use crate::condition::{ConditionDef, Conditions};
 use crate::error::{ModelError, ModelErrorKind as K};
 use crate::id::{is_group, is_valid_action_name, is_valid_id};
 use crate::names::{Names, Resources};
-use crate::state::{shorten, AssignmentKey, Freshness, State};
+use crate::state::{map_of, set_of, shorten, AssignmentKey, Freshness, State};
 use crate::wire::Limits;
 use crate::Tier;
 
@@ -54,23 +54,23 @@ pub struct Content {
 /// A struct as a MessagePack array of its fields; the optional last two only when needed.
 impl Serialize for Content {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
+        use serde::ser::SerializeStruct;
         let extra = usize::from(!self.conditional.is_empty() || !self.identity.is_empty())
             + usize::from(!self.identity.is_empty());
-        let mut t = s.serialize_tuple(8 + extra)?;
-        t.serialize_element(&self.actions)?;
-        t.serialize_element(&self.roles)?;
-        t.serialize_element(&self.resources)?;
-        t.serialize_element(&self.subjects)?;
-        t.serialize_element(&self.memberships)?;
-        t.serialize_element(&self.assignments)?;
-        t.serialize_element(&self.suspended)?;
-        t.serialize_element(&self.freshness)?;
+        let mut t = s.serialize_struct("Content", 8 + extra)?;
+        t.serialize_field("actions", &self.actions)?;
+        t.serialize_field("roles", &self.roles)?;
+        t.serialize_field("resources", &self.resources)?;
+        t.serialize_field("subjects", &self.subjects)?;
+        t.serialize_field("memberships", &self.memberships)?;
+        t.serialize_field("assignments", &self.assignments)?;
+        t.serialize_field("suspended", &self.suspended)?;
+        t.serialize_field("freshness", &self.freshness)?;
         if extra > 0 {
-            t.serialize_element(&self.conditional)?;
+            t.serialize_field("conditional", &self.conditional)?;
         }
         if extra > 1 {
-            t.serialize_element(&self.identity)?;
+            t.serialize_field("identity", &self.identity)?;
         }
         t.end()
     }
@@ -427,50 +427,38 @@ impl Content {
         let (conditions, requires, when) = self.condition_names();
         State {
             tenant: tenant.to_string(),
-            actions: self
-                .actions
-                .iter()
-                .map(|(n, t)| (n.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
-                .collect(),
-            roles: self
-                .roles
-                .iter()
-                .map(|(n, ids)| {
-                    (
-                        n.clone(),
-                        ids.iter().map(|a| name(&action_names, *a)).collect(),
-                    )
-                })
-                .collect(),
-            resources: self
-                .resources
-                .iter()
-                .map(|(n, p)| (n.to_string(), p.map(|p| name(resource_names, p))))
-                .collect(),
-            memberships: self
-                .memberships
-                .iter()
-                .map(|(m, g)| (name(&self.subjects, *m), name(&self.subjects, *g)))
-                .collect(),
-            assignments: self
-                .assignments
-                .iter()
-                .map(|(r, p, role, e)| {
-                    (
-                        AssignmentKey {
-                            resource: name(resource_names, *r),
-                            principal: name(&self.subjects, *p),
-                            role: name(&role_names, *role),
-                        },
-                        *e,
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
-            suspended: self
-                .suspended
-                .iter()
-                .map(|s| name(&self.subjects, *s))
-                .collect(),
+            actions: map_of(
+                self.actions
+                    .iter()
+                    .map(|(n, t)| (n.clone(), Tier::from_u8(*t).unwrap_or(Tier::High))),
+            ),
+            roles: map_of(self.roles.iter().map(|(n, ids)| {
+                (
+                    n.clone(),
+                    set_of(ids.iter().map(|a| name(&action_names, *a))),
+                )
+            })),
+            resources: map_of(
+                self.resources
+                    .iter()
+                    .map(|(n, p)| (n.to_string(), p.map(|p| name(resource_names, p)))),
+            ),
+            memberships: set_of(
+                self.memberships
+                    .iter()
+                    .map(|(m, g)| (name(&self.subjects, *m), name(&self.subjects, *g))),
+            ),
+            assignments: map_of(self.assignments.iter().map(|(r, p, role, e)| {
+                (
+                    AssignmentKey {
+                        resource: name(resource_names, *r),
+                        principal: name(&self.subjects, *p),
+                        role: name(&role_names, *role),
+                    },
+                    *e,
+                )
+            })),
+            suspended: set_of(self.suspended.iter().map(|s| name(&self.subjects, *s))),
             freshness: Freshness::from_array(self.freshness),
             conditions: {
                 let mut m = BTreeMap::new();

@@ -45,28 +45,28 @@ pub struct DeltaOps {
 /// A struct as a MessagePack array of its fields; the optional last two only when needed.
 impl Serialize for DeltaOps {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
+        use serde::ser::SerializeStruct;
         let extra = usize::from(!self.conditional.is_empty() || !self.identity.is_empty())
             + usize::from(!self.identity.is_empty());
-        let mut t = s.serialize_tuple(13 + extra)?;
-        t.serialize_element(&self.actions_set)?;
-        t.serialize_element(&self.actions_del)?;
-        t.serialize_element(&self.roles_set)?;
-        t.serialize_element(&self.roles_del)?;
-        t.serialize_element(&self.resources_set)?;
-        t.serialize_element(&self.resources_del)?;
-        t.serialize_element(&self.memberships_add)?;
-        t.serialize_element(&self.memberships_del)?;
-        t.serialize_element(&self.assignments_set)?;
-        t.serialize_element(&self.assignments_del)?;
-        t.serialize_element(&self.suspended_add)?;
-        t.serialize_element(&self.suspended_del)?;
-        t.serialize_element(&self.freshness)?;
+        let mut t = s.serialize_struct("DeltaOps", 13 + extra)?;
+        t.serialize_field("actions_set", &self.actions_set)?;
+        t.serialize_field("actions_del", &self.actions_del)?;
+        t.serialize_field("roles_set", &self.roles_set)?;
+        t.serialize_field("roles_del", &self.roles_del)?;
+        t.serialize_field("resources_set", &self.resources_set)?;
+        t.serialize_field("resources_del", &self.resources_del)?;
+        t.serialize_field("memberships_add", &self.memberships_add)?;
+        t.serialize_field("memberships_del", &self.memberships_del)?;
+        t.serialize_field("assignments_set", &self.assignments_set)?;
+        t.serialize_field("assignments_del", &self.assignments_del)?;
+        t.serialize_field("suspended_add", &self.suspended_add)?;
+        t.serialize_field("suspended_del", &self.suspended_del)?;
+        t.serialize_field("freshness", &self.freshness)?;
         if extra > 0 {
-            t.serialize_element(&self.conditional)?;
+            t.serialize_field("conditional", &self.conditional)?;
         }
         if extra > 1 {
-            t.serialize_element(&self.identity)?;
+            t.serialize_field("identity", &self.identity)?;
         }
         t.end()
     }
@@ -192,7 +192,7 @@ impl DeltaOps {
             .counts()
             .into_iter()
             .filter(|_| !self.identity.is_empty());
-        [
+        let all = [
             ("actions_set", self.actions_set.len()),
             ("actions_del", self.actions_del.len()),
             ("roles_set", self.roles_set.len()),
@@ -208,8 +208,8 @@ impl DeltaOps {
         ]
         .into_iter()
         .chain(conditional)
-        .chain(identity)
-        .collect()
+        .chain(identity);
+        crate::state::map_of(all)
     }
 }
 
@@ -369,11 +369,8 @@ fn diff_conditions(before: &State, after: &State, ops: &mut ConditionOps) -> boo
         .any(|n| used.contains(&n.as_str()));
     ops.del = conditions.removed.into_iter().cloned().collect();
     let empty = std::collections::BTreeSet::new();
-    let actions: std::collections::BTreeSet<&String> = before
-        .requires
-        .keys()
-        .chain(after.requires.keys())
-        .collect();
+    let actions: std::collections::BTreeSet<&String> =
+        crate::state::set_of(before.requires.keys().chain(after.requires.keys()));
     for a in actions {
         let (old, new) = (
             before.requires.get(a).unwrap_or(&empty),
@@ -478,7 +475,7 @@ pub fn apply_ops(state: &mut State, ops: &DeltaOps) -> Result<(), Error> {
         })?;
     }
     for (name, acts) in &ops.roles_set {
-        let set: std::collections::BTreeSet<String> = acts.iter().cloned().collect();
+        let set: std::collections::BTreeSet<String> = crate::state::set_of(acts.iter().cloned());
         if set.len() != acts.len() {
             return Err(bad(format!(
                 "role `{}` lists an action twice",
@@ -592,7 +589,7 @@ pub(crate) fn edit_conditions<V>(
         conditions.insert(name.clone(), read(name, json)?);
     }
     for (action, names) in &ops.requires {
-        let set: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+        let set: std::collections::BTreeSet<String> = crate::state::set_of(names.iter().cloned());
         if set.len() != names.len() {
             return Err(bad(format!(
                 "action `{}` requires a condition twice",

@@ -1021,11 +1021,12 @@ impl Evaluator {
             preview: self.is_preview(),
             counts,
             actions: ix.map_or_else(BTreeMap::new, |ix| {
-                ix.content()
-                    .actions
-                    .iter()
-                    .map(|(name, t)| (name.clone(), Tier::from_u8(*t).unwrap_or(Tier::High)))
-                    .collect()
+                crate::state::map_of(
+                    ix.content()
+                        .actions
+                        .iter()
+                        .map(|(name, t)| (name.clone(), Tier::from_u8(*t).unwrap_or(Tier::High))),
+                )
             }),
             digest: self.mode.digest().map(|d| hex(&d)),
             key_ids: self

@@ -4,7 +4,7 @@
 //! its wire form (one JSON text, docs/formats.md), so that every error names its field and the
 //! wasm carries no decoder of its own for it.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -108,16 +108,96 @@ pub struct Issuer {
     pub leeway_s: u64,
 }
 
+/// A map kept as a vector sorted by key: the few operations identity needs, at a fraction of a
+/// `BTreeMap`'s code in the wasm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for Table<K, V> {
+    fn default() -> Self {
+        Table(Vec::new())
+    }
+}
+
+impl<K: Ord, V> Table<K, V> {
+    fn find<Q: Ord + ?Sized>(&self, k: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.binary_search_by(|(x, _)| x.borrow().cmp(k))
+    }
+
+    pub fn get<Q: Ord + ?Sized>(&self, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(k)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key<Q: Ord + ?Sized>(&self, k: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.find(k).is_ok()
+    }
+
+    /// Puts `v` at `k`; the value it replaced, if any.
+    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
+        match self.find(&k) {
+            Ok(i) => self.0.get_mut(i).map(|e| std::mem::replace(&mut e.1, v)),
+            Err(i) => {
+                self.0.insert(i, (k, v));
+                None
+            }
+        }
+    }
+
+    pub fn remove<Q: Ord + ?Sized>(&mut self, k: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        let i = self.find(k).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn into_keys(self) -> impl Iterator<Item = K> {
+        self.0.into_iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.0.retain(|(k, v)| keep(k, v));
+    }
+}
+
 /// The issuers and the session revocations of one state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Identity {
-    pub issuers: BTreeMap<String, Issuer>,
+    pub issuers: Table<String, Issuer>,
     /// Revoked session ids (`sid`) to the time (ms) their entry may be dropped.
-    pub revoked: BTreeMap<String, u64>,
+    pub revoked: Table<String, u64>,
     /// Revoked token families, `(claim, family)`, to the time their entry may be dropped.
-    pub families: BTreeMap<(String, String), u64>,
+    pub families: Table<(String, String), u64>,
     /// Per subject: tokens issued (`iat`) before this time (ms) are refused.
-    pub not_before: BTreeMap<String, u64>,
+    pub not_before: Table<String, u64>,
 }
 
 /// The claim a family revocation reads when it names none.
@@ -335,8 +415,7 @@ fn read_issuer(v: &Value, at: &str) -> Result<(String, Issuer), ModelError> {
     {
         audiences.push(name(a, &format!("{aud_at}[{i}]"))?);
     }
-    audiences.sort();
-    audiences.dedup();
+    let audiences: Vec<String> = crate::state::set_of(audiences).into_iter().collect();
     if audiences.is_empty() || audiences.len() > MAX_AUDIENCES {
         return Err(invalid(aud_at, format!("1 to {MAX_AUDIENCES} audiences")));
     }
@@ -388,7 +467,12 @@ fn read_issuer(v: &Value, at: &str) -> Result<(String, Issuer), ModelError> {
                     "an attribute name is [a-z][a-z0-9_]*, not `now` or `at_least_epoch`",
                 ));
             }
-            claims.push((attr.clone(), name(claim, &here)?));
+            let claim = name(claim, &here)?;
+            // In attribute order (a JSON object's keys may come in any order).
+            let at = claims
+                .binary_search_by(|(a, _): &(String, String)| a.cmp(attr))
+                .unwrap_or_else(|i| i);
+            claims.insert(at, (attr.clone(), claim));
         }
         if claims.len() > crate::condition::MAX_CONTEXT_KEYS {
             return Err(invalid(
@@ -396,7 +480,6 @@ fn read_issuer(v: &Value, at: &str) -> Result<(String, Issuer), ModelError> {
                 format!("at most {} claims", crate::condition::MAX_CONTEXT_KEYS),
             ));
         }
-        claims.sort();
     }
     let leeway_s = match m.get("leeway_s") {
         None => 0,
@@ -722,14 +805,18 @@ impl Identity {
                 .ok_or_else(|| gone("not_before of", s))?;
         }
         let s = &ops.set;
-        out.issuers
-            .extend(s.issuers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        out.revoked
-            .extend(s.revoked.iter().map(|(k, v)| (k.clone(), *v)));
-        out.families
-            .extend(s.families.iter().map(|(k, v)| (k.clone(), *v)));
-        out.not_before
-            .extend(s.not_before.iter().map(|(k, v)| (k.clone(), *v)));
+        for (k, v) in s.issuers.iter() {
+            out.issuers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in s.revoked.iter() {
+            out.revoked.insert(k.clone(), *v);
+        }
+        for (k, v) in s.families.iter() {
+            out.families.insert(k.clone(), *v);
+        }
+        for (k, v) in s.not_before.iter() {
+            out.not_before.insert(k.clone(), *v);
+        }
         Ok(out)
     }
 
@@ -740,7 +827,7 @@ impl Identity {
     pub fn diff(&self, after: &Identity) -> (IdentityOps, bool) {
         let mut ops = IdentityOps::default();
         let mut revokes = false;
-        for (iss, old) in &self.issuers {
+        for (iss, old) in self.issuers.iter() {
             match after.issuers.get(iss) {
                 None => {
                     ops.del_issuers.push(iss.clone());
@@ -753,7 +840,7 @@ impl Identity {
                 Some(_) => {}
             }
         }
-        for (iss, new) in &after.issuers {
+        for (iss, new) in after.issuers.iter() {
             if !self.issuers.contains_key(iss) {
                 ops.set.issuers.insert(iss.clone(), new.clone());
             }
@@ -793,13 +880,13 @@ fn widens(old: &Issuer, new: &Issuer) -> bool {
 /// Sets and deletions between two maps whose larger value is the stricter one (a revocation kept
 /// longer, a later `not_before`); whether any entry is new or rose.
 fn diff_map<K: Ord + Clone>(
-    before: &BTreeMap<K, u64>,
-    after: &BTreeMap<K, u64>,
-    set: &mut BTreeMap<K, u64>,
+    before: &Table<K, u64>,
+    after: &Table<K, u64>,
+    set: &mut Table<K, u64>,
     del: &mut Vec<K>,
 ) -> bool {
     let mut rises = false;
-    for (k, v) in after {
+    for (k, v) in after.iter() {
         match before.get(k) {
             Some(old) if old == v => {}
             old => {

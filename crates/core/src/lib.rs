@@ -33,7 +33,7 @@ pub use evaluator::{
     WatermarkApplied, MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
 };
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
-pub use identity::{Alg, Identity, IdentityOps, Issuer, Jwk};
+pub use identity::{Alg, Identity, IdentityOps, Issuer, Jwk, Table};
 pub use index::{Decided, Index};
 pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};

@@ -141,11 +141,11 @@ pub struct Model {
     pub conditions: Entries<ConditionDef>,
     /// The identity providers whose tokens edges accept (docs/model.md, "Tokens and sessions"),
     /// read by hand when compiling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuers: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub issuers: serde_json::Value,
     /// Session revocations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub sessions: serde_json::Value,
 }
 
 /// A compiled model: its canonical state, interned content, and any warnings.
@@ -239,7 +239,7 @@ impl Model {
     /// does before it compiles (docs/model.md, "Tokens and sessions"). Whether any went.
     pub fn drop_expired_sessions(&mut self, now: u64) -> bool {
         let mut dropped = false;
-        if let Some(serde_json::Value::Object(s)) = &mut self.sessions {
+        if let serde_json::Value::Object(s) = &mut self.sessions {
             for table in ["revoked", "revoked_families"] {
                 if let Some(serde_json::Value::Array(list)) = s.get_mut(table) {
                     let before = list.len();
@@ -318,7 +318,10 @@ impl Model {
             conditions: self.unique_conditions(),
             requires: self.requires(),
             when: self.when(),
-            identity: Identity::from_model(self.issuers.as_ref(), self.sessions.as_ref())?,
+            identity: Identity::from_model(
+                Some(&self.issuers).filter(|v| !v.is_null()),
+                Some(&self.sessions).filter(|v| !v.is_null()),
+            )?,
         };
         Ok((state, loc))
     }
@@ -337,7 +340,7 @@ impl Model {
         let mut out = BTreeMap::new();
         for (n, d) in &self.actions.0 {
             if !d.requires.is_empty() {
-                out.insert(n.clone(), d.requires.iter().cloned().collect());
+                out.insert(n.clone(), crate::state::set_of(d.requires.iter().cloned()));
             }
         }
         out
@@ -534,12 +537,14 @@ impl Model {
             ),
             issuers: (!state.identity.issuers.is_empty())
                 .then(|| serde_json::from_str(&state.identity.issuers_json()).ok())
-                .flatten(),
+                .flatten()
+                .unwrap_or_default(),
             sessions: (!(state.identity.revoked.is_empty()
                 && state.identity.families.is_empty()
                 && state.identity.not_before.is_empty()))
             .then(|| serde_json::from_str(&state.identity.sessions_json()).ok())
-            .flatten(),
+            .flatten()
+            .unwrap_or_default(),
         }
     }
 }

@@ -190,7 +190,7 @@ fn edit_condition_tables(
 
 /// Actions are few: they are edited by name. Returns the new `(name, tier)` table.
 fn edit_actions(c: &Content, ops: &DeltaOps) -> Result<BTreeMap<String, u8>, Error> {
-    let mut actions: BTreeMap<String, u8> = c.actions.iter().cloned().collect();
+    let mut actions: BTreeMap<String, u8> = crate::state::map_of(c.actions.iter().cloned());
     for d in &ops.actions_del {
         actions.remove(d).ok_or_else(|| {
             bad(format!(
@@ -228,18 +228,20 @@ fn edit_roles(c: &Content, ops: &DeltaOps, actions: &BTreeMap<String, u8>) -> Re
             .map(|(n, _)| n.clone())
             .unwrap_or_default()
     };
-    let mut roles: BTreeMap<String, BTreeSet<String>> = c
-        .roles
-        .iter()
-        .map(|(n, ids)| (n.clone(), ids.iter().map(|a| action_name(*a)).collect()))
-        .collect();
+    let mut roles: BTreeMap<String, BTreeSet<String>> =
+        crate::state::map_of(c.roles.iter().map(|(n, ids)| {
+            (
+                n.clone(),
+                crate::state::set_of(ids.iter().map(|a| action_name(*a))),
+            )
+        }));
     for d in &ops.roles_del {
         roles
             .remove(d)
             .ok_or_else(|| bad(format!("removes role `{}` that does not exist", shorten(d))))?;
     }
     for (n, acts) in &ops.roles_set {
-        let set: BTreeSet<String> = acts.iter().cloned().collect();
+        let set: BTreeSet<String> = crate::state::set_of(acts.iter().cloned());
         if set.len() != acts.len() {
             return Err(bad(format!("role `{}` lists an action twice", shorten(n))));
         }
@@ -298,11 +300,11 @@ fn edit_resources(c: &Content, ops: &DeltaOps) -> Result<ResourceTable, Error> {
     )?;
     let added: Vec<&str> = rc.added.iter().copied().collect();
     let (names, map) = merge(old_res, &rc.removed, &added);
-    let set_parent: BTreeMap<&str, Option<&str>> = ops
-        .resources_set
-        .iter()
-        .map(|(n, p)| (n.as_str(), p.as_deref()))
-        .collect();
+    let set_parent: BTreeMap<&str, Option<&str>> = crate::state::map_of(
+        ops.resources_set
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_deref())),
+    );
     let mut parents: Vec<Option<u32>> = vec![None; names.len()];
     keep_parents(c, &map, &set_parent, &mut parents)?;
     set_parents(&names, &set_parent, &mut parents)?;
@@ -606,7 +608,7 @@ fn edit_suspended(
     ops: &DeltaOps,
     subjects: &Subjects<'_>,
 ) -> Result<BTreeSet<u32>, Error> {
-    let mut suspended: BTreeSet<u32> = c.suspended.iter().copied().collect();
+    let mut suspended: BTreeSet<u32> = crate::state::set_of(c.suspended.iter().copied());
     for s in &ops.suspended_del {
         let id = subjects.old_id(s).unwrap_or(NONE);
         if !suspended.remove(&id) {

@@ -56,6 +56,25 @@ pub struct AssignmentKey {
     pub role: String,
 }
 
+/// A map of `entries` by inserting each: collecting into a `BTreeMap` sorts first, and every
+/// type sorted costs the wasm a stable sort of its own (several KB).
+pub(crate) fn map_of<K: Ord, V>(entries: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {
+    let mut m = BTreeMap::new();
+    for (k, v) in entries {
+        m.insert(k, v);
+    }
+    m
+}
+
+/// A set of `items` by inserting each (see [`map_of`]).
+pub(crate) fn set_of<K: Ord>(items: impl IntoIterator<Item = K>) -> BTreeSet<K> {
+    let mut s = BTreeSet::new();
+    for k in items {
+        s.insert(k);
+    }
+    s
+}
+
 /// The validated state of one tenant, every collection sorted by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {

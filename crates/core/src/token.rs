@@ -124,7 +124,8 @@ pub struct Jws<'t> {
 
 fn part(s: &str) -> Result<Members, Fault> {
     let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| Fault::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| Fault::Malformed)
+    let text = String::from_utf8(bytes).map_err(|_| Fault::Malformed)?;
+    serde_json::from_str(&text).map_err(|_| Fault::Malformed)
 }
 
 /// Splits and decodes a compact JWS: three base64url parts, a header and a payload that are JSON

@@ -574,7 +574,7 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
             out.epoch = Some(p.epoch);
             out.issued_at = p.issued_at;
             out.digest = Some(hex(&crate::digest::digest(c)));
-            out.counts = [
+            let counts = [
                 ("actions", c.actions.len()),
                 ("roles", c.roles.len()),
                 ("resources", c.resources.len()),
@@ -598,8 +598,8 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
                 ]
                 .into_iter()
                 .filter(|_| !c.identity.is_empty()),
-            )
-            .collect();
+            );
+            out.counts = crate::state::map_of(counts);
         }
         MessageKind::Delta => {
             let p: DeltaPayload = decode_exact(env.payload, "delta")?;

@@ -16,6 +16,7 @@
 pub mod answers;
 mod context;
 pub mod feed;
+#[cfg(feature = "jws")]
 pub mod jws;
 mod requests;
 

@@ -17,7 +17,7 @@ use edge_authz::peek;
 use edge_authz::sync::{Replica, Synced};
 use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
-    MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier,
+    MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier, TokenAnswer,
 };
 use edge_authz_protocol::feed::{self, FeedQuery};
 use edge_authz_protocol::{http_status, ErrorAnswer, ErrorBody, PushAnswer, MAX_NOW};
@@ -91,7 +91,8 @@ fn json(v: &impl serde::Serialize) -> String {
 // grant ids written to `out`, bit 8 `out` moved (the caller must ask for its new address), bit 9
 // (alone) a replica's check that waits for a sync, bit 10 a refusal by conditions whose masks
 // follow in `out` (failing conditions, then missing comparisons: two words each, low first),
-// bit 11 a grant whose `when` (a condition id) follows its path in `out`.
+// bit 11 a grant whose `when` (a condition id) follows its path in `out`, bit 12 (alone) a token
+// check that waits for its signature to be verified (`token_pending`).
 pub const ALLOWED: u32 = 1;
 pub const REASON_SHIFT: u32 = 1;
 pub const REASON_MASK: u32 = 0b1111;
@@ -102,6 +103,10 @@ pub const OUT_MOVED: u32 = 1 << 8;
 pub const NEEDS_CONFIRMATION: u32 = 1 << 9;
 pub const HAS_CONDITIONS: u32 = 1 << 10;
 pub const GRANT_WHEN: u32 = 1 << 11;
+pub const NEEDS_VERIFY: u32 = 1 << 12;
+/// How many signature verdicts an evaluator remembers: a direct-mapped table indexed by the
+/// verdict's fingerprint (a SHA-256, so uniform), a newer verdict taking an older one's slot.
+const VERIFIED_SLOTS: usize = 1024;
 
 // Every reason and tier fits its bits.
 const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
@@ -136,6 +141,7 @@ pub fn answer_layout() -> String {
         needs_confirmation: u32,
         has_conditions: u32,
         grant_when: u32,
+        needs_verify: u32,
         not_a_string: u32,
     }
     json(&Layout {
@@ -153,6 +159,7 @@ pub fn answer_layout() -> String {
         needs_confirmation: NEEDS_CONFIRMATION,
         has_conditions: HAS_CONDITIONS,
         grant_when: GRANT_WHEN,
+        needs_verify: NEEDS_VERIFY,
         not_a_string: NOT_A_STRING,
     })
 }
@@ -183,6 +190,34 @@ pub struct RawEvaluator {
     ctx_in: Vec<u8>,
     ctx_bytes: Vec<u8>,
     ctx: Option<Context>,
+    /// Token checks: signature verdicts the host gave, by the fingerprint of (algorithm, key,
+    /// signed bytes, signature), so a token verified once is not verified again (a verdict is a
+    /// fact about bytes, whatever the state: the state decides again on every check).
+    verified: Vec<Option<([u8; 32], bool)>>,
+    /// The signature the last token check waits for: its fingerprint and what to verify.
+    pending: Option<([u8; 32], TokenAnswer)>,
+    /// The last decided token check's subject and, when gate 6 refused it, why.
+    token_subject: Option<String>,
+    token_error: Option<&'static str>,
+}
+
+/// The slot of a fingerprint in the verdict table.
+fn slot(f: &[u8; 32]) -> usize {
+    usize::from(u16::from_le_bytes([f[0], f[1]])) % VERIFIED_SLOTS
+}
+
+/// The fingerprint of a signature to verify: SHA-256 over its algorithm, key, bytes and
+/// signature, each but the last ended by its length.
+fn fingerprint(alg: edge_authz::Alg, key: &str, message: &[u8], signature: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(alg.as_str());
+    for part in [key.as_bytes(), message] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(signature);
+    h.finalize().into()
 }
 
 /// Grows a buffer the caller writes into to hold `n` items at least (to a power of two).
@@ -244,6 +279,10 @@ impl RawEvaluator {
             ctx_in: vec![0; 256],
             ctx_bytes: Vec::new(),
             ctx: None,
+            verified: Vec::new(),
+            pending: None,
+            token_subject: None,
+            token_error: None,
         }
     }
 
@@ -653,6 +692,138 @@ impl RawEvaluator {
         ctx: i32,
     ) -> bool {
         self.check_many_inner(count, clock, now, at_least_epoch, ctx, true)
+    }
+
+    /// Decides a request by `token` (docs/javascript.md, `checkToken`) at the times and context
+    /// of `check`: the answer word, or `NEEDS_VERIFY` alone when the token's signature must be
+    /// verified first (`token_pending`, then `token_verified`, then ask again), or (a replica)
+    /// `NEEDS_CONFIRMATION` alone. The token's subject and refusal: `token_subject`,
+    /// `token_error`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
+    pub fn check_token(
+        &mut self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        ctx: i32,
+        replica: bool,
+    ) -> u32 {
+        let before = self.out.as_ptr();
+        self.out.clear();
+        self.token_subject = None;
+        self.token_error = None;
+        let read = self.load_context(ctx);
+        let with = read == Some(true);
+        let d = match Self::at(clock, now, at_least_epoch) {
+            Ok(Some(at)) if read.is_some() => {
+                let at = at.with_context(Self::context_of(&self.ctx, with));
+                let verified = &self.verified;
+                let mut asked = None;
+                let mut verify = |v: &edge_authz::token::Verify<'_>| {
+                    let f = fingerprint(v.alg, &v.key.to_json(), v.message, v.signature);
+                    asked = Some(f);
+                    match verified.get(slot(&f)) {
+                        Some(Some((g, ok))) if *g == f => Some(*ok),
+                        _ => None,
+                    }
+                };
+                let answer =
+                    self.r
+                        .evaluator()
+                        .check_token(token, action, resource, at, &mut verify);
+                match answer {
+                    TokenAnswer::Decided(t) => {
+                        if replica && self.must_confirm(&t.decision, &at) {
+                            return NEEDS_CONFIRMATION;
+                        }
+                        self.token_subject = t.subject;
+                        self.token_error = t.fault.map(edge_authz::token::Fault::as_str);
+                        t.decision
+                    }
+                    pending => {
+                        self.pending = asked.map(|f| (f, pending));
+                        return NEEDS_VERIFY;
+                    }
+                }
+            }
+            _ => self.r.evaluator().reject_request(),
+        };
+        let d = self.r.guard(d);
+        let word = Self::encode(self.r.evaluator(), &d, &mut self.out);
+        if self.out.as_ptr() == before {
+            word
+        } else {
+            word | OUT_MOVED
+        }
+    }
+
+    /// The signature the last token check waits for, as JSON `{alg, key}` (`key` the JWK to
+    /// import), or null.
+    pub fn token_pending(&self) -> String {
+        match &self.pending {
+            Some((_, TokenAnswer::Verify { alg, key, .. })) => {
+                format!("{{\"alg\":\"{}\",\"key\":{key}}}", alg.as_str())
+            }
+            _ => "null".into(),
+        }
+    }
+
+    /// The bytes the pending signature covers.
+    pub fn token_message(&self) -> Vec<u8> {
+        match &self.pending {
+            Some((_, TokenAnswer::Verify { message, .. })) => message.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The pending signature's bytes.
+    pub fn token_signature(&self) -> Vec<u8> {
+        match &self.pending {
+            Some((_, TokenAnswer::Verify { signature, .. })) => signature.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The pending signature's fingerprint (32 bytes), to hand back with its verdict.
+    pub fn token_pending_id(&self) -> Vec<u8> {
+        self.pending
+            .as_ref()
+            .map(|(f, _)| f.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The host's verdict on the signature of fingerprint `id` (read from `token_pending_id`
+    /// with the bytes it verified, so that checks interleaving meanwhile cannot swap verdicts):
+    /// remembered (a bounded cache) for the checks that follow.
+    pub fn token_verified(&mut self, id: &[u8], ok: bool) {
+        let Ok(f) = <[u8; 32]>::try_from(id) else {
+            return;
+        };
+        if self.pending.as_ref().is_some_and(|(p, _)| *p == f) {
+            self.pending = None;
+        }
+        if self.verified.is_empty() {
+            self.verified.resize(VERIFIED_SLOTS, None);
+        }
+        if let Some(s) = self.verified.get_mut(slot(&f)) {
+            *s = Some((f, ok));
+        }
+    }
+
+    /// The subject of the last token check that passed gate 6.
+    pub fn token_subject(&self) -> Option<String> {
+        self.token_subject.clone()
+    }
+
+    /// Why gate 6 refused the last token check (`signature`, `audience`, ...).
+    pub fn token_error(&self) -> Option<String> {
+        self.token_error.map(str::to_owned)
     }
 
     /// Makes room for a context of `bytes` bytes.

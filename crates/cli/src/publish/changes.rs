@@ -293,9 +293,17 @@ fn put(list: &mut Vec<Value>, entry: Value, key: &[&str]) {
     }
 }
 
+/// `v`, set to `empty` first when it is absent (null).
+fn or_new(v: &mut Value, empty: Value) -> &mut Value {
+    if v.is_null() {
+        *v = empty;
+    }
+    v
+}
+
 /// The model's `sessions` table `name` (an array), made if absent.
 fn session_list<'m>(m: &'m mut Model, name: &str) -> Result<&'m mut Vec<Value>, String> {
-    let s = m.sessions.get_or_insert_with(|| json!({}));
+    let s = or_new(&mut m.sessions, json!({}));
     let s = s
         .as_object_mut()
         .ok_or("the model's `sessions` is not an object")?;
@@ -327,7 +335,7 @@ fn identity_op(m: &mut Model, op: &Op) -> Result<(), String> {
             );
         }
         Op::SignOut { subject, at } => {
-            let s = m.sessions.get_or_insert_with(|| json!({}));
+            let s = or_new(&mut m.sessions, json!({}));
             let nb = s
                 .as_object_mut()
                 .ok_or("the model's `sessions` is not an object")?
@@ -347,9 +355,7 @@ fn identity_op(m: &mut Model, op: &Op) -> Result<(), String> {
                 .get("issuer")
                 .cloned()
                 .ok_or("set_issuer needs `issuer`")?;
-            let list = m
-                .issuers
-                .get_or_insert_with(|| json!([]))
+            let list = or_new(&mut m.issuers, json!([]))
                 .as_array_mut()
                 .ok_or("the model's `issuers` is not an array")?;
             let entry = Value::Object(issuer.clone());
@@ -361,8 +367,7 @@ fn identity_op(m: &mut Model, op: &Op) -> Result<(), String> {
         Op::RemoveIssuer { issuer } => {
             let list = m
                 .issuers
-                .as_mut()
-                .and_then(Value::as_array_mut)
+                .as_array_mut()
                 .ok_or_else(|| missing(&format!("issuer {issuer}")))?;
             let before = list.len();
             list.retain(|i| i.get("issuer").and_then(Value::as_str) != Some(issuer));
