@@ -12,6 +12,9 @@ export type Reason =
   | 'stale_snapshot'
   | 'pending'
   | 'freshness_exceeded'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'session_revoked'
   | 'unknown_action'
   | 'suspended'
   | 'unknown_resource'
@@ -44,6 +47,28 @@ export interface Decision {
   conditions?: string[];
   /** With `conditions`: the context attributes they lacked, sorted (possibly empty). */
   missing?: string[];
+}
+
+/** What was wrong with a token that gate 6 refused. */
+export type TokenError =
+  | 'malformed'
+  | 'algorithm'
+  | 'key'
+  | 'issuer'
+  | 'audience'
+  | 'signature'
+  | 'subject'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'session_revoked'
+  | 'family_revoked'
+  | 'signed_out';
+
+/** The decision of a token check: with the token's `subject` once it passed gate 6, or
+ * `token_error` when gate 6 refused it. */
+export interface TokenDecision extends Decision {
+  subject?: string;
+  token_error?: TokenError;
 }
 
 /** A context attribute: a string (at most 256 bytes), a finite number, a boolean, or a list of at
@@ -185,6 +210,13 @@ export declare class Evaluator {
   /** Bad input answers `invalid_request` (an unreadable context too); throws only `freed`,
    * `invalid_clock`. */
   check(subject: string, action: string, resource: string, context?: Context): Decision;
+  /** Decides a request by a token (a compact JWS: RS256, ES256 or EdDSA) of an issuer the held
+   * state declares: the subject comes from the token, its mapped claims replace the context's
+   * attributes of the same names, then the session revocations apply (docs/javascript.md,
+   * `checkToken`). The signature is verified by the host's WebCrypto once per token and key.
+   * A bad token answers `token_invalid` or `token_expired`; rejects only for `freed`,
+   * `invalid_clock`, `no_webcrypto`, `webcrypto_failed`. */
+  checkToken(token: string, action: string, resource: string, context?: Context): Promise<TokenDecision>;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
   /** Throws with the refusing gate's reason as `code` (gates 1 to 6). `context` (as for check)
    * or its shorthand `now` sets the time of expiry; the clock otherwise (and always for
@@ -252,6 +284,8 @@ export declare class Replica {
    * replica is closed first. */
   ready(): Promise<void>;
   check(subject: string, action: string, resource: string, context?: Context): Promise<Decision>;
+  /** `Evaluator.checkToken`, confirmed with the feed as `check` is. */
+  checkToken(token: string, action: string, resource: string, context?: Context): Promise<TokenDecision>;
   /** `check`'s decision, synchronously, when it needs no confirmation with the feed; `undefined`
    * when it does (then `await check(...)`). */
   tryCheck(subject: string, action: string, resource: string, context?: Context): Decision | undefined;

@@ -5,7 +5,7 @@
 // through the wasm bindings): the same policy a Worker isolate follows with its Durable Object.
 import { Evaluator } from './api.js';
 import { coded, concat, describe, fail, readOptions, stringArg, stringsOf } from './args.js';
-import { CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, RAW, READ_REQUESTS } from './internal.js';
+import { CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, PROBE_TOKEN, RAW, READ_REQUESTS } from './internal.js';
 
 // How long a `standard` and a `low` decision may reuse a confirmation by default (ms), as a
 // Worker isolate does.
@@ -203,6 +203,25 @@ export class Replica {
     return this.#confirmed(() => [this.#ev[PROBE](subject, action, resource, c, false)]).then((ds) => ds[0]);
   }
 
+  /** Decides a request by a token as `Evaluator.checkToken` does (its signature verified by the
+   * host's WebCrypto), confirming with the feed first as `check` does. */
+  checkToken(token, action, resource, context) {
+    let c;
+    try {
+      if (this.#closed) throw closed();
+      c = context === undefined ? undefined : Evaluator[COPY_CONTEXT](context);
+    } catch (e) {
+      return Promise.reject(coded(e));
+    }
+    const probe = (replica) => this.#ev[PROBE_TOKEN](token, action, resource, c, replica);
+    return probe(true).then(
+      (d) => (d !== NEEDS ? d : this.#confirmed(() => probe(false).then((x) => [x])).then((ds) => ds[0])),
+      (e) => {
+        throw coded(e);
+      },
+    );
+  }
+
   /** The decision `check` would give, synchronously, when it needs no confirmation with the feed
    * (its tier may reuse the last one, and the replica holds what the context needs); `undefined`
    * when it does (then `await check(...)`). For hot paths: no promise, no allocation beyond the
@@ -293,7 +312,7 @@ export class Replica {
     if (this.#closed) throw closed();
     let ds;
     try {
-      ds = decide();
+      ds = await decide();
     } catch (e) {
       throw coded(e);
     }
