@@ -249,7 +249,13 @@ export async function makeCases(clock = DEFAULT_CLOCK) {
     await jwt(claims({ iss: OTHER_ISSUER }), "EdDSA", "ed1", ed), "read", "doc:roadmap",
     refused("token_invalid"));
 
-  return { clock, model, cases };
+  // For tests that need more tokens of the same issuer (JSON.stringify leaves it out):
+  // `sign(extraClaims, alg = "EdDSA")` signs valid claims with the issuer's key of `alg`.
+  const signer = (extra = {}, alg = "EdDSA") => {
+    const a = ALGS.find((x) => x.alg === alg);
+    return jwt(claims(extra), alg, a.kid, keys[alg].privateKey);
+  };
+  return { clock, model, cases, sign: signer };
 }
 
 function parseArgs(argv) {

@@ -25,6 +25,6 @@ pub use answers::{
 };
 pub use context::{read_context, Context, MAX_NOW};
 pub use requests::{
-    list_context, parse_body, parse_check_many, parse_request_line, strict_json, BodyError,
-    CheckBody, CheckManyBody, RequestLine, StrictValue,
+    list_context, parse_body, parse_check_many, parse_request_line, strict_json, AuthorizeBody,
+    BodyError, CheckBody, CheckManyBody, RequestLine, StrictValue,
 };

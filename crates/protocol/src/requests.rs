@@ -211,6 +211,17 @@ fn strict_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Er
     })
 }
 
+/// The body of `POST /v1/{tenant}/authorize`: a token instead of a subject.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeBody {
+    pub token: String,
+    pub action: String,
+    pub resource: String,
+    #[serde(default, deserialize_with = "strict_option")]
+    pub context: Option<Value>,
+}
+
 /// The body of `POST /v1/{tenant}/check-many`.
 #[derive(Debug)]
 pub struct CheckManyBody {

@@ -23,12 +23,16 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
-use edge_authz::{is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier};
+use edge_authz::{
+    is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier, TokenAnswer,
+    TokenDecision,
+};
 use edge_authz_protocol::answers::{Counted, Health, Isolate, ReuseMs};
 use edge_authz_protocol::feed::FeedQuery;
 use edge_authz_protocol::Context as RequestContext;
 use edge_authz_protocol::{
-    parse_body, parse_check_many, BodyError, CheckBody, Decisions, EdgeStatus, ErrorBody, Listing,
+    parse_body, parse_check_many, AuthorizeBody, BodyError, CheckBody, Decisions, EdgeStatus,
+    ErrorBody, Listing,
 };
 
 #[event(fetch)]
@@ -82,7 +86,7 @@ fn read_route(path: &str) -> Option<&'static str> {
         return None;
     };
     match op {
-        "check" | "check-many" => Some("POST, OPTIONS"),
+        "check" | "check-many" | "authorize" => Some("POST, OPTIONS"),
         "resources" | "subjects" | "status" | "feed" => Some("GET, OPTIONS"),
         _ => None,
     }
@@ -178,7 +182,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
         }
     };
     let allow = match op.as_str() {
-        "check" | "check-many" | "delta" | "watermark" => "POST",
+        "check" | "check-many" | "authorize" | "delta" | "watermark" => "POST",
         "resources" | "subjects" | "status" | "feed" => "GET",
         "snapshot" => "PUT",
         _ => {
@@ -230,6 +234,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
             config.authorize(&req)?;
             match op.as_str() {
                 "check" => ctx.check(&mut req).await,
+                "authorize" => ctx.authorize(&mut req).await,
                 "check-many" => ctx.check_many(&mut req).await,
                 "status" => ctx.status().await,
                 _ => ctx.list(&req, op == "resources").await,
@@ -370,6 +375,84 @@ impl Ctx<'_> {
         let ed = e.borrow();
         let view = decided.first().map(|d| ed.ev().explain(d));
         json(200, &view, self.rid)
+    }
+
+    /// `POST /v1/{tenant}/authorize`: a check by a token, its signature verified natively
+    /// (docs/http.md, "Token checks").
+    async fn authorize(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let bytes = body(req, "application/json", self.config.max_check_bytes).await?;
+        let b: AuthorizeBody = parse_json(&bytes)?;
+        drop(bytes);
+        let e = self.edge()?;
+        let given = match edge_authz_protocol::read_context(b.context.as_ref()) {
+            Ok(c) => Ok(context_time(self.config, c)?),
+            Err(()) => Err(()),
+        };
+        let tier = Self::strictest(&e.borrow(), std::iter::once(b.action.as_str()));
+        let at_least = given.as_ref().ok().and_then(|c| c.at_least_epoch);
+        if let Some(tier) = tier {
+            self.confirm(&e, tier, at_least).await?;
+        }
+        let now_ms = Self::now_ms();
+        let mut ed = e.borrow_mut();
+        let t = match given {
+            Err(()) => TokenDecision {
+                decision: ed.ev().reject_request(),
+                subject: None,
+                fault: None,
+            },
+            Ok(given) => {
+                let at = given.at(now_ms.max(0.0) as u64);
+                let mut verify =
+                    |v: &edge_authz::token::Verify<'_>| Some(edge_authz_protocol::jws::verify(v));
+                match ed
+                    .ev()
+                    .check_token(&b.token, &b.action, &b.resource, at, &mut verify)
+                {
+                    TokenAnswer::Decided(t) => t,
+                    // A verifier that always answers is never asked again: refuse.
+                    TokenAnswer::Verify { .. } => TokenDecision {
+                        decision: ed.ev().reject_request(),
+                        subject: None,
+                        fault: None,
+                    },
+                }
+            }
+        };
+        let d = ed.replica.guard(t.decision);
+        if d.allowed {
+            ed.allowed += 1;
+        } else {
+            ed.denied += 1;
+        }
+        let rate = if d.allowed {
+            self.config.sample_allowed
+        } else {
+            self.config.sample_denied
+        };
+        if rate > 0.0 && js_sys::Math::random() < rate {
+            let line = LogLine {
+                event: "decision",
+                ts: now_ms,
+                request_id: self.rid,
+                tenant: self.tenant,
+                subject: t.subject.as_deref().unwrap_or(""),
+                action: &b.action,
+                resource: &b.resource,
+                allowed: d.allowed,
+                reason: d.reason,
+                epoch: d.epoch,
+                watermark: d.watermark,
+                tier: d.tier,
+                latency_ms: Self::now_ms() - self.started,
+                index: None,
+            };
+            if let Ok(l) = serde_json::to_string(&line) {
+                worker::console_log!("{l}");
+            }
+        }
+        let t = TokenDecision { decision: d, ..t };
+        json(200, &ed.ev().explain_token(&t), self.rid)
     }
 
     async fn check_many(&self, req: &mut Request) -> Result<Response, ApiError> {
