@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fuzz targets of fuzz/ (cargo fuzz, libFuzzer with AddressSanitizer), one per decoder and
 # parser: snapshot, delta, watermark, model_json, request_line, worker_body, list_query,
-# sync_answer, conditions.
+# sync_answer, conditions, token.
 #
 #   scripts/fuzz.sh run [SECONDS] [TARGET...]   # each target for SECONDS (default 60), all by default
 #   scripts/fuzz.sh replay                      # every seed and regression case once, no fuzzing
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(snapshot delta watermark model_json request_line worker_body list_query sync_answer conditions)
+TARGETS=(snapshot delta watermark model_json request_line worker_body list_query sync_answer conditions token)
 export RUSTC_BOOTSTRAP=1
 
 ensure_cargo_fuzz() {
@@ -60,7 +60,7 @@ seeds)
   W=$(mktemp -d)
   trap 'rm -rf "$W"' EXIT
   rm -rf "$S"
-  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query,sync_answer,conditions}
+  mkdir -p "$S"/{snapshot,delta,watermark,model_json,request_line,worker_body,list_query,sync_answer,conditions,token}
   python3 -c 'import base64; print(base64.b64encode(bytes([7] * 32)).decode())' > "$W/key"
   T=1700000000000
   # Models: the example, edits of it (each a kind of change), the conformance suite's models,
@@ -139,6 +139,9 @@ out.write(s("more") + b"\xc2")' "$@"; }
   cond night '{"night":{"time":{"days":["fri"],"from":"22:00","to":"02:00","utc_offset_minutes":-300}}}' '{"now":1700000000000}'
   cond cycle '{"a":{"not":"b"},"b":{"all":["a"]}}' '{"x":1}'
   cond bad-context '{"a":{"attr":"x","op":">=","value":1.5}}' '{"x":null,"Y":[1]}'
+  # Tokens: every shared token case (tests/tokens/cases.json, made by the jose library).
+  node -e "const all = require('./tests/tokens/cases.json'); const fs = require('fs');
+    all.cases.forEach((c, i) => fs.writeFileSync('$S/token/' + String(i).padStart(2, '0'), c.token))"
   find "$S" -type f | wc -l | xargs printf '%s seed files in tests/fuzz/seeds\n'
   ;;
 replay)

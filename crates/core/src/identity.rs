@@ -203,152 +203,199 @@ pub struct Identity {
 /// The claim a family revocation reads when it names none.
 pub const DEFAULT_FAMILY_CLAIM: &str = "fam";
 
-fn invalid(at: impl Into<String>, message: impl Into<String>) -> ModelError {
-    ModelError::new(K::InvalidValue, at, message)
+/// `at.key`, a path in the model's JSON.
+#[inline(never)]
+fn join(at: &str, key: &str) -> String {
+    let mut s = String::with_capacity(at.len() + 1 + key.len());
+    s.push_str(at);
+    s.push('.');
+    s.push_str(key);
+    s
 }
 
-fn shape(at: &str, what: &str) -> ModelError {
-    ModelError::new(K::InvalidJson, at, format!("expected {what}"))
+/// `at[i]`.
+#[inline(never)]
+fn index(at: &str, i: usize) -> String {
+    format!("{at}[{i}]")
 }
 
-fn object<'v>(v: &'v Value, at: &str) -> Result<&'v Map<String, Value>, ModelError> {
-    v.as_object().ok_or_else(|| shape(at, "an object"))
+type R<T> = Result<T, ModelError>;
+
+/// Every refusal of this module: a kind, a path, a fixed sentence (the path says which entry).
+#[cold]
+#[inline(never)]
+fn fail(kind: K, at: String, message: &'static str) -> ModelError {
+    ModelError {
+        kind,
+        at,
+        message: message.to_string(),
+    }
 }
 
-fn array<'v>(v: &'v Value, at: &str) -> Result<&'v Vec<Value>, ModelError> {
-    v.as_array().ok_or_else(|| shape(at, "an array"))
+/// A JSON object of the model and its path; its fields read with their paths named on errors.
+struct Obj<'v, 'a> {
+    m: &'v Map<String, Value>,
+    at: &'a str,
 }
 
-/// A short string (a name, a claim, an id).
-fn name(v: &Value, at: &str) -> Result<String, ModelError> {
-    let s = v.as_str().ok_or_else(|| shape(at, "a string"))?;
+impl<'v, 'a> Obj<'v, 'a> {
+    /// `v` as an object whose fields are among `known` (`unknown_field` names the first other).
+    fn new(v: &'v Value, at: &'a str, known: &[&str]) -> R<Self> {
+        let m = v
+            .as_object()
+            .ok_or_else(|| fail(K::InvalidJson, at.to_string(), "expected an object"))?;
+        if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(fail(K::UnknownField, join(at, k), "unknown field"));
+        }
+        Ok(Obj { m, at })
+    }
+
+    fn get(&self, key: &str) -> Option<&'v Value> {
+        self.m.get(key)
+    }
+
+    fn fail(&self, key: &str, kind: K, message: &'static str) -> ModelError {
+        fail(kind, join(self.at, key), message)
+    }
+
+    fn req(&self, key: &str) -> R<&'v Value> {
+        self.get(key)
+            .ok_or_else(|| self.fail(key, K::InvalidJson, "missing field"))
+    }
+
+    fn name(&self, key: &str) -> R<String> {
+        name(self.req(key)?).map_err(|(k, m)| self.fail(key, k, m))
+    }
+
+    fn time(&self, key: &str) -> R<u64> {
+        self.req(key)?
+            .as_u64()
+            .ok_or_else(|| self.fail(key, K::InvalidJson, "expected a time in Unix milliseconds"))
+    }
+
+    fn list(&self, key: &str) -> R<Option<&'v Vec<Value>>> {
+        self.get(key)
+            .map(|v| {
+                v.as_array()
+                    .ok_or_else(|| self.fail(key, K::InvalidJson, "expected an array"))
+            })
+            .transpose()
+    }
+
+    fn object(&self, key: &str) -> R<Option<&'v Map<String, Value>>> {
+        self.get(key)
+            .map(|v| {
+                v.as_object()
+                    .ok_or_else(|| self.fail(key, K::InvalidJson, "expected an object"))
+            })
+            .transpose()
+    }
+
+    /// A base64url field: its text and bytes.
+    fn b64(&self, key: &str) -> R<(String, Vec<u8>)> {
+        let s = self
+            .req(key)?
+            .as_str()
+            .ok_or_else(|| self.fail(key, K::InvalidJson, "expected a base64url string"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| self.fail(key, K::InvalidValue, "not base64url without padding"))?;
+        Ok((s.to_string(), bytes))
+    }
+}
+
+/// A short string (a name, a claim, an id), or what is wrong with it.
+fn name(v: &Value) -> Result<String, (K, &'static str)> {
+    let s = v.as_str().ok_or((K::InvalidJson, "expected a string"))?;
     if s.is_empty() || s.len() > MAX_NAME_BYTES || s.chars().any(char::is_control) {
-        return Err(invalid(
-            at,
-            format!("a string of 1 to {MAX_NAME_BYTES} bytes without control characters"),
+        return Err((
+            K::InvalidValue,
+            "a string of 1 to 256 bytes without control characters",
         ));
     }
     Ok(s.to_string())
 }
 
-fn time(v: &Value, at: &str) -> Result<u64, ModelError> {
-    v.as_u64()
-        .ok_or_else(|| shape(at, "a time in Unix milliseconds"))
-}
-
-/// Refuses fields other than `known`.
-fn only(m: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), ModelError> {
-    match m.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(ModelError::new(
-            K::UnknownField,
-            format!("{at}.{k}"),
-            format!("unknown field `{}`", shorten(k)),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn required<'v>(m: &'v Map<String, Value>, at: &str, key: &str) -> Result<&'v Value, ModelError> {
-    m.get(key).ok_or_else(|| {
-        ModelError::new(
-            K::InvalidJson,
-            format!("{at}.{key}"),
-            format!("missing field `{key}`"),
-        )
-    })
+/// [`name`] of a value at `at`.
+fn name_at(v: &Value, at: String) -> R<String> {
+    name(v).map_err(|(k, m)| fail(k, at, m))
 }
 
 /// Members of a JWK that only a private or symmetric key has: refused, so that a secret is never
 /// published to every edge by mistake.
 const PRIVATE_MEMBERS: [&str; 9] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"];
 
-fn b64(m: &Map<String, Value>, at: &str, key: &str) -> Result<(String, Vec<u8>), ModelError> {
-    let at = format!("{at}.{key}");
-    let s = required(m, "", key)
-        .map_err(|_| ModelError::new(K::InvalidJson, at.clone(), format!("missing `{key}`")))?
-        .as_str()
-        .ok_or_else(|| shape(&at, "a base64url string"))?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| invalid(&at, "not base64url without padding"))?;
-    Ok((s.to_string(), bytes))
-}
-
-fn read_jwk(v: &Value, at: &str) -> Result<Jwk, ModelError> {
-    let m = object(v, at)?;
+fn read_jwk(v: &Value, at: &str) -> R<Jwk> {
+    let m = v
+        .as_object()
+        .ok_or_else(|| fail(K::InvalidJson, at.to_string(), "expected an object"))?;
+    let o = Obj { m, at };
     if let Some(p) = PRIVATE_MEMBERS.iter().find(|p| m.contains_key(**p)) {
-        return Err(invalid(
-            format!("{at}.{p}"),
+        return Err(o.fail(
+            p,
+            K::InvalidValue,
             "a private or symmetric key: issuers take public keys only",
         ));
     }
     let text = |key: &str| m.get(key).and_then(Value::as_str);
-    if let Some(u) = m.get("use") {
-        if u.as_str() != Some("sig") {
-            return Err(invalid(format!("{at}.use"), "a key's `use` must be `sig`"));
-        }
+    if m.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
+        return Err(o.fail("use", K::InvalidValue, "a key's `use` must be `sig`"));
     }
     let kid = match m.get("kid") {
-        Some(k) => Some(name(k, &format!("{at}.kid"))?),
+        Some(_) => Some(o.name("kid")?),
         None => None,
     };
     let (alg, a, b) = match (text("kty"), text("crv")) {
         (Some("RSA"), _) => {
-            let (n, nb) = b64(m, at, "n")?;
-            let (e, eb) = b64(m, at, "e")?;
+            let (n, nb) = o.b64("n")?;
+            let (e, eb) = o.b64("e")?;
             let bits = nb
                 .iter()
                 .position(|b| *b != 0)
                 .map_or(0, |i| (nb.len() - i) * 8);
             if !(RSA_BITS.0..=RSA_BITS.1).contains(&bits) {
-                return Err(invalid(
-                    format!("{at}.n"),
-                    format!(
-                        "an RSA modulus of {} to {} bits, not {bits}",
-                        RSA_BITS.0, RSA_BITS.1
-                    ),
-                ));
+                return Err(o.fail("n", K::InvalidValue, "an RSA modulus of 2048 to 8192 bits"));
             }
             if eb.is_empty() || eb.len() > 8 {
-                return Err(invalid(
-                    format!("{at}.e"),
-                    "an RSA exponent of 1 to 8 bytes",
-                ));
+                return Err(o.fail("e", K::InvalidValue, "an RSA exponent of 1 to 8 bytes"));
             }
             (Alg::Rs256, n, e)
         }
         (Some("EC"), Some("P-256")) => {
-            let (x, xb) = b64(m, at, "x")?;
-            let (y, yb) = b64(m, at, "y")?;
+            let (x, xb) = o.b64("x")?;
+            let (y, yb) = o.b64("y")?;
             if xb.len() != 32 || yb.len() != 32 {
-                return Err(invalid(at, "a P-256 key's `x` and `y` are 32 bytes each"));
+                return Err(fail(
+                    K::InvalidValue,
+                    at.to_string(),
+                    "a P-256 key's `x` and `y` are 32 bytes each",
+                ));
             }
             (Alg::Es256, x, y)
         }
         (Some("OKP"), Some("Ed25519")) => {
-            let (x, xb) = b64(m, at, "x")?;
+            let (x, xb) = o.b64("x")?;
             if xb.len() != 32 {
-                return Err(invalid(
-                    format!("{at}.x"),
-                    "an Ed25519 key's `x` is 32 bytes",
-                ));
+                return Err(o.fail("x", K::InvalidValue, "an Ed25519 key's `x` is 32 bytes"));
             }
             (Alg::EdDsa, x, String::new())
         }
         _ => {
-            return Err(invalid(
-                at,
+            return Err(fail(
+                K::InvalidValue,
+                at.to_string(),
                 "a key is RSA, EC on P-256 or OKP on Ed25519 (`kty`, `crv`)",
             ))
         }
     };
-    if let Some(named) = m.get("alg") {
-        if named.as_str() != Some(alg.as_str()) {
-            return Err(invalid(
-                format!("{at}.alg"),
-                format!("this key's algorithm is {}", alg.as_str()),
-            ));
-        }
+    if m.get("alg")
+        .is_some_and(|named| named.as_str() != Some(alg.as_str()))
+    {
+        return Err(o.fail(
+            "alg",
+            K::InvalidValue,
+            "not the algorithm of this key (RS256 for RSA, ES256 for P-256, EdDSA for Ed25519)",
+        ));
     }
     Ok(Jwk { kid, alg, a, b })
 }
@@ -392,111 +439,104 @@ impl Issuer {
     }
 }
 
-fn read_issuer(v: &Value, at: &str) -> Result<(String, Issuer), ModelError> {
-    let m = object(v, at)?;
-    only(
-        m,
-        at,
-        &[
-            "issuer",
-            "audiences",
-            "jwks",
-            "subject",
-            "claims",
-            "leeway_s",
-        ],
-    )?;
-    let iss = name(required(m, at, "issuer")?, &format!("{at}.issuer"))?;
-    let aud_at = format!("{at}.audiences");
-    let mut audiences = Vec::new();
-    for (i, a) in array(required(m, at, "audiences")?, &aud_at)?
-        .iter()
-        .enumerate()
-    {
-        audiences.push(name(a, &format!("{aud_at}[{i}]"))?);
+fn read_issuer(v: &Value, at: &str) -> R<(String, Issuer)> {
+    let known = [
+        "issuer",
+        "audiences",
+        "jwks",
+        "subject",
+        "claims",
+        "leeway_s",
+    ];
+    let o = Obj::new(v, at, &known)?;
+    let iss = o.name("issuer")?;
+    let mut audiences = std::collections::BTreeSet::new();
+    let aud_at = join(at, "audiences");
+    let list = o
+        .list("audiences")?
+        .ok_or_else(|| o.fail("audiences", K::InvalidJson, "missing field"))?;
+    for (i, a) in list.iter().enumerate() {
+        audiences.insert(name_at(a, index(&aud_at, i))?);
     }
-    let audiences: Vec<String> = crate::state::set_of(audiences).into_iter().collect();
     if audiences.is_empty() || audiences.len() > MAX_AUDIENCES {
-        return Err(invalid(aud_at, format!("1 to {MAX_AUDIENCES} audiences")));
+        return Err(fail(K::InvalidValue, aud_at, "1 to 16 audiences"));
     }
-    let jwks_at = format!("{at}.jwks");
-    let jwks = object(required(m, at, "jwks")?, &jwks_at)?;
-    let keys_at = format!("{jwks_at}.keys");
+    let jwks_at = join(at, "jwks");
+    let jwks = Obj::new(o.req("jwks")?, &jwks_at, &["keys"])?;
+    let keys_at = join(&jwks_at, "keys");
+    let list = jwks
+        .list("keys")?
+        .ok_or_else(|| jwks.fail("keys", K::InvalidJson, "missing field"))?;
     let mut keys: Vec<Jwk> = Vec::new();
-    for (i, k) in array(required(jwks, &jwks_at, "keys")?, &keys_at)?
-        .iter()
-        .enumerate()
-    {
-        let key = read_jwk(k, &format!("{keys_at}[{i}]"))?;
+    for (i, k) in list.iter().enumerate() {
+        let here = index(&keys_at, i);
+        let key = read_jwk(k, &here)?;
         if key.kid.is_some() && keys.iter().any(|o| o.kid == key.kid) {
-            return Err(ModelError::new(
+            return Err(fail(
                 K::DuplicateId,
-                format!("{keys_at}[{i}].kid"),
+                join(&here, "kid"),
                 "two keys with the same `kid`",
             ));
         }
         keys.push(key);
     }
     if keys.is_empty() || keys.len() > MAX_KEYS {
-        return Err(invalid(keys_at, format!("1 to {MAX_KEYS} keys")));
+        return Err(fail(K::InvalidValue, keys_at, "1 to 16 keys"));
     }
     if keys.len() > 1 && keys.iter().any(|k| k.kid.is_none()) {
-        return Err(invalid(
+        return Err(fail(
+            K::InvalidValue,
             keys_at,
             "an issuer with several keys names each with a `kid`",
         ));
     }
-    let subject = name(required(m, at, "subject")?, &format!("{at}.subject"))?;
+    let subject = o.name("subject")?;
     if template_parts(&subject).is_none() {
-        return Err(invalid(
-            format!("{at}.subject"),
+        return Err(o.fail(
+            "subject",
+            K::InvalidValue,
             "a subject template names at least one claim, as in `user:{sub}`",
         ));
     }
-    let mut claims = Vec::new();
-    if let Some(c) = m.get("claims") {
-        let c_at = format!("{at}.claims");
-        for (attr, claim) in object(c, &c_at)? {
-            let here = format!("{c_at}.{attr}");
+    let mut claims: Vec<(String, String)> = Vec::new();
+    if let Some(c) = o.object("claims")? {
+        let c_at = join(at, "claims");
+        for (attr, claim) in c {
+            let here = join(&c_at, attr);
             if !crate::condition::is_attr_name(attr)
                 || crate::condition::RESERVED_KEYS.contains(&attr.as_str())
             {
-                return Err(ModelError::new(
+                return Err(fail(
                     K::MalformedId,
                     here,
                     "an attribute name is [a-z][a-z0-9_]*, not `now` or `at_least_epoch`",
                 ));
             }
-            let claim = name(claim, &here)?;
+            let claim = name_at(claim, here)?;
             // In attribute order (a JSON object's keys may come in any order).
             let at = claims
-                .binary_search_by(|(a, _): &(String, String)| a.cmp(attr))
+                .binary_search_by(|(a, _)| a.cmp(attr))
                 .unwrap_or_else(|i| i);
             claims.insert(at, (attr.clone(), claim));
         }
         if claims.len() > crate::condition::MAX_CONTEXT_KEYS {
-            return Err(invalid(
-                c_at,
-                format!("at most {} claims", crate::condition::MAX_CONTEXT_KEYS),
-            ));
+            return Err(fail(K::InvalidValue, c_at, "at most 32 claims"));
         }
     }
-    let leeway_s = match m.get("leeway_s") {
+    let leeway_s = match o.get("leeway_s") {
         None => 0,
-        Some(l) => match l.as_u64() {
-            Some(s) if s <= MAX_LEEWAY_S => s,
-            _ => {
-                return Err(invalid(
-                    format!("{at}.leeway_s"),
-                    format!("a number of seconds from 0 to {MAX_LEEWAY_S}"),
-                ))
-            }
-        },
+        Some(l) => l.as_u64().filter(|s| *s <= MAX_LEEWAY_S).ok_or_else(|| {
+            o.fail(
+                "leeway_s",
+                K::InvalidValue,
+                "a number of seconds from 0 to 300",
+            )
+        })?,
     };
     Ok((
         iss,
         Issuer {
-            audiences,
+            audiences: audiences.into_iter().collect(),
             keys,
             subject,
             claims,
@@ -519,28 +559,27 @@ impl Identity {
     }
 
     /// Reads a model's `issuers` and `sessions` (either may be absent). Duplicates are refused.
-    pub fn from_model(
-        issuers: Option<&Value>,
-        sessions: Option<&Value>,
-    ) -> Result<Identity, ModelError> {
+    pub fn from_model(issuers: Option<&Value>, sessions: Option<&Value>) -> R<Identity> {
         let mut out = Identity::default();
         if let Some(list) = issuers {
-            let list = array(list, "issuers")?;
+            let list = list
+                .as_array()
+                .ok_or_else(|| fail(K::InvalidJson, "issuers".into(), "expected an array"))?;
             if list.len() > MAX_ISSUERS {
-                return Err(ModelError::new(
+                return Err(fail(
                     K::LimitExceeded,
-                    "issuers",
-                    format!("at most {MAX_ISSUERS} issuers"),
+                    "issuers".into(),
+                    "at most 16 issuers",
                 ));
             }
             for (i, v) in list.iter().enumerate() {
-                let at = format!("issuers[{i}]");
+                let at = index("issuers", i);
                 let (iss, issuer) = read_issuer(v, &at)?;
-                if out.issuers.insert(iss.clone(), issuer).is_some() {
-                    return Err(ModelError::new(
+                if out.issuers.insert(iss, issuer).is_some() {
+                    return Err(fail(
                         K::DuplicateId,
-                        format!("{at}.issuer"),
-                        format!("duplicate issuer `{}`", shorten(&iss)),
+                        join(&at, "issuer"),
+                        "duplicate issuer",
                     ));
                 }
             }
@@ -553,63 +592,43 @@ impl Identity {
 
     /// Reads a `sessions` object into this identity; `replace` lets an entry replace one already
     /// there (operations), else a duplicate is refused (a model).
-    fn read_sessions(&mut self, v: &Value, at: &str, replace: bool) -> Result<(), ModelError> {
-        let m = object(v, at)?;
-        only(m, at, &["revoked", "revoked_families", "not_before"])?;
-        let dup = |here: String, what: &str, id: &str| {
-            ModelError::new(
-                K::DuplicateId,
-                here,
-                format!("duplicate {what} `{}`", shorten(id)),
-            )
-        };
-        if let Some(list) = m.get("revoked") {
-            let r_at = format!("{at}.revoked");
-            for (i, e) in array(list, &r_at)?.iter().enumerate() {
-                let here = format!("{r_at}[{i}]");
-                let em = object(e, &here)?;
-                only(em, &here, &["sid", "until"])?;
-                let sid = name(required(em, &here, "sid")?, &format!("{here}.sid"))?;
-                let until = time(required(em, &here, "until")?, &format!("{here}.until"))?;
-                if self.revoked.insert(sid.clone(), until).is_some() && !replace {
-                    return Err(dup(here, "revoked session", &sid));
+    fn read_sessions(&mut self, v: &Value, at: &str, replace: bool) -> R<()> {
+        let o = Obj::new(v, at, &["revoked", "revoked_families", "not_before"])?;
+        if let Some(list) = o.list("revoked")? {
+            let r_at = join(at, "revoked");
+            for (i, e) in list.iter().enumerate() {
+                let here = index(&r_at, i);
+                let e = Obj::new(e, &here, &["sid", "until"])?;
+                let (sid, until) = (e.name("sid")?, e.time("until")?);
+                if self.revoked.insert(sid, until).is_some() && !replace {
+                    return Err(fail(K::DuplicateId, here, "duplicate revoked session"));
                 }
             }
         }
-        if let Some(list) = m.get("revoked_families") {
-            let f_at = format!("{at}.revoked_families");
-            for (i, e) in array(list, &f_at)?.iter().enumerate() {
-                let here = format!("{f_at}[{i}]");
-                let em = object(e, &here)?;
-                only(em, &here, &["family", "claim", "until"])?;
-                let family = name(required(em, &here, "family")?, &format!("{here}.family"))?;
-                let claim = match em.get("claim") {
-                    Some(c) => name(c, &format!("{here}.claim"))?,
+        if let Some(list) = o.list("revoked_families")? {
+            let f_at = join(at, "revoked_families");
+            for (i, e) in list.iter().enumerate() {
+                let here = index(&f_at, i);
+                let e = Obj::new(e, &here, &["family", "claim", "until"])?;
+                let family = e.name("family")?;
+                let claim = match e.get("claim") {
+                    Some(_) => e.name("claim")?,
                     None => DEFAULT_FAMILY_CLAIM.to_string(),
                 };
-                let until = time(required(em, &here, "until")?, &format!("{here}.until"))?;
-                if self
-                    .families
-                    .insert((claim, family.clone()), until)
-                    .is_some()
-                    && !replace
-                {
-                    return Err(dup(here, "revoked family", &family));
+                let until = e.time("until")?;
+                if self.families.insert((claim, family), until).is_some() && !replace {
+                    return Err(fail(K::DuplicateId, here, "duplicate revoked family"));
                 }
             }
         }
-        if let Some(map) = m.get("not_before") {
-            let n_at = format!("{at}.not_before");
-            for (subject, t) in object(map, &n_at)? {
-                let here = format!("{n_at}.{subject}");
+        if let Some(map) = o.object("not_before")? {
+            let n_at = join(at, "not_before");
+            let nb = Obj { m: map, at: &n_at };
+            for subject in map.keys() {
                 if !is_valid_id(subject) {
-                    return Err(ModelError::new(
-                        K::MalformedId,
-                        here,
-                        format!("`{}` is not a subject id", shorten(subject)),
-                    ));
+                    return Err(nb.fail(subject, K::MalformedId, "not a subject id"));
                 }
-                self.not_before.insert(subject.clone(), time(t, &here)?);
+                self.not_before.insert(subject.clone(), nb.time(subject)?);
             }
         }
         Ok(())
@@ -678,10 +697,10 @@ impl Identity {
 
     /// Reads the wire form back.
     pub fn from_text(text: &str) -> Result<Identity, ModelError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| shape("", &e.to_string()))?;
-        let m = object(&v, "identity")?;
-        only(m, "identity", &["issuers", "sessions"])?;
-        Identity::from_model(m.get("issuers"), m.get("sessions"))
+        let v: Value = serde_json::from_str(text)
+            .map_err(|_| fail(K::InvalidJson, "identity".into(), "not JSON"))?;
+        let o = Obj::new(&v, "identity", &["issuers", "sessions"])?;
+        Identity::from_model(o.get("issuers"), o.get("sessions"))
     }
 }
 

@@ -126,42 +126,35 @@ fn tier_index(t: Option<Tier>) -> u32 {
 /// and the marker of a field that is not a string.
 #[wasm_bindgen]
 pub fn answer_layout() -> String {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Layout {
-        reasons: Vec<&'static str>,
-        tiers: Vec<Option<&'static str>>,
-        allowed: u32,
-        reason_shift: u32,
-        reason_mask: u32,
-        tier_shift: u32,
-        tier_mask: u32,
-        has_grant: u32,
-        out_moved: u32,
-        needs_confirmation: u32,
-        has_conditions: u32,
-        grant_when: u32,
-        needs_verify: u32,
-        not_a_string: u32,
+    // Written by hand: a serde-derived struct would cost the wasm a serializer of its own.
+    let quoted = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let reasons = quoted(&mut Reason::ALL.iter().map(|r| r.as_str()));
+    let tiers = quoted(&mut Tier::ALL.iter().map(|t| t.as_str()));
+    let numbers = [
+        ("allowed", ALLOWED),
+        ("reasonShift", REASON_SHIFT),
+        ("reasonMask", REASON_MASK),
+        ("tierShift", TIER_SHIFT),
+        ("tierMask", TIER_MASK),
+        ("hasGrant", HAS_GRANT),
+        ("outMoved", OUT_MOVED),
+        ("needsConfirmation", NEEDS_CONFIRMATION),
+        ("hasConditions", HAS_CONDITIONS),
+        ("grantWhen", GRANT_WHEN),
+        ("needsVerify", NEEDS_VERIFY),
+        ("notAString", NOT_A_STRING),
+    ];
+    let mut out = format!("{{\"reasons\":[{reasons}],\"tiers\":[null,{tiers}]");
+    for (k, v) in numbers {
+        out.push_str(&format!(",\"{k}\":{v}"));
     }
-    json(&Layout {
-        reasons: Reason::ALL.iter().map(|r| r.as_str()).collect(),
-        tiers: std::iter::once(None)
-            .chain(Tier::ALL.iter().map(|t| Some(t.as_str())))
-            .collect(),
-        allowed: ALLOWED,
-        reason_shift: REASON_SHIFT,
-        reason_mask: REASON_MASK,
-        tier_shift: TIER_SHIFT,
-        tier_mask: TIER_MASK,
-        has_grant: HAS_GRANT,
-        out_moved: OUT_MOVED,
-        needs_confirmation: NEEDS_CONFIRMATION,
-        has_conditions: HAS_CONDITIONS,
-        grant_when: GRANT_WHEN,
-        needs_verify: NEEDS_VERIFY,
-        not_a_string: NOT_A_STRING,
-    })
+    out.push('}');
+    out
 }
 
 /// Marks a request whose field was not a string on the JavaScript side.
