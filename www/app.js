@@ -1,4 +1,4 @@
-// The admin preview page: loads a model (or connects to a Worker) and wires the four views.
+// The admin preview page: loads a model (or connects to a Worker) and wires the five views.
 // No framework: the page is the npm package's browser build, these modules and one stylesheet.
 // Served under a strict Content-Security-Policy (www/_headers, and index.html's <meta>): no inline
 // script or style, so nothing here sets a `style` attribute or an inline handler (`h` sets styles
@@ -7,6 +7,9 @@
 import * as api from './pkg/src/web.mjs';
 import { LocalSource, RemoteSource } from './lib/source.js';
 import { CHANGE_KINDS, describe, impact, stageChanges } from './lib/whatif.js';
+import {
+  AUTH_AGE, DEFAULT_FAMILY_CLAIM, KNOWN_CLAIMS, TIME_CLAIMS, familyClaims, identityOf, inspectToken, normalizeToken, readToken,
+} from './lib/jws.js';
 
 const PAGE = 200; // table rows drawn at once
 const SHOWN = 500; // what-if rows drawn per list
@@ -39,6 +42,7 @@ const state = {
   stagedEvaluator: null, // the staged model's preview, kept for impact
   lastSubjectMs: null,
   attrs: {}, // the request context's attributes (the context editor)
+  tokenRun: 0, // the token inspector's latest run (an older one's answers are dropped)
 };
 
 function message(text, kind = 'error') {
@@ -102,12 +106,16 @@ async function useSource(source, note) {
     delete $(id).dataset.resource;
   }
   $('check-out').replaceChildren();
+  $('token-resources').replaceChildren(
+    ...(source.directory?.resources ?? []).slice(0, 1000).map((r) => h('option', { value: r })));
   stageFields();
   renderStaged();
   renderPicker('subject');
   renderPicker('resource');
   show(state.view);
   document.body.dataset.loaded = source.kind;
+  // A token already pasted is read again against what was loaded.
+  await inspectTokenView();
 }
 
 function loadModel(model, origin) {
@@ -164,6 +172,17 @@ async function showStatus() {
     const req = Object.entries(model.actions ?? {}).filter(([, a]) => a.requires?.length);
     if (req.length) fields.push(['requires', req.map(([n, a]) => `${n}: ${a.requires.join(', ')}`).join('; ')]);
   }
+  // Token issuers and session revocations: a model in the page shows them; a Worker's status does
+  // not list them (and its counts do not count them).
+  const identity = model ? identityOf(model) : null;
+  if (identity) {
+    fields.push(['issuers', identity.issuers.length
+      ? `${identity.issuers.length}: ${identity.issuers.map((i) => i.issuer).join(', ')}`
+      : 'none: every token is refused (token_invalid)']);
+    fields.push(['sessions', sessionCounts(identity)]);
+  } else {
+    fields.push(['issuers', '— (a Worker\'s status does not list its issuers or sessions)']);
+  }
   // A Worker also says what its tenant's authority (the Durable Object) holds, or why it could
   // not be reached.
   if (s.authorityError) fields.push(['authority', `unreachable: [${s.authorityError.code}] ${s.authorityError.message}`]);
@@ -171,7 +190,69 @@ async function showStatus() {
   $('status-fields').replaceChildren(
     ...fields.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { field: k } }, v)]),
   );
+  drawIdentity(identity, now);
   $('status').hidden = false;
+}
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function sessionCounts(id) {
+  const parts = [
+    id.revoked.length ? plural(id.revoked.length, 'revoked session') : null,
+    id.families.length ? plural(id.families.length, 'revoked family', 'revoked families') : null,
+    id.notBefore.length ? `${plural(id.notBefore.length, 'subject')} signed out (not_before)` : null,
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'none revoked';
+}
+
+/** The model's issuers and session revocations, as tables under the status fields. */
+function drawIdentity(id, now) {
+  const out = $('identity');
+  if (!id || !(id.issuers.length + id.revoked.length + id.families.length + id.notBefore.length)) {
+    out.replaceChildren();
+    out.hidden = true;
+    return;
+  }
+  const head = (...cols) => h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c))));
+  const until = (ms) => [fmtTime(ms), ms <= now
+    ? h('span', { class: 'hint passed' }, ' · passed: the origin drops it when it next compiles; until then it still refuses')
+    : null];
+  const list = (items, draw) => (items.length ? items.map((x, i) => [i ? ', ' : '', draw(x)]) : '—');
+  out.replaceChildren(
+    id.issuers.length ? h('h3', {}, 'Token issuers') : null,
+    id.issuers.length
+      ? h('table', { id: 'issuers', class: 'identity' },
+        head('issuer', 'audiences', 'keys', 'subject', 'mapped claims', 'leeway'),
+        h('tbody', {}, id.issuers.map((i) =>
+          h('tr', { dataset: { issuer: i.issuer } },
+            h('td', {}, i.issuer),
+            h('td', {}, list(i.audiences, (a) => h('code', {}, a))),
+            h('td', { class: 'keys' }, list(i.keys, (k) =>
+              h('span', { class: 'key', dataset: { kid: k.kid ?? '', alg: k.alg } },
+                h('code', {}, k.kid ?? '(no kid)'), ` ${k.alg} (${k.detail})`))),
+            h('td', {}, h('code', {}, i.subject)),
+            h('td', { class: 'claims' }, list(i.claims, ([attr, claim]) =>
+              h('span', { dataset: { attr, claim } }, h('code', {}, attr), ' ← ',
+                claim === AUTH_AGE ? 'seconds since auth_time' : h('code', {}, claim)))),
+            h('td', {}, `${i.leeway_s} s`)))))
+      : null,
+    id.revoked.length + id.families.length + id.notBefore.length ? h('h3', {}, 'Sessions') : null,
+    id.revoked.length + id.families.length + id.notBefore.length
+      ? h('table', { id: 'sessions', class: 'identity' },
+        head('gate', 'entry', 'claim', 'refuses tokens'),
+        h('tbody', {},
+          id.revoked.map((e) => h('tr', { dataset: { kind: 'revoked', sid: e.sid } },
+            h('td', {}, 'revoked session'), h('td', {}, h('code', {}, e.sid)), h('td', {}, h('code', {}, 'sid')),
+            h('td', {}, 'with this sid; entry kept until ', until(e.until)))),
+          id.families.map((e) => h('tr', { dataset: { kind: 'family', family: e.family, claim: e.claim } },
+            h('td', {}, 'revoked family'), h('td', {}, h('code', {}, e.family)), h('td', {}, h('code', {}, e.claim)),
+            h('td', {}, 'whose claim holds this family; entry kept until ', until(e.until)))),
+          id.notBefore.map((e) => h('tr', { dataset: { kind: 'not_before', subject: e.subject } },
+            h('td', {}, 'signed out'), h('td', {}, h('code', {}, e.subject)), h('td', {}, h('code', {}, 'iat')),
+            h('td', {}, `of this subject issued before ${fmtTime(e.at)}`)))))
+      : null,
+  );
+  out.hidden = false;
 }
 
 function fillActions() {
@@ -249,6 +330,11 @@ function explain(decision, request) {
       h('span', { class: `badge ${d.allowed ? 'allow' : 'deny'}` }, d.allowed ? 'allowed' : 'denied'),
       ' ', h('code', { class: 'reason' }, d.reason), ` ${subject} · ${action} · ${resource}`,
       d.tier ? ` · tier ${d.tier}` : '', ` · epoch ${d.epoch ?? '—'}`),
+    d.subject || d.token_error
+      ? h('p', { class: 'token-line' },
+        d.subject ? ['subject from the token: ', h('code', {}, d.subject)] : null,
+        d.token_error ? ['refused at the token gate: ', h('code', { class: 'token-error' }, d.token_error)] : null)
+      : null,
     d.grant
       ? h('p', {}, `grant: ${d.grant.principal} holds ${d.grant.role} on ${d.grant.resource}`,
         d.grant.when ? [' while ', h('code', { class: 'when' }, d.grant.when), ' holds'] : '')
@@ -448,6 +534,193 @@ async function runCheck(e) {
   const out = $('check-out');
   out.replaceChildren(h('p', { class: 'hint' }, `at ${fmtTime(now)}`), explain(d, [subject, action, resource]));
   out.dataset.now = String(now);
+}
+
+// -------------------------------------------------------------------------------------------
+// The token inspector. A pasted token is read in this page (lib/jws.js) and checked by the page's
+// preview evaluator (`checkToken`, its signature verified by this browser's WebCrypto). It is
+// never sent: no request carries it (not even to a connected Worker, whose answers would need
+// it), nothing stores it, and it goes in no URL and no attribute of the page: only the textarea
+// and the running check hold it.
+
+/** The resources the inspector asks about: the one typed, else the model's (tree order). */
+function tokenResources() {
+  const typed = $('token-resource').value.trim();
+  if (typed) return [typed];
+  return state.source?.directory ? state.source.directory.resources.slice(0, PAGE) : [];
+}
+
+/** A claim's value as text: strings as they are, the rest as JSON, long values cut. */
+function shown(v) {
+  const t = typeof v === 'string' ? v : JSON.stringify(v);
+  return t.length > 300 ? `${t.slice(0, 300)}… (${t.length} characters)` : t;
+}
+
+/** "in 59 min", "3 min ago": how far `ms` is from `now`. */
+function relative(ms, now) {
+  const d = Math.abs(ms - now) / 1000;
+  const span = d < 90 ? `${Math.round(d)} s` : d < 5400 ? `${Math.round(d / 60)} min` : d < 172800 ? `${Math.round(d / 3600)} h` : `${Math.round(d / 86400)} d`;
+  return ms >= now ? `in ${span}` : `${span} ago`;
+}
+
+const CLAIM_LABELS = {
+  iss: 'issuer', sub: 'subject claim', aud: 'audience', exp: 'expires', nbf: 'not before', iat: 'issued at',
+  auth_time: 'authenticated at', sid: 'session id',
+};
+
+/** The header and the claims, as tables. */
+function tokenParts(read, identity, clock) {
+  const hdr = read.header;
+  const claims = read.claims;
+  const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+  const headRows = ['alg', 'kid', 'typ'].concat(Object.keys(hdr).filter((k) => !['alg', 'kid', 'typ'].includes(k)));
+  const families = identity ? familyClaims(identity) : [DEFAULT_FAMILY_CLAIM];
+  const named = KNOWN_CLAIMS.concat(families.filter((f) => !KNOWN_CLAIMS.includes(f)));
+  const rows = named.concat(Object.keys(claims).filter((k) => !named.includes(k)));
+  const value = (k) => {
+    if (!own(claims, k)) return h('span', { class: 'hint' }, '—');
+    const v = claims[k];
+    if (!TIME_CLAIMS.has(k)) return h('code', {}, shown(v));
+    if (typeof v !== 'number' || !Number.isFinite(v)) return [h('code', {}, shown(v)), ' not a time in seconds'];
+    const ms = v * 1000;
+    const date = Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'out of range';
+    return [h('time', { datetime: date }, date), ` (${v}) · ${relative(ms, clock)}`];
+  };
+  return h('div', { class: 'token-parts' },
+    h('table', { id: 'token-header', class: 'token' },
+      h('caption', {}, 'header'),
+      h('tbody', {}, headRows.map((k) => h('tr', { dataset: { member: k } },
+        h('th', { scope: 'row' }, k), h('td', {}, own(hdr, k) ? h('code', {}, shown(hdr[k])) : h('span', { class: 'hint' }, '—')))))),
+    h('table', { id: 'token-claims', class: 'token' },
+      h('caption', {}, `claims · signature ${read.signatureBytes} bytes`),
+      h('tbody', {}, rows.map((k) => h('tr', { dataset: { claim: k } },
+        h('th', { scope: 'row' }, k),
+        h('td', { class: 'hint' }, CLAIM_LABELS[k] ?? (families.includes(k) ? 'family (revocations read it)' : '')),
+        h('td', {}, value(k)))))));
+}
+
+/** What the loaded model makes of the token: issuer, key, subject, attributes, sessions. */
+function tokenReading(x) {
+  const mark = (ok) => (ok === true ? '✓' : ok === false ? '✕' : '·');
+  const attrs = x.attrs.map((a) => h('li', { dataset: { attr: a.attr, given: String(a.value !== undefined) } },
+    h('code', {}, a.attr), ' = ',
+    a.value !== undefined ? h('code', { class: 'value' }, JSON.stringify(a.value)) : h('span', { class: 'hint' }, 'absent'),
+    ' ', h('span', { class: 'hint' }, a.claim === AUTH_AGE ? '(seconds since auth_time)' : `(claim ${a.claim})`)));
+  return h('div', { class: 'token-reading' },
+    h('h3', {}, 'What this model makes of it'),
+    h('dl', { class: 'token-facts' },
+      h('dt', {}, 'issuer'),
+      h('dd', { id: 'token-issuer', dataset: { issuer: x.issuer?.issuer ?? '' } }, x.issuer ? x.issuer.issuer : 'not a declared issuer'),
+      h('dt', {}, 'key'),
+      h('dd', { id: 'token-key', dataset: { kid: x.key?.kid ?? '', alg: x.key?.alg ?? '' } },
+        x.key ? `${x.key.kid ?? '(the only key)'} · ${x.key.alg} (${x.key.detail})` : 'none of the issuer\'s keys'),
+      h('dt', {}, 'subject'),
+      h('dd', { id: 'token-subject', dataset: { subject: x.subject ?? '' } },
+        x.subject ?? '—', x.issuer ? h('span', { class: 'hint' }, ` (template ${x.issuer.subject})`) : null),
+      h('dt', {}, 'attributes'),
+      h('dd', { id: 'token-attrs' }, x.attrs.length
+        ? [h('ul', {}, attrs), h('span', { class: 'hint' }, 'they replace the request context\'s attributes of these names')]
+        : h('span', { class: 'hint' }, 'the issuer maps no claims')),
+      h('dt', {}, 'sessions'),
+      h('dd', { id: 'token-session', dataset: { gate: x.sessions.map((s) => s.kind).join(' ') } },
+        x.sessions.length ? x.sessions.map((s, i) => [i ? '; ' : '', h('code', {}, s.kind), ` ${s.text}`]) : 'no session gate refuses it')),
+    h('ol', { class: 'token-steps' }, x.steps.map((st) =>
+      h('li', { class: st.ok === false ? 'deny' : st.ok ? 'allow' : 'hint', dataset: { gate: st.gate, ok: String(st.ok), fault: st.fault ?? '' } },
+        mark(st.ok), ' ', st.text, st.fault ? [' ', h('code', {}, st.fault)] : null))),
+    h('p', { id: 'token-expect', dataset: { fault: x.fault ?? '' } }, x.fault
+      ? ['The page expects the evaluator to refuse it: ', h('code', {}, x.fault), '.']
+      : 'The page sees nothing that refuses it; the evaluator verifies the signature.'));
+}
+
+/** Every (resource, action) decision for the token: a summary, then a table explained on click. */
+function tokenMayDo(decisions, resources, actions) {
+  const refused = decisions.find((d) => d.token_error);
+  const subject = decisions.find((d) => d.subject)?.subject;
+  const allowed = decisions.filter((d) => d.allowed).length;
+  const detail = h('div', { class: 'detail' });
+  const summary = h('p', { id: 'token-verdict', dataset: { subject: subject ?? '', tokenError: refused?.token_error ?? '', reason: refused?.reason ?? '' } },
+    refused
+      ? [h('span', { class: 'badge deny' }, 'refused'), ' at the token gate: ', h('code', {}, refused.reason),
+        ' (', h('code', { class: 'token-error' }, refused.token_error), ')']
+      : subject
+        ? [h('span', { class: 'badge allow' }, 'admitted'), ' as ', h('code', {}, subject), `: ${allowed} of ${decisions.length} allowed`]
+        : ['no answer reached the token gate: ', h('code', {}, decisions[0]?.reason ?? '—')]);
+  const text = (d) => (d.allowed ? `✓ ${d.grant.role}${d.grant.when ? ' ?' : ''}`
+    : d.reason === 'no_grant' ? '·' : d.reason === 'step_up_required' ? '⇡' : `✕ ${d.reason}`);
+  const table = h('table', { id: 'token-may', class: 'perm' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'resource'), actions.map((a) => h('th', { scope: 'col' }, a)))),
+    h('tbody', {}, resources.map((r, i) => h('tr', { dataset: { resource: r } },
+      h('th', { scope: 'row' }, r),
+      actions.map((a, j) => {
+        const d = decisions[i * actions.length + j];
+        const open = () => detail.replaceChildren(explain(d, [d.subject ?? 'the token', a, r]));
+        return h('td', {
+          class: d.allowed ? 'allow' : d.reason === 'no_grant' ? 'deny' : 'deny refused',
+          dataset: { action: a, allowed: String(d.allowed), reason: d.reason, tokenError: d.token_error ?? '' },
+          title: d.token_error ? `${d.reason} (${d.token_error})` : d.reason,
+          tabindex: 0,
+          onclick: open,
+          onkeydown: (e) => e.key === 'Enter' && open(),
+        }, text(d));
+      })))));
+  return h('div', { class: 'token-may' }, h('h3', {}, 'What it may do'), summary, table, detail);
+}
+
+/** Reads the pasted token and, with a model in the page, asks the evaluator what it may do. */
+async function inspectTokenView() {
+  const run = ++state.tokenRun;
+  const out = $('token-out');
+  const text = $('token-input').value;
+  if (!normalizeToken(text)) {
+    out.replaceChildren();
+    delete out.dataset.state;
+    return;
+  }
+  const src = state.source;
+  const identity = src?.model ? identityOf(src.model) : null;
+  const clock = Date.now();
+  let read = null;
+  const parts = [];
+  try {
+    read = readToken(text);
+  } catch (e) {
+    if (e.code !== 'malformed_token') throw e;
+    parts.push(h('p', { class: 'token-problem', role: 'alert' }, h('strong', {}, 'Not a token an edge reads: '), `${e.message}.`));
+  }
+  if (read) {
+    parts.push(tokenParts(read, identity, clock));
+    parts.push(identity
+      ? tokenReading(inspectToken(identity, read, clock))
+      : h('p', { class: 'hint' }, 'The page does not hold this Worker\'s issuers and sessions (its status does not list them): ' +
+        'it can only decode the token.'));
+  }
+  out.replaceChildren(...parts);
+  out.dataset.state = read ? 'read' : 'malformed';
+  if (typeof src?.checkToken !== 'function') {
+    out.append(h('p', { class: 'hint', id: 'token-not-sent' }, 'What it may do is answered in the page only, and a Worker would ' +
+      'need the token: load the model (a file, a URL or the example) to check it here. The token was not sent.'));
+    return;
+  }
+  const actions = src.actions().map((a) => a.name);
+  const resources = tokenResources();
+  const now = asOf();
+  let decisions;
+  try {
+    decisions = await src.checkToken(normalizeToken(text), resources.flatMap((r) => actions.map((a) => [a, r])), asked(now));
+  } catch (e) {
+    if (run !== state.tokenRun) return; // another run, or another model, took over
+    throw e;
+  }
+  if (run !== state.tokenRun) return;
+  out.append(tokenMayDo(decisions, resources, actions));
+  out.dataset.now = String(now);
+}
+
+function clearToken() {
+  state.tokenRun++;
+  $('token-input').value = '';
+  $('token-out').replaceChildren();
+  delete $('token-out').dataset.state;
 }
 
 // -------------------------------------------------------------------------------------------
@@ -728,6 +1001,13 @@ function wire() {
     };
   }
   $('check-form').onsubmit = (e) => guarded(() => runCheck(e));
+  $('token-form').onsubmit = (e) => {
+    e.preventDefault();
+    guarded(inspectTokenView);
+  };
+  $('token-input').oninput = () => guarded(inspectTokenView);
+  $('token-resource').onchange = () => guarded(inspectTokenView);
+  $('token-clear').onclick = clearToken;
   $('stage-kind').onchange = stageFields;
   $('stage-form').onsubmit = (e) => guarded(() => stage(e));
   $('export').onclick = exportStaged;
@@ -769,6 +1049,7 @@ async function redraw() {
   if (subject) await openSubject(subject);
   if (resource) await openResource(resource);
   if (state.staged.length) renderStaged();
+  if ($('token-out').dataset.state) await inspectTokenView();
 }
 
 async function start() {

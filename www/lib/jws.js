@@ -2,10 +2,10 @@
 //
 // `readToken(text)` splits and decodes a compact JWS as the evaluator's gate 6 reads one
 // (crates/core/src/token.rs): three base64url parts without padding, a header and a payload that
-// are JSON objects with no member named twice, an asymmetric `alg`, no `crit`, at most 8,192
-// characters. It throws (code `malformed_token`, a message saying what is wrong) when it cannot
-// show the parts at all, and lists in `problems` what the evaluator refuses in parts it could
-// show. `identityOf(model)` reads a model's `issuers` and `sessions` as the page shows them.
+// are JSON objects whose member names are neither repeated nor written with escapes, an
+// asymmetric `alg`, no `crit`, at most 8,192 characters. It throws (code `malformed_token`, a
+// message saying what is wrong) when it cannot show the parts at all, and lists in `problems`
+// what the evaluator refuses in parts it could show. `identityOf(model)` reads a model's `issuers` and `sessions` as the page shows them.
 // `inspectToken(identity, read, clock)` says which declared issuer and key the token names, the
 // subject its issuer's template gives, the context attributes its mapped claims give, its times
 // and which session entry refuses it: `steps`, each gate in the evaluator's order, and `fault`,
@@ -43,7 +43,9 @@ function base64url(s, what) {
     throw malformed(`the ${what} is not base64url: character ${bad + 1} is ${JSON.stringify(s[bad])} ` +
       '(only A-Z, a-z, 0-9, - and _, without = padding)');
   }
-  if (s.length % 4 === 1) throw malformed(`the ${what} is not base64url: ${s.length} characters cannot be whole bytes`);
+  if (s.length % 4 === 1) {
+    throw malformed(`the ${what} is not base64url: ${s.length} character${s.length === 1 ? '' : 's'} cannot make whole bytes`);
+  }
   const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '=='.slice(0, (4 - (s.length % 4)) % 4));
   const again = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   if (again !== s) throw malformed(`the ${what} is not base64url: its last character has bits past the end of the bytes`);
@@ -53,10 +55,11 @@ function base64url(s, what) {
 /**
  * JSON text read strictly (RFC 8259, as the evaluator's reader does: no lone surrogate, no number
  * out of range, at most 128 levels); `dups` receives the names given twice in the outer object,
- * which the evaluator refuses (JSON.parse would keep the last). Objects are built with
+ * which the evaluator refuses (JSON.parse would keep the last), and `escaped` the outer names
+ * written with an escape (`"\u0061lg"`), which it refuses too. Objects are built with
  * defineProperty, so a `__proto__` member is a member like any other.
  */
-function parseJson(text, what, dups) {
+function parseJson(text, what, dups, escaped) {
   let i = 0;
   const fail = (m) => {
     throw malformed(`the ${what} is not JSON: ${m} at character ${i + 1}`);
@@ -126,7 +129,9 @@ function parseJson(text, what, dups) {
       for (;;) {
         ws();
         if (text[i] !== '"') fail('expected a member name');
+        const from = i;
         const k = string();
+        if (depth === 0 && text.slice(from, i).includes('\\')) escaped.push(k);
         ws();
         if (text[i] !== ':') fail('expected `:`');
         i++;
@@ -198,9 +203,10 @@ function jsonPart(s, what) {
     throw malformed(`the ${what} is not UTF-8 text`);
   }
   const dups = [];
-  const v = parseJson(text, what, dups);
+  const escaped = [];
+  const v = parseJson(text, what, dups, escaped);
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw malformed(`the ${what} is not a JSON object`);
-  return { value: v, dups };
+  return { value: v, dups, escaped };
 }
 
 /** The token as the page asks about it: trimmed, and without a leading `Bearer `. */
@@ -233,6 +239,9 @@ export function readToken(input) {
   }
   for (const [what, p] of [['header', header], ['payload', payload]]) {
     for (const k of new Set(p.dups)) problems.push({ fault: 'malformed', text: `the ${what} names \`${k}\` twice` });
+    for (const k of new Set(p.escaped)) {
+      problems.push({ fault: 'malformed', text: `the ${what} writes the name \`${k}\` with an escape` });
+    }
   }
   const h = header.value;
   if (has(h, 'crit')) problems.push({ fault: 'algorithm', text: 'the header has `crit`: no extension is understood' });

@@ -4,7 +4,7 @@
 //   resources and stage what-if changes.
 // - `RemoteSource`: a Worker's read endpoints (`status`, `resources`, `subjects`, `check-many`)
 //   with a bearer token; it answers from the Worker's signed snapshot, but knows no directory of
-//   names: ids are typed.
+//   names: ids are typed. It has no `checkToken`: the page never sends a pasted token anywhere.
 import { Directory } from './directory.js';
 
 /** A request context: the page's attributes (docs/decisions.md, "Context") and, when the view
@@ -62,6 +62,16 @@ export class LocalSource {
 
   async checkMany(requests, now) {
     return this.evaluator.checkMany(requests, contextOf(this.attrs, now));
+  }
+
+  /** A token's decisions (the package's `checkToken`) for `[action, resource]` pairs, one after
+   * another: the first verifies its signature with WebCrypto, the others reuse the verdict. */
+  async checkToken(token, pairs, now) {
+    const out = [];
+    for (const [action, resource] of pairs) {
+      out.push(await this.evaluator.checkToken(token, action, resource, contextOf(this.attrs, now)));
+    }
+    return out;
   }
 
   free() {

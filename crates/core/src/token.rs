@@ -4,12 +4,8 @@
 //! in JavaScript, native code on the command line and in the Worker), through [`Verify`], so
 //! that the wasm stays small. Everything else is decided here, the same on every host.
 
-use std::fmt;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::condition::Attr;
@@ -79,37 +75,55 @@ impl Fault {
     }
 }
 
-/// A JSON object's members in order; a key twice is refused (RFC 7515 section 5.2 lets a
-/// reader refuse it; reading the last would let two parsers disagree about a token).
-struct Members(Vec<(String, Value)>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut out: Vec<(String, Value)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if out.iter().any(|(o, _)| *o == k) {
-                        return Err(serde::de::Error::custom("a key twice"));
-                    }
-                    out.push((k, v));
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
+/// A JSON object's members. A key twice is refused (RFC 7515 section 5.2 lets a reader refuse
+/// it; reading the last would let two parsers disagree about a token), and so is a key written
+/// with an escape, which two readers could also read apart.
+struct Members(serde_json::Map<String, Value>);
 
 impl Members {
     fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.get(key)
     }
+}
+
+/// Whether the keys of the JSON object `text` (well formed: serde_json read it) are unique and
+/// written without escapes. Only the object's own keys are looked at, not those of the values.
+fn plain_unique_keys(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let (mut depth, mut i, mut expect_key) = (0usize, 0usize, false);
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while let Some(&d) = b.get(i) {
+                    match d {
+                        b'"' => break,
+                        b'\\' => i += 2,
+                        _ => i += 1,
+                    }
+                }
+                if depth == 1 && expect_key {
+                    let key = b.get(start..i).unwrap_or_default();
+                    if key.contains(&b'\\') || keys.contains(&key) {
+                        return false;
+                    }
+                    keys.push(key);
+                }
+                expect_key = false;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                expect_key = depth == 1;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => expect_key = depth == 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A compact JWS, split and decoded; its signature not yet verified.
@@ -125,7 +139,10 @@ pub struct Jws<'t> {
 fn part(s: &str) -> Result<Members, Fault> {
     let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| Fault::Malformed)?;
     let text = String::from_utf8(bytes).map_err(|_| Fault::Malformed)?;
-    serde_json::from_str(&text).map_err(|_| Fault::Malformed)
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) if plain_unique_keys(&text) => Ok(Members(m)),
+        _ => Err(Fault::Malformed),
+    }
 }
 
 /// Splits and decodes a compact JWS: three base64url parts, a header and a payload that are JSON
@@ -380,5 +397,30 @@ fn subject_of(issuer: &Issuer, c: &Members) -> Result<String, Fault> {
         Ok(out)
     } else {
         Err(Fault::Subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_unique_keys;
+
+    #[test]
+    fn an_objects_own_keys_are_unique_and_plain() {
+        for ok in [
+            r#"{}"#,
+            r#"{"a":1,"b":{"a":2,"a":3},"c":["a","a"]}"#,
+            r#"{"a":"x\"y","b":"\\","c":[{"a":1}],"d":{}}"#,
+            r#" { "a" : "b" , "b" : "a" } "#,
+        ] {
+            assert!(plain_unique_keys(ok), "{ok}");
+        }
+        for bad in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"x":[1,{"y":2}]},"b":"\"","a":3}"#,
+            r#"{"\u0061":1}"#,
+            r#"{"a\"b":1}"#,
+        ] {
+            assert!(!plain_unique_keys(bad), "{bad}");
+        }
     }
 }
