@@ -6,11 +6,14 @@
 // - Revocation races: with checks racing on a session at both Workers, `revoke_session`,
 //   `revoke_family` and `sign_out` are each published through `--stdin`; once `publish` returns
 //   (every edge acknowledged), 10,000 checks of that session find it refused everywhere.
+// - A Replica (the npm package, in this process) following one of the Workers: once the
+//   publisher reports a session revocation acknowledged, 0 of 10,000 racing token checks of a
+//   high-tier action are allowed, and a low-tier one only within its reuse window.
 // - Bad bodies get a clear error and change nothing.
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
-import { JSON_TYPE } from './edge.mjs';
-import { useOriginAndEdges } from './publisher.mjs';
+import { after, before, describe, test } from 'node:test';
+import { JSON_TYPE, pkg, startEdge, tempDir } from './edge.mjs';
+import { freePort, originOnDisk, startPublisher, useOriginAndEdges } from './publisher.mjs';
 import { makeCases } from '../tokens/make.mjs';
 
 function authorize(edge, body) {
@@ -50,7 +53,14 @@ describe('tokens at two Workers kept fresh by the publisher', () => {
   test('every shared case is answered at both Workers as the cases say', async () => {
     for (const edge of ctx.all) {
       for (const c of all.cases) {
-        const r = await authorize(edge, { token: c.token, action: c.action, resource: c.resource, context: c.context });
+        const body = JSON.stringify({ token: c.token, action: c.action, resource: c.resource, context: c.context });
+        const r = await authorize(edge, body);
+        if (body.length > 16_384) {
+          // Past the Worker's body limit for a check (MAX_CHECK_BYTES): refused before it is read.
+          assert.equal(c.expect.reason, 'token_invalid', c.name);
+          assert.deepEqual([r.status, r.json?.error?.code], [413, 'too_large'], `${c.name}: ${r.body}`);
+          continue;
+        }
         assert.equal(r.status, 200, `${c.name}: ${r.body}`);
         assert.equal(r.json.reason, c.expect.reason, `${c.name}: ${r.body}`);
         assert.equal(r.json.allowed, c.expect.allowed, c.name);
@@ -111,5 +121,69 @@ describe('tokens at two Workers kept fresh by the publisher', () => {
     const after = await edge.fetch('/v1/acme/status');
     assert.equal(after.json.epoch, before.json.epoch);
     assert.equal(after.json.digest, before.json.digest);
+  });
+});
+
+describe('a Replica following a Worker: checkToken after a session revocation is acknowledged', () => {
+  const FEED = 'feed-token';
+  let origin;
+  let edge;
+  let pub;
+  let all;
+  let rep;
+
+  before(async () => {
+    all = await makeCases(Date.now());
+    origin = await originOnDisk();
+    const port = await freePort();
+    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: origin.pub, FEED_TOKEN: FEED }, port, persist: tempDir('edge-authz-tokens-') });
+    edge.url = `http://127.0.0.1:${port}`;
+    pub = startPublisher(origin, [edge], ['--stdin', '--tenant', 'acme', '--heartbeat', '300']);
+    pub.child.stdin.write(`${JSON.stringify(all.model)}\n`);
+    await pub.until((e) => e.event === 'caught_up' && e.epoch === 1);
+    rep = new pkg.Replica({ tenant: 'acme', publicKeys: [origin.pub], feed: edge.url, token: FEED, reuseMs: { standard: 500, low: 2000 } });
+    await rep.ready();
+  });
+  after(async () => {
+    rep?.close();
+    await pub?.stop();
+    await edge?.dispose();
+  });
+
+  test('0 allowed in 10,000 high-tier token checks after the acknowledgement; low within its window', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await all.sign({ sid: 'replica-race', auth_time: now - 30, amr: ['pwd', 'mfa'] });
+    assert.equal((await rep.checkToken(token, 'export', 'workspace:eng')).reason, 'granted');
+    assert.equal((await rep.checkToken(token, 'read', 'doc:roadmap')).reason, 'granted');
+    const seen = [];
+    let stop = false;
+    const racer = async (i) => {
+      for (let n = i; !stop; n++) {
+        const [action, resource] = n % 2 ? ['export', 'workspace:eng'] : ['read', 'doc:roadmap'];
+        const started = Date.now();
+        seen.push({ action, started, d: await rep.checkToken(token, action, resource) });
+      }
+    };
+    const racers = Array.from({ length: 8 }, (_, i) => racer(i));
+    await new Promise((r) => setTimeout(r, 200));
+    pub.child.stdin.write(`${JSON.stringify({ op: 'revoke_session', sid: 'replica-race', until: Date.now() + 3_600_000 })}\n`);
+    const issued = await pub.until((e) => e.event === 'issued' && e.epoch === 2);
+    assert.equal(issued.revokes, true);
+    const ack = await pub.until((e) => e.event === 'revocation_acknowledged' && e.epoch === 2);
+    const next = await rep.checkToken(token, 'export', 'workspace:eng');
+    assert.deepEqual([next.allowed, next.reason], [false, 'session_revoked'], JSON.stringify(next));
+    const until = Date.now() + 2500;
+    while (Date.now() < until || seen.filter((x) => x.started > ack.at).length < 10_000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    stop = true;
+    await Promise.all(racers);
+    const after = seen.filter((x) => x.started > ack.at);
+    assert.ok(after.length >= 10_000, `${after.length} checks after the acknowledgement`);
+    const highAllowed = after.filter((x) => x.action === 'export' && x.d.allowed);
+    assert.equal(highAllowed.length, 0, `${highAllowed.length} high-tier checks allowed after the acknowledgement`);
+    const lowLate = after.filter((x) => x.action === 'read' && x.d.allowed && x.started > ack.at + 2000);
+    assert.equal(lowLate.length, 0, 'a low-tier check allowed past its reuse window');
+    assert.ok(seen.some((x) => x.started < ack.at && x.d.allowed), 'checks were allowed before the revocation');
   });
 });
