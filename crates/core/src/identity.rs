@@ -887,13 +887,16 @@ impl Identity {
 }
 
 /// Whether `new` accepts every token `old` does: the same subject and claims, every old key and
-/// audience kept, and a leeway at least as wide.
+/// audience kept, a leeway at least as wide, and a single key not joined by others.
 fn widens(old: &Issuer, new: &Issuer) -> bool {
     old.subject == new.subject
         && old.claims == new.claims
         && new.leeway_s >= old.leeway_s
         && old.audiences.iter().all(|a| new.audiences.contains(a))
         && old.keys.iter().all(|k| new.keys.contains(k))
+        // A token without `kid` is taken only while the issuer has one key: a second key
+        // refuses it.
+        && (old.keys.len() != 1 || new.keys.len() == 1)
 }
 
 /// Sets and deletions between two maps whose larger value is the stricter one (a revocation kept

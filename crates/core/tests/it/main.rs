@@ -16,6 +16,7 @@ mod conditions;
 mod diff;
 mod golden;
 mod hostile;
+mod identity;
 mod limits;
 mod model_errors;
 mod mutations;
