@@ -168,6 +168,12 @@ export type ErrorCode =
   | 'unauthorized'
   /** A call on a Replica after `close()`. */
   | 'closed'
+  /** `checkToken` on a host without WebCrypto (`globalThis.crypto.subtle`). */
+  | 'no_webcrypto'
+  /** `checkToken`: the host's WebCrypto could not import the key or verify its algorithm. */
+  | 'webcrypto_failed'
+  /** `checkToken`: the signature was asked for again and again (the held keys kept changing). */
+  | 'token_unverified'
   /** A call before the WebAssembly module was loaded: with `edge-authz/init`, `await init()` first. */
   | 'not_initialized'
   /** `init()` could not fetch, compile or instantiate the WebAssembly module it was given. */
@@ -215,10 +221,10 @@ export declare class Evaluator {
    * attributes of the same names, then the session revocations apply (docs/javascript.md,
    * `checkToken`). The signature is verified by the host's WebCrypto once per token and key.
    * A bad token answers `token_invalid` or `token_expired`; rejects only for `freed`,
-   * `invalid_clock`, `no_webcrypto`, `webcrypto_failed`. */
+   * `invalid_clock`, `no_webcrypto`, `webcrypto_failed`, `token_unverified`. */
   checkToken(token: string, action: string, resource: string, context?: Context): Promise<TokenDecision>;
   checkMany(requests: Array<[string, string, string]>, context?: Context): Decision[];
-  /** Throws with the refusing gate's reason as `code` (gates 1 to 6). `context` (as for check)
+  /** Throws with the refusing gate's reason as `code` (gates 1 to 5 and 7). `context` (as for check)
    * or its shorthand `now` sets the time of expiry; the clock otherwise (and always for
    * freshness). */
   listResources(

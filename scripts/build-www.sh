@@ -17,7 +17,7 @@ cp www/index.html www/app.js www/style.css "$out/"
 cp www/_headers build/assets/_headers
 cp www/lib/*.js "$out/lib/"
 cp pkg/src/web.mjs pkg/src/init.mjs pkg/src/load.js pkg/src/api.js pkg/src/args.js pkg/src/internal.js \
-  pkg/src/replica.js pkg/src/receiver.js "$out/pkg/src/"
+  pkg/src/replica.js pkg/src/receiver.js pkg/src/token.js "$out/pkg/src/"
 cp pkg/dist/edge_authz.js pkg/dist/edge_authz_bg.wasm "$out/pkg/dist/"
 cp examples/acme.json "$out/examples/"
 echo "build/assets/admin: $(find "$out" -type f | wc -l) files, $(du -sk "$out" | cut -f1) KiB"

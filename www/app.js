@@ -613,17 +613,19 @@ function tokenReading(x) {
       h('dd', { id: 'token-issuer', dataset: { issuer: x.issuer?.issuer ?? '' } }, x.issuer ? x.issuer.issuer : 'not a declared issuer'),
       h('dt', {}, 'key'),
       h('dd', { id: 'token-key', dataset: { kid: x.key?.kid ?? '', alg: x.key?.alg ?? '' } },
-        x.key ? `${x.key.kid ?? '(the only key)'} · ${x.key.alg} (${x.key.detail})` : 'none of the issuer\'s keys'),
+        x.key ? `${x.key.kid ?? '(the only key)'} · ${x.key.alg} (${x.key.detail})` : x.issuer ? 'none of the issuer\'s keys' : '—'),
       h('dt', {}, 'subject'),
       h('dd', { id: 'token-subject', dataset: { subject: x.subject ?? '' } },
         x.subject ?? '—', x.issuer ? h('span', { class: 'hint' }, ` (template ${x.issuer.subject})`) : null),
       h('dt', {}, 'attributes'),
       h('dd', { id: 'token-attrs' }, x.attrs.length
         ? [h('ul', {}, attrs), h('span', { class: 'hint' }, 'they replace the request context\'s attributes of these names')]
-        : h('span', { class: 'hint' }, 'the issuer maps no claims')),
+        : h('span', { class: 'hint' }, x.issuer ? 'the issuer maps no claims' : '—')),
       h('dt', {}, 'sessions'),
       h('dd', { id: 'token-session', dataset: { gate: x.sessions.map((s) => s.kind).join(' ') } },
-        x.sessions.length ? x.sessions.map((s, i) => [i ? '; ' : '', h('code', {}, s.kind), ` ${s.text}`]) : 'no session gate refuses it')),
+        x.sessions.length
+          ? x.sessions.map((s, i) => [i ? '; ' : '', h('code', {}, s.kind), ` ${s.text}`])
+          : x.subject ? 'no session gate refuses it' : 'no revoked session or family (not_before needs a subject)')),
     h('ol', { class: 'token-steps' }, x.steps.map((st) =>
       h('li', { class: st.ok === false ? 'deny' : st.ok ? 'allow' : 'hint', dataset: { gate: st.gate, ok: String(st.ok), fault: st.fault ?? '' } },
         mark(st.ok), ' ', st.text, st.fault ? [' ', h('code', {}, st.fault)] : null))),
@@ -641,7 +643,7 @@ function tokenMayDo(decisions, resources, actions) {
   const summary = h('p', { id: 'token-verdict', dataset: { subject: subject ?? '', tokenError: refused?.token_error ?? '', reason: refused?.reason ?? '' } },
     refused
       ? [h('span', { class: 'badge deny' }, 'refused'), ' at the token gate: ', h('code', {}, refused.reason),
-        ' (', h('code', { class: 'token-error' }, refused.token_error), ')']
+        ', token_error ', h('code', { class: 'token-error' }, refused.token_error)]
       : subject
         ? [h('span', { class: 'badge allow' }, 'admitted'), ' as ', h('code', {}, subject), `: ${allowed} of ${decisions.length} allowed`]
         : ['no answer reached the token gate: ', h('code', {}, decisions[0]?.reason ?? '—')]);

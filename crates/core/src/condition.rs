@@ -132,10 +132,13 @@ impl Context {
     /// This context without the keys `dropped`, then with `set` (each already checked against
     /// the limits; a key of `set` replaces the same key here). For a token's mapped claims.
     pub fn overridden(&self, dropped: &[String], set: Vec<(String, Attr)>) -> Context {
+        // The caller's attributes give way first: a mapped claim is never pushed out.
+        let room = MAX_CONTEXT_KEYS.saturating_sub(set.len());
         let mut attrs: Vec<(String, Attr)> = self
             .attrs
             .iter()
             .filter(|(k, _)| !dropped.contains(k) && !set.iter().any(|(s, _)| s == k))
+            .take(room)
             .cloned()
             .collect();
         for (k, v) in set {
@@ -144,7 +147,6 @@ impl Context {
                 .unwrap_or_else(|i| i);
             attrs.insert(at, (k, v));
         }
-        attrs.truncate(MAX_CONTEXT_KEYS);
         Context { attrs }
     }
 }

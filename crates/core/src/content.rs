@@ -563,7 +563,8 @@ impl Content {
         limit("subjects", self.subjects.len(), limits.max_entries)?;
         limit("memberships", self.memberships.len(), limits.max_entries)?;
         limit("assignments", self.assignments.len(), limits.max_entries)?;
-        limit("suspended", self.suspended.len(), limits.max_entries)
+        limit("suspended", self.suspended.len(), limits.max_entries)?;
+        limit("sessions", self.identity.len(), limits.max_entries)
     }
 
     fn check_actions(&self) -> Result<(), ModelError> {

@@ -153,7 +153,7 @@ pub enum Error {
     },
     #[error("watermark {watermark} is over the largest watermark an edge follows, {limit}")]
     WatermarkTooHigh { watermark: u64, limit: u64 },
-    /// A listing refused by one of the decision gates 1 to 6; the code is the gate's reason.
+    /// A listing refused by one of the decision gates 1 to 5 and 7; the code is the gate's reason.
     #[error("{message}")]
     Refused {
         reason: crate::Reason,

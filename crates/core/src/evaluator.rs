@@ -1,6 +1,6 @@
 //! The evaluator's state machine: what it holds (one indexed snapshot, the watermark,
 //! `confirmed_at`), how signed messages move it, and the decision gates 1 to 5 in front of the
-//! index's gates 6 to 10. Every method that can fail builds the new state aside and commits it only
+//! index's gates 7 to 12. Every method that can fail builds the new state aside and commits it only
 //! when nothing failed, so a rejected message leaves the evaluator exactly as it was.
 
 use std::collections::BTreeMap;
@@ -944,7 +944,7 @@ impl Evaluator {
     }
 
     /// Resources (optionally of one type) on which `subject` may do `action`, sorted. Fails with
-    /// the reason code when gates 1 to 6 refuse.
+    /// the reason code when gates 1 to 5 or 7 refuse.
     pub fn list_resources<'c>(
         &self,
         subject: &str,

@@ -18,7 +18,7 @@ use crate::state::shorten;
 pub const MAX_ISSUERS: usize = 16;
 /// At most this many keys per issuer.
 pub const MAX_KEYS: usize = 16;
-/// At most this many audiences, and claims mapped, per issuer.
+/// At most this many audiences per issuer (claims mapped: at most the context's 32 keys).
 pub const MAX_AUDIENCES: usize = 16;
 /// The largest `leeway_s` an issuer may set.
 pub const MAX_LEEWAY_S: u64 = 300;
@@ -406,6 +406,9 @@ fn template_parts(t: &str) -> Option<Vec<Part<'_>>> {
     let mut rest = t;
     while let Some(open) = rest.find('{') {
         let (lit, tail) = rest.split_at(open);
+        if lit.contains('}') {
+            return None;
+        }
         let close = tail.find('}')?;
         let claim = tail.get(1..close)?;
         if claim.is_empty() || claim.contains('{') {

@@ -652,7 +652,7 @@ impl Index {
             .map(|(k, _)| first + k)
     }
 
-    /// Gate 8: the grant for a known subject, action and resource, if any. Nearest resource first,
+    /// Gate 10: the grant for a known subject, action and resource, if any. Nearest resource first,
     /// then the shortest group path, then principal and role in id order.
     pub fn find_grant(&self, s: u32, a: u32, r: u32, now: u64) -> Option<GrantRef> {
         let (groups, meta) = self.closure_of(s);

@@ -33,7 +33,7 @@ pub enum Fault {
     Signature,
     /// A claim the subject template names is missing, or the subject is not an id.
     Subject,
-    /// `exp` is missing or has passed.
+    /// `exp` has passed (a token without `exp` is `Malformed`).
     Expired,
     /// `nbf` is in the future.
     NotYetValid,

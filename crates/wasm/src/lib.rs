@@ -747,8 +747,13 @@ impl RawEvaluator {
             }
             _ => self.r.evaluator().reject_request(),
         };
-        let d = self.r.guard(d);
-        let word = Self::encode(self.r.evaluator(), &d, &mut self.out);
+        let guarded = self.r.guard(d);
+        if guarded.reason != d.reason {
+            // Refused before gate 6 after all (a watermark seen since): no subject.
+            self.token_subject = None;
+            self.token_error = None;
+        }
+        let word = Self::encode(self.r.evaluator(), &guarded, &mut self.out);
         if self.out.as_ptr() == before {
             word
         } else {
@@ -1073,11 +1078,14 @@ pub fn compile_snapshot_raw(
     secret_key: &str,
     issued_at: f64,
 ) -> Result<Vec<u8>, JsValue> {
-    let (state, _) = model_state(model)?;
+    let (mut state, _) = model_state(model)?;
+    let issued_at = whole("issuedAt", issued_at)?;
+    // Session revocations past their `until` are dropped when the origin compiles.
+    state.identity.drop_expired(issued_at);
     compile_snapshot(
         &state,
         whole("epoch", epoch)?,
-        whole("issuedAt", issued_at)?,
+        issued_at,
         &secret(secret_key)?,
     )
     .map_err(|e| throw(&e))
@@ -1094,13 +1102,16 @@ pub fn diff_models_raw(
     issued_at: f64,
 ) -> Result<Vec<u8>, JsValue> {
     let (before, _) = model_state(before)?;
-    let (after, _) = model_state(after)?;
+    let (mut after, _) = model_state(after)?;
+    let issued_at = whole("issuedAt", issued_at)?;
+    // As the command line's `diff`: `after` is compiled now, its expired sessions dropped.
+    after.identity.drop_expired(issued_at);
     let d = diff_models(
         &before,
         &after,
         whole("baseEpoch", base_epoch)?,
         whole("epoch", epoch)?,
-        whole("issuedAt", issued_at)?,
+        issued_at,
         &secret(secret_key)?,
     )
     .map_err(|e| throw(&e))?;

@@ -420,6 +420,16 @@ impl Ctx<'_> {
             }
         };
         let d = ed.replica.guard(t.decision);
+        // Refused before gate 6 after all (a watermark seen since): no subject.
+        let t = if d.reason == t.decision.reason {
+            t
+        } else {
+            TokenDecision {
+                subject: None,
+                fault: None,
+                ..t
+            }
+        };
         if d.allowed {
             ed.allowed += 1;
         } else {

@@ -284,11 +284,17 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
     Ok(m)
 }
 
-/// Replaces the entry of `list` whose `key` fields equal `entry`'s, or appends `entry`.
+/// Replaces the entry of `list` whose `key` fields equal `entry`'s, or appends `entry`. A
+/// revocation is never shortened by another: the later `until` of the two stays.
 fn put(list: &mut Vec<Value>, entry: Value, key: &[&str]) {
     let same = |e: &Value| key.iter().all(|k| e.get(*k) == entry.get(*k));
     match list.iter_mut().find(|e| same(e)) {
-        Some(e) => *e = entry,
+        Some(e) => {
+            let until = |v: &Value| v.get("until").and_then(Value::as_u64).unwrap_or(0);
+            if until(&entry) >= until(e) {
+                *e = entry;
+            }
+        }
         None => list.push(entry),
     }
 }
@@ -560,6 +566,27 @@ mod tests {
             &revoked,
             &ops(r#"{"op":"revoke_session","sid":"s-1","until":9}"#)?,
         )?;
+        // An earlier `until` never shortens a revocation; a later one keeps it longer.
+        let shorter = apply(
+            &revoked,
+            &ops(r#"{"op":"revoke_session","sid":"s-1","until":5}"#)?,
+        )?;
+        assert_eq!(state(&shorter)?.identity.revoked.get("s-1"), Some(&9));
+        let longer = apply(
+            &revoked,
+            &ops(r#"{"op":"revoke_family","family":"x","until":5}"#)?,
+        )?;
+        let longer = apply(
+            &longer,
+            &ops(r#"{"op":"revoke_family","family":"x","until":50}"#)?,
+        )?;
+        assert_eq!(
+            state(&longer)?
+                .identity
+                .families
+                .get(&("fam".to_string(), "x".to_string())),
+            Some(&50)
+        );
         assert_eq!(state(&revoked)?, state(&again)?);
         let out = apply(
             &m,

@@ -321,7 +321,8 @@ fn model_with(edit: impl FnOnce(&mut Value)) -> Result<(), (ModelErrorKind, Stri
 fn model_errors_name_the_field() {
     use ModelErrorKind as K;
     assert_eq!(model_with(|_| {}), Ok(()));
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, K, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, K, &str)> = vec![
         (
             Box::new(|m| m["issuers"][0]["jwks"]["keys"][0]["d"] = json!("secret")),
             K::InvalidValue,

@@ -1,7 +1,7 @@
 //! Property tests against a plainly written reference evaluator.
 //!
 //! The reference (`Reference` below) works straight from a `State`'s name-keyed maps and follows
-//! docs/decisions.md ("Gates", 5 to 9) and the conformance README's "Semantics fixed here":
+//! docs/decisions.md ("Gates", 7 to 12) and the conformance README's "Semantics fixed here":
 //! suspension inherited through nested groups, `now < expires_at`, and the grant choice (nearest
 //! resource, then shortest group path, then principal id, then role name, byte order; the path is
 //! the shortest subject-to-principal path, ties broken element by element in byte order). Paths
