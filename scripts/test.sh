@@ -75,6 +75,7 @@ core() {
 
   say "benchmarks, once each, as tests"
   cargo test -p edge-authz --benches --all-features
+  cargo test -p edge-authz-protocol --benches --all-features
 
   say "the core builds for wasm32-unknown-unknown alone"
   cargo build -p edge-authz --lib --target wasm32-unknown-unknown --profile wasm-release

@@ -259,3 +259,15 @@ test('conditions.mjs prints its four rows, the rows answering as they should', {
   assert.equal(allowed[0], allowed[1]);
   assert.ok(allowed[2] < allowed[0] && allowed[3] > allowed[2], r.stdout);
 });
+
+test('tokens.mjs prints a row per algorithm, a first check costing more than one whose verdict is known', { timeout: 120000 }, () => {
+  const r = spawnSync(process.execPath, [path.join(bench, 'tokens.mjs'), '--tokens', '20', '--rounds', '1'], {
+    cwd: repo, encoding: 'utf8', maxBuffer: 1 << 26,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const rows = new Map(r.stdout.split('\n').filter((l) => /^\| [A-Za-z]/.test(l) && !l.startsWith('| row'))
+    .map((l) => [l.split('|')[1].trim(), Number(l.split('|')[2])]));
+  assert.deepEqual([...rows.keys()], ['check (subject)', 'RS256 first', 'RS256 again', 'ES256 first', 'ES256 again', 'EdDSA first', 'EdDSA again']);
+  for (const v of rows.values()) assert.ok(v > 0, r.stdout);
+  for (const alg of ['RS256', 'ES256', 'EdDSA']) assert.ok(rows.get(`${alg} first`) > rows.get(`${alg} again`), r.stdout);
+});
