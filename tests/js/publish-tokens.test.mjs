@@ -7,8 +7,8 @@
 //   `revoke_family` and `sign_out` are each published through `--stdin`; once `publish` returns
 //   (every edge acknowledged), 10,000 checks of that session find it refused everywhere.
 // - A Replica (the npm package, in this process) following one of the Workers: once the
-//   publisher reports a session revocation acknowledged, 0 of 10,000 racing token checks of a
-//   high-tier action are allowed, and a low-tier one only within its reuse window.
+//   publisher reports each of the three revocations acknowledged, 0 of 10,000 racing token checks
+//   of a high-tier action are allowed, and a low-tier one only within its reuse window.
 // - Bad bodies get a clear error and change nothing.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -150,40 +150,49 @@ describe('a Replica following a Worker: checkToken after a session revocation is
     await edge?.dispose();
   });
 
-  test('0 allowed in 10,000 high-tier token checks after the acknowledgement; low within its window', async () => {
-    const now = Math.floor(Date.now() / 1000);
-    const token = await all.sign({ sid: 'replica-race', auth_time: now - 30, amr: ['pwd', 'mfa'] });
-    assert.equal((await rep.checkToken(token, 'export', 'workspace:eng')).reason, 'granted');
-    assert.equal((await rep.checkToken(token, 'read', 'doc:roadmap')).reason, 'granted');
-    const seen = [];
-    let stop = false;
-    const racer = async (i) => {
-      for (let n = i; !stop; n++) {
-        const [action, resource] = n % 2 ? ['export', 'workspace:eng'] : ['read', 'doc:roadmap'];
-        const started = Date.now();
-        seen.push({ action, started, d: await rep.checkToken(token, action, resource) });
+  // Each revocation in turn (epochs 2, 3, 4), each on a token of its own.
+  const kinds = [
+    ['revoke_session', { sid: 'replica-race' }, (t) => ({ op: 'revoke_session', sid: 'replica-race', until: t + 3_600_000 }), 'session_revoked'],
+    ['revoke_family', { fam: 'replica-family' }, (t) => ({ op: 'revoke_family', family: 'replica-family', until: t + 3_600_000 }), 'family_revoked'],
+    ['sign_out', { sub: 'alice' }, (t) => ({ op: 'sign_out', subject: 'user:alice', at: t }), 'signed_out'],
+  ];
+  kinds.forEach(([name, claims, op, detail], k) => {
+    test(`${name}: 0 allowed in 10,000 high-tier token checks after the acknowledgement; low within its window`, async () => {
+      const epoch = k + 2;
+      const now = Math.floor(Date.now() / 1000);
+      const token = await all.sign({ ...claims, auth_time: now - 30, amr: ['pwd', 'mfa'] });
+      assert.equal((await rep.checkToken(token, 'export', 'workspace:eng')).reason, 'granted');
+      assert.equal((await rep.checkToken(token, 'read', 'doc:roadmap')).reason, 'granted');
+      const seen = [];
+      let stop = false;
+      const racer = async (i) => {
+        for (let n = i; !stop; n++) {
+          const [action, resource] = n % 2 ? ['export', 'workspace:eng'] : ['read', 'doc:roadmap'];
+          const started = Date.now();
+          seen.push({ action, started, d: await rep.checkToken(token, action, resource) });
+        }
+      };
+      const racers = Array.from({ length: 8 }, (_, i) => racer(i));
+      await new Promise((r) => setTimeout(r, 200));
+      pub.child.stdin.write(`${JSON.stringify(op(Date.now()))}\n`);
+      const issued = await pub.until((e) => e.event === 'issued' && e.epoch === epoch);
+      assert.equal(issued.revokes, true);
+      const ack = await pub.until((e) => e.event === 'revocation_acknowledged' && e.epoch === epoch);
+      const next = await rep.checkToken(token, 'export', 'workspace:eng');
+      assert.deepEqual([next.allowed, next.reason, next.token_error], [false, 'session_revoked', detail], JSON.stringify(next));
+      const until = Date.now() + 2500;
+      while (Date.now() < until || seen.filter((x) => x.started > ack.at).length < 10_000) {
+        await new Promise((r) => setTimeout(r, 50));
       }
-    };
-    const racers = Array.from({ length: 8 }, (_, i) => racer(i));
-    await new Promise((r) => setTimeout(r, 200));
-    pub.child.stdin.write(`${JSON.stringify({ op: 'revoke_session', sid: 'replica-race', until: Date.now() + 3_600_000 })}\n`);
-    const issued = await pub.until((e) => e.event === 'issued' && e.epoch === 2);
-    assert.equal(issued.revokes, true);
-    const ack = await pub.until((e) => e.event === 'revocation_acknowledged' && e.epoch === 2);
-    const next = await rep.checkToken(token, 'export', 'workspace:eng');
-    assert.deepEqual([next.allowed, next.reason], [false, 'session_revoked'], JSON.stringify(next));
-    const until = Date.now() + 2500;
-    while (Date.now() < until || seen.filter((x) => x.started > ack.at).length < 10_000) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    stop = true;
-    await Promise.all(racers);
-    const after = seen.filter((x) => x.started > ack.at);
-    assert.ok(after.length >= 10_000, `${after.length} checks after the acknowledgement`);
-    const highAllowed = after.filter((x) => x.action === 'export' && x.d.allowed);
-    assert.equal(highAllowed.length, 0, `${highAllowed.length} high-tier checks allowed after the acknowledgement`);
-    const lowLate = after.filter((x) => x.action === 'read' && x.d.allowed && x.started > ack.at + 2000);
-    assert.equal(lowLate.length, 0, 'a low-tier check allowed past its reuse window');
-    assert.ok(seen.some((x) => x.started < ack.at && x.d.allowed), 'checks were allowed before the revocation');
+      stop = true;
+      await Promise.all(racers);
+      const after = seen.filter((x) => x.started > ack.at);
+      assert.ok(after.length >= 10_000, `${after.length} checks after the acknowledgement`);
+      const highAllowed = after.filter((x) => x.action === 'export' && x.d.allowed);
+      assert.equal(highAllowed.length, 0, `${highAllowed.length} high-tier checks allowed after the acknowledgement`);
+      const lowLate = after.filter((x) => x.action === 'read' && x.d.allowed && x.started > ack.at + 2000);
+      assert.equal(lowLate.length, 0, 'a low-tier check allowed past its reuse window');
+      assert.ok(seen.some((x) => x.started < ack.at && x.d.allowed), 'checks were allowed before the revocation');
+    });
   });
 });

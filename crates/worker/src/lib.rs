@@ -435,32 +435,15 @@ impl Ctx<'_> {
         } else {
             ed.denied += 1;
         }
-        let rate = if d.allowed {
-            self.config.sample_allowed
-        } else {
-            self.config.sample_denied
-        };
-        if rate > 0.0 && js_sys::Math::random() < rate {
-            let line = LogLine {
-                event: "decision",
-                ts: now_ms,
-                request_id: self.rid,
-                tenant: self.tenant,
-                subject: t.subject.as_deref().unwrap_or(""),
-                action: &b.action,
-                resource: &b.resource,
-                allowed: d.allowed,
-                reason: d.reason,
-                epoch: d.epoch,
-                watermark: d.watermark,
-                tier: d.tier,
-                latency_ms: Self::now_ms() - self.started,
-                index: None,
-            };
-            if let Ok(l) = serde_json::to_string(&line) {
-                worker::console_log!("{l}");
-            }
-        }
+        let latency_ms = Self::now_ms() - self.started;
+        let subject = t.subject.as_deref().unwrap_or("");
+        self.sample(
+            &d,
+            now_ms,
+            latency_ms,
+            [subject, &b.action, &b.resource],
+            None,
+        );
         let t = TokenDecision { decision: d, ..t };
         json(200, &ed.ev().explain_token(&t), self.rid)
     }
@@ -525,36 +508,48 @@ impl Ctx<'_> {
             } else {
                 denied += 1;
             }
-            let rate = if d.allowed {
-                self.config.sample_allowed
-            } else {
-                self.config.sample_denied
-            };
-            if rate > 0.0 && js_sys::Math::random() < rate {
-                let line = LogLine {
-                    event: "decision",
-                    ts: now_ms,
-                    request_id: self.rid,
-                    tenant: self.tenant,
-                    subject: s,
-                    action: a,
-                    resource: r,
-                    allowed: d.allowed,
-                    reason: d.reason,
-                    epoch: d.epoch,
-                    watermark: d.watermark,
-                    tier: d.tier,
-                    latency_ms,
-                    index: many.then_some(i),
-                };
-                if let Ok(l) = serde_json::to_string(&line) {
-                    worker::console_log!("{l}");
-                }
-            }
+            self.sample(&d, now_ms, latency_ms, [s, a, r], many.then_some(i));
         }
         ed.allowed += allowed;
         ed.denied += denied;
         Ok(guarded)
+    }
+
+    /// Prints a decision as a log line, sampled at the configured rate of its outcome.
+    fn sample(
+        &self,
+        d: &Decision,
+        ts: f64,
+        latency_ms: f64,
+        [subject, action, resource]: [&str; 3],
+        index: Option<usize>,
+    ) {
+        let rate = if d.allowed {
+            self.config.sample_allowed
+        } else {
+            self.config.sample_denied
+        };
+        if rate > 0.0 && js_sys::Math::random() < rate {
+            let line = LogLine {
+                event: "decision",
+                ts,
+                request_id: self.rid,
+                tenant: self.tenant,
+                subject,
+                action,
+                resource,
+                allowed: d.allowed,
+                reason: d.reason,
+                epoch: d.epoch,
+                watermark: d.watermark,
+                tier: d.tier,
+                latency_ms,
+                index,
+            };
+            if let Ok(l) = serde_json::to_string(&line) {
+                worker::console_log!("{l}");
+            }
+        }
     }
 
     async fn list(&self, req: &Request, resources: bool) -> Result<Response, ApiError> {
