@@ -400,6 +400,52 @@ fn subject_of(issuer: &Issuer, c: &Members) -> Result<String, Fault> {
     }
 }
 
+/// Signature verdicts a host remembers, so that a token verified once is not verified again: a
+/// verdict is a fact about bytes (algorithm, key, signed bytes, signature), whatever the state,
+/// and the state still decides every check. A direct-mapped table of [`Verdicts::SLOTS`] entries
+/// by fingerprint (a SHA-256, so uniform); a newer verdict takes an older one's slot.
+#[derive(Debug, Clone, Default)]
+pub struct Verdicts(Vec<Option<([u8; 32], bool)>>);
+
+impl Verdicts {
+    pub const SLOTS: usize = 1024;
+
+    /// The fingerprint of a signature to verify: SHA-256 over its algorithm, key (as JWK JSON),
+    /// signed bytes and signature, each but the last ended by its length.
+    pub fn fingerprint(v: &Verify<'_>) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(v.alg.as_str());
+        for part in [v.key.to_json().as_bytes(), v.message] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(v.signature);
+        h.finalize().into()
+    }
+
+    fn slot(f: &[u8; 32]) -> usize {
+        usize::from(u16::from_le_bytes([f[0], f[1]])) % Self::SLOTS
+    }
+
+    /// The verdict remembered for fingerprint `f`.
+    pub fn get(&self, f: &[u8; 32]) -> Option<bool> {
+        match self.0.get(Self::slot(f)) {
+            Some(Some((g, ok))) if g == f => Some(*ok),
+            _ => None,
+        }
+    }
+
+    pub fn put(&mut self, f: [u8; 32], ok: bool) {
+        if self.0.is_empty() {
+            self.0.resize(Self::SLOTS, None);
+        }
+        if let Some(s) = self.0.get_mut(Self::slot(&f)) {
+            *s = Some((f, ok));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::plain_unique_keys;

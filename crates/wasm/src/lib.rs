@@ -15,6 +15,7 @@ use edge_authz::authority::receive;
 use edge_authz::condition::{Attr, Context};
 use edge_authz::peek;
 use edge_authz::sync::{Replica, Synced};
+use edge_authz::token::Verdicts;
 use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
     MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier, TokenAnswer,
@@ -104,9 +105,6 @@ pub const NEEDS_CONFIRMATION: u32 = 1 << 9;
 pub const HAS_CONDITIONS: u32 = 1 << 10;
 pub const GRANT_WHEN: u32 = 1 << 11;
 pub const NEEDS_VERIFY: u32 = 1 << 12;
-/// How many signature verdicts an evaluator remembers: a direct-mapped table indexed by the
-/// verdict's fingerprint (a SHA-256, so uniform), a newer verdict taking an older one's slot.
-const VERIFIED_SLOTS: usize = 1024;
 
 // Every reason and tier fits its bits.
 const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
@@ -186,31 +184,12 @@ pub struct RawEvaluator {
     /// Token checks: signature verdicts the host gave, by the fingerprint of (algorithm, key,
     /// signed bytes, signature), so a token verified once is not verified again (a verdict is a
     /// fact about bytes, whatever the state: the state decides again on every check).
-    verified: Vec<Option<([u8; 32], bool)>>,
+    verified: Verdicts,
     /// The signature the last token check waits for: its fingerprint and what to verify.
     pending: Option<([u8; 32], TokenAnswer)>,
     /// The last decided token check's subject and, when gate 6 refused it, why.
     token_subject: Option<String>,
     token_error: Option<&'static str>,
-}
-
-/// The slot of a fingerprint in the verdict table.
-fn slot(f: &[u8; 32]) -> usize {
-    usize::from(u16::from_le_bytes([f[0], f[1]])) % VERIFIED_SLOTS
-}
-
-/// The fingerprint of a signature to verify: SHA-256 over its algorithm, key, bytes and
-/// signature, each but the last ended by its length.
-fn fingerprint(alg: edge_authz::Alg, key: &str, message: &[u8], signature: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(alg.as_str());
-    for part in [key.as_bytes(), message] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    h.update(signature);
-    h.finalize().into()
 }
 
 /// Grows a buffer the caller writes into to hold `n` items at least (to a power of two).
@@ -272,7 +251,7 @@ impl RawEvaluator {
             ctx_in: vec![0; 256],
             ctx_bytes: Vec::new(),
             ctx: None,
-            verified: Vec::new(),
+            verified: Verdicts::default(),
             pending: None,
             token_subject: None,
             token_error: None,
@@ -719,12 +698,9 @@ impl RawEvaluator {
                 let verified = &self.verified;
                 let mut asked = None;
                 let mut verify = |v: &edge_authz::token::Verify<'_>| {
-                    let f = fingerprint(v.alg, &v.key.to_json(), v.message, v.signature);
+                    let f = Verdicts::fingerprint(v);
                     asked = Some(f);
-                    match verified.get(slot(&f)) {
-                        Some(Some((g, ok))) if *g == f => Some(*ok),
-                        _ => None,
-                    }
+                    verified.get(&f)
                 };
                 let answer =
                     self.r
@@ -806,12 +782,7 @@ impl RawEvaluator {
         if self.pending.as_ref().is_some_and(|(p, _)| *p == f) {
             self.pending = None;
         }
-        if self.verified.is_empty() {
-            self.verified.resize(VERIFIED_SLOTS, None);
-        }
-        if let Some(s) = self.verified.get_mut(slot(&f)) {
-            *s = Some((f, ok));
-        }
+        self.verified.put(f, ok);
     }
 
     /// The subject of the last token check that passed gate 6.

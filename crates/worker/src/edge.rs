@@ -22,6 +22,9 @@ pub struct Edge {
     pub replica: Replica,
     pub allowed: u64,
     pub denied: u64,
+    /// Token signature verdicts of this isolate (`POST /authorize`): a token verified once is
+    /// not verified again; the held state decides every check.
+    pub verdicts: edge_authz::token::Verdicts,
     last_used: f64,
 }
 
@@ -76,6 +79,7 @@ pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edg
             replica: Replica::new(ev),
             allowed: 0,
             denied: 0,
+            verdicts: Default::default(),
             last_used: now_ms,
         }));
         edges.insert(tenant.to_string(), e.clone());

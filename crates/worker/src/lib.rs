@@ -23,6 +23,7 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 
 use self::edge::Edge;
 use self::http::{body, json, ApiError, Config, CorsOrigins};
+use edge_authz::token::Verdicts;
 use edge_authz::{
     is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier, TokenAnswer,
     TokenDecision,
@@ -403,16 +404,24 @@ impl Ctx<'_> {
             },
             Ok(given) => {
                 let at = given.at(now_ms.max(0.0) as u64);
-                let mut verify =
-                    |v: &edge_authz::token::Verify<'_>| Some(edge_authz_protocol::jws::verify(v));
-                match ed
-                    .ev()
-                    .check_token(&b.token, &b.action, &b.resource, at, &mut verify)
-                {
+                let edge::Edge {
+                    replica, verdicts, ..
+                } = &mut *ed;
+                // Verified natively once per token and key in this isolate.
+                let mut verify = |v: &edge_authz::token::Verify<'_>| {
+                    let f = Verdicts::fingerprint(v);
+                    Some(verdicts.get(&f).unwrap_or_else(|| {
+                        let ok = edge_authz_protocol::jws::verify(v);
+                        verdicts.put(f, ok);
+                        ok
+                    }))
+                };
+                let ev = replica.evaluator();
+                match ev.check_token(&b.token, &b.action, &b.resource, at, &mut verify) {
                     TokenAnswer::Decided(t) => t,
                     // A verifier that always answers is never asked again: refuse.
                     TokenAnswer::Verify { .. } => TokenDecision {
-                        decision: ed.ev().reject_request(),
+                        decision: ev.reject_request(),
                         subject: None,
                         fault: None,
                     },
