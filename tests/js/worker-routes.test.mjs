@@ -781,7 +781,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
 
   test('another format version is 400 unsupported_version, re-signed or not', async () => {
     for (const [kind, m] of [['snapshot', s3], ['delta', d12], ['watermark', w3]]) {
-      for (const version of [0, 3, 0xff]) {
+      for (const version of [0, 4, 0xff]) {
         const raw = Uint8Array.from(m);
         raw[7] = version;
         await refused(kind, raw, 400, 'unsupported_version', { what: `${kind} v${version}`, light: true });
@@ -789,7 +789,7 @@ describe('pushes: answers, refusals, and state unchanged after every refusal', (
       }
     }
     const raw = Uint8Array.from(s3);
-    raw[7] = 3;
+    raw[7] = 4;
     await refused('snapshot', raw, 400, 'unsupported_version');
   });
 
