@@ -13,7 +13,11 @@ use edge_authz::{
 use edge_authz_protocol::{parse_request_line, read_context, Context, Listing};
 use serde_json::json;
 
+mod impact;
 mod publish;
+mod replay;
+mod testing;
+mod times;
 
 #[derive(Parser)]
 #[command(
@@ -135,6 +139,13 @@ enum Command {
     /// changes on standard input (--stdin), or report the journal (--status). Exit code 3: a
     /// revocation some edge did not acknowledge.
     Publish(Box<publish::PublishArgs>),
+    /// Run policy assertion files (JSON or YAML). Exit code 1: an assertion failed.
+    Test(testing::TestArgs),
+    /// Every (subject, action, resource) whose answer flips from OLD to NEW. Exit code 2:
+    /// something is revoked.
+    Impact(impact::ImpactArgs),
+    /// Decide recorded decisions again against another model. Exit code 2: a decision flips.
+    Replay(replay::ReplayArgs),
     /// Sign a watermark message (a heartbeat, or a revocation with --delta).
     Watermark {
         #[arg(long)]
@@ -200,8 +211,11 @@ fn issued_at_within(issued_at: u64, clock: u64, force: bool) -> Result<u64, Fail
 /// When an evaluating command decides, and what it needs.
 #[derive(Args, Clone)]
 struct Times {
-    /// Unix ms: both the clock and the time of the decisions (an offline tool). Default: now.
-    #[arg(long)]
+    /// Both the clock (freshness) and the time of the decisions (expiry, time conditions), as
+    /// Unix milliseconds or RFC 3339, e.g. `--now 2026-12-01T09:00:00Z`. Default: this host's
+    /// clock. A snapshot older than its freshness bounds at this time answers
+    /// `freshness_exceeded`: give its time of issue (`inspect` prints it) to check it offline.
+    #[arg(long, value_name = "TIME", value_parser = times::parse_ms)]
     now: Option<u64>,
     /// Answer `pending` unless the state's epoch is at least this (read your writes).
     #[arg(long)]
@@ -582,8 +596,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
             delta.as_deref(),
             &sign,
         ),
-        // Handled in main (its own exit codes).
-        Command::Publish(_) => Err(Fail("publish runs from main".into())),
+        // Handled in main (their own exit codes).
+        Command::Publish(_) | Command::Test(_) | Command::Impact(_) | Command::Replay(_) => {
+            Err(Fail("runs from main".into()))
+        }
     }
 }
 
@@ -763,8 +779,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Test(args) => testing::run(args),
+        Command::Impact(args) => impact::run(args),
+        Command::Replay(args) => replay::run(args),
+        command => run(Cli { command }).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(Fail(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(1)
