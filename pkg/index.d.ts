@@ -65,10 +65,10 @@ export type TokenError =
   | 'signed_out';
 
 /** The decision of a token check: with the token's `subject` once it passed gate 6, or
- * `token_error` when gate 6 refused it. */
+ * `tokenError` when gate 6 refused it. */
 export interface TokenDecision extends Decision {
   subject?: string;
-  token_error?: TokenError;
+  tokenError?: TokenError;
 }
 
 /** A context attribute: a string (at most 256 bytes), a finite number, a boolean, or a list of at
@@ -88,6 +88,37 @@ export interface Context {
   at_least_epoch?: number | null;
   [attribute: string]: Attribute | null | undefined;
 }
+
+/** One decision as `onDecision` receives it: the shape of the Worker's decision log lines
+ * (docs/worker.md, "Decision logs"), without `requestId`, `latencyMs` and `index`. */
+export interface DecisionLogEntry {
+  event: 'decision';
+  /** The clock the decision was made at (Unix ms). */
+  ts: number;
+  tenant: string;
+  /** For a token check: the subject the token named, `''` when it was refused. A field that is
+   * not a string is null. */
+  subject: string | null;
+  action: string | null;
+  resource: string | null;
+  /** Only when the request had one: the context as read (a plain copy; one object shared by the
+   * entries of a batch), or as given when it could not be read. */
+  context?: Context;
+  allowed: boolean;
+  reason: Reason;
+  epoch: number | null;
+  watermark: number;
+  tier: Tier | null;
+  /** The held state's content digest (`status().digest`); null when nothing is loaded. */
+  digest: string | null;
+  /** Only for a token check. */
+  token?: true;
+}
+
+/** Called after every decision of `check`, `checkMany` (once per decision), `checkToken` (and a
+ * Replica's `check`, `tryCheck`, `checkMany`, `checkToken`). What it returns is ignored; if it
+ * throws, the decision stands and the first error is reported once on `console.error`. */
+export type OnDecision = (entry: DecisionLogEntry) => void;
 
 /** Freshness bounds in milliseconds, per tier. */
 export type Freshness = Record<Tier, number>;
@@ -198,15 +229,17 @@ export type ModelInput = object | string;
 export type Clock = () => number;
 
 export declare class Evaluator {
-  /** A signed evaluator for one tenant, trusting base64 Ed25519 public keys (several for rotation).
+  /** A signed evaluator for one tenant, trusting Ed25519 public keys (several for rotation), typed
+   * (`edge-authz-public:` then base64) or bare base64; a secret key throws `wrong_key_kind`.
    * `clock` (default `Date.now`) is the host's clock: read at every check, listing and message, it
    * alone judges freshness and refuses messages issued more than a second in its future
    * (`clock_skew`). A clock that throws or gives anything but a whole number of ms from 0 to
-   * 2^53 - 1 makes the call throw `invalid_clock`. Options are read as own properties. */
-  constructor(options: { tenant: string; publicKeys: string[]; clock?: Clock });
+   * 2^53 - 1 makes the call throw `invalid_clock`. Options are read as own properties.
+   * `onDecision` is called after every decision (docs/javascript.md, "Decision logs"). */
+  constructor(options: { tenant: string; publicKeys: string[]; clock?: Clock; onDecision?: OnDecision });
   /** Unsigned; compiles the model in place. No watermark, no freshness gate; takes no signed
    * messages. `clock` gives the time of expiry when a context names none. */
-  static preview(model: ModelInput, options?: { clock?: Clock }): Evaluator;
+  static preview(model: ModelInput, options?: { clock?: Clock; onDecision?: OnDecision }): Evaluator;
   /** Throws (state unchanged) on a bad signature, another tenant, a rollback, a message issued in
    * the clock's future (`clock_skew`), malformed input, ... */
   loadSnapshot(bytes: Uint8Array): { epoch: number; applied: boolean };
@@ -285,6 +318,8 @@ export declare class Replica {
     /** Follow the feed between checks (default true; false in hosts where nothing runs between
      * requests, such as workerd: confirmations are then made on demand). */
     follow?: boolean;
+    /** Called after every decision the replica answers, once, after any confirmation. */
+    onDecision?: OnDecision;
   });
   /** Resolves once the first snapshot is loaded; rejects when the feed refuses the token or the
    * replica is closed first. */
@@ -355,6 +390,9 @@ export type InitInput =
  */
 export declare function init(input?: InitInput): Promise<void>;
 
+/** A fresh origin key pair as typed key strings: `edge-authz-public:` and `edge-authz-secret:`, each
+ * then the base64 of 32 bytes. Every function that takes a key also takes the bare base64, and
+ * refuses a key of the other kind (`wrong_key_kind`). */
 export declare function generateKeyPair(): { publicKey: string; secretKey: string };
 
 export declare function compileSnapshot(

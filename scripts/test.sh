@@ -25,8 +25,8 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 # The node --test files of each subset (globs under tests/js and bench/test).
 PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/hostile.test.mjs
   tests/js/hostile.test.cjs tests/js/limits.test.mjs tests/js/copy-fuzz.test.mjs tests/js/context.test.mjs
-  tests/js/token.test.mjs
-  tests/js/size.test.mjs
+  tests/js/token.test.mjs tests/js/decision-log.test.mjs tests/js/impact.test.mjs
+  tests/js/keys.test.mjs tests/js/size.test.mjs
   tests/js/browser.test.mjs tests/js/workerd.test.mjs tests/js/golden.test.mjs
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"

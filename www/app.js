@@ -330,10 +330,10 @@ function explain(decision, request) {
       h('span', { class: `badge ${d.allowed ? 'allow' : 'deny'}` }, d.allowed ? 'allowed' : 'denied'),
       ' ', h('code', { class: 'reason' }, d.reason), ` ${subject} · ${action} · ${resource}`,
       d.tier ? ` · tier ${d.tier}` : '', ` · epoch ${d.epoch ?? '—'}`),
-    d.subject || d.token_error
+    d.subject || d.tokenError
       ? h('p', { class: 'token-line' },
         d.subject ? ['subject from the token: ', h('code', {}, d.subject)] : null,
-        d.token_error ? ['refused at the token gate: ', h('code', { class: 'token-error' }, d.token_error)] : null)
+        d.tokenError ? ['refused at the token gate: ', h('code', { class: 'token-error' }, d.tokenError)] : null)
       : null,
     d.grant
       ? h('p', {}, `grant: ${d.grant.principal} holds ${d.grant.role} on ${d.grant.resource}`,
@@ -636,14 +636,14 @@ function tokenReading(x) {
 
 /** Every (resource, action) decision for the token: a summary, then a table explained on click. */
 function tokenMayDo(decisions, resources, actions) {
-  const refused = decisions.find((d) => d.token_error);
+  const refused = decisions.find((d) => d.tokenError);
   const subject = decisions.find((d) => d.subject)?.subject;
   const allowed = decisions.filter((d) => d.allowed).length;
   const detail = h('div', { class: 'detail' });
-  const summary = h('p', { id: 'token-verdict', dataset: { subject: subject ?? '', tokenError: refused?.token_error ?? '', reason: refused?.reason ?? '' } },
+  const summary = h('p', { id: 'token-verdict', dataset: { subject: subject ?? '', tokenError: refused?.tokenError ?? '', reason: refused?.reason ?? '' } },
     refused
       ? [h('span', { class: 'badge deny' }, 'refused'), ' at the token gate: ', h('code', {}, refused.reason),
-        ', token_error ', h('code', { class: 'token-error' }, refused.token_error)]
+        ', tokenError ', h('code', { class: 'token-error' }, refused.tokenError)]
       : subject
         ? [h('span', { class: 'badge allow' }, 'admitted'), ' as ', h('code', {}, subject), `: ${allowed} of ${decisions.length} allowed`]
         : ['no answer reached the token gate: ', h('code', {}, decisions[0]?.reason ?? '—')]);
@@ -658,8 +658,8 @@ function tokenMayDo(decisions, resources, actions) {
         const open = () => detail.replaceChildren(explain(d, [d.subject ?? 'the token', a, r]));
         return h('td', {
           class: d.allowed ? 'allow' : d.reason === 'no_grant' ? 'deny' : 'deny refused',
-          dataset: { action: a, allowed: String(d.allowed), reason: d.reason, tokenError: d.token_error ?? '' },
-          title: d.token_error ? `${d.reason} (${d.token_error})` : d.reason,
+          dataset: { action: a, allowed: String(d.allowed), reason: d.reason, tokenError: d.tokenError ?? '' },
+          title: d.tokenError ? `${d.reason} (${d.tokenError})` : d.reason,
           tabindex: 0,
           onclick: open,
           onkeydown: (e) => e.key === 'Enter' && open(),

@@ -39,6 +39,8 @@ import {
   needWasm,
   CHANGED,
   COPY_CONTEXT,
+  DECIDED_AT,
+  LOG,
   NEEDS,
   NOW,
   PROBE,
@@ -378,6 +380,26 @@ function readRequests(requests) {
 
 const BUILD = Symbol('edge-authz raw evaluator');
 
+// The `onDecision` option: a function, or null when absent.
+function onDecisionOption(o) {
+  const f = o.onDecision;
+  if (f === undefined || f === null) return null;
+  if (typeof f !== 'function') throw fail('invalid_argument', '`onDecision` must be a function');
+  return f;
+}
+
+// A request field as a decision log entry names it: the string, or null for anything else.
+function logged(v) {
+  return typeof v === 'string' ? v : null;
+}
+
+// A context read once for a logged decision: a fresh plain object (the one the decision is then
+// made with, and the entry shows), `undefined` for none, or `[]` when malformed (the core answers
+// invalid_request).
+function logContext(context) {
+  return context === undefined || context === null ? undefined : copyContext(context);
+}
+
 /** One tenant's authorization state, answering checks (docs/decisions.md). */
 export class Evaluator {
   #raw;
@@ -391,18 +413,21 @@ export class Evaluator {
   #lensLen = 0;
   #outPtr = 0;
 
-  constructor(options, raw, clock) {
+  constructor(options, raw, clock, onDecision) {
     try {
       readLayout();
       if (options === BUILD) {
         this.#raw = raw;
         this.#clock = clock;
+        this.#logTo(onDecision);
       } else {
-        const o = readOptions(options, ['tenant', 'publicKeys', 'clock'], 'the options');
+        const o = readOptions(options, ['tenant', 'publicKeys', 'clock', 'onDecision'], 'the options');
         const tenant = stringArg(o.tenant, 'tenant');
         const keys = stringsOf(o.publicKeys, '`publicKeys`');
         this.#clock = clockOption(o);
+        const log = onDecisionOption(o);
         this.#raw = new RawEvaluator(tenant, keys);
+        this.#logTo(log);
       }
       this.#buffers();
       this.#sync();
@@ -412,15 +437,96 @@ export class Evaluator {
   }
 
   /** An unsigned evaluator of a model, for previews and tests (no watermark, no freshness);
-   * `options.clock` as the constructor's (the time of expiry when a context names none). */
+   * `options.clock` as the constructor's (the time of expiry when a context names none),
+   * `options.onDecision` too. */
   static preview(model, options) {
     try {
       needWasm();
       const text = modelText(model);
-      const clock = clockOption(readOptions(options, ['clock'], 'the options'));
-      return new Evaluator(BUILD, RawEvaluator.preview(text), clock);
+      const o = readOptions(options, ['clock', 'onDecision'], 'the options');
+      const clock = clockOption(o);
+      const log = onDecisionOption(o);
+      return new Evaluator(BUILD, RawEvaluator.preview(text), clock, log);
     } catch (e) {
       throw coded(e);
+    }
+  }
+
+  // The decision log (docs/javascript.md, "Decision logs"): the `onDecision` callback or null;
+  // the held state's tenant and digest, read once per change of the state (null: to be read);
+  // the clock of the last decision, recorded by the clock itself only when there is a callback,
+  // so that the checks without one run exactly as before; whether the callback threw already.
+  #onDecision = null;
+  #logState = null;
+  #at = 0;
+  #threw = false;
+
+  #logTo(f) {
+    if (f === null) return;
+    this.#onDecision = f;
+    const clock = this.#clock;
+    this.#clock = () => (this.#at = clock());
+  }
+
+  // What the entries of decisions made now carry besides the decision: the clock of the last one,
+  // and the held state's tenant and digest (read once per change of the state). Taken before any
+  // callback runs: a callback that loads a message or frees the evaluator changes no entry.
+  #stamp() {
+    let s = this.#logState;
+    if (s === null) {
+      const raw = this.#raw;
+      if (raw === null) return null;
+      const st = JSON.parse(raw.status());
+      s = this.#logState = { tenant: st.tenant, digest: st.digest };
+    }
+    return { at: this.#at, tenant: s.tenant, digest: s.digest };
+  }
+
+  // Hands one decision to the callback, as the Worker logs it: `context` is the one read for it
+  // (`[]` when malformed: then the caller's as given), `token` for a token check. A callback that
+  // throws changes nothing: its first error is reported once on the console, later ones ignored.
+  #emit(stamp, d, subject, action, resource, context, given, token) {
+    if (stamp === null) return;
+    const e = { event: 'decision', ts: stamp.at, tenant: stamp.tenant, subject, action, resource };
+    if (context !== undefined) e.context = Array.isArray(context) ? given : context;
+    e.allowed = d.allowed;
+    e.reason = d.reason;
+    e.epoch = d.epoch;
+    e.watermark = d.watermark;
+    e.tier = d.tier;
+    e.digest = stamp.digest;
+    if (token) e.token = true;
+    try {
+      this.#onDecision(e);
+    } catch (err) {
+      if (!this.#threw) {
+        this.#threw = true;
+        globalThis.console?.error?.('edge-authz: onDecision threw (reported once per evaluator; the decision stands):', err);
+      }
+    }
+  }
+
+  // A check with a callback: the context read once, the decision made with that copy, then logged.
+  #checkLogged(subject, action, resource, context) {
+    const c = logContext(context);
+    const d = this.#check(subject, action, resource, c, false);
+    this.#emit(this.#stamp(), d, logged(subject), logged(action), logged(resource), c, context, false);
+    return d;
+  }
+
+  #checkManyLogged(requests, context) {
+    const fields = readRequests(requests);
+    const c = logContext(context);
+    const ds = this.#checkMany(fields, c, false);
+    this.#log(ds, fields, c, context, false, this.#stamp());
+    return ds;
+  }
+
+  #log(ds, fields, context, given, token, stamp) {
+    for (let i = 0; i < ds.length; i++) {
+      const d = ds[i];
+      const subject = token ? (d.subject ?? '') : logged(fields[3 * i]);
+      this.#emit(stamp, d, subject, logged(fields[3 * i + 1]), logged(fields[3 * i + 2]), context, given, token);
     }
   }
 
@@ -455,6 +561,7 @@ export class Evaluator {
     const e = this.#raw.epoch();
     this.#epoch = e < 0 ? null : e;
     this.#watermark = this.#raw.watermark();
+    this.#logState = null;
     // Preallocated so that filling them at random ids keeps V8's fast (non-dictionary) arrays.
     this.#names = Array.from(this.#raw.table_sizes(), (n) => new Array(n));
     // The conditions by id ([name, attribute or null]), and the attributes they test: only
@@ -654,6 +761,7 @@ export class Evaluator {
   /** Decides one request. Never throws for bad input: it answers `invalid_request`. */
   check(subject, action, resource, context) {
     try {
+      if (this.#onDecision !== null) return this.#checkLogged(subject, action, resource, context);
       return this.#check(subject, action, resource, context, false);
     } catch (e) {
       throw coded(e);
@@ -698,7 +806,14 @@ export class Evaluator {
     } catch (e) {
       return Promise.reject(coded(e));
     }
-    return this.#checkToken(token, action, resource, c, false).catch((e) => {
+    let p = this.#checkToken(token, action, resource, c, false);
+    if (this.#onDecision !== null) {
+      p = p.then((d) => {
+        this.#log([d], [null, action, resource], context === null ? undefined : c, context, true, this.#stamp());
+        return d;
+      });
+    }
+    return p.catch((e) => {
       throw coded(e);
     });
   }
@@ -736,13 +851,14 @@ export class Evaluator {
     const subject = raw.token_subject();
     if (subject !== undefined) d.subject = subject;
     const error = raw.token_error();
-    if (error !== undefined) d.token_error = error;
+    if (error !== undefined) d.tokenError = error;
     return d;
   }
 
   /** Decides many requests `[subject, action, resource]` at one time, in order. */
   checkMany(requests, context) {
     try {
+      if (this.#onDecision !== null) return this.#checkManyLogged(requests, context);
       return this.#checkMany(readRequests(requests), context, false);
     } catch (e) {
       throw coded(e);
@@ -808,6 +924,17 @@ export class Evaluator {
 
   [RAW]() {
     return this.#live();
+  }
+
+  // For the package's Replica: whether decisions are logged (null: not), else what the entries
+  // of the decision just made carry; and the log of decisions it made through the probes
+  // (`fields` as readRequests reads a batch, `stamp` from DECIDED_AT).
+  [DECIDED_AT]() {
+    return this.#onDecision === null ? null : this.#stamp();
+  }
+
+  [LOG](ds, fields, context, given, token, stamp) {
+    this.#log(ds, fields, context, given, token, stamp);
   }
 
   [CHANGED]() {
@@ -892,14 +1019,15 @@ function randomValues(bytes) {
   c.getRandomValues(bytes);
 }
 
-/** A fresh Ed25519 key pair for the origin, as base64 strings. */
+/** A fresh Ed25519 key pair for the origin, as typed key strings (`edge-authz-public:`, `edge-authz-secret:`). */
 export function generateKeyPair() {
   const seed = new Uint8Array(32);
   try {
     needWasm();
     randomValues(seed);
     const [publicKey, secretKey] = key_pair_from_seed(seed);
-    return { publicKey, secretKey };
+    // Typed here, not in the wasm (smaller): docs/formats.md, "Keys and key ids".
+    return { publicKey: `edge-authz-public:${publicKey}`, secretKey: `edge-authz-secret:${secretKey}` };
   } catch (e) {
     throw coded(e);
   } finally {

@@ -29,5 +29,7 @@ export const CHANGED = Symbol('edge-authz changed');
 export const NOW = Symbol('edge-authz now');
 export const COPY_CONTEXT = Symbol('edge-authz copy context');
 export const READ_REQUESTS = Symbol('edge-authz read requests');
+export const DECIDED_AT = Symbol('edge-authz decided at');
+export const LOG = Symbol('edge-authz log');
 // What a probe answers when the replica must sync with its authority before it decides.
 export const NEEDS = Symbol('edge-authz needs confirmation');

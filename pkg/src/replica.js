@@ -5,7 +5,19 @@
 // through the wasm bindings): the same policy a Worker isolate follows with its Durable Object.
 import { Evaluator } from './api.js';
 import { coded, concat, describe, fail, readOptions, stringArg, stringsOf } from './args.js';
-import { CHANGED, COPY_CONTEXT, NEEDS, NOW, PROBE, PROBE_MANY, PROBE_TOKEN, RAW, READ_REQUESTS } from './internal.js';
+import {
+  CHANGED,
+  COPY_CONTEXT,
+  DECIDED_AT,
+  LOG,
+  NEEDS,
+  NOW,
+  PROBE,
+  PROBE_MANY,
+  PROBE_TOKEN,
+  RAW,
+  READ_REQUESTS,
+} from './internal.js';
 
 // How long a `standard` and a `low` decision may reuse a confirmation by default (ms), as a
 // Worker isolate does.
@@ -134,12 +146,21 @@ export class Replica {
   #abort = null;
   #wake = null;
   #exchanges = 0;
+  // With `onDecision`: every decision this replica answers is handed to the evaluator's log, once,
+  // after any confirmation (a decision made but then refused for want of one is not logged).
+  #logging = false;
+
+  // `ds`, logged when logging (`stamp`: what the evaluator said when they were made); returns `ds`.
+  #logged(ds, fields, c, given, token, stamp) {
+    if (this.#logging && stamp !== null) this.#ev[LOG](ds, fields, c, given, token, stamp);
+    return ds;
+  }
 
   constructor(options) {
     try {
       const o = readOptions(
         options,
-        ['tenant', 'publicKeys', 'feed', 'token', 'fetch', 'reuseMs', 'clock', 'timeoutMs', 'waitMs', 'follow'],
+        ['tenant', 'publicKeys', 'feed', 'token', 'fetch', 'reuseMs', 'clock', 'timeoutMs', 'waitMs', 'follow', 'onDecision'],
         'the options',
       );
       this.#tenant = stringArg(o.tenant, 'tenant');
@@ -157,8 +178,10 @@ export class Replica {
         throw fail('invalid_argument', '`follow` must be a boolean');
       }
       this.#follow = o.follow ?? true;
-      this.#ev = new Evaluator({ tenant: this.#tenant, publicKeys, clock: o.clock });
+      const onDecision = o.onDecision;
+      this.#ev = new Evaluator({ tenant: this.#tenant, publicKeys, clock: o.clock, onDecision });
       this.#ev[RAW]().set_reuse(standard, low);
+      this.#logging = onDecision !== undefined && onDecision !== null;
     } catch (e) {
       throw coded(e);
     }
@@ -199,8 +222,23 @@ export class Replica {
     } catch (e) {
       return Promise.reject(coded(e));
     }
+    if (this.#logging) return this.#checkLogged(subject, action, resource, context, c, d);
     if (d !== NEEDS) return Promise.resolve(d);
     return this.#confirmed(() => [this.#ev[PROBE](subject, action, resource, c, false)]).then((ds) => ds[0]);
+  }
+
+  // `check` with `onDecision`, from its first probe `d`.
+  #checkLogged(subject, action, resource, context, c, d) {
+    const fields = [subject, action, resource];
+    const lc = context === null ? undefined : c;
+    if (d !== NEEDS) return Promise.resolve(this.#logged([d], fields, lc, context, false, this.#ev[DECIDED_AT]())[0]);
+    let stamp = null;
+    const decide = () => {
+      const ds = [this.#ev[PROBE](subject, action, resource, c, false)];
+      stamp = this.#ev[DECIDED_AT]();
+      return ds;
+    };
+    return this.#confirmed(decide).then((ds) => this.#logged(ds, fields, lc, context, false, stamp)[0]);
   }
 
   /** Decides a request by a token as `Evaluator.checkToken` does (its signature verified by the
@@ -214,8 +252,18 @@ export class Replica {
       return Promise.reject(coded(e));
     }
     const probe = (replica) => this.#ev[PROBE_TOKEN](token, action, resource, c, replica);
+    const fields = [null, action, resource];
+    const lc = context === null ? undefined : c;
+    let stamp = null;
+    const decided = (d) => {
+      if (this.#logging) stamp = this.#ev[DECIDED_AT]();
+      return d;
+    };
     return probe(true).then(
-      (d) => (d !== NEEDS ? d : this.#confirmed(() => probe(false).then((x) => [x])).then((ds) => ds[0])),
+      (d) => {
+        const ds = d !== NEEDS ? Promise.resolve([decided(d)]) : this.#confirmed(() => probe(false).then((x) => [decided(x)]));
+        return ds.then((x) => this.#logged(x, fields, lc, context, true, stamp)[0]);
+      },
       (e) => {
         throw coded(e);
       },
@@ -229,6 +277,12 @@ export class Replica {
   tryCheck(subject, action, resource, context) {
     try {
       if (this.#closed) throw closed();
+      if (this.#logging) {
+        const c = context === undefined || context === null ? undefined : Evaluator[COPY_CONTEXT](context);
+        const d = this.#ev[PROBE](subject, action, resource, c);
+        if (d === NEEDS) return undefined;
+        return this.#logged([d], [subject, action, resource], c, context, false, this.#ev[DECIDED_AT]())[0];
+      }
       const d = this.#ev[PROBE](subject, action, resource, context);
       return d === NEEDS ? undefined : d;
     } catch (e) {
@@ -249,6 +303,17 @@ export class Replica {
       ds = this.#ev[PROBE_MANY](fields, c);
     } catch (e) {
       return Promise.reject(coded(e));
+    }
+    if (this.#logging) {
+      const lc = context === null ? undefined : c;
+      if (ds !== NEEDS) return Promise.resolve(this.#logged(ds, fields, lc, context, false, this.#ev[DECIDED_AT]()));
+      let stamp = null;
+      const decide = () => {
+        const out = this.#ev[PROBE_MANY](fields, c, false);
+        stamp = this.#ev[DECIDED_AT]();
+        return out;
+      };
+      return this.#confirmed(decide).then((out) => this.#logged(out, fields, lc, context, false, stamp));
     }
     if (ds !== NEEDS) return Promise.resolve(ds);
     return this.#confirmed(() => this.#ev[PROBE_MANY](fields, c, false));

@@ -94,7 +94,7 @@ async function expected(ev, token, resources, context) {
     out[r] = {};
     for (const a of ['read', 'write', 'export']) {
       const d = await ev.checkToken(token, a, r, context);
-      out[r][a] = { allowed: d.allowed, reason: d.reason, tokenError: d.token_error ?? '' };
+      out[r][a] = { allowed: d.allowed, reason: d.reason, tokenError: d.tokenError ?? '' };
     }
   }
   return out;
@@ -158,7 +158,7 @@ test('the page reads tokens as the evaluator does: every shared case, and hostil
       fault = 'malformed';
     }
     // The page cannot verify a signature: where the evaluator finds a bad one, the page sees none.
-    assert.equal(fault, d.token_error === 'signature' ? null : d.token_error ?? null, `${name}: ${JSON.stringify(d)}`);
+    assert.equal(fault, d.tokenError === 'signature' ? null : d.tokenError ?? null, `${name}: ${JSON.stringify(d)}`);
     if (d.subject !== undefined) assert.equal(subject, d.subject, name);
   }
   ev.free();

@@ -807,7 +807,7 @@ module.exports = function defineHostileTests(api, test, label) {
       assert.deepEqual(ev.listSubjects('doc:roadmap', 'export', {}), expected.subjects);
       const signed = new Evaluator({ tenant: 'acme', publicKeys: [KEY.publicKey] }); // no own clock: Date.now
       const snap = compileSnapshot(EXAMPLE, { epoch: 1, secretKey: sk }); // no own issuedAt: Date.now
-      assert.ok(inspect(snap).issued_at > 1_700_000_000_000, JSON.stringify(inspect(snap)));
+      assert.ok(inspect(snap).issuedAt > 1_700_000_000_000, JSON.stringify(inspect(snap)));
       signed.loadSnapshot(snap);
       signed.applyWatermark(signWatermark({ tenant: 'acme', watermark: 1, secretKey: sk }));
       signed.free();

@@ -132,7 +132,7 @@ process.stdout.write(JSON.stringify(out));
   assert.equal(out.bad, 'wasm_load_failed');
   assert.equal(out.stillBefore, 'not_initialized');
   assert.equal(out.loaded, 'resolved');
-  assert.equal(out.keys, 44);
+  assert.equal(out.keys, 62);
   assert.equal(out.again, 'resolved');
   assert.equal(out.sameAsWeb, true);
   assert.deepEqual(out.resolved, ['src/web.mjs', 'src/init.mjs', 'src/node.mjs', 'src/workerd.mjs', 'src/edge-light.mjs']);

@@ -97,7 +97,7 @@ describe('tokens at two Workers kept fresh by the publisher', () => {
       const after = await many(ctx.all, token, 10_000);
       const allowed = after.filter((d) => d.allowed);
       assert.equal(allowed.length, 0, `${allowed.length} allowed after the publish returned`);
-      for (const d of after) assert.deepEqual([d.reason, d.token_error], ['session_revoked', detail]);
+      for (const d of after) assert.deepEqual([d.reason, d.tokenError], ['session_revoked', detail]);
     });
   }
 
@@ -117,7 +117,7 @@ describe('tokens at two Workers kept fresh by the publisher', () => {
     const r = await edge.fetch('/v1/acme/authorize', { method: 'GET' });
     assert.equal(r.status, 405);
     const garbage = await decide(edge, 'not a token');
-    assert.deepEqual([garbage.reason, garbage.token_error, garbage.allowed], ['token_invalid', 'malformed', false]);
+    assert.deepEqual([garbage.reason, garbage.tokenError, garbage.allowed], ['token_invalid', 'malformed', false]);
     const after = await edge.fetch('/v1/acme/status');
     assert.equal(after.json.epoch, before.json.epoch);
     assert.equal(after.json.digest, before.json.digest);
@@ -179,7 +179,7 @@ describe('a Replica following a Worker: checkToken after a session revocation is
       assert.equal(issued.revokes, true);
       const ack = await pub.until((e) => e.event === 'revocation_acknowledged' && e.epoch === epoch);
       const next = await rep.checkToken(token, 'export', 'workspace:eng');
-      assert.deepEqual([next.allowed, next.reason, next.token_error], [false, 'session_revoked', detail], JSON.stringify(next));
+      assert.deepEqual([next.allowed, next.reason, next.tokenError], [false, 'session_revoked', detail], JSON.stringify(next));
       const until = Date.now() + 2500;
       while (Date.now() < until || seen.filter((x) => x.started > ack.at).length < 10_000) {
         await new Promise((r) => setTimeout(r, 50));

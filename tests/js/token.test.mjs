@@ -28,9 +28,9 @@ async function answersEveryCase(pkg, all) {
     assert.equal(d.subject, c.expect.subject, c.name);
     assert.equal(d.epoch, 1, c.name);
     if (d.reason.startsWith('token_') || d.reason === 'session_revoked') {
-      assert.equal(typeof d.token_error, 'string', c.name);
+      assert.equal(typeof d.tokenError, 'string', c.name);
     } else {
-      assert.equal(d.token_error, undefined, c.name);
+      assert.equal(d.tokenError, undefined, c.name);
     }
   }
   ev.free();
@@ -88,7 +88,7 @@ test('a signature is verified once; a revocation and a removed key still refuse 
     assert.equal(d1.revokes, true);
     ev.applyDelta(d1.delta);
     const d = await ev.checkToken(c.token, 'read', 'doc:roadmap');
-    assert.deepEqual([d.reason, d.token_error, d.epoch], ['session_revoked', 'session_revoked', 2]);
+    assert.deepEqual([d.reason, d.tokenError, d.epoch], ['session_revoked', 'session_revoked', 2]);
     assert.equal(verified(), 1);
     // Another token of the same key: the key is removed by the next delta; the verdict cached
     // for it does not keep it alive.
@@ -100,7 +100,7 @@ test('a signature is verified once; a revocation and a removed key still refuse 
     assert.equal(d2.revokes, true, 'a removed key is a revocation');
     ev.applyDelta(d2.delta);
     const gone = await ev.checkToken(other.token, 'read', 'doc:roadmap');
-    assert.deepEqual([gone.reason, gone.token_error], ['token_invalid', 'key']);
+    assert.deepEqual([gone.reason, gone.tokenError], ['token_invalid', 'key']);
     ev.free();
   });
 });
@@ -128,7 +128,7 @@ test('gates 1 to 5 come before the token, and bad arguments answer without throw
   assert.equal((await ev.checkToken(c.token, 'read', 'doc:roadmap')).reason, 'granted');
   for (const bad of [undefined, 42, {}, 'a.b', 'x'.repeat(100_000), '\ud800.a.b']) {
     const d = await ev.checkToken(bad, 'read', 'doc:roadmap');
-    assert.deepEqual([d.reason, d.token_error], ['token_invalid', 'malformed'], String(bad).slice(0, 20));
+    assert.deepEqual([d.reason, d.tokenError], ['token_invalid', 'malformed'], String(bad).slice(0, 20));
   }
   assert.equal((await ev.checkToken(c.token, 'Read!', 'doc:roadmap')).reason, 'invalid_request');
   assert.equal((await ev.checkToken(c.token, 'read', 42)).reason, 'invalid_request');

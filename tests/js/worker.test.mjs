@@ -252,21 +252,34 @@ describe('decision logs', () => {
         ['user:mallory', 'read', 'doc:roadmap'],
         ['user:bob', 'read', 'doc:roadmap'],
       ]);
+      const withContext = { ip: '10.1.2.3', now: Date.now() - 1000 };
+      await edge.fetch('/v1/acme/check', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'req-ctx' },
+        body: JSON.stringify({ subject: 'user:alice', action: 'read', resource: 'doc:roadmap', context: withContext }),
+      });
       await sleep(300);
-      const line = edge.logs.find((l) => l.request_id === 'req-123');
+      const line = edge.logs.find((l) => l.requestId === 'req-123');
       assert.ok(line, JSON.stringify(edge.logs));
-      for (const k of ['ts', 'tenant', 'subject', 'action', 'resource', 'allowed', 'reason', 'epoch', 'watermark', 'tier', 'latency_ms', 'request_id']) {
+      for (const k of ['ts', 'tenant', 'subject', 'action', 'resource', 'allowed', 'reason', 'epoch', 'watermark', 'tier', 'digest', 'latencyMs', 'requestId']) {
         assert.ok(Object.hasOwn(line, k), `missing ${k}`);
       }
+      for (const k of ['request_id', 'latency_ms', 'context']) assert.ok(!Object.hasOwn(line, k), `unexpected ${k}`);
+      // The held state's digest, as the status reports it; the context as the request gave it.
+      assert.match(line.digest, /^[0-9a-f]{64}$/);
+      const ctxLine = edge.logs.find((l) => l.requestId === 'req-ctx');
+      assert.deepEqual(ctxLine.context, withContext);
+      assert.equal(ctxLine.digest, line.digest);
       assert.deepEqual(
         [line.tenant, line.subject, line.action, line.resource, line.allowed, line.reason, line.epoch, line.watermark, line.tier],
         ['acme', 'user:alice', 'read', 'doc:roadmap', true, 'granted', 1, 0, 'low'],
       );
       const batch = edge.logs.filter((l) => l.index !== undefined);
       assert.deepEqual(batch.map((l) => [l.index, l.reason]), [[0, 'granted'], [1, 'suspended'], [2, 'no_grant']]);
-      assert.equal(new Set(batch.map((l) => l.request_id)).size, 1);
+      assert.equal(new Set(batch.map((l) => l.requestId)).size, 1);
       const status = (await c.status()).json;
-      assert.deepEqual(status.edge.decisions, { allowed: 2, denied: 2 });
+      assert.equal(status.digest, line.digest);
+      assert.deepEqual(status.edge.decisions, { allowed: 3, denied: 2 });
     } finally {
       await edge.dispose();
     }

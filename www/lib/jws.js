@@ -9,7 +9,7 @@
 // `inspectToken(identity, read, clock)` says which declared issuer and key the token names, the
 // subject its issuer's template gives, the context attributes its mapped claims give, its times
 // and which session entry refuses it: `steps`, each gate in the evaluator's order, and `fault`,
-// the first refusal, with the code the evaluator gives as `token_error`. It does not verify the
+// the first refusal, with the code the evaluator gives as `tokenError`. It does not verify the
 // signature (the evaluator does, with the browser's WebCrypto): the evaluator's answer decides.
 
 /** The longest token the evaluator reads (the core's `MAX_TOKEN_BYTES`). */
@@ -350,7 +350,7 @@ export function subjectOf(template, claims) {
  * `{issuer, key, subject, attrs, steps, fault}`. `steps` are the gates in the evaluator's order,
  * each `{gate, ok, text, fault?}` (`ok` null: not decided here); every gate the page can judge is
  * judged, so a token that fails early still shows its subject and sessions. `fault` is the first
- * refusal (the evaluator's `token_error` for it, unless the signature fails first).
+ * refusal (the evaluator's `tokenError` for it, unless the signature fails first).
  */
 export function inspectToken(identity, read, clock) {
   const c = read.claims;

@@ -162,6 +162,6 @@ pub struct DecisionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<&'a str>,
     /// For a token check refused at gate 6: what was wrong (`signature`, `audience`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tokenError", skip_serializing_if = "Option::is_none")]
     pub token_error: Option<&'static str>,
 }

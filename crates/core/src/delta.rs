@@ -179,10 +179,10 @@ impl DeltaOps {
     /// Each kind of operation's count (those on conditions only when there are some).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let conditional = [
-            ("conditions_set", self.conditional.set.len()),
-            ("conditions_del", self.conditional.del.len()),
-            ("requires_set", self.conditional.requires.len()),
-            ("when_set", self.conditional.when.len()),
+            ("conditionsSet", self.conditional.set.len()),
+            ("conditionsDel", self.conditional.del.len()),
+            ("requiresSet", self.conditional.requires.len()),
+            ("whenSet", self.conditional.when.len()),
         ];
         let conditional = conditional
             .into_iter()
@@ -193,18 +193,18 @@ impl DeltaOps {
             .into_iter()
             .filter(|_| !self.identity.is_empty());
         let all = [
-            ("actions_set", self.actions_set.len()),
-            ("actions_del", self.actions_del.len()),
-            ("roles_set", self.roles_set.len()),
-            ("roles_del", self.roles_del.len()),
-            ("resources_set", self.resources_set.len()),
-            ("resources_del", self.resources_del.len()),
-            ("memberships_add", self.memberships_add.len()),
-            ("memberships_del", self.memberships_del.len()),
-            ("assignments_set", self.assignments_set.len()),
-            ("assignments_del", self.assignments_del.len()),
-            ("suspended_add", self.suspended_add.len()),
-            ("suspended_del", self.suspended_del.len()),
+            ("actionsSet", self.actions_set.len()),
+            ("actionsDel", self.actions_del.len()),
+            ("rolesSet", self.roles_set.len()),
+            ("rolesDel", self.roles_del.len()),
+            ("resourcesSet", self.resources_set.len()),
+            ("resourcesDel", self.resources_del.len()),
+            ("membershipsAdd", self.memberships_add.len()),
+            ("membershipsDel", self.memberships_del.len()),
+            ("assignmentsSet", self.assignments_set.len()),
+            ("assignmentsDel", self.assignments_del.len()),
+            ("suspendedAdd", self.suspended_add.len()),
+            ("suspendedDel", self.suspended_del.len()),
         ]
         .into_iter()
         .chain(conditional)

@@ -785,9 +785,9 @@ impl IdentityOps {
     /// The counts `inspect` shows.
     pub fn counts(&self) -> [(&'static str, usize); 2] {
         [
-            ("identity_set", self.set.len()),
+            ("identitySet", self.set.len()),
             (
-                "identity_del",
+                "identityDel",
                 self.del_issuers.len()
                     + self.del_revoked.len()
                     + self.del_families.len()

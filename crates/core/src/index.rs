@@ -924,6 +924,33 @@ impl Index {
         Some((*p, *role, *r))
     }
 
+    /// An action's `requires`, as a mask of condition ids (for explanations).
+    pub(crate) fn requires_mask(&self, a: u32) -> u64 {
+        self.requires_of(a)
+    }
+
+    /// The `when` of assignment slot `i`, a condition id (for explanations).
+    pub(crate) fn when_of_slot(&self, i: usize) -> Option<usize> {
+        self.when_of(i)
+    }
+
+    /// The names on the shortest path from subject `s` to group `g` it is in, both included.
+    pub(crate) fn path_between(&self, s: u32, g: u32) -> Option<Vec<&str>> {
+        let mut path = vec![self.subject_name(s)];
+        let mut cur = s;
+        let max_hops = self.closure_of(s).0.len();
+        while cur != g {
+            if path.len() > max_hops {
+                return None;
+            }
+            let (groups, meta) = self.closure_of(cur);
+            let i = groups.binary_search(&g).ok()?;
+            cur = hop_next(*meta.get(i)?);
+            path.push(self.subject_name(cur));
+        }
+        Some(path)
+    }
+
     /// The names behind a grant, with the group path from the subject to the principal.
     pub fn explain(&self, g: &GrantRef) -> Option<GrantView<'_>> {
         let mut ids = Vec::new();

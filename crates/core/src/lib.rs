@@ -20,6 +20,7 @@ mod state;
 pub mod sync;
 pub mod token;
 mod unpack;
+mod why;
 mod wire;
 #[cfg(feature = "workload")]
 pub mod workload;
@@ -35,11 +36,14 @@ pub use evaluator::{
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use identity::{Alg, Identity, IdentityOps, Issuer, Jwk, Table};
 pub use index::{Decided, Index};
-pub use keys::{key_id, KeyPair, PublicKey, SecretKey};
+pub use keys::{
+    is_typed_key, key_id, KeyPair, PublicKey, SecretKey, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX,
+};
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
 pub use names::{Names, Resources};
 pub use origin::{compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput};
 pub use state::{shorten, AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
+pub use why::{Miss, MissKind, Why};
 pub use wire::{
     inspect, peek, sign_raw, sign_versioned, Inspection, Limits, MessageKind, Peeked,
     FORMAT_VERSION, MAGIC, MIN_FORMAT_VERSION, PEEK_BYTES,

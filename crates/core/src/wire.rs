@@ -512,6 +512,7 @@ pub(crate) fn digest_bytes(b: &ByteBuf, what: &'static str) -> Result<[u8; 32], 
 
 /// Header and counts of a message, for `edge-authz inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Inspection {
     pub kind: MessageKind,
     pub format_version: u8,
@@ -592,9 +593,9 @@ pub fn inspect(bytes: &[u8], keys: &[PublicKey], limits: &Limits) -> Result<Insp
             .chain(
                 [
                     ("issuers", c.identity.issuers.len()),
-                    ("revoked_sessions", c.identity.revoked.len()),
-                    ("revoked_families", c.identity.families.len()),
-                    ("not_before", c.identity.not_before.len()),
+                    ("revokedSessions", c.identity.revoked.len()),
+                    ("revokedFamilies", c.identity.families.len()),
+                    ("notBefore", c.identity.not_before.len()),
                 ]
                 .into_iter()
                 .filter(|_| !c.identity.is_empty()),

@@ -49,7 +49,7 @@ pub fn http_status(e: &Error) -> u16 {
             Reason::InvalidRequest | Reason::UnknownAction => 400,
             _ => 503,
         },
-        Error::InvalidKey(_) | Error::PreviewMode => 500,
+        Error::InvalidKey(_) | Error::WrongKeyKind { .. } | Error::PreviewMode => 500,
         _ => 400,
     }
 }

@@ -500,7 +500,7 @@ impl RawEvaluator {
 
 #[wasm_bindgen]
 impl RawEvaluator {
-    /// A signed evaluator for `tenant` trusting base64 Ed25519 public keys.
+    /// A signed evaluator for `tenant` trusting Ed25519 public keys (typed or bare base64).
     #[wasm_bindgen(constructor)]
     pub fn new(tenant: &str, public_keys: Vec<String>) -> Result<RawEvaluator, JsValue> {
         let keys = public_keys
@@ -1026,14 +1026,16 @@ impl RawEvaluator {
     }
 }
 
-/// `[publicKey, secretKey]` (base64) from 32 random bytes the caller drew.
+/// `[publicKey, secretKey]` as bare base64 from 32 random bytes the caller drew; pkg/src/api.js
+/// writes them typed (`edge-authz-public:`, `edge-authz-secret:`), which costs less wasm than
+/// `KeyPair::from_seed`'s typed strings.
 #[wasm_bindgen]
 pub fn key_pair_from_seed(seed: &[u8]) -> Result<Vec<String>, JsValue> {
     let seed: [u8; 32] = seed
         .try_into()
         .map_err(|_| invalid_argument("a key seed is 32 bytes".into()))?;
-    let pair = edge_authz::KeyPair::from_seed(seed);
-    Ok(vec![pair.public_key, pair.secret_key])
+    let key = SecretKey::from_seed(seed);
+    Ok(vec![key.public_key().to_base64(), key.to_base64()])
 }
 
 /// The model's warnings (an `invalid_model` error when it does not compile).

@@ -25,6 +25,9 @@ pub struct Edge {
     /// Token signature verdicts of this isolate (`POST /authorize`): a token verified once is
     /// not verified again; the held state decides every check.
     pub verdicts: edge_authz::token::Verdicts,
+    /// The held state's digest and its hex, for the decision logs: the index keeps its digest
+    /// once computed, and the hex is written again only when the state changes.
+    digest: Option<([u8; 32], String)>,
     last_used: f64,
 }
 
@@ -36,6 +39,16 @@ pub fn clock_ms(now_ms: f64) -> u64 {
 impl Edge {
     pub fn ev(&self) -> &Evaluator {
         self.replica.evaluator()
+    }
+
+    /// The held state's content digest (hex), `None` when nothing is held.
+    pub fn digest(&mut self) -> Option<&str> {
+        let held = self.ev().index()?.digest();
+        if self.digest.as_ref().map(|(d, _)| d) != Some(&held) {
+            let hex = held.iter().map(|b| format!("{b:02x}")).collect();
+            self.digest = Some((held, hex));
+        }
+        self.digest.as_ref().map(|(_, hex)| hex.as_str())
     }
 
     /// A push this isolate relayed and the authority accepted (`answer`, its JSON), applied
@@ -80,6 +93,7 @@ pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edg
             allowed: 0,
             denied: 0,
             verdicts: Default::default(),
+            digest: None,
             last_used: now_ms,
         }));
         edges.insert(tenant.to_string(), e.clone());

@@ -205,7 +205,9 @@ impl Config {
         })
     }
 
-    /// The trusted keys of `ORIGIN_PUBLIC_KEYS` (comma-separated base64; at least one).
+    /// The trusted keys of `ORIGIN_PUBLIC_KEYS` (comma-separated, typed or bare base64; at least
+    /// one). A secret key there is refused (`wrong_key_kind`, named in the message); no message
+    /// echoes the variable's text.
     pub fn public_keys(&self) -> Result<Vec<PublicKey>, ApiError> {
         let misconfigured = |m: String| ApiError::new(500, "misconfigured", m);
         let keys = self
@@ -215,7 +217,7 @@ impl Config {
             .filter(|k| !k.is_empty())
             .map(PublicKey::from_base64)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| misconfigured(format!("ORIGIN_PUBLIC_KEYS: {e}")))?;
+            .map_err(|e| misconfigured(format!("ORIGIN_PUBLIC_KEYS: {e} [{}]", e.code())))?;
         if keys.is_empty() {
             return Err(misconfigured("ORIGIN_PUBLIC_KEYS lists no key".into()));
         }

@@ -288,8 +288,10 @@ fn context_time(config: &Config, given: RequestContext) -> Result<RequestContext
     }
 }
 
-/// One decision as a log line.
+/// One decision as a log line (docs/worker.md, "Decision logs"): with the held state's digest
+/// and the request's context as given, so that `edge-authz replay` can decide it again.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct LogLine<'a> {
     event: &'static str,
     ts: f64,
@@ -298,14 +300,32 @@ struct LogLine<'a> {
     subject: &'a str,
     action: &'a str,
     resource: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a serde_json::Value>,
     allowed: bool,
     reason: Reason,
     epoch: Option<u64>,
     watermark: u64,
     tier: Option<Tier>,
+    digest: Option<&'a str>,
+    /// A token check (`POST /authorize`): its subject is the one the token gave.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    token: bool,
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+}
+
+/// What a log line says of its request besides the decision.
+struct Logged<'a> {
+    /// Subject (empty for a token refused before it named one), action, resource.
+    request: [&'a str; 3],
+    /// The request's context as given (`None`: it had none).
+    context: Option<&'a serde_json::Value>,
+    /// The position within a batch.
+    index: Option<usize>,
+    /// A token check.
+    token: bool,
 }
 
 impl Ctx<'_> {
@@ -447,11 +467,16 @@ impl Ctx<'_> {
         let latency_ms = Self::now_ms() - self.started;
         let subject = t.subject.as_deref().unwrap_or("");
         self.sample(
+            &mut ed,
             &d,
             now_ms,
             latency_ms,
-            [subject, &b.action, &b.resource],
-            None,
+            Logged {
+                request: [subject, &b.action, &b.resource],
+                context: b.context.as_ref(),
+                index: None,
+                token: true,
+            },
         );
         let t = TokenDecision { decision: d, ..t };
         json(200, &ed.ev().explain_token(&t), self.rid)
@@ -517,7 +542,13 @@ impl Ctx<'_> {
             } else {
                 denied += 1;
             }
-            self.sample(&d, now_ms, latency_ms, [s, a, r], many.then_some(i));
+            let logged = Logged {
+                request: [s, a, r],
+                context,
+                index: many.then_some(i),
+                token: false,
+            };
+            self.sample(&mut ed, &d, now_ms, latency_ms, logged);
         }
         ed.allowed += allowed;
         ed.denied += denied;
@@ -525,20 +556,16 @@ impl Ctx<'_> {
     }
 
     /// Prints a decision as a log line, sampled at the configured rate of its outcome.
-    fn sample(
-        &self,
-        d: &Decision,
-        ts: f64,
-        latency_ms: f64,
-        [subject, action, resource]: [&str; 3],
-        index: Option<usize>,
-    ) {
+    /// The digest is the held state's, kept by the edge per state ([`Edge::digest`]): read only
+    /// for a line that is written.
+    fn sample(&self, ed: &mut Edge, d: &Decision, ts: f64, latency_ms: f64, logged: Logged<'_>) {
         let rate = if d.allowed {
             self.config.sample_allowed
         } else {
             self.config.sample_denied
         };
         if rate > 0.0 && js_sys::Math::random() < rate {
+            let [subject, action, resource] = logged.request;
             let line = LogLine {
                 event: "decision",
                 ts,
@@ -547,13 +574,16 @@ impl Ctx<'_> {
                 subject,
                 action,
                 resource,
+                context: logged.context.filter(|c| !c.is_null()),
                 allowed: d.allowed,
                 reason: d.reason,
                 epoch: d.epoch,
                 watermark: d.watermark,
                 tier: d.tier,
+                digest: ed.digest(),
+                token: logged.token,
                 latency_ms,
-                index,
+                index: logged.index,
             };
             if let Ok(l) = serde_json::to_string(&line) {
                 worker::console_log!("{l}");

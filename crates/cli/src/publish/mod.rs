@@ -12,7 +12,7 @@
 //! One job at a time, in one thread (pushes to the edges of one step go out together): each job is
 //! one change, numbered by its epoch, and rerunning after a crash at any point converges.
 
-mod changes;
+pub(crate) mod changes;
 mod edge;
 mod status;
 mod store;

@@ -101,7 +101,7 @@ fn keygen_compile_inspect_check() {
     let dir = setup();
     let p = dir.path();
     let key = std::fs::read_to_string(p.join("keys/origin.pub")).unwrap();
-    assert_eq!(key.trim().len(), 44);
+    assert!(key.starts_with("edge-authz-public:"), "{key}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -253,7 +253,7 @@ fn diff_and_watermark_carry_a_revocation() {
         ],
     );
     assert_eq!(d["revokes"], true);
-    assert_eq!(d["counts"]["memberships_del"], 1);
+    assert_eq!(d["counts"]["membershipsDel"], 1);
     let back = ok(
         p,
         &[
@@ -354,7 +354,7 @@ fn diff_and_watermark_carry_a_revocation() {
     );
     assert_eq!(st["confirmedAt"], 1200);
     let info = ok(p, &["inspect", "w2d.bin"]);
-    assert_eq!(info["delta"]["base_epoch"], 1);
+    assert_eq!(info["delta"]["baseEpoch"], 1);
     assert_eq!(info["delta"]["revokes"], true);
 }
 

@@ -16,6 +16,12 @@ mod cli;
 #[path = "../../../core/tests/it/common.rs"]
 mod common;
 mod conformance;
+mod daily;
 mod golden;
+mod impact;
+mod keys;
 mod limits;
+mod replay;
+mod testing;
 mod tokens;
+mod util;

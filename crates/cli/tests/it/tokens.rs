@@ -1,14 +1,8 @@
 //! `check --token` on the shared cases of tests/tokens/cases.json (tokens signed by the `jose`
 //! library): the command line verifies natively and answers each case as the other hosts do.
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edge-authz"))
-}
 
 fn cases() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tokens/cases.json");
@@ -17,26 +11,12 @@ fn cases() -> Value {
 
 /// Runs the command line in `dir` with `stdin`; (exit code, stdout JSON or Null, stderr).
 fn run(dir: &Path, args: &[&str], stdin: &str) -> (i32, Value, String) {
-    let mut child = bin()
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::util::run_with_stdin(dir, args, stdin.as_bytes());
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (
         out.status.code().unwrap_or(-1),
         json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::util::stderr(&out),
     )
 }
 
@@ -149,8 +129,8 @@ fn compiling_drops_session_entries_past_their_until() {
         let (code, info, err) = run(dir.path(), &["inspect", "snap.bin"], "");
         assert_eq!(code, 0, "{err}");
         (
-            info["counts"]["revoked_sessions"].as_u64(),
-            info["counts"]["revoked_families"].as_u64(),
+            info["counts"]["revokedSessions"].as_u64(),
+            info["counts"]["revokedFamilies"].as_u64(),
             info["counts"]["issuers"].as_u64(),
         )
     };

@@ -365,7 +365,7 @@ fn generate() -> Golden {
                 o.insert("base_epoch".into(), json!(base_epoch));
                 o.insert("epoch".into(), json!(epoch));
                 o.insert("revokes".into(), info["revokes"].clone());
-                o.insert("base_digest".into(), info["base_digest"].clone());
+                o.insert("base_digest".into(), info["baseDigest"].clone());
                 o.insert("digest".into(), info["digest"].clone());
                 o.insert(
                     "made_from".into(),
@@ -377,7 +377,7 @@ fn generate() -> Golden {
                 let carried = carries.map(|(before, after, base_epoch, issued_at)| {
                     let d = &info["delta"];
                     json!({"base_epoch": base_epoch, "epoch": watermark, "issued_at": issued_at,
-                           "revokes": d["revokes"], "base_digest": d["base_digest"],
+                           "revokes": d["revokes"], "base_digest": d["baseDigest"],
                            "digest": d["digest"], "made_from": {"before": before, "after": after}})
                 });
                 o.insert(
@@ -549,7 +549,7 @@ fn golden_messages_are_format_version_1() {
         let info = serde_json::to_value(info).unwrap();
         assert_eq!(info, e["inspect"], "{file}: what inspect reads from it");
         assert_eq!(info["signature"], "verified", "{file}");
-        assert_eq!(info["format_version"], json!(PINNED_VERSION), "{file}");
+        assert_eq!(info["formatVersion"], json!(PINNED_VERSION), "{file}");
         assert_eq!(info["bytes"], e["bytes"], "{file}");
         for k in [
             "tenant",
@@ -560,7 +560,9 @@ fn golden_messages_are_format_version_1() {
             "revokes",
         ] {
             if let Some(v) = e.get(k) {
-                assert_eq!(&info[k], v, "{file}: `{k}`");
+                // The manifest's keys are the payload's names; inspect's are camelCase.
+                let camel = k.replace("_epoch", "Epoch").replace("_at", "At");
+                assert_eq!(&info[camel.as_str()], v, "{file}: `{k}`");
             }
         }
         // The content digest: the snapshot's, the delta's result, the carried delta's result.
