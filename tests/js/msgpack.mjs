@@ -206,15 +206,21 @@ export function pack({ prefix: p, keyId, signature, payload }, { wide = false } 
   );
 }
 
-/** Ed25519 over `data` with a package secret key (base64 of the 32-byte seed). */
+/** A key's 32 bytes from its text: typed (`edge-authz-secret:` / `edge-authz-public:` then the
+ * base64, as `generateKeyPair` gives it) or bare base64. */
+function keyBytes(text) {
+  return Buffer.from(text.replace(/^edge-authz-(secret|public):/, ''), 'base64');
+}
+
+/** Ed25519 over `data` with a package secret key (the 32-byte seed). */
 export function signWith(secretKey, data) {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(secretKey, 'base64')]);
+  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), keyBytes(secretKey)]);
   return edSign(null, data, createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
 }
 
-/** Whether `signature` is a package public key's (base64 of its 32 bytes) over `data`. */
+/** Whether `signature` is a package public key's (its 32 bytes) over `data`. */
 export function verifyWith(publicKey, data, signature) {
-  const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(publicKey, 'base64')]);
+  const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), keyBytes(publicKey)]);
   return edVerify(null, data, createPublicKey({ key: der, format: 'der', type: 'spki' }), signature);
 }
 

@@ -149,7 +149,7 @@ pub fn run(args: ImpactArgs) -> Result<ExitCode, Fail> {
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", text(&report, args.group_by));
+        crate::emit_bytes(text(&report, args.group_by).as_bytes())?;
     }
     Ok(if report.revoked.is_empty() {
         ExitCode::SUCCESS

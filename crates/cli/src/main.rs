@@ -14,6 +14,15 @@ use edge_authz::{
 use edge_authz_protocol::{parse_request_line, read_context, Context, Listing};
 use serde_json::json;
 
+/// Standard error for warnings, hints and errors: a reader that went away (`2>&1 | head`) costs
+/// the message, never a panic. Shadows the standard macro in every module of this crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod explain;
 mod impact;
 mod publish;

@@ -280,7 +280,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Fail> {
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", text(&report, &args));
+        crate::emit_bytes(text(&report, &args).as_bytes())?;
     }
     Ok(if report.flipped == 0 {
         ExitCode::SUCCESS

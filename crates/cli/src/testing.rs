@@ -55,7 +55,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Fail> {
     if args.json {
         crate::print_json(&report::json(&reports))?;
     } else {
-        print!("{}", report::text(&reports));
+        crate::emit_bytes(report::text(&reports).as_bytes())?;
     }
     let failed = reports.iter().any(|r| r.failed() > 0);
     Ok(if failed {

@@ -299,10 +299,10 @@ pub fn print(args: &PublishArgs) -> Result<(), Fail> {
         } else {
             Value::Array(reports)
         };
-        println!("{v}");
+        crate::emit(&v.to_string())?;
     } else {
         for r in &reports {
-            print!("{}", text(r));
+            crate::emit_bytes(text(r).as_bytes())?;
         }
     }
     Ok(())

@@ -377,6 +377,33 @@ fn a_closed_pipe_ends_quietly() {
 }
 
 #[test]
+fn a_closed_standard_error_costs_the_message_not_a_panic() {
+    let dir = setup();
+    let p = dir.path();
+    signed(p);
+    // The snapshot is decades old on this host's clock: `check` writes a hint on stderr.
+    let mut child = bin()
+        .current_dir(p)
+        .args([
+            "check",
+            "--snapshot",
+            "snap.bin",
+            "--public-key",
+            "keys/origin.pub",
+        ])
+        .args(["user:bob", "read", "doc:other"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["reason"], "freshness_exceeded");
+}
+
+#[test]
 fn help_shows_examples() {
     // Every command's (checked on the definitions by the binary's unit test); here, as printed.
     for c in ["check", "explain", "test", "completions"] {
