@@ -106,9 +106,21 @@ echo
 
 say "a body claimed far past the limit is answered at once, before it is sent"
 show "curl -X PUT $URL/v1/acme/snapshot -H 'content-type: application/msgpack' -H 'content-length: 1000000000' --max-time 5"
-curl -sS -X PUT "$URL/v1/acme/snapshot" -H 'content-type: application/msgpack' \
-  -H 'content-length: 1000000000' --max-time 5 -o /dev/null -w 'answered %{http_code}\n' ||
-  echo "no answer within 5 s"
+# `wrangler dev` puts a proxy in front of the Worker that answers 503 itself ("restarted
+# mid-request") when a loaded machine makes its hop to workerd fail; that answer has no
+# x-request-id, which every answer of the Worker carries, and is tried again (up to three times).
+for attempt in 1 2 3; do
+  code=$(curl -sS -X PUT "$URL/v1/acme/snapshot" -H 'content-type: application/msgpack' \
+    -H 'content-length: 1000000000' --max-time 5 -D "$D/probe.headers" -o /dev/null \
+    -w '%{http_code}') || code="none"
+  if [ "$code" != "none" ] && ! grep -qi '^x-request-id:' "$D/probe.headers" && [ "$attempt" -lt 3 ]; then
+    echo "(wrangler's proxy answered $code, not the Worker; trying again)"
+    sleep 1
+    continue
+  fi
+  break
+done
+if [ "$code" = "none" ]; then echo "no answer within 5 s"; else echo "answered $code"; fi
 
 show "$BIN publish --status --state $D/publish"
 "$BIN" publish --status --state "$D/publish"
