@@ -34,7 +34,7 @@ WORKER_TESTS="tests/js/worker*.test.mjs tests/js/admin*.test.mjs"
 # The packed package built by real toolchains (Vite, webpack, esbuild, Next.js, Jest, Vitest, Node 18).
 TOOLCHAIN_TESTS="tests/js/toolchains.test.mjs"
 # The README's examples run against a live origin (the Worker and the publisher): with these.
-PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
+PUBLISH_TESTS="tests/js/publish*.test.mjs tests/js/serve*.test.mjs tests/js/replica.test.mjs tests/js/receiver.test.mjs
   tests/js/browser-replica.test.mjs tests/js/workerd-replica.test.mjs tests/js/readme.test.mjs"
 
 node_tests() { # name, files...
@@ -136,7 +136,7 @@ publish() {
   ./scripts/build-pkg.sh --if-stale
   ./scripts/build-worker.sh
 
-  say "node --test: the publisher against Workers in workerd (revocations, grants, an edge down, crashes at each step, --watch)"
+  say "node --test: the publisher and the origin service against Workers in workerd (revocations, grants, an edge down, crashes at each step, --watch, the change API, SCIM)"
   node_tests publish $PUBLISH_TESTS
 
   say "the publisher's benchmark once, quick, against two Workers in workerd (exits 1 on a wrong answer)"

@@ -18,9 +18,10 @@ async function freePort() {
 
 test('scripts/run.sh --once serves the example model from a local Worker', { timeout: 600_000 }, async () => {
   const port = await freePort();
+  const servePort = await freePort();
   const run = spawnSync('bash', ['scripts/run.sh', '--once'], {
     cwd: REPO_DIR,
-    env: { ...process.env, PORT: String(port) },
+    env: { ...process.env, PORT: String(port), SERVE_PORT: String(servePort) },
     encoding: 'utf8',
     timeout: 590_000,
   });
@@ -46,9 +47,17 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
       [true, 'granted', 'high'],
       [false, 'suspended', 'low'],
       [false, 'no_grant', 'low'],
+      // The origin service: dana, provisioned by SCIM into a group the change API granted
+      // viewer, reads at the grant's epoch; deprovisioned by SCIM, she is refused at once.
+      [true, 'granted', 'low'],
+      [false, 'suspended', 'low'],
     ],
   );
-  assert.ok(decisions.every((d) => d.epoch === epoch.epoch));
+  assert.match(out, /^SCIM answered 200$/m);
+  const grant = json.find((j) => 'revokes' in j);
+  assert.equal(grant.revokes, false);
+  assert.equal(decisions[4].epoch >= grant.epoch, true);
+  assert.ok(decisions.slice(0, 4).every((d) => d.epoch === epoch.epoch));
   const batch = json.find((j) => 'decisions' in j);
   assert.deepEqual(batch.decisions.map((d) => d.allowed), [true, true]);
   assert.deepEqual(json.find((j) => 'subjects' in j), { subjects: ['user:alice'] });
@@ -59,7 +68,7 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
   assert.match(out, new RegExp(`Open http://127\\.0\\.0\\.1:${port}/admin/\\?tenant=acme in a browser`));
   assert.equal(json.find((j) => 'error' in j).error.code, 'unauthorized');
   // Nothing of this run still listens on the port.
-  const left = spawnSync('bash', ['-c', `pgrep -af -- "--port ${port}" | grep -v pgrep || true`], { encoding: 'utf8' });
+  const left = spawnSync('bash', ['-c', `pgrep -af -- "--port ${port}|127.0.0.1:${servePort}" | grep -v pgrep || true`], { encoding: 'utf8' });
   assert.equal(left.stdout.trim(), '', `left running:\n${left.stdout}`);
   execFileSync('true');
 });

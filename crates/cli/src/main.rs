@@ -27,6 +27,7 @@ mod explain;
 mod impact;
 mod publish;
 mod replay;
+mod serve;
 mod testing;
 mod times;
 
@@ -243,6 +244,15 @@ enum Command {
       edge-authz publish --stdin --tenant acme --edge http://127.0.0.1:8787 --secret-key keys/origin.key
   edge-authz publish --status --tenant acme --json")]
     Publish(Box<publish::PublishArgs>),
+    /// The origin as a service: a change API with consistency tokens, the model, the status,
+    /// SCIM 2.0 provisioning and Prometheus metrics over HTTP, the journal as the source of truth.
+    #[command(after_help = "Examples:
+  edge-authz serve --state .edge-authz --secret-key keys/origin.key \\
+      --edge http://127.0.0.1:8787 --token-file writers.tokens
+  curl -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\
+      -d '{\"op\": \"add_membership\", \"member\": \"user:bob\", \"group\": \"group:eng\"}' \\
+      http://127.0.0.1:8788/v1/acme/changes")]
+    Serve(Box<serve::ServeArgs>),
     /// Print the generated benchmark workload's model JSON (the same for every host's benchmark).
     #[command(after_help = "Examples:
   edge-authz workload > bench-model.json
@@ -929,6 +939,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Man { out_dir } => man(out_dir.as_deref()),
         // Handled in main (their own exit codes).
         Command::Publish(_)
+        | Command::Serve(_)
         | Command::Check { .. }
         | Command::Explain(_)
         | Command::Test(_)
@@ -1147,6 +1158,7 @@ fn main() -> ExitCode {
             publish::Ended::Unacknowledged => ExitCode::from(3),
         }),
         Command::Test(args) => testing::run(args),
+        Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Impact(args) => impact::run(args),
         Command::Replay(args) => replay::run(args),
         command @ Command::Check { .. } => check_command(command),

@@ -14,8 +14,8 @@
 
 pub(crate) mod changes;
 mod edge;
-mod status;
-mod store;
+pub(crate) mod status;
+pub(crate) mod store;
 
 use std::io::{self, BufRead, Write as _};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,8 @@ const MAX_CHAIN: u64 = 16;
 /// Deltas since the last snapshot-only epoch never trigger a checkpoint below this weight.
 const CHECKPOINT_MIN_BYTES: u64 = 256 * 1024;
 /// The environment variable of the crash tests: the step at which the publisher stops and waits
-/// to be killed (`after_journal`, `mid_push`, `before_ack`).
+/// to be killed (`before_journal`, `after_journal`, `mid_push`, `before_ack`; the service adds
+/// `before_answer`).
 const PAUSE_VAR: &str = "EDGE_AUTHZ_PUBLISH_PAUSE";
 /// The environment variable that holds the push token when `--push-token-file` is not given.
 const TOKEN_VAR: &str = "EDGE_AUTHZ_PUSH_TOKEN";
@@ -295,29 +296,46 @@ fn cleartext_remote(url: &str) -> bool {
 }
 
 /// The journal's latest epoch, decoded.
-struct Current {
-    epoch: u64,
-    watermark: u64,
-    model: Model,
+pub(crate) struct Current {
+    pub epoch: u64,
+    pub watermark: u64,
+    pub model: Model,
     state: State,
     snapshot: Vec<u8>,
     digest: String,
 }
 
-struct Publisher {
-    store: Store,
+/// What one change came to.
+pub(crate) struct Published {
+    /// The epoch that holds the change (the latest one when the change was a no-op).
+    pub epoch: u64,
+    pub revokes: bool,
+    /// The model's content did not change: no epoch was issued.
+    pub unchanged: bool,
+    pub ended: Ended,
+}
+
+/// Writes that go into the journal in the same transaction as an epoch (or in one of their own
+/// when the change issues none): an idempotency record, the SCIM directory's rows. They are told
+/// the epoch being issued and whether it revokes (`None`: no epoch).
+pub(crate) type Extra<'a> =
+    &'a dyn Fn(&rusqlite::Transaction<'_>, Option<(u64, bool)>) -> rusqlite::Result<()>;
+
+pub(crate) struct Publisher {
+    pub(crate) store: Store,
     key: SecretKey,
     tenant: String,
     slots: Vec<Slot>,
-    current: Option<Current>,
+    pub(crate) current: Option<Current>,
     out: Out,
-    args: PublishArgs,
+    pub(crate) args: PublishArgs,
     pause: Option<String>,
     /// True while a job for a new epoch runs: the crash hooks only fire then.
     in_job: bool,
 }
 
 /// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     Done,
     /// A revocation some edges did not acknowledge within the ack timeout.
@@ -341,7 +359,7 @@ fn min_bound(state: &State) -> u64 {
 }
 
 impl Publisher {
-    fn new(args: PublishArgs, tenant: &str, mode: &str) -> Result<Publisher, Fail> {
+    pub(crate) fn new(args: PublishArgs, tenant: &str, mode: &str) -> Result<Publisher, Fail> {
         let key_path = args
             .secret_key
             .clone()
@@ -442,13 +460,21 @@ impl Publisher {
     }
 
     /// Stops here, when the crash tests asked for this step, until the process is killed.
-    fn pause_at(&self, step: &str) {
+    pub(crate) fn pause_at(&self, step: &str) {
         if self.pausing_at(step) {
             eprintln!("paused at {step} (pid {})", std::process::id());
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
+    }
+
+    /// Stops at `step` when the crash tests asked for it, in a job or not (the service's
+    /// `before_answer`, after the job).
+    pub(crate) fn pause_at_any(&mut self, step: &str) {
+        self.in_job = true;
+        self.pause_at(step);
+        self.in_job = false;
     }
 
     fn caught_up(&self, slot: &Slot) -> bool {
@@ -759,6 +785,7 @@ impl Publisher {
                 ops: 0,
             },
             &edges,
+            None,
         )?;
         let bytes = snapshot.len();
         if let Some(c) = &mut self.current {
@@ -770,7 +797,18 @@ impl Publisher {
 
     /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
     /// latest, then the pushes its kind calls for.
-    fn publish(&mut self, mut model: Model, changed_at: u64) -> Result<Ended, Fail> {
+    fn publish(&mut self, model: Model, changed_at: u64) -> Result<Ended, Fail> {
+        self.publish_with(model, changed_at, None).map(|p| p.ended)
+    }
+
+    /// [`Publisher::publish`], with `extra` written in the epoch's transaction (or in its own
+    /// when the content is unchanged); says what the change came to.
+    pub(crate) fn publish_with(
+        &mut self,
+        mut model: Model,
+        changed_at: u64,
+        extra: Option<Extra<'_>>,
+    ) -> Result<Published, Fail> {
         // Session revocations past their `until` go when the origin compiles: the journal
         // keeps the model without them, so the state it holds is the one edges hold.
         model.drop_expired_sessions(now_ms());
@@ -784,9 +822,19 @@ impl Publisher {
         let digest = content_digest(&state)?;
         if let Some(c) = &self.current {
             if c.digest == digest {
+                let epoch = c.epoch;
                 self.out
-                    .emit(json!({"event": "unchanged", "epoch": c.epoch, "digest": digest}));
-                return self.converge(None);
+                    .emit(json!({"event": "unchanged", "epoch": epoch, "digest": digest}));
+                if let Some(extra) = extra {
+                    self.store.commit(extra)?;
+                }
+                let ended = self.converge(None)?;
+                return Ok(Published {
+                    epoch,
+                    revokes: false,
+                    unchanged: true,
+                    ended,
+                });
             }
         }
         let epoch = match &self.current {
@@ -814,6 +862,9 @@ impl Publisher {
         };
         let model_text = serde_json::to_string(&model).map_err(|e| Fail(e.to_string()))?;
         let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
+        self.in_job = true;
+        self.pause_at("before_journal");
+        self.in_job = false;
         self.store.issue(
             &NewEpoch {
                 epoch,
@@ -829,6 +880,7 @@ impl Publisher {
                 ops,
             },
             &edges,
+            extra,
         )?;
         let job = self.store.job_start(Some(epoch), kind, changed_at)?;
         self.out.emit(
@@ -878,7 +930,29 @@ impl Publisher {
             );
         }
         self.maybe_checkpoint()?;
-        Ok(ended)
+        Ok(Published {
+            epoch,
+            revokes,
+            unchanged: false,
+            ended,
+        })
+    }
+
+    /// Waits (within the ack timeout, pushing meanwhile) until every edge enforces the
+    /// revocation at `epoch`, changed at `since`.
+    pub(crate) fn await_enforced(&mut self, epoch: u64, since: u64) -> Result<Ended, Fail> {
+        self.converge(Some((epoch, since)))
+    }
+
+    /// Whether every edge enforces `epoch` (a revocation) or, with `applied`, holds it.
+    pub(crate) fn every_edge(&self, epoch: u64, applied: bool) -> bool {
+        self.slots.iter().all(|s| {
+            if applied {
+                s.head.is_some_and(|h| h.epoch.is_some_and(|e| e >= epoch))
+            } else {
+                Self::enforces(s, epoch)
+            }
+        })
     }
 
     /// The bytes one epoch sends each edge in the usual case (its watermark or delta; the
@@ -1024,7 +1098,7 @@ impl Publisher {
 
     /// The background duties between changes: retry edges that are behind, heartbeat edges not
     /// heard from within the interval. Returns when the next duty is due.
-    fn duties(&mut self) -> Result<Instant, Fail> {
+    pub(crate) fn duties(&mut self) -> Result<Instant, Fail> {
         let due = self.due();
         if !due.is_empty() {
             self.round(&due, false)?;

@@ -26,7 +26,7 @@ pub fn summary(mut v: Vec<u64>) -> Value {
            "maxMs": v.last().copied().unwrap_or(0)})
 }
 
-fn latencies(store: &Store, revokes: bool, run: Option<i64>) -> Result<Vec<u64>, Fail> {
+pub(crate) fn latencies(store: &Store, revokes: bool, run: Option<i64>) -> Result<Vec<u64>, Fail> {
     let column = if revokes { "enforced_at" } else { "applied_at" };
     let sql = format!(
         "SELECT a.{column} - e.changed_at FROM acks a JOIN epochs e ON e.epoch = a.epoch
@@ -161,7 +161,7 @@ fn edge_reports(
 }
 
 /// The jobs: in all, over budget, unacknowledged, interrupted.
-fn job_counts(c: &rusqlite::Connection) -> Result<(i64, i64, i64, i64), Fail> {
+pub(crate) fn job_counts(c: &rusqlite::Connection) -> Result<(i64, i64, i64, i64), Fail> {
     c.query_row(
         "SELECT COUNT(*),
                 COALESCE(SUM(outcome = 'over_budget'), 0),

@@ -67,6 +67,24 @@ CREATE TABLE IF NOT EXISTS jobs (
   budget_ms INTEGER,
   outcome TEXT
 );
+-- The origin service (`edge-authz serve`): the answer each `Idempotency-Key` was given, written
+-- with the change's epoch, so that a retry returns it instead of making a new one.
+CREATE TABLE IF NOT EXISTS idempotency (
+  key TEXT PRIMARY KEY,
+  request TEXT NOT NULL,         -- hex SHA-256 of the method, path and body
+  epoch INTEGER NOT NULL,
+  revokes INTEGER NOT NULL,
+  unchanged INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+-- The origin service's SCIM resources (Users and Groups), written with the epoch they cause.
+CREATE TABLE IF NOT EXISTS scim (
+  kind TEXT NOT NULL,            -- User | Group
+  id TEXT NOT NULL,
+  body TEXT NOT NULL,            -- the resource's SCIM JSON
+  version INTEGER NOT NULL,
+  PRIMARY KEY (kind, id)
+);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY,
   pid INTEGER NOT NULL,
@@ -305,7 +323,12 @@ impl Store {
 
     /// Writes a new epoch and its messages in one transaction; the previous latest epoch's model
     /// and snapshot are dropped in the same step.
-    pub fn issue(&mut self, e: &NewEpoch<'_>, edges: &[String]) -> Result<(), Fail> {
+    pub fn issue(
+        &mut self,
+        e: &NewEpoch<'_>,
+        edges: &[String],
+        extra: Option<super::Extra<'_>>,
+    ) -> Result<(), Fail> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -341,6 +364,19 @@ impl Store {
             )
             .map_err(db_err)?;
         }
+        if let Some(extra) = extra {
+            extra(&tx, Some((e.epoch, e.revokes))).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Runs `extra` in a transaction of its own.
+    pub fn commit(&mut self, extra: super::Extra<'_>) -> Result<(), Fail> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        extra(&tx, None).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 

@@ -1,0 +1,131 @@
+// `edge-authz serve`, the origin as a service, against two Workers in workerd: the change API
+// (epochs as consistency tokens, revocations answered once enforced), the model and status
+// routes, idempotency keys, tokens, limits and the metrics.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { base, BOB, decide, edges, originOnDisk, withoutBob } from './publisher.mjs';
+import { newToken, ok, startServe } from './serve.mjs';
+
+describe('serve: the change API against two edges', () => {
+  const ctx = {};
+  before(async () => {
+    ctx.origin = await originOnDisk();
+    ctx.all = await edges(ctx.origin.pub, 2);
+    ctx.svc = await startServe(ctx.origin, ctx.all);
+  });
+  after(async () => {
+    await ctx.svc?.stop();
+    await Promise.all((ctx.all ?? []).map((e) => e.dispose()));
+  });
+
+  test('a model, a grant read at its epoch at both edges, a revocation enforced when answered', async () => {
+    const { svc, all } = ctx;
+    // No journal yet: the model and status are 404, a change has nothing to apply to.
+    assert.equal((await svc.request('GET', '/v1/acme/model')).status, 404);
+    assert.equal(ok(await svc.changes({ op: 'suspend', subject: 'user:x' }), 404).error.code, 'unknown_tenant');
+
+    const first = ok(await svc.putModel(base()));
+    assert.ok(first.epoch >= 1);
+    assert.equal(first.revokes, false);
+    const got = ok(await svc.request('GET', '/v1/acme/model'));
+    assert.equal(got.epoch, first.epoch);
+    assert.deepEqual(got.model.memberships, base().memberships);
+
+    // A grant: answered once committed, with its epoch; a check that names the epoch is granted
+    // at both edges.
+    const grant = ok(await svc.changes({ op: 'add_membership', member: 'user:dave', group: 'group:eng' }));
+    assert.equal(grant.epoch, first.epoch + 1);
+    assert.equal(grant.revokes, false);
+    for (const e of all) {
+      const r = await e.c.check('user:dave', 'read', 'doc:roadmap', { at_least_epoch: grant.epoch });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.json.allowed, true, JSON.stringify(r.json));
+      assert.ok(r.json.epoch >= grant.epoch);
+    }
+
+    // A revocation: its 200 says every edge enforces it; the next check at each is denied.
+    const rev = ok(await svc.changes([{ op: 'remove_membership', member: 'user:bob', group: 'group:eng' }]));
+    assert.deepEqual([rev.epoch, rev.revokes, rev.enforced], [grant.epoch + 1, true, true]);
+    for (const e of all) assert.equal((await decide(e, ...BOB)).allowed, false);
+
+    // The status is the journal's report.
+    const st = ok(await svc.request('GET', '/v1/acme/status'));
+    assert.equal(st.epoch, rev.epoch);
+    assert.equal(st.watermark, rev.epoch);
+    assert.equal(st.edges.length, 2);
+  });
+
+  test('an Idempotency-Key returns the first answer and issues no new epoch', async () => {
+    const { svc } = ctx;
+    const key = newToken();
+    const op = { op: 'add_membership', member: 'user:erin', group: 'group:eng' };
+    const a = ok(await svc.changes(op, { key }));
+    const b = await svc.changes(op, { key });
+    assert.deepEqual(ok(b), a);
+    assert.equal(b.headers.get('idempotent-replayed'), 'true');
+    // Without the key, the same operation no longer applies (erin is a member): 422.
+    assert.equal(ok(await svc.changes(op), 422).error.code, 'change_not_applicable');
+    // The key with another body: refused.
+    const other = await svc.changes({ op: 'add_membership', member: 'user:zed', group: 'group:eng' }, { key });
+    assert.equal(ok(other, 422).error.code, 'idempotency_key_reused');
+    const st = ok(await svc.request('GET', '/v1/acme/status'));
+    assert.equal(st.epoch, a.epoch);
+  });
+
+  test('changes that do not apply or compile are 422 and change nothing', async () => {
+    const { svc } = ctx;
+    const before = ok(await svc.request('GET', '/v1/acme/model'));
+    const cases = [
+      [{ op: 'remove_membership', member: 'user:nobody', group: 'group:eng' }, 422, 'change_not_applicable'],
+      [{ op: 'add_assignment', principal: 'user:a', role: 'nope', resource: 'doc:roadmap' }, 422, 'invalid_model'],
+      [[{ op: 'add_membership', member: 'user:f', group: 'group:eng' },
+        { op: 'add_resource', id: 'doc:x', parent: 'folder:none' }], 422, 'invalid_model'],
+      [{ op: 'frobnicate' }, 400, 'invalid_operation'],
+      [{ op: 'add_membership', member: 'user:f', group: 'group:eng', extra: 1 }, 400, 'invalid_operation'],
+      [before.model, 400, 'invalid_operation'],
+      ['{"op": ', 400, 'malformed_json'],
+    ];
+    for (const [body, status, code] of cases) {
+      const r = await svc.changes(body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json.error.code, code, r.text);
+    }
+    const wrongTenant = await svc.putModel({ ...before.model, tenant: 'other' });
+    assert.equal(ok(wrongTenant, 422).error.code, 'tenant_mismatch');
+    const after = ok(await svc.request('GET', '/v1/acme/model'));
+    assert.deepEqual(after, before);
+  });
+
+  test('tokens, methods, media types and sizes', async () => {
+    const { svc } = ctx;
+    const op = { op: 'suspend', subject: 'user:mallory2' };
+    let r = await svc.changes(op, { token: null });
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('www-authenticate'), /^Bearer/);
+    assert.equal((await svc.changes(op, { token: newToken() })).status, 401);
+    assert.equal((await svc.request('DELETE', '/v1/acme/changes')).status, 405);
+    assert.equal((await svc.request('GET', '/v1/acme/changes')).headers.get('allow'), 'POST');
+    r = await svc.request('POST', '/v1/acme/changes', { body: JSON.stringify(op), type: 'text/plain' });
+    assert.equal(ok(r, 415).error.code, 'unsupported_media_type');
+    r = await svc.request('POST', '/v1/acme/changes', { body: 'x'.repeat((1 << 20) + 1) });
+    assert.equal(ok(r, 413).error.code, 'too_large');
+    assert.equal(ok(await svc.request('GET', '/v1/Bad!/status'), 400).error.code, 'invalid_tenant');
+    assert.equal(ok(await svc.request('GET', '/v2/acme/status'), 404).error.code, 'not_found');
+    assert.equal(ok(await svc.request('GET', '/healthz', { token: null })).ok, true);
+  });
+
+  test('metrics in the Prometheus text format', async () => {
+    const { svc } = ctx;
+    assert.equal((await svc.request('GET', '/metrics', { token: null })).status, 401);
+    const r = await svc.request('GET', '/metrics');
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const st = ok(await svc.request('GET', '/v1/acme/status'));
+    assert.match(r.text, new RegExp(`^edge_authz_epoch\\{tenant="acme"\\} ${st.epoch}$`, 'm'));
+    assert.match(r.text, /^edge_authz_propagation_seconds_count\{tenant="acme",direction="revocation"\} [1-9]/m);
+    assert.match(r.text, /^edge_authz_propagation_seconds_bucket\{tenant="acme",direction="grant",le="\+Inf"\} [1-9]/m);
+    assert.match(r.text, /^edge_authz_edge_lag_epochs\{tenant="acme",edge="http:\/\/127\.0\.0\.1:\d+"\} 0$/m);
+    assert.match(r.text, /^edge_authz_requests_total\{api="changes",tenant="acme",method="POST",status="422"\} [1-9]/m);
+    assert.match(r.text, /^# TYPE edge_authz_propagation_seconds histogram$/m);
+  });
+});
