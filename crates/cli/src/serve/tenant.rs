@@ -405,9 +405,8 @@ impl Tenant {
             body: &call.body,
             if_match: call.if_match.as_deref(),
         };
-        let model = self.p.current.as_ref().map(|c| c.model.clone());
         let mut ctx = scim::Ctx {
-            model: model.as_ref(),
+            model: self.p.current.as_ref().map(|c| &c.model),
             directory: &self.dir,
             now_ms: at,
             base: &call.base,
@@ -416,6 +415,12 @@ impl Tenant {
         };
         let outcome = scim::handle(&req, &mut ctx);
         let (model, rows, reply) = match outcome {
+            // A write that changes nothing (an identity provider's retry, say) still answers
+            // only once every edge enforces the latest revocation: a retried deprovisioning
+            // that was answered 503 waits for the edges again.
+            Outcome::Reply(r) if is_write(&call.method) && (200..300).contains(&r.status) => {
+                return self.after_enforced(scim_reply(r), at)
+            }
             Outcome::Reply(r) => return scim_reply(r),
             Outcome::Write {
                 model,
@@ -430,35 +435,56 @@ impl Tenant {
         };
         match result {
             Err(e) => {
-                let r = fail_reply(&e);
-                super::scim_error(r.status, None, e.message())
+                // A model the write would leave uncompilable is the request's fault.
+                let status = if e.code().0 == "invalid_model" {
+                    400
+                } else {
+                    500
+                };
+                let kind = (status == 400).then_some("invalidValue");
+                super::scim_error(status, kind, e.message())
             }
             Ok(published) => {
                 self.dir.apply(&rows);
-                // Whatever the write did, it answers only once every edge enforces the latest
-                // revocation: an identity provider's retry of a deprovisioning waits too.
-                let watermark = self.p.current.as_ref().map_or(0, |c| c.watermark);
-                let enforced = match published {
+                match published {
+                    // A grant (or a write the model does not see) is answered at once.
+                    Some(Published { revokes: false, .. }) => scim_reply(reply),
                     Some(Published {
                         ended: Ended::Unacknowledged,
                         ..
-                    }) => false,
-                    _ if watermark == 0 => true,
-                    _ => self.enforced(watermark, true, at),
-                };
-                if enforced {
-                    scim_reply(reply)
-                } else {
-                    super::scim_error(
-                        503,
-                        None,
-                        "the change is committed but not yet enforced at every edge; retry",
-                    )
-                    .with("retry-after", "1".into())
+                    }) => not_enforced(),
+                    Some(_) => scim_reply(reply),
+                    None => self.after_enforced(scim_reply(reply), at),
                 }
             }
         }
     }
+
+    /// `reply`, once every edge enforces the latest revocation (at once when they do); a 503
+    /// past the ack timeout.
+    fn after_enforced(&mut self, reply: Reply, at: u64) -> Reply {
+        let watermark = self.p.current.as_ref().map_or(0, |c| c.watermark);
+        if watermark == 0 || self.enforced(watermark, true, at) {
+            reply
+        } else {
+            not_enforced()
+        }
+    }
+}
+
+fn is_write(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+}
+
+/// A SCIM write committed but not acknowledged by every edge within the ack timeout: the
+/// identity provider is told to retry (and its retry waits for the edges again).
+fn not_enforced() -> Reply {
+    super::scim_error(
+        503,
+        None,
+        "the change is committed but not yet enforced at every edge; retry",
+    )
+    .with("retry-after", "1".into())
 }
 
 fn scim_reply(r: scim::Reply) -> Reply {
