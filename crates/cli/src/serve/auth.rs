@@ -96,12 +96,11 @@ impl Tokens {
                     Some(("api", a)) => e.apis.push(Api::parse(a).ok_or_else(|| {
                         format!("line {}: api is changes, scim or metrics, not `{a}`", n + 1)
                     })?),
-                    _ => {
-                        return Err(format!(
-                            "line {}: `{w}` is neither tenant=NAME nor api=changes|scim|metrics",
-                            n + 1
-                        ))
-                    }
+                    // The word is not shown: a second token on the line would be printed.
+                    _ => return Err(format!(
+                        "line {}: after the token, only tenant=NAME and api=changes|scim|metrics",
+                        n + 1
+                    )),
                 }
             }
             entries.push(e);

@@ -1,7 +1,5 @@
 //! The service's HTTP plumbing: a request's head as read once, bodies under a limit, replies.
 
-use std::io::Read as _;
-
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
@@ -15,12 +13,12 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn read_head(raw: &tiny_http::Request) -> Incoming {
-        let url = raw.url();
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    pub fn read_head(parts: &hyper::http::request::Parts) -> Incoming {
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or_default();
         Incoming {
-            method: raw.method().as_str().to_ascii_uppercase(),
-            path: path.to_string(),
+            method: parts.method.as_str().to_ascii_uppercase(),
+            path,
             query: query
                 .split('&')
                 .filter(|p| !p.is_empty())
@@ -29,13 +27,15 @@ impl Incoming {
                     (decode(k), decode(v))
                 })
                 .collect(),
-            headers: raw
-                .headers()
+            // A value that is not UTF-8 is kept lossily: it then fails every check it meets
+            // (a token, a key) instead of passing for an absent header.
+            headers: parts
+                .headers
                 .iter()
-                .map(|h| {
+                .map(|(k, v)| {
                     (
-                        h.field.as_str().as_str().to_ascii_lowercase(),
-                        h.value.as_str().to_string(),
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
                     )
                 })
                 .collect(),
@@ -73,6 +73,45 @@ impl Incoming {
             )),
         }
     }
+
+    /// Refuses a body of a media type not in `types` (415), or declared past `limit` (413)
+    /// before any of it is read.
+    pub fn body_head(&self, limit: usize, types: &[&str]) -> Result<(), Reply> {
+        let kind = self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if !kind.as_deref().is_some_and(|k| types.contains(&k)) {
+            return Err(Reply::error(
+                415,
+                "unsupported_media_type",
+                &format!("send the body as {}", types.join(" or ")),
+            ));
+        }
+        let declared = self
+            .header("content-length")
+            .map(|v| v.trim().parse::<u64>());
+        match declared {
+            Some(Ok(n)) if n > limit as u64 => Err(too_large(limit)),
+            Some(Err(_)) => Err(Reply::error(
+                400,
+                "bad_body",
+                "the content-length is not a number",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn too_large(limit: usize) -> Reply {
+    Reply::error(
+        413,
+        "too_large",
+        &format!("the body is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// `%XX` and `+` decoded; bytes that are not UTF-8 become U+FFFD.
@@ -108,51 +147,6 @@ pub fn request_hash(req: &Incoming, body: &[u8]) -> String {
     h.update([0]);
     h.update(body);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The body, refused with 413 past `limit` (by its declared length before any of it is read),
-/// with 415 for a media type not in `types`.
-pub fn body(
-    req: &Incoming,
-    raw: &mut tiny_http::Request,
-    limit: usize,
-    types: &[&str],
-) -> Result<Vec<u8>, Reply> {
-    let kind = req.header("content-type").map(|v| {
-        v.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    });
-    if !kind.as_deref().is_some_and(|k| types.contains(&k)) {
-        return Err(Reply::error(
-            415,
-            "unsupported_media_type",
-            &format!("send the body as {}", types.join(" or ")),
-        ));
-    }
-    let too_large = || {
-        Reply::error(
-            413,
-            "too_large",
-            &format!("the body is larger than the limit of {limit} bytes"),
-        )
-    };
-    if raw.body_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut out = Vec::new();
-    let read = raw.as_reader().take(limit as u64 + 1).read_to_end(&mut out);
-    match read {
-        Ok(n) if n > limit => Err(too_large()),
-        Ok(_) => Ok(out),
-        Err(e) => Err(Reply::error(
-            400,
-            "bad_body",
-            &format!("the body could not be read: {e}"),
-        )),
-    }
 }
 
 /// An answer to send.
@@ -237,12 +231,20 @@ impl Reply {
     }
 }
 
-pub fn send(raw: tiny_http::Request, reply: &Reply) {
-    let mut resp =
-        tiny_http::Response::from_data(reply.body.clone()).with_status_code(reply.status);
+/// The reply as hyper's response.
+pub fn response(reply: Reply) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    let mut resp = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(
+        reply.body,
+    )));
+    *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
     let mut add = |name: &str, value: &str| {
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            resp.add_header(h);
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            h.append(k, v);
         }
     };
     add("content-type", reply.content_type);
@@ -250,5 +252,5 @@ pub fn send(raw: tiny_http::Request, reply: &Reply) {
     for (k, v) in &reply.headers {
         add(k, v);
     }
-    let _ = raw.respond(resp);
+    resp
 }

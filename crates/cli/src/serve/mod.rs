@@ -21,6 +21,7 @@ mod tenant;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -95,6 +96,10 @@ struct Service {
     base: String,
 }
 
+/// How long a request's head may take to arrive, and then its body.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
 pub fn run(args: ServeArgs) -> Result<(), Fail> {
     let tokens = Tokens::load(&args.token_file)?;
     // The key and the edges are checked now (as the first tenant's job would), not on the first
@@ -106,12 +111,13 @@ pub fn run(args: ServeArgs) -> Result<(), Fail> {
             args.listen
         ))
     })?;
-    let server = tiny_http::Server::http(listen)
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Fail(format!("cannot listen on {listen}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Fail("the server has no IP address".into()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Fail(format!("cannot listen on {listen}: {e}")))?;
+    let threads = usize::try_from(args.threads).unwrap_or(32);
     let service = Arc::new(Service {
         base: format!("http://{bound}"),
         tokens,
@@ -127,27 +133,203 @@ pub fn run(args: ServeArgs) -> Result<(), Fail> {
             }
         }
     }
-    eprintln!("edge-authz serve: listening on {}", service.base);
-    let server = Arc::new(server);
-    let workers: Vec<_> = (0..service.args.threads)
-        .map(|_| {
-            let server = Arc::clone(&server);
-            let service = Arc::clone(&service);
-            std::thread::spawn(move || loop {
-                match server.recv() {
-                    Ok(req) => service.answer(req),
-                    Err(e) => eprintln!("warning: {e}"),
+    // Connections and bodies on a small runtime; the work that waits on a tenant's job or
+    // reads a journal on its blocking threads (`--threads` of them at most).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(threads)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Fail(format!("cannot start the server: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Fail(format!("cannot listen on {listen}: {e}")))?;
+        eprintln!("edge-authz serve: listening on {}", service.base);
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait a little rather than spin.
+                    eprintln!("warning: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
+            };
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                let handler = hyper::service::service_fn(move |req| {
+                    let service = Arc::clone(&service);
+                    async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEAD_DEADLINE)
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                    .await;
+            });
+        }
+    })
+}
+
+/// Where a request goes.
+enum Route<'a> {
+    Health,
+    Metrics,
+    Changes(&'a str),
+    GetModel(&'a str),
+    PutModel(&'a str),
+    Status(&'a str),
+    Scim(&'a str, Vec<&'a str>),
+}
+
+/// The body of a request: read under `limit` bytes and [`BODY_DEADLINE`].
+async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, Reply> {
+    use http_body_util::BodyExt as _;
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(BODY_DEADLINE, limited.collect()).await {
+        Err(_) => Err(Reply::error(
+            408,
+            "body_timeout",
+            &format!(
+                "the body did not arrive within {} s",
+                BODY_DEADLINE.as_secs()
+            ),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(http::too_large(limit)),
+        Ok(Err(e)) => Err(Reply::error(
+            400,
+            "bad_body",
+            &format!("the body could not be read: {e}"),
+        )),
+        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
     }
-    Ok(())
 }
 
 impl Service {
+    async fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+        let (parts, body) = req.into_parts();
+        let head = Incoming::read_head(&parts);
+        let scim = head.path.starts_with("/scim/");
+        // Everything that can be refused from the head is, before a byte of the body is read.
+        let admitted = match self.admit(&head) {
+            Ok(limit) => match limit {
+                Some(limit) => read_body(body, limit).await,
+                None => Ok(Vec::new()),
+            },
+            Err(r) => Err(r),
+        };
+        let reply = match admitted {
+            Err(r) if scim => r.into_scim(),
+            Err(r) => r,
+            Ok(body) => {
+                let service = Arc::clone(&self);
+                let work = tokio::task::spawn_blocking(move || {
+                    let r = service.route(&head, body);
+                    (head, r)
+                });
+                match work.await {
+                    Ok((h, r)) => {
+                        self.metrics.count(&h, &r);
+                        return http::response(r);
+                    }
+                    Err(_) => Reply::error(500, "internal", "the request's work failed"),
+                }
+            }
+        };
+        self.metrics.count(&Incoming::read_head(&parts), &reply);
+        http::response(reply)
+    }
+
+    /// The route of a request: 404, 405 and 400 (the tenant) from its method and path.
+    fn resolve<'a>(&self, req: &'a Incoming) -> Result<Route<'a>, Reply> {
+        let segments: Vec<&str> = req.path.split('/').skip(1).collect();
+        let method = req.method.as_str();
+        let tenant_ok = |t: &str| {
+            if edge_authz::is_valid_tenant(t) {
+                Ok(())
+            } else {
+                Err(Reply::error(
+                    400,
+                    "invalid_tenant",
+                    "a tenant is 1 to 64 of a-z, 0-9, `_` and `-`",
+                ))
+            }
+        };
+        match segments.as_slice() {
+            ["healthz"] => match method {
+                "GET" | "HEAD" => Ok(Route::Health),
+                _ => Err(Reply::method("GET, HEAD")),
+            },
+            ["metrics"] => match method {
+                "GET" => Ok(Route::Metrics),
+                _ => Err(Reply::method("GET")),
+            },
+            ["v1", tenant, op @ ("changes" | "model" | "status")] => {
+                let route = match (*op, method) {
+                    ("changes", "POST") => Route::Changes(tenant),
+                    ("model", "GET") => Route::GetModel(tenant),
+                    ("model", "PUT") => Route::PutModel(tenant),
+                    ("status", "GET") => Route::Status(tenant),
+                    ("changes", _) => return Err(Reply::method("POST")),
+                    ("model", _) => return Err(Reply::method("GET, PUT")),
+                    _ => return Err(Reply::method("GET")),
+                };
+                tenant_ok(tenant)?;
+                Ok(route)
+            }
+            ["scim", "v2", tenant, rest @ ..] => {
+                tenant_ok(tenant)?;
+                Ok(Route::Scim(
+                    tenant,
+                    rest.iter().copied().filter(|s| !s.is_empty()).collect(),
+                ))
+            }
+            _ => Err(Reply::error(
+                404,
+                "not_found",
+                &format!("no route for {}", req.path),
+            )),
+        }
+    }
+
+    /// Refusals from the head (route, token, media type, declared size); `Some(limit)` when a
+    /// body is to be read.
+    fn admit(&self, req: &Incoming) -> Result<Option<usize>, Reply> {
+        const JSON: &[&str] = &["application/json"];
+        const SCIM: &[&str] = &["application/scim+json", "application/json"];
+        match self.resolve(req)? {
+            Route::Health => Ok(None),
+            Route::Metrics => self.tokens.check(req, None, Api::Metrics).map(|()| None),
+            Route::GetModel(t) | Route::Status(t) => {
+                self.tokens.check(req, Some(t), Api::Changes).map(|()| None)
+            }
+            Route::PutModel(t) => {
+                self.tokens.check(req, Some(t), Api::Changes)?;
+                req.body_head(self.args.max_model, JSON)?;
+                Ok(Some(self.args.max_model))
+            }
+            Route::Changes(t) => {
+                self.tokens.check(req, Some(t), Api::Changes)?;
+                req.body_head(self.args.max_body, JSON)?;
+                Ok(Some(self.args.max_body))
+            }
+            Route::Scim(t, _) => {
+                self.tokens.check(req, Some(t), Api::Scim)?;
+                if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+                    req.body_head(self.args.max_body, SCIM)?;
+                    Ok(Some(self.args.max_body))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
     /// The job of `tenant`: started when its journal exists (or `create`).
     fn job(&self, tenant: &str, create: bool) -> Result<Option<mpsc::Sender<Job>>, Fail> {
         let mut map = self
@@ -184,18 +366,8 @@ impl Service {
             Err(e) => return Reply::error(500, "journal_error", &e.0),
         };
         let (reply_tx, reply_rx) = mpsc::channel();
-        if tx.send(make(reply_tx)).is_err() {
+        let stopped = || {
             // The job stopped (its journal failed): the next request starts a new one.
-            if let Ok(mut map) = self.tenants.lock() {
-                map.remove(tenant);
-            }
-            return Reply::error(
-                503,
-                "tenant_unavailable",
-                "the tenant's job stopped; try again",
-            );
-        }
-        reply_rx.recv().unwrap_or_else(|_| {
             if let Ok(mut map) = self.tenants.lock() {
                 map.remove(tenant);
             }
@@ -204,156 +376,79 @@ impl Service {
                 "tenant_unavailable",
                 "the tenant's job stopped; try again",
             )
-        })
+        };
+        if tx.send(make(reply_tx)).is_err() {
+            return stopped();
+        }
+        reply_rx.recv().unwrap_or_else(|_| stopped())
     }
 
-    fn answer(&self, mut raw: tiny_http::Request) {
-        let req = Incoming::read_head(&raw);
-        let reply = self.route(&req, &mut raw);
-        self.metrics.count(&req, &reply);
-        http::send(raw, &reply);
-    }
-
-    fn route(&self, req: &Incoming, raw: &mut tiny_http::Request) -> Reply {
-        let segments: Vec<&str> = req.path.split('/').skip(1).collect();
-        match segments.as_slice() {
-            ["healthz"] => match req.method.as_str() {
-                "GET" | "HEAD" => Reply::json(200, &json!({"ok": true})),
-                _ => Reply::method("GET, HEAD"),
-            },
-            ["metrics"] => {
-                if req.method != "GET" {
-                    return Reply::method("GET");
-                }
-                if let Err(r) = self.tokens.check(req, None, Api::Metrics) {
-                    return r;
-                }
+    /// The work of an admitted request (on a blocking thread).
+    fn route(&self, req: &Incoming, body: Vec<u8>) -> Reply {
+        let route = match self.resolve(req) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        match route {
+            Route::Health => Reply::json(200, &json!({"ok": true})),
+            Route::Metrics => {
                 let tenants: Vec<String> = Store::tenants(&self.args.state);
                 Reply::text(
                     200,
                     metrics::render(&self.args.state, &tenants, &self.metrics),
                 )
             }
-            ["v1", tenant, op] => self.v1(req, raw, tenant, op),
-            ["scim", "v2", tenant, rest @ ..] => self.scim(req, raw, tenant, rest),
-            _ => Reply::error(404, "not_found", &format!("no route for {}", req.path)),
-        }
-    }
-
-    fn v1(&self, req: &Incoming, raw: &mut tiny_http::Request, tenant: &str, op: &str) -> Reply {
-        let allow = match op {
-            "changes" => "POST",
-            "model" => "GET, PUT",
-            "status" => "GET",
-            _ => return Reply::error(404, "not_found", &format!("no route for {}", req.path)),
-        };
-        if !allow.split(", ").any(|m| m == req.method) {
-            return Reply::method(allow);
-        }
-        if !edge_authz::is_valid_tenant(tenant) {
-            return Reply::error(
-                400,
-                "invalid_tenant",
-                "a tenant is 1 to 64 of a-z, 0-9, `_` and `-`",
-            );
-        }
-        if let Err(r) = self.tokens.check(req, Some(tenant), Api::Changes) {
-            return r;
-        }
-        match (op, req.method.as_str()) {
-            ("status", _) => tenant::status(&self.args.state, tenant),
-            ("model", "GET") => tenant::model(&self.args.state, tenant),
-            ("model", _) => {
-                let body = match http::body(req, raw, self.args.max_model, &["application/json"]) {
-                    Ok(b) => b,
-                    Err(r) => return r,
-                };
+            Route::Status(t) => tenant::status(&self.args.state, t),
+            Route::GetModel(t) => tenant::model(&self.args.state, t),
+            Route::PutModel(t) | Route::Changes(t) => {
+                let whole = matches!(route, Route::PutModel(_));
                 let key = match req.idempotency_key() {
                     Ok(k) => k,
                     Err(r) => return r,
                 };
                 let hash = http::request_hash(req, &body);
-                self.ask(tenant, true, |reply| Job::PutModel {
-                    body,
-                    key,
-                    hash,
-                    at: crate::now_ms(),
-                    reply,
+                let at = crate::now_ms();
+                self.ask(t, whole, |reply| {
+                    if whole {
+                        Job::PutModel {
+                            body,
+                            key,
+                            hash,
+                            at,
+                            reply,
+                        }
+                    } else {
+                        Job::Changes {
+                            body,
+                            key,
+                            hash,
+                            at,
+                            reply,
+                        }
+                    }
                 })
             }
-            _ => {
-                let body = match http::body(req, raw, self.args.max_body, &["application/json"]) {
-                    Ok(b) => b,
-                    Err(r) => return r,
-                };
-                let key = match req.idempotency_key() {
-                    Ok(k) => k,
-                    Err(r) => return r,
-                };
-                let hash = http::request_hash(req, &body);
-                self.ask(tenant, false, |reply| Job::Changes {
+            Route::Scim(tenant, rest) => {
+                let call = tenant::ScimCall {
+                    method: req.method.clone(),
+                    segments: rest.iter().map(|s| s.to_string()).collect(),
+                    query: req.query.clone(),
                     body,
-                    key,
-                    hash,
+                    if_match: req.header("if-match").map(str::to_string),
+                    base: format!("{}/scim/v2/{tenant}", self.base),
+                    group_id: self.args.scim_group_id,
+                };
+                let reply = self.ask(tenant, false, |reply| Job::Scim {
+                    call,
                     at: crate::now_ms(),
                     reply,
-                })
+                });
+                if reply.code.as_deref() == Some("unknown_tenant") {
+                    return scim_error(404, None, &format!("tenant `{tenant}` has no model here"));
+                }
+                reply.into_scim()
             }
         }
-    }
-
-    fn scim(
-        &self,
-        req: &Incoming,
-        raw: &mut tiny_http::Request,
-        tenant: &str,
-        rest: &[&str],
-    ) -> Reply {
-        if !edge_authz::is_valid_tenant(tenant) {
-            return scim_error(
-                400,
-                Some("invalidValue"),
-                "a tenant is 1 to 64 of a-z, 0-9, `_` and `-`",
-            );
-        }
-        if let Err(r) = self.tokens.check(req, Some(tenant), Api::Scim) {
-            return r.into_scim();
-        }
-        let body = if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
-            match http::body(
-                req,
-                raw,
-                self.args.max_body,
-                &["application/scim+json", "application/json"],
-            ) {
-                Ok(b) => b,
-                Err(r) => return r.into_scim(),
-            }
-        } else {
-            Vec::new()
-        };
-        let scim_req = tenant::ScimCall {
-            method: req.method.clone(),
-            segments: rest
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.to_string())
-                .collect(),
-            query: req.query.clone(),
-            body,
-            if_match: req.header("if-match").map(str::to_string),
-            base: format!("{}/scim/v2/{tenant}", self.base),
-            group_id: self.args.scim_group_id,
-        };
-        let reply = self.ask(tenant, false, |reply| Job::Scim {
-            call: scim_req,
-            at: crate::now_ms(),
-            reply,
-        });
-        if reply.status == 404 && reply.code.as_deref() == Some("unknown_tenant") {
-            return scim_error(404, None, &format!("tenant `{tenant}` has no model here"));
-        }
-        reply
     }
 }
 
