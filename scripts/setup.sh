@@ -79,6 +79,34 @@ else
   echo "$LOCK_SUM" > node_modules/.edge-authz-lock
 fi
 
+# Python 3.11 or newer with its venv module, from Debian's packages when it is missing.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  say "installing python3 and python3-venv (apt)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "error: Python 3.11 or newer is needed (python3, with its venv module)" >&2
+  exit 1
+fi
+# The SCIM client library and compliance checker that tests/js/serve-scim.test.mjs drives the
+# origin service with (tests/scim/requirements.txt, exact versions), in a venv at
+# target/scim-venv, made again only when the requirements changed since the last install.
+SCIM_VENV=target/scim-venv
+SCIM_SUM=$(sha256sum tests/scim/requirements.txt | cut -d' ' -f1)
+if [ -x "$SCIM_VENV/bin/python" ] && [ -f "$SCIM_VENV/.edge-authz-requirements" ] \
+  && [ "$(cat "$SCIM_VENV/.edge-authz-requirements")" = "$SCIM_SUM" ]; then
+  say "SCIM test tools (scim2-client, scim2-tester): present"
+else
+  say "installing the SCIM test tools (python3 -m venv $SCIM_VENV, pip install -r tests/scim/requirements.txt)"
+  python3 -m venv --clear "$SCIM_VENV"
+  "$SCIM_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    -r tests/scim/requirements.txt
+  echo "$SCIM_SUM" > "$SCIM_VENV/.edge-authz-requirements"
+fi
+
 # Headless Chromium and its driver for the browser tests, from Debian's packages.
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
   say "chromium: present"

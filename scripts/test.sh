@@ -143,6 +143,10 @@ publish() {
   node bench/publish.mjs --quick > target/bench-publish.md
   grep -A 12 '^### Targets' target/bench-publish.md || tail -n 20 target/bench-publish.md
 
+  say "the origin service's benchmark once, quick, against two Workers in workerd (exits 1 on a wrong answer)"
+  node bench/serve.mjs --quick > target/bench-serve.md
+  cat target/bench-serve.md
+
   say "the replica benchmark once, quick, against a Worker in workerd (exits 1 on an allow after a revocation)"
   node bench/replica.mjs --quick > target/bench-replica.md
   cat target/bench-replica.md

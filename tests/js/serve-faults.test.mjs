@@ -400,7 +400,14 @@ describe('serve: bad input of every kind, each refused with a stable code, nothi
     };
     await refused([
       ['one byte over --max-body', () => svc.request('POST', '/v1/acme/changes', { body: padded(GRANT_DAVE, MAX_BODY + 1) }), 413, 'too_large'],
-      ['16 MiB', () => svc.request('POST', '/v1/acme/changes', { body: 'x'.repeat(16 << 20) }), 413, 'too_large'],
+      // Declared far past the limit (more than the 8 MiB the service reads and drops past it):
+      // refused from the head, so a client would be cut off mid-upload; sent raw, in part.
+      ['16 MiB declared', () => rawHttp(ctx.raw.port, [
+        'POST /v1/acme/changes HTTP/1.1', 'host: 127.0.0.1', `authorization: Bearer ${ctx.tokens.admin}`,
+        'content-type: application/json', `content-length: ${16 << 20}`, '', 'x'.repeat(4096),
+      ].join('\r\n')), 413, 'too_large'],
+      // Past the limit by less than that: read and dropped, so fetch (still sending) gets it.
+      ['4 MiB', () => svc.request('POST', '/v1/acme/changes', { body: 'x'.repeat(4 << 20) }), 413, 'too_large'],
       // At the limit the body is read (and this one is not an operation).
       ['exactly --max-body', () => svc.request('POST', '/v1/acme/changes', { body: padded({ op: 'frobnicate' }, MAX_BODY) }), 400, 'invalid_operation'],
       ['one byte over --max-model', () => svc.request('PUT', '/v1/acme/model', { body: padded(base(), MAX_MODEL + 1) }), 413, 'too_large'],

@@ -114,6 +114,51 @@ describe('serve: the change API against two edges', () => {
     assert.equal(ok(await svc.request('GET', '/healthz', { token: null })).ok, true);
   });
 
+  test('SCIM over HTTP: bad bodies and tokens are SCIM errors and change nothing', async () => {
+    const { svc } = ctx;
+    const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
+    const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+    const scim = (method, p, body, opts = {}) =>
+      svc.request(method, `/scim/v2/acme${p}`, { body, type: 'application/scim+json', ...opts });
+    const model = ok(await svc.request('GET', '/v1/acme/model'));
+    const cases = [
+      ['POST', '/Users', '{"schemas": [', 400, 'invalidSyntax'],
+      ['POST', '/Users', { schemas: [USER], userName: 'x1', favouriteColour: 'blue' }, 400, 'invalidSyntax'],
+      ['POST', '/Users', { schemas: [USER] }, 400, undefined],
+      ['POST', '/Users', { schemas: [USER], userName: 'x'.repeat(2 << 20) }, 413, undefined],
+      ['GET', '/Users/nope', undefined, 404, undefined],
+      ['GET', '/Users?filter=userName%20co%20%22a%22', undefined, 400, 'invalidFilter'],
+      ['PATCH', '/Users/nope', { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [] }, 404, undefined],
+      ['GET', '/Nothing', undefined, 404, undefined],
+    ];
+    for (const [method, p, body, status, scimType] of cases) {
+      const r = await scim(method, p, typeof body === 'object' ? JSON.stringify(body) : body);
+      assert.equal(r.status, status, `${method} ${p}: ${r.text.slice(0, 300)}`);
+      assert.match(r.headers.get('content-type'), /^application\/scim\+json/);
+      assert.deepEqual(r.json.schemas, [ERROR], r.text.slice(0, 300));
+      assert.equal(r.json.status, String(status));
+      if (scimType) assert.equal(r.json.scimType, scimType, r.text);
+    }
+    // Methods a route does not take: 405 with Allow, a body or not; .search is not served.
+    let r = await svc.request('POST', '/scim/v2/acme/Schemas');
+    assert.equal(r.status, 405, r.text);
+    assert.equal(r.headers.get('allow'), 'GET');
+    assert.deepEqual(r.json.schemas, [ERROR]);
+    assert.equal((await scim('DELETE', '/Users')).headers.get('allow'), 'GET, POST');
+    assert.equal((await scim('POST', '/Users/.search', '{}')).status, 501);
+    // Tokens: none, unknown.
+    assert.equal((await scim('GET', '/Users', undefined, { token: null })).status, 401);
+    assert.equal((await scim('GET', '/Users', undefined, { token: newToken() })).status, 401);
+    // The journal is locked by the running service: a second one on the same state refuses to
+    // start, naming the lock (and nothing is left running).
+    const second = await startServe(ctx.origin, ctx.all).then(async (s) => {
+      await s.stop();
+      return undefined;
+    }, (e) => e);
+    assert.ok(second instanceof Error && /locked/.test(second.message), String(second));
+    assert.deepEqual(ok(await svc.request('GET', '/v1/acme/model')), model);
+  });
+
   test('metrics in the Prometheus text format', async () => {
     const { svc } = ctx;
     assert.equal((await svc.request('GET', '/metrics', { token: null })).status, 401);

@@ -73,15 +73,27 @@ pub struct PublishArgs {
     /// JSON lines (events) and a JSON report (--status) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// How often --watch looks at the model file (ms).
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub poll: u64,
+    /// When an edge's watermark (or epoch) ran ahead of the journal, which leaves it refusing
+    /// every epoch the journal issues: issue the latest model as a snapshot at that watermark (one
+    /// past such an epoch), and number the epochs after it from there.
+    #[arg(long)]
+    pub recover_watermark: bool,
+    #[command(flatten)]
+    pub push: Pushing,
+}
+
+/// How the publisher pushes to its edges: the options `publish` and `serve` share.
+#[derive(clap::Args, Clone)]
+pub struct Pushing {
     /// How long a revocation waits for every edge's acknowledgement (ms).
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub ack_timeout: u64,
     /// Heartbeat interval (ms); by default a third of the model's smallest freshness bound.
     #[arg(long, value_name = "MS")]
     pub heartbeat: Option<u64>,
-    /// How often --watch looks at the model file (ms).
-    #[arg(long, default_value_t = 200, value_name = "MS")]
-    pub poll: u64,
     /// The limit on one HTTP request to an edge (ms).
     #[arg(long, default_value_t = 5_000, value_name = "MS")]
     pub http_timeout: u64,
@@ -94,11 +106,6 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 256, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
-    /// When an edge's watermark (or epoch) ran ahead of the journal, which leaves it refusing
-    /// every epoch the journal issues: issue the latest model as a snapshot at that watermark (one
-    /// past such an epoch), and number the epochs after it from there.
-    #[arg(long)]
-    pub recover_watermark: bool,
     /// A file holding the edges' push token (their `PUSH_TOKEN`), one line: sent to every edge
     /// as `Authorization: Bearer <token>` on every push. Else the environment variable
     /// EDGE_AUTHZ_PUSH_TOKEN, when set, holds it.
@@ -377,7 +384,7 @@ impl Publisher {
                 return Err(Fail(format!("--edge `{url}` is given twice")));
             }
         }
-        let token = push_token(args.push_token_file.as_deref())?;
+        let token = push_token(args.push.push_token_file.as_deref())?;
         if token.is_some() {
             for url in args.edges.iter().filter(|u| cleartext_remote(u)) {
                 eprintln!(
@@ -386,7 +393,7 @@ impl Publisher {
             }
         }
         let now = Instant::now();
-        let timeout = Duration::from_millis(args.http_timeout.max(1));
+        let timeout = Duration::from_millis(args.push.http_timeout.max(1));
         let slots = args
             .edges
             .iter()
@@ -798,27 +805,33 @@ impl Publisher {
     /// Publishes `model` (seen at `changed_at`): a new epoch if its content differs from the
     /// latest, then the pushes its kind calls for.
     fn publish(&mut self, model: Model, changed_at: u64) -> Result<Ended, Fail> {
-        self.publish_with(model, changed_at, None).map(|p| p.ended)
+        self.publish_with(model, None, changed_at, None)
+            .map(|p| p.ended)
     }
 
     /// [`Publisher::publish`], with `extra` written in the epoch's transaction (or in its own
-    /// when the content is unchanged); says what the change came to.
+    /// when the content is unchanged); says what the change came to. `compiled` is the model's
+    /// state when the caller compiled it already (to refuse a model that does not compile).
     pub(crate) fn publish_with(
         &mut self,
         mut model: Model,
+        compiled: Option<State>,
         changed_at: u64,
         extra: Option<Extra<'_>>,
     ) -> Result<Published, Fail> {
         // Session revocations past their `until` go when the origin compiles: the journal
         // keeps the model without them, so the state it holds is the one edges hold.
-        model.drop_expired_sessions(now_ms());
+        let dropped = model.drop_expired_sessions(now_ms());
         if model.tenant != self.tenant {
             return Err(Fail(format!(
                 "the model is for tenant `{}`, this publisher's journal is `{}` [tenant_mismatch]",
                 model.tenant, self.tenant
             )));
         }
-        let state = compile(&model)?;
+        let state = match compiled {
+            Some(s) if !dropped => s,
+            _ => compile(&model)?,
+        };
         let digest = content_digest(&state)?;
         if let Some(c) = &self.current {
             if c.digest == digest {
@@ -912,7 +925,7 @@ impl Publisher {
         let ended = ended?;
         let elapsed = now_ms().saturating_sub(changed_at);
         let bytes = self.bytes_of(epoch);
-        let budget = self.args.budget + bytes / 16_384;
+        let budget = self.args.push.budget + bytes / 16_384;
         let over = elapsed > budget;
         let outcome = match (&ended, over) {
             (Ended::Unacknowledged, _) => "unacknowledged",
@@ -975,7 +988,7 @@ impl Publisher {
             self.round(&all, true)?;
             return Ok(Ended::Done);
         };
-        let deadline = Instant::now() + Duration::from_millis(self.args.ack_timeout);
+        let deadline = Instant::now() + Duration::from_millis(self.args.push.ack_timeout);
         loop {
             let missing: Vec<usize> = self.select(|s| !Self::enforces(s, epoch));
             if missing.is_empty() {
@@ -1054,7 +1067,7 @@ impl Publisher {
             .map_err(|e| Fail(format!("publisher journal: {e}")))?;
         // Small tenants: the log is cheap to replay until it reaches 256 KiB.
         let heavy = (cur.snapshot.len() as u64).max(CHECKPOINT_MIN_BYTES);
-        let due = u64::try_from(count).unwrap_or(0) >= self.args.checkpoint_every
+        let due = u64::try_from(count).unwrap_or(0) >= self.args.push.checkpoint_every
             || u64::try_from(bytes).unwrap_or(0) > heavy;
         if !due {
             return Ok(());
@@ -1073,7 +1086,7 @@ impl Publisher {
 
     fn heartbeat_ms(&self) -> Result<u64, Fail> {
         let bound = self.current.as_ref().map_or(5_000, |c| min_bound(&c.state));
-        match self.args.heartbeat {
+        match self.args.push.heartbeat {
             Some(ms) if ms == 0 || ms >= bound => Err(Fail(format!(
                 "--heartbeat {ms} must be above 0 and below the smallest freshness bound ({bound} ms)"
             ))),
@@ -1318,7 +1331,7 @@ fn stdin(p: &mut Publisher) -> Result<Ended, Fail> {
         }
     }
     // The input ended: bring everyone up to date, within the ack timeout.
-    let deadline = Instant::now() + Duration::from_millis(p.args.ack_timeout);
+    let deadline = Instant::now() + Duration::from_millis(p.args.push.ack_timeout);
     while !p.pending().is_empty() && Instant::now() < deadline {
         let next = p.duties()?;
         std::thread::sleep(next.min(deadline).saturating_duration_since(Instant::now()));

@@ -97,10 +97,12 @@ impl Tokens {
                         format!("line {}: api is changes, scim or metrics, not `{a}`", n + 1)
                     })?),
                     // The word is not shown: a second token on the line would be printed.
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "line {}: after the token, only tenant=NAME and api=changes|scim|metrics",
                         n + 1
-                    )),
+                    ))
+                    }
                 }
             }
             entries.push(e);

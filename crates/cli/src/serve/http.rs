@@ -74,7 +74,15 @@ impl Incoming {
         }
     }
 
-    /// Refuses a body of a media type not in `types` (415), or declared past `limit` (413)
+    /// Whether the request has a body (a length above 0, or a chunked one).
+    pub fn has_body(&self) -> bool {
+        self.header("transfer-encoding").is_some()
+            || self
+                .header("content-length")
+                .is_some_and(|v| v.trim() != "0")
+    }
+
+    /// Refuses a body of a media type not in `types` (415), or declared far past `limit` (413)
     /// before any of it is read.
     pub fn body_head(&self, limit: usize, types: &[&str]) -> Result<(), Reply> {
         let kind = self.header("content-type").map(|v| {
@@ -95,7 +103,7 @@ impl Incoming {
             .header("content-length")
             .map(|v| v.trim().parse::<u64>());
         match declared {
-            Some(Ok(n)) if n > limit as u64 => Err(too_large(limit)),
+            Some(Ok(n)) if n > limit as u64 + DRAIN_BYTES => Err(too_large(limit)),
             Some(Err(_)) => Err(Reply::error(
                 400,
                 "bad_body",
@@ -105,6 +113,9 @@ impl Incoming {
         }
     }
 }
+
+/// How much of a body past its limit is read and dropped before the 413 (see `read_body`).
+pub const DRAIN_BYTES: u64 = 8 << 20;
 
 pub fn too_large(limit: usize) -> Reply {
     Reply::error(

@@ -49,25 +49,8 @@ pub struct ServeArgs {
     /// (no `tenant=`: every tenant; no `api=`: every API). `#` starts a comment.
     #[arg(long, value_name = "FILE")]
     pub token_file: PathBuf,
-    /// How long a revocation waits for every edge's acknowledgement before 202 (ms).
-    #[arg(long, default_value_t = 10_000, value_name = "MS")]
-    pub ack_timeout: u64,
-    /// Heartbeat interval (ms); by default a third of the model's smallest freshness bound.
-    #[arg(long, value_name = "MS")]
-    pub heartbeat: Option<u64>,
-    /// The limit on one HTTP request to an edge (ms).
-    #[arg(long, default_value_t = 5_000, value_name = "MS")]
-    pub http_timeout: u64,
-    /// A job's time budget (ms) before its size is counted: 1 ms more per 16 KiB it pushes.
-    #[arg(long, default_value_t = 200, value_name = "MS")]
-    pub budget: u64,
-    /// Issue a checkpoint (a snapshot-only epoch) after this many deltas.
-    #[arg(long, default_value_t = 256, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub checkpoint_every: u64,
-    /// A file holding the edges' push token (their `PUSH_TOKEN`); else EDGE_AUTHZ_PUSH_TOKEN.
-    #[arg(long, value_name = "FILE")]
-    pub push_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub push: crate::publish::Pushing,
     /// The largest request body of the change and SCIM APIs (bytes).
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_body: usize,
@@ -126,11 +109,13 @@ pub fn run(args: ServeArgs) -> Result<(), Fail> {
         args,
     });
     // Every tenant with a journal gets its job now: its edges hear heartbeats from the start.
+    // A journal it cannot open (another publisher holds its lock, say) stops it here: a
+    // service that answered for some tenants and not others would hide the conflict.
     for t in Store::tenants(&service.args.state) {
         if edge_authz::is_valid_tenant(&t) {
-            if let Err(e) = service.job(&t, true) {
-                eprintln!("warning: tenant `{t}`: {}", e.0);
-            }
+            service
+                .job(&t, true)
+                .map_err(|e| Fail(format!("tenant `{t}`: {}", e.0)))?;
         }
     }
     // Connections and bodies on a small runtime; the work that waits on a tenant's job or
@@ -184,11 +169,35 @@ enum Route<'a> {
     Scim(&'a str, Vec<&'a str>),
 }
 
-/// The body of a request: read under `limit` bytes and [`BODY_DEADLINE`].
-async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, Reply> {
+/// The body of a request: read under `limit` bytes and [`BODY_DEADLINE`]. Past the limit the
+/// rest is read and dropped, up to [`http::DRAIN_BYTES`] more, so that an ordinary client still
+/// sending gets its 413 rather than a reset connection (a body declared larger than that is
+/// refused from its head and never read).
+async fn read_body(mut body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, Reply> {
     use http_body_util::BodyExt as _;
-    let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(BODY_DEADLINE, limited.collect()).await {
+    let read = async {
+        let mut out = Vec::new();
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Reply::error(400, "bad_body", &format!("the body could not be read: {e}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(data.len() as u64);
+            if seen <= limit as u64 {
+                out.extend_from_slice(&data);
+            } else if seen > limit as u64 + http::DRAIN_BYTES {
+                break;
+            }
+        }
+        if seen > limit as u64 {
+            return Err(http::too_large(limit));
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(BODY_DEADLINE, read).await {
         Err(_) => Err(Reply::error(
             408,
             "body_timeout",
@@ -197,13 +206,7 @@ async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>,
                 BODY_DEADLINE.as_secs()
             ),
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(http::too_large(limit)),
-        Ok(Err(e)) => Err(Reply::error(
-            400,
-            "bad_body",
-            &format!("the body could not be read: {e}"),
-        )),
-        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
+        Ok(r) => r,
     }
 }
 
@@ -320,7 +323,9 @@ impl Service {
             }
             Route::Scim(t, _) => {
                 self.tokens.check(req, Some(t), Api::Scim)?;
-                if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+                // A request without a body goes on to the SCIM routes (a POST to a discovery
+                // endpoint is their 405, a create without a body their 400).
+                if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") && req.has_body() {
                     req.body_head(self.args.max_body, SCIM)?;
                     Ok(Some(self.args.max_body))
                 } else {

@@ -72,14 +72,9 @@ pub fn start(tenant: &str, args: &ServeArgs) -> Result<mpsc::Sender<Job>, Fail> 
         status: false,
         tenant: Some(tenant.to_string()),
         json: args.json,
-        ack_timeout: args.ack_timeout,
-        heartbeat: args.heartbeat,
         poll: 200,
-        http_timeout: args.http_timeout,
-        budget: args.budget,
-        checkpoint_every: args.checkpoint_every,
         recover_watermark: false,
-        push_token_file: args.push_token_file.clone(),
+        push: args.push.clone(),
     };
     let p = Publisher::new(pargs, tenant, "serve")?;
     let dir = load_directory(&p.store)?;
@@ -323,8 +318,9 @@ impl Tenant {
     }
 
     /// Publishes `model` with `extra` in its transaction, and answers as a change does.
-    fn publish(&mut self, model: Model, at: u64, extra: Extra<'_>) -> Reply {
-        match self.p.publish_with(model, at, Some(extra)) {
+    fn publish(&mut self, model: (Model, edge_authz::State), at: u64, extra: Extra<'_>) -> Reply {
+        let (model, state) = model;
+        match self.p.publish_with(model, Some(state), at, Some(extra)) {
             Ok(Published {
                 epoch,
                 revokes,
@@ -344,7 +340,7 @@ impl Tenant {
 
     /// The model a change makes: 400 for a body that is not one, 422 for one that does not
     /// apply or does not compile.
-    fn parse(&self, body: &[u8], whole: bool) -> Result<Model, Reply> {
+    fn parse(&self, body: &[u8], whole: bool) -> Result<(Model, edge_authz::State), Reply> {
         let text = std::str::from_utf8(body)
             .map_err(|_| Reply::error(400, "malformed_json", "the body is not UTF-8"))?;
         if let Err(e) = serde_json::from_str::<Value>(text) {
@@ -392,8 +388,11 @@ impl Tenant {
             changes::apply(&cur.model, &ops)
                 .map_err(|e| Reply::error(422, "change_not_applicable", &e))?
         };
-        model.compile().map_err(model_error)?;
-        Ok(model)
+        let compiled = model.compile().map_err(model_error)?;
+        for w in &compiled.warnings {
+            eprintln!("warning: tenant `{}`: {w}", self.name);
+        }
+        Ok((model, compiled.state))
     }
 
     fn scim(&mut self, call: ScimCall, at: u64) -> Reply {
@@ -430,7 +429,7 @@ impl Tenant {
         };
         let extra = |tx: &rusqlite::Transaction<'_>, _: Option<(u64, bool)>| store_rows(tx, &rows);
         let result = match model {
-            Some(m) => self.p.publish_with(m, at, Some(&extra)).map(Some),
+            Some(m) => self.p.publish_with(m, None, at, Some(&extra)).map(Some),
             None => self.p.store.commit(&extra).map(|()| None),
         };
         match result {
@@ -500,6 +499,9 @@ fn scim_reply(r: scim::Reply) -> Reply {
     }
     if let Some(l) = r.location {
         out = out.with("location", l);
+    }
+    if let Some(a) = r.allow {
+        out = out.with("allow", a);
     }
     out
 }

@@ -169,6 +169,8 @@ pub struct Reply {
     pub body: Option<Value>,
     pub etag: Option<String>,
     pub location: Option<String>,
+    /// The methods a 405 names in its `Allow` header.
+    pub allow: Option<String>,
 }
 
 /// What a request comes to. (Made once per request and moved: the size of the model inline does
@@ -213,6 +215,10 @@ fn route(req: &Request<'_>, ctx: &mut Ctx<'_>) -> Res<Outcome> {
             ([], "GET") => resources::list(kind, req, ctx),
             ([], "POST") => resources::create(kind, req, ctx),
             ([], _) => Err(not_allowed(m, "GET, POST")),
+            ([".search"], _) => Err(Error::new(
+                501,
+                "this service does not support .search: list with GET and a filter",
+            )),
             ([id], "GET") => resources::get(kind, id, req, ctx),
             ([id], "PUT") => resources::replace(kind, id, req, ctx),
             ([id], "PATCH") => resources::patch(kind, id, req, ctx),
@@ -224,10 +230,10 @@ fn route(req: &Request<'_>, ctx: &mut Ctx<'_>) -> Res<Outcome> {
     let first = segs.first().map(|s| s.to_ascii_lowercase());
     let base = ctx.base;
     let body = match (first.as_deref(), segs.get(1..).unwrap_or_default()) {
-        (Some("me" | "bulk"), _) => {
+        (Some("me" | "bulk" | ".search"), _) => {
             return Err(Error::new(
                 501,
-                "this service does not support /Me or /Bulk",
+                "this service does not support /Me, /Bulk or .search",
             ))
         }
         (Some("serviceproviderconfig"), []) => schema::service_provider_config(base),
@@ -248,6 +254,7 @@ fn route(req: &Request<'_>, ctx: &mut Ctx<'_>) -> Res<Outcome> {
         body: Some(body),
         etag: None,
         location: None,
+        allow: None,
     }))
 }
 
@@ -269,6 +276,7 @@ struct Error {
     status: u16,
     scim_type: Option<&'static str>,
     detail: String,
+    allow: Option<String>,
 }
 
 type Res<T> = Result<T, Error>;
@@ -279,6 +287,7 @@ impl Error {
             status,
             scim_type: None,
             detail: detail.into(),
+            allow: None,
         }
     }
 
@@ -288,6 +297,7 @@ impl Error {
             status: 400,
             scim_type: Some(scim_type),
             detail: detail.into(),
+            allow: None,
         }
     }
 
@@ -309,15 +319,19 @@ impl Error {
             body: Some(body),
             etag: None,
             location: None,
+            allow: self.allow,
         }
     }
 }
 
 fn not_allowed(method: &str, allowed: &str) -> Error {
-    Error::new(
-        405,
-        format!("{} is not allowed here (allowed: {allowed})", short(method)),
-    )
+    Error {
+        allow: Some(allowed.to_string()),
+        ..Error::new(
+            405,
+            format!("{} is not allowed here (allowed: {allowed})", short(method)),
+        )
+    }
 }
 
 fn no_endpoint(segs: &[&str]) -> Error {

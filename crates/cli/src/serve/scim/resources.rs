@@ -44,6 +44,7 @@ fn reply(status: u16, body: Option<Value>, etag: Option<String>) -> Reply {
         body,
         etag,
         location: None,
+        allow: None,
     }
 }
 
@@ -228,6 +229,7 @@ fn check_unique(kind: Kind, id: &str, rep: &Map<String, Value>, ctx: &Ctx<'_>) -
             status: 409,
             scim_type: Some("uniqueness"),
             detail: format!("another {} has the {attr} `{}`", kind.as_str(), short(name)),
+            allow: None,
         });
     }
     Ok(())
@@ -312,6 +314,7 @@ fn write(
         body: Some(body),
         etag: Some(rep::etag(resource.version)),
         location: old.is_none().then(|| view.location(kind, id)),
+        allow: None,
     };
     let changes = vec![DirChange::Put {
         kind,
