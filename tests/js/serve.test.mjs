@@ -3,7 +3,7 @@
 // routes, idempotency keys, tokens, limits and the metrics.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { base, BOB, decide, edges, originOnDisk, withoutBob } from './publisher.mjs';
+import { base, BOB, decide, edges, freePort, originOnDisk } from './publisher.mjs';
 import { newToken, ok, startServe } from './serve.mjs';
 
 describe('serve: the change API against two edges', () => {
@@ -172,5 +172,64 @@ describe('serve: the change API against two edges', () => {
     assert.match(r.text, /^edge_authz_edge_lag_epochs\{tenant="acme",edge="http:\/\/127\.0\.0\.1:\d+"\} 0$/m);
     assert.match(r.text, /^edge_authz_requests_total\{api="changes",tenant="acme",method="POST",status="422"\} [1-9]/m);
     assert.match(r.text, /^# TYPE edge_authz_propagation_seconds histogram$/m);
+  });
+});
+
+describe('serve: an edge that does not acknowledge', () => {
+  const ctx = {};
+  before(async () => {
+    ctx.origin = await originOnDisk();
+    ctx.all = await edges(ctx.origin.pub, 1);
+    // A second edge where nothing listens: it never acknowledges anything.
+    ctx.dead = { url: `http://127.0.0.1:${await freePort()}` };
+    ctx.svc = await startServe(ctx.origin, [...ctx.all, ctx.dead], { args: ['--ack-timeout', '600'] });
+  });
+  after(async () => {
+    await ctx.svc?.stop();
+    await Promise.all((ctx.all ?? []).map((e) => e.dispose()));
+  });
+
+  test('a revocation is 202 enforced: false past the ack timeout, a SCIM deprovisioning 503, a grant 200', async () => {
+    const { svc, all, dead } = ctx;
+    const first = ok(await svc.putModel(base()));
+    // A grant is answered at once; not every edge has it.
+    const grant = ok(await svc.changes({ op: 'add_membership', member: 'user:dave', group: 'group:eng' }));
+    assert.deepEqual([grant.revokes, grant.enforced], [false, false]);
+    assert.ok(grant.epoch > first.epoch);
+
+    const key = newToken();
+    const t0 = Date.now();
+    const rev = await svc.changes({ op: 'remove_membership', member: 'user:bob', group: 'group:eng' }, { key });
+    assert.equal(rev.status, 202, rev.text);
+    assert.deepEqual([rev.json.revokes, rev.json.enforced, rev.json.epoch], [true, false, grant.epoch + 1]);
+    assert.ok(Date.now() - t0 >= 500, `answered after ${Date.now() - t0} ms`);
+    // The edge that acknowledged denies; the status names the one that did not.
+    assert.equal((await decide(all[0], ...BOB)).allowed, false);
+    const st = ok(await svc.request('GET', '/v1/acme/status'));
+    assert.equal(st.epoch, rev.json.epoch);
+    assert.notEqual(st.edges.find((e) => e.url === dead.url).state, 'caught_up');
+    // Its retry waits again, and says the same: nothing new is issued.
+    const again = await svc.changes({ op: 'remove_membership', member: 'user:bob', group: 'group:eng' }, { key });
+    assert.equal(again.status, 202);
+    assert.deepEqual(again.json, rev.json);
+    assert.equal(ok(await svc.request('GET', '/v1/acme/status')).epoch, rev.json.epoch);
+
+    // SCIM: a user is provisioned (a grant-like write: at once), then deactivated: 503 with
+    // Retry-After, the change committed and enforced at the live edge.
+    const scim = (method, p, body) =>
+      svc.request(method, `/scim/v2/acme${p}`, { body: JSON.stringify(body), type: 'application/scim+json' });
+    const user = await scim('POST', '/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'erin' });
+    assert.equal(user.status, 201, user.text);
+    const off = await scim('PATCH', `/Users/${user.json.id}`, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    assert.equal(off.status, 503, off.text);
+    assert.equal(off.headers.get('retry-after'), '1');
+    assert.match(off.json.detail, /committed but not yet enforced/);
+    const r = await all[0].c.check('user:erin', 'read', 'doc:roadmap');
+    assert.equal(r.json.reason, 'suspended', r.body);
+    const model = ok(await svc.request('GET', '/v1/acme/model'));
+    assert.ok(model.model.suspended.includes('user:erin'));
   });
 });

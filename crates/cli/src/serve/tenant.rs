@@ -446,14 +446,13 @@ impl Tenant {
             Ok(published) => {
                 self.dir.apply(&rows);
                 match published {
-                    // A grant (or a write the model does not see) is answered at once.
-                    Some(Published { revokes: false, .. }) => scim_reply(reply),
                     Some(Published {
                         ended: Ended::Unacknowledged,
                         ..
                     }) => not_enforced(),
-                    Some(_) => scim_reply(reply),
-                    None => self.after_enforced(scim_reply(reply), at),
+                    // A grant (answered after its one round of pushes), a revocation every
+                    // edge enforces, or a write the model does not see (a name, an email).
+                    _ => scim_reply(reply),
                 }
             }
         }
