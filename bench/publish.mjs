@@ -39,6 +39,7 @@ const repo = path.resolve(here, '..');
 process.chdir(repo);
 
 const { percentile } = await import('./lib/measure.mjs');
+const { fileInfo, readVersion, withTimeout } = await import('./lib/env.mjs');
 const { killAll, runOnce, StdinPublisher } = await import('./publish/stream.mjs');
 const { big, BIG_DEFAULTS, BIGGEST, small } = await import('./publish/models.mjs');
 const { renderMarkdown, TARGETS } = await import('./publish/report.mjs');
@@ -244,27 +245,8 @@ async function importHelpers() {
   return { BIN: pub.BIN, edges: pub.edges, originOnDisk: pub.originOnDisk, client: edge.client };
 }
 
-function withTimeout(p, ms) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
 
-function fileInfo(f) {
-  try {
-    const s = fs.statSync(f);
-    return { path: path.relative(repo, f), bytes: s.size, mtime: s.mtime.toISOString() };
-  } catch {
-    return null;
-  }
-}
 
-function readVersion(name) {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', name, 'package.json'), 'utf8')).version;
-  } catch {
-    return null;
-  }
-}
 
 // ---- decisions at the edges ---------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ const repo = path.resolve(here, '..');
 process.chdir(repo);
 
 const { percentile } = await import('./lib/measure.mjs');
+const { fileInfo, readVersion, withTimeout } = await import('./lib/env.mjs');
 const { big, BIG_DEFAULTS, small } = await import('./publish/models.mjs');
 const { killServices, startService } = await import('./serve/service.mjs');
 const { renderMarkdown, TARGETS } = await import('./serve/report.mjs');
@@ -262,27 +263,8 @@ async function importHelpers() {
   return { BIN: pub.BIN, edges: pub.edges, freePort: pub.freePort, originOnDisk: pub.originOnDisk, client: edge.client };
 }
 
-function withTimeout(p, ms) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
 
-function fileInfo(f) {
-  try {
-    const s = fs.statSync(f);
-    return { path: path.relative(repo, f), bytes: s.size, mtime: s.mtime.toISOString() };
-  } catch {
-    return null;
-  }
-}
 
-function readVersion(name) {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', name, 'package.json'), 'utf8')).version;
-  } catch {
-    return null;
-  }
-}
 
 // ---- changes through the API ----------------------------------------------------------------------
 
