@@ -1,8 +1,10 @@
 // The JavaScript API of edge-authz (pkg/README.md, docs/javascript.md), over the wasm core's raw
 // bindings.
 //
-// The hot path: a check writes its three strings straight into the core's input buffer (ASCII by
-// a plain loop, anything else by TextEncoder.encodeInto) and makes one call with numbers only. The
+// The hot path: a name seen before crosses as its id in the held index (per-evaluator caches,
+// emptied whenever the held state changes; the core refuses ids of another index). A new name is
+// written straight into the core's input buffer (ASCII by a plain loop, anything else by
+// TextEncoder.encodeInto), and the core hands back its id. Either way one call, numbers only. The
 // answer is one number (allowed, reason, tier); a grant comes back as dense ids that are turned
 // into names through per-evaluator caches, emptied whenever the held state changes. `checkMany`
 // writes a whole batch and crosses once. See ARCHITECTURE.md for the measured alternatives.
@@ -71,6 +73,13 @@ let NEEDS_CONFIRMATION;
 let HAS_CONDITIONS;
 let GRANT_WHEN;
 let NEEDS_VERIFY;
+// Checks by ids (crates/wasm: `check_ids`): the answer of ids the held index no longer answers,
+// the mark of a batch field given by id, the id of a well-formed name the index does not hold,
+// and a field whose name has no id to keep.
+let STALE_IDS;
+let ID_FLAG;
+let ABSENT;
+let NOT_LOOKED;
 // A request field that is not a (well-formed) string; the core answers invalid_request.
 let NOT_A_STRING;
 function readLayout() {
@@ -84,10 +93,19 @@ function readLayout() {
   HAS_CONDITIONS = l.hasConditions;
   GRANT_WHEN = l.grantWhen;
   NEEDS_VERIFY = l.needsVerify;
+  STALE_IDS = l.staleIds;
+  ID_FLAG = l.idFlag;
+  ABSENT = l.absent;
+  NOT_LOOKED = l.notLooked;
   REASONS = l.reasons;
 }
 // Requests per crossing in checkMany: bounds the input buffer whatever the batch size.
 const CHUNK = 8192;
+// A batch's fields as the name caches give them: ID_FLAG and the id, or 0 (not cached).
+const CODES = new Uint32Array(3 * CHUNK);
+// Names a cache keeps besides the held index's own (ids of names it does not hold, ABSENT):
+// past that, a cache starts again, so a stream of unknown names costs bounded memory.
+const EXTRA_NAMES = 4096;
 // The longest valid id is 321 bytes (a 64-byte type, ':', a 256-byte name); a UTF-16 string longer
 // than that cannot be valid, so it is refused here without being copied (a huge string would
 // otherwise cost a huge buffer in wasm memory).
@@ -412,6 +430,14 @@ export class Evaluator {
   #lensPtr = 0;
   #lensLen = 0;
   #outPtr = 0;
+  // The name caches (docs/javascript.md, "Performance"): subject, action and resource names to
+  // their ids in the held index (ABSENT for a well-formed name it does not hold), each kept to
+  // `#idLimits`; the index's serial number (the core refuses ids of another index); where a
+  // check by names leaves the ids it looked up.
+  #ids = [new Map(), new Map(), new Map()];
+  #idLimits = [EXTRA_NAMES, EXTRA_NAMES, EXTRA_NAMES];
+  #serial = -1;
+  #lookedPtr = 0;
 
   constructor(options, raw, clock, onDecision) {
     try {
@@ -553,6 +579,7 @@ export class Evaluator {
     this.#lensPtr = this.#raw.lens_ptr();
     this.#lensLen = this.#raw.lens_len();
     this.#outPtr = this.#raw.out_ptr();
+    this.#lookedPtr = this.#raw.looked_ptr();
   }
 
   // After any change of the held state: epoch and watermark for decisions, empty name caches.
@@ -563,7 +590,12 @@ export class Evaluator {
     this.#watermark = this.#raw.watermark();
     this.#logState = null;
     // Preallocated so that filling them at random ids keeps V8's fast (non-dictionary) arrays.
-    this.#names = Array.from(this.#raw.table_sizes(), (n) => new Array(n));
+    const sizes = this.#raw.table_sizes();
+    this.#names = Array.from(sizes, (n) => new Array(n));
+    this.#serial = this.#raw.index_serial();
+    for (const m of this.#ids) m.clear();
+    // Subjects (principals) and resources as many as the index holds; actions a few.
+    this.#idLimits = [sizes[0] + EXTRA_NAMES, 256 + EXTRA_NAMES, sizes[2] + EXTRA_NAMES];
     // The conditions by id ([name, attribute or null]), and the attributes they test: only
     // those cross into wasm; without conditions a context crosses not at all.
     this.#conds = JSON.parse(this.#raw.conditions());
@@ -640,6 +672,14 @@ export class Evaluator {
   }
   #ctxLen = 0;
   #ctxPtr = 0;
+
+  // Keeps a name's id (`code`: an id, ABSENT, or NOT_LOOKED: nothing to keep) in cache `kind`.
+  #learn(kind, name, code) {
+    if (code === NOT_LOOKED || typeof name !== 'string') return;
+    const m = this.#ids[kind];
+    if (m.size >= this.#idLimits[kind]) m.clear();
+    m.set(name, code);
+  }
 
   #name(kind, id) {
     const cache = this.#names[kind];
@@ -775,6 +815,18 @@ export class Evaluator {
     const least = atLeast;
     const raw = this.#live();
     const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
+    // Names seen before cross as their ids. A Map keyed by the string itself: a non-string is
+    // never found, and V8 keeps a string's hash with it.
+    const ids = this.#ids;
+    const is = ids[0].get(subject);
+    const ia = ids[1].get(action);
+    const ir = ids[2].get(resource);
+    if (is !== undefined && ia !== undefined && ir !== undefined) {
+      const w = raw.check_ids(is, ia, ir, this.#serial, clock, now, least, ctx, replica);
+      if (w !== STALE_IDS) return this.#answer(w, raw);
+      // Not the index the caches were filled from (a change this side missed): start again.
+      this.#sync();
+    }
     // Strings are primitives: measured and copied from the same values.
     const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
     if (need > this.#inLen) this.#reserve(need, 1);
@@ -789,6 +841,20 @@ export class Evaluator {
     const w = replica
       ? raw.replica_check(ls, la, lr, clock, now, least, ctx)
       : raw.check(ls, la, lr, clock, now, least, ctx);
+    views();
+    const at = this.#lookedPtr >>> 2;
+    const u32 = U32;
+    const cs = u32[at];
+    const ca = u32[at + 1];
+    const cr = u32[at + 2];
+    this.#learn(0, subject, cs);
+    this.#learn(1, action, ca);
+    this.#learn(2, resource, cr);
+    return this.#answer(w, raw);
+  }
+
+  // A check's answer word as its decision (NEEDS for a replica that must sync first).
+  #answer(w, raw) {
     if (w === NEEDS_CONFIRMATION) return NEEDS;
     if (w & OUT_MOVED) this.#outPtr = raw.out_ptr();
     if (w & HAS_GRANT) views();
@@ -874,28 +940,58 @@ export class Evaluator {
     const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
     const count = fields.length / 3;
     const out = new Array(count);
+    const ids = this.#ids;
     for (let start = 0; start < count; start += CHUNK) {
       const end = Math.min(count, start + CHUNK);
+      // Each field by its cached id (CODES), else by its name, measured here and written below.
       let need = 0;
-      for (let j = 3 * start; j < 3 * end; j++) need += strLen(fields[j]);
+      for (let j = 3 * start, k = 0; j < 3 * end; j++, k = k === 2 ? 0 : k + 1) {
+        const f = fields[j];
+        const id = f === null ? undefined : ids[k].get(f);
+        if (id === undefined) {
+          CODES[j - 3 * start] = 0;
+          need += strLen(f);
+        } else {
+          CODES[j - 3 * start] = ID_FLAG | id;
+        }
+      }
       this.#reserve(3 * need, end - start);
       views();
       let p = this.#inPtr;
       const stop = p + this.#inLen;
-      let l = this.#lensPtr >>> 2;
-      const u32 = U32;
-      for (let j = 3 * start; j < 3 * end; j++) {
-        const n = put(p, fields[j], stop);
-        if (n !== NOT_A_STRING) p += n;
-        u32[l++] = n;
+      const lens = this.#lensPtr >>> 2;
+      let u32 = U32;
+      for (let j = 3 * start, l = lens; j < 3 * end; j++, l++) {
+        const c = CODES[j - 3 * start];
+        if (c !== 0) {
+          u32[l] = c;
+        } else {
+          const n = put(p, fields[j], stop);
+          if (n !== NOT_A_STRING) p += n;
+          u32[l] = n;
+        }
       }
-      if (replica) {
-        if (!raw.replica_check_many(end - start, clock, now, least, ctx)) return NEEDS;
-      } else {
-        raw.check_many(end - start, clock, now, least, ctx);
+      const r = replica
+        ? raw.replica_check_many(end - start, this.#serial, clock, now, least, ctx)
+        : raw.check_many(end - start, this.#serial, clock, now, least, ctx);
+      if (r === NEEDS_CONFIRMATION) return NEEDS;
+      if (r === STALE_IDS) {
+        // Not the index the caches were filled from (a change this side missed): start the
+        // chunk again, by names.
+        this.#sync();
+        start -= CHUNK;
+        continue;
+      }
+      views();
+      u32 = U32;
+      // The ids the core looked up for the fields given by name, for the caches.
+      for (let j = 3 * start, l = lens, k = 0; j < 3 * end; j++, l++, k = k === 2 ? 0 : k + 1) {
+        if (CODES[j - 3 * start] === 0) {
+          const c = u32[l];
+          if (c !== NOT_LOOKED) this.#learn(k, fields[j], (c & ~ID_FLAG) >>> 0);
+        }
       }
       this.#outPtr = raw.out_ptr();
-      views();
       const words = this.#outPtr >>> 2;
       let at = words + (end - start);
       for (let i = start; i < end; i++) {

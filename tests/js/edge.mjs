@@ -62,6 +62,11 @@ export function model(edit = () => {}) {
 
 export const CLOCKED = path.join(REPO_DIR, 'tests/js/clocked-worker.mjs');
 
+// wrangler.toml's `[assets] run_worker_first`: the paths that run the Worker before any asset.
+export const WORKER_FIRST = JSON.parse(
+  readFileSync(path.join(REPO_DIR, 'wrangler.toml'), 'utf8').match(/^run_worker_first = (\[.*\])$/m)[1],
+);
+
 export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false, authority, workers = [], clocked = false } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
@@ -82,7 +87,10 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
     // With `assets`, the static assets of wrangler.toml's [assets] (build/assets: the admin page
     // under /admin, scripts/build-www.sh) are served in front of the Worker, as Cloudflare does.
-    ...(assets && i === 0 ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true } } } : {}),
+    // The routes that run the Worker first are wrangler.toml's `run_worker_first`.
+    ...(assets && i === 0
+      ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true, static_routing: { user_worker: WORKER_FIRST } } } }
+      : {}),
   });
   const options = () => ({
     workers: [...Array.from({ length: isolates }, (_, i) => worker(i)), ...workers],

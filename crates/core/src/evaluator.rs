@@ -43,6 +43,16 @@ pub enum TokenAnswer {
     },
 }
 
+/// A request's fields looked up in one index ([`Evaluator::look_up`]): the subject's, action's
+/// and resource's ids (`None`: a name the index does not hold), whether the action's name is
+/// well formed, and whether the subject's and the resource's are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Looked {
+    pub ids: [Option<u32>; 3],
+    pub action_ok: bool,
+    pub ids_ok: bool,
+}
+
 /// A request: subject, action, resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -740,28 +750,28 @@ impl Evaluator {
     }
 
     #[inline]
-    fn lookup(ix: &Index, req: &Request<'_>) -> [Option<u32>; 3] {
-        [
+    fn lookup(ix: &Index, req: &Request<'_>) -> Looked {
+        let ids = [
             ix.subject(req.subject),
             ix.action(req.action),
             ix.resource(req.resource),
-        ]
+        ];
+        Looked {
+            action_ok: ids[1].is_some() || is_valid_action_name(req.action),
+            ids_ok: (ids[0].is_some() || is_valid_id(req.subject))
+                && (ids[2].is_some() || is_valid_id(req.resource)),
+            ids,
+        }
     }
 
-    /// Every gate, for ids already looked up in `ix` (the index of `epoch`).
+    /// Every gate, for a request looked up in `ix` (the index of `epoch`).
     #[inline]
-    fn decide(
-        &self,
-        (epoch, ix): (u64, &Index),
-        req: &Request<'_>,
-        [s, a, r]: [Option<u32>; 3],
-        at: At<'_>,
-    ) -> Decision {
+    fn decide(&self, (epoch, ix): (u64, &Index), looked: Looked, at: At<'_>) -> Decision {
+        let [s, a, r] = looked.ids;
         let tier = a.map(|a| ix.tier(a));
-        let action_ok = a.is_some() || is_valid_action_name(req.action);
-        let ids_ok =
-            (s.is_some() || is_valid_id(req.subject)) && (r.is_some() || is_valid_id(req.resource));
-        if let Some(reason) = self.early_gates((epoch, ix), action_ok, ids_ok, tier, &at) {
+        if let Some(reason) =
+            self.early_gates((epoch, ix), looked.action_ok, looked.ids_ok, tier, &at)
+        {
             return self.decision(reason, Some(epoch), tier);
         }
         let d = ix.decide_in(s, a, r, at.now, at.context);
@@ -777,6 +787,44 @@ impl Evaluator {
         }
     }
 
+    /// The held index's serial number ([`Index::serial`]), when one answers.
+    pub fn index_serial(&self) -> Option<u64> {
+        self.mode.answering().map(|(_, ix)| ix.serial())
+    }
+
+    /// A request's names looked up in the held index, for [`Evaluator::check_looked`] while
+    /// that index (`index_serial`) is held; `None` when nothing answers.
+    pub fn look_up(&self, req: &Request<'_>) -> Option<Looked> {
+        self.mode.answering().map(|(_, ix)| Self::lookup(ix, req))
+    }
+
+    /// One field of a request looked up in the held index: its id, `Some(None)` for a
+    /// well-formed name the index does not hold, `None` for a malformed one or when nothing
+    /// answers. `kind`: 0 the subject, 1 the action, 2 the resource.
+    pub fn look_up_field(&self, kind: u8, name: &str) -> Option<Option<u32>> {
+        let (_, ix) = self.mode.answering()?;
+        let (id, valid): (Option<u32>, fn(&str) -> bool) = match kind {
+            0 => (ix.subject(name), is_valid_id),
+            1 => (ix.action(name), is_valid_action_name),
+            _ => (ix.resource(name), is_valid_id),
+        };
+        (id.is_some() || valid(name)).then_some(id)
+    }
+
+    /// Decides a request looked up in the index numbered `serial`, as [`Evaluator::check`]
+    /// decides its names; `None`, nothing decided, when that index is not held now (or an id
+    /// is not one of its).
+    pub fn check_looked<'c>(
+        &self,
+        serial: u64,
+        looked: Looked,
+        at: impl Into<At<'c>>,
+    ) -> Option<Decision> {
+        let (epoch, ix) = self.mode.answering()?;
+        (ix.serial() == serial && ix.holds(looked.ids))
+            .then(|| self.decide((epoch, ix), looked, at.into()))
+    }
+
     /// The risk tier of a declared action of the loaded snapshot.
     pub fn action_tier(&self, action: &str) -> Option<Tier> {
         let ix = self.index()?;
@@ -789,7 +837,7 @@ impl Evaluator {
         let at = at.into();
         match self.mode.answering() {
             None => self.decision(Reason::NoSnapshot, None, None),
-            Some((epoch, ix)) => self.decide((epoch, ix), &req, Self::lookup(ix, &req), at),
+            Some((epoch, ix)) => self.decide((epoch, ix), Self::lookup(ix, &req), at),
         }
     }
 
@@ -803,7 +851,6 @@ impl Evaluator {
         at: impl Into<At<'c>>,
         out: &mut Vec<Decision>,
     ) {
-        const BLOCK: usize = 32;
         let at = at.into();
         out.reserve(requests.len());
         let Some((epoch, ix)) = self.mode.answering() else {
@@ -814,26 +861,59 @@ impl Evaluator {
             );
             return;
         };
-        let mut ids = [[None; 3]; BLOCK];
+        self.staged((epoch, ix), requests, |req| Self::lookup(ix, req), at, out);
+    }
+
+    /// [`Evaluator::check_many`] for requests looked up in the index numbered `serial`: false,
+    /// nothing decided, when that index is not held now (or an id is not one of its).
+    pub fn check_many_looked<'c>(
+        &self,
+        serial: u64,
+        requests: &[Looked],
+        at: impl Into<At<'c>>,
+        out: &mut Vec<Decision>,
+    ) -> bool {
+        let Some((epoch, ix)) = self.mode.answering() else {
+            return false;
+        };
+        if ix.serial() != serial || !requests.iter().all(|l| ix.holds(l.ids)) {
+            return false;
+        }
+        out.reserve(requests.len());
+        self.staged((epoch, ix), requests, |l| *l, at.into(), out);
+        true
+    }
+
+    /// Decides requests in blocks, stage by stage (look up the names of the whole block; read
+    /// its records; read their first data; decide): the reads within a stage are independent
+    /// of one another, so their cache misses overlap, where one check after another would wait
+    /// for each miss in turn.
+    #[inline]
+    fn staged<T>(
+        &self,
+        (epoch, ix): (u64, &Index),
+        requests: &[T],
+        look: impl Fn(&T) -> Looked,
+        at: At<'_>,
+        out: &mut Vec<Decision>,
+    ) {
+        const BLOCK: usize = 32;
+        let mut looked = [Looked::default(); BLOCK];
         let mut records = [(0, 0, 0); BLOCK];
         for block in requests.chunks(BLOCK) {
-            for (id, req) in ids.iter_mut().zip(block) {
-                *id = Self::lookup(ix, req);
+            for (l, req) in looked.iter_mut().zip(block) {
+                *l = look(req);
             }
-            for (a, id) in records.iter_mut().zip(&ids).take(block.len()) {
-                *a = ix.warm_records(id[0], id[2]);
+            let looked = looked.get(..block.len()).unwrap_or_default();
+            for (a, l) in records.iter_mut().zip(looked) {
+                *a = ix.warm_records(l.ids[0], l.ids[2]);
             }
             let sink = records
                 .iter()
                 .take(block.len())
                 .fold(0, |acc, a| acc ^ ix.warm_data(*a));
             std::hint::black_box(sink);
-            out.extend(
-                block
-                    .iter()
-                    .zip(ids)
-                    .map(|(req, ids)| self.decide((epoch, ix), req, ids, at)),
-            );
+            out.extend(looked.iter().map(|l| self.decide((epoch, ix), *l, at)));
         }
     }
 
@@ -917,7 +997,6 @@ impl Evaluator {
         let req = Request::new(&admitted.subject, action, resource);
         let d = self.decide(
             (epoch, ix),
-            &req,
             Self::lookup(ix, &req),
             at.with_context(&context),
         );

@@ -95,8 +95,14 @@ fn table_hash(p: u32) -> u32 {
     h ^ (h >> 15)
 }
 
+/// The next index's serial number.
+static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Debug)]
 pub struct Index {
+    /// This index's number, unique in the process: ids looked up in one index are answered
+    /// from that index only (`Evaluator::check_looked`).
+    serial: u64,
     /// What the index was built from; its name tables back the lookups.
     content: Content,
     /// Computed on first use: loading a snapshot does not need it, a delta does.
@@ -456,6 +462,7 @@ impl Index {
         }
         let has_when = !content.conditional.when.is_empty();
         let index = Index {
+            serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             conditions,
             requires,
             has_when,
@@ -528,6 +535,18 @@ impl Index {
 
     pub fn content(&self) -> &Content {
         &self.content
+    }
+
+    /// This index's number, unique in the process (no two indexes built share one).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Whether every id of `ids` (subject, action, resource; `None`: a name not held) is one
+    /// of this index's.
+    pub fn holds(&self, [s, a, r]: [Option<u32>; 3]) -> bool {
+        let within = |id: Option<u32>, n: usize| id.is_none_or(|id| (id as usize) < n);
+        within(s, self.subj.len()) && within(a, self.action_tier.len()) && within(r, self.res.len())
     }
 
     /// The content digest (SHA-256 of the canonical content stream), computed once.

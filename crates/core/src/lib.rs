@@ -30,8 +30,8 @@ pub use decision::{Decision, DecisionView, GrantRef, GrantView, Reason, Tier};
 pub use delta::{apply_ops, diff, ConditionOps, DeltaOps, Diff};
 pub use error::{Error, ModelError, ModelErrorKind};
 pub use evaluator::{
-    Applied, At, Counts, DeltaOutcome, Evaluator, Request, Status, TokenAnswer, TokenDecision,
-    WatermarkApplied, MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
+    Applied, At, Counts, DeltaOutcome, Evaluator, Looked, Request, Status, TokenAnswer,
+    TokenDecision, WatermarkApplied, MAX_CLOCK_SKEW_MS, MAX_EPOCH, MAX_WATERMARK,
 };
 pub use id::{id_type, is_valid_action_name, is_valid_id, is_valid_tenant};
 pub use identity::{Alg, Identity, IdentityOps, Issuer, Jwk, Table};

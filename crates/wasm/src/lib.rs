@@ -18,7 +18,7 @@ use edge_authz::sync::{Replica, Synced};
 use edge_authz::token::Verdicts;
 use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
-    MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier, TokenAnswer,
+    Looked, MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier, TokenAnswer,
 };
 use edge_authz_protocol::feed::{self, FeedQuery};
 use edge_authz_protocol::{http_status, ErrorAnswer, ErrorBody, PushAnswer, MAX_NOW};
@@ -93,7 +93,8 @@ fn json(v: &impl serde::Serialize) -> String {
 // (alone) a replica's check that waits for a sync, bit 10 a refusal by conditions whose masks
 // follow in `out` (failing conditions, then missing comparisons: two words each, low first),
 // bit 11 a grant whose `when` (a condition id) follows its path in `out`, bit 12 (alone) a token
-// check that waits for its signature to be verified (`token_pending`).
+// check that waits for its signature to be verified (`token_pending`), bit 13 (alone) a check by
+// ids the held index no longer answers (the caller empties its name caches and asks by names).
 pub const ALLOWED: u32 = 1;
 pub const REASON_SHIFT: u32 = 1;
 pub const REASON_MASK: u32 = 0b1111;
@@ -105,6 +106,15 @@ pub const NEEDS_CONFIRMATION: u32 = 1 << 9;
 pub const HAS_CONDITIONS: u32 = 1 << 10;
 pub const GRANT_WHEN: u32 = 1 << 11;
 pub const NEEDS_VERIFY: u32 = 1 << 12;
+pub const STALE_IDS: u32 = 1 << 13;
+
+// Ids of looked-up names, as the caller hands them back (`check_ids`, the fields of
+// `check_many`): `ID_FLAG` marks a field given by id rather than by its length in `input`;
+// `ABSENT` is the id of a well-formed name the index does not hold; `NOT_LOOKED` (in `looked`)
+// a field that has no id to keep (malformed, or nothing answers).
+pub const ID_FLAG: u32 = 1 << 31;
+pub const ABSENT: u32 = (1 << 31) - 2;
+pub const NOT_LOOKED: u32 = u32::MAX;
 
 // Every reason and tier fits its bits.
 const _: () = assert!(Reason::ALL.len() as u32 <= REASON_MASK + 1);
@@ -145,6 +155,10 @@ pub fn answer_layout() -> String {
         ("hasConditions", HAS_CONDITIONS),
         ("grantWhen", GRANT_WHEN),
         ("needsVerify", NEEDS_VERIFY),
+        ("staleIds", STALE_IDS),
+        ("idFlag", ID_FLAG),
+        ("absent", ABSENT),
+        ("notLooked", NOT_LOOKED),
         ("notAString", NOT_A_STRING),
     ];
     let mut out = format!("{{\"reasons\":[{reasons}],\"tiers\":[null,{tiers}]");
@@ -190,6 +204,12 @@ pub struct RawEvaluator {
     /// The last decided token check's subject and, when gate 6 refused it, why.
     token_subject: Option<String>,
     token_error: Option<&'static str>,
+    /// What the last check by names looked up, for the caller's name caches: the subject's,
+    /// action's and resource's ids (`ABSENT`, `NOT_LOOKED`) in the held index. Boxed: its
+    /// address stays put.
+    looked: Box<[u32; 3]>,
+    /// The requests of a batch, looked up.
+    batch: Vec<Looked>,
 }
 
 /// Grows a buffer the caller writes into to hold `n` items at least (to a power of two).
@@ -255,6 +275,8 @@ impl RawEvaluator {
             pending: None,
             token_subject: None,
             token_error: None,
+            looked: Box::new([NOT_LOOKED; 3]),
+            batch: Vec::new(),
         }
     }
 
@@ -381,20 +403,77 @@ impl RawEvaluator {
         ctx: i32,
         replica: bool,
     ) -> u32 {
-        let before = self.out.as_ptr();
-        self.out.clear();
-        let read = self.load_context(ctx);
-        let with = read == Some(true);
         let mut at = 0;
         let s = Self::field(&self.input, &mut at, ls);
         let a = Self::field(&self.input, &mut at, la);
         let r = Self::field(&self.input, &mut at, lr);
+        let ev = self.r.evaluator();
+        let looked = ev.look_up(&Request::new(s, a, r));
+        let serial = ev.index_serial().unwrap_or(0);
+        *self.looked = match looked {
+            Some(l) => [
+                Self::code(l.ids_ok, l.ids[0]),
+                Self::code(l.action_ok, l.ids[1]),
+                Self::code(l.ids_ok, l.ids[2]),
+            ],
+            None => [NOT_LOOKED; 3],
+        };
+        self.decide(
+            looked.map(|l| (serial, l)),
+            clock,
+            now,
+            at_least_epoch,
+            ctx,
+            replica,
+        )
+        .unwrap_or(STALE_IDS)
+    }
+
+    /// A field's id as the caller keeps it: the id, `ABSENT` for a well-formed (`ok`) name the
+    /// index does not hold, `NOT_LOOKED` otherwise (`ok` covers the subject and the resource
+    /// together: a missing one of them is not known to be well formed alone).
+    fn code(ok: bool, id: Option<u32>) -> u32 {
+        match id {
+            Some(id) => id,
+            None if ok => ABSENT,
+            None => NOT_LOOKED,
+        }
+    }
+
+    /// A field the caller gave by id (`ABSENT`: a well-formed name the index does not hold).
+    fn id_of(code: u32) -> Option<u32> {
+        (code != ABSENT).then_some(code)
+    }
+
+    /// Reads the context and the times, decides the request `looked` up in the index numbered
+    /// by its serial (`None`: nothing answers, and the names do not matter; the answer is `None`
+    /// when that index is not held), applies the replica's policy and guard, and writes the
+    /// answer to `out`. One function for every single check, so that the core's decision is
+    /// inlined into the wasm once.
+    fn decide(
+        &mut self,
+        looked: Option<(u64, Looked)>,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        ctx: i32,
+        replica: bool,
+    ) -> Option<u32> {
+        let before = self.out.as_ptr();
+        self.out.clear();
+        let read = self.load_context(ctx);
+        let with = read == Some(true);
         let d = match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) if read.is_some() => {
                 let at = at.with_context(Self::context_of(&self.ctx, with));
-                let d = self.r.evaluator().check(Request::new(s, a, r), at);
+                let ev = self.r.evaluator();
+                let d = match looked {
+                    Some((serial, l)) => ev.check_looked(serial, l, at)?,
+                    // Nothing held (`no_snapshot`).
+                    None => ev.reject_request(),
+                };
                 if replica && self.must_confirm(&d, &at) {
-                    return NEEDS_CONFIRMATION;
+                    return Some(NEEDS_CONFIRMATION);
                 }
                 d
             }
@@ -402,48 +481,91 @@ impl RawEvaluator {
         };
         let d = self.r.guard(d);
         let word = Self::encode(self.r.evaluator(), &d, &mut self.out);
-        if self.out.as_ptr() == before {
+        Some(if self.out.as_ptr() == before {
             word
         } else {
             word | OUT_MOVED
-        }
+        })
     }
 
+    /// Decides `count` requests whose fields are in `lens`: a byte length in `input` (whose
+    /// field is then looked up, and its id written back in its place for the caller's caches),
+    /// or `ID_FLAG` and an id of the index numbered `serial`. 0 when decided; `STALE_IDS` when
+    /// ids were given and that index is not held; a replica's `NEEDS_CONFIRMATION`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     fn check_many_inner(
         &mut self,
         count: usize,
+        serial: f64,
         clock: f64,
         now: f64,
         at_least_epoch: f64,
         ctx: i32,
         replica: bool,
-    ) -> bool {
+    ) -> u32 {
         self.out.clear();
         let read = self.load_context(ctx);
         let with = read == Some(true);
+        let ev = self.r.evaluator();
+        let current = ev.index_serial();
+        self.batch.clear();
+        let mut by_id = false;
         let mut at = 0;
-        let mut requests = Vec::with_capacity(count);
         for i in 0..count {
-            let len = |k: usize| self.lens.get(3 * i + k).copied().unwrap_or(NOT_A_STRING);
-            let s = Self::field(&self.input, &mut at, len(0));
-            let a = Self::field(&self.input, &mut at, len(1));
-            let r = Self::field(&self.input, &mut at, len(2));
-            requests.push(Request::new(s, a, r));
+            let mut l = Looked {
+                ids: [None; 3],
+                action_ok: true,
+                ids_ok: true,
+            };
+            for (k, id) in l.ids.iter_mut().enumerate() {
+                let j = 3 * i + k;
+                let len = self.lens.get(j).copied().unwrap_or(NOT_A_STRING);
+                let found = if len != NOT_A_STRING && len & ID_FLAG != 0 {
+                    by_id = true;
+                    Some(Self::id_of(len & !ID_FLAG))
+                } else {
+                    let name = Self::field(&self.input, &mut at, len);
+                    let found = ev.look_up_field(k as u8, name);
+                    if let Some(slot) = self.lens.get_mut(j) {
+                        *slot = found.map_or(NOT_LOOKED, |id| ID_FLAG | id.unwrap_or(ABSENT));
+                    }
+                    found
+                };
+                match found {
+                    Some(found) => *id = found,
+                    None if k == 1 => l.action_ok = false,
+                    None => l.ids_ok = false,
+                }
+            }
+            self.batch.push(l);
         }
         self.decisions.clear();
         match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) if read.is_some() => {
                 let at = at.with_context(Self::context_of(&self.ctx, with));
-                self.r
-                    .evaluator()
-                    .check_many(&requests, at, &mut self.decisions);
+                match current {
+                    // Nothing answers: the names do not matter.
+                    None => self
+                        .decisions
+                        .extend(self.batch.iter().map(|_| ev.reject_request())),
+                    Some(current) => {
+                        if by_id && serial != current as f64
+                            || !ev.check_many_looked(current, &self.batch, at, &mut self.decisions)
+                        {
+                            return STALE_IDS;
+                        }
+                    }
+                }
                 if replica && self.decisions.iter().any(|d| self.must_confirm(d, &at)) {
-                    return false;
+                    return NEEDS_CONFIRMATION;
                 }
             }
             _ => self
                 .decisions
-                .extend(requests.iter().map(|_| self.r.evaluator().reject_request())),
+                .extend(self.batch.iter().map(|_| ev.reject_request())),
         }
         self.out.resize(count, 0);
         for (i, d) in self.decisions.iter().enumerate() {
@@ -452,7 +574,7 @@ impl RawEvaluator {
                 *w = word;
             }
         }
-        true
+        0
     }
 
     /// Writes one request into `input` as the JavaScript side does, and checks it (for tests of
@@ -476,8 +598,47 @@ impl RawEvaluator {
     #[doc(hidden)]
     pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
         self.write(requests);
-        self.check_many(requests.len(), clock, now, -1.0, -1);
+        self.check_many(requests.len(), -1.0, clock, now, -1.0, -1);
         self.out.clone()
+    }
+
+    /// What the last check by names looked up (for tests of the bindings from Rust).
+    #[doc(hidden)]
+    pub fn looked(&self) -> [u32; 3] {
+        *self.looked
+    }
+
+    /// `check_many` of fields each given by name (`Ok`) or by id (`Err`, as the caller's
+    /// caches give it) for the index numbered `serial`: the result, the fields as the call left
+    /// them (ids written back), and `out` (for tests of the bindings from Rust).
+    #[doc(hidden)]
+    pub fn check_many_fields(
+        &mut self,
+        fields: &[Result<&str, u32>],
+        serial: f64,
+        clock: f64,
+    ) -> (u32, Vec<u32>, Vec<u32>) {
+        let bytes: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        self.reserve(bytes, fields.len() / 3);
+        let mut at = 0;
+        for (i, f) in fields.iter().enumerate() {
+            let code = match f {
+                Ok(name) => {
+                    if let Some(dst) = self.input.get_mut(at..at + name.len()) {
+                        dst.copy_from_slice(name.as_bytes());
+                    }
+                    at += name.len();
+                    name.len() as u32
+                }
+                Err(id) => ID_FLAG | id,
+            };
+            if let Some(slot) = self.lens.get_mut(i) {
+                *slot = code;
+            }
+        }
+        let r = self.check_many(fields.len() / 3, serial, clock, clock, -1.0, -1);
+        let lens = self.lens.get(..fields.len()).unwrap_or_default().to_vec();
+        (r, lens, self.out.clone())
     }
 
     fn write(&mut self, requests: &[[&str; 3]]) {
@@ -640,30 +801,87 @@ impl RawEvaluator {
         self.check_one([ls, la, lr], clock, now, at_least_epoch, ctx, true)
     }
 
-    /// Decides `count` requests laid out in `input` and `lens`. `out` then holds one answer word
-    /// per request, followed by the grant ids of the granted ones, in order. The times as `check`.
+    /// Decides the request whose fields are ids of the index numbered `serial` (`ABSENT`: a
+    /// well-formed name it does not hold), as `check` decides it by names (`replica`: as
+    /// `replica_check`); `STALE_IDS` alone, nothing decided, when that index is not held.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
+    pub fn check_ids(
+        &mut self,
+        s: u32,
+        a: u32,
+        r: u32,
+        serial: f64,
+        clock: f64,
+        now: f64,
+        at_least_epoch: f64,
+        ctx: i32,
+        replica: bool,
+    ) -> u32 {
+        let looked = Looked {
+            ids: [Self::id_of(s), Self::id_of(a), Self::id_of(r)],
+            action_ok: true,
+            ids_ok: true,
+        };
+        let Some(serial) = Self::time(serial) else {
+            return STALE_IDS;
+        };
+        self.decide(
+            Some((serial, looked)),
+            clock,
+            now,
+            at_least_epoch,
+            ctx,
+            replica,
+        )
+        .unwrap_or(STALE_IDS)
+    }
+
+    /// Where a check by names leaves the ids it looked up (three words: subject, action,
+    /// resource; `ABSENT`, `NOT_LOOKED`).
+    pub fn looked_ptr(&self) -> *const u32 {
+        self.looked.as_ptr()
+    }
+
+    /// The held index's serial number (the ids of `check_ids` are its), -1 when none.
+    pub fn index_serial(&self) -> f64 {
+        self.r.evaluator().index_serial().map_or(-1.0, |s| s as f64)
+    }
+
+    /// Decides `count` requests laid out in `input` and `lens` (see `check_many_inner`: a
+    /// field by its length or by an id of the index numbered `serial`). `out` then holds one
+    /// answer word per request, followed by the grant ids of the granted ones, in order. The
+    /// times as `check`. 0, or `STALE_IDS` when ids were given and that index is not held.
     pub fn check_many(
         &mut self,
         count: usize,
+        serial: f64,
         clock: f64,
         now: f64,
         at_least_epoch: f64,
         ctx: i32,
-    ) {
-        self.check_many_inner(count, clock, now, at_least_epoch, ctx, false);
+    ) -> u32 {
+        self.check_many_inner(count, serial, clock, now, at_least_epoch, ctx, false)
     }
 
-    /// `check_many` for a replica: false, and nothing decided, when one of the requests needs
-    /// the replica to sync with its authority first.
+    /// `check_many` for a replica: `NEEDS_CONFIRMATION`, and nothing decided, when one of the
+    /// requests needs the replica to sync with its authority first.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn replica_check_many(
         &mut self,
         count: usize,
+        serial: f64,
         clock: f64,
         now: f64,
         at_least_epoch: f64,
         ctx: i32,
-    ) -> bool {
-        self.check_many_inner(count, clock, now, at_least_epoch, ctx, true)
+    ) -> u32 {
+        self.check_many_inner(count, serial, clock, now, at_least_epoch, ctx, true)
     }
 
     /// Decides a request by `token` (docs/javascript.md, `checkToken`) at the times and context

@@ -14,7 +14,7 @@
 use edge_authz::Reason;
 use edge_authz_wasm::{
     answer_layout, compile_snapshot_raw, diff_models_raw, key_pair_from_seed, sign_watermark_raw,
-    RawEvaluator, HAS_GRANT,
+    RawEvaluator, ABSENT, HAS_GRANT, ID_FLAG, NOT_LOOKED, STALE_IDS,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -291,4 +291,118 @@ fn a_revocation_rides_on_a_watermark() {
     let (word, _) = ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
     assert_eq!(reason(word), Reason::NoGrant);
     assert_eq!(ev.epoch(), 2.0);
+}
+
+#[wasm_bindgen_test]
+fn a_check_by_names_leaves_its_ids_and_a_check_by_ids_answers_the_same() {
+    let (mut ev, _) = signed();
+    let serial = ev.index_serial();
+    assert!(serial >= 0.0);
+    let cases = [
+        ["user:alice", "read", "doc:plan"],
+        ["user:alice", "export", "doc:plan"],
+        ["user:mallory", "read", "doc:plan"],
+        ["user:nobody", "read", "doc:plan"],
+        ["user:alice", "delete", "doc:plan"],
+        ["user:alice", "read", "doc:other"],
+    ];
+    for [s, a, r] in cases {
+        let (by_names, out_names) = ev.check_str(s, a, r, NOW, NOW);
+        let [is, ia, ir] = ev.looked();
+        assert!(
+            [is, ia, ir].iter().all(|c| *c != NOT_LOOKED),
+            "{s} {a} {r}: every well-formed name has an id or ABSENT"
+        );
+        let by_ids = ev.check_ids(is, ia, ir, serial, NOW, NOW, -1.0, -1, false);
+        assert_eq!(by_ids & !(1 << 8), by_names & !(1 << 8), "{s} {a} {r}");
+        let (_, out_ids) = ev.check_str(s, a, r, NOW, NOW);
+        assert_eq!(out_ids, out_names);
+    }
+    // Names the index does not hold come back ABSENT; malformed ones have nothing to keep.
+    ev.check_str("user:nobody", "delete", "doc:other", NOW, NOW);
+    assert_eq!(ev.looked(), [ABSENT, ABSENT, ABSENT]);
+    ev.check_str("user:alice", "Not An Action", "doc:plan", NOW, NOW);
+    let [s, a, _] = ev.looked();
+    assert_ne!(
+        s, NOT_LOOKED,
+        "a held subject keeps its id whatever the action"
+    );
+    assert_eq!(a, NOT_LOOKED);
+    ev.check_str("nocolon", "read", "doc:other", NOW, NOW);
+    assert_eq!(ev.looked()[0], NOT_LOOKED);
+    assert_eq!(
+        ev.looked()[2],
+        NOT_LOOKED,
+        "not known well formed while the subject is not"
+    );
+}
+
+#[wasm_bindgen_test]
+fn ids_of_another_index_are_never_answered() {
+    let (mut ev, secret) = signed();
+    let serial = ev.index_serial();
+    ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
+    let [s, a, r] = ev.looked();
+    let w = ev.check_ids(s, a, r, serial + 1.0, NOW, NOW, -1.0, -1, false);
+    assert_eq!(w, STALE_IDS);
+    // Out of the index's range: refused as stale, never read.
+    assert_eq!(
+        ev.check_ids(1 << 20, a, r, serial, NOW, NOW, -1.0, -1, false),
+        STALE_IDS
+    );
+    // A new state: the old serial is refused, by check and by check_many.
+    let snap = compile_snapshot_raw(MODEL, 2.0, &secret, NOW).unwrap();
+    ev.load_snapshot(&snap).unwrap();
+    assert_ne!(ev.index_serial(), serial);
+    assert_eq!(
+        ev.check_ids(s, a, r, serial, NOW, NOW, -1.0, -1, false),
+        STALE_IDS
+    );
+    let (res, _, _) = ev.check_many_fields(&[Err(s), Ok("read"), Ok("doc:plan")], serial, NOW);
+    assert_eq!(res, STALE_IDS);
+    // Nothing held: no serial, and no id is answered.
+    let (public, _) = keys();
+    let mut empty = RawEvaluator::new("acme", vec![public]).unwrap();
+    assert_eq!(empty.index_serial(), -1.0);
+    assert_eq!(
+        empty.check_ids(0, 0, 0, 0.0, NOW, NOW, -1.0, -1, false),
+        STALE_IDS
+    );
+}
+
+#[wasm_bindgen_test]
+fn check_many_takes_names_and_ids_mixed_and_hands_back_the_ids() {
+    let (mut ev, _) = signed();
+    let serial = ev.index_serial();
+    let by_names = ev.check_many_str(
+        &[
+            ["user:alice", "read", "doc:plan"],
+            ["user:nobody", "read", "doc:plan"],
+            ["bad", "read", "doc:plan"],
+        ],
+        NOW,
+        NOW,
+    );
+    ev.check_str("user:alice", "read", "doc:plan", NOW, NOW);
+    let [s, a, r] = ev.looked();
+    let fields = [
+        Err(s),
+        Ok("read"),
+        Err(r),
+        Ok("user:nobody"),
+        Err(a),
+        Ok("doc:plan"),
+        Ok("bad"),
+        Err(a),
+        Err(r),
+    ];
+    let (res, lens, out) = ev.check_many_fields(&fields, serial, NOW);
+    assert_eq!(res, 0);
+    assert_eq!(out, by_names, "the same answers by ids as by names");
+    // The names' ids come back in their fields' places; a malformed one has none.
+    assert_eq!(lens[1], ID_FLAG | a);
+    assert_eq!(lens[3], ID_FLAG | ABSENT);
+    assert_eq!(lens[5], ID_FLAG | r);
+    assert_eq!(lens[6], NOT_LOOKED);
+    assert_eq!(lens[0], ID_FLAG | s, "an id given stays as it was");
 }

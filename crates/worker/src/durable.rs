@@ -157,7 +157,7 @@ impl TenantAuthority {
                 _ => messages.push((key, part.clone())),
             }
         }
-        let keys = Config::read(&self.env)?.public_keys()?;
+        let keys = Config::get(&self.env)?.public_keys()?;
         let stored = messages.iter().filter(|((s, _), _)| s == "log").count();
         let authority =
             Authority::restore(tenant, keys, messages.iter().map(|(_, b)| b.as_slice())).map_err(

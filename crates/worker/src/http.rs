@@ -95,9 +95,12 @@ pub fn json_text(status: u16, body: String, request_id: &str) -> worker::Result<
         .with_headers(headers))
 }
 
-/// The Worker's configuration, read from its environment on every request (cheap: a few
-/// string reads), so a `wrangler dev --var` or a new deployment takes effect at once.
+/// The Worker's configuration, read from its environment once per isolate ([`Config::get`]):
+/// an isolate's environment does not change (a new deployment, or `wrangler dev` given another
+/// `--var`, starts new isolates), and reading it costs about twenty crossings into JavaScript.
 pub struct Config {
+    /// `CORS_ORIGINS`, parsed.
+    pub cors: CorsOrigins,
     pub keys: String,
     pub token: Option<String>,
     pub tenants: Option<Vec<String>>,
@@ -154,7 +157,24 @@ fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, 
     }
 }
 
+thread_local! {
+    /// The isolate's configuration, once read without an error.
+    static CONFIG: std::cell::RefCell<Option<std::rc::Rc<Config>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl Config {
+    /// The isolate's configuration: read from `env` the first time, then kept. A misconfigured
+    /// environment is read again on every request (and refused each time).
+    pub fn get(env: &Env) -> Result<std::rc::Rc<Config>, ApiError> {
+        if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+            return Ok(c);
+        }
+        let c = std::rc::Rc::new(Config::read(env)?);
+        CONFIG.with(|cell| *cell.borrow_mut() = Some(c.clone()));
+        Ok(c)
+    }
+
     pub fn read(env: &Env) -> Result<Config, ApiError> {
         let fraction = |name: &str| -> Result<f64, ApiError> {
             let v: f64 = number(env, name, 1.0)?;
@@ -168,9 +188,10 @@ impl Config {
                 ))
             }
         };
-        // Checked here too, so a malformed list fails every route, not only browsers' requests.
-        CorsOrigins::read(env)?;
+        // Read with the rest, so a malformed list fails every route, not only browsers' requests.
+        let cors = CorsOrigins::read(env)?;
         Ok(Config {
+            cors,
             keys: text(env, "ORIGIN_PUBLIC_KEYS").unwrap_or_default(),
             token: text(env, "CHECK_TOKEN"),
             tenants: text(env, "TENANTS").map(|t| {

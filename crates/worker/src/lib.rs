@@ -22,7 +22,7 @@ use worker::js_sys;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response};
 
 use self::edge::Edge;
-use self::http::{body, json, ApiError, Config, CorsOrigins};
+use self::http::{body, json, ApiError, Config};
 use edge_authz::token::Verdicts;
 use edge_authz::{
     is_valid_tenant, Decision, MessageKind, Reason, Request as Check, Tier, TokenAnswer,
@@ -110,7 +110,7 @@ fn cors(req: &Request, env: &Env) -> Result<Option<Cors>, ApiError> {
     let Some(origin) = req.headers().get("origin").ok().flatten() else {
         return Ok(None);
     };
-    Ok(CorsOrigins::read(env)?.allow(&origin).map(|a| Cors {
+    Ok(Config::get(env)?.cors.allow(&origin).map(|a| Cors {
         allow_origin: a.to_string(),
         methods,
     }))
@@ -197,7 +197,7 @@ async fn route(mut req: Request, env: &Env, rid: &str, started: f64) -> Result<R
     if method.to_string() != allow {
         return Err(ApiError::method(allow));
     }
-    let config = Config::read(env)?;
+    let config = Config::get(env)?;
     if !is_valid_tenant(&tenant) {
         return Err(ApiError::new(
             400,
