@@ -5,6 +5,7 @@
 //   node bench/hotpath.mjs --base ../other-checkout     # another checkout whose pkg/ is built
 //   node bench/hotpath.mjs                              # this build alone
 //   node bench/hotpath.mjs --quick                      # small workload, few rounds (CI)
+//   node bench/hotpath.mjs --base DIR --instructions    # also cachegrind instruction counts
 //
 // Rows (medians of interleaved rounds; each build's state loaded from the same snapshot):
 //   check, warm            ns per call over the same 1,000 requests, 20 times in turn
@@ -13,8 +14,15 @@
 //   checkMany              ns per check over the 100,000 requests in batches of 1,000
 // The `base` column is the other build's, the ratio base / this (above 1: this build is faster).
 // Exits 1 when the builds answer any request differently.
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+//
+// `--instructions` adds instructions per call counted by cachegrind (valgrind on PATH), which do
+// not depend on the machine's load: each build runs N and 6N warm calls (the same 1,000 requests
+// in turn, after one pass over all of them) in a child process under
+// `valgrind --tool=cachegrind --cache-sim=no`, and the difference of the two totals over 5N is
+// the figure; `check` and `checkMany` (batches of 1,000) apart.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { percentile, timerOverheadNs } from './lib/measure.mjs';
@@ -26,7 +34,30 @@ const arg = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 if (argv.includes('--help')) {
-  console.log('node bench/hotpath.mjs [--base DIR] [--quick] [--users N] [--rounds R]');
+  console.log('node bench/hotpath.mjs [--base DIR] [--quick] [--users N] [--rounds R] [--instructions]');
+  process.exit(0);
+}
+// The child of `--instructions`: `--child ENTRY FILE KIND N` loads FILE's snapshot with the
+// package at ENTRY, passes over all its requests once, then makes N warm calls of KIND.
+if (argv[0] === '--child') {
+  const [, entry, file, kind, n] = argv;
+  const api = await import(pathToFileURL(entry).href);
+  const { tenant, publicKey, snapshot, requests } = JSON.parse(readFileSync(file, 'utf8'));
+  const ev = new api.Evaluator({ tenant, publicKeys: [publicKey], clock: () => 1767225600000 });
+  ev.loadSnapshot(Buffer.from(snapshot, 'base64'));
+  for (const q of requests) ev.check(q[0], q[1], q[2]);
+  for (let i = 0; i < requests.length; i += 1000) ev.checkMany(requests.slice(i, i + 1000));
+  const warm = requests.slice(0, 1000);
+  let allowed = 0;
+  if (kind === 'check') {
+    for (let i = 0; i < Number(n); i++) {
+      const q = warm[i % 1000];
+      if (ev.check(q[0], q[1], q[2]).allowed) allowed++;
+    }
+  } else {
+    for (let i = 0; i < Number(n); i += 1000) for (const d of ev.checkMany(warm)) if (d.allowed) allowed++;
+  }
+  console.log(allowed);
   process.exit(0);
 }
 const quick = argv.includes('--quick');
@@ -146,5 +177,33 @@ rows.forEach((name, i) => {
   }
   console.log(line);
 });
+if (argv.includes('--instructions')) {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-authz-hotpath-'));
+  try {
+    const file = join(dir, 'state.json');
+    writeFileSync(file, JSON.stringify({ tenant: model.tenant, publicKey, snapshot: Buffer.from(snapshot).toString('base64'), requests }));
+    const N = quick ? 20000 : 100000;
+    const spawnValgrind = (entry, kind, n) =>
+      spawnSync('valgrind', ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', process.execPath, fileURLToPath(import.meta.url), '--child', entry, file, kind, String(n)], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      }).stderr;
+    const ir = (entry, kind, n) => {
+      const r = spawnValgrind(entry, kind, n);
+      const m = r.match(/I\s+refs:\s+([\d,]+)/);
+      if (!m) throw new Error(`no instruction count from valgrind: ${r.slice(-500)}`);
+      return Number(m[1].replace(/,/g, ''));
+    };
+    console.log(`\ninstructions per call (cachegrind, ${5 * N} warm calls: the difference of ${6 * N} and ${N}):`);
+    console.log(`| call | this build |${base ? ' base | base / this |' : ''}`);
+    console.log(`|---|---:|${base ? '---:|---:|' : ''}`);
+    for (const kind of ['check', 'checkMany']) {
+      const per = builds.map(([, entry]) => (ir(entry, kind, 6 * N) - ir(entry, kind, N)) / (5 * N));
+      console.log(`| ${kind} | ${per[0].toFixed(0)} |${base ? ` ${per[1].toFixed(0)} | ${(per[1] / per[0]).toFixed(2)}x |` : ''}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 const many = median(figures[0][4]);
 console.log(`\ncheckMany: ${(1000 / many).toFixed(2)} M checks/s this build${base ? `, ${(1000 / median(figures[1][4])).toFixed(2)} M/s base` : ''}`);

@@ -26,7 +26,7 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 PKG_TESTS="tests/js/package.test.mjs tests/js/conformance.test.mjs tests/js/hostile.test.mjs
   tests/js/hostile.test.cjs tests/js/limits.test.mjs tests/js/copy-fuzz.test.mjs tests/js/context.test.mjs
   tests/js/token.test.mjs tests/js/decision-log.test.mjs tests/js/impact.test.mjs
-  tests/js/keys.test.mjs tests/js/size.test.mjs
+  tests/js/keys.test.mjs tests/js/size.test.mjs tests/js/name-cache.test.mjs
   tests/js/browser.test.mjs tests/js/workerd.test.mjs tests/js/golden.test.mjs
   tests/js/docs.test.mjs
   bench/test/bench.test.mjs"
@@ -99,6 +99,8 @@ pkg() {
 
   say "the npm benchmark once, on a small workload (every answer checked)"
   node bench/run.mjs --quick > /dev/null
+  say "the hot-path benchmark once, on a small workload (answers of check and checkMany compared)"
+  node bench/hotpath.mjs --quick > target/bench-hotpath.md
 }
 
 toolchains() {

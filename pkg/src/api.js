@@ -432,12 +432,10 @@ export class Evaluator {
   #outPtr = 0;
   // The name caches (docs/javascript.md, "Performance"): subject, action and resource names to
   // their ids in the held index (ABSENT for a well-formed name it does not hold), each kept to
-  // `#idLimits`; the index's serial number (the core refuses ids of another index); where a
-  // check by names leaves the ids it looked up.
+  // `#idLimits`; the index's serial number (the core refuses ids of another index; 0: none).
   #ids = [new Map(), new Map(), new Map()];
   #idLimits = [EXTRA_NAMES, EXTRA_NAMES, EXTRA_NAMES];
-  #serial = -1;
-  #lookedPtr = 0;
+  #serial = 0;
 
   constructor(options, raw, clock, onDecision) {
     try {
@@ -579,7 +577,6 @@ export class Evaluator {
     this.#lensPtr = this.#raw.lens_ptr();
     this.#lensLen = this.#raw.lens_len();
     this.#outPtr = this.#raw.out_ptr();
-    this.#lookedPtr = this.#raw.looked_ptr();
   }
 
   // After any change of the held state: epoch and watermark for decisions, empty name caches.
@@ -591,8 +588,8 @@ export class Evaluator {
     this.#logState = null;
     // Preallocated so that filling them at random ids keeps V8's fast (non-dictionary) arrays.
     const sizes = this.#raw.table_sizes();
-    this.#names = Array.from(sizes, (n) => new Array(n));
-    this.#serial = this.#raw.index_serial();
+    this.#names = [new Array(sizes[0]), new Array(sizes[1]), new Array(sizes[2])];
+    this.#serial = sizes[3] + sizes[4] * 2 ** 32;
     for (const m of this.#ids) m.clear();
     // Subjects (principals) and resources as many as the index holds; actions a few.
     this.#idLimits = [sizes[0] + EXTRA_NAMES, 256 + EXTRA_NAMES, sizes[2] + EXTRA_NAMES];
@@ -827,30 +824,11 @@ export class Evaluator {
       // Not the index the caches were filled from (a change this side missed): start again.
       this.#sync();
     }
-    // Strings are primitives: measured and copied from the same values.
-    const need = 3 * (strLen(subject) + strLen(action) + strLen(resource));
-    if (need > this.#inLen) this.#reserve(need, 1);
-    views();
-    let p = this.#inPtr;
-    const end = p + this.#inLen;
-    const ls = put(p, subject, end);
-    if (ls !== NOT_A_STRING) p += ls;
-    const la = put(p, action, end);
-    if (la !== NOT_A_STRING) p += la;
-    const lr = put(p, resource, end);
-    const w = replica
-      ? raw.replica_check(ls, la, lr, clock, now, least, ctx)
-      : raw.check(ls, la, lr, clock, now, least, ctx);
-    views();
-    const at = this.#lookedPtr >>> 2;
-    const u32 = U32;
-    const cs = u32[at];
-    const ca = u32[at + 1];
-    const cr = u32[at + 2];
-    this.#learn(0, subject, cs);
-    this.#learn(1, action, ca);
-    this.#learn(2, resource, cr);
-    return this.#answer(w, raw);
+    // By names: a batch of one, which hands back the names' ids for the caches.
+    const one = [fieldOf(subject), fieldOf(action), fieldOf(resource)];
+    const out = [undefined];
+    const r = this.#chunk(one, 0, 1, out, clock, now, least, ctx, replica);
+    return r === NEEDS ? NEEDS : out[0];
   }
 
   // A check's answer word as its decision (NEEDS for a replica that must sync first).
@@ -893,8 +871,11 @@ export class Evaluator {
       if (d === NEEDS || d !== null) return d;
       const raw = this.#live();
       const { alg, key } = JSON.parse(raw.token_pending());
-      const id = raw.token_pending_id();
-      const ok = await verifySignature(alg, JSON.stringify(key), raw.token_message(), raw.token_signature());
+      // The fingerprint, the signed bytes' length, the signed bytes, the signature.
+      const b = raw.token_pending_bytes();
+      const id = b.subarray(0, 32);
+      const n = (b[32] | (b[33] << 8) | (b[34] << 16) | (b[35] << 24)) >>> 0;
+      const ok = await verifySignature(alg, JSON.stringify(key), b.subarray(36, 36 + n), b.subarray(36 + n));
       this.#live().token_verified(id, ok);
     }
     throw fail('token_unverified', 'the token check asked for a signature four times');
@@ -940,9 +921,19 @@ export class Evaluator {
     const ctx = now < 0 || ctxCount === 0 ? -1 : this.#putContext(raw);
     const count = fields.length / 3;
     const out = new Array(count);
-    const ids = this.#ids;
     for (let start = 0; start < count; start += CHUNK) {
       const end = Math.min(count, start + CHUNK);
+      if (this.#chunk(fields, start, end, out, clock, now, least, ctx, replica) === NEEDS) return NEEDS;
+    }
+    return out;
+  }
+
+  // Decides requests `start` to `end` of a batch's fields (as readRequests reads them) into
+  // `out`, with the context already read; NEEDS for a replica that must sync first.
+  #chunk(fields, start, end, out, clock, now, least, ctx, replica) {
+    const raw = this.#raw;
+    const ids = this.#ids;
+    for (;;) {
       // Each field by its cached id (CODES), else by its name, measured here and written below.
       let need = 0;
       for (let j = 3 * start, k = 0; j < 3 * end; j++, k = k === 2 ? 0 : k + 1) {
@@ -971,15 +962,12 @@ export class Evaluator {
           u32[l] = n;
         }
       }
-      const r = replica
-        ? raw.replica_check_many(end - start, this.#serial, clock, now, least, ctx)
-        : raw.check_many(end - start, this.#serial, clock, now, least, ctx);
+      const r = raw.check_many(end - start, this.#serial, clock, now, least, ctx, replica);
       if (r === NEEDS_CONFIRMATION) return NEEDS;
       if (r === STALE_IDS) {
-        // Not the index the caches were filled from (a change this side missed): start the
-        // chunk again, by names.
+        // Not the index the caches were filled from (a change this side missed): empty them
+        // and ask again, by names.
         this.#sync();
-        start -= CHUNK;
         continue;
       }
       views();
@@ -999,8 +987,8 @@ export class Evaluator {
         out[i] = this.#decision(U32[words + i - start], at);
         at = this.#next;
       }
+      return out;
     }
-    return out;
   }
 
   // For the package's Replica (replica.js), which follows an authority with this evaluator.

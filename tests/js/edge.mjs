@@ -88,8 +88,14 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     // With `assets`, the static assets of wrangler.toml's [assets] (build/assets: the admin page
     // under /admin, scripts/build-www.sh) are served in front of the Worker, as Cloudflare does.
     // The routes that run the Worker first are wrangler.toml's `run_worker_first`.
+    // `assets` may also name another directory (a test's own files).
     ...(assets && i === 0
-      ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true, static_routing: { user_worker: WORKER_FIRST } } } }
+      ? {
+          assets: {
+            directory: typeof assets === 'string' ? assets : ASSETS,
+            routerConfig: { has_user_worker: true, static_routing: { user_worker: WORKER_FIRST } },
+          },
+        }
       : {}),
   });
   const options = () => ({

@@ -31,7 +31,10 @@
 // always syncs; so a state change in the authority cannot hide behind an isolate's reuse window.
 import { describe, test, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXAMPLE, JSON_TYPE, MSGPACK, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EXAMPLE, JSON_TYPE, MSGPACK, WORKER_FIRST, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
 import { issuedAtOf, itemSpans, keyIdOf as keyIdOfMessage, pack, resign, seal, signWith, unpack } from './msgpack.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -1168,3 +1171,37 @@ describe('configured limits (MAX_* variables)', () => {
   });
 });
 
+
+describe('the API runs the Worker before any static asset (wrangler.toml, run_worker_first)', () => {
+  let edge;
+  let dir;
+  before(async () => {
+    // Static files at the API's own paths, and one elsewhere: the API's paths must reach the
+    // Worker whatever the assets hold; any other path is served from them.
+    dir = mkdtempSync(path.join(tmpdir(), 'edge-authz-assets-'));
+    mkdirSync(path.join(dir, 'v1/acme'), { recursive: true });
+    writeFileSync(path.join(dir, 'v1/acme/status'), 'a static file');
+    writeFileSync(path.join(dir, 'health'), 'a static file');
+    writeFileSync(path.join(dir, 'page.txt'), 'a static page');
+    edge = await startEdge({ assets: dir, vars: { ORIGIN_PUBLIC_KEYS: origin().keys.publicKey } });
+  });
+  after(async () => {
+    await edge?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('wrangler.toml lists the API paths', () => {
+    assert.deepEqual(WORKER_FIRST, ['/v1/*', '/health']);
+  });
+
+  test('/v1 and /health answer from the Worker; other paths from the assets', async () => {
+    const status = await edge.fetch('/v1/acme/status');
+    assert.equal(status.status, 200, status.body);
+    assert.equal(status.json.tenant, 'acme');
+    assert.ok(status.headers.get('x-request-id'));
+    assert.deepEqual(assertOk(await edge.fetch('/health')), { ok: true });
+    const page = await edge.fetch('/page.txt');
+    assert.equal(page.status, 200);
+    assert.equal(page.body, 'a static page');
+  });
+});

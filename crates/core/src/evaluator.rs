@@ -803,10 +803,11 @@ impl Evaluator {
     /// answers. `kind`: 0 the subject, 1 the action, 2 the resource.
     pub fn look_up_field(&self, kind: u8, name: &str) -> Option<Option<u32>> {
         let (_, ix) = self.mode.answering()?;
-        let (id, valid): (Option<u32>, fn(&str) -> bool) = match kind {
-            0 => (ix.subject(name), is_valid_id),
-            1 => (ix.action(name), is_valid_action_name),
-            _ => (ix.resource(name), is_valid_id),
+        let id = ix.id_of(kind, name);
+        let valid = if kind == 1 {
+            is_valid_action_name
+        } else {
+            is_valid_id
         };
         (id.is_some() || valid(name)).then_some(id)
     }

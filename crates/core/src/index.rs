@@ -570,6 +570,17 @@ impl Index {
         self.action_ids.get(&self.action_names, name)
     }
 
+    /// The id of a subject's (`kind` 0), an action's (1) or a resource's (2) name: one table
+    /// lookup whatever the kind (one copy of the probe where code size counts).
+    pub fn id_of(&self, kind: u8, name: &str) -> Option<u32> {
+        let (table, names) = match kind {
+            0 => (&self.subject_ids, &self.content.subjects),
+            1 => (&self.action_ids, &self.action_names),
+            _ => (&self.resource_ids, self.content.resources.names()),
+        };
+        table.get(names, name)
+    }
+
     pub fn tier(&self, action: u32) -> Tier {
         self.action_tier
             .get(action as usize)

@@ -1,11 +1,14 @@
 //! The npm package's bindings: a thin, numeric layer over the core that the
 //! package's JavaScript (`pkg/src/api.js`) wraps into the package's API (docs/javascript.md).
 //!
-//! The hot path is shaped for JavaScript callers. A request's three strings are written by the
-//! caller straight into a buffer this side owns (`input`, lengths in `lens`), so a check crosses
-//! the boundary once, with numbers only. The answer is one `u32` (allowed, reason, tier) and, for
-//! a grant, its dense ids in `out`; the JavaScript side turns ids into names through caches that
-//! it empties whenever the held state changes. No JSON is built or parsed per check.
+//! The hot path is shaped for JavaScript callers. A name the caller has seen before crosses as
+//! its id in the held index (`check_ids`; a batch's fields each by id or by name); a new name is
+//! written by the caller straight into a buffer this side owns (`input`, lengths in `lens`), and
+//! its id is handed back in its place. Either way a check crosses the boundary once, with numbers
+//! only, and ids are answered only by the index they came from (its serial number). The answer is
+//! one `u32` (allowed, reason, tier) and, for a grant, its dense ids in `out`; the JavaScript side
+//! turns ids into names through caches that it empties whenever the held state changes. No JSON
+//! is built or parsed per check.
 //!
 //! Errors become JavaScript `Error` objects with a stable `code` (and `detail` for model errors).
 
@@ -18,7 +21,7 @@ use edge_authz::sync::{Replica, Synced};
 use edge_authz::token::Verdicts;
 use edge_authz::{
     compile_snapshot, diff_models, inspect, sign_watermark, At, Decision, Error, Evaluator, Limits,
-    Looked, MessageKind, Model, PublicKey, Reason, Request, SecretKey, State, Tier, TokenAnswer,
+    Looked, MessageKind, Model, PublicKey, Reason, SecretKey, State, Tier, TokenAnswer,
 };
 use edge_authz_protocol::feed::{self, FeedQuery};
 use edge_authz_protocol::{http_status, ErrorAnswer, ErrorBody, PushAnswer, MAX_NOW};
@@ -204,10 +207,6 @@ pub struct RawEvaluator {
     /// The last decided token check's subject and, when gate 6 refused it, why.
     token_subject: Option<String>,
     token_error: Option<&'static str>,
-    /// What the last check by names looked up, for the caller's name caches: the subject's,
-    /// action's and resource's ids (`ABSENT`, `NOT_LOOKED`) in the held index. Boxed: its
-    /// address stays put.
-    looked: Box<[u32; 3]>,
     /// The requests of a batch, looked up.
     batch: Vec<Looked>,
 }
@@ -275,7 +274,6 @@ impl RawEvaluator {
             pending: None,
             token_subject: None,
             token_error: None,
-            looked: Box::new([NOT_LOOKED; 3]),
             batch: Vec::new(),
         }
     }
@@ -372,7 +370,7 @@ impl RawEvaluator {
 }
 
 impl RawEvaluator {
-    /// Whether decision `d`, made at `at`, must wait for a sync (`replica_check`): by its tier
+    /// Whether decision `d`, made at `at`, must wait for a sync (a check with `replica`): by its tier
     /// (`high` for an undeclared action or when nothing is held). A malformed request needs none:
     /// its answer does not depend on the state. The decision is made first and dropped when a
     /// sync must come first, so that the hot path looks the names up once.
@@ -390,69 +388,12 @@ impl RawEvaluator {
             .must_confirm(tier, reuse, at.at_least_epoch, at.clock)
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "numbers across the boundary, one call"
-    )]
-    fn check_one(
-        &mut self,
-        [ls, la, lr]: [u32; 3],
-        clock: f64,
-        now: f64,
-        at_least_epoch: f64,
-        ctx: i32,
-        replica: bool,
-    ) -> u32 {
-        let mut at = 0;
-        let s = Self::field(&self.input, &mut at, ls);
-        let a = Self::field(&self.input, &mut at, la);
-        let r = Self::field(&self.input, &mut at, lr);
-        let ev = self.r.evaluator();
-        let looked = ev.look_up(&Request::new(s, a, r));
-        let serial = ev.index_serial().unwrap_or(0);
-        *self.looked = match looked {
-            Some(l) => [
-                Self::code(l.ids_ok, l.ids[0]),
-                Self::code(l.action_ok, l.ids[1]),
-                Self::code(l.ids_ok, l.ids[2]),
-            ],
-            None => [NOT_LOOKED; 3],
-        };
-        self.decide(
-            looked.map(|l| (serial, l)),
-            clock,
-            now,
-            at_least_epoch,
-            ctx,
-            replica,
-        )
-        .unwrap_or(STALE_IDS)
-    }
-
-    /// A field's id as the caller keeps it: the id, `ABSENT` for a well-formed (`ok`) name the
-    /// index does not hold, `NOT_LOOKED` otherwise (`ok` covers the subject and the resource
-    /// together: a missing one of them is not known to be well formed alone).
-    fn code(ok: bool, id: Option<u32>) -> u32 {
-        match id {
-            Some(id) => id,
-            None if ok => ABSENT,
-            None => NOT_LOOKED,
-        }
-    }
-
-    /// A field the caller gave by id (`ABSENT`: a well-formed name the index does not hold).
-    fn id_of(code: u32) -> Option<u32> {
-        (code != ABSENT).then_some(code)
-    }
-
     /// Reads the context and the times, decides the request `looked` up in the index numbered
-    /// by its serial (`None`: nothing answers, and the names do not matter; the answer is `None`
-    /// when that index is not held), applies the replica's policy and guard, and writes the
-    /// answer to `out`. One function for every single check, so that the core's decision is
-    /// inlined into the wasm once.
+    /// `serial` (`None` when that index is not held), applies the replica's policy and guard,
+    /// and writes the answer to `out`.
     fn decide(
         &mut self,
-        looked: Option<(u64, Looked)>,
+        (serial, looked): (u64, Looked),
         clock: f64,
         now: f64,
         at_least_epoch: f64,
@@ -466,18 +407,17 @@ impl RawEvaluator {
         let d = match Self::at(clock, now, at_least_epoch) {
             Ok(Some(at)) if read.is_some() => {
                 let at = at.with_context(Self::context_of(&self.ctx, with));
-                let ev = self.r.evaluator();
-                let d = match looked {
-                    Some((serial, l)) => ev.check_looked(serial, l, at)?,
-                    // Nothing held (`no_snapshot`).
-                    None => ev.reject_request(),
-                };
+                let d = self.r.evaluator().check_looked(serial, looked, at)?;
                 if replica && self.must_confirm(&d, &at) {
                     return Some(NEEDS_CONFIRMATION);
                 }
                 d
             }
-            _ => self.r.evaluator().reject_request(),
+            _ => {
+                // Ids of an index no longer held are refused whatever the request.
+                self.r.evaluator().index_serial().filter(|s| *s == serial)?;
+                self.r.evaluator().reject_request()
+            }
         };
         let d = self.r.guard(d);
         let word = Self::encode(self.r.evaluator(), &d, &mut self.out);
@@ -486,6 +426,11 @@ impl RawEvaluator {
         } else {
             word | OUT_MOVED
         })
+    }
+
+    /// A field the caller gave by id (`ABSENT`: a well-formed name the index does not hold).
+    fn id_of(code: u32) -> Option<u32> {
+        (code != ABSENT).then_some(code)
     }
 
     /// Decides `count` requests whose fields are in `lens`: a byte length in `input` (whose
@@ -589,23 +534,35 @@ impl RawEvaluator {
         now: f64,
     ) -> (u32, Vec<u32>) {
         self.write(&[[s, a, r]]);
-        let len = |x: &str| x.len() as u32;
-        let word = self.check(len(s), len(a), len(r), clock, now, -1.0, -1);
-        (word, self.out.clone())
+        self.check_many(1, -1.0, clock, now, -1.0, -1, false);
+        let word = self.out.first().copied().unwrap_or(0);
+        (word, self.out.get(1..).unwrap_or_default().to_vec())
     }
 
     /// Writes requests into `input` and `lens`, then `check_many` (for tests of the bindings).
     #[doc(hidden)]
     pub fn check_many_str(&mut self, requests: &[[&str; 3]], clock: f64, now: f64) -> Vec<u32> {
         self.write(requests);
-        self.check_many(requests.len(), -1.0, clock, now, -1.0, -1);
+        self.check_many(requests.len(), -1.0, clock, now, -1.0, -1, false);
         self.out.clone()
     }
 
     /// What the last check by names looked up (for tests of the bindings from Rust).
     #[doc(hidden)]
     pub fn looked(&self) -> [u32; 3] {
-        *self.looked
+        let mut head = [NOT_LOOKED; 3];
+        for (h, l) in head.iter_mut().zip(&self.lens) {
+            if *l != NOT_LOOKED {
+                *h = l & !ID_FLAG;
+            }
+        }
+        head
+    }
+
+    /// The held index's serial number, as `table_sizes` gives it (-1 when none).
+    #[doc(hidden)]
+    pub fn index_serial(&self) -> f64 {
+        self.r.evaluator().index_serial().map_or(-1.0, |s| s as f64)
     }
 
     /// `check_many` of fields each given by name (`Ok`) or by id (`Err`, as the caller's
@@ -636,7 +593,7 @@ impl RawEvaluator {
                 *slot = code;
             }
         }
-        let r = self.check_many(fields.len() / 3, serial, clock, clock, -1.0, -1);
+        let r = self.check_many(fields.len() / 3, serial, clock, clock, -1.0, -1, false);
         let lens = self.lens.get(..fields.len()).unwrap_or_default().to_vec();
         (r, lens, self.out.clone())
     }
@@ -761,49 +718,13 @@ impl RawEvaluator {
         self.out.as_ptr()
     }
 
-    /// Decides the request whose fields (`ls`, `la`, `lr` bytes) are at the start of `input`, at
-    /// the host's `clock`, the request's `now` (below 0: the context was malformed) and the
-    /// epoch it needs at least (below 0: none). A clock that is not a time fails closed
-    /// (`invalid_request`; the package refuses it before).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "numbers across the boundary, one call"
-    )]
-    pub fn check(
-        &mut self,
-        ls: u32,
-        la: u32,
-        lr: u32,
-        clock: f64,
-        now: f64,
-        at_least_epoch: f64,
-        ctx: i32,
-    ) -> u32 {
-        self.check_one([ls, la, lr], clock, now, at_least_epoch, ctx, false)
-    }
-
-    /// `check` for a replica: `NEEDS_CONFIRMATION` alone, and nothing decided, when the
-    /// replica must sync with its authority first (the core's `Replica::must_confirm`).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "numbers across the boundary, one call"
-    )]
-    pub fn replica_check(
-        &mut self,
-        ls: u32,
-        la: u32,
-        lr: u32,
-        clock: f64,
-        now: f64,
-        at_least_epoch: f64,
-        ctx: i32,
-    ) -> u32 {
-        self.check_one([ls, la, lr], clock, now, at_least_epoch, ctx, true)
-    }
-
     /// Decides the request whose fields are ids of the index numbered `serial` (`ABSENT`: a
-    /// well-formed name it does not hold), as `check` decides it by names (`replica`: as
-    /// `replica_check`); `STALE_IDS` alone, nothing decided, when that index is not held.
+    /// well-formed name it does not hold), as `check_many` decides it by names, at the host's
+    /// `clock`, the request's `now` (below 0: the context was malformed), the epoch it needs at
+    /// least (below 0: none) and the context `ctx` bytes long (below 0: none). For a `replica`:
+    /// `NEEDS_CONFIRMATION` alone, and nothing decided, when the replica must sync with its
+    /// authority first (the core's `Replica::must_confirm`). `STALE_IDS` alone, nothing decided,
+    /// when that index is not held. A request by names is a `check_many` of one.
     #[allow(
         clippy::too_many_arguments,
         reason = "numbers across the boundary, one call"
@@ -828,32 +749,21 @@ impl RawEvaluator {
         let Some(serial) = Self::time(serial) else {
             return STALE_IDS;
         };
-        self.decide(
-            Some((serial, looked)),
-            clock,
-            now,
-            at_least_epoch,
-            ctx,
-            replica,
-        )
-        .unwrap_or(STALE_IDS)
-    }
-
-    /// Where a check by names leaves the ids it looked up (three words: subject, action,
-    /// resource; `ABSENT`, `NOT_LOOKED`).
-    pub fn looked_ptr(&self) -> *const u32 {
-        self.looked.as_ptr()
-    }
-
-    /// The held index's serial number (the ids of `check_ids` are its), -1 when none.
-    pub fn index_serial(&self) -> f64 {
-        self.r.evaluator().index_serial().map_or(-1.0, |s| s as f64)
+        self.decide((serial, looked), clock, now, at_least_epoch, ctx, replica)
+            .unwrap_or(STALE_IDS)
     }
 
     /// Decides `count` requests laid out in `input` and `lens` (see `check_many_inner`: a
     /// field by its length or by an id of the index numbered `serial`). `out` then holds one
     /// answer word per request, followed by the grant ids of the granted ones, in order. The
-    /// times as `check`. 0, or `STALE_IDS` when ids were given and that index is not held.
+    /// times and context as `check_ids`; a clock that is not a time fails closed
+    /// (`invalid_request`; the package refuses it before). 0; `STALE_IDS` when ids were given and that index is not held; for a
+    /// `replica`, `NEEDS_CONFIRMATION`, and nothing decided, when one of the requests needs the
+    /// replica to sync with its authority first.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "numbers across the boundary, one call"
+    )]
     pub fn check_many(
         &mut self,
         count: usize,
@@ -862,30 +772,13 @@ impl RawEvaluator {
         now: f64,
         at_least_epoch: f64,
         ctx: i32,
+        replica: bool,
     ) -> u32 {
-        self.check_many_inner(count, serial, clock, now, at_least_epoch, ctx, false)
-    }
-
-    /// `check_many` for a replica: `NEEDS_CONFIRMATION`, and nothing decided, when one of the
-    /// requests needs the replica to sync with its authority first.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "numbers across the boundary, one call"
-    )]
-    pub fn replica_check_many(
-        &mut self,
-        count: usize,
-        serial: f64,
-        clock: f64,
-        now: f64,
-        at_least_epoch: f64,
-        ctx: i32,
-    ) -> u32 {
-        self.check_many_inner(count, serial, clock, now, at_least_epoch, ctx, true)
+        self.check_many_inner(count, serial, clock, now, at_least_epoch, ctx, replica)
     }
 
     /// Decides a request by `token` (docs/javascript.md, `checkToken`) at the times and context
-    /// of `check`: the answer word, or `NEEDS_VERIFY` alone when the token's signature must be
+    /// of `check_ids`: the answer word, or `NEEDS_VERIFY` alone when the token's signature must be
     /// verified first (`token_pending`, then `token_verified`, then ask again), or (a replica)
     /// `NEEDS_CONFIRMATION` alone. The token's subject and refusal: `token_subject`,
     /// `token_error`.
@@ -966,31 +859,29 @@ impl RawEvaluator {
         }
     }
 
-    /// The bytes the pending signature covers.
-    pub fn token_message(&self) -> Vec<u8> {
+    /// What the pending signature is over, in one piece: its fingerprint (32 bytes, to hand
+    /// back with its verdict), the length of the signed bytes (4 bytes, little-endian), the
+    /// signed bytes, then the signature's bytes. Empty when nothing is pending.
+    pub fn token_pending_bytes(&self) -> Vec<u8> {
         match &self.pending {
-            Some((_, TokenAnswer::Verify { message, .. })) => message.clone(),
+            Some((
+                f,
+                TokenAnswer::Verify {
+                    message, signature, ..
+                },
+            )) => {
+                let mut out = Vec::with_capacity(36 + message.len() + signature.len());
+                out.extend_from_slice(f);
+                out.extend_from_slice(&(message.len() as u32).to_le_bytes());
+                out.extend_from_slice(message);
+                out.extend_from_slice(signature);
+                out
+            }
             _ => Vec::new(),
         }
     }
 
-    /// The pending signature's bytes.
-    pub fn token_signature(&self) -> Vec<u8> {
-        match &self.pending {
-            Some((_, TokenAnswer::Verify { signature, .. })) => signature.clone(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// The pending signature's fingerprint (32 bytes), to hand back with its verdict.
-    pub fn token_pending_id(&self) -> Vec<u8> {
-        self.pending
-            .as_ref()
-            .map(|(f, _)| f.to_vec())
-            .unwrap_or_default()
-    }
-
-    /// The host's verdict on the signature of fingerprint `id` (read from `token_pending_id`
+    /// The host's verdict on the signature of fingerprint `id` (read from `token_pending_bytes`
     /// with the bytes it verified, so that checks interleaving meanwhile cannot swap verdicts):
     /// remembered (a bounded cache) for the checks that follow.
     pub fn token_verified(&mut self, id: &[u8], ok: bool) {
@@ -1158,15 +1049,19 @@ impl RawEvaluator {
         json(&self.r.head())
     }
 
-    /// The sizes of the name tables `[subjects, roles, resources]` (for the caller's caches).
+    /// The sizes of the name tables `[subjects, roles, resources]` (for the caller's caches),
+    /// then the held index's serial number (low and high word; the ids `check_ids` takes are
+    /// its), all 0 when nothing is held (no index has serial 0).
     pub fn table_sizes(&self) -> Vec<u32> {
         self.r.evaluator().index().map_or_else(
-            || vec![0, 0, 0],
+            || vec![0; 5],
             |ix| {
                 let c = ix.content();
+                let serial = ix.serial();
                 [c.subjects.len(), c.roles.len(), c.resources.len()]
                     .iter()
                     .map(|n| *n as u32)
+                    .chain([serial as u32, (serial >> 32) as u32])
                     .collect()
             },
         )
@@ -1351,7 +1246,10 @@ impl RawEvaluator {
     pub fn check_strs(&mut self, s: &str, a: &str, r: &str, clock: f64, now: f64) -> u32 {
         self.out.clear();
         let d = match Self::at(clock, now, -1.0) {
-            Ok(Some(at)) => self.r.evaluator().check(Request::new(s, a, r), at),
+            Ok(Some(at)) => self
+                .r
+                .evaluator()
+                .check(edge_authz::Request::new(s, a, r), at),
             _ => self.r.evaluator().reject_request(),
         };
         Self::encode(self.r.evaluator(), &d, &mut self.out)
@@ -1370,7 +1268,7 @@ impl RawEvaluator {
         let d = match (serde_json::from_str::<Req>(request), clock) {
             (Ok(q), Some(clock)) => match edge_authz_protocol::read_context(q.context.as_ref()) {
                 Ok(c) => self.r.evaluator().check(
-                    Request::new(&q.subject, &q.action, &q.resource),
+                    edge_authz::Request::new(&q.subject, &q.action, &q.resource),
                     c.at(clock),
                 ),
                 Err(()) => self.r.evaluator().reject_request(),
