@@ -43,7 +43,7 @@ pub enum TokenAnswer {
     },
 }
 
-/// A request's fields looked up in one index ([`Evaluator::look_up`]): the subject's, action's
+/// A request's fields looked up in one index ([`Evaluator::look_up_field`]): the subject's, action's
 /// and resource's ids (`None`: a name the index does not hold), whether the action's name is
 /// well formed, and whether the subject's and the resource's are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -790,12 +790,6 @@ impl Evaluator {
     /// The held index's serial number ([`Index::serial`]), when one answers.
     pub fn index_serial(&self) -> Option<u64> {
         self.mode.answering().map(|(_, ix)| ix.serial())
-    }
-
-    /// A request's names looked up in the held index, for [`Evaluator::check_looked`] while
-    /// that index (`index_serial`) is held; `None` when nothing answers.
-    pub fn look_up(&self, req: &Request<'_>) -> Option<Looked> {
-        self.mode.answering().map(|(_, ix)| Self::lookup(ix, req))
     }
 
     /// One field of a request looked up in the held index: its id, `Some(None)` for a
