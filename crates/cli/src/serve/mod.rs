@@ -413,24 +413,13 @@ impl Service {
                 };
                 let hash = http::request_hash(req, &body);
                 let at = crate::now_ms();
-                self.ask(t, whole, |reply| {
-                    if whole {
-                        Job::PutModel {
-                            body,
-                            key,
-                            hash,
-                            at,
-                            reply,
-                        }
-                    } else {
-                        Job::Changes {
-                            body,
-                            key,
-                            hash,
-                            at,
-                            reply,
-                        }
-                    }
+                self.ask(t, whole, |reply| Job::Changes {
+                    whole,
+                    body,
+                    key,
+                    hash,
+                    at,
+                    reply,
                 })
             }
             Route::Scim(tenant, rest) => {

@@ -21,14 +21,9 @@ use crate::publish::{Ended, Extra, PublishArgs, Published, Publisher};
 use crate::Fail;
 
 pub enum Job {
+    /// Operations (`POST .../changes`), or a whole model (`whole`: `PUT .../model`).
     Changes {
-        body: Vec<u8>,
-        key: Option<String>,
-        hash: String,
-        at: u64,
-        reply: mpsc::Sender<Reply>,
-    },
-    PutModel {
+        whole: bool,
         body: Vec<u8>,
         key: Option<String>,
         hash: String,
@@ -231,19 +226,13 @@ impl Tenant {
     fn take(&mut self, job: Job) {
         let (reply, to) = match job {
             Job::Changes {
+                whole,
                 body,
                 key,
                 hash,
                 at,
                 reply,
-            } => (self.changes(&body, key.as_deref(), &hash, at, false), reply),
-            Job::PutModel {
-                body,
-                key,
-                hash,
-                at,
-                reply,
-            } => (self.changes(&body, key.as_deref(), &hash, at, true), reply),
+            } => (self.changes(&body, key.as_deref(), &hash, at, whole), reply),
             Job::Scim { call, at, reply } => (self.scim(call, at), reply),
         };
         // The crash tests' last step (EDGE_AUTHZ_PUBLISH_PAUSE, as the publisher's
