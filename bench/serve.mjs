@@ -66,6 +66,7 @@ const HELP = `usage: node bench/serve.mjs [options]
                           revocation and grant pairs before those of acme (a quarter on big),
                           reported apart (default 20; quick 10)
   --json FILE             also write the figures as JSON
+  --bin FILE              the command line to run as the service (default target/release/edge-authz)
   --time-limit S          stop everything after S seconds (default 900; quick 120)
 `;
 
@@ -86,6 +87,7 @@ function parseArgs(argv) {
       case '--help': case '-h': o.help = true; break;
       case '--quick': o.quick = true; break;
       case '--json': o.json = val(); break;
+      case '--bin': o.bin = val(); break;
       case '--grants': num('grants'); break;
       case '--concurrency': num('concurrency'); break;
       case '--rounds': num('rounds'); break;
@@ -179,7 +181,10 @@ async function main() {
   }
   const tStart = performance.now();
   // Imported here: tests/js/edge.mjs loads the npm package (pkg/) as it starts.
-  const { BIN, client, edges, freePort, originOnDisk } = await importHelpers();
+  const helpers = await importHelpers();
+  const { client, edges, freePort, originOnDisk } = helpers;
+  // --bin: another build of the command line (to compare builds, one run each, a minute apart).
+  const BIN = o.bin ? path.resolve(o.bin) : helpers.BIN;
   assert.ok(fs.existsSync(BIN), `${BIN} is missing: cargo build --release`);
   assert.ok(fs.existsSync(path.join(repo, 'build/index.js')), 'build/index.js is missing: scripts/build-worker.sh');
 

@@ -261,6 +261,13 @@ impl Model {
         self.compile_limited(&Limits::default())
     }
 
+    /// Compiles the model as the origin keeps its latest epoch: a [`crate::Prepared`] (the
+    /// content built and checked once, under the limits every edge applies), and the warnings.
+    pub fn prepare(&self) -> Result<(crate::Prepared, Vec<String>), ModelError> {
+        let c = self.compile()?;
+        Ok((crate::Prepared::checked(c.state, c.content), c.warnings))
+    }
+
     /// Validates the model and compiles it under `limits`: the version, each table without
     /// duplicates, the references between them, and the index an edge would build.
     pub fn compile_limited(&self, limits: &Limits) -> Result<Compiled, ModelError> {

@@ -8,7 +8,7 @@ use crate::delta::{diff, DeltaOps};
 use crate::digest::digest;
 use crate::keys::SecretKey;
 use crate::wire::{
-    decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayload,
+    decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayloadRef,
     WatermarkPayload, FORMAT_VERSION, MIN_FORMAT_VERSION,
 };
 use crate::{Error, State, MAX_EPOCH, MAX_WATERMARK};
@@ -56,6 +56,141 @@ fn version_for(without_conditions: bool, without_identity: bool) -> u8 {
     }
 }
 
+/// A state as the origin keeps its latest epoch: with its content, checked against every limit
+/// an edge applies, and that content's digest, built once. Snapshots and deltas are signed from
+/// it without building either side's content again.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    state: State,
+    content: Content,
+    digest: [u8; 32],
+}
+
+impl Prepared {
+    /// Builds and checks the content of `state` (what an edge would refuse is refused here).
+    pub fn new(state: State) -> Result<Prepared, Error> {
+        let content = content_of(&state)?;
+        Ok(Prepared::checked(state, content))
+    }
+
+    /// `content` is the content of `state`, and it built an index under the default limits.
+    pub(crate) fn checked(state: State, mut content: Content) -> Prepared {
+        content.shrink_to_fit();
+        let digest = digest(&content);
+        Prepared {
+            state,
+            content,
+            digest,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The content digest (hex SHA-256), as an evaluator holding the state reports it.
+    pub fn digest_hex(&self) -> String {
+        crate::digest::hex(&self.digest)
+    }
+
+    /// Signs a snapshot of the state at `epoch` (at least 1).
+    pub fn snapshot(&self, epoch: u64, issued_at: u64, key: &SecretKey) -> Result<Vec<u8>, Error> {
+        check_snapshot_epoch(epoch)?;
+        Ok(seal_snapshot(
+            &self.state.tenant,
+            &self.content,
+            epoch,
+            issued_at,
+            key,
+        ))
+    }
+
+    /// Signs the delta that turns this state (held at `base_epoch`) into `after` (at `epoch`).
+    pub fn delta_to(
+        &self,
+        after: &Prepared,
+        base_epoch: u64,
+        epoch: u64,
+        issued_at: u64,
+        key: &SecretKey,
+    ) -> Result<DeltaOutput, Error> {
+        check_delta_epochs(base_epoch, epoch)?;
+        let d = diff(&self.state, &after.state)?;
+        let sides = (&self.digest, &after.digest);
+        Ok(seal_delta(
+            &after.state.tenant,
+            d,
+            sides,
+            base_epoch,
+            epoch,
+            issued_at,
+            key,
+        ))
+    }
+}
+
+fn check_snapshot_epoch(epoch: u64) -> Result<(), Error> {
+    if epoch == 0 {
+        return Err(Error::InvalidArgument("epoch must be at least 1".into()));
+    }
+    check_epoch(epoch)
+}
+
+fn check_delta_epochs(base_epoch: u64, epoch: u64) -> Result<(), Error> {
+    if epoch <= base_epoch {
+        return Err(Error::InvalidArgument(format!(
+            "the delta's epoch {epoch} must be greater than its base epoch {base_epoch}"
+        )));
+    }
+    check_epoch(epoch)
+}
+
+fn seal_snapshot(
+    tenant: &str,
+    content: &Content,
+    epoch: u64,
+    issued_at: u64,
+    key: &SecretKey,
+) -> Vec<u8> {
+    let version = version_for(content.conditional.is_empty(), content.identity.is_empty());
+    let payload = SnapshotPayloadRef {
+        tenant,
+        epoch,
+        issued_at,
+        content,
+    };
+    seal(MessageKind::Snapshot, version, &payload, key)
+}
+
+/// Signs the delta `d` between contents of digests `sides` (before, after).
+fn seal_delta(
+    tenant: &str,
+    d: crate::Diff,
+    (before, after): (&[u8; 32], &[u8; 32]),
+    base_epoch: u64,
+    epoch: u64,
+    issued_at: u64,
+    key: &SecretKey,
+) -> DeltaOutput {
+    let version = version_for(d.ops.conditional.is_empty(), d.ops.identity.is_empty());
+    let payload = DeltaPayload {
+        tenant: tenant.to_string(),
+        base_epoch,
+        epoch,
+        issued_at,
+        base_digest: ByteBuf::from(before.to_vec()),
+        digest: ByteBuf::from(after.to_vec()),
+        revokes: d.revokes,
+        ops: d.ops,
+    };
+    let bytes = seal(MessageKind::Delta, version, &payload, key);
+    DeltaOutput {
+        bytes,
+        revokes: payload.revokes,
+        ops: payload.ops,
+    }
+}
+
 /// Signs a snapshot of `state` at `epoch` (at least 1).
 pub fn compile_snapshot(
     state: &State,
@@ -63,21 +198,13 @@ pub fn compile_snapshot(
     issued_at: u64,
     key: &SecretKey,
 ) -> Result<Vec<u8>, Error> {
-    if epoch == 0 {
-        return Err(Error::InvalidArgument("epoch must be at least 1".into()));
-    }
-    check_epoch(epoch)?;
+    check_snapshot_epoch(epoch)?;
     let content = content_of(state)?;
-    let version = version_for(content.conditional.is_empty(), content.identity.is_empty());
-    Ok(seal(
-        MessageKind::Snapshot,
-        version,
-        &SnapshotPayload {
-            tenant: state.tenant.clone(),
-            epoch,
-            issued_at,
-            content,
-        },
+    Ok(seal_snapshot(
+        &state.tenant,
+        &content,
+        epoch,
+        issued_at,
         key,
     ))
 }
@@ -91,35 +218,20 @@ pub fn diff_models(
     issued_at: u64,
     key: &SecretKey,
 ) -> Result<DeltaOutput, Error> {
-    if epoch <= base_epoch {
-        return Err(Error::InvalidArgument(format!(
-            "the delta's epoch {epoch} must be greater than its base epoch {base_epoch}"
-        )));
-    }
-    check_epoch(epoch)?;
+    check_delta_epochs(base_epoch, epoch)?;
     let d = diff(before, after)?;
-    let base_digest = digest(&content_of(before)?);
-    let result_digest = digest(&content_of(after)?);
-    let payload = DeltaPayload {
-        tenant: after.tenant.clone(),
+    let base = digest(&content_of(before)?);
+    let result = digest(&content_of(after)?);
+    let sides = (&base, &result);
+    Ok(seal_delta(
+        &after.tenant,
+        d,
+        sides,
         base_epoch,
         epoch,
         issued_at,
-        base_digest: ByteBuf::from(base_digest.to_vec()),
-        digest: ByteBuf::from(result_digest.to_vec()),
-        revokes: d.revokes,
-        ops: d.ops.clone(),
-    };
-    Ok(DeltaOutput {
-        bytes: seal(
-            MessageKind::Delta,
-            version_for(d.ops.conditional.is_empty(), d.ops.identity.is_empty()),
-            &payload,
-            key,
-        ),
-        revokes: d.revokes,
-        ops: d.ops,
-    })
+        key,
+    ))
 }
 
 /// Signs a watermark message; with `delta`, the revocation's delta rides along (it must be a

@@ -195,6 +195,16 @@ pub(crate) struct SnapshotPayload {
     pub content: Content,
 }
 
+/// A snapshot's payload written from borrowed content: the same fields in the same order, so
+/// the same bytes as [`SnapshotPayload`] (the origin signs its kept content without a copy).
+#[derive(Serialize)]
+pub(crate) struct SnapshotPayloadRef<'a> {
+    pub tenant: &'a str,
+    pub epoch: u64,
+    pub issued_at: u64,
+    pub content: &'a Content,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeltaPayload {
     pub tenant: String,

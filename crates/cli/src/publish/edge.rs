@@ -276,9 +276,29 @@ impl Client {
 pub struct Plan<'a> {
     pub epoch: u64,
     pub watermark: u64,
-    pub snapshot: &'a [u8],
+    pub snapshot: Snapshot<'a>,
     pub chain: &'a BTreeMap<u64, Link>,
     pub heartbeat: &'a [u8],
+}
+
+/// The latest epoch's snapshot, signed the first time an edge needs it (most epochs reach every
+/// edge as a delta, and are never signed whole).
+#[derive(Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub signed: &'a std::sync::OnceLock<Vec<u8>>,
+    /// Its size when not yet signed (the last snapshot's): what the chain is weighed against.
+    pub size_hint: usize,
+    pub sign: &'a (dyn Fn() -> Vec<u8> + Sync),
+}
+
+impl<'a> Snapshot<'a> {
+    pub fn len(&self) -> usize {
+        self.signed.get().map_or(self.size_hint, Vec::len)
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.signed.get_or_init(self.sign)
+    }
 }
 
 /// One message an edge accepted.
@@ -435,7 +455,7 @@ pub fn advance(
                 };
                 (kind, l.bytes.as_slice(), l.epoch)
             } else {
-                (Kind::Snapshot, plan.snapshot, plan.epoch)
+                (Kind::Snapshot, plan.snapshot.bytes(), plan.epoch)
             };
         match client.push(kind, bytes) {
             Answer::Ok(v) => {

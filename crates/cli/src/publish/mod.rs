@@ -19,13 +19,10 @@ pub(crate) mod store;
 
 use std::io::{self, BufRead, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use edge_authz::{
-    compile_snapshot, content_digest, diff_models, sign_watermark, Model, SecretKey, State, Tier,
-    MAX_EPOCH,
-};
+use edge_authz::{sign_watermark, Model, Prepared, SecretKey, State, Tier, MAX_EPOCH};
 use serde_json::{json, Value};
 
 use super::{now_ms, read_text, secret_key, Fail};
@@ -307,9 +304,21 @@ pub(crate) struct Current {
     pub epoch: u64,
     pub watermark: u64,
     pub model: Model,
-    state: State,
-    snapshot: Vec<u8>,
+    /// The state with its content and digest, built once per epoch: the next epoch's delta is
+    /// signed from it without building this side again.
+    prepared: Prepared,
+    /// Its snapshot: the journal's for a snapshot epoch (initial, checkpoint, recovery), else
+    /// signed when an edge first needs one.
+    snapshot: OnceLock<Vec<u8>>,
+    /// The size of the last snapshot signed, until this one is.
+    snapshot_size: usize,
     digest: String,
+}
+
+impl Current {
+    fn snapshot_len(&self) -> usize {
+        self.snapshot.get().map_or(self.snapshot_size, Vec::len)
+    }
 }
 
 /// What one change came to.
@@ -349,12 +358,12 @@ pub enum Ended {
     Unacknowledged,
 }
 
-fn compile(model: &Model) -> Result<State, Fail> {
-    let compiled = model.compile()?;
-    for w in &compiled.warnings {
+fn compile(model: &Model) -> Result<Prepared, Fail> {
+    let (prepared, warnings) = model.prepare()?;
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    Ok(compiled.state)
+    Ok(prepared)
 }
 
 fn min_bound(state: &State) -> u64 {
@@ -446,13 +455,14 @@ impl Publisher {
             None => None,
             Some(l) => {
                 let model = Model::from_json(&l.model)?;
-                let state = compile(&model)?;
+                let prepared = compile(&model)?;
                 Some(Current {
                     epoch: l.epoch,
                     watermark: self.store.watermark()?,
                     model,
-                    state,
-                    snapshot: l.snapshot,
+                    snapshot_size: l.snapshot.as_ref().map_or(0, Vec::len),
+                    snapshot: l.snapshot.map(OnceLock::from).unwrap_or_default(),
+                    prepared,
                     digest: l.digest,
                 })
             }
@@ -570,10 +580,21 @@ impl Publisher {
     ) -> Result<Vec<(usize, Outcome)>, Fail> {
         let chain = self.store.chain(cur.epoch, MAX_CHAIN)?;
         let beat = self.sign_watermark(cur.watermark, cur.epoch, now_ms(), None)?;
+        // The epoch was checked when it was issued: signing its snapshot cannot fail.
+        let key = &self.key;
+        let sign = || {
+            cur.prepared
+                .snapshot(cur.epoch, now_ms(), key)
+                .unwrap_or_default()
+        };
         let plan = Plan {
             epoch: cur.epoch,
             watermark: cur.watermark,
-            snapshot: &cur.snapshot,
+            snapshot: edge::Snapshot {
+                signed: &cur.snapshot,
+                size_hint: cur.snapshot_size,
+                sign: &sign,
+            },
             chain: &chain,
             heartbeat: &beat,
         };
@@ -773,7 +794,7 @@ impl Publisher {
             return Err(Fail("nothing is published yet".into()));
         };
         let issued_at = now_ms();
-        let snapshot = compile_snapshot(&cur.state, epoch, issued_at, &self.key)?;
+        let snapshot = cur.prepared.snapshot(epoch, issued_at, &self.key)?;
         let model_text = serde_json::to_string(&cur.model).map_err(|e| Fail(e.to_string()))?;
         let digest = cur.digest.clone();
         let edges: Vec<String> = self.slots.iter().map(|s| s.url.clone()).collect();
@@ -786,7 +807,7 @@ impl Publisher {
                 changed_at: issued_at,
                 issued_at,
                 model: &model_text,
-                snapshot: &snapshot,
+                snapshot: Some(&snapshot),
                 delta: None,
                 watermark: None,
                 ops: 0,
@@ -797,7 +818,8 @@ impl Publisher {
         let bytes = snapshot.len();
         if let Some(c) = &mut self.current {
             c.epoch = epoch;
-            c.snapshot = snapshot;
+            c.snapshot_size = bytes;
+            c.snapshot = OnceLock::from(snapshot);
         }
         Ok((bytes, digest))
     }
@@ -810,12 +832,12 @@ impl Publisher {
     }
 
     /// [`Publisher::publish`], with `extra` written in the epoch's transaction (or in its own
-    /// when the content is unchanged); says what the change came to. `compiled` is the model's
-    /// state when the caller compiled it already (to refuse a model that does not compile).
+    /// when the content is unchanged); says what the change came to. `compiled` is the model as
+    /// the origin keeps it when the caller compiled it already (to refuse a model that does not compile).
     pub(crate) fn publish_with(
         &mut self,
         mut model: Model,
-        compiled: Option<State>,
+        compiled: Option<Prepared>,
         changed_at: u64,
         extra: Option<Extra<'_>>,
     ) -> Result<Published, Fail> {
@@ -828,11 +850,11 @@ impl Publisher {
                 model.tenant, self.tenant
             )));
         }
-        let state = match compiled {
-            Some(s) if !dropped => s,
+        let prepared = match compiled {
+            Some(p) if !dropped => p,
             _ => compile(&model)?,
         };
-        let digest = content_digest(&state)?;
+        let digest = prepared.digest_hex();
         if let Some(c) = &self.current {
             if c.digest == digest {
                 let epoch = c.epoch;
@@ -855,10 +877,17 @@ impl Publisher {
             None => self.first_epoch()?,
         };
         let issued_at = now_ms();
-        let snapshot = compile_snapshot(&state, epoch, issued_at, &self.key)?;
+        // Only the first epoch is journaled as a snapshot; the others are deltas, and their
+        // snapshot is signed when an edge needs it (a checkpoint journals one again).
+        let snapshot = match &self.current {
+            None => Some(prepared.snapshot(epoch, issued_at, &self.key)?),
+            Some(_) => None,
+        };
         let (delta, revokes, ops) = match &self.current {
             Some(c) => {
-                let d = diff_models(&c.state, &state, c.epoch, epoch, issued_at, &self.key)?;
+                let d = c
+                    .prepared
+                    .delta_to(&prepared, c.epoch, epoch, issued_at, &self.key)?;
                 let ops = d.ops.total();
                 (Some(d.bytes), d.revokes, ops)
             }
@@ -887,7 +916,7 @@ impl Publisher {
                 changed_at,
                 issued_at,
                 model: &model_text,
-                snapshot: &snapshot,
+                snapshot: snapshot.as_deref(),
                 delta: delta.as_deref(),
                 watermark: watermark.as_deref(),
                 ops,
@@ -899,16 +928,22 @@ impl Publisher {
         self.out.emit(
             json!({"event": "issued", "epoch": epoch, "kind": kind, "revokes": revokes,
             "ops": ops, "deltaBytes": delta.as_ref().map(Vec::len),
-            "watermarkBytes": watermark.as_ref().map(Vec::len), "snapshotBytes": snapshot.len(),
-            "digest": digest}),
+            "watermarkBytes": watermark.as_ref().map(Vec::len),
+            "snapshotBytes": snapshot.as_ref().map(Vec::len), "digest": digest}),
         );
         let previous_watermark = self.current.as_ref().map_or(0, |c| c.watermark);
+        let snapshot_size = match (&snapshot, &self.current) {
+            (Some(s), _) => s.len(),
+            (None, Some(c)) => c.snapshot_len(),
+            (None, None) => 0,
+        };
         self.current = Some(Current {
             epoch,
             watermark: if revokes { epoch } else { previous_watermark },
             model,
-            state,
-            snapshot,
+            prepared,
+            snapshot: snapshot.map(OnceLock::from).unwrap_or_default(),
+            snapshot_size,
             digest,
         });
         self.in_job = true;
@@ -974,7 +1009,7 @@ impl Publisher {
         let chain = self.store.chain(epoch, 1).unwrap_or_default();
         match chain.get(&epoch) {
             Some(l) => l.bytes.len() as u64,
-            None => self.current.as_ref().map_or(0, |c| c.snapshot.len() as u64),
+            None => self.current.as_ref().map_or(0, |c| c.snapshot_len() as u64),
         }
     }
 
@@ -1066,7 +1101,7 @@ impl Publisher {
             )
             .map_err(|e| Fail(format!("publisher journal: {e}")))?;
         // Small tenants: the log is cheap to replay until it reaches 256 KiB.
-        let heavy = (cur.snapshot.len() as u64).max(CHECKPOINT_MIN_BYTES);
+        let heavy = (cur.snapshot_len() as u64).max(CHECKPOINT_MIN_BYTES);
         let due = u64::try_from(count).unwrap_or(0) >= self.args.push.checkpoint_every
             || u64::try_from(bytes).unwrap_or(0) > heavy;
         if !due {
@@ -1085,7 +1120,10 @@ impl Publisher {
     }
 
     fn heartbeat_ms(&self) -> Result<u64, Fail> {
-        let bound = self.current.as_ref().map_or(5_000, |c| min_bound(&c.state));
+        let bound = self
+            .current
+            .as_ref()
+            .map_or(5_000, |c| min_bound(c.prepared.state()));
         match self.args.push.heartbeat {
             Some(ms) if ms == 0 || ms >= bound => Err(Fail(format!(
                 "--heartbeat {ms} must be above 0 and below the smallest freshness bound ({bound} ms)"
@@ -1109,9 +1147,10 @@ impl Publisher {
         Ok(every)
     }
 
-    /// The background duties between changes: retry edges that are behind, heartbeat edges not
-    /// heard from within the interval. Returns when the next duty is due.
+    /// The background duties between changes: the journal's log copied into its database, retry
+    /// edges that are behind, heartbeat edges not heard from within the interval. Returns when the next duty is due.
     pub(crate) fn duties(&mut self) -> Result<Instant, Fail> {
+        self.store.tidy()?;
         let due = self.due();
         if !due.is_empty() {
             self.round(&due, false)?;

@@ -1,8 +1,8 @@
-//! The publisher's journal: one SQLite database per tenant (`DIR/TENANT.sqlite`, WAL, synchronous
-//! FULL), guarded by an exclusive lock on `DIR/TENANT.lock` for as long as a publisher runs.
+//! The publisher's journal: one SQLite database per tenant (`DIR/TENANT.sqlite`, WAL), guarded by
+//! an exclusive lock on `DIR/TENANT.lock` for as long as a publisher runs.
 //!
-//! Every epoch is written, with its signed messages, in one transaction before any of it is pushed:
-//! an edge can never hold something the journal does not. What each edge acknowledged, every job
+//! Every epoch is written, with its signed messages, in one transaction synced to disk before any
+//! of it is pushed: an edge can never hold something the journal does not. What each edge acknowledged, every job
 //! and every step are written after the edge answered, so a crash between the two only makes the
 //! next run push again what the edge already has (edges treat that as a no-op).
 
@@ -17,8 +17,10 @@ use super::Fail;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- Every epoch issued, in order. The model and the snapshot are kept for the latest epoch only
--- (older rows keep their digest, kind and delta: the audit trail of what changed when).
+-- Every epoch issued, in order. The model is kept for the latest epoch only, and the snapshot
+-- when the latest is a snapshot epoch (initial, checkpoint, recovery): the others reach edges as
+-- deltas, and their snapshot is signed from the model when an edge needs one. Older rows keep
+-- their digest, kind and delta: the audit trail of what changed when.
 CREATE TABLE IF NOT EXISTS epochs (
   epoch INTEGER PRIMARY KEY,
   kind TEXT NOT NULL,            -- initial | revocation | grant | checkpoint
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS epochs (
   changed_at INTEGER NOT NULL,   -- when the change was seen (Unix ms)
   issued_at INTEGER NOT NULL,    -- the signed messages' issued_at
   model TEXT,                    -- latest epoch only
-  snapshot BLOB,                 -- latest epoch only
+  snapshot BLOB,                 -- latest epoch only, if a snapshot epoch
   delta BLOB,                    -- from epoch - 1; NULL for the first epoch
   watermark BLOB,                -- revocations: the signed watermark carrying the delta
   ops INTEGER NOT NULL DEFAULT 0 -- entries the delta changes
@@ -99,7 +101,8 @@ pub struct Latest {
     pub epoch: u64,
     pub digest: String,
     pub model: String,
-    pub snapshot: Vec<u8>,
+    /// Kept when the latest epoch is a snapshot epoch (initial, checkpoint, recovery).
+    pub snapshot: Option<Vec<u8>>,
 }
 
 /// One step of the chain an edge replays: a revocation's watermark (carrying its delta) or a
@@ -135,7 +138,7 @@ pub struct NewEpoch<'a> {
     pub changed_at: u64,
     pub issued_at: u64,
     pub model: &'a str,
-    pub snapshot: &'a [u8],
+    pub snapshot: Option<&'a [u8]>,
     pub delta: Option<&'a [u8]>,
     pub watermark: Option<&'a [u8]>,
     pub ops: usize,
@@ -235,10 +238,49 @@ impl Store {
             .map_err(db_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        // The log is copied into the database between changes ([`Store::tidy`]); this is only
+        // the bound should the changes never pause (32 MiB of 4 KiB pages).
+        conn.pragma_update(None, "wal_autocheckpoint", 8192)
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(conn)
+    }
+
+    /// Between changes: copies the write-ahead log into the database (what SQLite would do in
+    /// the middle of a commit once the log passed 4 MiB, a change's tail latency for a large
+    /// model), without waiting for readers.
+    pub fn tidy(&self) -> Result<(), Fail> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(db_err)
+    }
+
+    /// Runs `write` in one immediate transaction synced to disk before it returns (`synchronous
+    /// = FULL`): the epochs and what is written with them (idempotency keys, SCIM rows). The
+    /// bookkeeping written after an edge answers (acknowledgements, jobs) commits without its own
+    /// sync (`NORMAL`: a process crash keeps it; a power loss may lose the last of it, which only
+    /// makes the next run push again), and reaches the disk with the next synced write, since
+    /// the write-ahead log is synced whole.
+    fn durably(
+        &mut self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), Fail>,
+    ) -> Result<(), Fail> {
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        let done = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            write(&tx)?;
+            tx.commit().map_err(db_err)
+        })();
+        let back = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        done?;
+        back.map_err(db_err)
     }
 
     fn check_tenant(&mut self) -> Result<(), Fail> {
@@ -301,7 +343,7 @@ impl Store {
                         epoch: uint(r.get(0)?),
                         digest: r.get(1)?,
                         model: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                        snapshot: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                        snapshot: r.get::<_, Option<Vec<u8>>>(3)?,
                     })
                 },
             )
@@ -329,55 +371,49 @@ impl Store {
         edges: &[String],
         extra: Option<super::Extra<'_>>,
     ) -> Result<(), Fail> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        tx.execute(
-            "UPDATE epochs SET model = NULL, snapshot = NULL WHERE epoch < ?1",
-            [int(e.epoch)],
-        )
-        .map_err(db_err)?;
-        tx.execute(
-            "INSERT INTO epochs (epoch, kind, revokes, digest, changed_at, issued_at, model,
-                                 snapshot, delta, watermark, ops)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                int(e.epoch),
-                e.kind,
-                e.revokes,
-                e.digest,
-                int(e.changed_at),
-                int(e.issued_at),
-                e.model,
-                e.snapshot,
-                e.delta,
-                e.watermark,
-                e.ops as i64
-            ],
-        )
-        .map_err(db_err)?;
-        for url in edges {
+        let run = self.run;
+        self.durably(|tx| {
             tx.execute(
-                "INSERT INTO acks (epoch, edge, run) VALUES (?1, ?2, ?3)",
-                params![int(e.epoch), url, int(self.run)],
+                "UPDATE epochs SET model = NULL, snapshot = NULL WHERE epoch < ?1",
+                [int(e.epoch)],
             )
             .map_err(db_err)?;
-        }
-        if let Some(extra) = extra {
-            extra(&tx, Some((e.epoch, e.revokes))).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.execute(
+                "INSERT INTO epochs (epoch, kind, revokes, digest, changed_at, issued_at, model,
+                                     snapshot, delta, watermark, ops)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    int(e.epoch),
+                    e.kind,
+                    e.revokes,
+                    e.digest,
+                    int(e.changed_at),
+                    int(e.issued_at),
+                    e.model,
+                    e.snapshot,
+                    e.delta,
+                    e.watermark,
+                    e.ops as i64
+                ],
+            )
+            .map_err(db_err)?;
+            for url in edges {
+                tx.execute(
+                    "INSERT INTO acks (epoch, edge, run) VALUES (?1, ?2, ?3)",
+                    params![int(e.epoch), url, int(run)],
+                )
+                .map_err(db_err)?;
+            }
+            if let Some(extra) = extra {
+                extra(tx, Some((e.epoch, e.revokes))).map_err(db_err)?;
+            }
+            Ok(())
+        })
     }
 
-    /// Runs `extra` in a transaction of its own.
+    /// Runs `extra` in a transaction of its own, synced like an epoch's.
     pub fn commit(&mut self, extra: super::Extra<'_>) -> Result<(), Fail> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        extra(&tx, None).map_err(db_err)?;
-        tx.commit().map_err(db_err)
+        self.durably(|tx| extra(tx, None).map_err(db_err))
     }
 
     /// The links of the last `max` epochs up to `to`, by epoch (the first epoch has none).
@@ -572,5 +608,66 @@ impl Store {
     /// A read-only query for the status report.
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NewEpoch, Store};
+
+    fn epoch<'a>(epoch: u64, kind: &'a str, snapshot: Option<&'a [u8]>) -> NewEpoch<'a> {
+        NewEpoch {
+            epoch,
+            kind,
+            revokes: kind == "revocation",
+            digest: "d",
+            changed_at: epoch,
+            issued_at: epoch,
+            model: "{}",
+            snapshot,
+            delta: (epoch > 1).then_some(b"delta".as_slice()),
+            watermark: (kind == "revocation").then_some(b"watermark".as_slice()),
+            ops: 1,
+        }
+    }
+
+    /// The latest epoch keeps its model always and its snapshot only when it is a snapshot
+    /// epoch; the previous latest loses both in the same transaction; the synced and unsynced
+    /// writes and the log's copy between changes leave everything readable.
+    #[test]
+    fn the_latest_epoch_keeps_a_snapshot_only_when_it_is_a_snapshot_epoch() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s =
+            Store::open(dir.path(), "acme", "test", 0).unwrap_or_else(|e| panic!("{}", e.0));
+        let edges = ["http://127.0.0.1:1".to_string()];
+        let held = |s: &Store| s.latest().unwrap_or_else(|e| panic!("{}", e.0));
+        s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
+            .unwrap_or_else(|e| panic!("{}", e.0));
+        let l = held(&s).unwrap_or_else(|| panic!("no epoch"));
+        assert_eq!(
+            (l.epoch, l.snapshot.as_deref()),
+            (1, Some(b"snap-1".as_slice()))
+        );
+        s.issue(&epoch(2, "revocation", None), &edges, None)
+            .unwrap_or_else(|e| panic!("{}", e.0));
+        s.tidy().unwrap_or_else(|e| panic!("{}", e.0));
+        let l = held(&s).unwrap_or_else(|| panic!("no epoch"));
+        assert_eq!((l.epoch, l.snapshot, l.model.as_str()), (2, None, "{}"));
+        let old: (Option<String>, Option<Vec<u8>>) = s
+            .conn()
+            .query_row(
+                "SELECT model, snapshot FROM epochs WHERE epoch = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old, (None, None));
+        assert_eq!(s.watermark().unwrap_or_else(|e| panic!("{}", e.0)), 2);
+        let chain = s.chain(2, 8).unwrap_or_else(|e| panic!("{}", e.0));
+        let link = chain.get(&2).unwrap_or_else(|| panic!("no link"));
+        assert_eq!(
+            (chain.len(), link.bytes.as_slice()),
+            (1, b"watermark".as_slice())
+        );
     }
 }

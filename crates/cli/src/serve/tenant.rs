@@ -307,7 +307,12 @@ impl Tenant {
     }
 
     /// Publishes `model` with `extra` in its transaction, and answers as a change does.
-    fn publish(&mut self, model: (Model, edge_authz::State), at: u64, extra: Extra<'_>) -> Reply {
+    fn publish(
+        &mut self,
+        model: (Model, edge_authz::Prepared),
+        at: u64,
+        extra: Extra<'_>,
+    ) -> Reply {
         let (model, state) = model;
         match self.p.publish_with(model, Some(state), at, Some(extra)) {
             Ok(Published {
@@ -329,7 +334,7 @@ impl Tenant {
 
     /// The model a change makes: 400 for a body that is not one, 422 for one that does not
     /// apply or does not compile.
-    fn parse(&self, body: &[u8], whole: bool) -> Result<(Model, edge_authz::State), Reply> {
+    fn parse(&self, body: &[u8], whole: bool) -> Result<(Model, edge_authz::Prepared), Reply> {
         let text = std::str::from_utf8(body)
             .map_err(|_| Reply::error(400, "malformed_json", "the body is not UTF-8"))?;
         if let Err(e) = serde_json::from_str::<Value>(text) {
@@ -377,11 +382,11 @@ impl Tenant {
             changes::apply(&cur.model, &ops)
                 .map_err(|e| Reply::error(422, "change_not_applicable", &e))?
         };
-        let compiled = model.compile().map_err(model_error)?;
-        for w in &compiled.warnings {
+        let (prepared, warnings) = model.prepare().map_err(model_error)?;
+        for w in &warnings {
             eprintln!("warning: tenant `{}`: {w}", self.name);
         }
-        Ok((model, compiled.state))
+        Ok((model, prepared))
     }
 
     fn scim(&mut self, call: ScimCall, at: u64) -> Reply {

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use edge_authz::condition::{Attr, Context};
 use edge_authz::{
-    apply_ops, compile_snapshot, diff, diff_models, id_type, inspect, sign_watermark, At, Error,
-    Evaluator, Limits, MessageKind, Model, Reason, Request, State, Tier,
+    apply_ops, compile_snapshot, content_digest, diff, diff_models, id_type, inspect,
+    sign_watermark, At, Error, Evaluator, Limits, MessageKind, Model, Prepared, Reason, Request,
+    State, Tier,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -1302,6 +1303,12 @@ proptest! {
         let delta = diff_models(&a, &b, 1, 2, 0, &key).unwrap();
         prop_assert_eq!(delta.revokes, d.revokes);
         prop_assert_eq!(&delta.ops, &d.ops);
+        // The origin's kept form signs the same bytes without building either side again.
+        let (pa, pb) = (Prepared::new(a.clone()).unwrap(), Prepared::new(b.clone()).unwrap());
+        prop_assert_eq!(&pa.snapshot(1, 0, &key).unwrap(), &snap_a);
+        prop_assert_eq!(&pa.delta_to(&pb, 1, 2, 0, &key).unwrap().bytes, &delta.bytes);
+        prop_assert_eq!(pb.digest_hex(), content_digest(&b).unwrap());
+        prop_assert_eq!(pb.state(), &b);
         let mut ev = signed();
         ev.load_snapshot(&snap_a).unwrap();
         let applied = ev.apply_delta(&delta.bytes).unwrap();

@@ -1,0 +1,65 @@
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a host of the core: it measures time"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a profiling tool: a failure stops it loudly"
+)]
+//! Times the origin's work for one epoch, from BEFORE.json to AFTER.json (two models of one
+//! tenant), as the publisher and the origin service do it: the model compiled as the origin
+//! keeps it (content, index check and digest built once), the delta signed from the previous
+//! epoch's kept form, the model written as the journal keeps it, and the snapshot an edge that
+//! needs one gets. Averages over ROUNDS (default 20).
+//!
+//! `cargo run --release -p edge-authz --example profile_epoch -- BEFORE.json AFTER.json [ROUNDS]`
+use std::time::{Duration, Instant};
+
+use edge_authz::{Model, SecretKey};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [before, after, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: profile_epoch BEFORE.json AFTER.json [ROUNDS]");
+        std::process::exit(2);
+    };
+    let rounds: u32 = rest.first().map_or(20, |n| n.parse().expect("ROUNDS"));
+    let read = |p: &String| Model::from_json(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let key = SecretKey::from_seed([1; 32]);
+    let (before, _) = read(before).prepare().unwrap();
+    let after = read(after);
+    let names = [
+        "prepare (compile, content, index, digest)",
+        "delta from the kept previous epoch",
+        "model JSON for the journal",
+        "snapshot (only when an edge needs one)",
+    ];
+    let mut steps = [Duration::ZERO; 4];
+    let mut sizes = (0, 0, 0);
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let (next, _) = after.prepare().unwrap();
+        let t1 = Instant::now();
+        let delta = before.delta_to(&next, 1, 2, 0, &key).unwrap();
+        let t2 = Instant::now();
+        let text = serde_json::to_string(&after).unwrap();
+        let t3 = Instant::now();
+        let snapshot = next.snapshot(2, 0, &key).unwrap();
+        let t4 = Instant::now();
+        for (step, d) in steps.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+            *step += d;
+        }
+        sizes = (delta.bytes.len(), text.len(), snapshot.len());
+    }
+    for (name, d) in names.iter().zip(steps) {
+        println!(
+            "{name:>42}: {:>7.2} ms",
+            d.as_secs_f64() * 1e3 / f64::from(rounds)
+        );
+    }
+    println!(
+        "delta {} bytes, model {} bytes, snapshot {} bytes",
+        sizes.0, sizes.1, sizes.2
+    );
+}
