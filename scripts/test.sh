@@ -101,6 +101,8 @@ pkg() {
   node bench/run.mjs --quick > /dev/null
   say "the hot-path benchmark once, on a small workload (answers of check and checkMany compared)"
   node bench/hotpath.mjs --quick > target/bench-hotpath.md
+  say "the first-load benchmark once, on a small workload (fresh processes; their answers compared)"
+  node bench/firstload.mjs --quick > target/bench-firstload.md
 }
 
 toolchains() {
