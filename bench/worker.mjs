@@ -58,6 +58,8 @@ const HELP = `usage: node bench/worker.mjs [options]
   --time-limit S          stop everything after S seconds (default 600; quick 180)
   --no-relay              no second wrangler dev relaying pushes through another isolate (all
                           pushes then go through the serving isolate; see the file header)
+  --no-empty              no third wrangler dev serving an empty Worker (the baseline of the
+                          paired round trips "empty Worker ⇄ check"; GET /health pairs remain)
   --no-build              do not run scripts/build-worker.sh first: measure build/ as it is
   --use-repo-config       run wrangler on the repository's wrangler.toml (its [build] runs at the
                           start and whenever src/ changes) instead of a copy of build/ without [build]
@@ -85,6 +87,7 @@ function parseArgs(argv) {
       case '--json': o.json = val(); break;
       case '--no-build': o.noBuild = true; break;
       case '--no-relay': o.relay = false; break;
+      case '--no-empty': o.empty = false; break;
       case '--use-repo-config': o.useRepoConfig = true; break;
       case '--users': case '--groups': case '--assignments':
         (o.largeSpec ??= {})[k] = num(val(), k); break;
@@ -98,6 +101,7 @@ function parseArgs(argv) {
   const q = !!o.quick;
   o.connections ??= 8;
   o.relay ??= true;
+  o.empty ??= true;
   o.rounds ??= q ? 1 : 5;
   o.seconds ??= 1;
   o.batch ??= 100;
@@ -270,15 +274,18 @@ async function startServers(o, { keys }) {
   const registry = tempDir('edge-authz-bench-registry-');
   let server;
   let relay = null;
+  let empty = null;
   try {
     server = await startWrangler({ repo, vars, log, registry, build: !o.noBuild, useRepoConfig: !!o.useRepoConfig });
     if (o.relay) relay = await startWrangler({ repo, vars: { ORIGIN_PUBLIC_KEYS: keys.publicKey }, log, registry, relayOf: server });
+    if (o.empty) empty = await startWrangler({ repo, log, registry, empty: true });
   } catch (e) {
+    if (relay) await relay.stop();
     if (server) await server.stop();
     removeTempDir(registry);
     throw e;
   }
-  return { server, relay, registry, load0, wranglerStartS: (Date.now() - tW) / 1000 };
+  return { server, relay, empty, registry, load0, wranglerStartS: (Date.now() - tW) / 1000 };
 }
 
 /** The report's header: the environment, the options and the model. */
@@ -306,13 +313,14 @@ function describeRun(o, { model, source, tenant, actions }, { server, relay, loa
 /** The clients of every phase and what they share: the epoch the edge holds, pushes (through the
  *  serving isolate or the relay), checks, heartbeats, and the heartbeat loop to stop on the way
  *  out. */
-function connect(o, origin, { server, relay }) {
+function connect(o, origin, { server, relay, empty }) {
   const { tenant, sign } = origin;
   const control = makeClient({ port: server.port, connections: 2 });
   const load = makeClient({ port: server.port, connections: o.connections });
   const raceClient = makeClient({ port: server.port, connections: o.raceConnections });
   const relayControl = relay ? makeClient({ port: relay.port, connections: 2 }) : null;
-  const ctx = { o, origin, relay, control, load, raceClient, relayControl, epoch: 0, heartbeatStop: null };
+  const emptyClient = empty ? makeClient({ port: empty.port, connections: o.connections }) : null;
+  const ctx = { o, origin, relay, control, load, raceClient, relayControl, emptyClient, epoch: 0, heartbeatStop: null };
   ctx.push = async (kind, bytes, via = 'main') => {
     const a = await (via === 'relay' ? relayControl : control).send(kind === 'snapshot' ? 'PUT' : 'POST', `/v1/${tenant}/${kind}`, Buffer.from(bytes), MSGPACK);
     if (a.error) throw new Error(`push ${kind} via ${via}: ${a.error}`);
@@ -330,12 +338,14 @@ function connect(o, origin, { server, relay }) {
 
 /** Stops the heartbeats, closes the clients, stops both wrangler processes and removes their
  *  registry. */
-async function shutDown(ctx, { server, relay, registry }) {
+async function shutDown(ctx, { server, relay, empty, registry }) {
   if (ctx.heartbeatStop) await ctx.heartbeatStop().catch(() => {});
   ctx.control.close();
   ctx.load.close();
   ctx.raceClient.close();
   ctx.relayControl?.close();
+  ctx.emptyClient?.close();
+  if (empty) await empty.stop();
   if (relay) await relay.stop();
   await server.stop();
   removeTempDir(registry);
@@ -378,7 +388,7 @@ async function phaseSnapshot(ctx, { allowedSingles }, out) {
 
 async function phaseRoundTrips(ctx, pools, out) {
   const { o, relay, load } = ctx;
-  const workloads = roundTripWorkloads(o, ctx.origin.actions, pools);
+  const workloads = roundTripWorkloads(o, ctx.origin.actions, pools, ctx.emptyClient);
   const runWorkload = async (w, seconds, record) => {
     const c0 = process.cpuUsage();
     const r = await runLoad(load, { connections: w.conns, durationMs: seconds * 1000, next: w.next, onAnswer: record ? w.onAnswer : undefined });
@@ -406,14 +416,16 @@ async function phaseRoundTrips(ctx, pools, out) {
   out.roundTrips = workloads.filter((w) => !w.paired).map(roundTripFigures);
   out.heartbeats = { ...hbs, via: VIA[relay ? 'relay' : 'main'] };
   for (const r of out.roundTrips) log(`${r.label} (${r.conns} conn): ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, errors ${r.errors}, non-2xx ${r.non2xx}`);
-  for (const r of out.paired) log(`paired (${r.conns} conn): health p50 ${r.health.p50Ms.toFixed(3)} p99 ${r.health.p99Ms.toFixed(3)} ms; check p50 ${r.check.p50Ms.toFixed(3)} p99 ${r.check.p99Ms.toFixed(3)} ms; errors ${r.errors}, non-2xx ${r.non2xx}`);
+  for (const r of out.paired) log(`paired (${r.conns} conn): ${r.baseline} p50 ${r.health.p50Ms.toFixed(3)} p99 ${r.health.p99Ms.toFixed(3)} ms; check p50 ${r.check.p50Ms.toFixed(3)} p99 ${r.check.p99Ms.toFixed(3)} ms; errors ${r.errors}, non-2xx ${r.non2xx}`);
 }
 
 /** The workloads of phases 2 and 3, each with its counters and, for checks, an `onAnswer` that
  *  verifies every decision against the reference (answers gated by freshness or staleness are
  *  counted, not verified). */
-function roundTripWorkloads(o, actions, { singles, batches }) {
+function roundTripWorkloads(o, actions, { singles, batches }, emptyClient) {
   const health = { method: 'GET', path: '/health' };
+  // The empty Worker's answer: the same wrangler dev and workerd path, no code of ours.
+  const nothing = { method: 'GET', path: '/', client: emptyClient };
   const C = o.connections;
   const workloads = [
     { key: 'health', label: 'GET /health', conns: C, tier: null, checks: 0, next: () => health },
@@ -424,7 +436,9 @@ function roundTripWorkloads(o, actions, { singles, batches }) {
       { key: 'health-1', label: 'GET /health', conns: 1, tier: null, checks: 0, next: () => health },
       { key: 'check-low-1', label: `check \`${actions.low}\``, conns: 1, tier: 'low', checks: 1, list: singles.low, many: false },
     ] : []),
-    ...[...new Set([C, 1])].map((conns) => ({ key: `pair-${conns}`, label: `GET /health ⇄ check \`${actions.low}\``, conns, paired: true, tier: 'low', checks: 0, list: singles.low, many: false })),
+    ...[...new Set([C, 1])].map((conns) => ({ key: `pair-${conns}`, label: `GET /health ⇄ check \`${actions.low}\``, conns, paired: true, base: health, baseLabel: 'GET /health', tier: 'low', checks: 0, list: singles.low, many: false })),
+    // The target's baseline: an empty Worker, one connection to it and one to this Worker, in turn.
+    ...(emptyClient ? [{ key: 'pair-empty-1', label: `the empty Worker ⇄ check \`${actions.low}\``, conns: 1, paired: true, base: nothing, baseLabel: 'the empty Worker', tier: 'low', checks: 0, list: singles.low, many: false }] : []),
   ];
   for (const w of workloads) {
     w.lat = [];
@@ -464,13 +478,14 @@ function roundTripWorkloads(o, actions, { singles, batches }) {
       };
     }
   }
-  // Paired: GET /health and a low-tier check alternate request by request on the same
-  // connections, so both see the same background (the fairest comparison on a shared machine).
+  // Paired: the baseline (GET /health, or the empty Worker) and a low-tier check alternate request
+  // by request, so both see the same background (the fairest comparison on a shared machine).
   for (const w of workloads.filter((x) => x.paired)) {
     const check = w.onAnswer;
     const lowList = w.list;
     w.pairLat = [[], []];
-    w.next = (i) => (i % 2 === 0 ? health : lowList[(i >> 1) % lowList.length]);
+    const base = w.base;
+    w.next = (i) => (i % 2 === 0 ? base : lowList[(i >> 1) % lowList.length]);
     w.onAnswer = (i, a) => {
       if (a.error) return;
       w.pairLat[i % 2].push(Number(a.t1 - a.t0));
@@ -510,7 +525,7 @@ function pairedFigures(w) {
     return { n: a.length, ...summarize(a) };
   });
   return {
-    key: w.key, conns: w.conns, errors: w.errors, non2xx: w.non2xx, firstError: w.firstError, reqPerSec: w.n / (w.elapsedMs / 1000), health: h, check: c,
+    key: w.key, baseline: w.baseLabel, conns: w.conns, errors: w.errors, non2xx: w.non2xx, firstError: w.firstError, reqPerSec: w.n / (w.elapsedMs / 1000), health: h, check: c,
     verified: w.verified, mismatches: w.mismatches, gated: w.gated, mismatchExample: w.mismatchExample,
   };
 }

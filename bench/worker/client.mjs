@@ -54,7 +54,8 @@ export function makeClient({ port, connections, timeoutMs = 10_000 }) {
  * Runs `connections` loops, each sending the next request as soon as its previous one answered,
  * until `durationMs` has passed, `count` requests were started or `until()` is true (whichever
  * comes first).
- * next(i) -> {method, path, body, headers}; onAnswer(i, answer) is called for every answer.
+ * next(i) -> {method, path, body, headers, client?} (`client`: another server's client for this
+ * request); onAnswer(i, answer) is called for every answer.
  * Resolves {n, errors, non2xx, latNs: Float64Array, elapsedMs, firstError}.
  */
 export async function runLoad(client, { connections = client.connections, durationMs = Infinity, count = Infinity, until, next, onAnswer }) {
@@ -69,7 +70,7 @@ export async function runLoad(client, { connections = client.connections, durati
     while (started < count && hr() < deadline && !(until && until())) {
       const i = started++;
       const q = next(i);
-      const a = await client.send(q.method, q.path, q.body, q.headers);
+      const a = await (q.client ?? client).send(q.method, q.path, q.body, q.headers);
       if (a.error) {
         errors++;
         firstError ??= a.error;
