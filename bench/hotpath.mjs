@@ -203,6 +203,22 @@ if (argv.includes('--instructions')) {
       const per = builds.map(([, entry]) => (ir(entry, kind, 6 * N) - ir(entry, kind, N)) / (5 * N));
       console.log(`| ${kind} | ${per[0].toFixed(0)} |${base ? ` ${per[1].toFixed(0)} | ${(per[1] / per[0]).toFixed(2)}x |` : ''}`);
     }
+    // The same counts natively (the core in Rust, this checkout only): the profile_check example
+    // on the default workload (its own 1,000 requests of the same generator's tenant), warm.
+    execFileSync('cargo', ['build', '--release', '--quiet', '-p', 'edge-authz', '--features', 'workload', '--example', 'profile_check'], { cwd: root, stdio: 'inherit' });
+    const example = join(root, 'target/release/examples/profile_check');
+    const native = (part, total) => {
+      const r = spawnSync('valgrind', ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', example, 'hot'], {
+        encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, PART: part, TOTAL: String(total) },
+      }).stderr;
+      const m = r.match(/I\s+refs:\s+([\d,]+)/);
+      if (!m) throw new Error(`no instruction count from valgrind: ${r.slice(-500)}`);
+      return Number(m[1].replace(/,/g, ''));
+    };
+    for (const [label, part] of [['native check (Rust, 10,000-user tenant)', 'check'], ['native check_many', 'many']]) {
+      const per = (native(part, 6 * N) - native(part, N)) / (5 * N);
+      console.log(`| ${label} | ${per.toFixed(0)} |${base ? ' | |' : ''}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,6 +4,9 @@
 )]
 //! Times checks in one process so variants compare under the same noise:
 //! `profile_check [hot|cold]` prints ns per check for a `check` loop and for `check_many`.
+//! With `PART=check` or `PART=many` it only makes `TOTAL` such checks after one pass over the
+//! requests, and prints how many were allowed: for instruction counts (cachegrind, the
+//! difference of two totals), as `node bench/hotpath.mjs --instructions` runs it.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -36,6 +39,26 @@ fn main() {
         .unwrap_or(5_000_000);
     let rounds = (total / n).max(1);
     let mut out = Vec::with_capacity(n);
+    if let Ok(part) = std::env::var("PART") {
+        ev.check_many(&refs, 1000, &mut out);
+        let mut allowed = 0usize;
+        let mut left = total;
+        while left > 0 {
+            let k = left.min(n);
+            if part == "many" {
+                out.clear();
+                ev.check_many(&refs[..k], 1000, &mut out);
+                allowed += out.iter().filter(|d| d.allowed).count();
+            } else {
+                for r in &refs[..k] {
+                    allowed += usize::from(ev.check(*r, 1000).allowed);
+                }
+            }
+            left -= k;
+        }
+        println!("{allowed}");
+        return;
+    }
     for round in 0..std::env::var("ROUNDS")
         .ok()
         .and_then(|t| t.parse().ok())
