@@ -635,23 +635,22 @@ mod tests {
     /// epoch; the previous latest loses both in the same transaction; the synced and unsynced
     /// writes and the log's copy between changes leave everything readable.
     #[test]
-    fn the_latest_epoch_keeps_a_snapshot_only_when_it_is_a_snapshot_epoch() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut s =
-            Store::open(dir.path(), "acme", "test", 0).unwrap_or_else(|e| panic!("{}", e.0));
+    fn the_latest_epoch_keeps_a_snapshot_only_when_it_is_a_snapshot_epoch() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let fail = |e: super::Fail| e.0;
+        let mut s = Store::open(dir.path(), "acme", "test", 0).map_err(fail)?;
         let edges = ["http://127.0.0.1:1".to_string()];
-        let held = |s: &Store| s.latest().unwrap_or_else(|e| panic!("{}", e.0));
         s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
-            .unwrap_or_else(|e| panic!("{}", e.0));
-        let l = held(&s).unwrap_or_else(|| panic!("no epoch"));
+            .map_err(fail)?;
+        let l = s.latest().map_err(fail)?.ok_or("no epoch")?;
         assert_eq!(
             (l.epoch, l.snapshot.as_deref()),
             (1, Some(b"snap-1".as_slice()))
         );
         s.issue(&epoch(2, "revocation", None), &edges, None)
-            .unwrap_or_else(|e| panic!("{}", e.0));
-        s.tidy().unwrap_or_else(|e| panic!("{}", e.0));
-        let l = held(&s).unwrap_or_else(|| panic!("no epoch"));
+            .map_err(fail)?;
+        s.tidy().map_err(fail)?;
+        let l = s.latest().map_err(fail)?.ok_or("no epoch")?;
         assert_eq!((l.epoch, l.snapshot, l.model.as_str()), (2, None, "{}"));
         let old: (Option<String>, Option<Vec<u8>>) = s
             .conn()
@@ -660,14 +659,15 @@ mod tests {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .unwrap_or_else(|e| panic!("{e}"));
+            .map_err(|e| e.to_string())?;
         assert_eq!(old, (None, None));
-        assert_eq!(s.watermark().unwrap_or_else(|e| panic!("{}", e.0)), 2);
-        let chain = s.chain(2, 8).unwrap_or_else(|e| panic!("{}", e.0));
-        let link = chain.get(&2).unwrap_or_else(|| panic!("no link"));
+        assert_eq!(s.watermark().map_err(fail)?, 2);
+        let chain = s.chain(2, 8).map_err(fail)?;
+        let link = chain.get(&2).ok_or("no link")?;
         assert_eq!(
             (chain.len(), link.bytes.as_slice()),
             (1, b"watermark".as_slice())
         );
+        Ok(())
     }
 }
