@@ -456,12 +456,18 @@ impl Publisher {
             Some(l) => {
                 let model = Model::from_json(&l.model)?;
                 let prepared = compile(&model)?;
+                // A change's epoch has no snapshot in the journal: sign it now, once, so that
+                // its size (against which the deltas are weighed) is known.
+                let snapshot = match l.snapshot {
+                    Some(s) => s,
+                    None => prepared.snapshot(l.epoch, now_ms(), &self.key)?,
+                };
                 Some(Current {
                     epoch: l.epoch,
                     watermark: self.store.watermark()?,
                     model,
-                    snapshot_size: l.snapshot.as_ref().map_or(0, Vec::len),
-                    snapshot: l.snapshot.map(OnceLock::from).unwrap_or_default(),
+                    snapshot_size: snapshot.len(),
+                    snapshot: OnceLock::from(snapshot),
                     prepared,
                     digest: l.digest,
                 })
