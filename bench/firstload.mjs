@@ -14,14 +14,15 @@
 // Rows: medians over the processes of the import, the first load, the second, the median of the
 // later ones, and first minus later. Exits 1 when a load fails or the evaluators of a process
 // disagree on a request.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { workloadModel } from './lib/env.mjs';
+
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
   const i = argv.indexOf(name);
@@ -63,12 +64,7 @@ if (!(users >= 100 && processes >= 1)) {
   process.exit(2);
 }
 
-const bin = join(root, 'target/release/edge-authz');
-if (!existsSync(bin)) execFileSync('cargo', ['build', '--release', '--quiet'], { cwd: root, stdio: 'inherit' });
-const spec = quick
-  ? ['--users', String(users), '--groups', '60', '--assignments', '1500', '--big-group', '300', '--docs-per-project', '3']
-  : ['--users', String(users)];
-const model = JSON.parse(execFileSync(bin, ['workload', ...spec], { maxBuffer: 1 << 28 }).toString());
+const { model, spec } = workloadModel(users, quick);
 const api = await import('../pkg/src/node.mjs');
 const { publicKey, secretKey } = api.generateKeyPair();
 const snapshot = api.compileSnapshot(model, { epoch: 1, secretKey, issuedAt: NOW });

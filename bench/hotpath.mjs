@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { percentile, timerOverheadNs } from './lib/measure.mjs';
+import { workloadModel } from './lib/env.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -80,12 +81,7 @@ const apis = [];
 for (const [, entry] of builds) apis.push(await import(pathToFileURL(entry).href));
 const { generateRequests } = await import('./lib/requests.mjs');
 
-const bin = join(root, 'target/release/edge-authz');
-if (!existsSync(bin)) execFileSync('cargo', ['build', '--release', '--quiet'], { cwd: root, stdio: 'inherit' });
-const spec = quick
-  ? ['--users', String(users), '--groups', '60', '--assignments', '1500', '--big-group', '300', '--docs-per-project', '3']
-  : ['--users', String(users)];
-const model = JSON.parse(execFileSync(bin, ['workload', ...spec], { maxBuffer: 1 << 28 }).toString());
+const { model, spec } = workloadModel(users, quick);
 
 // One snapshot, signed by the first build, loaded by each.
 const { publicKey, secretKey } = apis[0].generateKeyPair();

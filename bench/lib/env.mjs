@@ -1,5 +1,6 @@
 // Small helpers the benchmarks that drive processes share: what a report says about the files and
-// tools it measured, and a promise with a deadline.
+// tools it measured, a promise with a deadline, and the benchmark workload's model.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,4 +30,18 @@ export function readVersion(name) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The model of `edge-authz workload` (the release build, built first if missing): the default
+ * workload with `users` users, or with `quick` a small one. `{model, spec}` (`spec`: its options).
+ */
+export function workloadModel(users, quick) {
+  const bin = path.join(repo, 'target/release/edge-authz');
+  if (!fs.existsSync(bin)) execFileSync('cargo', ['build', '--release', '--quiet'], { cwd: repo, stdio: 'inherit' });
+  const spec = quick
+    ? ['--users', String(users), '--groups', '60', '--assignments', '1500', '--big-group', '300', '--docs-per-project', '3']
+    : ['--users', String(users)];
+  const model = JSON.parse(execFileSync(bin, ['workload', ...spec], { maxBuffer: 1 << 28 }).toString());
+  return { model, spec };
 }
