@@ -393,29 +393,49 @@ pub(crate) struct NameTable {
 /// finalizer so that both halves are mixed (the low half picks the slot, the high half is the
 /// tag). rustc-hash's hasher is `usize`-wide, so on wasm32 its high half was always zero and
 /// every probe compared bytes; wasm has native 64-bit arithmetic, so this costs nothing there.
+/// A tail shorter than a word is read as at most two overlapping loads (the length, hashed
+/// first, tells the overlaps apart), never copied.
 fn hash(name: &str) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let bytes = name.as_bytes();
     let mut h = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
-    let mut word = [0u8; 8];
     for c in &mut chunks {
-        word.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ word_of(c)).wrapping_mul(K);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        word = [0; 8];
-        if let Some(w) = word.get_mut(..rest.len()) {
-            w.copy_from_slice(rest);
-        }
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ tail_word(rest)).wrapping_mul(K);
     }
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
+}
+
+/// An 8-byte chunk as a little-endian word.
+#[inline(always)]
+fn word_of(c: &[u8]) -> u64 {
+    c.try_into().map_or(0, u64::from_le_bytes)
+}
+
+/// One to seven bytes as a word: the first and last four (overlapping) for four and more, else
+/// the first, middle and last byte.
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let four = |at: usize| {
+        rest.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b: [u8; 4]| u64::from(u32::from_le_bytes(b)))
+    };
+    if n >= 4 {
+        four(0) | four(n - 4) << 32
+    } else {
+        let byte = |at: usize| u64::from(rest.get(at).copied().unwrap_or(0));
+        byte(0) | byte(n / 2) << 8 | byte(n.saturating_sub(1)) << 16
+    }
 }
 
 impl NameTable {
@@ -486,6 +506,31 @@ mod tests {
         }
         let empty = Names::new();
         assert_eq!(NameTable::build(&empty).get(&empty, "a"), None);
+    }
+
+    /// Every tail length (0 to 7 bytes past the last whole word) is hashed from all its bytes:
+    /// names that differ in one byte of the tail, at any position, hash apart.
+    #[test]
+    fn tails_of_every_length_hash_every_byte() {
+        for len in 1..=23usize {
+            let base: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let h = hash(&base);
+            for at in 0..len {
+                let mut other = base.clone().into_bytes();
+                if let Some(b) = other.get_mut(at) {
+                    *b = b'Z';
+                }
+                let other = String::from_utf8(other).unwrap_or_default();
+                assert_ne!(hash(&other), h, "{base} and {other}");
+            }
+        }
+        let names: Names = (0..=40usize).map(|n| "x".repeat(n)).collect();
+        let t = NameTable::build(&names);
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(t.get(&names, n), Some(i as u32));
+        }
     }
 
     #[test]

@@ -1194,6 +1194,30 @@ proptest! {
         }
     }
 
+    /// (a, dense) Resources with more assignments than a scan handles get a principal table and
+    /// a bloom filter: with 13 to 60 more assignments on the first resources (most others'
+    /// ancestors), a preview evaluator still decides like the reference.
+    #[test]
+    fn dense_resources_match_reference(
+        mut r in raw(),
+        extra in vec((prop::bool::weighted(0.5), 0usize..12, 0usize..5, 0usize..3, proptest::option::weighted(0.2, 0u64..20)), 13..=60),
+        reqs in requests(),
+    ) {
+        r.assignments.extend(extra);
+        let spec = r.spec();
+        let state = spec.state();
+        let ev = preview(&state);
+        let (subjects, actions, resources) = universe(&[&spec]);
+        let (ref_ctxs, ctxs) = (ref_contexts(), contexts());
+        for &(si, ai, ri, now) in &reqs {
+            let (s, a, res) = (pick_s(&subjects, si), pick_s(&actions, ai), pick_s(&resources, ri));
+            let c = if spec.conditions.is_empty() { 0 } else { (si * 7 + ri) % ctxs.len() };
+            let got = ev_check_in(&ev, &s, &a, &res, now, &ctxs[c]);
+            let want = ref_check_in(&state, &s, &a, &res, now, &ref_ctxs[c]);
+            prop_assert_eq!(&got, &want, "check({}, {}, {}, now {}) on {}", s, a, res, now, show(&spec));
+        }
+    }
+
     /// (b, unsigned part) `diff` + `apply_ops` turns a into b; diffing a state with itself is empty.
     #[test]
     fn diff_then_apply_ops_gives_b((sa, sb) in model_pair()) {
