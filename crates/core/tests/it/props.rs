@@ -1159,44 +1159,88 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
+/// Property (a): a preview evaluator over `r`'s model decides, explains and lists exactly like
+/// the reference for each request.
+fn preview_agrees(r: &Raw, reqs: &[(usize, usize, usize, u64)]) -> Result<(), TestCaseError> {
+    let spec = r.spec();
+    let state = spec.state();
+    let ev = preview(&state);
+    let (subjects, actions, resources) = universe(&[&spec]);
+    let (ref_ctxs, ctxs) = (ref_contexts(), contexts());
+    for &(si, ai, ri, now) in reqs {
+        let (s, a, res) = (
+            pick_s(&subjects, si),
+            pick_s(&actions, ai),
+            pick_s(&resources, ri),
+        );
+        // The context: none when the model has no conditions, else one of the fixed ones.
+        let c = if spec.conditions.is_empty() {
+            0
+        } else {
+            (si * 7 + ri) % ctxs.len()
+        };
+        let (rc, ctx) = (&ref_ctxs[c], &ctxs[c]);
+        let got = ev_check_in(&ev, &s, &a, &res, now, ctx);
+        let want = ref_check_in(&state, &s, &a, &res, now, rc);
+        prop_assert_eq!(
+            &got,
+            &want,
+            "check({}, {}, {}, now {}, context {:?}) on {}",
+            s,
+            a,
+            res,
+            now,
+            rc,
+            show(&spec)
+        );
+        let d = ev.check(Request::new(&s, &a, &res), now);
+        prop_assert_eq!(d.tier, state.actions.get(&a).copied());
+        prop_assert_eq!(d.epoch, Some(0));
+
+        let at = At::clock(now).with_context(ctx);
+        let ty = pick(&TYPE_FILTERS, si + ri);
+        let got = code(ev.list_resources(&s, &a, ty, at));
+        let want = ref_list_resources(&state, &s, &a, ty, now, rc).map_err(str::to_string);
+        prop_assert_eq!(
+            &got,
+            &want,
+            "list_resources({}, {}, {:?}, now {}, context {:?}) on {}",
+            s,
+            a,
+            ty,
+            now,
+            rc,
+            show(&spec)
+        );
+
+        let got = code(ev.list_subjects(&res, &a, at));
+        let want = ref_list_subjects(&state, &res, &a, now, rc).map_err(str::to_string);
+        prop_assert_eq!(
+            &got,
+            &want,
+            "list_subjects({}, {}, now {}, context {:?}) on {}",
+            res,
+            a,
+            now,
+            rc,
+            show(&spec)
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(384))]
 
     /// (a) A preview evaluator decides, explains and lists exactly like the reference.
     #[test]
     fn preview_matches_reference(r in raw(), reqs in requests()) {
-        let spec = r.spec();
-        let state = spec.state();
-        let ev = preview(&state);
-        let (subjects, actions, resources) = universe(&[&spec]);
-        let (ref_ctxs, ctxs) = (ref_contexts(), contexts());
-        for &(si, ai, ri, now) in &reqs {
-            let (s, a, res) = (pick_s(&subjects, si), pick_s(&actions, ai), pick_s(&resources, ri));
-            // The context: none when the model has no conditions, else one of the fixed ones.
-            let c = if spec.conditions.is_empty() { 0 } else { (si * 7 + ri) % ctxs.len() };
-            let (rc, ctx) = (&ref_ctxs[c], &ctxs[c]);
-            let got = ev_check_in(&ev, &s, &a, &res, now, ctx);
-            let want = ref_check_in(&state, &s, &a, &res, now, rc);
-            prop_assert_eq!(&got, &want, "check({}, {}, {}, now {}, context {:?}) on {}", s, a, res, now, rc, show(&spec));
-            let d = ev.check(Request::new(&s, &a, &res), now);
-            prop_assert_eq!(d.tier, state.actions.get(&a).copied());
-            prop_assert_eq!(d.epoch, Some(0));
-
-            let at = At::clock(now).with_context(ctx);
-            let ty = pick(&TYPE_FILTERS, si + ri);
-            let got = code(ev.list_resources(&s, &a, ty, at));
-            let want = ref_list_resources(&state, &s, &a, ty, now, rc).map_err(str::to_string);
-            prop_assert_eq!(&got, &want, "list_resources({}, {}, {:?}, now {}, context {:?}) on {}", s, a, ty, now, rc, show(&spec));
-
-            let got = code(ev.list_subjects(&res, &a, at));
-            let want = ref_list_subjects(&state, &res, &a, now, rc).map_err(str::to_string);
-            prop_assert_eq!(&got, &want, "list_subjects({}, {}, now {}, context {:?}) on {}", res, a, now, rc, show(&spec));
-        }
+        preview_agrees(&r, &reqs)?;
     }
 
     /// (a, dense) Resources with more assignments than a scan handles get a principal table and
     /// a bloom filter: with 13 to 60 more assignments on the first resources (most others'
-    /// ancestors), a preview evaluator still decides like the reference.
+    /// ancestors), a preview evaluator still agrees with the reference.
     #[test]
     fn dense_resources_match_reference(
         mut r in raw(),
@@ -1204,18 +1248,7 @@ proptest! {
         reqs in requests(),
     ) {
         r.assignments.extend(extra);
-        let spec = r.spec();
-        let state = spec.state();
-        let ev = preview(&state);
-        let (subjects, actions, resources) = universe(&[&spec]);
-        let (ref_ctxs, ctxs) = (ref_contexts(), contexts());
-        for &(si, ai, ri, now) in &reqs {
-            let (s, a, res) = (pick_s(&subjects, si), pick_s(&actions, ai), pick_s(&resources, ri));
-            let c = if spec.conditions.is_empty() { 0 } else { (si * 7 + ri) % ctxs.len() };
-            let got = ev_check_in(&ev, &s, &a, &res, now, &ctxs[c]);
-            let want = ref_check_in(&state, &s, &a, &res, now, &ref_ctxs[c]);
-            prop_assert_eq!(&got, &want, "check({}, {}, {}, now {}) on {}", s, a, res, now, show(&spec));
-        }
+        preview_agrees(&r, &reqs)?;
     }
 
     /// (b, unsigned part) `diff` + `apply_ops` turns a into b; diffing a state with itself is empty.
