@@ -14,12 +14,14 @@
 //! needs one gets. Averages over ROUNDS (default 20). Beside it, in the same run, the same epoch
 //! from the free functions, each of which builds the content it needs (`compile`,
 //! `content_digest`, `compile_snapshot`, `diff_models`): what every epoch cost before the origin
-//! kept its latest one.
+//! kept its latest one. And the same epoch patched from the kept one (`Prepared::patch` with the
+//! change's operations, here the delta's, then `Prepared::delta_by`), as the origin makes it
+//! when a change is of the kinds a patch takes: asserted equal to the compiled one.
 //!
 //! `cargo run --release -p edge-authz --example profile_epoch -- BEFORE.json AFTER.json [ROUNDS]`
 use std::time::{Duration, Instant};
 
-use edge_authz::{compile_snapshot, content_digest, diff_models, Model, SecretKey};
+use edge_authz::{compile_snapshot, content_digest, diff, diff_models, Model, SecretKey};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +44,10 @@ fn main() {
     ];
     let mut steps = [Duration::ZERO; 4];
     let mut free = Duration::ZERO;
+    let mut patched = Duration::ZERO;
+    let ops = diff(before.state(), &after.compile().unwrap().state)
+        .unwrap()
+        .ops;
     let mut sizes = (0, 0, 0);
     for _ in 0..rounds {
         let t0 = Instant::now();
@@ -63,6 +69,12 @@ fn main() {
         let snapshot2 = compile_snapshot(&state, 2, 0, &key).unwrap();
         let delta2 = diff_models(&before_state, &state, 1, 2, 0, &key).unwrap();
         free += t5.elapsed();
+        let t6 = Instant::now();
+        let patch = before.patch(ops.clone()).unwrap();
+        let delta3 = before.delta_by(&patch, 1, 2, 0, &key).unwrap();
+        patched += t6.elapsed();
+        assert_eq!(patch.prepared().digest_hex(), next.digest_hex());
+        assert_eq!(delta3.bytes, delta.bytes);
         assert_eq!(
             (digest, snapshot2, delta2.bytes),
             (next.digest_hex(), snapshot, delta.bytes)
@@ -81,6 +93,12 @@ fn main() {
         "an epoch's origin work, without its snapshot",
         per(free),
         per(free) / kept
+    );
+    println!(
+        "{:>42}: {:>7.2} ms ({:.2}x the compiled epoch's prepare and delta)",
+        "the same epoch patched from the kept one",
+        per(patched),
+        per(patched) / kept
     );
     println!(
         "delta {} bytes, model {} bytes, snapshot {} bytes",

@@ -243,7 +243,7 @@ fn changes<'a, K: Ord, V: PartialEq>(
 }
 
 /// Whether an expiry moved earlier (`None` is "never").
-fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
+pub(crate) fn earlier(before: Option<u64>, after: Option<u64>) -> bool {
     match (before, after) {
         (_, None) => false,
         (None, Some(_)) => true,
@@ -427,7 +427,7 @@ fn used_conditions(state: &State) -> Vec<&str> {
 }
 
 /// Groups that are suspended or belong, directly or through nested groups, to a suspended group.
-fn suspended_groups(state: &State) -> std::collections::BTreeSet<&str> {
+pub(crate) fn suspended_groups(state: &State) -> std::collections::BTreeSet<&str> {
     let mut members_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (m, g) in &state.memberships {
         members_of.entry(g.as_str()).or_default().push(m.as_str());

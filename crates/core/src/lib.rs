@@ -42,7 +42,7 @@ pub use keys::{
 pub use model::{ActionDef, AssignmentDef, Compiled, MembershipDef, Model, ResourceDef};
 pub use names::{Names, Resources};
 pub use origin::{
-    compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput, Prepared,
+    compile_snapshot, content_digest, diff_models, sign_watermark, DeltaOutput, Patch, Prepared,
 };
 pub use state::{shorten, AssignmentKey, Freshness, State, DEFAULT_FRESHNESS};
 pub use why::{Miss, MissKind, Why};

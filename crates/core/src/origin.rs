@@ -4,9 +4,11 @@
 use serde_bytes::ByteBuf;
 
 use crate::content::Content;
-use crate::delta::{diff, DeltaOps};
+use crate::delta::{diff, DeltaOps, Diff};
 use crate::digest::digest;
+use crate::id::{is_group, is_valid_id};
 use crate::keys::SecretKey;
+use crate::state::{shorten, AssignmentKey};
 use crate::wire::{
     decode_exact, parse, seal, DeltaPayload, Limits, MessageKind, SnapshotPayloadRef,
     WatermarkPayload, FORMAT_VERSION, MIN_FORMAT_VERSION,
@@ -127,6 +129,290 @@ impl Prepared {
             key,
         ))
     }
+}
+
+/// A next epoch patched from a kept one ([`Prepared::patch`]): its state, content and digest,
+/// and the delta from the epoch it was patched from.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    next: Prepared,
+    diff: Diff,
+    /// The digest of the epoch it was patched from: the delta is signed from that one only.
+    base: [u8; 32],
+}
+
+impl Patch {
+    /// The next epoch, as the origin keeps it.
+    pub fn prepared(&self) -> &Prepared {
+        &self.next
+    }
+
+    pub fn into_prepared(self) -> Prepared {
+        self.next
+    }
+
+    /// The delta's operations, in the order [`diff`] gives them.
+    pub fn ops(&self) -> &DeltaOps {
+        &self.diff.ops
+    }
+
+    /// Whether the change takes anything away, as [`diff`] says.
+    pub fn revokes(&self) -> bool {
+        self.diff.revokes
+    }
+}
+
+impl Prepared {
+    /// The next epoch, patched from this one by `ops` (the change's net operations) instead of
+    /// compiled whole: the state patched, the content patched as an edge patches it and checked
+    /// under the limits every edge applies, and the new digest. Equal to compiling the model the
+    /// change makes (the same state, content, digest and delta), at the cost of the change
+    /// rather than of the tenant.
+    ///
+    /// Takes memberships, assignments without a condition, resources and suspensions; any other
+    /// operation, an assignment that has or gets a condition, an entry listed twice, and
+    /// anything a model's compile would refuse is an error (compile the model for its message:
+    /// the errors here do not locate anything in a model).
+    pub fn patch(&self, mut ops: DeltaOps) -> Result<Patch, Error> {
+        let unsupported = !(ops.actions_set.is_empty()
+            && ops.actions_del.is_empty()
+            && ops.roles_set.is_empty()
+            && ops.roles_del.is_empty()
+            && ops.freshness.is_none()
+            && ops.conditional.is_empty()
+            && ops.identity.is_empty());
+        if unsupported {
+            return Err(Error::InvalidArgument(
+                "a patch takes memberships, assignments, resources and suspensions only".into(),
+            ));
+        }
+        let before = &self.state;
+        canonical(&mut ops, before)?;
+        check_additions(&ops, before)?;
+        let mut state = before.clone();
+        crate::delta::apply_ops(&mut state, &ops)?;
+        // What a compile checks of the whole model, for the entries the operations touch (the
+        // rest compiled before): a parent and an assignment's resource declared.
+        if let Some((id, p)) = ops.resources_set.iter().find_map(|(id, p)| {
+            p.as_ref()
+                .filter(|p| !state.resources.contains_key(*p))
+                .map(|p| (id, p))
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "resource `{}` has undeclared parent `{}`",
+                shorten(id),
+                shorten(p)
+            )));
+        }
+        let content = crate::patch::apply(&self.content, &ops)?;
+        let content = crate::Index::build(content, &Limits::default())?.into_content();
+        let revokes = patch_revokes(&ops, before, &state);
+        Ok(Patch {
+            next: Prepared::checked(state, content),
+            diff: Diff { ops, revokes },
+            base: self.digest,
+        })
+    }
+
+    /// Signs the delta of `patch` (patched from this epoch, held at `base_epoch`) at `epoch`:
+    /// the bytes [`Prepared::delta_to`] signs for the same two epochs.
+    pub fn delta_by(
+        &self,
+        patch: &Patch,
+        base_epoch: u64,
+        epoch: u64,
+        issued_at: u64,
+        key: &SecretKey,
+    ) -> Result<DeltaOutput, Error> {
+        if patch.base != self.digest {
+            return Err(Error::InvalidArgument(
+                "the patch was made from another epoch's state".into(),
+            ));
+        }
+        check_delta_epochs(base_epoch, epoch)?;
+        let sides = (&self.digest, &patch.next.digest);
+        Ok(seal_delta(
+            &self.state.tenant,
+            patch.diff.clone(),
+            sides,
+            base_epoch,
+            epoch,
+            issued_at,
+            key,
+        ))
+    }
+}
+
+fn twice(what: &str, name: &str) -> Error {
+    Error::InvalidArgument(format!("a patch lists {what} `{}` twice", shorten(name)))
+}
+
+/// Sorts `v` by `cmp` and refuses two entries that compare equal.
+fn sorted_once<T>(
+    v: &mut [T],
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    what: &str,
+    name: impl Fn(&T) -> &str,
+) -> Result<(), Error> {
+    v.sort_by(&cmp);
+    match v.windows(2).find_map(|w| match w {
+        [a, b] if cmp(a, b).is_eq() => Some(a),
+        _ => None,
+    }) {
+        Some(a) => Err(twice(what, name(a))),
+        None => Ok(()),
+    }
+}
+
+/// Puts `ops` in the order and form [`diff`] gives: each list sorted, nothing twice, nothing
+/// both removed and added, and no entry set to what it already is.
+fn canonical(ops: &mut DeltaOps, before: &State) -> Result<(), Error> {
+    ops.resources_set
+        .retain(|(id, p)| before.resources.get(id) != Some(p));
+    ops.assignments_set.retain(|(r, p, role, e)| {
+        let key = AssignmentKey {
+            resource: r.clone(),
+            principal: p.clone(),
+            role: role.clone(),
+        };
+        before.assignments.get(&key) != Some(e)
+    });
+    let by_id = |a: &(String, Option<String>), b: &(String, Option<String>)| a.0.cmp(&b.0);
+    sorted_once(&mut ops.resources_set, by_id, "resource", |x| &x.0)?;
+    sorted_once(&mut ops.resources_del, Ord::cmp, "resource", |x| x)?;
+    sorted_once(&mut ops.memberships_add, Ord::cmp, "member", |x| &x.0)?;
+    sorted_once(&mut ops.memberships_del, Ord::cmp, "member", |x| &x.0)?;
+    type Set = (String, String, String, Option<u64>);
+    let akey = |(r, p, role, _): &Set| (r.clone(), p.clone(), role.clone());
+    let by_key = |a: &Set, b: &Set| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2));
+    sorted_once(&mut ops.assignments_set, by_key, "assignment of", |x| &x.1)?;
+    sorted_once(&mut ops.assignments_del, Ord::cmp, "assignment of", |x| {
+        &x.1
+    })?;
+    sorted_once(&mut ops.suspended_add, Ord::cmp, "suspended", |x| x)?;
+    sorted_once(&mut ops.suspended_del, Ord::cmp, "suspended", |x| x)?;
+    let both = |a: &[String], b: &[String]| a.iter().find(|x| b.binary_search(x).is_ok()).cloned();
+    let resources_set: Vec<String> = ops.resources_set.iter().map(|x| x.0.clone()).collect();
+    if let Some(x) = both(&ops.resources_del, &resources_set)
+        .or_else(|| both(&ops.suspended_add, &ops.suspended_del))
+    {
+        return Err(twice("removed and added", &x));
+    }
+    if let Some((m, _)) = ops
+        .memberships_add
+        .iter()
+        .find(|x| ops.memberships_del.binary_search(x).is_ok())
+    {
+        return Err(twice("member removed and added", m));
+    }
+    if let Some(x) = ops
+        .assignments_set
+        .iter()
+        .find(|x| ops.assignments_del.binary_search(&akey(x)).is_ok())
+    {
+        return Err(twice("assignment removed and set of", &x.1));
+    }
+    Ok(())
+}
+
+/// The checks a model's compile makes of an entry that the patch adds (ids, a group that is
+/// one, a role that is declared), and no assignment the patch touches holds a condition.
+fn check_additions(ops: &DeltaOps, before: &State) -> Result<(), Error> {
+    let invalid = |what: &str, id: &str| {
+        Error::InvalidArgument(format!(
+            "{what} `{}` is not a valid `type:name` id",
+            shorten(id)
+        ))
+    };
+    let id = |what: &str, v: &str| {
+        if is_valid_id(v) {
+            Ok(())
+        } else {
+            Err(invalid(what, v))
+        }
+    };
+    for (r, parent) in &ops.resources_set {
+        id("resource", r)?;
+        if let Some(p) = parent {
+            id("parent", p)?;
+        }
+    }
+    for (m, g) in &ops.memberships_add {
+        id("member", m)?;
+        id("group", g)?;
+        if !is_group(g) {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` is not a group",
+                shorten(g)
+            )));
+        }
+    }
+    for (r, p, role, _) in &ops.assignments_set {
+        id("principal", p)?;
+        id("resource", r)?;
+        if !before.roles.contains_key(role) {
+            return Err(Error::InvalidArgument(format!(
+                "assignment names undeclared role `{}`",
+                shorten(role)
+            )));
+        }
+    }
+    for s in &ops.suspended_add {
+        id("suspended subject", s)?;
+    }
+    if !before.when.is_empty() {
+        let touched = ops
+            .assignments_set
+            .iter()
+            .map(|(r, p, role, _)| (r, p, role))
+            .chain(ops.assignments_del.iter().map(|(r, p, role)| (r, p, role)));
+        for (r, p, role) in touched {
+            let key = AssignmentKey {
+                resource: r.clone(),
+                principal: p.clone(),
+                role: role.clone(),
+            };
+            if before.when.contains_key(&key) {
+                return Err(Error::InvalidArgument(format!(
+                    "the assignment of `{}` holds under a condition: compile the model",
+                    shorten(p)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether canonical `ops` from `before` to `after` take anything away, by the rules of [`diff`].
+fn patch_revokes(ops: &DeltaOps, before: &State, after: &State) -> bool {
+    let moved = ops
+        .resources_set
+        .iter()
+        .any(|(id, _)| before.resources.contains_key(id));
+    let earlier_expiry = ops.assignments_set.iter().any(|(r, p, role, e)| {
+        let key = AssignmentKey {
+            resource: r.clone(),
+            principal: p.clone(),
+            role: role.clone(),
+        };
+        before
+            .assignments
+            .get(&key)
+            .is_some_and(|old| crate::delta::earlier(*old, *e))
+    });
+    let into_suspended = !ops.memberships_add.is_empty() && !after.suspended.is_empty() && {
+        let reaches = crate::delta::suspended_groups(after);
+        ops.memberships_add
+            .iter()
+            .any(|(_, g)| reaches.contains(g.as_str()))
+    };
+    moved
+        || earlier_expiry
+        || into_suspended
+        || !(ops.resources_del.is_empty()
+            && ops.memberships_del.is_empty()
+            && ops.assignments_del.is_empty()
+            && ops.suspended_add.is_empty())
 }
 
 fn check_snapshot_epoch(epoch: u64) -> Result<(), Error> {

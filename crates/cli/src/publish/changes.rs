@@ -18,7 +18,7 @@ use edge_authz::Model;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     AddMembership {
@@ -284,6 +284,98 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
     Ok(m)
 }
 
+/// The net effect of `ops` on `state` (the compiled form of the model they apply to) as delta
+/// operations, for the origin to patch its kept epoch with instead of compiling the changed
+/// model: `None` when an operation is of another kind (roles, actions, conditions, tokens and
+/// sessions) or puts a condition on an assignment. Call it only after [`apply`] took `ops`:
+/// it trusts that each removal finds its entry and each addition is new, in order.
+pub fn net_ops(state: &edge_authz::State, ops: &[Op]) -> Option<edge_authz::DeltaOps> {
+    use edge_authz::AssignmentKey;
+    use std::collections::BTreeMap;
+    // Each entry the change touches, as it is after the change (`None`: absent).
+    let mut members: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+    let mut assignments: BTreeMap<AssignmentKey, Option<Option<u64>>> = BTreeMap::new();
+    let mut suspended: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut resources: BTreeMap<&str, Option<Option<String>>> = BTreeMap::new();
+    let key = |r: &str, p: &str, role: &str| AssignmentKey {
+        resource: r.to_string(),
+        principal: p.to_string(),
+        role: role.to_string(),
+    };
+    for op in ops {
+        match op {
+            Op::AddMembership { member, group } => {
+                members.insert((member, group), true);
+            }
+            Op::RemoveMembership { member, group } => {
+                members.insert((member, group), false);
+            }
+            Op::AddAssignment {
+                principal,
+                role,
+                resource,
+                expires_at,
+                when: None,
+            } => {
+                assignments.insert(key(resource, principal, role), Some(*expires_at));
+            }
+            Op::RemoveAssignment {
+                principal,
+                role,
+                resource,
+            } => {
+                assignments.insert(key(resource, principal, role), None);
+            }
+            Op::Suspend { subject } => {
+                suspended.insert(subject, true);
+            }
+            Op::Unsuspend { subject } => {
+                suspended.insert(subject, false);
+            }
+            Op::AddResource { id, parent } | Op::MoveResource { id, parent } => {
+                resources.insert(id, Some(parent.clone()));
+            }
+            Op::RemoveResource { id } => {
+                resources.insert(id, None);
+            }
+            _ => return None,
+        }
+    }
+    let mut d = edge_authz::DeltaOps::default();
+    for ((m, g), now) in members {
+        let pair = (m.to_string(), g.to_string());
+        match (state.memberships.contains(&pair), now) {
+            (false, true) => d.memberships_add.push(pair),
+            (true, false) => d.memberships_del.push(pair),
+            _ => {}
+        }
+    }
+    for (k, now) in assignments {
+        match (state.assignments.get(&k), now) {
+            (Some(_), None) => d.assignments_del.push((k.resource, k.principal, k.role)),
+            (before, Some(e)) if before != Some(&e) => {
+                d.assignments_set.push((k.resource, k.principal, k.role, e));
+            }
+            _ => {}
+        }
+    }
+    for (s, now) in suspended {
+        match (state.suspended.contains(s), now) {
+            (false, true) => d.suspended_add.push(s.to_string()),
+            (true, false) => d.suspended_del.push(s.to_string()),
+            _ => {}
+        }
+    }
+    for (id, now) in resources {
+        match (state.resources.get(id), now) {
+            (Some(_), None) => d.resources_del.push(id.to_string()),
+            (before, Some(p)) if before != Some(&p) => d.resources_set.push((id.to_string(), p)),
+            _ => {}
+        }
+    }
+    Some(d)
+}
+
 /// Replaces the entry of `list` whose `key` fields equal `entry`'s, or appends `entry`. A
 /// revocation is never shortened by another: the later `until` of the two stays.
 fn put(list: &mut Vec<Value>, entry: Value, key: &[&str]) {
@@ -385,6 +477,9 @@ fn identity_op(m: &mut Model, op: &Op) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod patch_tests;
 
 #[cfg(test)]
 mod tests {

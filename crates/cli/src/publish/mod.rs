@@ -319,6 +319,41 @@ impl Current {
     fn snapshot_len(&self) -> usize {
         self.snapshot.get().map_or(self.snapshot_size, Vec::len)
     }
+
+    /// The epoch after this one that `ops` make, patched from this one when they are of the
+    /// kinds a patch takes and the patch succeeds (then it equals the compiled model's); `None`
+    /// otherwise: compile the model they make, which also gives a refused change its error.
+    /// Call it once [`changes::apply`] took `ops`.
+    pub(crate) fn patch(&self, ops: &[changes::Op]) -> Option<Next> {
+        let net = changes::net_ops(self.prepared.state(), ops)?;
+        self.prepared.patch(net).ok().map(Next::Patched)
+    }
+}
+
+/// The next epoch as a caller made it: compiled whole, or patched from the current one.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one at a time, moved into the kept epoch: boxing would only add an allocation"
+)]
+pub(crate) enum Next {
+    Whole(Prepared),
+    Patched(edge_authz::Patch),
+}
+
+impl Next {
+    fn prepared(&self) -> &Prepared {
+        match self {
+            Next::Whole(p) => p,
+            Next::Patched(p) => p.prepared(),
+        }
+    }
+
+    fn into_prepared(self) -> Prepared {
+        match self {
+            Next::Whole(p) => p,
+            Next::Patched(p) => p.into_prepared(),
+        }
+    }
 }
 
 /// What one change came to.
@@ -838,12 +873,13 @@ impl Publisher {
     }
 
     /// [`Publisher::publish`], with `extra` written in the epoch's transaction (or in its own
-    /// when the content is unchanged); says what the change came to. `compiled` is the model as
-    /// the origin keeps it when the caller compiled it already (to refuse a model that does not compile).
+    /// when the content is unchanged); says what the change came to. `compiled` is the next
+    /// epoch when the caller made it already (compiled, to refuse a model that does not
+    /// compile, or patched from the current epoch).
     pub(crate) fn publish_with(
         &mut self,
         mut model: Model,
-        compiled: Option<Prepared>,
+        compiled: Option<Next>,
         changed_at: u64,
         extra: Option<Extra<'_>>,
     ) -> Result<Published, Fail> {
@@ -856,11 +892,11 @@ impl Publisher {
                 model.tenant, self.tenant
             )));
         }
-        let prepared = match compiled {
-            Some(p) if !dropped => p,
-            _ => compile(&model)?,
+        let next = match compiled {
+            Some(n) if !dropped => n,
+            _ => Next::Whole(compile(&model)?),
         };
-        let digest = prepared.digest_hex();
+        let digest = next.prepared().digest_hex();
         if let Some(c) = &self.current {
             if c.digest == digest {
                 let epoch = c.epoch;
@@ -886,14 +922,17 @@ impl Publisher {
         // Only the first epoch is journaled as a snapshot; the others are deltas, and their
         // snapshot is signed when an edge needs it (a checkpoint journals one again).
         let snapshot = match &self.current {
-            None => Some(prepared.snapshot(epoch, issued_at, &self.key)?),
+            None => Some(next.prepared().snapshot(epoch, issued_at, &self.key)?),
             Some(_) => None,
         };
         let (delta, revokes, ops) = match &self.current {
             Some(c) => {
-                let d = c
-                    .prepared
-                    .delta_to(&prepared, c.epoch, epoch, issued_at, &self.key)?;
+                let d = match &next {
+                    Next::Whole(p) => c.prepared.delta_to(p, c.epoch, epoch, issued_at, &self.key),
+                    Next::Patched(p) => {
+                        c.prepared.delta_by(p, c.epoch, epoch, issued_at, &self.key)
+                    }
+                }?;
                 let ops = d.ops.total();
                 (Some(d.bytes), d.revokes, ops)
             }
@@ -947,7 +986,7 @@ impl Publisher {
             epoch,
             watermark: if revokes { epoch } else { previous_watermark },
             model,
-            prepared,
+            prepared: next.into_prepared(),
             snapshot: snapshot.map(OnceLock::from).unwrap_or_default(),
             snapshot_size,
             digest,
@@ -1354,14 +1393,16 @@ fn stdin(p: &mut Publisher) -> Result<Ended, Fail> {
                     continue;
                 }
                 let model = match changes::parse(&line) {
-                    Ok(changes::Change::Model(m)) => Ok(*m),
+                    Ok(changes::Change::Model(m)) => Ok((*m, None)),
                     Ok(changes::Change::Ops(ops)) => match &p.current {
-                        Some(c) => changes::apply(&c.model, &ops),
+                        Some(c) => changes::apply(&c.model, &ops).map(|m| (m, c.patch(&ops))),
                         None => Err("no model yet: the first change must be a whole model".into()),
                     },
                     Err(e) => Err(e),
                 };
-                let result = model.map_err(Fail).and_then(|m| p.publish(m, changed_at));
+                let result = model.map_err(Fail).and_then(|(m, next)| {
+                    p.publish_with(m, next, changed_at, None).map(|p| p.ended)
+                });
                 match result {
                     Ok(Ended::Unacknowledged) => ended = Ended::Unacknowledged,
                     Ok(Ended::Done) => {}

@@ -17,7 +17,7 @@ use super::scim::{self, DirChange, Directory, GroupIdFrom, Outcome};
 use super::ServeArgs;
 use crate::publish::changes::{self, Change};
 use crate::publish::store::Store;
-use crate::publish::{Ended, Extra, PublishArgs, Published, Publisher};
+use crate::publish::{Ended, Extra, Next, PublishArgs, Published, Publisher};
 use crate::Fail;
 
 pub enum Job {
@@ -307,12 +307,7 @@ impl Tenant {
     }
 
     /// Publishes `model` with `extra` in its transaction, and answers as a change does.
-    fn publish(
-        &mut self,
-        model: (Model, edge_authz::Prepared),
-        at: u64,
-        extra: Extra<'_>,
-    ) -> Reply {
+    fn publish(&mut self, model: (Model, Next), at: u64, extra: Extra<'_>) -> Reply {
         let (model, state) = model;
         match self.p.publish_with(model, Some(state), at, Some(extra)) {
             Ok(Published {
@@ -334,7 +329,7 @@ impl Tenant {
 
     /// The model a change makes: 400 for a body that is not one, 422 for one that does not
     /// apply or does not compile.
-    fn parse(&self, body: &[u8], whole: bool) -> Result<(Model, edge_authz::Prepared), Reply> {
+    fn parse(&self, body: &[u8], whole: bool) -> Result<(Model, Next), Reply> {
         let text = std::str::from_utf8(body)
             .map_err(|_| Reply::error(400, "malformed_json", "the body is not UTF-8"))?;
         if let Err(e) = serde_json::from_str::<Value>(text) {
@@ -379,14 +374,18 @@ impl Tenant {
                     ),
                 ));
             };
-            changes::apply(&cur.model, &ops)
-                .map_err(|e| Reply::error(422, "change_not_applicable", &e))?
+            let model = changes::apply(&cur.model, &ops)
+                .map_err(|e| Reply::error(422, "change_not_applicable", &e))?;
+            if let Some(next) = cur.patch(&ops) {
+                return Ok((model, next));
+            }
+            model
         };
         let (prepared, warnings) = model.prepare().map_err(model_error)?;
         for w in &warnings {
             eprintln!("warning: tenant `{}`: {w}", self.name);
         }
-        Ok((model, prepared))
+        Ok((model, Next::Whole(prepared)))
     }
 
     fn scim(&mut self, call: ScimCall, at: u64) -> Reply {
