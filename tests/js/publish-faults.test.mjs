@@ -141,11 +141,15 @@ describe('publish --stdin: a stream of changes', () => {
       ]),
       JSON.stringify({ op: 'add_assignment', principal: 'user:dan', role: 'viewer', resource: 'nope:x' }),
       JSON.stringify({ op: 'suspend', subject: 'user:carol' }),
+      JSON.stringify({ op: 'set_role', role: 'auditor', actions: ['read'] }),
     ];
     const r = await origin.publish(all, ['--stdin', '--tenant', 'acme'], { input: lines.join('\n') + '\n' });
     assert.equal(r.code, 0, r.stderr);
-    const issued = r.events.filter((e) => e.event === 'issued').map((e) => e.kind);
-    assert.deepEqual(issued, ['initial', 'revocation', 'grant', 'revocation']);
+    const issued = r.events.filter((e) => e.event === 'issued');
+    assert.deepEqual(issued.map((e) => e.kind), ['initial', 'revocation', 'grant', 'revocation', 'grant']);
+    // Memberships, resources and suspensions are patched into the kept epoch; a model and a
+    // role are compiled whole.
+    assert.deepEqual(issued.map((e) => e.patched), [false, true, true, true, false]);
     const rejected = r.events.filter((e) => e.event === 'rejected').map((e) => e.error);
     assert.equal(rejected.length, 4, JSON.stringify(rejected));
     assert.match(rejected[0], /not JSON/);
@@ -195,6 +199,7 @@ describe('publish: the 5,000 x 5,000 group', () => {
     assert.equal(r.code, 0, r.stderr);
     const issued = r.events.filter((e) => e.event === 'issued');
     assert.deepEqual(issued.map((e) => e.kind), ['revocation', 'revocation', 'grant']);
+    assert.deepEqual(issued.map((e) => e.patched), [true, true, true]);
     assert.ok(issued[0].deltaBytes < 1024, `one membership: ${issued[0].deltaBytes} bytes`);
     assert.ok(issued[1].deltaBytes < 1024, `one assignment: ${issued[1].deltaBytes} bytes`);
     assert.ok(issued[2].deltaBytes < 40 * 1024, `1,000 memberships: ${issued[2].deltaBytes} bytes`);

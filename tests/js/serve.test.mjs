@@ -48,6 +48,10 @@ describe('serve: the change API against two edges', () => {
     assert.deepEqual([rev.epoch, rev.revokes, rev.enforced], [grant.epoch + 1, true, true]);
     for (const e of all) assert.equal((await decide(e, ...BOB)).allowed, false);
 
+    // Both changes were patched into the kept epoch (the model was compiled whole).
+    const issued = (epoch) => svc.events.find((e) => e.event === 'issued' && e.epoch === epoch);
+    assert.deepEqual([first, grant, rev].map((r) => issued(r.epoch)?.patched), [false, true, true]);
+
     // The status is the journal's report.
     const st = ok(await svc.request('GET', '/v1/acme/status'));
     assert.equal(st.epoch, rev.epoch);

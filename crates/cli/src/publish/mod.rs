@@ -897,6 +897,7 @@ impl Publisher {
             _ => Next::Whole(compile(&model)?),
         };
         let digest = next.prepared().digest_hex();
+        let patched = matches!(next, Next::Patched(_));
         if let Some(c) = &self.current {
             if c.digest == digest {
                 let epoch = c.epoch;
@@ -972,7 +973,7 @@ impl Publisher {
         let job = self.store.job_start(Some(epoch), kind, changed_at)?;
         self.out.emit(
             json!({"event": "issued", "epoch": epoch, "kind": kind, "revokes": revokes,
-            "ops": ops, "deltaBytes": delta.as_ref().map(Vec::len),
+            "ops": ops, "patched": patched, "deltaBytes": delta.as_ref().map(Vec::len),
             "watermarkBytes": watermark.as_ref().map(Vec::len),
             "snapshotBytes": snapshot.as_ref().map(Vec::len), "digest": digest}),
         );

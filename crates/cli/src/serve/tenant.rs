@@ -416,13 +416,18 @@ impl Tenant {
             Outcome::Reply(r) => return scim_reply(r),
             Outcome::Write {
                 model,
+                ops,
                 changes,
                 reply,
-            } => (model, changes, reply),
+            } => (model.map(|m| (m, ops)), changes, reply),
         };
         let extra = |tx: &rusqlite::Transaction<'_>, _: Option<(u64, bool)>| store_rows(tx, &rows);
         let result = match model {
-            Some(m) => self.p.publish_with(m, None, at, Some(&extra)).map(Some),
+            Some((m, ops)) => {
+                let current = self.p.current.as_ref();
+                let next = ops.and_then(|ops| current.and_then(|c| c.patch(&ops)));
+                self.p.publish_with(m, next, at, Some(&extra)).map(Some)
+            }
             None => self.p.store.commit(&extra).map(|()| None),
         };
         match result {

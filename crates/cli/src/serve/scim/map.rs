@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::publish::changes::Op;
 use edge_authz::{is_valid_id, MembershipDef, Model};
 use serde_json::{Map, Value};
 
@@ -70,6 +71,9 @@ pub(super) struct Edit<'m> {
     new: Option<Model>,
     /// Memberships were added or subjects merged: check for cycles before answering.
     grew: bool,
+    /// The edits as the change API's operations, in order, for the origin to patch its kept
+    /// epoch with; `None` once an edit has none (a rename).
+    ops: Option<Vec<Op>>,
 }
 
 fn no_model() -> Error {
@@ -82,11 +86,18 @@ impl<'m> Edit<'m> {
             base,
             new: None,
             grew: false,
+            ops: Some(Vec::new()),
         }
     }
 
     fn cur(&self) -> Option<&Model> {
         self.new.as_ref().or(self.base)
+    }
+
+    fn record(&mut self, op: Op) {
+        if let Some(ops) = &mut self.ops {
+            ops.push(op);
+        }
     }
 
     fn model(&mut self) -> Res<&mut Model> {
@@ -102,6 +113,9 @@ impl<'m> Edit<'m> {
             .is_some_and(|m| m.suspended.iter().any(|s| s == id))
         {
             self.model()?.suspended.push(id.to_string());
+            self.record(Op::Suspend {
+                subject: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -112,6 +126,9 @@ impl<'m> Edit<'m> {
             .is_some_and(|m| m.suspended.iter().any(|s| s == id))
         {
             self.model()?.suspended.retain(|s| s != id);
+            self.record(Op::Unsuspend {
+                subject: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -123,6 +140,7 @@ impl<'m> Edit<'m> {
         if old == new || !self.cur().is_some_and(mentioned) {
             return Ok(());
         }
+        self.ops = None;
         let m = self.model()?;
         let swap = |s: &mut String| {
             if s == old {
@@ -153,8 +171,29 @@ impl<'m> Edit<'m> {
     pub fn remove_subject(&mut self, id: &str) -> Res<()> {
         if self.cur().is_some_and(|m| in_grants(m, id)) {
             let m = self.model()?;
-            m.memberships.retain(|ms| ms.member != id && ms.group != id);
-            m.assignments.retain(|a| a.principal != id);
+            let mut ops = Vec::new();
+            m.memberships.retain(|ms| {
+                let keep = ms.member != id && ms.group != id;
+                if !keep {
+                    ops.push(Op::RemoveMembership {
+                        member: ms.member.clone(),
+                        group: ms.group.clone(),
+                    });
+                }
+                keep
+            });
+            m.assignments.retain(|a| {
+                let keep = a.principal != id;
+                if !keep {
+                    ops.push(Op::RemoveAssignment {
+                        principal: a.principal.clone(),
+                        role: a.role.clone(),
+                        resource: a.resource.clone(),
+                    });
+                }
+                keep
+            });
+            ops.into_iter().for_each(|op| self.record(op));
         }
         Ok(())
     }
@@ -171,6 +210,10 @@ impl<'m> Edit<'m> {
                 group: group.to_string(),
             });
             self.grew = true;
+            self.record(Op::AddMembership {
+                member: member.to_string(),
+                group: group.to_string(),
+            });
         }
         Ok(())
     }
@@ -185,14 +228,19 @@ impl<'m> Edit<'m> {
             self.model()?
                 .memberships
                 .retain(|ms| ms.member != member || ms.group != group);
+            self.record(Op::RemoveMembership {
+                member: member.to_string(),
+                group: group.to_string(),
+            });
         }
         Ok(())
     }
 
-    /// The new model, when it differs from the current one.
-    pub fn finish(self) -> Res<Option<Model>> {
+    /// The new model, when it differs from the current one, and the operations that make it
+    /// (when every edit has some).
+    pub fn finish(self) -> Res<(Option<Model>, Option<Vec<Op>>)> {
         let Some(new) = self.new else {
-            return Ok(None);
+            return Ok((None, None));
         };
         if self.grew {
             if let Some(g) = group_cycle(&new) {
@@ -205,7 +253,7 @@ impl<'m> Edit<'m> {
                 ));
             }
         }
-        Ok((self.base != Some(&new)).then_some(new))
+        Ok(((self.base != Some(&new)).then_some(new), self.ops))
     }
 }
 

@@ -184,6 +184,9 @@ pub enum Outcome {
     /// send once they are committed (and, for a revocation, enforced).
     Write {
         model: Option<Model>,
+        /// The change API's operations that make `model` from the current one, when known:
+        /// the origin patches its kept epoch with them instead of compiling `model`.
+        ops: Option<Vec<crate::publish::changes::Op>>,
         changes: Vec<DirChange>,
         reply: Reply,
     },

@@ -283,7 +283,7 @@ fn write(
             }
         }
     }
-    let model = edit.finish()?;
+    let (model, ops) = edit.finish()?;
     let view = View::new(ctx.base, ctx.directory, kind);
     if let (Some(o), None) = (old, &model) {
         if old_rep.as_ref() == Some(&rep) {
@@ -323,6 +323,7 @@ fn write(
     }];
     Ok(Outcome::Write {
         model,
+        ops,
         changes,
         reply,
     })
@@ -338,7 +339,7 @@ pub(super) fn delete(kind: Kind, id: &str, req: &Request<'_>, ctx: &Ctx<'_>) -> 
             edit.suspend(&subject)?;
         }
     }
-    let model = edit.finish()?;
+    let (model, ops) = edit.finish()?;
     let mut changes = vec![DirChange::Delete {
         kind,
         id: id.to_string(),
@@ -371,6 +372,7 @@ pub(super) fn delete(kind: Kind, id: &str, req: &Request<'_>, ctx: &Ctx<'_>) -> 
     }
     Ok(Outcome::Write {
         model,
+        ops,
         changes,
         reply: reply(204, None, None),
     })

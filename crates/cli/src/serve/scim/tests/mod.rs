@@ -106,13 +106,16 @@ impl Env {
         handle(&req, &mut ctx)
     }
 
-    /// Sends a request and applies its write, as the service does once it is committed.
+    /// Sends a request and applies its write, as the service does once it is committed. A write
+    /// that says its operations is checked: they make its model from the current one, and the
+    /// origin's patch of the kept epoch by them is the compiled model's epoch.
     fn raw(&mut self, method: &str, path: &str, body: &[u8], if_match: Option<&str>) -> Reply {
         self.now += 1000;
         match self.call(method, path, body, if_match) {
             Outcome::Reply(r) => r,
             Outcome::Write {
                 model,
+                ops,
                 changes,
                 reply,
             } => {
@@ -122,7 +125,10 @@ impl Env {
                         self.model.as_ref(),
                         "a model that does not change"
                     );
-                    m.compile().expect("the new model compiles");
+                    let (whole, _) = m.prepare().expect("the new model compiles");
+                    if let (Some(ops), Some(base)) = (ops, &self.model) {
+                        patched_as_compiled(base, &ops, &m, &whole);
+                    }
                     self.model = Some(m);
                 }
                 self.dir.apply(&changes);
@@ -218,4 +224,24 @@ fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(b["scimType"].as_str(), scim_type, "{b}");
     assert!(b["detail"].as_str().is_some_and(|d| !d.is_empty()), "{b}");
     assert!(r.etag.is_none() && r.location.is_none());
+}
+
+/// `ops` make `model` from `base`, and patching `base`'s epoch with them gives `whole`, the
+/// compiled `model`'s (when every operation is of a kind a patch takes).
+fn patched_as_compiled(
+    base: &Model,
+    ops: &[crate::publish::changes::Op],
+    model: &Model,
+    whole: &edge_authz::Prepared,
+) {
+    use crate::publish::changes;
+    let made = changes::apply(base, ops).expect("the write's operations apply");
+    assert_eq!(&made, model, "the write's operations make its model");
+    let (kept, _) = base.prepare().expect("the current model compiles");
+    let net = changes::net_ops(kept.state(), ops).expect("SCIM's operations are patched");
+    let patch = kept
+        .patch(net)
+        .expect("the patch takes a model that compiles");
+    assert_eq!(patch.prepared().state(), whole.state());
+    assert_eq!(patch.prepared().digest_hex(), whole.digest_hex());
 }

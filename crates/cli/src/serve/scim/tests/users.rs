@@ -29,6 +29,7 @@ fn create_then_get() {
         model: None,
         changes,
         reply,
+        ..
     } = out
     else {
         panic!("{out:?}")
