@@ -93,6 +93,8 @@ describe('tokens at two Workers kept fresh by the publisher', () => {
       assert.equal(r.code, 0, r.stderr);
       const issued = r.events.find((e) => e.event === 'issued');
       assert.equal(issued?.revokes, true, r.stdout);
+      // Patched into the kept epoch, not compiled from the whole model.
+      assert.equal(issued?.patched, true, r.stdout);
       assert.ok(during.length > 0, 'checks raced with the publish');
       const after = await many(ctx.all, token, 10_000);
       const allowed = after.filter((d) => d.allowed);

@@ -169,8 +169,8 @@ impl Prepared {
     /// change makes (the same state, content, digest and delta), at the cost of the change
     /// rather than of the tenant.
     ///
-    /// Takes memberships, assignments without a condition, resources and suspensions; any other
-    /// operation, an assignment that has or gets a condition, an entry listed twice, and
+    /// Takes memberships, assignments without a condition, resources, suspensions, token issuers
+    /// and session revocations; any other operation (actions, roles, freshness, conditions), an assignment that has or gets a condition, an entry listed twice, and
     /// anything a model's compile would refuse is an error (compile the model for its message:
     /// the errors here do not locate anything in a model).
     pub fn patch(&self, mut ops: DeltaOps) -> Result<Patch, Error> {
@@ -179,11 +179,10 @@ impl Prepared {
             && ops.roles_set.is_empty()
             && ops.roles_del.is_empty()
             && ops.freshness.is_none()
-            && ops.conditional.is_empty()
-            && ops.identity.is_empty());
+            && ops.conditional.is_empty());
         if unsupported {
             return Err(Error::InvalidArgument(
-                "a patch takes memberships, assignments, resources and suspensions only".into(),
+                "a patch takes memberships, assignments, resources, suspensions, token issuers and session revocations only".into(),
             ));
         }
         let before = &self.state;
@@ -191,6 +190,10 @@ impl Prepared {
         check_additions(&ops, before)?;
         let mut state = before.clone();
         crate::delta::apply_ops(&mut state, &ops)?;
+        // Token issuers and session revocations as `diff` writes them (what changed, in its
+        // order), and whether they take anything away.
+        let (identity, identity_revokes) = before.identity.diff(&state.identity);
+        ops.identity = identity;
         // What a compile checks of the whole model, for the entries the operations touch (the
         // rest compiled before): a parent and an assignment's resource declared.
         if let Some((id, p)) = ops.resources_set.iter().find_map(|(id, p)| {
@@ -206,7 +209,7 @@ impl Prepared {
         }
         let content = crate::patch::apply(&self.content, &ops)?;
         let content = crate::Index::build(content, &Limits::default())?.into_content();
-        let revokes = patch_revokes(&ops, before, &state);
+        let revokes = identity_revokes || patch_revokes(&ops, before, &state);
         Ok(Patch {
             next: Prepared::checked(state, content),
             diff: Diff { ops, revokes },

@@ -285,11 +285,16 @@ pub fn apply(model: &Model, ops: &[Op]) -> Result<Model, String> {
 }
 
 /// The net effect of `ops` on `state` (the compiled form of the model they apply to) as delta
-/// operations, for the origin to patch its kept epoch with instead of compiling the changed
-/// model: `None` when an operation is of another kind (roles, actions, conditions, tokens and
-/// sessions) or puts a condition on an assignment. Call it only after [`apply`] took `ops`:
-/// it trusts that each removal finds its entry and each addition is new, in order.
-pub fn net_ops(state: &edge_authz::State, ops: &[Op]) -> Option<edge_authz::DeltaOps> {
+/// operations, for the origin to patch its kept epoch with instead of compiling `changed`, the
+/// model they make: `None` when an operation is of another kind (roles, actions, conditions)
+/// or puts a condition on an assignment, or when `changed`'s token issuers and session
+/// revocations do not compile. Call it only after [`apply`] took `ops` (and made `changed`): it
+/// trusts that each removal finds its entry and each addition is new, in order.
+pub fn net_ops(
+    state: &edge_authz::State,
+    changed: &Model,
+    ops: &[Op],
+) -> Option<edge_authz::DeltaOps> {
     use edge_authz::AssignmentKey;
     use std::collections::BTreeMap;
     // Each entry the change touches, as it is after the change (`None`: absent).
@@ -297,6 +302,7 @@ pub fn net_ops(state: &edge_authz::State, ops: &[Op]) -> Option<edge_authz::Delt
     let mut assignments: BTreeMap<AssignmentKey, Option<Option<u64>>> = BTreeMap::new();
     let mut suspended: BTreeMap<&str, bool> = BTreeMap::new();
     let mut resources: BTreeMap<&str, Option<Option<String>>> = BTreeMap::new();
+    let mut identity = false;
     let key = |r: &str, p: &str, role: &str| AssignmentKey {
         resource: r.to_string(),
         principal: p.to_string(),
@@ -338,6 +344,11 @@ pub fn net_ops(state: &edge_authz::State, ops: &[Op]) -> Option<edge_authz::Delt
             Op::RemoveResource { id } => {
                 resources.insert(id, None);
             }
+            Op::RevokeSession { .. }
+            | Op::RevokeFamily { .. }
+            | Op::SignOut { .. }
+            | Op::SetIssuer(_)
+            | Op::RemoveIssuer { .. } => identity = true,
             _ => return None,
         }
     }
@@ -372,6 +383,17 @@ pub fn net_ops(state: &edge_authz::State, ops: &[Op]) -> Option<edge_authz::Delt
             (before, Some(p)) if before != Some(&p) => d.resources_set.push((id.to_string(), p)),
             _ => {}
         }
+    }
+    if identity {
+        // The tables compiled from the changed model, as its compile would; the patch writes
+        // the difference.
+        fn present(v: &Value) -> Option<&Value> {
+            Some(v).filter(|v| !v.is_null())
+        }
+        let after =
+            edge_authz::Identity::from_model(present(&changed.issuers), present(&changed.sessions))
+                .ok()?;
+        d.identity = state.identity.diff(&after).0;
     }
     Some(d)
 }

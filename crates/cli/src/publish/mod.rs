@@ -320,12 +320,12 @@ impl Current {
         self.snapshot.get().map_or(self.snapshot_size, Vec::len)
     }
 
-    /// The epoch after this one that `ops` make, patched from this one when they are of the
-    /// kinds a patch takes and the patch succeeds (then it equals the compiled model's); `None`
-    /// otherwise: compile the model they make, which also gives a refused change its error.
-    /// Call it once [`changes::apply`] took `ops`.
-    pub(crate) fn patch(&self, ops: &[changes::Op]) -> Option<Next> {
-        let net = changes::net_ops(self.prepared.state(), ops)?;
+    /// The epoch after this one that `ops` make (`changed`, the model they make of this one's),
+    /// patched from this one when they are of the kinds a patch takes and the patch succeeds
+    /// (then it equals the compiled model's); `None` otherwise: compile `changed`, which also
+    /// gives a refused change its error. Call it once [`changes::apply`] took `ops`.
+    pub(crate) fn patch(&self, changed: &Model, ops: &[changes::Op]) -> Option<Next> {
+        let net = changes::net_ops(self.prepared.state(), changed, ops)?;
         self.prepared.patch(net).ok().map(Next::Patched)
     }
 }
@@ -1396,7 +1396,10 @@ fn stdin(p: &mut Publisher) -> Result<Ended, Fail> {
                 let model = match changes::parse(&line) {
                     Ok(changes::Change::Model(m)) => Ok((*m, None)),
                     Ok(changes::Change::Ops(ops)) => match &p.current {
-                        Some(c) => changes::apply(&c.model, &ops).map(|m| (m, c.patch(&ops))),
+                        Some(c) => changes::apply(&c.model, &ops).map(|m| {
+                            let next = c.patch(&m, &ops);
+                            (m, next)
+                        }),
                         None => Err("no model yet: the first change must be a whole model".into()),
                     },
                     Err(e) => Err(e),

@@ -376,7 +376,7 @@ impl Tenant {
             };
             let model = changes::apply(&cur.model, &ops)
                 .map_err(|e| Reply::error(422, "change_not_applicable", &e))?;
-            if let Some(next) = cur.patch(&ops) {
+            if let Some(next) = cur.patch(&model, &ops) {
                 return Ok((model, next));
             }
             model
@@ -425,7 +425,7 @@ impl Tenant {
         let result = match model {
             Some((m, ops)) => {
                 let current = self.p.current.as_ref();
-                let next = ops.and_then(|ops| current.and_then(|c| c.patch(&ops)));
+                let next = ops.and_then(|ops| current.and_then(|c| c.patch(&m, &ops)));
                 self.p.publish_with(m, next, at, Some(&extra)).map(Some)
             }
             None => self.p.store.commit(&extra).map(|()| None),

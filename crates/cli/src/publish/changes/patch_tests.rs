@@ -74,6 +74,51 @@ fn expiry() -> impl Strategy<Value = Option<u64>> {
     ]
 }
 
+const ISSUERS: [&str; 2] = ["https://a.example/", "https://b.example/"];
+
+/// An issuer as the model writes it; one in five without its keys, which does not compile.
+fn issuer(name: &str, complete: bool) -> serde_json::Map<String, serde_json::Value> {
+    let mut v = json!({
+        "issuer": name,
+        "audiences": ["https://api.example"],
+        "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]},
+        "subject": "user:{sub}",
+    });
+    if !complete {
+        v.as_object_mut().map(|o| o.remove("jwks"));
+    }
+    match v {
+        serde_json::Value::Object(o) => o,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Token and session operations: revocations with an `until` in the past or the future.
+fn identity_op() -> impl Strategy<Value = Op> {
+    let until = prop_oneof![Just(1_000u64), Just(4_000_000_000_000u64)];
+    let name = proptest::sample::select(&ISSUERS[..]);
+    prop_oneof![
+        (proptest::sample::select(&["s1", "s2"][..]), until.clone()).prop_map(|(sid, until)| {
+            Op::RevokeSession {
+                sid: sid.into(),
+                until,
+            }
+        }),
+        (proptest::sample::select(&["f1", "f2"][..]), until).prop_map(|(family, until)| {
+            Op::RevokeFamily {
+                family: family.into(),
+                claim: None,
+                until,
+            }
+        }),
+        (subject(), prop_oneof![Just(500u64), Just(2_000u64)])
+            .prop_map(|(subject, at)| Op::SignOut { subject, at }),
+        (name.clone(), proptest::bool::weighted(0.8))
+            .prop_map(|(n, ok)| Op::SetIssuer(issuer(n, ok))),
+        name.prop_map(|n| Op::RemoveIssuer { issuer: n.into() }),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (subject(), group()).prop_map(|(member, group)| Op::AddMembership { member, group }),
@@ -90,11 +135,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => resource().prop_map(|id| Op::RemoveResource { id }),
         1 => (resource(), parent()).prop_map(|(id, parent)| Op::MoveResource { id, parent }),
         1 => Just(Op::SetRole { role: "viewer".into(), actions: vec!["read".into()] }),
+        3 => identity_op(),
     ]
 }
 
 /// A model over the pools above: nested groups without a cycle (a group only in a later one),
-/// assignments with and without expiries, one under a condition, suspensions.
+/// assignments with and without expiries, one under a condition, suspensions, and at times an
+/// issuer, a revoked session and a sign-out.
 fn model() -> impl Strategy<Value = Model> {
     let membership = (0usize..8, 0usize..4).prop_filter_map(
         "a group in itself or in an earlier one",
@@ -112,8 +159,9 @@ fn model() -> impl Strategy<Value = Model> {
         proptest::collection::btree_map((0usize..8, 0usize..2, 0usize..6), expiry(), 0..8),
         proptest::collection::btree_set(0usize..8, 0..3),
         proptest::option::of(assignment),
+        proptest::bool::ANY,
     )
-        .prop_map(|(members, assignments, suspended, conditioned)| {
+        .prop_map(|(members, assignments, suspended, conditioned, tokens)| {
             let subject = |i: usize| if i < 4 { USERS[i] } else { GROUPS[i - 4] };
             let roles = ["viewer", "editor"];
             let mut list: Vec<serde_json::Value> = assignments
@@ -126,7 +174,7 @@ fn model() -> impl Strategy<Value = Model> {
                     list.push(a);
                 }
             }
-            let v = json!({
+            let mut v = json!({
                 "version": 1,
                 "tenant": "props",
                 "conditions": {"office": {"attr": "ip", "op": "in_cidr", "value": ["10.0.0.0/8"]}},
@@ -137,6 +185,10 @@ fn model() -> impl Strategy<Value = Model> {
                 "assignments": list,
                 "suspended": suspended.iter().map(|i| subject(*i)).collect::<Vec<_>>(),
             });
+            if tokens {
+                v["issuers"] = json!([issuer(ISSUERS[0], true)]);
+                v["sessions"] = json!({"revoked": [{"sid": "s1", "until": 4_000_000_000_000u64}], "not_before": {"user:u0": 1_000}});
+            }
             Model::from_value(v).expect("the generated model parses")
         })
 }
@@ -185,10 +237,11 @@ proptest! {
         // A change that does not apply is refused before either way is tried.
         let Ok(changed) = apply(&base, &ops) else { return Ok(()) };
         let compiled = prepared(&changed);
-        let Some(net) = net_ops(kept.state(), &ops) else {
-            // Only roles and conditioned assignments fall outside the patch's kinds here.
+        let Some(net) = net_ops(kept.state(), &changed, &ops) else {
+            // Only roles and conditioned assignments fall outside the patch's kinds here; else
+            // the changed model's issuers or sessions do not compile.
             let outside = |o: &Op| matches!(o, Op::SetRole { .. } | Op::AddAssignment { when: Some(_), .. });
-            prop_assert!(ops.iter().any(outside), "net_ops declined {:?}", ops);
+            prop_assert!(ops.iter().any(outside) || compiled.is_err(), "net_ops declined {:?}", ops);
             return Ok(());
         };
         match (kept.patch(net), compiled) {
@@ -229,7 +282,7 @@ fn a_patch_signs_only_from_its_base() -> Result<(), String> {
         group: "group:eng".into(),
     }];
     let changed = apply(&base, &ops)?;
-    let net = net_ops(kept.state(), &ops).ok_or("memberships are patched")?;
+    let net = net_ops(kept.state(), &changed, &ops).ok_or("memberships are patched")?;
     let patch = kept.patch(net).map_err(|e| e.to_string())?;
     assert!(patch.revokes());
     let other = prepared(&changed)?;

@@ -238,7 +238,7 @@ fn patched_as_compiled(
     let made = changes::apply(base, ops).expect("the write's operations apply");
     assert_eq!(&made, model, "the write's operations make its model");
     let (kept, _) = base.prepare().expect("the current model compiles");
-    let net = changes::net_ops(kept.state(), ops).expect("SCIM's operations are patched");
+    let net = changes::net_ops(kept.state(), model, ops).expect("SCIM's operations are patched");
     let patch = kept
         .patch(net)
         .expect("the patch takes a model that compiles");
