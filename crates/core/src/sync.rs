@@ -67,7 +67,13 @@ pub struct Replica {
     /// started before it may end after it, with the head from before the push: that one does
     /// not count.)
     pushed_at: Option<u64>,
+    /// Pushes relayed and not yet applied here, each with the host's clock when it was relayed
+    /// (see [`Replica::relayed`]), in order.
+    relayed: Vec<(Vec<u8>, u64)>,
 }
+
+/// Relayed pushes kept unapplied at most; one more applies them first.
+const MAX_RELAYED: usize = 16;
 
 /// What a sync's messages did to a replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +97,7 @@ impl Replica {
             head: None,
             confirmed_ms: None,
             pushed_at: None,
+            relayed: Vec::new(),
         }
     }
 
@@ -167,6 +174,8 @@ impl Replica {
         messages: impl IntoIterator<Item = &'m [u8]>,
         started_ms: u64,
     ) -> Synced {
+        // What was relayed here first: the authority's answer may have been read before it.
+        let _ = self.settle();
         self.ev.set_clock(Some(started_ms));
         replay(&mut self.ev, messages);
         if reaches(&self.ev, &head) {
@@ -197,11 +206,15 @@ impl Replica {
             self.note_head(head);
             if cut && fresh.epoch() > self.ev.epoch() {
                 self.ev = fresh;
+                let _ = self.settle();
                 return Synced::Partly;
             }
             return Synced::Behind;
         }
         self.ev = fresh;
+        // A push relayed after the authority answered is not in its messages: it goes on top
+        // (one the answer held fails harmlessly, as in a replay).
+        let _ = self.settle();
         self.confirmed(head, started_ms);
         Synced::Reached
     }
@@ -217,25 +230,45 @@ impl Replica {
     }
 
     /// A push this replica relayed and the authority accepted, with the head its answer
-    /// reported (`answered`): applied to this replica's own evaluator before the host
-    /// acknowledges it, so that it never answers below a message it acknowledged, however slow
-    /// the authority is afterwards. Should the message not apply here (this replica is behind
-    /// a delta's base), the answered watermark still holds through [`Replica::guard`], and no
-    /// decision reuses a confirmation until a sync catches up. The error, if any, is for the
-    /// host's log.
-    pub fn relayed(
-        &mut self,
-        message: &[u8],
-        answered: Option<Head>,
-        now_ms: u64,
-    ) -> Result<(), crate::Error> {
-        self.ev.set_clock(Some(now_ms));
-        let applied = apply(&mut self.ev, message).map(|_| ());
+    /// reported (`answered`). The head is noted at once: from now on the guard holds the
+    /// answered watermark ([`Replica::guard`]) and no decision reuses a confirmation until a
+    /// sync that started after now confirms ([`Replica::may_reuse`]), so a revocation is
+    /// enforced here before the host acknowledges it. The message itself is kept, to be applied
+    /// to this replica's own evaluator by [`Replica::settle`], which the host calls before it
+    /// next decides (and may call as soon as its acknowledgement has gone out): applying a
+    /// delta rebuilds the index, the one cost of a push that grows with the tenant, and it
+    /// need not delay the acknowledgement. A sync applies what is kept before its messages.
+    pub fn relayed(&mut self, message: &[u8], answered: Option<Head>, now_ms: u64) {
         if let Some(h) = answered {
             self.note_head(h);
         }
         self.pushed_at = Some(now_ms);
-        applied
+        if self.relayed.len() >= MAX_RELAYED {
+            let _ = self.settle();
+        }
+        self.relayed.push((message.to_vec(), now_ms));
+    }
+
+    /// Applies the relayed pushes kept unapplied, in order, each judged at the clock it was
+    /// relayed at. The first error, for the host's log: a message that does not apply here
+    /// (this replica is behind a delta's base) is dropped, and its watermark still holds through
+    /// the guard until a sync catches up.
+    pub fn settle(&mut self) -> Result<(), crate::Error> {
+        let mut first = Ok(());
+        for (message, at) in std::mem::take(&mut self.relayed) {
+            self.ev.set_clock(Some(at));
+            if let Err(e) = apply(&mut self.ev, &message) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    /// Whether relayed pushes wait for [`Replica::settle`].
+    pub fn unsettled(&self) -> bool {
+        !self.relayed.is_empty()
     }
 
     /// What the authority reported, kept only where it moves the known head forward.

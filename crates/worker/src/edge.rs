@@ -51,19 +51,52 @@ impl Edge {
         self.digest.as_ref().map(|(_, hex)| hex.as_str())
     }
 
-    /// A push this isolate relayed and the authority accepted (`answer`, its JSON), applied
-    /// here before the 200 goes out ([`Replica::relayed`]).
+    /// A push this isolate relayed and the authority accepted (`answer`, its JSON): enforced
+    /// here before the 200 goes out (the answered watermark guards every decision and none
+    /// reuses a confirmation), applied to this isolate's evaluator once the answer is out
+    /// ([`settle_all`]) or before this tenant's next request, whichever comes first
+    /// ([`Replica::relayed`]).
     pub fn relayed(&mut self, message: &[u8], answer: &str, now_ms: f64) {
         let answered = serde_json::from_str::<PushAnswer>(answer)
             .ok()
             .map(|a| a.head());
-        if let Err(e) = self.replica.relayed(message, answered, clock_ms(now_ms)) {
+        self.replica.relayed(message, answered, clock_ms(now_ms));
+    }
+
+    /// Applies the relayed pushes kept unapplied ([`Replica::settle`]).
+    fn settle(&mut self) {
+        if !self.replica.unsettled() {
+            return;
+        }
+        if let Err(e) = self.replica.settle() {
             worker::console_warn!(
                 "edge-authz: tenant {}: a relayed message does not apply here yet: {e}",
                 self.ev().tenant()
             );
         }
     }
+}
+
+/// Whether any tenant of this isolate keeps relayed pushes unapplied.
+pub fn any_unsettled() -> bool {
+    EDGES.with(|edges| {
+        edges
+            .borrow()
+            .values()
+            .any(|e| e.try_borrow().is_ok_and(|e| e.replica.unsettled()))
+    })
+}
+
+/// Applies the relayed pushes every tenant of this isolate keeps unapplied (one in use by a
+/// request is settled by that request's next access).
+pub fn settle_all() {
+    EDGES.with(|edges| {
+        for e in edges.borrow().values() {
+            if let Ok(mut e) = e.try_borrow_mut() {
+                e.settle();
+            }
+        }
+    });
 }
 
 thread_local! {
@@ -75,7 +108,11 @@ pub fn edge(tenant: &str, config: &Config, now_ms: f64) -> Result<Rc<RefCell<Edg
     EDGES.with(|edges| {
         let mut edges = edges.borrow_mut();
         if let Some(e) = edges.get(tenant) {
-            e.borrow_mut().last_used = now_ms;
+            let mut held = e.borrow_mut();
+            held.last_used = now_ms;
+            // Relayed pushes apply before anything this request reads.
+            held.settle();
+            drop(held);
             return Ok(e.clone());
         }
         let ev = evaluator(tenant, config)?;

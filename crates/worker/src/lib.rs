@@ -37,7 +37,7 @@ use edge_authz_protocol::{
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started = js_sys::Date::now();
     let request_id = request_id(&req);
     let cors = match cors(&req, &env) {
@@ -55,6 +55,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     };
     if let Some(c) = &cors {
         c.apply(resp.headers_mut())?;
+    }
+    // A relayed push is enforced before its answer and applied here after it: the index's
+    // rebuild, the one part that grows with the tenant, once the answer has gone out (a timer
+    // of 0 lets the runtime send it first).
+    if edge::any_unsettled() {
+        ctx.wait_until(async {
+            worker::Delay::from(core::time::Duration::ZERO).await;
+            edge::settle_all();
+        });
     }
     Ok(resp)
 }
@@ -715,8 +724,10 @@ impl Ctx<'_> {
     /// a trusted key, then the signature, by the runtime's Ed25519, on the body as JavaScript
     /// holds it), so that an anonymous caller's refused body never enters this isolate's wasm
     /// memory and never reaches, or creates, the tenant's Durable Object. The authority then
-    /// applies it, and this isolate applies it to its own evaluator before it answers: a 200
-    /// means the message is enforced here and at the authority.
+    /// applies it, and this isolate takes the watermark it answered before it answers (no
+    /// decision here is allowed below it, none reuses a confirmation), then applies the message
+    /// to its own evaluator once the answer is out: a 200 means the message is enforced here and
+    /// at the authority.
     async fn push(&self, req: &mut Request, kind: MessageKind) -> Result<Response, ApiError> {
         self.config.authorize_push(req)?;
         let limit = match kind {

@@ -106,7 +106,12 @@ fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
     let wm = sign_watermark("acme", 2, T0 + 10, Some(&d.bytes), &k).unwrap();
     a.push(&wm).unwrap();
     assert!(r.may_reuse(Tier::Low, 10_000, T0 + 100));
-    r.relayed(&wm, Some(a.head()), T0 + 100).unwrap();
+    r.relayed(&wm, Some(a.head()), T0 + 100);
+    // Enforced at once, before the message is applied here: the guard holds its watermark.
+    assert!(r.unsettled());
+    assert_eq!(alice_reads(&r, T0 + 100).reason, Reason::StaleSnapshot);
+    r.settle().unwrap();
+    assert!(!r.unsettled());
     assert_eq!(alice_reads(&r, T0 + 100).reason, Reason::NoGrant);
     assert!(!r.may_reuse(Tier::Low, 10_000, T0 + 100));
     // A sync that started before the relay does not lift it; one that started after does.
@@ -114,6 +119,29 @@ fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
     assert!(!r.may_reuse(Tier::Low, 10_000, T0 + 150));
     r.catch_up(a.head(), Vec::new(), T0 + 200);
     assert!(r.may_reuse(Tier::Low, 10_000, T0 + 250));
+}
+
+#[test]
+fn a_sync_applies_the_relayed_pushes_first_and_a_long_run_of_them_is_bounded() {
+    let (mut a, mut r) = caught_up();
+    let k = test_key();
+    let d = diff_models(&example(), &without_staff(), 1, 2, T0 + 10, &k).unwrap();
+    let wm = sign_watermark("acme", 2, T0 + 10, Some(&d.bytes), &k).unwrap();
+    a.push(&wm).unwrap();
+    r.relayed(&wm, Some(a.head()), T0 + 100);
+    // The authority's answer lacks the relayed message (read before it): the sync applies it.
+    assert_eq!(r.catch_up(a.head(), Vec::new(), T0 + 200), Synced::Reached);
+    assert!(!r.unsettled());
+    assert_eq!(r.held().epoch, Some(2));
+    assert_eq!(alice_reads(&r, T0 + 200).reason, Reason::NoGrant);
+    // Heartbeats relayed one after another: never more than MAX_RELAYED kept.
+    for i in 0..40 {
+        let beat = sign_watermark("acme", 2, T0 + 300 + i, None, &k).unwrap();
+        a.push(&beat).unwrap();
+        r.relayed(&beat, Some(a.head()), T0 + 300 + i);
+    }
+    r.settle().unwrap();
+    assert_eq!(r.held().confirmed_at, Some(T0 + 339));
 }
 
 #[test]
@@ -128,8 +156,10 @@ fn a_relayed_message_that_does_not_apply_still_holds_its_watermark() {
         watermark: 6,
         confirmed_at: None,
     };
-    let e = r.relayed(&d.bytes, Some(answered), T0 + 100).unwrap_err();
+    r.relayed(&d.bytes, Some(answered), T0 + 100);
+    let e = r.settle().unwrap_err();
     assert_eq!(e.code(), "epoch_gap");
+    assert!(!r.unsettled());
     let d = alice_reads(&r, T0 + 100);
     assert!(!d.allowed);
     assert_eq!(d.reason, Reason::StaleSnapshot);
