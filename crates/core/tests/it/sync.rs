@@ -98,13 +98,20 @@ fn confirmations_only_move_forward_when_syncs_finish_out_of_order() {
     assert_eq!(r.confirmation_age(T0 + 6_000), Some(1_000));
 }
 
-#[test]
-fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
-    let (mut a, mut r) = caught_up();
+/// [`caught_up`], then a revocation (a watermark at 2 carrying its delta) the authority took and
+/// the replica has not heard of; the watermark message.
+fn revoked_at_the_authority() -> (Authority, Replica, Vec<u8>) {
+    let (mut a, r) = caught_up();
     let k = test_key();
     let d = diff_models(&example(), &without_staff(), 1, 2, T0 + 10, &k).unwrap();
     let wm = sign_watermark("acme", 2, T0 + 10, Some(&d.bytes), &k).unwrap();
     a.push(&wm).unwrap();
+    (a, r, wm)
+}
+
+#[test]
+fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
+    let (a, mut r, wm) = revoked_at_the_authority();
     assert!(r.may_reuse(Tier::Low, 10_000, T0 + 100));
     r.relayed(&wm, Some(a.head()), T0 + 100);
     // Enforced at once, before the message is applied here: the guard holds its watermark.
@@ -123,11 +130,7 @@ fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
 
 #[test]
 fn a_sync_applies_the_relayed_pushes_first_and_a_long_run_of_them_is_bounded() {
-    let (mut a, mut r) = caught_up();
-    let k = test_key();
-    let d = diff_models(&example(), &without_staff(), 1, 2, T0 + 10, &k).unwrap();
-    let wm = sign_watermark("acme", 2, T0 + 10, Some(&d.bytes), &k).unwrap();
-    a.push(&wm).unwrap();
+    let (mut a, mut r, wm) = revoked_at_the_authority();
     r.relayed(&wm, Some(a.head()), T0 + 100);
     // The authority's answer lacks the relayed message (read before it): the sync applies it.
     assert_eq!(r.catch_up(a.head(), Vec::new(), T0 + 200), Synced::Reached);
@@ -135,6 +138,7 @@ fn a_sync_applies_the_relayed_pushes_first_and_a_long_run_of_them_is_bounded() {
     assert_eq!(r.held().epoch, Some(2));
     assert_eq!(alice_reads(&r, T0 + 200).reason, Reason::NoGrant);
     // Heartbeats relayed one after another: never more than MAX_RELAYED kept.
+    let k = test_key();
     for i in 0..40 {
         let beat = sign_watermark("acme", 2, T0 + 300 + i, None, &k).unwrap();
         a.push(&beat).unwrap();
