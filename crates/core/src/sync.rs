@@ -238,7 +238,7 @@ impl Replica {
     /// next decides (and may call as soon as its acknowledgement has gone out): applying a
     /// delta rebuilds the index, the one cost of a push that grows with the tenant, and it
     /// need not delay the acknowledgement. A sync applies what is kept before its messages.
-    pub fn relayed(&mut self, message: &[u8], answered: Option<Head>, now_ms: u64) {
+    pub fn relayed(&mut self, message: Vec<u8>, answered: Option<Head>, now_ms: u64) {
         if let Some(h) = answered {
             self.note_head(h);
         }
@@ -246,7 +246,7 @@ impl Replica {
         if self.relayed.len() >= MAX_RELAYED {
             let _ = self.settle();
         }
-        self.relayed.push((message.to_vec(), now_ms));
+        self.relayed.push((message, now_ms));
     }
 
     /// Applies the relayed pushes kept unapplied, in order, each judged at the clock it was

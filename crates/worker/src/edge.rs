@@ -56,7 +56,7 @@ impl Edge {
     /// reuses a confirmation), applied to this isolate's evaluator once the answer is out
     /// ([`settle_all`]) or before this tenant's next request, whichever comes first
     /// ([`Replica::relayed`]).
-    pub fn relayed(&mut self, message: &[u8], answer: &str, now_ms: f64) {
+    pub fn relayed(&mut self, message: Vec<u8>, answer: &str, now_ms: f64) {
         let answered = serde_json::from_str::<PushAnswer>(answer)
             .ok()
             .map(|a| a.head());

@@ -766,7 +766,7 @@ impl Ctx<'_> {
         if status == 200 {
             let e = self.edge()?;
             let mut ed = e.borrow_mut();
-            ed.relayed(&body.to_vec(), &text, Self::now_ms());
+            ed.relayed(body.to_vec(), &text, Self::now_ms());
         }
         http::json_text(status, text, self.rid).map_err(internal)
     }

@@ -113,7 +113,7 @@ fn revoked_at_the_authority() -> (Authority, Replica, Vec<u8>) {
 fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
     let (a, mut r, wm) = revoked_at_the_authority();
     assert!(r.may_reuse(Tier::Low, 10_000, T0 + 100));
-    r.relayed(&wm, Some(a.head()), T0 + 100);
+    r.relayed(wm.clone(), Some(a.head()), T0 + 100);
     // Enforced at once, before the message is applied here: the guard holds its watermark.
     assert!(r.unsettled());
     assert_eq!(alice_reads(&r, T0 + 100).reason, Reason::StaleSnapshot);
@@ -131,7 +131,7 @@ fn a_relayed_push_is_enforced_at_once_and_no_tier_reuses_until_a_later_sync() {
 #[test]
 fn a_sync_applies_the_relayed_pushes_first_and_a_long_run_of_them_is_bounded() {
     let (mut a, mut r, wm) = revoked_at_the_authority();
-    r.relayed(&wm, Some(a.head()), T0 + 100);
+    r.relayed(wm.clone(), Some(a.head()), T0 + 100);
     // The authority's answer lacks the relayed message (read before it): the sync applies it.
     assert_eq!(r.catch_up(a.head(), Vec::new(), T0 + 200), Synced::Reached);
     assert!(!r.unsettled());
@@ -142,7 +142,7 @@ fn a_sync_applies_the_relayed_pushes_first_and_a_long_run_of_them_is_bounded() {
     for i in 0..40 {
         let beat = sign_watermark("acme", 2, T0 + 300 + i, None, &k).unwrap();
         a.push(&beat).unwrap();
-        r.relayed(&beat, Some(a.head()), T0 + 300 + i);
+        r.relayed(beat, Some(a.head()), T0 + 300 + i);
     }
     r.settle().unwrap();
     assert_eq!(r.held().confirmed_at, Some(T0 + 339));
@@ -160,7 +160,7 @@ fn a_relayed_message_that_does_not_apply_still_holds_its_watermark() {
         watermark: 6,
         confirmed_at: None,
     };
-    r.relayed(&d.bytes, Some(answered), T0 + 100);
+    r.relayed(d.bytes.clone(), Some(answered), T0 + 100);
     let e = r.settle().unwrap_err();
     assert_eq!(e.code(), "epoch_gap");
     assert!(!r.unsettled());
