@@ -295,6 +295,7 @@ async function change(ctx, tenant, op, { revokes, what, events = true, request =
     { from, timeoutMs: 10_000, what: `issued event of epoch ${a.epoch}` });
   x.kind = issued.kind;
   x.issuedMs = issued.at - r.t0;
+  x.patched = issued.patched === true;
   x.deltaBytes = issued.deltaBytes;
   x.watermarkBytes = issued.watermarkBytes;
   x.snapshotBytes = issued.snapshotBytes;
@@ -394,6 +395,7 @@ function series(xs, wallMs) {
     checkpoints: xs.filter((x) => x.checkpoint).map((x) => ({ epoch: x.epoch, ms: x.ms, ...x.checkpoint })),
     withoutCheckpoint: summarize(xs.filter((x) => !x.checkpoint).map((x) => x.ms)),
     overBudget: xs.filter((x) => x.overBudget).length,
+    patched: xs.filter((x) => x.patched).length,
     pushed: countKinds(xs.flatMap((x) => x.pushed ?? [])),
     samples: xs.map((x) => ({ epoch: x.epoch, ms: round2(x.ms), issuedMs: round2(x.issuedMs), ackEventMs: round2(x.ackEventMs), client: x.client, checkpoint: !!x.checkpoint })),
     slowest: [...xs].sort((a, b) => b.ms - a.ms).slice(0, 3).map((x) => ({ epoch: x.epoch, ms: x.ms, issuedMs: x.issuedMs, ackEventMs: x.ackEventMs, checkpoint: !!x.checkpoint })),
