@@ -170,9 +170,10 @@ impl Prepared {
     /// rather than of the tenant.
     ///
     /// Takes memberships, assignments without a condition, resources, suspensions, token issuers
-    /// and session revocations; any other operation (actions, roles, freshness, conditions), an assignment that has or gets a condition, an entry listed twice, and
-    /// anything a model's compile would refuse is an error (compile the model for its message:
-    /// the errors here do not locate anything in a model).
+    /// and session revocations. Any other operation (actions, roles, freshness, conditions), an
+    /// assignment that has or gets a condition, an entry listed twice, and anything a model's
+    /// compile would refuse is an error (compile the model for its message: the errors here do
+    /// not locate anything in a model).
     pub fn patch(&self, mut ops: DeltaOps) -> Result<Patch, Error> {
         let unsupported = !(ops.actions_set.is_empty()
             && ops.actions_del.is_empty()
@@ -194,8 +195,8 @@ impl Prepared {
         // order), and whether they take anything away.
         let (identity, identity_revokes) = before.identity.diff(&state.identity);
         ops.identity = identity;
-        // What a compile checks of the whole model, for the entries the operations touch (the
-        // rest compiled before): a parent and an assignment's resource declared.
+        // A moved or added resource's parent is declared, as a compile checks it (the patcher
+        // refuses one that is not as well, without saying which resource names it).
         if let Some((id, p)) = ops.resources_set.iter().find_map(|(id, p)| {
             p.as_ref()
                 .filter(|p| !state.resources.contains_key(*p))
