@@ -274,11 +274,7 @@ fn canonical(ops: &mut DeltaOps, before: &State) -> Result<(), Error> {
     ops.resources_set
         .retain(|(id, p)| before.resources.get(id) != Some(p));
     ops.assignments_set.retain(|(r, p, role, e)| {
-        let key = AssignmentKey {
-            resource: r.clone(),
-            principal: p.clone(),
-            role: role.clone(),
-        };
+        let key = AssignmentKey::new(r, p, role);
         before.assignments.get(&key) != Some(e)
     });
     let by_id = |a: &(String, Option<String>), b: &(String, Option<String>)| a.0.cmp(&b.0);
@@ -371,11 +367,7 @@ fn check_additions(ops: &DeltaOps, before: &State) -> Result<(), Error> {
             .map(|(r, p, role, _)| (r, p, role))
             .chain(ops.assignments_del.iter().map(|(r, p, role)| (r, p, role)));
         for (r, p, role) in touched {
-            let key = AssignmentKey {
-                resource: r.clone(),
-                principal: p.clone(),
-                role: role.clone(),
-            };
+            let key = AssignmentKey::new(r, p, role);
             if before.when.contains_key(&key) {
                 return Err(Error::InvalidArgument(format!(
                     "the assignment of `{}` holds under a condition: compile the model",
@@ -394,11 +386,7 @@ fn patch_revokes(ops: &DeltaOps, before: &State, after: &State) -> bool {
         .iter()
         .any(|(id, _)| before.resources.contains_key(id));
     let earlier_expiry = ops.assignments_set.iter().any(|(r, p, role, e)| {
-        let key = AssignmentKey {
-            resource: r.clone(),
-            principal: p.clone(),
-            role: role.clone(),
-        };
+        let key = AssignmentKey::new(r, p, role);
         before
             .assignments
             .get(&key)

@@ -56,6 +56,16 @@ pub struct AssignmentKey {
     pub role: String,
 }
 
+impl AssignmentKey {
+    pub fn new(resource: &str, principal: &str, role: &str) -> AssignmentKey {
+        AssignmentKey {
+            resource: resource.to_string(),
+            principal: principal.to_string(),
+            role: role.to_string(),
+        }
+    }
+}
+
 /// A map of `entries` by inserting each: collecting into a `BTreeMap` sorts first, and every
 /// type sorted costs the wasm a stable sort of its own (several KB).
 pub(crate) fn map_of<K: Ord, V>(entries: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {

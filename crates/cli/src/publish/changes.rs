@@ -303,11 +303,6 @@ pub fn net_ops(
     let mut suspended: BTreeMap<&str, bool> = BTreeMap::new();
     let mut resources: BTreeMap<&str, Option<Option<String>>> = BTreeMap::new();
     let mut identity = false;
-    let key = |r: &str, p: &str, role: &str| AssignmentKey {
-        resource: r.to_string(),
-        principal: p.to_string(),
-        role: role.to_string(),
-    };
     for op in ops {
         match op {
             Op::AddMembership { member, group } => {
@@ -323,14 +318,17 @@ pub fn net_ops(
                 expires_at,
                 when: None,
             } => {
-                assignments.insert(key(resource, principal, role), Some(*expires_at));
+                assignments.insert(
+                    AssignmentKey::new(resource, principal, role),
+                    Some(*expires_at),
+                );
             }
             Op::RemoveAssignment {
                 principal,
                 role,
                 resource,
             } => {
-                assignments.insert(key(resource, principal, role), None);
+                assignments.insert(AssignmentKey::new(resource, principal, role), None);
             }
             Op::Suspend { subject } => {
                 suspended.insert(subject, true);
