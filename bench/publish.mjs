@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The publisher's propagation benchmark: the release command line (`target/release/edge-authz
-// publish`) pushing to two Workers (build/index.js in workerd through Miniflare, each its own
+// publish`) pushing to two Workers (build/worker.mjs in workerd through Miniflare, each its own
 // Durable Object state, listening on 127.0.0.1), with a Markdown report on stdout (progress on
 // stderr).
 //
@@ -175,7 +175,7 @@ async function main() {
   // Imported here: tests/js/edge.mjs loads the npm package (pkg/) as it starts.
   const { BIN, client, edges, originOnDisk } = await importHelpers();
   assert.ok(fs.existsSync(BIN), `${BIN} is missing: cargo build --release`);
-  assert.ok(fs.existsSync(path.join(repo, 'build/index.js')), 'build/index.js is missing: scripts/build-worker.sh');
+  assert.ok(fs.existsSync(path.join(repo, 'build/worker.mjs')), 'build/worker.mjs is missing: scripts/build-worker.sh');
 
   const checks = new Checks();
   const out = {

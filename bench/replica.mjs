@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The npm package's Replica (pkg/src/replica.js) following the built Worker (build/index.js in
+// The npm package's Replica (pkg/src/replica.js) following the built Worker (build/worker.mjs in
 // workerd through Miniflare, listening on 127.0.0.1): what a replica costs over a bare evaluator,
 // and how soon a revocation reaches it. A Markdown report on stdout (progress on stderr).
 //
@@ -612,7 +612,7 @@ function report(f) {
   L.push('# Replica benchmark (bench/replica.mjs)');
   L.push('');
   L.push(`${f.meta.node}, ${f.meta.cpus} × ${f.meta.cpuModel}, ${f.meta.platform}; ${f.meta.quick ? '`--quick`' : 'default options'}; load average ${f.meta.loadavg.map((x) => x.toFixed(2)).join(' ')} at the end; ${f.meta.date}.`);
-  L.push('The Worker (build/index.js) in workerd through Miniflare on 127.0.0.1, the package from pkg/ (dist/node.cjs), the example model with users added; all figures from this one run. The machine is shared: compare ratios rather than absolutes.');
+  L.push('The Worker (build/worker.mjs) in workerd through Miniflare on 127.0.0.1, the package from pkg/ (dist/node.cjs), the example model with users added; all figures from this one run. The machine is shared: compare ratios rather than absolutes.');
   L.push('');
   const l = f.low;
   L.push('## 1. A `low` check within its reuse window vs a bare `Evaluator.check`');

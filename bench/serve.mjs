@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The origin service's benchmark: the release command line as a service (`target/release/edge-authz
-// serve`, a child process listening on 127.0.0.1) in front of two Workers (build/index.js in
+// serve`, a child process listening on 127.0.0.1) in front of two Workers (build/worker.mjs in
 // workerd through Miniflare, each its own Durable Object state, listening on 127.0.0.1), driven
 // through its change API over HTTP, with a Markdown report on stdout (progress on stderr).
 //
@@ -186,7 +186,7 @@ async function main() {
   // --bin: another build of the command line (to compare builds, one run each, a minute apart).
   const BIN = o.bin ? path.resolve(o.bin) : helpers.BIN;
   assert.ok(fs.existsSync(BIN), `${BIN} is missing: cargo build --release`);
-  assert.ok(fs.existsSync(path.join(repo, 'build/index.js')), 'build/index.js is missing: scripts/build-worker.sh');
+  assert.ok(fs.existsSync(path.join(repo, 'build/worker.mjs')), 'build/worker.mjs is missing: scripts/build-worker.sh');
 
   const checks = new Checks();
   const out = {

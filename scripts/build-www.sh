@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Assembles the admin preview page (www/) with the npm package's browser build and the example
 # model into build/assets/admin/, and its response headers (www/_headers) into
-# build/assets/_headers: the folder the Worker serves as static assets under /admin
-# (wrangler.toml, [assets]), in `wrangler dev` as deployed, and in the tests. Needs pkg/dist
+# build/assets/_headers: what scripts/pack-admin.mjs packs into the modules through which the
+# Worker serves the page under /admin (scripts/build-worker.sh), and a folder any static host
+# can serve as it is. Needs pkg/dist
 # (scripts/build-pkg.sh, run when it is missing or stale). Cheap: it copies a handful of files each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ rm -rf "$out"
 mkdir -p "$out/lib" "$out/pkg/src" "$out/pkg/dist" "$out/examples"
 cp www/index.html www/app.js www/style.css "$out/"
 # Its response headers (the Content-Security-Policy, no framing, ...) for the paths under /admin:
-# Cloudflare and wrangler dev read _headers at the root of the assets directory.
+# the packing reads them there, as a static host that reads _headers (Cloudflare Pages) would.
 cp www/_headers build/assets/_headers
 cp www/lib/*.js "$out/lib/"
 cp pkg/src/web.mjs pkg/src/init.mjs pkg/src/load.js pkg/src/api.js pkg/src/args.js pkg/src/internal.js \

@@ -189,7 +189,7 @@ scim PATCH "Users/$USER_ID" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:
 show "curl -X POST $URL/v1/acme/check -d '{\"subject\":\"user:dana-$RUN\",\"action\":\"read\",\"resource\":\"doc:roadmap\"}'"
 check_dana "$GRANT_EPOCH"
 
-say "the admin preview page, served by the Worker as static assets under /admin"
+say "the admin preview page, served by the Worker under /admin"
 show "curl -sS -o /dev/null -w '%{http_code} %{content_type}\\n' $URL/admin/"
 curl -sS -o /dev/null -w '%{http_code} %{content_type}\n' "$URL/admin/"
 ADMIN="$URL/admin/?tenant=acme"

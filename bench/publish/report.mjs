@@ -24,7 +24,7 @@ export function renderMarkdown(out) {
   const la = (x) => (x ? x.map((v) => fix(v, 2)).join(' ') : '—');
   L.push(`## edge-authz publisher propagation benchmark (${out.date.slice(0, 10)}${o.quick ? ', --quick' : ''}, Node ${e.node}, ${e.cpus} × ${e.cpu ?? 'cpu'})`);
   L.push('');
-  L.push(`Publisher: \`${e.bin?.path}\` (${int(e.bin?.bytes)} bytes, built ${e.bin?.mtime?.slice(0, 19)}). Edges: two Workers (\`build/index.js\`, wasm ${int(e.worker?.bytes)} bytes) in workerd ${e.workerd ?? '?'} through Miniflare ${e.miniflare ?? '?'}, each its own Durable Object state, each listening on 127.0.0.1; the publisher pushes to them over HTTP. Load average before / after: ${la(e.loadavgBefore)} / ${la(e.loadavgAfter)}. Run time ${fix(out.totalSeconds, 1)} s.`);
+  L.push(`Publisher: \`${e.bin?.path}\` (${int(e.bin?.bytes)} bytes, built ${e.bin?.mtime?.slice(0, 19)}). Edges: two Workers (\`build/worker.mjs\`, wasm ${int(e.worker?.bytes)} bytes) in workerd ${e.workerd ?? '?'} through Miniflare ${e.miniflare ?? '?'}, each its own Durable Object state, each listening on 127.0.0.1; the publisher pushes to them over HTTP. Load average before / after: ${la(e.loadavgBefore)} / ${la(e.loadavgAfter)}. Run time ${fix(out.totalSeconds, 1)} s.`);
   L.push('');
 
   // ---- 1

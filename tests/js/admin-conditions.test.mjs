@@ -38,7 +38,7 @@ let file;
 
 before(async () => {
   const signer = origin('acme');
-  edge = await startEdge({ assets: true, port: 0, vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN } });
+  edge = await startEdge({ port: 0, vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN } });
   const put = await fetch(`${edge.url}/v1/acme/snapshot`, {
     method: 'PUT',
     headers: { 'content-type': 'application/msgpack' },

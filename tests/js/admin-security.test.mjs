@@ -31,7 +31,6 @@ before(async () => {
   assert.ok(existsSync(path.join(ASSETS, 'admin/index.html')), 'build/assets/admin is missing: run scripts/build-www.sh');
   const signer = origin('acme');
   edge = await startEdge({
-    assets: true,
     port: 0,
     vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN },
   });

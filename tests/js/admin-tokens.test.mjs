@@ -32,7 +32,7 @@ before(async () => {
   // Every tier's bound ten minutes: a slow machine never makes the Worker refuse as stale.
   made.model.freshness = { low: 600_000, standard: 600_000, high: 600_000 };
   const signer = origin('acme');
-  edge = await startEdge({ assets: true, port: 0, vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN } });
+  edge = await startEdge({ port: 0, vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN } });
   const put = await fetch(`${edge.url}/v1/acme/snapshot`, {
     method: 'PUT',
     headers: { 'content-type': 'application/msgpack' },

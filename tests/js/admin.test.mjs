@@ -33,7 +33,6 @@ before(async () => {
   elsewhere = await serveStatic(path.join(ASSETS, 'admin'));
   signer = origin('acme');
   edge = await startEdge({
-    assets: true,
     port: 0,
     vars: { ORIGIN_PUBLIC_KEYS: signer.keys.publicKey, CHECK_TOKEN: TOKEN, CORS_ORIGINS: elsewhere.base },
   });

@@ -1,11 +1,12 @@
-// The built Worker (build/index.js) with a clock the test sets, for the suites that must decide at
-// a chosen time of the host (edge.mjs: `startEdge({clocked: true})`, then `edge.setClock(ms)`).
-// The Worker reads its clock through `Date.now` (js_sys::Date::now), in its isolates and in its
-// Durable Object alike; this module, loaded in place of build/index.js, answers `Date.now` from
-// the test's value while one is set (null: the real clock again), and takes that value on a path
-// of its own, `/__test/clock?ms=...`. Nothing else differs: the requests go to the built Worker.
-// Never deployed: the Worker itself has no way to move its clock.
-import Built, { TenantAuthority } from '../../build/index.js';
+// The built Worker (build/worker.mjs, the entry wrangler.toml names) with a clock the test sets,
+// for the suites that must decide at a chosen time of the host (edge.mjs: `startEdge({clocked:
+// true})`, then `edge.setClock(ms)`). The Worker reads its clock through `Date.now`
+// (js_sys::Date::now), in its isolates and in its Durable Object alike; this module, loaded in
+// place of build/worker.mjs, answers `Date.now` from the test's value while one is set (null: the
+// real clock again), and takes that value on a path of its own, `/__test/clock?ms=...`. Nothing
+// else differs: the requests go to the built Worker. Never deployed: the Worker itself has no way
+// to move its clock.
+import Built, { TenantAuthority } from '../../build/worker.mjs';
 
 export { TenantAuthority };
 

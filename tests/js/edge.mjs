@@ -1,12 +1,12 @@
 // The Worker under test in workerd, through Miniflare, shared by the worker*.test.mjs suites.
-// - `startEdge({vars, persist, isolates, port, assets})`: the built Worker (build/index.js,
+// - `startEdge({vars, persist, isolates, port})`: the built Worker (build/worker.mjs, the entry
+//   wrangler.toml names, with the Rust Worker and the packed admin page it imports;
 //   scripts/build-worker.sh) with its Durable Object on SQLite storage, persisted to `persist`
 //   when given; `{fetch, logs, restart, dispose}`. `fetch(path, init, isolate = 0)` answers
-//   `{status, headers, body, json}`; `logs` are the decision lines the Worker printed, parsed;
+//   `{status, headers, body, json, bytes}`; `logs` are the decision lines the Worker printed, parsed;
 //   `restart()` disposes of the runtime and starts a new one on the same persistence. With
 //   `isolates: n`, n copies of the Worker (separate isolates, each with its own memory) share one
-//   Durable Object namespace, as a Worker's isolates around the world share it. With `assets`,
-//   build/assets (the admin page under /admin) is served in front of the Worker. With
+//   Durable Object namespace, as a Worker's isolates around the world share it. With
 //   `authority` (a Miniflare Durable Object designator, e.g. `{className, scriptName}`), every
 //   isolate's AUTHORITY binding points there instead of at the Worker's own TenantAuthority, and
 //   `workers` (more Miniflare worker options) run beside the Worker in the same runtime, e.g. a
@@ -23,7 +23,8 @@ import { Miniflare } from 'miniflare';
 import { REPO_DIR, requirePackage } from './pkg.mjs';
 
 export const pkg = requirePackage();
-export const BUILD = path.join(REPO_DIR, 'build/index.js');
+export const BUILD = path.join(REPO_DIR, 'build/worker.mjs');
+// The admin page as scripts/build-www.sh assembles it (the Worker serves it packed, from its modules).
 export const ASSETS = path.join(REPO_DIR, 'build/assets');
 export const EXAMPLE = JSON.parse(readFileSync(path.join(REPO_DIR, 'examples/acme.json'), 'utf8'));
 export const JSON_TYPE = { 'content-type': 'application/json' };
@@ -62,12 +63,7 @@ export function model(edit = () => {}) {
 
 export const CLOCKED = path.join(REPO_DIR, 'tests/js/clocked-worker.mjs');
 
-// wrangler.toml's `[assets] run_worker_first`: the paths that run the Worker before any asset.
-export const WORKER_FIRST = JSON.parse(
-  readFileSync(path.join(REPO_DIR, 'wrangler.toml'), 'utf8').match(/^run_worker_first = (\[.*\])$/m)[1],
-);
-
-export async function startEdge({ vars = {}, persist, isolates = 1, port, assets = false, authority, workers = [], clocked = false } = {}) {
+export async function startEdge({ vars = {}, persist, isolates = 1, port, authority, workers = [], clocked = false } = {}) {
   assert.ok(existsSync(BUILD), `${BUILD} is missing: run scripts/build-worker.sh`);
   const logs = [];
   const worker = (i) => ({
@@ -76,27 +72,17 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
     // With `clocked`, tests/js/clocked-worker.mjs in front of the built Worker: the test sets the
     // host's clock (`edge.setClock`).
     ...(clocked ? { scriptPath: CLOCKED, modulesRoot: REPO_DIR } : { scriptPath: BUILD }),
+    // As wrangler.toml has them: the packed admin page (build/admin.bin) as bytes.
     modulesRules: [
-      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
+      { type: 'Data', include: ['**/*.bin'] },
     ],
     compatibilityDate: '2026-04-01',
     durableObjects: {
       AUTHORITY: authority ?? { className: 'TenantAuthority', useSQLite: true, ...(i > 0 ? { scriptName: 'edge0' } : {}) },
     },
     bindings: { CONFIRM_REUSE_MS_STANDARD: '1000', CONFIRM_REUSE_MS_LOW: '10000', ...vars },
-    // With `assets`, the static assets of wrangler.toml's [assets] (build/assets: the admin page
-    // under /admin, scripts/build-www.sh) are served in front of the Worker, as Cloudflare does.
-    // The routes that run the Worker first are wrangler.toml's `run_worker_first`.
-    // `assets` may also name another directory (a test's own files).
-    ...(assets && i === 0
-      ? {
-          assets: {
-            directory: typeof assets === 'string' ? assets : ASSETS,
-            routerConfig: { has_user_worker: true, static_routing: { user_worker: WORKER_FIRST } },
-          },
-        }
-      : {}),
   });
   const options = () => ({
     workers: [...Array.from({ length: isolates }, (_, i) => worker(i)), ...workers],
@@ -121,14 +107,15 @@ export async function startEdge({ vars = {}, persist, isolates = 1, port, assets
   let disposed = false;
   const ready = await mf.ready;
   const answer = async (res) => {
-    const body = Buffer.from(await res.arrayBuffer()).toString('utf8');
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const body = bytes.toString('utf8');
     let json;
     try {
       json = JSON.parse(body);
     } catch {
       json = undefined;
     }
-    return { status: res.status, headers: res.headers, body, json };
+    return { status: res.status, headers: res.headers, body, json, bytes };
   };
   const edge = {
     logs,

@@ -31,10 +31,10 @@
 // always syncs; so a state change in the authority cannot hide behind an isolate's reuse window.
 import { describe, test, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EXAMPLE, JSON_TYPE, MSGPACK, WORKER_FIRST, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
+import { ASSETS, EXAMPLE, JSON_TYPE, MSGPACK, client, model, origin, pkg, startEdge, WHAT_IF } from './edge.mjs';
+import { REPO_DIR } from './pkg.mjs';
 import { issuedAtOf, itemSpans, keyIdOf as keyIdOfMessage, pack, resign, seal, signWith, unpack } from './msgpack.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -1172,36 +1172,95 @@ describe('configured limits (MAX_* variables)', () => {
 });
 
 
-describe('the API runs the Worker before any static asset (wrangler.toml, run_worker_first)', () => {
+describe('the admin page is served by the Worker itself, not by static assets (crates/worker/entry.mjs)', () => {
   let edge;
-  let dir;
+  const page = readdirSync(path.join(ASSETS, 'admin'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(path.join(ASSETS, 'admin'), path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'));
   before(async () => {
-    // Static files at the API's own paths, and one elsewhere: the API's paths must reach the
-    // Worker whatever the assets hold; any other path is served from them.
-    dir = mkdtempSync(path.join(tmpdir(), 'edge-authz-assets-'));
-    mkdirSync(path.join(dir, 'v1/acme'), { recursive: true });
-    writeFileSync(path.join(dir, 'v1/acme/status'), 'a static file');
-    writeFileSync(path.join(dir, 'health'), 'a static file');
-    writeFileSync(path.join(dir, 'page.txt'), 'a static page');
-    edge = await startEdge({ assets: dir, vars: { ORIGIN_PUBLIC_KEYS: origin().keys.publicKey } });
+    edge = await startEdge({ vars: { ORIGIN_PUBLIC_KEYS: origin().keys.publicKey } });
   });
   after(async () => {
     await edge?.dispose();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('wrangler.toml lists the API paths', () => {
-    assert.deepEqual(WORKER_FIRST, ['/v1/*', '/health']);
+  test('wrangler.toml names the entry and has no static assets, whose router every request would pass', () => {
+    const toml = readFileSync(path.join(REPO_DIR, 'wrangler.toml'), 'utf8');
+    assert.match(toml, /^main = "build\/worker\.mjs"$/m);
+    assert.doesNotMatch(toml, /^\[assets\]/m);
+    assert.doesNotMatch(toml, /run_worker_first/);
   });
 
-  test('/v1 and /health answer from the Worker; other paths from the assets', async () => {
+  test('every file of the assembled page, byte for byte, with its media type, ETag and the page headers', async () => {
+    assert.ok(page.length > 10 && page.includes('index.html') && page.includes('pkg/dist/edge_authz_bg.wasm'), page.join());
+    const types = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json', wasm: 'application/wasm' };
+    const etags = new Set();
+    for (const name of page) {
+      const url = name === 'index.html' ? '/admin/' : `/admin/${name}`;
+      const r = await edge.fetch(url);
+      assert.equal(r.status, 200, url);
+      const want = readFileSync(path.join(ASSETS, 'admin', name));
+      assert.ok(r.bytes.equals(want), `${url}: not the file's bytes`);
+      assert.equal(r.headers.get('content-type').split(';')[0], types[name.split('.').pop()], url);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY', url);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', url);
+      assert.match(r.headers.get('content-security-policy'), /frame-ancestors 'none'/, url);
+      assert.match(r.headers.get('etag'), /^"[A-Za-z0-9_-]{22}"$/, url);
+      etags.add(r.headers.get('etag'));
+    }
+    assert.equal(etags.size, page.length, 'two files share an ETag');
+  });
+
+  test('revalidation answers 304 for the current ETag and 200 for another', async () => {
+    const first = await edge.fetch('/admin/app.js');
+    const etag = first.headers.get('etag');
+    for (const inm of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const r = await edge.fetch('/admin/app.js', { headers: { 'if-none-match': inm } });
+      assert.equal(r.status, 304, inm);
+      assert.equal(r.body, '');
+      assert.equal(r.headers.get('etag'), etag);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY');
+    }
+    assert.equal((await edge.fetch('/admin/app.js', { headers: { 'if-none-match': '"other"' } })).status, 200);
+  });
+
+  test('/admin and /admin/index.html redirect to /admin/ with the query; HEAD, other methods, unknown files', async () => {
+    for (const p of ['/admin', '/admin/index.html']) {
+      const r = await edge.fetch(`${p}?tenant=acme`, { redirect: 'manual' });
+      assert.equal(r.status, 307, p);
+      assert.equal(r.headers.get('location'), '/admin/?tenant=acme', p);
+    }
+    const head = await edge.fetch('/admin/', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    assert.equal(head.headers.get('content-type'), 'text/html; charset=utf-8');
+    const post = await edge.fetch('/admin/', { method: 'POST', body: 'x' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    for (const p of ['/admin/nope.js', '/admin/lib/', '/admin/%61pp.js', '/admin//app.js', '/admin/app.js/']) {
+      const r = await edge.fetch(p);
+      assert.equal(r.status, 404, p);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY', p);
+    }
+    // Dot segments are resolved before the path is read: this one leaves /admin, and no file of the
+    // repository is anywhere to be served.
+    const up = await edge.fetch('/admin/../wrangler.toml');
+    assert.equal(up.status, 404);
+    assert.doesNotMatch(up.body, /compatibility_date/);
+  });
+
+  test('every other path is the API\'s, /administrator and /v1 among them', async () => {
     const status = await edge.fetch('/v1/acme/status');
     assert.equal(status.status, 200, status.body);
     assert.equal(status.json.tenant, 'acme');
     assert.ok(status.headers.get('x-request-id'));
     assert.deepEqual(assertOk(await edge.fetch('/health')), { ok: true });
-    const page = await edge.fetch('/page.txt');
-    assert.equal(page.status, 200);
-    assert.equal(page.body, 'a static page');
+    for (const p of ['/administrator', '/adminx/app.js', '/v1/admin']) {
+      const r = await edge.fetch(p);
+      assert.ok(r.json?.error?.code, `${p}: not the API's error (${r.status} ${r.body.slice(0, 80)})`);
+      assert.equal(r.headers.get('x-frame-options'), null, p);
+    }
+    // A tenant named admin is the API's too.
+    assert.equal((await edge.fetch('/v1/admin/status')).json.tenant, 'admin');
   });
 });

@@ -63,7 +63,7 @@ test('scripts/run.sh --once serves the example model from a local Worker', { tim
   assert.deepEqual(json.find((j) => 'subjects' in j), { subjects: ['user:alice'] });
   assert.equal(json.find((j) => 'counts' in j).epoch, epoch.epoch);
   assert.match(out, /HTTP\/1\.1 401/);
-  // The admin page, served by the Worker under /admin (wrangler.toml [assets]).
+  // The admin page, served by the Worker under /admin (crates/worker/entry.mjs).
   assert.match(out, /^200 text\/html/m);
   assert.match(out, new RegExp(`Open http://127\\.0\\.0\\.1:${port}/admin/\\?tenant=acme in a browser`));
   assert.equal(json.find((j) => 'error' in j).error.code, 'unauthorized');
