@@ -510,11 +510,24 @@ pub async fn js_body(
     use wasm_bindgen::JsCast;
     use worker::wasm_bindgen_futures::JsFuture;
     media_type(req, want)?;
-    declared_length(req, limit)?;
+    let declared = declared_length(req, limit)?;
     let unreadable = || ApiError::bad_body("the body could not be read");
     let Some(stream) = req.inner().body() else {
         return Ok(js_sys::Uint8Array::new_with_length(0));
     };
+    if declared.is_some() {
+        // A declared length within the limit: read whole by the runtime in one step (HTTP frames
+        // the body by that length), and measured again all the same.
+        let buf = JsFuture::from(req.inner().array_buffer().map_err(|_| unreadable())?)
+            .await
+            .map_err(|_| unreadable())?;
+        let whole = js_sys::Uint8Array::new(&buf);
+        let total = whole.length() as usize;
+        if total > limit {
+            return Err(too_large(total, limit));
+        }
+        return Ok(whole);
+    }
     let reader: web_sys::ReadableStreamDefaultReader =
         stream.get_reader().dyn_into().map_err(|_| unreadable())?;
     let chunks = js_sys::Array::new();
