@@ -19,7 +19,7 @@ entry() {
   cp crates/worker/entry.mjs build/worker.mjs
 }
 
-stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find crates/core crates/protocol crates/worker -type f -not -path '*/target/*' | sort) |
+stamp=$(cat Cargo.toml Cargo.lock scripts/build-worker.sh $(find crates/core crates/protocol crates/worker -type f -not -path '*/target/*' -not -name entry.mjs | sort) |
   sha256sum | cut -d' ' -f1)
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$stamp" ]; then
   echo "build/: the Worker is up to date"

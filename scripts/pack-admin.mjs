@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 const PREFIX = '/admin/';
 
@@ -26,7 +25,7 @@ const TYPES = {
 };
 
 /** The rules of a `_headers` file: `[pattern, [[name, value], ...]]`, in order. */
-export function parseHeaders(text) {
+function parseHeaders(text) {
   const rules = [];
   for (const [n, line] of text.split('\n').entries()) {
     if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
@@ -97,5 +96,4 @@ function main() {
   console.log(`build/admin.bin: ${table.length} files, ${at} bytes`);
 }
 
-// Run, not imported (tests import parseHeaders).
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) main();
+main();
