@@ -15,6 +15,18 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::Fail;
 
+/// Clears the model and snapshot of the epochs before `?1`: only the rows that still hold one
+/// (`epochs_kept`), so that a new epoch costs the same whatever the history's length.
+const CLEAR_KEPT: &str = "UPDATE epochs SET model = NULL, snapshot = NULL
+     WHERE epoch < ?1 AND (model IS NOT NULL OR snapshot IS NOT NULL)";
+/// The latest revocation's epoch (`epochs_revoking`).
+const WATERMARK: &str = "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE revokes = 1";
+/// Marks enforced an edge's unenforced revocations up to its watermark: `?1` the edge, `?2` the
+/// watermark, `?3` the time.
+const ENFORCE: &str = "UPDATE acks SET enforced_at = ?3
+     WHERE edge = ?1 AND enforced_at IS NULL AND epoch <= ?2
+       AND EXISTS (SELECT 1 FROM epochs e WHERE e.epoch = acks.epoch AND e.revokes = 1)";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Every epoch issued, in order. The model is kept for the latest epoch only, and the snapshot
@@ -34,6 +46,11 @@ CREATE TABLE IF NOT EXISTS epochs (
   watermark BLOB,                -- revocations: the signed watermark carrying the delta
   ops INTEGER NOT NULL DEFAULT 0 -- entries the delta changes
 );
+-- The rows that still hold a model or a snapshot (the latest, one at a time): what each new epoch
+-- clears, found without visiting the history. And the revocations, for the watermark and the
+-- enforcement of acknowledgements, without a scan of the grants between them.
+CREATE INDEX IF NOT EXISTS epochs_kept ON epochs (epoch) WHERE model IS NOT NULL OR snapshot IS NOT NULL;
+CREATE INDEX IF NOT EXISTS epochs_revoking ON epochs (epoch) WHERE revokes = 1;
 -- What the publisher knows of each edge, from its answers.
 CREATE TABLE IF NOT EXISTS edges (
   url TEXT PRIMARY KEY,
@@ -354,11 +371,7 @@ impl Store {
     /// The revocation watermark: the latest epoch that removed access (0 if none).
     pub fn watermark(&self) -> Result<u64, Fail> {
         self.conn
-            .query_row(
-                "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE revokes = 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row(WATERMARK, [], |r| r.get::<_, i64>(0))
             .map(uint)
             .map_err(db_err)
     }
@@ -373,11 +386,7 @@ impl Store {
     ) -> Result<(), Fail> {
         let run = self.run;
         self.durably(|tx| {
-            tx.execute(
-                "UPDATE epochs SET model = NULL, snapshot = NULL WHERE epoch < ?1",
-                [int(e.epoch)],
-            )
-            .map_err(db_err)?;
+            tx.execute(CLEAR_KEPT, [int(e.epoch)]).map_err(db_err)?;
             tx.execute(
                 "INSERT INTO epochs (epoch, kind, revokes, digest, changed_at, issued_at, model,
                                      snapshot, delta, watermark, ops)
@@ -525,13 +534,8 @@ impl Store {
                 params![row.url, epoch, int(now)],
             )
             .map_err(db_err)?;
-            tx.execute(
-                "UPDATE acks SET enforced_at = ?3
-                 WHERE edge = ?1 AND enforced_at IS NULL AND epoch <= ?2
-                   AND epoch IN (SELECT epoch FROM epochs WHERE revokes = 1)",
-                params![row.url, int(row.watermark), int(now)],
-            )
-            .map_err(db_err)?;
+            tx.execute(ENFORCE, params![row.url, int(row.watermark), int(now)])
+                .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
@@ -668,6 +672,82 @@ mod tests {
             (chain.len(), link.bytes.as_slice()),
             (1, b"watermark".as_slice())
         );
+        Ok(())
+    }
+
+    /// Over a longer history: one row keeps a model at a time, the watermark is the latest
+    /// revocation, and an edge's acknowledgement marks the revocations up to its watermark
+    /// enforced and no grant.
+    #[test]
+    fn one_row_keeps_a_model_and_the_watermark_is_the_latest_revocation() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let fail = |e: super::Fail| e.0;
+        let mut s = Store::open(dir.path(), "acme", "test", 0).map_err(fail)?;
+        let edges = ["http://127.0.0.1:1".to_string()];
+        s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
+            .map_err(fail)?;
+        let mut last_revocation = 0;
+        for e in 2..=40u64 {
+            let kind = match e % 7 {
+                0 => "checkpoint",
+                3 | 5 => "revocation",
+                _ => "grant",
+            };
+            let snap = (kind == "checkpoint").then_some(b"snap".as_slice());
+            s.issue(&epoch(e, kind, snap), &edges, None).map_err(fail)?;
+            if kind == "revocation" {
+                last_revocation = e;
+            }
+            let kept: i64 = s
+                .conn()
+                .query_row(
+                    "SELECT COUNT(*) FROM epochs WHERE model IS NOT NULL OR snapshot IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| e.to_string())?;
+            assert_eq!(kept, 1, "after epoch {e}");
+            assert_eq!(s.watermark().map_err(fail)?, last_revocation);
+        }
+        let tx = s
+            .conn()
+            .unchecked_transaction()
+            .map_err(|e| e.to_string())?;
+        tx.execute(super::ENFORCE, rusqlite::params![edges[0], 20, 99])
+            .map_err(|e| e.to_string())?;
+        let enforced: Vec<i64> = tx
+            .prepare("SELECT epoch FROM acks WHERE enforced_at = 99 ORDER BY epoch")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| e.to_string())?;
+        assert_eq!(enforced, vec![3, 5, 10, 12, 17, 19]);
+        Ok(())
+    }
+
+    /// The statements run for each new epoch and each acknowledgement find their rows by an
+    /// index, never by a scan of the epochs' history (whose length grows without bound).
+    #[test]
+    fn per_epoch_statements_use_an_index_not_a_scan_of_the_history() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let s = Store::open(dir.path(), "acme", "test", 0).map_err(|e| e.0)?;
+        for (sql, index) in [
+            (super::CLEAR_KEPT, "epochs_kept"),
+            (super::WATERMARK, "epochs_revoking"),
+            (super::ENFORCE, "acks_unenforced"),
+        ] {
+            let plan: Vec<String> = s
+                .conn()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .and_then(|mut q| {
+                    let n = q.parameter_count();
+                    let args: Vec<i64> = vec![1; n];
+                    q.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))?
+                        .collect()
+                })
+                .map_err(|e| e.to_string())?;
+            let plan = plan.join("; ");
+            assert!(plan.contains(index), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+        }
         Ok(())
     }
 }
