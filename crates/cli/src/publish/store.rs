@@ -635,6 +635,17 @@ mod tests {
         }
     }
 
+    const EDGE: &str = "http://127.0.0.1:1";
+
+    /// A journal in `dir` with its first epoch (a snapshot epoch) issued to one edge.
+    fn started(dir: &std::path::Path) -> Result<(Store, [String; 1]), String> {
+        let mut s = Store::open(dir, "acme", "test", 0).map_err(|e| e.0)?;
+        let edges = [EDGE.to_string()];
+        s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
+            .map_err(|e| e.0)?;
+        Ok((s, edges))
+    }
+
     /// The latest epoch keeps its model always and its snapshot only when it is a snapshot
     /// epoch; the previous latest loses both in the same transaction; the synced and unsynced
     /// writes and the log's copy between changes leave everything readable.
@@ -642,10 +653,7 @@ mod tests {
     fn the_latest_epoch_keeps_a_snapshot_only_when_it_is_a_snapshot_epoch() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let fail = |e: super::Fail| e.0;
-        let mut s = Store::open(dir.path(), "acme", "test", 0).map_err(fail)?;
-        let edges = ["http://127.0.0.1:1".to_string()];
-        s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
-            .map_err(fail)?;
+        let (mut s, edges) = started(dir.path())?;
         let l = s.latest().map_err(fail)?.ok_or("no epoch")?;
         assert_eq!(
             (l.epoch, l.snapshot.as_deref()),
@@ -682,10 +690,7 @@ mod tests {
     fn one_row_keeps_a_model_and_the_watermark_is_the_latest_revocation() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let fail = |e: super::Fail| e.0;
-        let mut s = Store::open(dir.path(), "acme", "test", 0).map_err(fail)?;
-        let edges = ["http://127.0.0.1:1".to_string()];
-        s.issue(&epoch(1, "initial", Some(b"snap-1")), &edges, None)
-            .map_err(fail)?;
+        let (mut s, edges) = started(dir.path())?;
         let mut last_revocation = 0;
         for e in 2..=40u64 {
             let kind = match e % 7 {
