@@ -15,13 +15,18 @@
 // The `base` column is the other build's, the ratio base / this (above 1: this build is faster).
 // Exits 1 when the builds answer any request differently.
 //
+// `--shares` adds where this build's warm calls spend their time: the child below runs under
+// V8's sampling profiler (`node --cpu-prof`, a sample every 50 us) and the samples taken inside
+// its loop are split by the function they were in: the wasm core (every `wasm-function[...]`),
+// the garbage collector, and each JavaScript function of the package by name.
+//
 // `--instructions` adds instructions per call counted by cachegrind (valgrind on PATH), which do
 // not depend on the machine's load: each build runs N and 6N warm calls (the same 1,000 requests
 // in turn, after one pass over all of them) in a child process under
 // `valgrind --tool=cachegrind --cache-sim=no`, and the difference of the two totals over 5N is
 // the figure; `check` and `checkMany` (batches of 1,000) apart.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -35,7 +40,7 @@ const arg = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 if (argv.includes('--help')) {
-  console.log('node bench/hotpath.mjs [--base DIR] [--quick] [--users N] [--rounds R] [--instructions]');
+  console.log('node bench/hotpath.mjs [--base DIR] [--quick] [--users N] [--rounds R] [--instructions] [--shares]');
   process.exit(0);
 }
 // The child of `--instructions`: `--child ENTRY FILE KIND N` loads FILE's snapshot with the
@@ -49,15 +54,20 @@ if (argv[0] === '--child') {
   for (const q of requests) ev.check(q[0], q[1], q[2]);
   for (let i = 0; i < requests.length; i += 1000) ev.checkMany(requests.slice(i, i + 1000));
   const warm = requests.slice(0, 1000);
-  let allowed = 0;
-  if (kind === 'check') {
-    for (let i = 0; i < Number(n); i++) {
-      const q = warm[i % 1000];
-      if (ev.check(q[0], q[1], q[2]).allowed) allowed++;
+  // Named, so that `--shares` finds the samples taken inside it.
+  function warmLoop() {
+    let allowed = 0;
+    if (kind === 'check') {
+      for (let i = 0; i < Number(n); i++) {
+        const q = warm[i % 1000];
+        if (ev.check(q[0], q[1], q[2]).allowed) allowed++;
+      }
+    } else {
+      for (let i = 0; i < Number(n); i += 1000) for (const d of ev.checkMany(warm)) if (d.allowed) allowed++;
     }
-  } else {
-    for (let i = 0; i < Number(n); i += 1000) for (const d of ev.checkMany(warm)) if (d.allowed) allowed++;
+    return allowed;
   }
+  const allowed = warmLoop();
   console.log(allowed);
   process.exit(0);
 }
@@ -219,5 +229,47 @@ if (argv.includes('--instructions')) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+if (argv.includes('--shares')) {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-authz-shares-'));
+  try {
+    const file = join(dir, 'state.json');
+    writeFileSync(file, JSON.stringify({ tenant: model.tenant, publicKey, snapshot: Buffer.from(snapshot).toString('base64'), requests }));
+    console.log('\nwhere the time of warm calls goes (V8 sampling profiler, share of the samples inside the loop):');
+    for (const kind of ['check', 'checkMany']) {
+      const out = join(dir, kind);
+      const n = quick ? 200000 : 3000000;
+      const r = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${out}`, '--cpu-prof-interval', '50', fileURLToPath(import.meta.url), '--child', builds[0][1], file, kind, String(n)], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`the profiled child failed: ${r.stderr}`);
+      const shares = sampleShares(JSON.parse(readFileSync(join(out, readdirSync(out)[0]), 'utf8')), 'warmLoop');
+      if (!shares.some(([name]) => name === 'wasm')) throw new Error(`no sample of the loop was in wasm: ${JSON.stringify(shares)}`);
+      console.log(`| ${kind} | ${shares.slice(0, 6).map(([name, x]) => `${name} ${(100 * x).toFixed(1)}%`).join(', ')} |`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// The share of a V8 CPU profile's samples taken inside function `within`, by the function they
+// were taken in (all of the wasm module's functions as one), largest first.
+function sampleShares(profile, within) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map();
+  for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const inside = (id) => {
+    for (let at = id; at !== undefined; at = parent.get(at)) if (byId.get(at).callFrame.functionName === within) return true;
+    return false;
+  };
+  const counts = new Map();
+  let total = 0;
+  for (const id of profile.samples) {
+    if (!inside(id)) continue;
+    const name = byId.get(id).callFrame.functionName;
+    const key = name.startsWith('wasm-function') ? 'wasm' : name || '(anonymous)';
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    total++;
+  }
+  return [...counts].map(([k, c]) => [k, c / total]).sort((a, b) => b[1] - a[1]);
+}
+
 const many = median(figures[0][4]);
 console.log(`\ncheckMany: ${(1000 / many).toFixed(2)} M checks/s this build${base ? `, ${(1000 / median(figures[1][4])).toFixed(2)} M/s base` : ''}`);

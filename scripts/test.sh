@@ -99,8 +99,8 @@ pkg() {
 
   say "the npm benchmark once, on a small workload (every answer checked)"
   node bench/run.mjs --quick > /dev/null
-  say "the hot-path benchmark once, on a small workload (answers of check and checkMany compared)"
-  node bench/hotpath.mjs --quick > target/bench-hotpath.md
+  say "the hot-path benchmark once, on a small workload (answers of check and checkMany compared; where their time goes)"
+  node bench/hotpath.mjs --quick --shares > target/bench-hotpath.md
   say "the first-load benchmark once, on a small workload (fresh processes; their answers compared)"
   node bench/firstload.mjs --quick > target/bench-firstload.md
 }
