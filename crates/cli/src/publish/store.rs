@@ -27,6 +27,87 @@ const ENFORCE: &str = "UPDATE acks SET enforced_at = ?3
      WHERE edge = ?1 AND enforced_at IS NULL AND epoch <= ?2
        AND EXISTS (SELECT 1 FROM epochs e WHERE e.epoch = acks.epoch AND e.revokes = 1)";
 
+/// The propagation histograms' upper bounds, in milliseconds (`/metrics` gives them in seconds;
+/// a last bucket takes what is above them all).
+pub const PROPAGATION_BUCKETS_MS: [u64; 14] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
+];
+
+/// The propagation times from each change to each edge's acknowledgement (a revocation enforced,
+/// a grant applied: what `status::latencies` lists one by one), counted into
+/// [`PROPAGATION_BUCKETS_MS`] as the acknowledgements are written, by triggers in the same
+/// transaction, so that `/metrics` reads a few rows whatever the history's length. `bucket` is
+/// the first bound the time is within (14: above them all); `sum_ms` adds the times (below 0,
+/// from a clock that stepped back, as 0).
+fn propagation_schema() -> String {
+    let bucket = |t: &str| {
+        let arms: String = PROPAGATION_BUCKETS_MS
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!(" WHEN {t} <= {b} THEN {i}"))
+            .collect();
+        format!("CASE{arms} ELSE {} END", PROPAGATION_BUCKETS_MS.len())
+    };
+    let trigger = |name: &str, column: &str, revokes: u8| {
+        let t = format!("(NEW.{column} - e.changed_at)");
+        format!(
+            "CREATE TRIGGER {name} AFTER UPDATE OF {column} ON acks
+             WHEN OLD.{column} IS NULL AND NEW.{column} IS NOT NULL
+             BEGIN
+               INSERT INTO propagation (revokes, bucket, count, sum_ms)
+                 SELECT {revokes}, {}, 1, MAX({t}, 0) FROM epochs e
+                 WHERE e.epoch = NEW.epoch AND e.revokes = {revokes}
+                   AND e.kind IN ('revocation', 'grant')
+               ON CONFLICT (revokes, bucket) DO UPDATE
+                 SET count = count + 1, sum_ms = sum_ms + excluded.sum_ms;
+             END;",
+            bucket(&t)
+        )
+    };
+    let backfill = |column: &str, revokes: u8| {
+        let t = format!("(a.{column} - e.changed_at)");
+        format!(
+            "INSERT INTO propagation (revokes, bucket, count, sum_ms)
+               SELECT {revokes}, {}, COUNT(*), SUM(MAX({t}, 0))
+               FROM acks a JOIN epochs e ON e.epoch = a.epoch
+               WHERE e.revokes = {revokes} AND e.kind IN ('revocation', 'grant')
+                 AND a.{column} IS NOT NULL
+               GROUP BY 2;",
+            bucket(&t)
+        )
+    };
+    format!(
+        "CREATE TABLE propagation (
+           revokes INTEGER NOT NULL,
+           bucket INTEGER NOT NULL,
+           count INTEGER NOT NULL,
+           sum_ms INTEGER NOT NULL,
+           PRIMARY KEY (revokes, bucket)
+         );
+         {}
+         {}
+         {}
+         {}",
+        trigger("acks_enforced", "enforced_at", 1),
+        trigger("acks_applied", "applied_at", 0),
+        backfill("enforced_at", 1),
+        backfill("applied_at", 0),
+    )
+}
+
+/// One direction's propagation histogram: per bucket of [`PROPAGATION_BUCKETS_MS`] (and one above
+/// them), how many acknowledgements; and the sum of their times, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Propagation {
+    pub counts: [u64; PROPAGATION_BUCKETS_MS.len() + 1],
+    pub sum_ms: u64,
+}
+
+/// Marks applied (and so enforced) an edge's unapplied epochs up to its epoch: `?1` the edge,
+/// `?2` its epoch, `?3` the time.
+const APPLY: &str = "UPDATE acks SET applied_at = ?3, enforced_at = COALESCE(enforced_at, ?3)
+     WHERE edge = ?1 AND applied_at IS NULL AND epoch <= COALESCE(?2, 0)";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Every epoch issued, in order. The model is kept for the latest epoch only, and the snapshot
@@ -262,7 +343,66 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 8192)
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Self::count_propagation(&conn)?;
         Ok(conn)
+    }
+
+    /// Creates the propagation histograms (`propagation_schema`) in a journal that has none (a
+    /// new one, or one written before they were kept), counting the acknowledgements it holds,
+    /// in one immediate transaction: two processes opening it at once count them once.
+    fn count_propagation(conn: &Connection) -> Result<(), Fail> {
+        let has = |c: &Connection| -> Result<bool, Fail> {
+            c.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'propagation'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+        };
+        if has(conn)? {
+            return Ok(());
+        }
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let done = (|| {
+            if !has(conn)? {
+                conn.execute_batch(&propagation_schema()).map_err(db_err)?;
+            }
+            conn.execute_batch("COMMIT").map_err(db_err)
+        })();
+        if done.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
+    /// The propagation histogram of revocations (`revokes`) or grants, as the journal keeps it.
+    pub fn propagation(&self, revokes: bool) -> Result<Propagation, Fail> {
+        let mut out = Propagation::default();
+        let mut q = self
+            .conn
+            .prepare("SELECT bucket, count, sum_ms FROM propagation WHERE revokes = ?1")
+            .map_err(db_err)?;
+        let rows = q
+            .query_map(params![revokes], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (bucket, count, sum) = row.map_err(db_err)?;
+            if let Some(c) = usize::try_from(bucket)
+                .ok()
+                .and_then(|b| out.counts.get_mut(b))
+            {
+                *c = c.saturating_add(uint(count));
+            }
+            out.sum_ms = out.sum_ms.saturating_add(uint(sum));
+        }
+        Ok(out)
     }
 
     /// Between changes: copies the write-ahead log into the database (what SQLite would do in
@@ -528,12 +668,8 @@ impl Store {
         if known {
             // Applied: every expected epoch up to the edge's epoch (and so enforced). Enforced:
             // every revocation up to its watermark.
-            tx.execute(
-                "UPDATE acks SET applied_at = ?3, enforced_at = COALESCE(enforced_at, ?3)
-                 WHERE edge = ?1 AND applied_at IS NULL AND epoch <= COALESCE(?2, 0)",
-                params![row.url, epoch, int(now)],
-            )
-            .map_err(db_err)?;
+            tx.execute(APPLY, params![row.url, epoch, int(now)])
+                .map_err(db_err)?;
             tx.execute(ENFORCE, params![row.url, int(row.watermark), int(now)])
                 .map_err(db_err)?;
         }
@@ -726,6 +862,111 @@ mod tests {
             .map_err(|e| e.to_string())?;
         assert_eq!(enforced, vec![3, 5, 10, 12, 17, 19]);
         Ok(())
+    }
+
+    /// The histogram of `ms` (as `status::latencies` lists the times) over the buckets.
+    fn bucketed(ms: &[u64]) -> super::Propagation {
+        let mut h = super::Propagation::default();
+        for t in ms {
+            let b = super::PROPAGATION_BUCKETS_MS
+                .iter()
+                .position(|b| t <= b)
+                .unwrap_or(super::PROPAGATION_BUCKETS_MS.len());
+            if let Some(c) = h.counts.get_mut(b) {
+                *c += 1;
+            }
+            h.sum_ms += t;
+        }
+        h
+    }
+
+    /// The propagation histograms the journal keeps as acknowledgements are written equal the
+    /// histograms of every acknowledgement's time (`status::latencies`, a scan of the history),
+    /// in both directions; a journal written before they were kept gets them counted when
+    /// opened, and then keeps counting.
+    #[test]
+    fn propagation_histograms_count_every_acknowledgement_once() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let fail = |e: super::Fail| e.0;
+        let (mut s, _) = started(dir.path())?;
+        let edges = [EDGE.to_string(), "http://127.0.0.1:2".to_string()];
+        let answer = |s: &mut Store, url: &str, epoch: u64, watermark: u64, now: u64| {
+            let row = super::EdgeRow {
+                url: url.to_string(),
+                epoch: Some(Some(epoch)),
+                watermark,
+                heard_at: Some(now),
+                last_error: None,
+                failures: 0,
+            };
+            s.record_edge(&row, now)
+        };
+        let agree = |s: &Store| -> Result<(), String> {
+            for revokes in [true, false] {
+                let ms = crate::publish::status::latencies(s, revokes, None).map_err(fail)?;
+                assert!(!ms.is_empty(), "revokes {revokes}: no acknowledgement");
+                assert_eq!(
+                    s.propagation(revokes).map_err(fail)?,
+                    bucketed(&ms),
+                    "revokes {revokes}"
+                );
+            }
+            Ok(())
+        };
+        let mut watermark = 0;
+        for e in 2..=60u64 {
+            let kind = match e % 9 {
+                0 => "checkpoint",
+                2 | 4 | 7 => "revocation",
+                _ => "grant",
+            };
+            let mut next = epoch(
+                e,
+                kind,
+                (kind == "checkpoint").then_some(b"snap".as_slice()),
+            );
+            next.changed_at = e * 1_000;
+            s.issue(&next, &edges, None).map_err(fail)?;
+            if kind == "revocation" {
+                watermark = e;
+            }
+            // The first edge enforces each revocation at once and applies every third epoch,
+            // times spread over the buckets (one from a clock that stepped back); the second
+            // answers every fifth epoch, late.
+            let spread = [
+                0, 3, 7, 40, 90, 240, 600, 2_000, 4_000, 9_000, 20_000, 50_000, 100_000, 400_000,
+            ];
+            let t = e * 1_000 + spread.get((e % 14) as usize).copied().unwrap_or(0);
+            let held = if e % 3 == 0 { e } else { e - 1 };
+            answer(
+                &mut s,
+                &edges[0],
+                held,
+                watermark,
+                if e == 11 { t - 5_000 } else { t },
+            )
+            .map_err(fail)?;
+            if e % 5 == 0 {
+                answer(&mut s, &edges[1], e, watermark, e * 1_000 + 700_000).map_err(fail)?;
+            }
+            // An answer repeated changes nothing.
+            answer(&mut s, &edges[0], held, watermark, t + 1).map_err(fail)?;
+        }
+        agree(&s)?;
+        // A journal from before: its histograms gone, they are counted when it is opened.
+        s.conn()
+            .execute_batch(
+                "DROP TRIGGER acks_enforced; DROP TRIGGER acks_applied; DROP TABLE propagation;",
+            )
+            .map_err(|e| e.to_string())?;
+        drop(s);
+        let mut s = Store::open(dir.path(), "acme", "test", 0).map_err(fail)?;
+        agree(&s)?;
+        let other = Store::read_only(dir.path(), "acme").map_err(fail)?;
+        agree(&other)?;
+        answer(&mut s, &edges[1], 60, watermark, 61_000 + 20).map_err(fail)?;
+        agree(&s)?;
+        agree(&other)
     }
 
     /// The statements run for each new epoch and each acknowledgement find their rows by an

@@ -3,8 +3,9 @@
 //! What the journals say is read at each scrape (they are the record: the figures survive a
 //! restart): every tenant's epoch and watermark, each edge's lag and silence, the propagation
 //! times from each change to each edge's acknowledgement as histograms per direction (a
-//! revocation: until the edge enforced it; a grant: until it applied it), and the jobs. The
-//! requests the service answered are counted in memory, by API, tenant, method and status.
+//! revocation: until the edge enforced it; a grant: until it applied it; counted by the journal
+//! as the acknowledgements are written, `Store::propagation`), and the jobs. The requests the
+//! service answered are counted in memory, by API, tenant, method and status.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,13 +13,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::http::{Incoming, Reply};
-use crate::publish::status::{edge_state, job_counts, latencies};
-use crate::publish::store::Store;
-
-/// The histograms' upper bounds, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
+use crate::publish::status::{edge_state, job_counts};
+use crate::publish::store::{Propagation, Store, PROPAGATION_BUCKETS_MS};
 
 /// Requests answered, by (api, tenant, method, status).
 #[derive(Default)]
@@ -60,21 +56,18 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, ms: &[u64]) {
-    let mut sorted = ms.to_vec();
-    sorted.sort_unstable();
-    for b in BUCKETS {
-        let n = sorted.partition_point(|&v| (v as f64) / 1000.0 <= b);
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {n}");
+/// A histogram from its buckets' counts ([`PROPAGATION_BUCKETS_MS`], in seconds), cumulative.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Propagation) {
+    let mut n = 0u64;
+    for (b, c) in PROPAGATION_BUCKETS_MS.iter().zip(&h.counts) {
+        n += c;
+        let le = *b as f64 / 1000.0;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
     }
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-        sorted.len()
-    );
-    let sum: u64 = sorted.iter().sum();
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sum as f64 / 1000.0);
-    let _ = writeln!(out, "{name}_count{{{labels}}} {}", sorted.len());
+    let total: u64 = h.counts.iter().sum();
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_ms as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
 }
 
 /// The whole exposition.
@@ -108,9 +101,9 @@ pub fn render(dir: &Path, tenants: &[String], counters: &Counters) -> String {
             let _ = writeln!(edges, "edge_authz_edge_caught_up{{{el}}} {caught}");
         }
         for (dir_label, revokes) in [("revocation", true), ("grant", false)] {
-            let ms = latencies(&store, revokes, None).unwrap_or_default();
+            let h = store.propagation(revokes).unwrap_or_default();
             let l = format!("{tl},direction=\"{dir_label}\"");
-            histogram(&mut hist, "edge_authz_propagation_seconds", &l, &ms);
+            histogram(&mut hist, "edge_authz_propagation_seconds", &l, &h);
         }
         if let Ok((count, over, unacked, interrupted)) = job_counts(store.conn()) {
             let _ = writeln!(jobs, "edge_authz_jobs_total{{{tl}}} {count}");
@@ -223,8 +216,16 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative() {
+        // 3, 7, 40 and 2,000 ms: the first, second, fourth and ninth buckets.
+        let mut h = Propagation::default();
+        for b in [0, 1, 3, 8] {
+            if let Some(c) = h.counts.get_mut(b) {
+                *c += 1;
+            }
+        }
+        h.sum_ms = 2_050;
         let mut out = String::new();
-        histogram(&mut out, "h", "t=\"a\"", &[3, 7, 40, 2_000]);
+        histogram(&mut out, "h", "t=\"a\"", &h);
         assert!(out.contains("h_bucket{t=\"a\",le=\"0.005\"} 1\n"), "{out}");
         assert!(out.contains("h_bucket{t=\"a\",le=\"0.01\"} 2\n"), "{out}");
         assert!(out.contains("h_bucket{t=\"a\",le=\"0.05\"} 3\n"), "{out}");
@@ -232,6 +233,8 @@ mod tests {
         assert!(out.contains("h_bucket{t=\"a\",le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("h_sum{t=\"a\"} 2.05\n"), "{out}");
         assert!(out.contains("h_count{t=\"a\"} 4\n"), "{out}");
+        assert!(out.contains("h_bucket{t=\"a\",le=\"1\"} 3\n"), "{out}");
+        assert!(out.contains("h_bucket{t=\"a\",le=\"300\"} 4\n"), "{out}");
     }
 
     #[test]
