@@ -18,6 +18,7 @@ statements (store.rs's APPLY and ENFORCE) with those triggers and without.
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,15 +66,20 @@ def journal(n):
     return c, path
 
 
-def timed(c, sql, args, rounds=7):
-    best = []
-    for _ in range(rounds):
+def median(f, rounds=7):
+    """The median of `rounds` calls of f."""
+    xs = sorted(f() for _ in range(rounds))
+    return xs[len(xs) // 2]
+
+
+def timed(c, sql, args):
+    """The median time of a statement and its commit, ms."""
+    def once():
         t = time.perf_counter()
         c.execute(sql, args).fetchall()
         c.commit()
-        best.append((time.perf_counter() - t) * 1000)
-    best.sort()
-    return best[len(best) // 2]
+        return (time.perf_counter() - t) * 1000
+    return median(once)
 
 
 def acknowledged(n):
@@ -89,7 +95,6 @@ def acknowledged(n):
     c.executemany("INSERT INTO acks VALUES (?,?,?,?,?)", rows)
     c.commit()
     c.close()
-    import subprocess
     subprocess.run([BINARY, "publish", "--status", "--tenant", "acme", "--state",
                     os.path.dirname(path)], check=True, capture_output=True)
     return sqlite3.connect(path), path
@@ -111,12 +116,6 @@ def scrape_now(c):
     for revokes, _ in DIRECTIONS:
         c.execute(PROPAGATION, (revokes,)).fetchall()
     return (time.perf_counter() - t) * 1000
-
-
-def median(f, rounds=7):
-    """The median of `rounds` calls of f."""
-    xs = sorted(f() for _ in range(rounds))
-    return xs[len(xs) // 2]
 
 
 def acknowledge(c, n):
